@@ -1,0 +1,113 @@
+//! The barrier's value format: `term (u32 BE) | format (u8) | nonce (12) | ciphertext + tag`,
+//! AES-256-GCM with a random 96-bit nonce and the full storage key as associated data.
+//!
+//! Format 2 is OpenBao's "AESGCMVersion2" layout (path bound as AAD); there is no format 1 here,
+//! because coffer never wrote values without associated data. Term 0 is reserved for values
+//! encrypted directly with the root key (the keyring) or the unseal key (the wrapped root key).
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+/// Format byte of values written by this build.
+pub const FORMAT: u8 = 2;
+/// Length of the header before the ciphertext.
+pub const HEADER_LEN: usize = 4 + 1 + NONCE_LEN;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// Why a value could not be sealed or opened. Deliberately coarse: the caller reports a
+/// generic decryption failure and never echoes bytes.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AeadError {
+    #[error("ciphertext is truncated")]
+    Truncated,
+    #[error("unknown value format {0}")]
+    UnknownFormat(u8),
+    #[error("message authentication failed")]
+    Authentication,
+    #[error("random number generator failed")]
+    Rng,
+    #[error("invalid key length")]
+    KeyLength,
+}
+
+/// Term recorded in a value's header, if the value is long enough to have one.
+pub fn term_of(value: &[u8]) -> Option<u32> {
+    let b: [u8; 4] = value.get(..4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+/// Encrypts `plaintext` under `key`, recording `term`, binding `aad`.
+pub fn seal(key: &[u8], term: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, AeadError> {
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| AeadError::KeyLength)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    // An RNG failure must never degrade into a predictable nonce.
+    rand::rngs::OsRng.try_fill_bytes(&mut nonce).map_err(|_| AeadError::Rng)?;
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| AeadError::Authentication)?;
+    let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
+    out.extend_from_slice(&term.to_be_bytes());
+    out.push(FORMAT);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Decrypts a value produced by [`seal`] with the same key and `aad`.
+pub fn open(key: &[u8], aad: &[u8], value: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
+    if value.len() < HEADER_LEN + TAG_LEN {
+        return Err(AeadError::Truncated);
+    }
+    if value[4] != FORMAT {
+        return Err(AeadError::UnknownFormat(value[4]));
+    }
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| AeadError::KeyLength)?;
+    let nonce = Nonce::from_slice(&value[5..HEADER_LEN]);
+    cipher
+        .decrypt(nonce, Payload { msg: &value[HEADER_LEN..], aad })
+        .map(Zeroizing::new)
+        .map_err(|_| AeadError::Authentication)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 32] = [9; 32];
+
+    #[test]
+    fn round_trip_and_layout() {
+        let ct = seal(&KEY, 7, b"logical/x", b"secret").unwrap();
+        assert_eq!(term_of(&ct), Some(7));
+        assert_eq!(ct[4], FORMAT);
+        assert_eq!(ct.len(), HEADER_LEN + 6 + TAG_LEN);
+        assert_eq!(open(&KEY, b"logical/x", &ct).unwrap().as_slice(), b"secret");
+    }
+
+    #[test]
+    fn wrong_aad_key_or_any_bit_flip_fails() {
+        let ct = seal(&KEY, 1, b"a", b"payload").unwrap();
+        assert_eq!(open(&KEY, b"b", &ct), Err(AeadError::Authentication));
+        assert_eq!(open(&[8; 32], b"a", &ct), Err(AeadError::Authentication));
+        for i in 4..ct.len() {
+            for bit in 0..8 {
+                let mut bad = ct.clone();
+                bad[i] ^= 1 << bit;
+                assert!(open(&KEY, b"a", &bad).is_err(), "flip at byte {i} bit {bit} accepted");
+            }
+        }
+        for len in 0..ct.len() {
+            assert!(open(&KEY, b"a", &ct[..len]).is_err(), "truncation to {len} accepted");
+        }
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let a = seal(&KEY, 1, b"k", b"same").unwrap();
+        let b = seal(&KEY, 1, b"k", b"same").unwrap();
+        assert_ne!(a, b);
+    }
+}
