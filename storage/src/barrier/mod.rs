@@ -172,6 +172,13 @@ impl Barrier {
         }
     }
 
+    /// The record [`initialize`](Self::initialize) would write, for callers that must write it
+    /// atomically with their own records: `(KEYRING_PATH, ciphertext)`.
+    pub fn keyring_record(root: &RootKey) -> Result<(String, Vec<u8>), BarrierError> {
+        let keyring = Keyring::new_first().map_err(|_| BarrierError::Rng)?;
+        Ok((KEYRING_PATH.to_owned(), encrypt_keyring(root, &keyring)?))
+    }
+
     /// Loads the keyring with `root`. A wrong root key yields [`BarrierError::WrongRootKey`].
     pub async fn unseal(&self, root: RootKey) -> Result<(), BarrierError> {
         let entry = self.storage.get(KEYRING_PATH).await?.ok_or(BarrierError::NotInitialized)?;

@@ -1,0 +1,3 @@
+//! Auth methods: the token store (always mounted at `auth/token/`) and AppRole.
+
+pub mod token;

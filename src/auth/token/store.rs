@@ -1,0 +1,274 @@
+//! Storage of token entries, keyed by HMAC.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use coffer_storage::keys::SecretBytes;
+use coffer_storage::{Batch, View};
+
+use super::{ClientToken, TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
+use crate::core::error::{is_precondition_failure, Error, Result};
+
+const SALT_KEY: &str = "salt";
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Random base62 string of `n` characters from the OS CSPRNG.
+pub fn random_base62(n: usize) -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..n).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect()
+}
+
+/// What to issue.
+#[derive(Clone, Debug, Default)]
+pub struct NewToken {
+    pub policies: Vec<String>,
+    pub path: String,
+    pub meta: Option<BTreeMap<String, String>>,
+    pub display_name: String,
+    pub num_uses: u64,
+    /// TTL in seconds, already capped by the caller; 0 = never expires.
+    pub ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    /// Parent's id HMAC; `None` = orphan.
+    pub parent: Option<String>,
+    pub token_type: TokenType,
+    pub bound_cidrs: Vec<ipnet::IpNet>,
+    pub role: Option<String>,
+    pub renewable: bool,
+    pub internal: BTreeMap<String, String>,
+    /// A caller-chosen token ID (sudo only; validated by the caller).
+    pub custom_id: Option<String>,
+    pub is_wrapping: bool,
+}
+
+/// The token store over its view (`sys/token/`).
+pub struct TokenStore {
+    view: View,
+    salt: SecretBytes,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenStore")
+    }
+}
+
+impl TokenStore {
+    /// Opens the store, creating its salt on first use.
+    pub async fn open(view: View) -> Result<Self> {
+        let salt = match view.get(SALT_KEY).await? {
+            Some(e) => SecretBytes::from_slice(&e.value),
+            None => {
+                let salt = SecretBytes::random(32).map_err(|e| Error::internal(format!("rng: {e}")))?;
+                match view.put_if(SALT_KEY, salt.expose().to_vec(), None).await {
+                    Ok(_) => salt,
+                    // Another node created it first: use theirs.
+                    Err(e) if is_precondition_failure(&e) => {
+                        let e = view.get(SALT_KEY).await?.ok_or_else(|| Error::internal("salt vanished"))?;
+                        SecretBytes::from_slice(&e.value)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        Ok(Self { view, salt })
+    }
+
+    /// The store's view (for the token backend's own records, e.g. roles).
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Lowercase hex HMAC-SHA256 of `s` under the store salt.
+    pub fn hmac(&self, s: &str) -> String {
+        // HMAC accepts keys of any length; new_from_slice cannot fail for HMAC.
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.salt.expose()) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        mac.update(s.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Issues a token and stores its entry (and accessor and parent indexes) in one batch.
+    pub async fn create(&self, spec: NewToken, now: OffsetDateTime) -> Result<(ClientToken, TokenEntry)> {
+        let prefix = match spec.token_type {
+            TokenType::Service => "hvs.",
+            TokenType::Batch => "hvb.",
+        };
+        let token = match &spec.custom_id {
+            Some(id) => ClientToken::new(id.clone()),
+            None => ClientToken::new(format!("{prefix}{}", random_base62(24))),
+        };
+        let accessor = random_base62(24);
+        let id_hmac = self.hmac(token.expose());
+        let now_ns = now.unix_timestamp_nanos();
+        let expire_time_ns = (spec.ttl > 0).then(|| now_ns + i128::from(spec.ttl) * 1_000_000_000);
+        let entry = TokenEntry {
+            v: TOKEN_ENTRY_VERSION,
+            id_hmac: id_hmac.clone(),
+            accessor: accessor.clone(),
+            policies: spec.policies,
+            path: spec.path,
+            meta: spec.meta,
+            display_name: spec.display_name,
+            num_uses: spec.num_uses,
+            creation_time: now.unix_timestamp(),
+            ttl: spec.ttl,
+            explicit_max_ttl: spec.explicit_max_ttl,
+            period: spec.period,
+            parent: spec.parent.clone(),
+            token_type: spec.token_type,
+            bound_cidrs: spec.bound_cidrs,
+            role: spec.role,
+            renewable: spec.renewable,
+            expire_time_ns,
+            issue_time_ns: now_ns,
+            last_renewal_ns: None,
+            entity_id: String::new(),
+            internal: spec.internal,
+            is_wrapping: spec.is_wrapping,
+        };
+        let id_key = format!("id/{id_hmac}");
+        let mut batch = Batch::new()
+            .put(id_key.clone(), serde_json::to_vec(&entry)?)
+            .require_absent(id_key)
+            .put(format!("accessor/{}", self.hmac(&accessor)), id_hmac.as_bytes().to_vec());
+        if let Some(parent) = &spec.parent {
+            batch = batch.put(format!("parent/{parent}/{id_hmac}"), Vec::new());
+        }
+        match self.view.apply(batch).await {
+            Ok(_) => Ok((token, entry)),
+            Err(e) if is_precondition_failure(&e) => {
+                Err(Error::bad("cannot create a token with a duplicate ID"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads an entry by id HMAC, with its storage version.
+    pub async fn get_by_hmac(&self, id_hmac: &str) -> Result<Option<(TokenEntry, u64)>> {
+        let Some(e) = self.view.get(&format!("id/{id_hmac}")).await? else { return Ok(None) };
+        let entry: TokenEntry = serde_json::from_slice(&e.value)
+            .map_err(|err| Error::internal(format!("corrupt token entry: {err}")))?;
+        if entry.v != TOKEN_ENTRY_VERSION {
+            return Err(Error::internal(format!("unsupported token entry version {}", entry.v)));
+        }
+        Ok(Some((entry, e.version)))
+    }
+
+    /// Looks up a live token: `None` if unknown or expired (expired tokens are revoked lazily).
+    pub async fn lookup(
+        &self,
+        token: &ClientToken,
+        now: OffsetDateTime,
+    ) -> Result<Option<(TokenEntry, u64)>> {
+        let id = self.hmac(token.expose());
+        self.lookup_hmac(&id, now).await
+    }
+
+    /// Like [`lookup`](Self::lookup) by id HMAC.
+    pub async fn lookup_hmac(&self, id_hmac: &str, now: OffsetDateTime) -> Result<Option<(TokenEntry, u64)>> {
+        match self.get_by_hmac(id_hmac).await? {
+            Some((entry, _)) if entry.expired_at(now.unix_timestamp_nanos()) => {
+                self.revoke_tree(id_hmac).await?;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Resolves an accessor to the token's id HMAC.
+    pub async fn hmac_for_accessor(&self, accessor: &str) -> Result<Option<String>> {
+        let Some(e) = self.view.get(&format!("accessor/{}", self.hmac(accessor))).await? else {
+            return Ok(None);
+        };
+        String::from_utf8(e.value.to_vec()).map(Some).map_err(|_| Error::internal("corrupt accessor index"))
+    }
+
+    /// Replaces an entry if it is still at `version`. `Ok(false)` when it changed meanwhile.
+    pub async fn update(&self, entry: &TokenEntry, version: u64) -> Result<bool> {
+        let key = format!("id/{}", entry.id_hmac);
+        match self.view.put_if(&key, serde_json::to_vec(entry)?, Some(version)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_precondition_failure(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes one token's records (entry, accessor index, its own parent link). Children are
+    /// left alone (see [`revoke_tree`](Self::revoke_tree) and [`orphan_children`](Self::orphan_children)).
+    async fn remove_one(&self, id_hmac: &str) -> Result<Option<TokenEntry>> {
+        let Some((entry, version)) = self.get_by_hmac(id_hmac).await? else { return Ok(None) };
+        let mut batch = Batch::new()
+            .delete(format!("id/{id_hmac}"))
+            .require_version(format!("id/{id_hmac}"), version)
+            .delete(format!("accessor/{}", self.hmac(&entry.accessor)));
+        if let Some(parent) = &entry.parent {
+            batch = batch.delete(format!("parent/{parent}/{id_hmac}"));
+        }
+        match self.view.apply(batch).await {
+            Ok(_) => Ok(Some(entry)),
+            // Changed concurrently (use count); try again with the fresh version.
+            Err(e) if is_precondition_failure(&e) => Box::pin(self.remove_one(id_hmac)).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Revokes a token and all its descendants (depth first, children before parents so a crash
+    /// midway never leaves live children of a revoked parent unreachable from the index).
+    /// Returns the revoked entries (the caller cleans up their cubbyholes).
+    pub async fn revoke_tree(&self, id_hmac: &str) -> Result<Vec<TokenEntry>> {
+        let mut revoked = Vec::new();
+        let mut stack = vec![(id_hmac.to_owned(), false)];
+        while let Some((id, children_done)) = stack.pop() {
+            if children_done {
+                if let Some(e) = self.remove_one(&id).await? {
+                    revoked.push(e);
+                }
+                // Drop any dangling parent links of this node.
+                for child in self.view.list(&format!("parent/{id}/")).await? {
+                    self.view.delete(&format!("parent/{id}/{child}")).await?;
+                }
+                continue;
+            }
+            stack.push((id.clone(), true));
+            for child in self.view.list(&format!("parent/{id}/")).await? {
+                stack.push((child.trim_end_matches('/').to_owned(), false));
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes only `id_hmac`, turning its children into orphans.
+    pub async fn revoke_orphan(&self, id_hmac: &str) -> Result<Option<TokenEntry>> {
+        self.orphan_children(id_hmac).await?;
+        self.remove_one(id_hmac).await
+    }
+
+    /// Makes every child of `id_hmac` an orphan.
+    pub async fn orphan_children(&self, id_hmac: &str) -> Result<()> {
+        for child in self.view.list(&format!("parent/{id_hmac}/")).await? {
+            let child = child.trim_end_matches('/').to_owned();
+            loop {
+                let Some((mut entry, version)) = self.get_by_hmac(&child).await? else { break };
+                entry.parent = None;
+                if self.update(&entry, version).await? {
+                    break;
+                }
+            }
+            self.view.delete(&format!("parent/{id_hmac}/{child}")).await?;
+        }
+        Ok(())
+    }
+
+    /// Every stored id HMAC (tidy, accessor listing).
+    pub async fn all_ids(&self) -> Result<Vec<String>> {
+        Ok(self.view.list("id/").await?)
+    }
+}

@@ -1,0 +1,197 @@
+//! `coffer server`: load the configuration, harden the process, open storage, serve.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use clap::Args;
+
+use coffer_storage::{MemStorage, SledStorage, Storage};
+
+use crate::config::{Config, ListenerConfig, StorageConfig};
+use crate::core::seal::{InitParams, SealSource};
+use crate::core::{Core, CoreConfig};
+use crate::http::{self, Listener};
+
+/// Arguments of `coffer server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Configuration file (TOML, or Vault-style HCL / JSON).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Development mode: in memory, initialised, unsealed, plain HTTP on 127.0.0.1:8200.
+    #[arg(long)]
+    pub dev: bool,
+    /// Root token ID to create in dev mode.
+    #[arg(long, value_name = "ID", env = "VAULT_DEV_ROOT_TOKEN_ID")]
+    pub dev_root_token_id: Option<String>,
+    /// Address the dev server listens on.
+    #[arg(long, value_name = "ADDR", env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
+    pub dev_listen_address: String,
+    /// Log level (trace, debug, info, warn, error).
+    #[arg(long, value_name = "LEVEL", env = "COFFER_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+fn init_logging(level: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{level},sled=warn,hyper=warn,h2=warn,rustls=warn"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the server until SIGINT/SIGTERM.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let config = if args.dev {
+        dev_config(&args)?
+    } else {
+        let Some(path) = &args.config else { bail!("either --config FILE or --dev is required") };
+        crate::config::load(path).with_context(|| format!("invalid configuration in {}", path.display()))?
+    };
+    let level = args.log_level.clone().or_else(|| config.log_level.clone()).unwrap_or_else(|| "info".into());
+    init_logging(&level);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let hardening = crate::process::harden(config.disable_mlock);
+    if !hardening.core_dumps_disabled {
+        tracing::warn!("could not disable core dumps (RLIMIT_CORE)");
+    }
+    if !hardening.non_dumpable {
+        tracing::warn!("could not set PR_SET_DUMPABLE=0");
+    }
+    if config.disable_mlock {
+        tracing::warn!("disable_mlock is set: key material may be swapped to disk");
+    } else if let Some(e) = &hardening.mlock_error {
+        bail!(
+            "failed to lock memory ({e}); grant CAP_IPC_LOCK or raise RLIMIT_MEMLOCK, or set disable_mlock = true to run without it"
+        );
+    }
+
+    let storage: Arc<dyn Storage> = match &config.storage {
+        StorageConfig::Memory => Arc::new(MemStorage::new()),
+        StorageConfig::File { path } => Arc::new(
+            SledStorage::open(path).with_context(|| format!("cannot open storage at {}", path.display()))?,
+        ),
+    };
+    let seal = SealSource::Shamir;
+    let core_config = CoreConfig {
+        default_lease_ttl: config.default_lease_ttl,
+        max_lease_ttl: config.max_lease_ttl,
+        storage_type: config.storage.type_name().into(),
+        cluster_name: config.cluster_name.clone(),
+        api_addr: config.api_addr.clone(),
+        cluster_addr: config.cluster_addr.clone(),
+        unauthenticated_generate_root: false,
+        unauthenticated_rekey: false,
+    };
+    let core = Core::new(core_config, storage, seal);
+    core.start().await.context("auto-unseal failed")?;
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for l in &config.listeners {
+        let listener = bind(l).await?;
+        tasks.push(tokio::spawn(http::serve(Arc::clone(&core), listener, rx.clone())));
+    }
+
+    if args.dev {
+        dev_setup(&core, &args).await?;
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    core.seal().await;
+    Ok(())
+}
+
+async fn bind(l: &ListenerConfig) -> anyhow::Result<Listener> {
+    let tcp = tokio::net::TcpListener::bind(l.address)
+        .await
+        .with_context(|| format!("cannot listen on {}", l.address))?;
+    let local = tcp.local_addr()?;
+    let tls = match &l.tls {
+        Some(files) => Some(http::tls_config(&files.cert_file, &files.key_file).map_err(anyhow::Error::msg)?),
+        None => {
+            tracing::warn!(address = %local, "TLS is disabled on this listener (tls_disable): traffic, tokens and secrets travel in clear text");
+            None
+        }
+    };
+    tracing::info!(address = %local, tls = tls.is_some(), "listening");
+    Ok(Listener { tcp, tls, max_request_size: l.max_request_size })
+}
+
+fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
+    let address = args
+        .dev_listen_address
+        .parse()
+        .with_context(|| format!("invalid --dev-listen-address {}", args.dev_listen_address))?;
+    Ok(Config {
+        storage: StorageConfig::Memory,
+        listeners: vec![ListenerConfig {
+            address,
+            tls: None,
+            max_request_size: http::DEFAULT_MAX_REQUEST_SIZE,
+        }],
+        api_addr: Some(format!("http://{}", args.dev_listen_address)),
+        cluster_addr: None,
+        cluster_name: None,
+        disable_mlock: true,
+        default_lease_ttl: crate::core::DEFAULT_MAX_TTL,
+        max_lease_ttl: crate::core::DEFAULT_MAX_TTL,
+        log_level: None,
+    })
+}
+
+async fn dev_setup(core: &Arc<Core>, args: &ServerArgs) -> anyhow::Result<()> {
+    let params = InitParams {
+        secret_shares: 1,
+        secret_threshold: 1,
+        root_token_id: args.dev_root_token_id.clone(),
+        ..InitParams::default()
+    };
+    let result = core.init(params).await.map_err(|e| anyhow::anyhow!("dev init failed: {e}"))?;
+    let key = result.keys.first().context("dev init returned no key")?;
+    let key_b64 = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
+    core.unseal(Some(&key_b64), false).await.map_err(|e| anyhow::anyhow!("dev unseal failed: {e}"))?;
+    // Dev mode prints its unseal key and root token on purpose, as Vault's dev server does.
+    println!(
+        "WARNING! dev mode is enabled! In this mode, coffer runs entirely in-memory\n\
+         and starts unsealed with a single unseal key. The root token is already\n\
+         authenticated to the CLI, so you can immediately begin using coffer.\n\n\
+         You may need to set the following environment variables:\n\n    \
+         $ export VAULT_ADDR='http://{addr}'\n\n\
+         The unseal key and root token are displayed below in case you want to\n\
+         seal/unseal the Vault or re-authenticate.\n\n\
+         Unseal Key: {key}\n\
+         Root Token: {token}\n\n\
+         Development mode should NOT be used in production installations!\n",
+        addr = args.dev_listen_address,
+        key = key_b64.as_str(),
+        token = result.root_token.expose(),
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,284 @@
+//! Requests and responses as the core sees them (Vault's `logical.Request` / `Response`).
+//!
+//! The HTTP layer builds a [`Request`] from method, path, query, headers and body; the core
+//! routes it and a backend returns a [`Response`], which the HTTP layer renders in the Vault
+//! envelope. Neither type prints its data in `Debug`: request bodies carry secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::auth::token::{ClientToken, TokenEntry};
+use crate::core::mounts::MountEntry;
+use coffer_storage::View;
+
+/// What a request does, decided from the HTTP method (and the existence check for writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    Create,
+    Delete,
+    List,
+    Patch,
+    Read,
+    Update,
+}
+
+impl Operation {
+    /// Vault's name for the operation (audit logs, capabilities).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Patch => "patch",
+            Operation::Read => "read",
+            Operation::Update => "update",
+        }
+    }
+
+    /// True for operations that may carry a body to check against parameter constraints.
+    pub fn is_write(self) -> bool {
+        matches!(self, Operation::Create | Operation::Update | Operation::Patch)
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request entering the core.
+pub struct Request {
+    /// UUID of this request (echoed as `request_id`).
+    pub id: String,
+    pub operation: Operation,
+    /// Logical path without `/v1/` (e.g. `secret/data/app`); lists end in `/`.
+    pub path: String,
+    /// Body (writes) or query parameters (reads, lists, deletes).
+    pub data: Map<String, Value>,
+    /// The caller's token, from `X-Vault-Token` or `Authorization: Bearer`.
+    pub token: Option<ClientToken>,
+    pub remote_addr: Option<IpAddr>,
+    /// `X-Vault-Wrap-TTL`, in seconds.
+    pub wrap_ttl: Option<u64>,
+    /// Selected request headers (lower-case names), for audit.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Request {
+    /// A request with no data and no token (tests, internal calls).
+    pub fn new(operation: Operation, path: impl Into<String>) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation,
+            path: path.into(),
+            data: Map::new(),
+            token: None,
+            remote_addr: None,
+            wrap_ttl: None,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a backend sees of a request: everything already resolved by the core.
+pub struct Ctx {
+    pub request_id: String,
+    pub operation: Operation,
+    /// Path relative to the mount (no leading `/`; lists end in `/` unless at the root).
+    pub path: String,
+    pub data: Map<String, Value>,
+    /// The mount's storage, confined to its prefix.
+    pub view: View,
+    pub mount: Arc<MountEntry>,
+    /// The caller's token entry (absent on unauthenticated paths without a token).
+    pub token: Option<Arc<TokenEntry>>,
+    /// The caller's token as presented (lookup-self echoes it back to its owner).
+    pub client_token: Option<ClientToken>,
+    pub remote_addr: Option<IpAddr>,
+    /// The request's time, taken once.
+    pub now: OffsetDateTime,
+    /// Wrap TTL the client asked for (some handlers require it).
+    pub wrap_ttl: Option<u64>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("request_id", &self.request_id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `auth` block of a response (§3.3 of the contract).
+#[derive(Clone, Default, serde::Serialize)]
+pub struct Auth {
+    pub client_token: String,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    pub token_policies: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity_policies: Vec<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    pub entity_id: String,
+    pub token_type: String,
+    pub orphan: bool,
+    pub mfa_requirement: Option<Value>,
+    pub num_uses: u64,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an auth method asks the core to issue on a successful login.
+#[derive(Clone, Debug, Default)]
+pub struct LoginSpec {
+    pub policies: Vec<String>,
+    pub no_default_policy: bool,
+    pub metadata: BTreeMap<String, String>,
+    pub display_name: String,
+    /// Requested TTL in seconds (0 = mount default).
+    pub ttl: u64,
+    /// Backend max TTL (0 = mount max).
+    pub max_ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub num_uses: u64,
+    pub renewable: bool,
+    /// `service` or `batch`.
+    pub token_type: String,
+    pub bound_cidrs: Vec<ipnet::IpNet>,
+    /// Creation path, e.g. `auth/approle/login`.
+    pub path: String,
+    /// Internal data the backend needs again on renewal (e.g. role name).
+    pub internal: BTreeMap<String, String>,
+}
+
+/// The `wrap_info` block.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WrapInfo {
+    pub token: String,
+    pub accessor: String,
+    pub ttl: u64,
+    pub creation_time: String,
+    pub creation_path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub wrapped_accessor: String,
+}
+
+/// A response from a backend or the core.
+#[derive(Default)]
+pub struct Response {
+    pub data: Option<Map<String, Value>>,
+    pub auth: Option<Auth>,
+    /// A login to complete: the core issues the token and fills `auth`.
+    pub login: Option<LoginSpec>,
+    pub warnings: Vec<String>,
+    pub lease_id: String,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    pub wrap_info: Option<WrapInfo>,
+    /// Handler-chosen HTTP status (raw responses, 202 for tidy).
+    pub status: Option<u16>,
+    /// Copy `data`'s keys to the top level of the envelope (legacy sys routes).
+    pub top_level: bool,
+    /// A body to send verbatim instead of the envelope (unwrap of a stored response).
+    pub raw_body: Option<Vec<u8>>,
+    /// The backend requests wrapping with this TTL (seconds).
+    pub wrap_ttl: Option<u64>,
+    /// `wrap_info.wrapped_accessor` when this response gets wrapped.
+    pub wrapped_accessor: Option<String>,
+    /// Type of the mount that served the request (`mount_type` in Vault's envelope).
+    pub mount_type: String,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("has_data", &self.data.is_some())
+            .field("has_auth", &self.auth.is_some())
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// A response with `data`.
+    pub fn data(data: Map<String, Value>) -> Self {
+        Self { data: Some(data), ..Self::default() }
+    }
+
+    /// A response with `data` built from a JSON object literal. Non-objects give empty data.
+    pub fn json(v: Value) -> Self {
+        match v {
+            Value::Object(m) => Self::data(m),
+            _ => Self::data(Map::new()),
+        }
+    }
+
+    /// `{"keys": [...]}` for list operations.
+    pub fn keys(keys: Vec<String>) -> Self {
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::from(keys));
+        Self::data(m)
+    }
+
+    /// No content (204).
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Adds a warning.
+    pub fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+
+    /// Marks the response for top-level injection of its data.
+    pub fn top_level(mut self) -> Self {
+        self.top_level = true;
+        self
+    }
+
+    /// With an explicit HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// True when there is nothing to render (→ 204).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_none()
+            && self.auth.is_none()
+            && self.login.is_none()
+            && self.warnings.is_empty()
+            && self.wrap_info.is_none()
+            && self.raw_body.is_none()
+    }
+}

@@ -1,0 +1,218 @@
+//! The `sys/` backend: mounts, auth methods, remount, the UI preflight, key status and rotation.
+//!
+//! Seal, init, unseal, health and leader are special HTTP handlers (they work while sealed) and
+//! live in `http::sys`; everything here runs through the normal request lifecycle.
+
+mod mounts;
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, Weak};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::core::error::{Error, Result};
+use crate::core::request::{Ctx, Operation, Response};
+use crate::core::{obj, Core};
+use crate::engines::Backend;
+use crate::util::timefmt::rfc3339_nano;
+
+/// A parsed `sys/` path.
+#[derive(Debug, PartialEq, Eq)]
+enum SysPath<'a> {
+    Auth,
+    AuthMount(&'a str),
+    AuthTune(&'a str),
+    KeyStatus,
+    Mount(&'a str),
+    Mounts,
+    MountTune(&'a str),
+    Remount,
+    RemountStatus(&'a str),
+    Rotate,
+    UiMount(&'a str),
+    UiMounts,
+    Unknown,
+}
+
+fn parse(path: &str) -> SysPath<'_> {
+    let p = path.trim_end_matches('/');
+    match p {
+        "mounts" => return SysPath::Mounts,
+        "auth" => return SysPath::Auth,
+        "remount" => return SysPath::Remount,
+        "key-status" => return SysPath::KeyStatus,
+        "rotate" | "rotate/keyring" => return SysPath::Rotate,
+        "internal/ui/mounts" => return SysPath::UiMounts,
+        _ => {}
+    }
+    if let Some(rest) = p.strip_prefix("mounts/") {
+        return match rest.strip_suffix("/tune") {
+            Some(m) if !m.is_empty() => SysPath::MountTune(m),
+            _ => SysPath::Mount(rest),
+        };
+    }
+    if let Some(rest) = p.strip_prefix("auth/") {
+        return match rest.strip_suffix("/tune") {
+            Some(m) if !m.is_empty() => SysPath::AuthTune(m),
+            _ => SysPath::AuthMount(rest),
+        };
+    }
+    if let Some(rest) = p.strip_prefix("remount/status/") {
+        return SysPath::RemountStatus(rest);
+    }
+    if let Some(rest) = p.strip_prefix("internal/ui/mounts/") {
+        return SysPath::UiMount(rest);
+    }
+    SysPath::Unknown
+}
+
+/// The system backend.
+pub struct Sys {
+    core: Weak<Core>,
+    migrations: Mutex<BTreeMap<String, (String, String)>>,
+}
+
+impl Sys {
+    /// A sys backend bound to its core.
+    pub fn new(core: Weak<Core>) -> Self {
+        Self { core, migrations: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn core(&self) -> Result<std::sync::Arc<Core>> {
+        self.core.upgrade().ok_or_else(|| Error::Unavailable("server is shutting down".into()))
+    }
+}
+
+/// Sys paths that need `sudo` in addition to the operation's capability (Vault's root paths).
+pub fn sys_root_protected(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    p.starts_with("auth/")
+        || p == "audit"
+        || p.starts_with("audit/")
+        || p == "remount"
+        || p == "raw"
+        || p.starts_with("raw/")
+        || p == "rotate"
+        || p.starts_with("rotate/")
+        || p == "config/cors"
+        || p.starts_with("config/auditing/")
+        || p.starts_with("config/ui/headers/")
+        || p.starts_with("plugins/catalog/")
+        || p.starts_with("revoke-prefix/")
+        || p.starts_with("revoke-force/")
+        || p.starts_with("leases/revoke-prefix/")
+        || p.starts_with("leases/revoke-force/")
+        || p.starts_with("leases/lookup/")
+        || p == "leases"
+        || p.starts_with("internal/inspect/")
+}
+
+#[async_trait]
+impl Backend for Sys {
+    fn root_protected(&self, path: &str) -> bool {
+        sys_root_protected(path)
+    }
+
+    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+        let core = self.core()?;
+        let active = core.active()?;
+        let op = ctx.operation;
+        let write = matches!(op, Operation::Create | Operation::Update);
+        match (parse(&ctx.path), op) {
+            (SysPath::Mounts, Operation::Read) => {
+                Ok(mounts::list(&active, crate::core::mounts::Table::Secrets))
+            }
+            (SysPath::Auth, Operation::Read) => Ok(mounts::list(&active, crate::core::mounts::Table::Auth)),
+            (SysPath::Mount(p), Operation::Read) => {
+                mounts::read(&active, crate::core::mounts::Table::Secrets, p)
+            }
+            (SysPath::AuthMount(p), Operation::Read) => {
+                mounts::read(&active, crate::core::mounts::Table::Auth, p)
+            }
+            (SysPath::Mount(p), _) if write => {
+                mounts::enable(&core, &active, crate::core::mounts::Table::Secrets, p, &ctx.data).await
+            }
+            (SysPath::AuthMount(p), _) if write => {
+                mounts::enable(&core, &active, crate::core::mounts::Table::Auth, p, &ctx.data).await
+            }
+            (SysPath::Mount(p), Operation::Delete) => {
+                mounts::disable(&core, &active, crate::core::mounts::Table::Secrets, p).await
+            }
+            (SysPath::AuthMount(p), Operation::Delete) => {
+                mounts::disable(&core, &active, crate::core::mounts::Table::Auth, p).await
+            }
+            (SysPath::MountTune(p), Operation::Read) => {
+                mounts::read_tune(&core, &active, crate::core::mounts::Table::Secrets, p)
+            }
+            (SysPath::AuthTune(p), Operation::Read) => {
+                mounts::read_tune(&core, &active, crate::core::mounts::Table::Auth, p)
+            }
+            (SysPath::MountTune(p), _) if write => {
+                mounts::tune(&core, &active, crate::core::mounts::Table::Secrets, p, &ctx.data).await
+            }
+            (SysPath::AuthTune(p), _) if write => {
+                mounts::tune(&core, &active, crate::core::mounts::Table::Auth, p, &ctx.data).await
+            }
+            (SysPath::Remount, _) if write => {
+                let id = mounts::remount(&core, &active, &ctx.data).await?;
+                let mut resp = Response::data(obj([("migration_id", json!(id.0))])).top_level();
+                resp.warnings.push(
+                    "Mount move has been queued. Progress will be reported in Vault's server log, tagged with the returned migration_id"
+                        .into(),
+                );
+                self.migrations.lock().unwrap_or_else(|p| p.into_inner()).insert(id.0, (id.1, id.2));
+                Ok(resp)
+            }
+            (SysPath::RemountStatus(id), Operation::Read) => {
+                let m = self.migrations.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+                let Some((from, to)) = m else { return Err(Error::NotFound(None)) };
+                Ok(Response::data(obj([
+                    ("migration_id", json!(id)),
+                    (
+                        "migration_info",
+                        json!({"source_mount": from, "target_mount": to, "status": "success"}),
+                    ),
+                ])))
+            }
+            (SysPath::UiMounts, Operation::Read) => mounts::ui_list(&active, ctx).await,
+            (SysPath::UiMount(p), Operation::Read) => mounts::ui_mount(&active, ctx, p).await,
+            (SysPath::KeyStatus, Operation::Read) => key_status(&core),
+            (SysPath::Rotate, _) if write => {
+                core.barrier().rotate().await?;
+                Ok(Response::empty())
+            }
+            (SysPath::Unknown, _) => Err(Error::UnsupportedPath),
+            _ => Err(Error::UnsupportedOperation),
+        }
+    }
+}
+
+fn key_status(core: &Core) -> Result<Response> {
+    let s = core.barrier().key_status()?;
+    Ok(Response::data(obj([
+        ("term", json!(s.term)),
+        ("install_time", json!(rfc3339_nano(s.install_time))),
+        ("encryptions", json!(s.encryptions)),
+    ]))
+    .top_level())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths() {
+        assert_eq!(parse("mounts"), SysPath::Mounts);
+        assert_eq!(parse("mounts/secret"), SysPath::Mount("secret"));
+        assert_eq!(parse("mounts/a/b/tune"), SysPath::MountTune("a/b"));
+        assert_eq!(parse("auth/approle"), SysPath::AuthMount("approle"));
+        assert_eq!(parse("auth/approle/tune"), SysPath::AuthTune("approle"));
+        assert_eq!(parse("internal/ui/mounts/secret/foo"), SysPath::UiMount("secret/foo"));
+        assert_eq!(parse("nope"), SysPath::Unknown);
+        assert!(sys_root_protected("auth/approle"));
+        assert!(!sys_root_protected("auth"));
+        assert!(!sys_root_protected("mounts/x"));
+    }
+}
