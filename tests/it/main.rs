@@ -1,1 +1,6 @@
-//! Integration tests (one binary).
+//! coffer's integration tests: one binary, real servers on ephemeral ports, real HTTP/TLS.
+//!
+//! Modules group tests by area; `harness` starts and stops servers and polls with deadlines.
+
+mod harness;
+mod smoke;

