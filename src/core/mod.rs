@@ -12,12 +12,14 @@
 //! 6. The backend handles the request with its mount's view. A login response is turned into a
 //!    token here, so no backend ever creates tokens itself.
 
+pub mod envelope;
 pub mod error;
 pub mod fields;
 pub mod mounts;
 pub mod request;
 pub mod seal;
 pub mod shamir;
+pub mod wrapping;
 
 use std::sync::{Arc, RwLock, Weak};
 
@@ -466,6 +468,9 @@ impl Core {
         let policies = PolicyStore::open(self.barrier.view("sys/policy/")).await?;
         let active = Arc::new(Active { mounts, tokens, policies, cluster, since: OffsetDateTime::now_utc() });
         self.set_active(Some(Arc::clone(&active)));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.spawn_tidy(&active);
+        }
         Ok(active)
     }
 
@@ -524,16 +529,80 @@ impl Core {
         if req.operation.is_write() && req.path.ends_with('/') {
             return Err(Error::bad("cannot write to a path ending in '/'"));
         }
+        let is_unwrap = req.path == "sys/wrapping/unwrap";
         let client_token = req.token.filter(|t| !t.expose().is_empty());
         let token = match client_token.as_ref() {
             Some(t) => match active.tokens.lookup(t, now).await? {
                 Some((entry, _version)) => Some(Arc::new(entry)),
+                // Unwrapping with a spent wrapping token is a wrapping error, not an auth one.
+                None if is_unwrap => return Err(Error::bad(wrapping::INVALID_WRAPPING_TOKEN)),
                 None => return Err(Error::InvalidToken),
             },
             None => None,
         };
-        let routed = active.mounts.route(&req.path);
-        let unauth = Self::core_unauthenticated(&req.path)
+        if let Some(entry) = &token {
+            if !entry.bound_cidrs.is_empty() {
+                let ok = req
+                    .remote_addr
+                    .map(|ip| entry.bound_cidrs.iter().any(|c| c.contains(&ip)))
+                    .unwrap_or(false);
+                if !ok {
+                    return Err(Error::NoToken);
+                }
+            }
+        }
+        // Limited-use tokens: consume a use now (atomically); the last use revokes the token
+        // once this request is done.
+        let mut last_use = false;
+        if let Some(entry) = &token {
+            if entry.num_uses > 0 {
+                match active.tokens.use_once(&entry.id_hmac, now).await? {
+                    Some(last) => last_use = last,
+                    None if is_unwrap => return Err(Error::bad(wrapping::INVALID_WRAPPING_TOKEN)),
+                    None => return Err(Error::InvalidToken),
+                }
+            }
+        }
+        let id_for_revoke = token.as_ref().map(|t| t.id_hmac.clone());
+        let result = self
+            .handle_authenticated(
+                &active,
+                req.id,
+                req.operation,
+                req.path,
+                req.data,
+                token,
+                client_token,
+                req.remote_addr,
+                req.wrap_ttl,
+                now,
+            )
+            .await;
+        if last_use {
+            if let Some(id) = id_for_revoke {
+                if let Err(e) = self.revoke_tree(&active, &id).await {
+                    tracing::error!(error = %e, "revoking a used-up token failed; tidy will retry");
+                }
+            }
+        }
+        result
+    }
+
+    async fn handle_authenticated(
+        &self,
+        active: &Arc<Active>,
+        request_id: String,
+        operation: Operation,
+        path: String,
+        data: serde_json::Map<String, serde_json::Value>,
+        token: Option<Arc<TokenEntry>>,
+        client_token: Option<ClientToken>,
+        remote_addr: Option<std::net::IpAddr>,
+        wrap_ttl: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<Response> {
+        let routed = active.mounts.route(&path);
+        let unauth = Self::core_unauthenticated(&path)
             || routed.as_ref().map(|r| r.route.backend.unauthenticated(&r.relative)).unwrap_or(false);
         if token.is_none() && !unauth {
             return Err(Error::NoToken);
@@ -541,24 +610,23 @@ impl Core {
         let Some(routed) = routed else {
             return match &token {
                 Some(t) if t.is_root() => Err(Error::NotFound(Some(format!(
-                    "no handler for route \"{}\". route entry not found.",
-                    req.path
+                    "no handler for route \"{path}\". route entry not found."
                 )))),
                 _ => Err(Error::PermissionDenied),
             };
         };
         let mut ctx = Ctx {
-            request_id: req.id.clone(),
-            operation: req.operation,
+            request_id: request_id.clone(),
+            operation,
             path: routed.relative.clone(),
-            data: req.data,
+            data,
             view: routed.route.view.clone(),
             mount: Arc::clone(&routed.route.entry),
             token: token.clone(),
             client_token,
-            remote_addr: req.remote_addr,
+            remote_addr,
             now,
-            wrap_ttl: req.wrap_ttl,
+            wrap_ttl,
         };
         if ctx.operation == Operation::Update {
             if let Some(exists) = routed.route.backend.exists(&ctx).await? {
@@ -568,7 +636,7 @@ impl Core {
         if let Some(entry) = &token {
             if !unauth {
                 let acl = active.policies.acl(&entry.policies).await?;
-                let d = acl.check(ctx.operation, &req.path, &ctx.data);
+                let d = acl.check(ctx.operation, &path, &ctx.data);
                 let needs_sudo = routed.route.backend.root_protected(&routed.relative);
                 if !d.allowed || (needs_sudo && !d.sudo) {
                     return Err(Error::PermissionDenied);
@@ -577,10 +645,77 @@ impl Core {
         }
         let mut resp = routed.route.backend.handle(&ctx).await?;
         if let Some(spec) = resp.login.take() {
-            resp.auth = Some(self.issue_login(&active, spec, &routed.route.entry, now).await?);
+            resp.auth = Some(self.issue_login(active, spec, &routed.route.entry, now).await?);
         }
         resp.mount_type = routed.route.entry.kind.clone();
+        let wrap = match (wrap_ttl, resp.wrap_ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(ttl) = wrap.filter(|t| *t > 0) {
+            if resp.raw_body.is_none() && !resp.is_empty() && resp.wrap_info.is_none() {
+                return self.wrap_response(active, resp, &request_id, ttl, &path, now).await;
+            }
+        }
         Ok(resp)
+    }
+
+    /// Revokes a token and its descendants, and erases their cubbyholes.
+    pub async fn revoke_tree(&self, active: &Active, id_hmac: &str) -> Result<()> {
+        let revoked = active.tokens.revoke_tree(id_hmac).await?;
+        self.cleanup_revoked(active, &revoked).await;
+        Ok(())
+    }
+
+    /// Erases the cubbyholes of revoked tokens (best effort; tidy retries).
+    pub async fn cleanup_revoked(&self, active: &Active, revoked: &[TokenEntry]) {
+        let Some(route) = active.mounts.get("cubbyhole/") else { return };
+        for e in revoked {
+            if let Err(err) = route.view.sub(&format!("{}/", e.id_hmac)).clear().await {
+                tracing::warn!(error = %err, accessor = %e.accessor, "could not erase a revoked token's cubbyhole");
+            }
+        }
+    }
+
+    /// Removes expired and used-up tokens (with their children and cubbyholes) and dangling
+    /// index records.
+    pub async fn tidy_tokens(&self) -> Result<usize> {
+        let active = self.active()?;
+        let now_ns = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let mut removed = 0;
+        for id in active.tokens.all_ids().await? {
+            if let Some((e, _)) = active.tokens.get_by_hmac(&id).await? {
+                if e.unusable_at(now_ns) {
+                    self.revoke_tree(&active, &id).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Starts the background tidy loop for this unsealed period; it ends when the node seals.
+    fn spawn_tidy(&self, active: &Arc<Active>) {
+        let weak_core = self.me.clone();
+        let weak_active = Arc::downgrade(active);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (Some(core), Some(active)) = (weak_core.upgrade(), weak_active.upgrade()) else { return };
+                let current = core.active().ok();
+                if !current.map(|c| Arc::ptr_eq(&c, &active)).unwrap_or(false) {
+                    return;
+                }
+                drop(active);
+                match core.tidy_tokens().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "token tidy removed expired tokens"),
+                    Err(e) => tracing::warn!(error = %e, "token tidy failed"),
+                }
+            }
+        });
     }
 
     /// Turns a backend's login spec into a token and the `auth` block.

@@ -3,8 +3,8 @@
 use http::StatusCode;
 use serde_json::json;
 
+use crate::core::envelope;
 use crate::core::error::{Error, ErrorKind};
-use crate::http::envelope;
 
 /// Status code for an error kind.
 pub fn status(kind: ErrorKind) -> StatusCode {

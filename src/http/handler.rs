@@ -14,11 +14,12 @@ use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 use crate::auth::token::ClientToken;
+use crate::core::envelope;
 use crate::core::error::Error;
 use crate::core::fields::parse_bool_str;
 use crate::core::request::{Operation, Request, Response};
 use crate::core::Core;
-use crate::http::{envelope, error, sys};
+use crate::http::{error, sys};
 
 /// Shared state of a listener.
 pub struct HttpState {

@@ -2,10 +2,9 @@
 //! `tls_disable`.
 //!
 //! [`handler`] turns requests into core calls, [`sys`] serves the endpoints that work while
-//! sealed, [`envelope`] renders responses and [`error`] is the only place errors become
+//! sealed, [`crate::core::envelope`] renders responses and [`error`] is the only place errors become
 //! statuses.
 
-pub mod envelope;
 pub mod error;
 pub mod handler;
 pub mod sys;

@@ -26,12 +26,26 @@ pub struct AclDecision {
 #[derive(Debug, Default)]
 pub struct Acl {
     root: bool,
+    /// Placeholder grants: (path prefix, exact?) pairs from built-in policies.
+    builtin: Vec<(&'static str, bool)>,
 }
+
+const DEFAULT_GRANTS: &[(&str, bool)] = &[
+    ("auth/token/lookup-self", true),
+    ("auth/token/renew-self", true),
+    ("auth/token/revoke-self", true),
+    ("sys/capabilities-self", true),
+    ("sys/wrapping/wrap", true),
+    ("sys/wrapping/lookup", true),
+    ("sys/wrapping/unwrap", true),
+    ("cubbyhole/", false),
+];
+const WRAPPING_GRANTS: &[(&str, bool)] = &[("sys/wrapping/unwrap", true), ("cubbyhole/response", true)];
 
 impl Acl {
     /// The ACL of the `root` policy: everything, including sudo.
     pub fn root() -> Self {
-        Self { root: true }
+        Self { root: true, builtin: Vec::new() }
     }
 
     /// True for the root ACL.
@@ -40,9 +54,11 @@ impl Acl {
     }
 
     /// Checks `op` on `path` with request `data` (for parameter constraints).
-    pub fn check(&self, _op: Operation, _path: &str, _data: &Map<String, Value>) -> AclDecision {
+    pub fn check(&self, _op: Operation, path: &str, _data: &Map<String, Value>) -> AclDecision {
+        let builtin =
+            self.builtin.iter().any(|(p, exact)| if *exact { path == *p } else { path.starts_with(p) });
         AclDecision {
-            allowed: self.root,
+            allowed: self.root || builtin,
             sudo: self.root,
             granting_policies: if self.root { vec!["root".into()] } else { vec![] },
         }
@@ -81,8 +97,23 @@ impl PolicyStore {
         Ok(Self { view })
     }
 
+    /// Whether a policy with this name is stored (`root` and `default` always exist).
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        Ok(name == "root" || name == "default")
+    }
+
     /// The compiled ACL for a token's policy names.
     pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
-        Ok(Arc::new(if names.iter().any(|n| n == "root") { Acl::root() } else { Acl::default() }))
+        if names.iter().any(|n| n == "root") {
+            return Ok(Arc::new(Acl::root()));
+        }
+        let mut builtin = Vec::new();
+        if names.iter().any(|n| n == "default") {
+            builtin.extend_from_slice(DEFAULT_GRANTS);
+        }
+        if names.iter().any(|n| n == "response-wrapping") {
+            builtin.extend_from_slice(WRAPPING_GRANTS);
+        }
+        Ok(Arc::new(Acl { root: false, builtin }))
     }
 }

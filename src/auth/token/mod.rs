@@ -116,6 +116,10 @@ pub struct TokenEntry {
     /// Set on wrapping tokens: the stored response lives in this token's cubbyhole.
     #[serde(default)]
     pub is_wrapping: bool,
+    /// The last use was consumed; the token is revoked once that request finishes and is
+    /// invalid for any other request meanwhile.
+    #[serde(default)]
+    pub pending_revocation: bool,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -137,6 +141,11 @@ impl TokenEntry {
     /// True once `now_ns` is at or past the expiry.
     pub fn expired_at(&self, now_ns: i128) -> bool {
         matches!(self.expire_time_ns, Some(t) if now_ns >= t)
+    }
+
+    /// True if the token may not be used at `now_ns` (expired or its last use is in flight).
+    pub fn unusable_at(&self, now_ns: i128) -> bool {
+        self.pending_revocation || self.expired_at(now_ns)
     }
 }
 

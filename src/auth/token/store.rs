@@ -133,6 +133,7 @@ impl TokenStore {
             entity_id: String::new(),
             internal: spec.internal,
             is_wrapping: spec.is_wrapping,
+            pending_revocation: false,
         };
         let id_key = format!("id/{id_hmac}");
         let mut batch = Batch::new()
@@ -162,7 +163,8 @@ impl TokenStore {
         Ok(Some((entry, e.version)))
     }
 
-    /// Looks up a live token: `None` if unknown or expired (expired tokens are revoked lazily).
+    /// Looks up a live token: `None` if unknown, expired or pending revocation. Expired tokens
+    /// are removed by the core's tidy loop, which also clears their cubbyholes.
     pub async fn lookup(
         &self,
         token: &ClientToken,
@@ -175,10 +177,7 @@ impl TokenStore {
     /// Like [`lookup`](Self::lookup) by id HMAC.
     pub async fn lookup_hmac(&self, id_hmac: &str, now: OffsetDateTime) -> Result<Option<(TokenEntry, u64)>> {
         match self.get_by_hmac(id_hmac).await? {
-            Some((entry, _)) if entry.expired_at(now.unix_timestamp_nanos()) => {
-                self.revoke_tree(id_hmac).await?;
-                Ok(None)
-            }
+            Some((entry, _)) if entry.unusable_at(now.unix_timestamp_nanos()) => Ok(None),
             other => Ok(other),
         }
     }
@@ -189,6 +188,26 @@ impl TokenStore {
             return Ok(None);
         };
         String::from_utf8(e.value.to_vec()).map(Some).map_err(|_| Error::internal("corrupt accessor index"))
+    }
+
+    /// Consumes one use of a limited-use token. `Ok(None)` when the token is gone or used up;
+    /// `Ok(Some(true))` when this was the last use (the caller revokes after the request).
+    pub async fn use_once(&self, id_hmac: &str, now: OffsetDateTime) -> Result<Option<bool>> {
+        loop {
+            let Some((mut entry, version)) = self.lookup_hmac(id_hmac, now).await? else { return Ok(None) };
+            if entry.num_uses == 0 {
+                return Ok(Some(false));
+            }
+            let last = entry.num_uses == 1;
+            if last {
+                entry.pending_revocation = true;
+            } else {
+                entry.num_uses -= 1;
+            }
+            if self.update(&entry, version).await? {
+                return Ok(Some(last));
+            }
+        }
     }
 
     /// Replaces an entry if it is still at `version`. `Ok(false)` when it changed meanwhile.

@@ -4,6 +4,7 @@
 //! live in `http::sys`; everything here runs through the normal request lifecycle.
 
 mod mounts;
+mod wrapping;
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, Weak};
@@ -33,6 +34,10 @@ enum SysPath<'a> {
     UiMount(&'a str),
     UiMounts,
     Unknown,
+    WrappingLookup,
+    WrappingRewrap,
+    WrappingUnwrap,
+    WrappingWrap,
 }
 
 fn parse(path: &str) -> SysPath<'_> {
@@ -44,6 +49,10 @@ fn parse(path: &str) -> SysPath<'_> {
         "key-status" => return SysPath::KeyStatus,
         "rotate" | "rotate/keyring" => return SysPath::Rotate,
         "internal/ui/mounts" => return SysPath::UiMounts,
+        "wrapping/lookup" => return SysPath::WrappingLookup,
+        "wrapping/rewrap" => return SysPath::WrappingRewrap,
+        "wrapping/unwrap" => return SysPath::WrappingUnwrap,
+        "wrapping/wrap" => return SysPath::WrappingWrap,
         _ => {}
     }
     if let Some(rest) = p.strip_prefix("mounts/") {
@@ -182,6 +191,12 @@ impl Backend for Sys {
                 core.barrier().rotate().await?;
                 Ok(Response::empty())
             }
+            (SysPath::WrappingUnwrap, _) if write => wrapping::unwrap(&core, &active, ctx).await,
+            (SysPath::WrappingLookup, _) if write || op == Operation::Read => {
+                wrapping::lookup(&core, &active, ctx).await
+            }
+            (SysPath::WrappingWrap, _) if write => wrapping::wrap(ctx).await.map(|r| r.top_level()),
+            (SysPath::WrappingRewrap, _) if write => wrapping::rewrap(&core, &active, ctx).await,
             (SysPath::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),
         }
