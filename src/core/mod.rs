@@ -94,6 +94,7 @@ const CLUSTER_PATH: &str = "core/cluster";
 
 /// Everything that exists only while unsealed.
 pub struct Active {
+    pub audit: crate::audit::AuditBroker,
     pub mounts: Mounts,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
@@ -466,7 +467,9 @@ impl Core {
         mounts.reload(self.factory()).await?;
         let tokens = TokenStore::open(self.barrier.view("sys/token/")).await?;
         let policies = PolicyStore::open(self.barrier.view("sys/policy/")).await?;
-        let active = Arc::new(Active { mounts, tokens, policies, cluster, since: OffsetDateTime::now_utc() });
+        let audit = crate::audit::AuditBroker::open_all(self.read_audit_table().await?.0);
+        let active =
+            Arc::new(Active { audit, mounts, tokens, policies, cluster, since: OffsetDateTime::now_utc() });
         self.set_active(Some(Arc::clone(&active)));
         if tokio::runtime::Handle::try_current().is_ok() {
             self.spawn_tidy(&active);
@@ -633,17 +636,91 @@ impl Core {
                 ctx.operation = if exists { Operation::Update } else { Operation::Create };
             }
         }
+        let mut denied = false;
+        let mut granting = Vec::new();
         if let Some(entry) = &token {
             if !unauth {
                 let acl = active.policies.acl(&entry.policies).await?;
                 let d = acl.check(ctx.operation, &path, &ctx.data);
                 let needs_sudo = routed.route.backend.root_protected(&routed.relative);
-                if !d.allowed || (needs_sudo && !d.sudo) {
-                    return Err(Error::PermissionDenied);
+                denied = !d.allowed || (needs_sudo && !d.sudo);
+                granting = d.granting_policies;
+            }
+        }
+        let audit = (!active.audit.is_empty()).then(|| {
+            let auth = token.as_ref().map(|e| crate::audit::AuthInfo {
+                client_token: ctx.client_token.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default(),
+                accessor: e.accessor.clone(),
+                display_name: e.display_name.clone(),
+                policies: e.policies.clone(),
+                metadata: e.meta.clone(),
+                token_type: e.token_type.as_str().into(),
+                token_ttl: e.ttl,
+                allowed: !denied,
+                granting_policies: granting.clone(),
+            });
+            let info = crate::audit::RequestInfo {
+                id: request_id.clone(),
+                operation: ctx.operation.as_str().into(),
+                path: path.clone(),
+                mount_point: routed.route.entry.route_prefix(),
+                mount_type: routed.route.entry.kind.clone(),
+                mount_accessor: routed.route.entry.accessor.clone(),
+                client_token: auth.as_ref().map(|a| a.client_token.clone()).unwrap_or_default(),
+                client_token_accessor: auth.as_ref().map(|a| a.accessor.clone()).unwrap_or_default(),
+                remote_address: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+                data: (!ctx.data.is_empty()).then(|| ctx.data.clone()),
+                wrap_ttl: wrap_ttl.unwrap_or(0),
+                headers: std::collections::BTreeMap::new(),
+            };
+            (auth, info)
+        });
+        if let Some((auth, info)) = &audit {
+            let err = if denied { "permission denied" } else { "" };
+            // Fail closed: no audit record, no request.
+            active.audit.log_request(auth.as_ref(), info, err)?;
+            if denied {
+                active.audit.log_response(auth.as_ref(), info, None, "permission denied")?;
+            }
+        }
+        if denied {
+            return Err(Error::PermissionDenied);
+        }
+        let result = self.run_backend(active, &routed, &ctx, &request_id, &path, wrap_ttl, now).await;
+        if let Some((auth, info)) = &audit {
+            match &result {
+                Ok(resp) => {
+                    let rendered: serde_json::Value = match &resp.raw_body {
+                        Some(raw) => serde_json::from_slice(raw).unwrap_or(serde_json::Value::Null),
+                        None => serde_json::json!({
+                            "data": resp.data,
+                            "auth": resp.auth,
+                            "wrap_info": resp.wrap_info,
+                            "warnings": if resp.warnings.is_empty() { None } else { Some(&resp.warnings) },
+                        }),
+                    };
+                    active.audit.log_response(auth.as_ref(), info, Some(&rendered), "")?;
+                }
+                Err(e) => {
+                    let msg = e.messages().join("; ");
+                    active.audit.log_response(auth.as_ref(), info, None, &msg)?;
                 }
             }
         }
-        let mut resp = routed.route.backend.handle(&ctx).await?;
+        result
+    }
+
+    async fn run_backend(
+        &self,
+        active: &Arc<Active>,
+        routed: &mounts::Routed,
+        ctx: &Ctx,
+        request_id: &str,
+        path: &str,
+        wrap_ttl: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<Response> {
+        let mut resp = routed.route.backend.handle(ctx).await?;
         if let Some(spec) = resp.login.take() {
             resp.auth = Some(self.issue_login(active, spec, &routed.route.entry, now).await?);
         }
@@ -654,10 +731,40 @@ impl Core {
         };
         if let Some(ttl) = wrap.filter(|t| *t > 0) {
             if resp.raw_body.is_none() && !resp.is_empty() && resp.wrap_info.is_none() {
-                return self.wrap_response(active, resp, &request_id, ttl, &path, now).await;
+                return self.wrap_response(active, resp, request_id, ttl, path, now).await;
             }
         }
         Ok(resp)
+    }
+
+    /// The stored audit device table and its version.
+    pub async fn read_audit_table(&self) -> Result<(Vec<crate::audit::DeviceConfig>, Option<u64>)> {
+        let Some(e) = self.barrier.get(crate::audit::TABLE_PATH).await? else {
+            return Ok((Vec::new(), None));
+        };
+        let t: crate::audit::StoredTable = serde_json::from_slice(&e.value)
+            .map_err(|err| Error::internal(format!("corrupt audit table: {err}")))?;
+        if t.version != crate::audit::TABLE_VERSION {
+            return Err(Error::internal(format!("unsupported audit table version {}", t.version)));
+        }
+        Ok((t.devices, Some(e.version)))
+    }
+
+    /// Writes the audit table if it is still at `expected`; `Ok(false)` on a lost race.
+    pub async fn write_audit_table(
+        &self,
+        devices: &[crate::audit::DeviceConfig],
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        let t = crate::audit::StoredTable { version: crate::audit::TABLE_VERSION, devices: devices.to_vec() };
+        let batch = coffer_storage::Batch::new()
+            .put(crate::audit::TABLE_PATH, serde_json::to_vec(&t)?)
+            .require(crate::audit::TABLE_PATH, expected);
+        match self.barrier.apply(batch).await {
+            Ok(_) => Ok(true),
+            Err(e) if error::is_precondition_failure(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Revokes a token and its descendants, and erases their cubbyholes.

@@ -3,6 +3,7 @@
 //! Seal, init, unseal, health and leader are special HTTP handlers (they work while sealed) and
 //! live in `http::sys`; everything here runs through the normal request lifecycle.
 
+mod audit;
 mod mounts;
 mod wrapping;
 
@@ -21,6 +22,9 @@ use crate::util::timefmt::rfc3339_nano;
 /// A parsed `sys/` path.
 #[derive(Debug, PartialEq, Eq)]
 enum SysPath<'a> {
+    Audit,
+    AuditDevice(&'a str),
+    AuditHash(&'a str),
     Auth,
     AuthMount(&'a str),
     AuthTune(&'a str),
@@ -44,6 +48,7 @@ fn parse(path: &str) -> SysPath<'_> {
     let p = path.trim_end_matches('/');
     match p {
         "mounts" => return SysPath::Mounts,
+        "audit" => return SysPath::Audit,
         "auth" => return SysPath::Auth,
         "remount" => return SysPath::Remount,
         "key-status" => return SysPath::KeyStatus,
@@ -66,6 +71,12 @@ fn parse(path: &str) -> SysPath<'_> {
             Some(m) if !m.is_empty() => SysPath::AuthTune(m),
             _ => SysPath::AuthMount(rest),
         };
+    }
+    if let Some(rest) = p.strip_prefix("audit/") {
+        return SysPath::AuditDevice(rest);
+    }
+    if let Some(rest) = p.strip_prefix("audit-hash/") {
+        return SysPath::AuditHash(rest);
     }
     if let Some(rest) = p.strip_prefix("remount/status/") {
         return SysPath::RemountStatus(rest);
@@ -191,6 +202,10 @@ impl Backend for Sys {
                 core.barrier().rotate().await?;
                 Ok(Response::empty())
             }
+            (SysPath::Audit, Operation::Read) => Ok(audit::list(&active)),
+            (SysPath::AuditDevice(p), _) if write => audit::enable(&core, &active, p, &ctx.data).await,
+            (SysPath::AuditDevice(p), Operation::Delete) => audit::disable(&core, &active, p).await,
+            (SysPath::AuditHash(p), _) if write => audit::hash(&active, p, &ctx.data),
             (SysPath::WrappingUnwrap, _) if write => wrapping::unwrap(&core, &active, ctx).await,
             (SysPath::WrappingLookup, _) if write || op == Operation::Read => {
                 wrapping::lookup(&core, &active, ctx).await
