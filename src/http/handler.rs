@@ -106,6 +106,18 @@ impl Parsed {
 
 /// Largest JSON nesting depth accepted.
 const MAX_JSON_DEPTH: usize = 64;
+/// Most strings (keys and values) accepted in one JSON body (Vault's
+/// `max_request_json_strings`, CVE-2025-6203).
+pub const MAX_JSON_STRINGS: usize = 1000;
+
+fn count_strings(v: &Value) -> usize {
+    match v {
+        Value::String(_) => 1,
+        Value::Array(a) => a.iter().map(count_strings).sum(),
+        Value::Object(m) => m.len() + m.values().map(count_strings).sum::<usize>(),
+        _ => 0,
+    }
+}
 
 fn depth(v: &Value) -> usize {
     match v {
@@ -201,7 +213,7 @@ pub async fn read_request(
     if decoded.chars().any(|c| c.is_control()) {
         return Err(Reply::error(Error::bad("path contains non-printable characters"), &request_id));
     }
-    if decoded.split('/').any(|seg| seg == "..") {
+    if decoded.split('/').any(|seg| seg == ".." || seg == ".") {
         return Err(Reply::error(Error::bad("relative paths are not supported"), &request_id));
     }
     let path = clean_path(&decoded);

@@ -30,7 +30,10 @@ fn audit_lines_hash_every_leaf_and_chain() {
 
     s.call("POST", "sys/mounts/kv1", Some(json!({"type": "kv"})));
     let secret = "canary-value-8c1f2d";
-    assert_eq!(s.call("PUT", "kv1/app", Some(json!({"password": secret, "port": 31415926535u64, "on": true}))).0, 204);
+    assert_eq!(
+        s.call("PUT", "kv1/app", Some(json!({"password": secret, "port": 31415926535u64, "on": true}))).0,
+        204
+    );
     assert_eq!(s.call("GET", "kv1/app", None).0, 200);
     let (_, t) = s.call("POST", "auth/token/create", Some(json!({"policies": ["default"]})));
     let child = t["auth"]["client_token"].as_str().unwrap().to_owned();

@@ -308,3 +308,45 @@ pub fn bao_dev() -> Option<Server> {
     s.wait_ready();
     Some(s)
 }
+
+/// Sends raw bytes to a plain-HTTP server and returns the status code and the rest of the
+/// response (for requests a normalising client would not send, e.g. dot segments).
+pub fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let hostport = addr.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(hostport).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    // Headers are in; read what else is immediately there and stop.
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(len) = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                    {
+                        let head_end = text.find("\r\n\r\n").unwrap() + 4;
+                        if buf.len() >= head_end + len {
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}

@@ -4,5 +4,6 @@
 
 mod audit;
 mod harness;
+mod regression;
 mod smoke;
 mod tokens;

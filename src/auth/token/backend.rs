@@ -433,6 +433,10 @@ impl TokenBackend {
                 return Err(Error::bad("root or sudo privileges required to create periodic token"));
             }
         }
+        // A child never escapes its parent's network binding (Vault 1.0.2 regression class).
+        if bound_cidrs.is_empty() {
+            bound_cidrs = parent.bound_cidrs.clone();
+        }
         if policies.iter().any(|p| p == "response-wrapping") {
             return Err(Error::bad("cannot assign policy \"response-wrapping\""));
         }
