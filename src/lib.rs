@@ -35,4 +35,5 @@ pub mod engines;
 pub mod http;
 pub mod policy;
 pub mod process;
+pub mod resolve;
 pub mod util;

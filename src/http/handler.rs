@@ -152,6 +152,9 @@ pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>
             "failed to decode JSON input: nesting deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
+    if count_strings(&v) > MAX_JSON_STRINGS {
+        return Err(Error::bad(format!("failed to decode JSON input: more than {MAX_JSON_STRINGS} strings")));
+    }
     match v {
         Value::Object(m) => Ok(m),
         Value::Null => Ok(Map::new()),

@@ -241,20 +241,24 @@ fn cve_2025_6203_body_limits() {
     );
     let (status, text) = crate::harness::raw_http(&s.addr, req.as_bytes());
     assert_eq!(status, 413, "{text}");
+    s.call("POST", "sys/mounts/kv1", Some(json!({"type": "kv"})));
+    let post = |path: &str, body: String| {
+        c.post(format!("{}/v1/{path}", s.addr))
+            .header("X-Vault-Token", &s.token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .unwrap()
+    };
     let deep = "[".repeat(100) + &"]".repeat(100);
-    let r = c
-        .post(format!("{}/v1/sys/mounts/x", s.addr))
-        .header("X-Vault-Token", &s.token)
-        .body(format!("{{\"a\":{deep}}}"))
-        .send()
-        .unwrap();
+    let r = post("kv1/deep", format!("{{\"a\":{deep}}}"));
     assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("nesting"));
     let many: Vec<String> = (0..2000).map(|i| format!("s{i}")).collect();
-    let r = c
-        .post(format!("{}/v1/sys/mounts/x", s.addr))
-        .header("X-Vault-Token", &s.token)
-        .json(&json!({"a": many}))
-        .send()
-        .unwrap();
+    let r = post("kv1/many", json!({"a": many}).to_string());
     assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("more than 1000 strings"));
+    // Just under the limits is fine.
+    let ok: Vec<String> = (0..900).map(|i| format!("s{i}")).collect();
+    assert_eq!(post("kv1/ok", json!({"a": ok}).to_string()).status(), 204);
 }

@@ -1,0 +1,165 @@
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::*;
+
+/// A fake server: kv v2 secrets by (path, version), one token, call log.
+#[derive(Default)]
+struct Fake {
+    secrets: BTreeMap<(String, Option<u64>), Value>,
+    deleted: Vec<String>,
+    calls: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Transport for Fake {
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        _body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        self.calls.lock().unwrap().push(format!("{method} {path}"));
+        if path == "auth/token/lookup-self" {
+            return Ok((200, json!({"data": {"ttl": 0, "renewable": false}})));
+        }
+        if token != Some("tok") {
+            return Ok((403, json!({"errors": ["permission denied"]})));
+        }
+        let (p, v) = match path.split_once("?version=") {
+            Some((p, v)) => (p, Some(v.parse::<u64>().unwrap())),
+            None => (path, None),
+        };
+        let p = p.strip_prefix("secret/data/").unwrap();
+        if self.deleted.iter().any(|d| d == p) {
+            return Ok((
+                404,
+                json!({"data": {"data": null, "metadata": {"version": 2, "deletion_time": "2024-01-01T00:00:00Z", "destroyed": false}}}),
+            ));
+        }
+        if p == "forbidden" {
+            return Ok((403, json!({"errors": ["1 error occurred:\n\t* permission denied\n\n"]})));
+        }
+        match self.secrets.get(&(p.to_owned(), v)) {
+            Some(d) => Ok((200, json!({"data": {"data": d, "metadata": {"version": 1}}}))),
+            None => Ok((404, json!({"errors": []}))),
+        }
+    }
+}
+
+fn resolver(fake: Fake) -> (Resolver, Arc<Fake>) {
+    let fake = Arc::new(fake);
+    let settings =
+        SettingsBuilder { address: Some("http://x".into()), token: Some("tok".into()), ..Default::default() }
+            .build()
+            .unwrap();
+    (Resolver::with_transport(settings, fake.clone()), fake)
+}
+
+#[tokio::test]
+async fn resolves_fields_versions_env_file_and_fetches_each_path_once() {
+    let mut f = Fake::default();
+    f.secrets.insert(("ai/k".into(), None), json!({"value": "sk-1", "other": 5}));
+    f.secrets.insert(("db/main".into(), Some(3)), json!({"password": "pw3"}));
+    let (r, fake) = resolver(f);
+    std::env::set_var("COFFER_TEST_ENV_REF", "from-env");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let text = format!(
+        "[ai]\nkey = \"vault:ai/k\"\nagain = \"vault:ai/k\"\nnum = \"vault:ai/k#other\"\npw = \"vault:db/main#password@3\"\ne = \"env:COFFER_TEST_ENV_REF\"\nf = \"file:{}\"\nlit = \"plain\"\nesc = \"\\\\vault:not-a-ref\"\n",
+        file.display()
+    );
+    let mut doc = Document::parse(Format::Toml, &text).unwrap();
+    let n = r.resolve_document(&mut doc, &[]).await.unwrap();
+    assert_eq!(n, 7, "six references and one escape");
+    let out = doc.render();
+    for want in [
+        "key = \"sk-1\"",
+        "again = \"sk-1\"",
+        "num = \"5\"",
+        "pw = \"pw3\"",
+        "e = \"from-env\"",
+        "f = \"from-file\"",
+        "lit = \"plain\"",
+        "esc = \"vault:not-a-ref\"",
+    ] {
+        assert!(out.contains(want), "{want} missing in {}", out.as_str());
+    }
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().filter(|c| c.contains("secret/data/ai/k")).count(), 1, "{calls:?}");
+}
+
+#[tokio::test]
+async fn errors_name_the_reference_and_never_a_value() {
+    let mut f = Fake::default();
+    f.secrets.insert(("ai/k".into(), None), json!({"value": "sk-secret-value"}));
+    f.deleted.push("gone".into());
+    let (r, _) = resolver(f);
+    let cases = [
+        ("vault:missing/path", "no such secret"),
+        ("vault:ai/k#nofield", "has no field \"nofield\""),
+        ("vault:gone", "version 2 is deleted"),
+        ("vault:forbidden", "permission denied"),
+        ("env:COFFER_TEST_SURELY_UNSET_VAR", "environment variable is not set"),
+        ("file:/nonexistent/coffer-test", "cannot read the file"),
+        ("vault:a#", "empty field"),
+    ];
+    for (text, want) in cases {
+        let e = r.resolve_str(text).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(want), "{text}: {msg}");
+        assert!(
+            msg.contains(text.trim_end_matches('#')) || msg.contains("vault:a"),
+            "{msg} does not name {text}"
+        );
+        assert!(!msg.contains("sk-secret-value"));
+    }
+    let mut doc = Document::parse(Format::Json, r#"{"a":"vault:missing/path","b":"vault:ai/k"}"#).unwrap();
+    let errs = r.resolve_document(&mut doc, &[]).await.unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert!(doc.render().contains("vault:ai/k"), "document must be unchanged on failure");
+    let n = r.resolve_document(&mut doc, &["vault:missing/path".to_owned()]).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(doc.render().contains("sk-secret-value"));
+    assert!(doc.render().contains("vault:missing/path"));
+}
+
+#[test]
+fn settings_layering_and_validation() {
+    let high = SettingsBuilder { kv_mount: Some("kv".into()), ..Default::default() };
+    let low = SettingsBuilder {
+        kv_mount: Some("ignored".into()),
+        address: Some("https://a:1/".into()),
+        token: Some("t".into()),
+        ..Default::default()
+    };
+    let s = high.or(low).build().unwrap();
+    assert_eq!(s.kv_mount, "kv");
+    assert_eq!(s.address, "https://a:1");
+    std::env::set_var("COFFER_TEST_ROLE_ID", "rid");
+    let s = SettingsBuilder {
+        auth_method: Some("approle".into()),
+        role_id: Some("env:COFFER_TEST_ROLE_ID".into()),
+        secret_id_file: Some("/x".into()),
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    match s.auth {
+        AuthMethod::AppRole { role_id, .. } => assert_eq!(role_id.as_str(), "rid"),
+        other => panic!("{other:?}"),
+    }
+    assert!(SettingsBuilder { auth_method: Some("approle".into()), ..Default::default() }.build().is_err());
+    assert!(SettingsBuilder {
+        auth_method: Some("ldap".into()),
+        token: Some("t".into()),
+        ..Default::default()
+    }
+    .build()
+    .is_err());
+    assert!(SettingsBuilder { token: Some("vault:x".into()), ..Default::default() }.build().is_err());
+}
