@@ -431,7 +431,9 @@ mod tests {
     #[test]
     fn valid_document_deserializes() {
         let o: Outer =
-            from_value(json!({"listener": [{"tcp": {"address": "a", "port": 8200}}]}), "").unwrap();
+            from_value(json!({"listener": [{"tcp": {"address": "a", "port": 8200}}], "name": "n"}), "")
+                .unwrap();
+        assert_eq!(o.name.as_deref(), Some("n"));
         let Kind::Tcp(inner) = &o.listener[0];
         assert_eq!(inner.address, "a");
         assert_eq!(inner.port, Some(8200));

@@ -40,8 +40,8 @@ impl Format {
             Some("hcl") => Ok(Format::Hcl),
             Some("json") => Ok(Format::Json),
             _ => Err(ConfigError(format!(
-                "{}: unsupported configuration file extension (expected .toml, .hcl or .json)",
-                path.display()
+                "unsupported configuration file extension{} (expected .toml, .hcl or .json)",
+                ext.map(|e| format!(" \".{e}\"")).unwrap_or_default()
             ))),
         }
     }
@@ -361,9 +361,12 @@ mod tests {
         assert_eq!(Format::from_path(Path::new("x.json")).unwrap(), Format::Json);
         assert_eq!(
             Format::from_path(Path::new("x.yaml")).unwrap_err().0,
-            "x.yaml: unsupported configuration file extension (expected .toml, .hcl or .json)"
+            "unsupported configuration file extension \".yaml\" (expected .toml, .hcl or .json)"
         );
-        assert!(Format::from_path(Path::new("noext")).is_err());
+        assert_eq!(
+            Format::from_path(Path::new("noext")).unwrap_err().0,
+            "unsupported configuration file extension (expected .toml, .hcl or .json)"
+        );
     }
 
     #[test]

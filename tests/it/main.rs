@@ -2,5 +2,7 @@
 //!
 //! Modules group tests by area; `harness` starts and stops servers and polls with deadlines.
 
+mod config;
 mod harness;
+mod packaging;
 mod smoke;
