@@ -184,7 +184,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, format: Format, resolver: &Resolver<'_>) -> Result<Config, ConfigError> {
     let (tree, mut warnings) = format::to_tree(text, format)?;
     let raw: RawConfig = de::from_value(tree, "")?;
-    let config = check(raw, resolver, &mut warnings)?;
+    let config = Config::from_raw(raw, resolver, &mut warnings)?;
     Ok(Config { warnings, ..config })
 }
 
@@ -202,8 +202,19 @@ fn err(key: &str, msg: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("{key}: {msg}"))
 }
 
-/// Validation: raw settings into checked types, then the cross-field checks.
-fn check(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
+impl Config {
+    /// Validation: raw settings into checked types, then the cross-field checks. Secrets are
+    /// resolved through `r`; accepted-but-noteworthy settings are appended to `warnings`.
+    pub fn from_raw(
+        raw: RawConfig,
+        r: &Resolver<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Config, ConfigError> {
+        from_raw(raw, r, warnings)
+    }
+}
+
+fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Result<Config, ConfigError> {
     let storage = check_storage(raw.storage, raw.backend, r.base_dir)?;
     let listeners = check_listeners(raw.listener, r.base_dir, warnings)?;
     let seal = check_seal(raw.seal, r, warnings)?;

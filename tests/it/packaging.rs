@@ -88,6 +88,10 @@ fn units_are_hardened() {
             .arg(&path)
             .output()
             .expect("run systemd-analyze security");
+        if String::from_utf8_lossy(&out.stderr).contains("unrecognized option") {
+            eprintln!("skipping: this systemd-analyze has no offline security check (systemd < 250)");
+            return;
+        }
         assert!(
             out.status.success(),
             "{unit}: exposure above 2.0:\n{}{}",
