@@ -5,8 +5,12 @@
 # coffer reads the HCL (and JSON, see vault.json) that Vault and OpenBao read, with the same
 # keys. Keys that mean nothing to coffer (ui, telemetry, pid_file, plugin_directory, ...) are
 # accepted and logged as ignored at start; keys coffer does not know at all are errors that
-# name the key; keys whose absence would weaken security (tls_client_ca_file,
-# proxy_protocol_behavior, ...) are refused.
+# name the key; keys that coffer cannot honour without weakening security or breaking clients
+# (tls_require_and_verify_client_cert = true, proxy_protocol_behavior, ha_storage, ...) are
+# refused.
+#
+# HashiCorp Vault reads this file as it is; OpenBao 2.x too, except storage "file", which
+# OpenBao dropped (it has raft only).
 #
 # Differences worth knowing:
 #   - storage "raft" is parsed but refused at start until replicated storage lands; use "file".
@@ -17,7 +21,6 @@ ui            = true                      # ignored: coffer has no web UI
 api_addr      = "https://coffer.example.com:8200"
 cluster_addr  = "https://coffer.example.com:8201"
 cluster_name  = "coffer-prod"
-disable_mlock = false
 
 default_lease_ttl = "768h"
 max_lease_ttl     = "768h"

@@ -754,3 +754,53 @@ fn shipped_examples_load() {
     assert_eq!(h.warnings, j.warnings);
     assert!(h.warnings.iter().any(|w| w.starts_with("ui: ignored")), "{:?}", h.warnings);
 }
+
+/// A typical OpenBao production file (Kubernetes operator style) is accepted with warnings.
+#[test]
+fn openbao_production_style_hcl() {
+    let c = hcl(r#"
+        ui               = true
+        cluster_name     = "static-seal"
+        api_addr         = "https://bao-0.bao.svc:8200"
+        cluster_addr     = "https://bao-0.bao.svc:8201"
+        plugin_directory = "/openbao/plugins"
+        listener "tcp" {
+          address              = "0.0.0.0:8200"
+          cluster_address      = "0.0.0.0:8201"
+          tls_disable          = 0
+          max_request_duration = "90s"
+          tls_cert_file        = "/etc/bao/tls/tls.crt"
+          tls_key_file         = "/etc/bao/tls/tls.key"
+          tls_client_ca_file   = "/etc/bao/tls/ca.crt"
+        }
+        seal "static" {
+          current_key    = "env://KEY"
+          current_key_id = "operator-generated-v1"
+        }
+        storage "raft" {
+          path    = "/bao/data"
+          node_id = "bao-0"
+          retry_join {
+            leader_api_addr         = "https://bao-1.bao.svc:8200"
+            leader_tls_servername   = "bao.local"
+            leader_ca_cert_file     = "/etc/bao/tls/ca.crt"
+            leader_client_cert_file = "/etc/bao/tls/tls.crt"
+            leader_client_key_file  = "/etc/bao/tls/tls.key"
+          }
+        }
+        service_registration "kubernetes" {}
+        "#)
+    .unwrap();
+    assert_eq!(c.storage.type_name(), "raft");
+    assert_eq!(c.listeners[0].cluster_address, Some("0.0.0.0:8201".parse().unwrap()));
+    assert_eq!(
+        c.warnings,
+        vec![
+            "plugin_directory: ignored (coffer has no plugins)",
+            "service_registration: ignored (service registration is not implemented)",
+            "ui: ignored (coffer has no web UI)",
+            "listener.tcp.max_request_duration: ignored (request duration limits are not implemented)",
+            "listener.tcp.tls_client_ca_file: ignored (coffer has no cert auth method and requests no client certificates)",
+        ]
+    );
+}
