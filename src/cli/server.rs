@@ -9,7 +9,7 @@ use clap::Args;
 
 use coffer_storage::{MemStorage, SledStorage, Storage};
 
-use crate::config::{Config, ListenerConfig, StorageConfig};
+use crate::config::{Config, ListenerConfig, SealConfig, StorageConfig};
 use crate::core::seal::{InitParams, SealSource};
 use crate::core::{Core, CoreConfig};
 use crate::http::{self, Listener};
@@ -48,7 +48,7 @@ fn init_logging(level: &str) {
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let config = if args.dev {
+    let mut config = if args.dev {
         dev_config(&args)?
     } else {
         let Some(path) = &args.config else { bail!("either --config FILE or --dev is required") };
@@ -57,6 +57,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let level = args.log_level.clone().or_else(|| config.log_level.clone()).unwrap_or_else(|| "info".into());
     init_logging(&level);
     let _ = rustls::crypto::ring::default_provider().install_default();
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
+    if let StorageConfig::Raft { .. } = &config.storage {
+        bail!(
+            "storage \"raft\" is not supported by this version of coffer yet (replicated storage comes in a later release); use storage \"file\" for a single node"
+        );
+    }
 
     let hardening = crate::process::harden(config.disable_mlock);
     if !hardening.core_dumps_disabled {
@@ -78,8 +86,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         StorageConfig::File { path } => Arc::new(
             SledStorage::open(path).with_context(|| format!("cannot open storage at {}", path.display()))?,
         ),
+        StorageConfig::Raft { .. } => bail!("storage \"raft\" is not supported yet"),
     };
-    let seal = SealSource::Shamir;
+    let seal = match std::mem::replace(&mut config.seal, SealConfig::Shamir) {
+        SealConfig::Shamir => SealSource::Shamir,
+        SealConfig::Static(s) => {
+            tracing::info!(key_id = %s.current_key_id, "static seal configured");
+            SealSource::Static { key: s.current_key, key_id: s.current_key_id }
+        }
+    };
+    let unauthenticated_generate_root = config.unauthenticated_generate_root();
+    let unauthenticated_rekey = config.unauthenticated_rekey();
+    if unauthenticated_generate_root {
+        tracing::warn!(
+            "sys/generate-root is served without a token (disable_unauthed_generate_root_endpoints = false)"
+        );
+    }
+    if unauthenticated_rekey {
+        tracing::warn!("sys/rekey is served without a token (disable_unauthed_rekey_endpoints = false)");
+    }
     let core_config = CoreConfig {
         default_lease_ttl: config.default_lease_ttl,
         max_lease_ttl: config.max_lease_ttl,
@@ -87,8 +112,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cluster_name: config.cluster_name.clone(),
         api_addr: config.api_addr.clone(),
         cluster_addr: config.cluster_addr.clone(),
-        unauthenticated_generate_root: false,
-        unauthenticated_rekey: false,
+        unauthenticated_generate_root,
+        unauthenticated_rekey,
     };
     let core = Core::new(core_config, storage, seal);
     core.start().await.context("auto-unseal failed")?;
@@ -141,7 +166,11 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
             address,
             tls: None,
             max_request_size: http::DEFAULT_MAX_REQUEST_SIZE,
+            cluster_address: None,
+            disable_unauthed_generate_root_endpoints: true,
+            disable_unauthed_rekey_endpoints: true,
         }],
+        seal: SealConfig::Shamir,
         api_addr: Some(format!("http://{}", args.dev_listen_address)),
         cluster_addr: None,
         cluster_name: None,
@@ -149,6 +178,7 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
         default_lease_ttl: crate::core::DEFAULT_MAX_TTL,
         max_lease_ttl: crate::core::DEFAULT_MAX_TTL,
         log_level: None,
+        warnings: Vec::new(),
     })
 }
 

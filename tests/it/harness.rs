@@ -114,13 +114,13 @@ impl Server {
 
     /// `coffer server --config FILE`; `tls` selects https.
     pub fn with_config(config: &Path, tls_ca: Option<String>, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(coffer_bin());
-        cmd.args(["server", "--config"])
-            .arg(config)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        Self::start(config_command(config, env), tls_ca)
+    }
+
+    /// Starts `cmd` (a `coffer server` command line, possibly wrapped) and waits until it
+    /// answers; `tls_ca` selects https and the CA to trust.
+    pub fn start(mut cmd: Command, tls_ca: Option<String>) -> Server {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let scheme = if tls_ca.is_some() { "https" } else { "http" };
         let s = Self::spawn(cmd, scheme, tls_ca);
         s.wait_listening();
@@ -187,6 +187,40 @@ impl Server {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         wait_for("server to exit", DEADLINE, || self.child.try_wait().ok().flatten())
     }
+}
+
+/// `coffer server --config FILE` with extra environment, not yet started.
+pub fn config_command(config: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(coffer_bin());
+    cmd.args(["server", "--config"]).arg(config).envs(env.iter().copied());
+    cmd
+}
+
+/// Runs `cmd` until it exits on its own (within the deadline); returns its status and stderr.
+/// For servers that must refuse to start.
+pub fn run_to_exit(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process still running after {DEADLINE:?}:\n{}", reader.join().unwrap_or_default());
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    };
+    // The pipe closes when the process exits, so the reader finishes promptly.
+    (status, reader.join().unwrap())
 }
 
 /// A blocking client, optionally trusting a PEM CA.

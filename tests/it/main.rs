@@ -4,7 +4,9 @@
 
 mod audit;
 mod bao_cli;
+mod config;
 mod harness;
+mod packaging;
 mod regression;
 mod smoke;
 mod tokens;

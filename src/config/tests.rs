@@ -1,0 +1,806 @@
+//! Validation tests: every parse path, every error message, and the shipped examples.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const HEX_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const HEX_KEY2: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+
+fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |n: &str| map.get(n).map(OsString::from)
+}
+
+fn parse_in(text: &str, format: Format, base: &Path, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = env_with(vars);
+    parse_with_env(text, format, base, &env)
+}
+
+fn toml(text: &str) -> Result<Config, ConfigError> {
+    parse_in(text, Format::Toml, Path::new("/base"), &[("KEY", HEX_KEY), ("KEY2", HEX_KEY2)])
+}
+
+fn hcl(text: &str) -> Result<Config, ConfigError> {
+    parse_in(text, Format::Hcl, Path::new("/base"), &[("KEY", HEX_KEY), ("KEY2", HEX_KEY2)])
+}
+
+fn json(text: &str) -> Result<Config, ConfigError> {
+    parse_in(text, Format::Json, Path::new("/base"), &[("KEY", HEX_KEY)])
+}
+
+fn toml_err(text: &str) -> String {
+    toml(text).unwrap_err().0
+}
+
+fn hcl_err(text: &str) -> String {
+    hcl(text).unwrap_err().0
+}
+
+/// A minimal valid TOML document plus `extra` top-level settings and `listener` settings.
+fn toml_with(top: &str, listener: &str) -> String {
+    format!(
+        "{top}\n[storage]\ntype = \"inmem\"\n\n[[listener]]\naddress = \"127.0.0.1:8200\"\ntls_disable = true\n{listener}\n"
+    )
+}
+
+#[test]
+fn minimal_toml() {
+    let c = toml(&toml_with("", "")).unwrap();
+    assert!(matches!(c.storage, StorageConfig::Memory));
+    assert_eq!(c.listeners.len(), 1);
+    let l = &c.listeners[0];
+    assert_eq!(l.address, "127.0.0.1:8200".parse().unwrap());
+    assert!(l.tls.is_none());
+    assert_eq!(l.max_request_size, crate::http::DEFAULT_MAX_REQUEST_SIZE);
+    assert!(l.disable_unauthed_generate_root_endpoints);
+    assert!(l.disable_unauthed_rekey_endpoints);
+    assert!(l.cluster_address.is_none());
+    assert!(matches!(c.seal, SealConfig::Shamir));
+    assert_eq!(c.default_lease_ttl, crate::core::DEFAULT_MAX_TTL);
+    assert_eq!(c.max_lease_ttl, crate::core::DEFAULT_MAX_TTL);
+    assert!(!c.disable_mlock);
+    assert!(!c.unauthenticated_generate_root());
+    assert!(!c.unauthenticated_rekey());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn full_toml() {
+    let c = toml(
+        r#"
+        api_addr = "https://coffer.example.com:8200/"
+        cluster_addr = "https://coffer.example.com:8201"
+        cluster_name = "prod"
+        disable_mlock = true
+        default_lease_ttl = "1h"
+        max_lease_ttl = "24h"
+        log_level = "WARNING"
+
+        [storage]
+        type = "file"
+        path = "data"
+
+        [[listener]]
+        type = "tcp"
+        address = "0.0.0.0:8200"
+        cluster_address = "0.0.0.0:8201"
+        tls_cert_file = "tls/cert.pem"
+        tls_key_file = "/etc/coffer/key.pem"
+        max_request_size = 1048576
+        disable_unauthed_generate_root_endpoints = false
+        disable_unauthed_rekey_endpoints = false
+
+        [seal]
+        type = "static"
+        current_key_id = "k1"
+        current_key = "env:KEY"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.api_addr.as_deref(), Some("https://coffer.example.com:8200"));
+    assert_eq!(c.cluster_addr.as_deref(), Some("https://coffer.example.com:8201"));
+    assert_eq!(c.cluster_name.as_deref(), Some("prod"));
+    assert!(c.disable_mlock);
+    assert_eq!(c.default_lease_ttl, 3600);
+    assert_eq!(c.max_lease_ttl, 86400);
+    assert_eq!(c.log_level.as_deref(), Some("warn"));
+    let StorageConfig::File { path } = &c.storage else { panic!("{:?}", c.storage) };
+    assert_eq!(path, Path::new("/base/data"));
+    let l = &c.listeners[0];
+    assert_eq!(l.address, "0.0.0.0:8200".parse().unwrap());
+    assert_eq!(l.cluster_address, Some("0.0.0.0:8201".parse().unwrap()));
+    let tls = l.tls.as_ref().unwrap();
+    assert_eq!(tls.cert_file, Path::new("/base/tls/cert.pem"));
+    assert_eq!(tls.key_file, Path::new("/etc/coffer/key.pem"));
+    assert_eq!(l.max_request_size, 1048576);
+    assert!(c.unauthenticated_generate_root());
+    assert!(c.unauthenticated_rekey());
+    let SealConfig::Static(s) = &c.seal else { panic!() };
+    assert_eq!(s.current_key_id, "k1");
+    assert!(s.current_key.ct_eq(&hex::decode(HEX_KEY).unwrap()));
+    assert!(s.previous.is_none());
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The key never shows in Debug.
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("0, 1, 2, 3"), "{dbg}");
+    assert!(dbg.contains("[redacted]"));
+}
+
+#[test]
+fn vault_hcl() {
+    let c = hcl(r#"
+        ui            = true
+        api_addr      = "https://10.0.0.1:8200"
+        cluster_addr  = "https://10.0.0.1:8201"
+        disable_mlock = "true"
+        default_lease_ttl = "768h"
+        max_lease_ttl = 2764800
+
+        backend "file" {
+          path = "/var/lib/vault"
+        }
+
+        listener "tcp" {
+          address       = "127.0.0.1:8200"
+          tls_cert_file = "/etc/vault/cert.pem"
+          tls_key_file  = "/etc/vault/key.pem"
+          tls_min_version = "tls12"
+        }
+        listener "tcp" {
+          address     = "10.0.0.1:8300"
+          tls_disable = 1
+          max_request_size = "1024"
+        }
+
+        seal "static" {
+          current_key_id  = "2025-06"
+          current_key     = "env://KEY"
+          previous_key_id = "2025-03"
+          previous_key    = "env://KEY2"
+        }
+
+        telemetry {
+          prometheus_retention_time = "30s"
+        }
+        "#)
+    .unwrap();
+    let StorageConfig::File { path } = &c.storage else { panic!() };
+    assert_eq!(path, Path::new("/var/lib/vault"));
+    assert_eq!(c.listeners.len(), 2);
+    assert!(c.listeners[0].tls.is_some());
+    assert!(c.listeners[1].tls.is_none());
+    assert_eq!(c.listeners[1].max_request_size, 1024);
+    assert!(c.disable_mlock);
+    assert_eq!(c.default_lease_ttl, 768 * 3600);
+    assert_eq!(c.max_lease_ttl, 2764800);
+    let SealConfig::Static(s) = &c.seal else { panic!() };
+    assert_eq!(s.current_key_id, "2025-06");
+    let prev = s.previous.as_ref().unwrap();
+    assert_eq!(prev.key_id, "2025-03");
+    assert!(prev.key.ct_eq(&hex::decode(HEX_KEY2).unwrap()));
+    assert_eq!(
+        c.warnings,
+        vec![
+            "telemetry: ignored (metrics export is not implemented)",
+            "ui: ignored (coffer has no web UI)",
+            "seal.static.previous_key: seal key rotation is not implemented yet; only current_key unseals",
+        ]
+    );
+}
+
+#[test]
+fn vault_json() {
+    let c = json(
+        r#"{
+          "storage": {"raft": {"path": "/var/lib/coffer", "node_id": "node1",
+             "retry_join": [{"leader_api_addr": "https://10.0.0.2:8200", "leader_ca_cert_file": "ca.pem"},
+                            {"leader_api_addr": "https://10.0.0.3:8200"}]}},
+          "listener": [{"tcp": {"address": "127.0.0.1:8200", "tls_disable": "true"}}],
+          "seal": {"static": {"current_key_id": "k", "current_key": "env:KEY"}},
+          "api_addr": "http://127.0.0.1:8200",
+          "cluster_addr": "https://127.0.0.1:8201",
+          "pid_file": "/run/vault.pid"
+        }"#,
+    )
+    .unwrap();
+    let StorageConfig::Raft { path, node_id, retry_join } = &c.storage else { panic!() };
+    assert_eq!(path, Path::new("/var/lib/coffer"));
+    assert_eq!(node_id.as_deref(), Some("node1"));
+    assert_eq!(retry_join.len(), 2);
+    assert_eq!(retry_join[0].leader_api_addr, "https://10.0.0.2:8200");
+    assert_eq!(retry_join[0].leader_ca_cert_file.as_deref(), Some(Path::new("/base/ca.pem")));
+    assert_eq!(c.storage.type_name(), "raft");
+    assert!(matches!(c.seal, SealConfig::Static(_)));
+    assert_eq!(c.warnings, vec!["pid_file: ignored (use the service manager to track the process)"]);
+}
+
+#[test]
+fn hcl_raft_with_single_retry_join_block() {
+    let c = hcl(r#"
+        storage "raft" {
+          path    = "/d"
+          node_id = 3
+          retry_join {
+            leader_api_addr = "https://n1:8200"
+            leader_client_cert_file = "/c.pem"
+            leader_client_key_file = "/k.pem"
+            leader_tls_servername = "n1"
+          }
+          performance_multiplier = 1
+        }
+        listener "tcp" {
+          address = "127.0.0.1:8200"
+          tls_disable = true
+        }
+        "#)
+    .unwrap();
+    let StorageConfig::Raft { node_id, retry_join, .. } = &c.storage else { panic!() };
+    assert_eq!(node_id.as_deref(), Some("3"));
+    assert_eq!(retry_join.len(), 1);
+    assert_eq!(retry_join[0].leader_tls_servername.as_deref(), Some("n1"));
+    assert_eq!(c.warnings, vec!["storage.raft.performance_multiplier: ignored (not configurable yet)"]);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    assert_eq!(
+        hcl_err(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n adress = \"127.0.0.1:1\"\n tls_disable = true\n}\n"
+        ),
+        "listener.tcp.adress: unknown key (did you mean `address`?)"
+    );
+    assert_eq!(toml_err(&toml_with("", "colour = \"blue\"")), "listener.tcp.colour: unknown key");
+    assert_eq!(
+        toml_err(&toml_with("disable_mlok = true", "")),
+        "disable_mlok: unknown key (did you mean `disable_mlock`?)"
+    );
+    assert_eq!(
+        toml_err("[storage]\ntype = \"file\"\npath = \"/d\"\nsize = 1\n[[listener]]\ntls_disable = true\n"),
+        "storage.file.size: unknown key"
+    );
+    assert_eq!(
+        toml_err(&toml_with(
+            "[seal]\ntype = \"static\"\ncurrent_key_id = \"a\"\ncurrent_key = \"env:KEY\"\nkey = 1\n",
+            ""
+        )),
+        "seal.static.key: unknown key"
+    );
+}
+
+#[test]
+fn unsupported_block_types_are_named() {
+    assert_eq!(
+        hcl_err("storage \"consul\" { address = \"x\" }\nlistener \"tcp\" { tls_disable = 1 }\n"),
+        "storage: unsupported type \"consul\" (supported: file, inmem, raft)"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" {}\nlistener \"unix\" { address = \"/run/x.sock\" }\n"),
+        "listener: unsupported type \"unix\" (supported: tcp)"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }\nseal \"awskms\" { region = \"x\" }\n"),
+        "seal: unsupported type \"awskms\" (supported: static)"
+    );
+}
+
+#[test]
+fn bad_values_are_named() {
+    assert_eq!(
+        toml_err(&toml_with("", "max_request_size = \"big\"")),
+        "listener.tcp.max_request_size: expected an integer, found \"big\""
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "max_request_size = -1")),
+        "listener.tcp.max_request_size: must be positive (coffer always limits request bodies; 0 means the default of 32 MiB)"
+    );
+    assert_eq!(
+        toml(&toml_with("", "max_request_size = 0")).unwrap().listeners[0].max_request_size,
+        crate::http::DEFAULT_MAX_REQUEST_SIZE
+    );
+    assert_eq!(
+        toml_err(&toml_with("default_lease_ttl = \"forever\"", "")),
+        "default_lease_ttl: time: invalid duration \"forever\""
+    );
+    assert_eq!(
+        toml_err(&toml_with("disable_mlock = \"nope\"", "")),
+        "disable_mlock: expected a boolean (true or false), found \"nope\""
+    );
+    assert_eq!(
+        toml_err(&toml_with("log_level = \"loud\"", "")),
+        "log_level: unknown level \"loud\" (expected trace, debug, info, warn or error)"
+    );
+    assert_eq!(toml_err(&toml_with("cluster_name = \" \"", "")), "cluster_name: must not be empty");
+    assert_eq!(
+        toml_err(&toml_with("api_addr = 8200", "")),
+        "api_addr: \"8200\" must start with http:// or https://"
+    );
+    assert_eq!(
+        toml_err(&toml_with("cluster_name = [1]", "")),
+        "cluster_name: expected a string, found a list"
+    );
+    let bad_addr = "[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"nowhere\"\ntls_disable = true\n";
+    assert_eq!(
+        toml_err(bad_addr),
+        "listener.tcp.address: \"nowhere\" is not an address (expected host:port, e.g. 127.0.0.1:8200)"
+    );
+    let bad_port =
+        "[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"127.0.0.1:99999\"\ntls_disable = true\n";
+    assert!(toml_err(bad_port).starts_with("listener.tcp.address: "));
+    assert_eq!(
+        toml_err(&toml_with("", "cluster_address = \"x\"")),
+        "listener.tcp.cluster_address: \"x\" is not an address (expected host:port, e.g. 127.0.0.1:8200)"
+    );
+}
+
+#[test]
+fn listener_addresses() {
+    let c = toml("[storage]\ntype = \"inmem\"\n[[listener]]\ntls_disable = true\n").unwrap();
+    assert_eq!(c.listeners[0].address, DEFAULT_ADDRESS.parse().unwrap());
+    let c = toml("[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"[::1]:8200\"\ntls_disable = true\n")
+        .unwrap();
+    assert_eq!(c.listeners[0].address, "[::1]:8200".parse().unwrap());
+    let c =
+        toml("[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"localhost:8200\"\ntls_disable = true\n")
+            .unwrap();
+    assert!(c.listeners[0].address.ip().is_loopback());
+    let two =
+        "[storage]\ntype = \"inmem\"\n[[listener]]\ntls_disable = true\n[[listener]]\ntls_disable = true\n";
+    assert_eq!(toml_err(two), "listener[1].tcp.address: 127.0.0.1:8200 is already used by listener[0]");
+    let two_ephemeral =
+        "[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\
+                         [[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n";
+    assert_eq!(toml(two_ephemeral).unwrap().listeners.len(), 2);
+}
+
+#[test]
+fn tls_settings() {
+    let base = "[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"127.0.0.1:8200\"\n";
+    assert_eq!(
+        toml_err(base),
+        "listener.tcp: tls_cert_file and tls_key_file are required (TLS is on by default); set tls_disable = true to serve plain HTTP"
+    );
+    assert_eq!(
+        toml_err(&format!("{base}tls_cert_file = \"c.pem\"\n")),
+        "listener.tcp.tls_key_file: required when tls_cert_file is set"
+    );
+    assert_eq!(
+        toml_err(&format!("{base}tls_key_file = \"k.pem\"\n")),
+        "listener.tcp.tls_cert_file: required when tls_key_file is set"
+    );
+    assert_eq!(
+        toml_err(&format!("{base}tls_key_file = \"k.pem\"\ntls_cert_file = \"\"\n")),
+        "listener.tcp.tls_cert_file: must not be empty"
+    );
+    let c = toml(&format!("{base}tls_disable = true\ntls_cert_file = \"c.pem\"\n")).unwrap();
+    assert_eq!(
+        c.warnings,
+        vec!["listener.tcp: tls_disable is set, so tls_cert_file and tls_key_file are not used"]
+    );
+    let tls = format!("{base}tls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\n");
+    assert!(toml(&format!("{tls}tls_min_version = \"tls12\"\n")).unwrap().warnings.is_empty());
+    assert_eq!(
+        toml(&format!("{tls}tls_min_version = \"tls10\"\n")).unwrap().warnings,
+        vec!["listener.tcp.tls_min_version: coffer never negotiates below TLS 1.2"]
+    );
+    assert_eq!(
+        toml_err(&format!("{tls}tls_min_version = \"tls13\"\n")),
+        "listener.tcp.tls_min_version: \"tls13\" is not supported yet (coffer negotiates TLS 1.2 and 1.3)"
+    );
+    assert_eq!(
+        toml_err(&format!("{tls}tls_min_version = \"ssl3\"\n")),
+        "listener.tcp.tls_min_version: unknown version \"ssl3\" (expected tls10, tls11, tls12 or tls13)"
+    );
+    assert_eq!(
+        toml_err(&format!("{tls}tls_require_and_verify_client_cert = true\n")),
+        "listener.tcp.tls_require_and_verify_client_cert: TLS client certificate authentication is not supported"
+    );
+    assert!(toml(&format!("{tls}tls_require_and_verify_client_cert = false\n")).is_ok());
+}
+
+#[test]
+fn storage_checks() {
+    let l = "[[listener]]\ntls_disable = true\n";
+    assert_eq!(
+        toml_err(l),
+        "storage: required (for example storage \"file\" { path = \"/var/lib/coffer\" }, or [storage] type = \"file\" in TOML)"
+    );
+    assert_eq!(toml_err(&format!("[storage]\ntype = \"file\"\n{l}")), "storage.file.path: required");
+    assert_eq!(
+        toml_err(&format!("[storage]\ntype = \"file\"\npath = \"\"\n{l}")),
+        "storage.file.path: must not be empty"
+    );
+    assert_eq!(toml_err(&format!("[storage]\ntype = \"raft\"\n{l}")), "storage.raft.path: required");
+    assert_eq!(
+        toml_err(&format!("[storage]\ntype = \"raft\"\npath = \"/d\"\nnode_id = \"\"\n{l}")),
+        "storage.raft.node_id: must not be empty"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" {}\nbackend \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }\n"),
+        "storage and backend are both set; backend is Vault's old name for storage, keep one"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" {}\nstorage \"file\" { path = \"/d\" }\nlistener \"tcp\" { tls_disable = 1 }\n"),
+        "storage: exactly one storage block is allowed, found 2"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" { path = \"/d\" }\nlistener \"tcp\" { tls_disable = 1 }\n"),
+        "storage.inmem.path: unknown key"
+    );
+    let rj = |body: &str| {
+        hcl_err(&format!(
+            "api_addr = \"https://n1:8200\"\nstorage \"raft\" {{\n path = \"/d\"\n {body}\n}}\nlistener \"tcp\" {{ tls_disable = 1 }}\n"
+        ))
+    };
+    assert_eq!(
+        rj("retry_join { leader_tls_servername = \"x\" }"),
+        "storage.raft.retry_join.leader_api_addr: required"
+    );
+    assert_eq!(
+        rj("retry_join { leader_api_addr = \"n2:8200\" }"),
+        "storage.raft.retry_join.leader_api_addr: \"n2:8200\" must start with http:// or https://"
+    );
+    assert_eq!(
+        rj("retry_join {\n leader_api_addr = \"https://n2:8200\"\n leader_client_cert_file = \"c\"\n}"),
+        "storage.raft.retry_join: leader_client_cert_file and leader_client_key_file must be set together"
+    );
+    assert_eq!(
+        rj("retry_join { leader_api_addr = \"https://n2:8200\" }\nretry_join { leader_api_addr = \"https://N1:8200/\" }"),
+        "storage.raft.retry_join[1].leader_api_addr: must not be this node's own api_addr"
+    );
+}
+
+#[test]
+fn listener_required() {
+    let e = toml_err("[storage]\ntype = \"inmem\"\n");
+    assert_eq!(
+        e,
+        "listener: at least one listener is required (for example listener \"tcp\" { address = \"127.0.0.1:8200\" }, or [[listener]] in TOML)"
+    );
+    assert_eq!(hcl_err("storage \"inmem\" {}\nlistener {}\n"), e);
+}
+
+#[test]
+fn lease_ttls() {
+    let c = toml(&toml_with("max_lease_ttl = \"1h\"", "")).unwrap();
+    assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (3600, 3600));
+    let c = toml(&toml_with("default_lease_ttl = \"10m\"", "")).unwrap();
+    assert_eq!((c.default_lease_ttl, c.max_lease_ttl), (600, crate::core::DEFAULT_MAX_TTL));
+    let c = toml(&toml_with("default_lease_ttl = 0\nmax_lease_ttl = 0", "")).unwrap();
+    assert_eq!(
+        (c.default_lease_ttl, c.max_lease_ttl),
+        (crate::core::DEFAULT_MAX_TTL, crate::core::DEFAULT_MAX_TTL)
+    );
+    assert_eq!(
+        toml_err(&toml_with("default_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"", "")),
+        "default_lease_ttl (2h0m0s) must not exceed max_lease_ttl (1h0m0s)"
+    );
+    assert_eq!(
+        toml_err(&toml_with("default_lease_ttl = \"800h\"", "")),
+        "default_lease_ttl (800h0m0s) must not exceed max_lease_ttl (768h0m0s)"
+    );
+}
+
+#[test]
+fn addresses_cross_checks() {
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"https://a:8200\"\ncluster_addr = \"https://A:8200\"", "")),
+        "api_addr and cluster_addr must differ (both are a:8200): the cluster port is separate from the API port"
+    );
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"https://a\"\ncluster_addr = \"https://a:443\"", "")),
+        "api_addr and cluster_addr must differ (both are a:443): the cluster port is separate from the API port"
+    );
+    assert_eq!(
+        toml_err(&toml_with("cluster_addr = \"http://a:8201\"", "")),
+        "cluster_addr: \"http://a:8201\" must use https (the cluster port always speaks TLS)"
+    );
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"https://a:8200/v1\"", "")),
+        "api_addr: \"https://a:8200/v1\" must not have a path or query"
+    );
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"https://user:pw@a:8200\"", "")),
+        "api_addr: \"https://user:pw@a:8200\" must be scheme://host[:port] without credentials"
+    );
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"https://\"", "")),
+        "api_addr: \"https://\" is not a URL (expected https://host:port)"
+    );
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"ftp://a\"", "")),
+        "api_addr: \"ftp://a\" must start with http:// or https://"
+    );
+    // Scheme and listeners disagree: a warning, not an error.
+    let c = toml(&toml_with("api_addr = \"https://a:8200\"", "")).unwrap();
+    assert_eq!(c.warnings, vec!["api_addr: uses https but every listener has tls_disable set"]);
+    let c = toml(&toml_with("api_addr = \"http://a:8200\"", "")).unwrap();
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn unauthed_endpoint_flags_apply_server_wide() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"127.0.0.1:1\"\ntls_disable = true\n{a}\n\
+             [[listener]]\naddress = \"127.0.0.1:2\"\ntls_disable = true\n{b}\n"
+        )
+    };
+    let c = toml(&two(
+        "disable_unauthed_generate_root_endpoints = false\ndisable_unauthed_rekey_endpoints = false",
+        "disable_unauthed_generate_root_endpoints = false\ndisable_unauthed_rekey_endpoints = false",
+    ))
+    .unwrap();
+    assert!(c.unauthenticated_generate_root());
+    assert!(c.unauthenticated_rekey());
+    let c = toml(&two("disable_unauthed_generate_root_endpoints = false", "")).unwrap();
+    assert!(!c.unauthenticated_generate_root());
+    assert_eq!(
+        c.warnings,
+        vec!["listener: the listeners disagree on disable_unauthed_generate_root_endpoints; coffer applies it to the whole server, so the endpoints stay authenticated"]
+    );
+}
+
+#[test]
+fn static_seal_checks() {
+    let seal = |body: &str| toml_with(&format!("[seal]\ntype = \"static\"\n{body}"), "");
+    assert_eq!(
+        toml_err(&seal("current_key = \"env:KEY\"")),
+        "seal.static.current_key_id: required (a permanent identifier for current_key)"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"")),
+        "seal.static.current_key: required (env:NAME, file:PATH or the key itself)"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"\"\ncurrent_key = \"env:KEY\"")),
+        "seal.static.current_key_id: must not be empty"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"  \"")),
+        "seal.static.current_key: must not be empty"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"env:NOPE\"")),
+        "seal.static.current_key: environment variable NOPE is not set or empty"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"env:KEY\"\nprevious_key_id = \"b\"")),
+        "seal.static.previous_key: required when previous_key_id is set"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"env:KEY\"\nprevious_key = \"env:KEY2\"")),
+        "seal.static.previous_key_id: required when previous_key is set"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"env:KEY\"\nprevious_key_id = \"b\"\nprevious_key = \"env:KEY\"")),
+        "seal.static: current_key and previous_key are the same key with different ids"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"env:KEY\"\nprevious_key_id = \"a\"\nprevious_key = \"env:KEY2\"")),
+        "seal.static: current_key and previous_key differ but have the same id"
+    );
+    assert_eq!(
+        toml_err(&seal("current_key_id = \"a\"\ncurrent_key = \"env:KEY\"\ndisabled = \"true\"")),
+        "seal.static.disabled: seal migration is not supported; remove the seal block or disabled"
+    );
+    assert!(toml(&seal("current_key_id = \"a\"\ncurrent_key = \"env:KEY\"\ndisabled = false")).is_ok());
+    // A bad key never appears in the message.
+    let e = parse_in(
+        &seal("current_key_id = \"a\"\ncurrent_key = \"env:K\""),
+        Format::Toml,
+        Path::new("/"),
+        &[("K", "not-a-key-hunter2")],
+    )
+    .unwrap_err()
+    .0;
+    assert_eq!(
+        e,
+        "seal.static.current_key: the key must be 32 bytes: raw, or 64 hex digits, or base64 (44 characters)"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }\nseal \"static\" {\n current_key_id = \"a\"\n current_key = \"env:KEY\"\n}\nseal \"static\" {\n current_key_id = \"b\"\n current_key = \"env:KEY\"\n}\n"),
+        "seal: only one seal block is allowed, found 2"
+    );
+}
+
+fn write_private(path: &Path, bytes: &[u8], mode: u32) {
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn static_seal_key_files_and_inline_keys_via_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw_key: Vec<u8> = (0u8..32).collect();
+    write_private(&dir.path().join("unseal.key"), &raw_key, 0o600);
+    write_private(&dir.path().join("loose.key"), &raw_key, 0o644);
+
+    let write_cfg = |name: &str, key: &str, mode: u32| -> PathBuf {
+        let p = dir.path().join(name);
+        let text = format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n tls_disable = true\n}}\nseal \"static\" {{\n current_key_id = \"k\"\n current_key = \"{key}\"\n}}\n"
+        );
+        write_private(&p, text.as_bytes(), mode);
+        p
+    };
+
+    // file: relative to the configuration file's directory.
+    let c = load(&write_cfg("rel.hcl", "file:unseal.key", 0o644)).unwrap();
+    let SealConfig::Static(s) = &c.seal else { panic!() };
+    assert!(s.current_key.ct_eq(&raw_key));
+    assert!(c.warnings.is_empty());
+    // OpenBao's file:// form with an absolute path.
+    let abs = format!("file://{}", dir.path().join("unseal.key").display());
+    assert!(load(&write_cfg("abs.hcl", &abs, 0o644)).is_ok());
+    // A loose key file is refused, naming the key and the mode.
+    let e = load(&write_cfg("loose.hcl", "file:loose.key", 0o600)).unwrap_err().0;
+    assert!(e.starts_with("seal.static.current_key: "), "{e}");
+    assert!(
+        e.ends_with("loose.key is accessible by group or others (mode 0644); restrict it with chmod 600"),
+        "{e}"
+    );
+    // Inline keys: only in a private configuration file, with a warning.
+    let c = load(&write_cfg("inline.hcl", HEX_KEY, 0o600)).unwrap();
+    assert_eq!(
+        c.warnings,
+        vec!["seal.static.current_key: the secret is written inline in the configuration file; prefer env:NAME or file:PATH"]
+    );
+    let e = load(&write_cfg("inline-loose.hcl", HEX_KEY, 0o640)).unwrap_err().0;
+    assert!(e.contains("(mode 0640)"), "{e}");
+    assert!(!e.contains(HEX_KEY), "{e}");
+}
+
+#[test]
+fn load_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load(&dir.path().join("missing.toml")).unwrap_err().0;
+    assert!(e.starts_with("cannot read ") && e.contains("missing.toml"), "{e}");
+    let p = dir.path().join("coffer.yaml");
+    std::fs::write(&p, "").unwrap();
+    assert!(load(&p).unwrap_err().0.contains("unsupported configuration file extension"));
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, "[storage\n").unwrap();
+    assert_eq!(
+        load(&p).unwrap_err().0,
+        "invalid TOML at line 1, column 9: invalid table header; expected `.`, `]`"
+    );
+}
+
+#[test]
+fn the_same_config_in_three_formats_gives_the_same_result() {
+    let t = toml(
+        r#"
+        api_addr = "https://h:8200"
+        default_lease_ttl = "1h"
+        [storage]
+        type = "file"
+        path = "/d"
+        [[listener]]
+        address = "127.0.0.1:8200"
+        tls_cert_file = "/c"
+        tls_key_file = "/k"
+        [seal]
+        type = "static"
+        current_key_id = "k"
+        current_key = "env:KEY"
+        "#,
+    )
+    .unwrap();
+    let h = hcl(r#"
+        api_addr = "https://h:8200"
+        default_lease_ttl = "1h"
+        storage "file" { path = "/d" }
+        listener "tcp" {
+          address = "127.0.0.1:8200"
+          tls_cert_file = "/c"
+          tls_key_file = "/k"
+        }
+        seal "static" {
+          current_key_id = "k"
+          current_key = "env:KEY"
+        }
+        "#)
+    .unwrap();
+    let j = json(
+        r#"{"api_addr": "https://h:8200", "default_lease_ttl": "1h",
+            "storage": {"file": {"path": "/d"}},
+            "listener": {"tcp": {"address": "127.0.0.1:8200", "tls_cert_file": "/c", "tls_key_file": "/k"}},
+            "seal": {"static": {"current_key_id": "k", "current_key": "env:KEY"}}}"#,
+    )
+    .unwrap();
+    let show = |c: &Config| format!("{c:?}");
+    assert_eq!(show(&t), show(&h));
+    assert_eq!(show(&t), show(&j));
+}
+
+/// Every file in `config/` loads, with the environment and key files it documents.
+#[test]
+fn shipped_examples_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("unseal.key");
+    write_private(&key_file, &(0u8..32).collect::<Vec<_>>(), 0o600);
+    let mut seen = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let Ok(format) = Format::from_path(&path) else { continue };
+        // The examples name /etc/coffer/unseal.key; point that at a private temporary file.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("/etc/coffer/unseal.key", key_file.to_str().unwrap());
+        let c = parse_in(&text, format, &root, &[("COFFER_UNSEAL_KEY", HEX_KEY)])
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!c.listeners.is_empty());
+        seen.push((path.file_name().unwrap().to_string_lossy().into_owned(), c));
+    }
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["dev.toml", "single.toml", "static-seal.toml", "vault.hcl", "vault.json"]);
+    let get = |n: &str| &seen.iter().find(|(name, _)| name == n).unwrap().1;
+    assert!(matches!(get("dev.toml").storage, StorageConfig::Memory));
+    assert!(get("single.toml").listeners[0].tls.is_some());
+    assert!(matches!(get("single.toml").storage, StorageConfig::File { .. }));
+    assert!(matches!(get("static-seal.toml").seal, SealConfig::Static(_)));
+    // vault.hcl and vault.json describe the same server.
+    let (h, j) = (get("vault.hcl"), get("vault.json"));
+    assert!(matches!(h.seal, SealConfig::Static(_)));
+    assert_eq!(format!("{:?}", h.storage), format!("{:?}", j.storage));
+    assert_eq!(format!("{:?}", h.listeners), format!("{:?}", j.listeners));
+    assert_eq!((h.default_lease_ttl, h.max_lease_ttl), (j.default_lease_ttl, j.max_lease_ttl));
+    assert_eq!(h.warnings, j.warnings);
+    assert!(h.warnings.iter().any(|w| w.starts_with("ui: ignored")), "{:?}", h.warnings);
+}
+
+/// A typical OpenBao production file (Kubernetes operator style) is accepted with warnings.
+#[test]
+fn openbao_production_style_hcl() {
+    let c = hcl(r#"
+        ui               = true
+        cluster_name     = "static-seal"
+        api_addr         = "https://bao-0.bao.svc:8200"
+        cluster_addr     = "https://bao-0.bao.svc:8201"
+        plugin_directory = "/openbao/plugins"
+        listener "tcp" {
+          address              = "0.0.0.0:8200"
+          cluster_address      = "0.0.0.0:8201"
+          tls_disable          = 0
+          max_request_duration = "90s"
+          tls_cert_file        = "/etc/bao/tls/tls.crt"
+          tls_key_file         = "/etc/bao/tls/tls.key"
+          tls_client_ca_file   = "/etc/bao/tls/ca.crt"
+        }
+        seal "static" {
+          current_key    = "env://KEY"
+          current_key_id = "operator-generated-v1"
+        }
+        storage "raft" {
+          path    = "/bao/data"
+          node_id = "bao-0"
+          retry_join {
+            leader_api_addr         = "https://bao-1.bao.svc:8200"
+            leader_tls_servername   = "bao.local"
+            leader_ca_cert_file     = "/etc/bao/tls/ca.crt"
+            leader_client_cert_file = "/etc/bao/tls/tls.crt"
+            leader_client_key_file  = "/etc/bao/tls/tls.key"
+          }
+        }
+        service_registration "kubernetes" {}
+        "#)
+    .unwrap();
+    assert_eq!(c.storage.type_name(), "raft");
+    assert_eq!(c.listeners[0].cluster_address, Some("0.0.0.0:8201".parse().unwrap()));
+    assert_eq!(
+        c.warnings,
+        vec![
+            "plugin_directory: ignored (coffer has no plugins)",
+            "service_registration: ignored (service registration is not implemented)",
+            "ui: ignored (coffer has no web UI)",
+            "listener.tcp.max_request_duration: ignored (request duration limits are not implemented)",
+            "listener.tcp.tls_client_ca_file: ignored (coffer has no cert auth method and requests no client certificates)",
+        ]
+    );
+}
