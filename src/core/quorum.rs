@@ -1,0 +1,205 @@
+//! What generate-root and rekey share: collecting key shares toward a quorum, combining them,
+//! and checking the combined key against the seal.
+//!
+//! # What a quorum proves
+//!
+//! * Shamir seal: the combined key is the unseal key. It must decrypt the wrapped root key at
+//!   [`ROOT_KEY_PATH`](crate::core::seal::ROOT_KEY_PATH) *and* the result must equal the root key
+//!   the unsealed barrier holds (so a swapped storage record cannot pass).
+//! * Static seal: the combined key is the recovery key. It must open the recovery check record
+//!   at [`RECOVERY_CHECK_PATH`](crate::core::seal::RECOVERY_CHECK_PATH).
+//!
+//! Shares are never stored: they live in [`Shares`] (locked, zeroized memory) until the
+//! threshold is reached, then they are combined and dropped, whatever the outcome.
+
+use base64::Engine;
+use subtle::ConstantTimeEq;
+
+use coffer_storage::keys::{SecretBytes, UnsealKey};
+
+use crate::core::error::{Error, Result};
+use crate::core::seal::{self, SealSource};
+use crate::core::shamir::{self, ShamirError};
+use crate::core::Core;
+
+/// Shortest accepted key share (Vault's barrier minimum key length).
+pub const MIN_KEY_LEN: usize = 16;
+/// Longest accepted key share: a 32-byte key plus the Shamir x-coordinate.
+pub const MAX_KEY_LEN: usize = 33;
+
+/// Key shares collected toward one quorum. Each share zeroizes on drop.
+#[derive(Default)]
+pub struct Shares(Vec<SecretBytes>);
+
+impl Shares {
+    /// Number of shares collected.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no share has been given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether an identical share was already given (constant-time per comparison).
+    pub fn contains(&self, key: &SecretBytes) -> bool {
+        self.0.iter().fold(false, |found, s| found | s.ct_eq(key.expose()))
+    }
+
+    /// Adds a share.
+    pub fn push(&mut self, key: SecretBytes) {
+        self.0.push(key);
+    }
+
+    /// Forgets every share.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Combines the collected shares into the key and forgets them, whether or not combining
+    /// works. With a threshold of one the share is the key itself.
+    pub fn combine(&mut self, threshold: u8) -> Result<SecretBytes, ShamirError> {
+        let shares = std::mem::take(&mut self.0);
+        if threshold <= 1 {
+            return shares.into_iter().next().ok_or(ShamirError::TooFewParts);
+        }
+        let parts: Vec<&[u8]> = shares.iter().map(SecretBytes::expose).collect();
+        shamir::combine(&parts)
+    }
+}
+
+/// Decodes a key share as clients send it: hex first, then standard base64 when hex fails or
+/// gives a length outside the accepted range (Vault's order, so a base64 share that happens to
+/// be valid hex still works). The length itself is checked by the operation, whose error text
+/// differs per endpoint.
+pub fn decode_key(s: &str) -> Result<SecretBytes> {
+    let s = s.trim();
+    if let Ok(bytes) = hex::decode(s) {
+        let bytes = zeroize::Zeroizing::new(bytes);
+        if (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&bytes.len()) {
+            return Ok(SecretBytes::from_slice(&bytes));
+        }
+    }
+    match base64::engine::general_purpose::STANDARD.decode(s) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            Ok(SecretBytes::from_slice(&bytes))
+        }
+        Err(_) => Err(Error::bad("'key' must be a valid hex or base64 string")),
+    }
+}
+
+/// Vault's key length check; `None` when the length is acceptable.
+pub fn key_length_problem(key: &SecretBytes) -> Option<String> {
+    if key.len() < MIN_KEY_LEN {
+        Some(format!("key is shorter than minimum {MIN_KEY_LEN} bytes"))
+    } else if key.len() > MAX_KEY_LEN {
+        Some(format!("key is longer than maximum {MAX_KEY_LEN} bytes"))
+    } else {
+        None
+    }
+}
+
+/// Checks the nonce a caller gave to cancel (or restart) an operation. `required` is set for
+/// anonymous callers (unauthenticated endpoints), who must prove they know the operation.
+pub fn check_cancel_nonce(current: &str, given: Option<&str>, required: bool) -> Result<()> {
+    match given.filter(|g| !g.is_empty()) {
+        Some(g) if bool::from(g.as_bytes().ct_eq(current.as_bytes())) => Ok(()),
+        Some(_) => Err(Error::bad("the given nonce does not match the operation in progress")),
+        None if required => {
+            Err(Error::bad("the nonce of the operation in progress is required to cancel it"))
+        }
+        None => Ok(()),
+    }
+}
+
+impl Core {
+    /// The share threshold that authorizes quorum operations: unseal shares for a Shamir seal,
+    /// recovery shares for the static seal.
+    pub(crate) fn quorum_threshold(&self, cfg: &seal::StoredSealConfig) -> u8 {
+        match self.seal_source {
+            SealSource::Shamir => cfg.secret_threshold,
+            SealSource::Static { .. } => cfg.recovery_threshold,
+        }
+    }
+
+    /// Whether `key` (combined from shares) is this node's unseal key (Shamir) or recovery key
+    /// (static seal). `Err` only for storage failures.
+    pub(crate) async fn quorum_key_matches(&self, key: &SecretBytes) -> Result<bool> {
+        match &self.seal_source {
+            SealSource::Shamir => {
+                let Some(kek) = UnsealKey::from_slice(key.expose()) else { return Ok(false) };
+                let wrapped = self
+                    .barrier
+                    .raw()
+                    .get(seal::ROOT_KEY_PATH)
+                    .await?
+                    .ok_or_else(|| Error::internal("wrapped root key missing"))?;
+                let Ok(root) = seal::unwrap_root_key(&kek, &wrapped.value) else { return Ok(false) };
+                Ok(self.barrier.with_root_key(|current| current.ct_eq(root.expose()))?)
+            }
+            SealSource::Static { .. } => {
+                let check = self
+                    .barrier
+                    .raw()
+                    .get(seal::RECOVERY_CHECK_PATH)
+                    .await?
+                    .ok_or_else(|| Error::internal("recovery check record missing"))?;
+                Ok(seal::verify_recovery(key.expose(), &check.value))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_hex_then_base64() {
+        let hex_share = "ab".repeat(33);
+        assert_eq!(decode_key(&hex_share).unwrap().len(), 33);
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert!(decode_key(&b64).unwrap().ct_eq(&[7u8; 32]));
+        // Valid hex of the wrong length falls back to base64 ("abcd" is 3 bytes of base64).
+        assert_eq!(decode_key("abcd").unwrap().len(), 3);
+        assert_eq!(decode_key("zz!").unwrap_err().to_string(), "'key' must be a valid hex or base64 string");
+        assert_eq!(
+            key_length_problem(&decode_key("abcd").unwrap()).unwrap(),
+            "key is shorter than minimum 16 bytes"
+        );
+        assert_eq!(
+            key_length_problem(&SecretBytes::from_slice(&[1; 40])).unwrap(),
+            "key is longer than maximum 33 bytes"
+        );
+        assert!(key_length_problem(&SecretBytes::from_slice(&[1; 32])).is_none());
+    }
+
+    #[test]
+    fn shares_detect_duplicates_and_clear_on_combine() {
+        let parts = shamir::split(&[9u8; 32], 3, 2).unwrap();
+        let mut shares = Shares::default();
+        shares.push(parts[0].duplicate());
+        assert!(shares.contains(&parts[0]));
+        assert!(!shares.contains(&parts[1]));
+        shares.push(parts[1].duplicate());
+        let key = shares.combine(2).unwrap();
+        assert!(key.ct_eq(&[9u8; 32]));
+        assert!(shares.is_empty());
+        // A failed combination forgets the shares too.
+        shares.push(parts[0].duplicate());
+        shares.push(parts[0].duplicate());
+        assert_eq!(shares.combine(2).unwrap_err(), ShamirError::Duplicate);
+        assert!(shares.is_empty());
+    }
+
+    #[test]
+    fn cancel_nonce_rules() {
+        assert!(check_cancel_nonce("n1", Some("n1"), true).is_ok());
+        assert!(check_cancel_nonce("n1", None, false).is_ok());
+        assert!(check_cancel_nonce("n1", Some(""), false).is_ok());
+        assert!(check_cancel_nonce("n1", None, true).is_err());
+        assert!(check_cancel_nonce("n1", Some("n2"), false).is_err());
+    }
+}
