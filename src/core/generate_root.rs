@@ -255,3 +255,218 @@ impl Core {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::auth::token::ClientToken;
+    use crate::core::quorum::fixtures::{self, Node};
+
+    fn msg(e: Error) -> String {
+        assert_eq!(e.kind(), crate::core::error::ErrorKind::BadRequest, "{e}");
+        e.to_string()
+    }
+
+    /// Runs a whole generation with shares `idx` and returns the decoded token.
+    async fn generate(node: &Node, idx: &[usize]) -> Result<Zeroizing<String>> {
+        let status = node.core.generate_root_init(None, false).await?;
+        let otp = status.otp.unwrap();
+        let mut last = None;
+        for &i in idx {
+            last = Some(node.core.generate_root_update(node.share(i), &status.nonce).await?);
+        }
+        let done = last.unwrap();
+        assert!(done.complete());
+        decode_token(done.encoded_token.as_ref().unwrap(), &otp)
+    }
+
+    async fn assert_root(node: &Node, token: &str) {
+        let active = node.core.active().unwrap();
+        let (entry, _) = active
+            .tokens
+            .lookup(&ClientToken::new(token.to_owned()), OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .expect("the generated token exists");
+        assert_eq!(entry.policies, vec!["root".to_owned()]);
+    }
+
+    #[test]
+    fn token_encoding_round_trips_and_has_no_padding() {
+        let token = "hvs.ABCDEFGHIJKLMNOPQRSTUVWX";
+        let otp = random_base62(ROOT_TOKEN_LENGTH);
+        let enc = encode_token(token, &otp).unwrap();
+        assert!(!enc.contains('='));
+        assert_eq!(decode_token(&enc, &otp).unwrap().as_str(), token);
+        assert!(encode_token(token, "short").is_err());
+    }
+
+    #[tokio::test]
+    async fn full_generation_with_five_three_shares() {
+        let node = fixtures::shamir(5, 3).await;
+        let s = node.core.generate_root_status().await.unwrap();
+        assert!(!s.started);
+        assert_eq!((s.progress, s.required, s.otp_length, s.nonce.as_str()), (0, 3, 28, ""));
+
+        let init = node.core.generate_root_init(None, false).await.unwrap();
+        let otp = init.otp.as_ref().expect("a generated OTP is returned once");
+        assert_eq!(otp.len(), ROOT_TOKEN_LENGTH);
+        assert!(otp.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(init.started);
+        let status = node.core.generate_root_status().await.unwrap();
+        assert!(status.otp.is_none(), "the OTP is never shown again");
+        assert_eq!(status.nonce, init.nonce);
+
+        for (n, i) in [4usize, 1].into_iter().enumerate() {
+            let p = node.core.generate_root_update(node.share(i), &init.nonce).await.unwrap();
+            assert_eq!((p.progress, p.required, p.complete()), (n + 1, 3, false));
+        }
+        let done = node.core.generate_root_update(node.share(2), &init.nonce).await.unwrap();
+        assert!(done.complete());
+        assert_eq!((done.progress, done.required), (3, 3));
+        let token = decode_token(done.encoded_token.as_ref().unwrap(), otp).unwrap();
+        assert!(token.starts_with("hvs.") && token.len() == ROOT_TOKEN_LENGTH);
+        assert_root(&node, &token).await;
+        assert!(!node.core.generate_root_status().await.unwrap().started, "completion ends the attempt");
+    }
+
+    #[tokio::test]
+    async fn client_otp_is_used_and_checked() {
+        let node = fixtures::shamir(1, 1).await;
+        let e = node.core.generate_root_init(Some(Zeroizing::new("short".into())), false).await.unwrap_err();
+        assert_eq!(msg(e), "OTP string has incorrect length");
+        let e = node.core.generate_root_init(None, true).await.unwrap_err();
+        assert!(msg(e).contains("PGP"));
+        let otp = random_base62(ROOT_TOKEN_LENGTH);
+        let init = node.core.generate_root_init(Some(Zeroizing::new(otp.clone())), false).await.unwrap();
+        assert!(init.otp.is_none(), "a client-chosen OTP is not echoed");
+        let done = node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap();
+        let token = decode_token(done.encoded_token.as_ref().unwrap(), &otp).unwrap();
+        assert_root(&node, &token).await;
+    }
+
+    #[tokio::test]
+    async fn wrong_duplicate_and_mismatched_submissions() {
+        let node = fixtures::shamir(5, 3).await;
+        let e = node.core.generate_root_update(node.share(0), "x").await.unwrap_err();
+        assert_eq!(msg(e), "no root generation in progress");
+        let init = node.core.generate_root_init(None, false).await.unwrap();
+        let e = node.core.generate_root_init(None, false).await.unwrap_err();
+        assert_eq!(msg(e), "root generation already in progress");
+
+        let e = node.core.generate_root_update(node.share(0), "not-the-nonce").await.unwrap_err();
+        assert_eq!(
+            msg(e),
+            format!(
+                "incorrect nonce supplied; nonce for this root generation operation is \"{}\"",
+                init.nonce
+            )
+        );
+        let e =
+            node.core.generate_root_update(SecretBytes::from_slice(&[1; 8]), &init.nonce).await.unwrap_err();
+        assert_eq!(msg(e), "invalid key: key is shorter than minimum 16 bytes");
+
+        node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap();
+        let e = node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap_err();
+        assert_eq!(msg(e), "given key has already been provided during this generation operation");
+        assert_eq!(node.core.generate_root_status().await.unwrap().progress, 1);
+
+        // A stranger share completes the threshold with a wrong key: refused, progress reset,
+        // the attempt and its nonce stay.
+        node.core.generate_root_update(node.share(1), &init.nonce).await.unwrap();
+        let e = node.core.generate_root_update(fixtures::stranger(), &init.nonce).await.unwrap_err();
+        assert!(msg(e).starts_with("root generation aborted: unable to authenticate: "));
+        let s = node.core.generate_root_status().await.unwrap();
+        assert_eq!((s.started, s.progress, s.nonce.as_str()), (true, 0, init.nonce.as_str()));
+
+        // The right shares still work on the same attempt.
+        let otp = init.otp.unwrap();
+        for i in [3, 0] {
+            node.core.generate_root_update(node.share(i), &init.nonce).await.unwrap();
+        }
+        let done = node.core.generate_root_update(node.share(4), &init.nonce).await.unwrap();
+        assert_root(&node, &decode_token(done.encoded_token.as_ref().unwrap(), &otp).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn cancel_needs_the_nonce_from_anonymous_callers() {
+        let node = fixtures::shamir(5, 3).await;
+        node.core.generate_root_cancel(None, true).await.unwrap(); // nothing to cancel
+        let init = node.core.generate_root_init(None, false).await.unwrap();
+        node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap();
+        assert!(node.core.generate_root_cancel(None, true).await.is_err());
+        assert!(node.core.generate_root_cancel(Some("guess"), true).await.is_err());
+        assert!(node.core.generate_root_cancel(Some("guess"), false).await.is_err());
+        assert!(node.core.generate_root_status().await.unwrap().started, "failed cancels change nothing");
+        node.core.generate_root_cancel(Some(&init.nonce), true).await.unwrap();
+        let s = node.core.generate_root_status().await.unwrap();
+        assert_eq!((s.started, s.progress), (false, 0));
+
+        // An authorized caller needs no nonce.
+        node.core.generate_root_init(None, false).await.unwrap();
+        node.core.generate_root_cancel(None, false).await.unwrap();
+        assert!(!node.core.generate_root_status().await.unwrap().started);
+        let e = node.core.generate_root_update(node.share(1), &init.nonce).await.unwrap_err();
+        assert_eq!(msg(e), "no root generation in progress");
+    }
+
+    #[tokio::test]
+    async fn sealing_drops_the_attempt() {
+        let node = fixtures::shamir(5, 3).await;
+        let init = node.core.generate_root_init(None, false).await.unwrap();
+        node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap();
+        node.core.seal().await;
+        assert!(matches!(node.core.generate_root_status().await.unwrap_err(), Error::Sealed));
+        assert!(matches!(node.core.generate_root_init(None, false).await.unwrap_err(), Error::Sealed));
+        assert!(matches!(
+            node.core.generate_root_update(node.share(1), &init.nonce).await.unwrap_err(),
+            Error::Sealed
+        ));
+        for i in 0..3 {
+            node.core.unseal(Some(&node.shares[i]), false).await.unwrap();
+        }
+        assert!(!node.core.generate_root_status().await.unwrap().started);
+    }
+
+    #[tokio::test]
+    async fn uninitialized_node_answers_like_openbao() {
+        let core = Core::new(
+            crate::core::CoreConfig::default(),
+            std::sync::Arc::new(coffer_storage::MemStorage::new()),
+            SealSource::Shamir,
+        );
+        assert_eq!(msg(core.generate_root_status().await.unwrap_err()), "server is not yet initialized");
+        assert!(matches!(core.generate_root_init(None, false).await.unwrap_err(), Error::Sealed));
+    }
+
+    #[tokio::test]
+    async fn static_seal_uses_recovery_shares() {
+        let node = fixtures::static_seal(5, 3).await;
+        assert_eq!(node.core.generate_root_status().await.unwrap().required, 3);
+        let token = generate(&node, &[0, 2, 4]).await.unwrap();
+        assert_root(&node, &token).await;
+
+        let init = node.core.generate_root_init(None, false).await.unwrap();
+        node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap();
+        node.core.generate_root_update(node.share(1), &init.nonce).await.unwrap();
+        let e = node.core.generate_root_update(fixtures::stranger(), &init.nonce).await.unwrap_err();
+        assert_eq!(
+            msg(e),
+            "root generation aborted: unable to authenticate: recovery key verification failed: recovery key does not match submitted values"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_share_node_takes_the_key_itself() {
+        let node = fixtures::shamir(1, 1).await;
+        let token = generate(&node, &[0]).await.unwrap();
+        assert_root(&node, &token).await;
+        // A single wrong key is refused at once.
+        let init = node.core.generate_root_init(None, false).await.unwrap();
+        let e =
+            node.core.generate_root_update(SecretBytes::random(32).unwrap(), &init.nonce).await.unwrap_err();
+        assert!(msg(e).starts_with("root generation aborted"));
+    }
+}

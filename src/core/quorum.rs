@@ -203,3 +203,131 @@ mod tests {
         assert!(check_cancel_nonce("n1", Some("n2"), false).is_err());
     }
 }
+
+/// Nodes for the generate-root and rekey tests: a core over `MemStorage`, initialised and
+/// unsealed, with the shares its operators hold.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use coffer_storage::keys::{SecretBytes, UnsealKey};
+    use coffer_storage::{Batch, Entry, MemStorage, Storage, StorageError};
+
+    use crate::core::seal::{render_shares, InitParams, SealSource};
+    use crate::core::{Core, CoreConfig};
+
+    /// A store whose `apply` can be made to fail, to show that an operation writes all or
+    /// nothing.
+    pub struct FlakyStorage {
+        inner: MemStorage,
+        pub fail_apply: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Storage for FlakyStorage {
+        async fn get(&self, key: &str) -> Result<Option<Entry>, StorageError> {
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.list(prefix).await
+        }
+        async fn apply(&self, batch: Batch) -> Result<u64, StorageError> {
+            if self.fail_apply.load(Ordering::SeqCst) {
+                return Err(StorageError::Unavailable("injected failure".into()));
+            }
+            self.inner.apply(batch).await
+        }
+    }
+
+    pub struct Node {
+        pub core: Arc<Core>,
+        pub storage: Arc<FlakyStorage>,
+        /// Hex shares: unseal shares (Shamir) or recovery shares (static seal).
+        pub shares: Vec<String>,
+        /// The static seal key, to restart the node over the same storage.
+        pub static_key: Option<Vec<u8>>,
+        pub root_token: String,
+    }
+
+    impl Node {
+        /// Share `i` as the operation takes it.
+        pub fn share(&self, i: usize) -> SecretBytes {
+            super::decode_key(&self.shares[i]).unwrap()
+        }
+
+        /// A fresh core over the same storage (a restart), started.
+        pub async fn restart(&self) -> Arc<Core> {
+            let seal = match &self.static_key {
+                None => SealSource::Shamir,
+                Some(k) => SealSource::Static { key: UnsealKey::from_slice(k).unwrap(), key_id: "k1".into() },
+            };
+            let core = Core::new(CoreConfig::default(), self.storage.clone(), seal);
+            core.start().await.unwrap();
+            core
+        }
+    }
+
+    fn hex_shares(shares: &[SecretBytes]) -> Vec<String> {
+        render_shares(shares).0.iter().map(|s| s.as_str().to_owned()).collect()
+    }
+
+    fn storage() -> Arc<FlakyStorage> {
+        Arc::new(FlakyStorage { inner: MemStorage::new(), fail_apply: AtomicBool::new(false) })
+    }
+
+    /// A Shamir node initialised with `n` shares and threshold `t`, unsealed.
+    pub async fn shamir(n: i64, t: i64) -> Node {
+        shamir_with(CoreConfig::default(), n, t).await
+    }
+
+    /// Same, with a core configuration.
+    pub async fn shamir_with(config: CoreConfig, n: i64, t: i64) -> Node {
+        let storage = storage();
+        let core = Core::new(config, storage.clone(), SealSource::Shamir);
+        let init = core
+            .init(InitParams { secret_shares: n, secret_threshold: t, ..InitParams::default() })
+            .await
+            .unwrap();
+        let shares = hex_shares(&init.keys);
+        for s in &shares[..t as usize] {
+            core.unseal(Some(s), false).await.unwrap();
+        }
+        assert!(!core.is_sealed());
+        let root_token = init.root_token.expose().to_owned();
+        Node { core, storage, shares, static_key: None, root_token }
+    }
+
+    /// A static-seal node with `n` recovery shares and threshold `t` (unsealed by init).
+    pub async fn static_seal(n: i64, t: i64) -> Node {
+        let storage = storage();
+        let key = UnsealKey::generate().unwrap();
+        let static_key = key.expose().to_vec();
+        let core = Core::new(
+            CoreConfig::default(),
+            storage.clone(),
+            SealSource::Static { key, key_id: "k1".into() },
+        );
+        let init = core
+            .init(InitParams { recovery_shares: n, recovery_threshold: t, ..InitParams::default() })
+            .await
+            .unwrap();
+        assert!(init.keys.is_empty());
+        assert!(!core.is_sealed());
+        let root_token = init.root_token.expose().to_owned();
+        Node {
+            core,
+            storage,
+            shares: hex_shares(&init.recovery_keys),
+            static_key: Some(static_key),
+            root_token,
+        }
+    }
+
+    /// A share that belongs to no quorum.
+    pub fn stranger() -> SecretBytes {
+        SecretBytes::random(33).unwrap()
+    }
+}
