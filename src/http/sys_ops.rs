@@ -849,4 +849,78 @@ mod tests {
             assert_eq!((st, body), (503, json!({"errors": ["Vault is sealed"]})), "{m} {p}");
         }
     }
+
+    #[tokio::test]
+    async fn static_seal_endpoints() {
+        let node = fixtures::static_seal(3, 2).await;
+        let c = Client::new(&node);
+        let t = node.root_token.as_str();
+        // sys/rekey/* on a static seal: recovery shares, forced 1/1 shown as 0/0, no keys back.
+        let (st, init) = c.call("PUT", "sys/rekey/init", t, Some(json!({}))).await;
+        assert_eq!(st, 200, "{init}");
+        assert_eq!(
+            (init["t"].clone(), init["n"].clone(), init["required"].clone()),
+            (json!(0), json!(0), json!(2))
+        );
+        let nonce = init["nonce"].as_str().unwrap().to_owned();
+        c.call("PUT", "sys/rekey/update", t, Some(json!({"key": node.shares[0], "nonce": nonce}))).await;
+        let (st, done) =
+            c.call("PUT", "sys/rekey/update", t, Some(json!({"key": node.shares[2], "nonce": nonce}))).await;
+        assert_eq!(st, 200, "{done}");
+        assert_eq!(
+            done,
+            json!({"nonce": nonce, "complete": true, "keys": [], "keys_base64": [], "pgp_fingerprints": null,
+                   "backup": false, "verification_required": false})
+        );
+        // sys/rekey-recovery-key/*: new recovery shares.
+        let (st, init) = c
+            .call(
+                "PUT",
+                "sys/rekey-recovery-key/init",
+                t,
+                Some(json!({"secret_shares": 4, "secret_threshold": 3})),
+            )
+            .await;
+        assert_eq!(st, 200, "{init}");
+        let nonce = init["nonce"].as_str().unwrap().to_owned();
+        c.call(
+            "PUT",
+            "sys/rekey-recovery-key/update",
+            t,
+            Some(json!({"key": node.shares[1], "nonce": nonce})),
+        )
+        .await;
+        let (st, done) = c
+            .call(
+                "PUT",
+                "sys/rekey-recovery-key/update",
+                t,
+                Some(json!({"key": node.shares[2], "nonce": nonce})),
+            )
+            .await;
+        assert_eq!(st, 200, "{done}");
+        let new: Vec<String> =
+            done["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+        assert_eq!(new.len(), 4);
+        let ss = node.core.seal_status().await.unwrap();
+        assert_eq!((ss.t, ss.n, ss.recovery_seal), (3, 4, true));
+        // generate-root now wants three of the new recovery shares; an old one is refused.
+        let (_, init) = c.call("PUT", "sys/generate-root/attempt", t, Some(json!({}))).await;
+        let nonce = init["nonce"].as_str().unwrap().to_owned();
+        for k in [&new[3], &node.shares[0]] {
+            c.call("PUT", "sys/generate-root/update", t, Some(json!({"key": k, "nonce": nonce}))).await;
+        }
+        let (st, body) =
+            c.call("PUT", "sys/generate-root/update", t, Some(json!({"key": new[1], "nonce": nonce}))).await;
+        assert_eq!(st, 400, "{body}");
+        for k in [&new[3], &new[0]] {
+            c.call("PUT", "sys/generate-root/update", t, Some(json!({"key": k, "nonce": nonce}))).await;
+        }
+        let (st, body) =
+            c.call("PUT", "sys/generate-root/update", t, Some(json!({"key": new[1], "nonce": nonce}))).await;
+        assert_eq!((st, body["complete"].clone()), (200, json!(true)), "{body}");
+        let token =
+            decode_token(body["encoded_token"].as_str().unwrap(), init["otp"].as_str().unwrap()).unwrap();
+        assert!(token.starts_with("hvs."));
+    }
 }

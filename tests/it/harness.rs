@@ -271,6 +271,20 @@ pub fn bao_available() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a test that needs the `bao` CLI can run: `true` when it is installed. Otherwise the
+/// test should return early (skipped, with a note on stderr), unless `COFFER_REQUIRE_BAO=1`,
+/// which turns a missing `bao` into a failure.
+pub fn require_bao(test: &str) -> bool {
+    if bao_available() {
+        return true;
+    }
+    if std::env::var("COFFER_REQUIRE_BAO").as_deref() == Ok("1") {
+        panic!("{test}: bao is not installed and COFFER_REQUIRE_BAO=1");
+    }
+    eprintln!("{test}: skipped, bao is not installed");
+    false
+}
+
 /// A free TCP port on 127.0.0.1 (for tools that cannot report their bound port).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
