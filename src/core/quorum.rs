@@ -152,58 +152,6 @@ impl Core {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_hex_then_base64() {
-        let hex_share = "ab".repeat(33);
-        assert_eq!(decode_key(&hex_share).unwrap().len(), 33);
-        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        assert!(decode_key(&b64).unwrap().ct_eq(&[7u8; 32]));
-        // Valid hex of the wrong length falls back to base64 ("abcd" is 3 bytes of base64).
-        assert_eq!(decode_key("abcd").unwrap().len(), 3);
-        assert_eq!(decode_key("zz!").unwrap_err().to_string(), "'key' must be a valid hex or base64 string");
-        assert_eq!(
-            key_length_problem(&decode_key("abcd").unwrap()).unwrap(),
-            "key is shorter than minimum 16 bytes"
-        );
-        assert_eq!(
-            key_length_problem(&SecretBytes::from_slice(&[1; 40])).unwrap(),
-            "key is longer than maximum 33 bytes"
-        );
-        assert!(key_length_problem(&SecretBytes::from_slice(&[1; 32])).is_none());
-    }
-
-    #[test]
-    fn shares_detect_duplicates_and_clear_on_combine() {
-        let parts = shamir::split(&[9u8; 32], 3, 2).unwrap();
-        let mut shares = Shares::default();
-        shares.push(parts[0].duplicate());
-        assert!(shares.contains(&parts[0]));
-        assert!(!shares.contains(&parts[1]));
-        shares.push(parts[1].duplicate());
-        let key = shares.combine(2).unwrap();
-        assert!(key.ct_eq(&[9u8; 32]));
-        assert!(shares.is_empty());
-        // A failed combination forgets the shares too.
-        shares.push(parts[0].duplicate());
-        shares.push(parts[0].duplicate());
-        assert_eq!(shares.combine(2).unwrap_err(), ShamirError::Duplicate);
-        assert!(shares.is_empty());
-    }
-
-    #[test]
-    fn cancel_nonce_rules() {
-        assert!(check_cancel_nonce("n1", Some("n1"), true).is_ok());
-        assert!(check_cancel_nonce("n1", None, false).is_ok());
-        assert!(check_cancel_nonce("n1", Some(""), false).is_ok());
-        assert!(check_cancel_nonce("n1", None, true).is_err());
-        assert!(check_cancel_nonce("n1", Some("n2"), false).is_err());
-    }
-}
-
 /// Nodes for the generate-root and rekey tests: a core over `MemStorage`, initialised and
 /// unsealed, with the shares its operators hold.
 #[cfg(test)]
@@ -329,5 +277,57 @@ pub(crate) mod fixtures {
     /// A share that belongs to no quorum.
     pub fn stranger() -> SecretBytes {
         SecretBytes::random(33).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_hex_then_base64() {
+        let hex_share = "ab".repeat(33);
+        assert_eq!(decode_key(&hex_share).unwrap().len(), 33);
+        let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert!(decode_key(&b64).unwrap().ct_eq(&[7u8; 32]));
+        // Valid hex of the wrong length falls back to base64 ("abcd" is 3 bytes of base64).
+        assert_eq!(decode_key("abcd").unwrap().len(), 3);
+        assert_eq!(decode_key("zz!").unwrap_err().to_string(), "'key' must be a valid hex or base64 string");
+        assert_eq!(
+            key_length_problem(&decode_key("abcd").unwrap()).unwrap(),
+            "key is shorter than minimum 16 bytes"
+        );
+        assert_eq!(
+            key_length_problem(&SecretBytes::from_slice(&[1; 40])).unwrap(),
+            "key is longer than maximum 33 bytes"
+        );
+        assert!(key_length_problem(&SecretBytes::from_slice(&[1; 32])).is_none());
+    }
+
+    #[test]
+    fn shares_detect_duplicates_and_clear_on_combine() {
+        let parts = shamir::split(&[9u8; 32], 3, 2).unwrap();
+        let mut shares = Shares::default();
+        shares.push(parts[0].duplicate());
+        assert!(shares.contains(&parts[0]));
+        assert!(!shares.contains(&parts[1]));
+        shares.push(parts[1].duplicate());
+        let key = shares.combine(2).unwrap();
+        assert!(key.ct_eq(&[9u8; 32]));
+        assert!(shares.is_empty());
+        // A failed combination forgets the shares too.
+        shares.push(parts[0].duplicate());
+        shares.push(parts[0].duplicate());
+        assert_eq!(shares.combine(2).unwrap_err(), ShamirError::Duplicate);
+        assert!(shares.is_empty());
+    }
+
+    #[test]
+    fn cancel_nonce_rules() {
+        assert!(check_cancel_nonce("n1", Some("n1"), true).is_ok());
+        assert!(check_cancel_nonce("n1", None, false).is_ok());
+        assert!(check_cancel_nonce("n1", Some(""), false).is_ok());
+        assert!(check_cancel_nonce("n1", None, true).is_err());
+        assert!(check_cancel_nonce("n1", Some("n2"), false).is_err());
     }
 }

@@ -8,6 +8,9 @@
 //! * [`RECOVERY_CHECK_PATH`] (static seal only): a known constant encrypted with the recovery key,
 //!   so recovery shares can be verified without unsealing.
 //!
+//! A rekey ([`crate::core::rekey`]) replaces the wrapped root key (or the recovery check) and the
+//! seal configuration together, in one batch guarded by their versions.
+//!
 //! The unseal key is the Shamir secret (or, with one share, the share itself), or the static
 //! key read from `env:`/`file:` at start. Unseal progress is per node, in memory only, zeroized
 //! on reset, completion or failure.

@@ -23,8 +23,9 @@
 //! allows `read` (GET), `update` (PUT/POST) or `delete` (DELETE) on the request path. So hvac
 //! and older CLIs keep working when they send a token, and anonymous callers get 403.
 //! With the setting on, no token is needed; an anonymous caller must then give the operation's
-//! `nonce` (query parameter or body) to cancel it (or restart a verification), so a blind
-//! `DELETE` cannot end somebody else's ceremony.
+//! `nonce` (query parameter or body) to cancel it (or restart a verification). That stops blind
+//! `DELETE`s, not a determined attacker (the status endpoints show the nonce to anyone, as
+//! clients need it): keep unauthenticated access off where that matters.
 
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -183,12 +184,12 @@ fn string_ci(body: &Map<String, Value>, name: &str) -> Option<Zeroizing<String>>
 
 /// `key` and `nonce` of an update request (legacy wording of the errors).
 fn key_and_nonce(p: &Parsed) -> Result<(coffer_storage::keys::SecretBytes, String), Error> {
-    let body = p.json_body()?;
+    let mut body = p.json_body()?;
     let key = string_ci(&body, "key").filter(|k| !k.is_empty());
-    let Some(key) = key else { return Err(Error::bad("'key' must be specified in request body as JSON")) };
-    let key = decode_key(&key)?;
     let nonce = string_ci(&body, "nonce").map(|n| n.as_str().to_owned()).unwrap_or_default();
-    Ok((key, nonce))
+    body.values_mut().for_each(wipe);
+    let Some(key) = key else { return Err(Error::bad("'key' must be specified in request body as JSON")) };
+    Ok((decode_key(&key)?, nonce))
 }
 
 /// The nonce a DELETE carries, from the query string or the body.
