@@ -15,7 +15,10 @@
 pub mod envelope;
 pub mod error;
 pub mod fields;
+pub mod generate_root;
 pub mod mounts;
+pub mod quorum;
+pub mod rekey;
 pub mod request;
 pub mod seal;
 pub mod shamir;
@@ -138,8 +141,13 @@ pub struct Core {
     barrier: Arc<Barrier>,
     seal_source: SealSource,
     unseal_progress: tokio::sync::Mutex<Progress>,
+    /// Root token generation in progress (memory only; see `generate_root`).
+    root_generation: tokio::sync::Mutex<Option<generate_root::RootGeneration>>,
+    /// Rekey operations in progress (memory only; see `rekey`).
+    rekeys: tokio::sync::Mutex<rekey::Rekeys>,
     active: RwLock<Option<Arc<Active>>>,
-    /// Serialises init / unseal / seal transitions.
+    /// Serialises init / unseal / seal transitions and the completion of quorum operations
+    /// (generate-root, rekey). Lock order: `transition`, then any other lock.
     transition: tokio::sync::Mutex<()>,
     factory: Box<Factory>,
     me: Weak<Core>,
@@ -159,6 +167,8 @@ impl Core {
             barrier: Arc::new(Barrier::new(storage)),
             seal_source,
             unseal_progress: tokio::sync::Mutex::new(Progress::default()),
+            root_generation: tokio::sync::Mutex::new(None),
+            rekeys: tokio::sync::Mutex::new(rekey::Rekeys::default()),
             active: RwLock::new(None),
             transition: tokio::sync::Mutex::new(()),
             factory: Box::new(crate::engines::factory(me.clone())),
@@ -482,6 +492,9 @@ impl Core {
         self.set_active(None);
         self.barrier.seal();
         self.unseal_progress.lock().await.reset();
+        // Quorum operations need the unsealed node; their shares go with it.
+        *self.root_generation.lock().await = None;
+        *self.rekeys.lock().await = rekey::Rekeys::default();
     }
 
     /// Seals the node: drops all unsealed state and zeroizes the keyring.

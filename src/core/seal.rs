@@ -8,6 +8,9 @@
 //! * [`RECOVERY_CHECK_PATH`] (static seal only): a known constant encrypted with the recovery key,
 //!   so recovery shares can be verified without unsealing.
 //!
+//! A rekey ([`crate::core::rekey`]) replaces the wrapped root key (or the recovery check) and the
+//! seal configuration together, in one batch guarded by their versions.
+//!
 //! The unseal key is the Shamir secret (or, with one share, the share itself), or the static
 //! key read from `env:`/`file:` at start. Unseal progress is per node, in memory only, zeroized
 //! on reset, completion or failure.
@@ -128,28 +131,34 @@ impl Progress {
     }
 }
 
-/// Validates Vault's share/threshold rules; `prefix` is "" or "recovery " for messages.
+/// Validates Vault's share/threshold rules for `sys/init`.
 pub fn validate_shares(shares: i64, threshold: i64) -> Result<(u8, u8)> {
-    let bad = |m: &str| Err(Error::bad(format!("invalid seal configuration: {m}")));
-    if shares < 1 {
-        return bad("shares must be at least one");
+    validate_shares_as("invalid seal configuration", shares, threshold)
+}
+
+/// Vault's share/threshold rules (`SealConfig.Validate`), with the message prefix the calling
+/// endpoint uses (`invalid seal configuration`, `invalid rekey seal configuration`, ...).
+pub fn validate_shares_as(prefix: &str, shares: i64, threshold: i64) -> Result<(u8, u8)> {
+    let rule = if shares < 1 {
+        Some("shares must be at least one")
+    } else if threshold < 1 {
+        Some("threshold must be at least one")
+    } else if shares > 1 && threshold < 2 {
+        Some("threshold must be greater than one for multiple shares")
+    } else if shares > 255 {
+        Some("shares must be less than 256")
+    } else if threshold > 255 {
+        Some("threshold must be less than 256")
+    } else if threshold > shares {
+        Some("threshold cannot be larger than shares")
+    } else {
+        None
+    };
+    match rule {
+        Some(m) => Err(Error::bad(format!("{prefix}: {m}"))),
+        // Both are within 1..=255 here.
+        None => Ok((shares as u8, threshold as u8)),
     }
-    if threshold < 1 {
-        return bad("threshold must be at least one");
-    }
-    if shares > 1 && threshold < 2 {
-        return bad("threshold must be greater than one for multiple shares");
-    }
-    if shares > 255 {
-        return bad("shares must be less than 256");
-    }
-    if threshold > 255 {
-        return bad("threshold must be less than 256");
-    }
-    if threshold > shares {
-        return bad("threshold cannot be larger than shares");
-    }
-    Ok((shares as u8, threshold as u8))
 }
 
 /// Splits a 32-byte key into shares (one share = the key itself).

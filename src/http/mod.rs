@@ -2,12 +2,13 @@
 //! `tls_disable`.
 //!
 //! [`handler`] turns requests into core calls, [`sys`] serves the endpoints that work while
-//! sealed, [`crate::core::envelope`] renders responses and [`error`] is the only place errors become
+//! sealed, [`sys_ops`] root generation and rekeying, [`crate::core::envelope`] renders responses and [`error`] is the only place errors become
 //! statuses.
 
 pub mod error;
 pub mod handler;
 pub mod sys;
+pub mod sys_ops;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

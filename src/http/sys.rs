@@ -1,6 +1,7 @@
 //! Special `sys/` handlers that bypass the router because they must work while sealed or
 //! uninitialised: init, seal-status, unseal, seal, leader, health, step-down. Their bodies are
-//! plain JSON objects, not the envelope.
+//! plain JSON objects, not the envelope. Root generation and rekeying live in
+//! [`sys_ops`](crate::http::sys_ops), dispatched from here.
 
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -43,7 +44,10 @@ pub async fn special(state: &HttpState, p: &Parsed) -> Option<Reply> {
         },
         "sys/health" => health(state, p).await,
         "sys/step-down" => step_down(state, p).await,
-        _ => return None,
+        other => match crate::http::sys_ops::OpPath::parse(other) {
+            Some(op) => crate::http::sys_ops::handle(state, p, op).await,
+            None => return None,
+        },
     };
     Some(r)
 }

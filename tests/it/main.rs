@@ -8,5 +8,6 @@ mod config;
 mod harness;
 mod packaging;
 mod regression;
+mod sealops;
 mod smoke;
 mod tokens;
