@@ -6,6 +6,7 @@ mod audit;
 mod bao_cli;
 mod config;
 mod harness;
+mod lifecycle;
 mod packaging;
 mod regression;
 mod sealops;
