@@ -568,7 +568,7 @@ impl Core {
         if let Some(entry) = &token {
             if !unauth {
                 let acl = active.policies.acl(&entry.policies).await?;
-                let d = acl.check(ctx.operation, &req.path, &ctx.data);
+                let d = acl.check_request(ctx.operation, &req.path, &ctx.data, ctx.wrap_ttl);
                 let needs_sudo = routed.route.backend.root_protected(&routed.relative);
                 if !d.allowed || (needs_sudo && !d.sudo) {
                     return Err(Error::PermissionDenied);

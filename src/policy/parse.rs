@@ -574,8 +574,43 @@ fn block_value(entry: &Entry) -> Node {
     value
 }
 
+/// Deepest nesting of brackets a document may have. Real policies use five or six levels; the
+/// HCL parser recurses per level and would exhaust a worker thread's stack long before the
+/// request size limit is reached, so depth is checked before parsing.
+pub const MAX_DEPTH: usize = 32;
+
+/// Rejects documents nested deeper than [`MAX_DEPTH`]. Brackets inside double-quoted strings
+/// are skipped; anything else (comments, heredocs) counts, which can only over-estimate.
+fn check_depth(text: &str) -> Result<(), ParseError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '{' | '(' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ParseError::Syntax(format!("nesting deeper than {MAX_DEPTH} levels")));
+                }
+            }
+            ']' | '}' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses a policy document. Stanzas whose `expiration` is before `now` are dropped.
 pub fn parse(text: &str, now: OffsetDateTime) -> Result<Policy, ParseError> {
+    check_depth(text)?;
     let stanzas =
         if text.trim_start().starts_with('{') { parse_json_stanzas(text)? } else { parse_hcl_stanzas(text)? };
     let mut paths = Vec::with_capacity(stanzas.len());
@@ -1227,6 +1262,33 @@ mod tests {
         assert!(err(r#"path "a" { capabilities = ["${var.x}"] }"#).contains("string template"));
         assert!(err(r#"path "a" { capabilities = upper("x") }"#).starts_with("failed to parse policy: "));
         assert!(err("[1]").starts_with("failed to parse policy: "));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        for open in ["[", "{", "("] {
+            let close = match open {
+                "[" => "]",
+                "{" => "}",
+                _ => ")",
+            };
+            let text =
+                format!("path \"a\" {{ capabilities = {}{} }}", open.repeat(100_000), close.repeat(100_000));
+            assert_eq!(err(&text), "failed to parse policy: nesting deeper than 32 levels");
+        }
+        let json = format!("{{\"path\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(err(&json), "failed to parse policy: nesting deeper than 32 levels");
+        // Brackets inside strings do not count, escaped quotes do not end a string.
+        let text =
+            format!("path \"{}\\\"{}\" {{ capabilities = [\"read\"] }}", "{".repeat(100), "[".repeat(100));
+        assert_eq!(p(&text).paths.len(), 1);
+        // The limit itself is fine.
+        let ok = format!(
+            "path \"a\" {{ allowed_parameters = {{ k = {}{} }} }}",
+            "[".repeat(MAX_DEPTH - 2),
+            "]".repeat(MAX_DEPTH - 2)
+        );
+        assert_eq!(p(&ok).paths.len(), 1);
     }
 
     #[test]

@@ -3,4 +3,5 @@
 //! Modules group tests by area; `harness` starts and stops servers and polls with deadlines.
 
 mod harness;
+mod policy;
 mod smoke;

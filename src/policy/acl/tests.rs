@@ -357,7 +357,7 @@ fn wrapping_ttl_bounds_merge_to_the_smaller_non_zero() {
     // Only a minimum: any TTL at or above it.
     let a = one("path \"p\" {\n capabilities = [\"read\"]\n min_wrapping_ttl = 60\n}");
     assert!(a.check_request(Read, "p", &Map::new(), Some(60)).allowed);
-    assert!(a.check(Read, "p", &Map::new()).allowed == false);
+    assert!(!a.check(Read, "p", &Map::new()).allowed);
 }
 
 // --- parameter constraints (§4.2)
