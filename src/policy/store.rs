@@ -158,7 +158,14 @@ impl PolicyStore {
                 Ok(_) => {}
                 // Another node wrote it first.
                 Err(e) if is_precondition_failure(&e) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => match Error::from(e) {
+                    // A node that cannot write (a standby) leaves it to the active node; until
+                    // then `default` behaves as empty, which only denies more.
+                    Error::Unavailable(reason) => {
+                        tracing::warn!(%reason, "default policy missing and not writable here")
+                    }
+                    other => return Err(other),
+                },
             }
         }
         Ok(store)
@@ -300,11 +307,17 @@ impl PolicyStore {
     }
 
     /// The compiled ACL for a token's policy names (normalised; unknown names are empty).
+    ///
+    /// Only the exact name `root` gives the root ACL. Token policies are normalised when tokens
+    /// are issued, so a variant such as `Root` or ` root` can only come from a bug elsewhere;
+    /// it is treated as a policy that does not exist rather than as root (the class of
+    /// CVE-2025-5999, where a non-normalised `Root` was honoured as root).
     pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>> {
-        let mut key: Vec<String> = names.iter().map(|n| sanitize_name(n)).filter(|n| !n.is_empty()).collect();
-        if key.iter().any(|n| n == "root") {
+        if names.iter().any(|n| n == "root") {
             return Ok(Arc::clone(&self.root));
         }
+        let mut key: Vec<String> =
+            names.iter().map(|n| sanitize_name(n)).filter(|n| !n.is_empty() && n != "root").collect();
         key.sort();
         key.dedup();
         let now = OffsetDateTime::now_utc();
@@ -414,7 +427,13 @@ mod tests {
                 "cannot update \"root\" policy"
             );
             assert_eq!(s.delete(n).await.unwrap_err().to_string(), "cannot delete \"root\" policy");
-            assert!(s.acl(&names(&[n])).await.unwrap().is_root());
+        }
+        assert!(s.acl(&names(&["root"])).await.unwrap().is_root());
+        assert!(s.acl(&names(&["default", "root"])).await.unwrap().is_root());
+        for n in ["Root", " root", "ROOT"] {
+            let acl = s.acl(&names(&[n])).await.unwrap();
+            assert!(!acl.is_root(), "{n:?} must not be root");
+            assert!(!acl.check(Operation::Read, "sys/mounts", &Map::new()).allowed);
         }
         assert_eq!(
             s.set("response-wrapping", "path \"a\" {}").await.unwrap_err().to_string(),
