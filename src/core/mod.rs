@@ -654,7 +654,7 @@ impl Core {
         if let Some(entry) = &token {
             if !unauth {
                 let acl = active.policies.acl(&entry.policies).await?;
-                let d = acl.check(ctx.operation, &path, &ctx.data);
+                let d = acl.check_request(ctx.operation, &path, &ctx.data, ctx.wrap_ttl);
                 let needs_sudo = routed.route.backend.root_protected(&routed.relative);
                 denied = !d.allowed || (needs_sudo && !d.sudo);
                 granting = d.granting_policies;

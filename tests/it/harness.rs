@@ -422,3 +422,18 @@ pub fn bao_cli(server: &Server, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// [`bao_dev`] for differential tests: `None` (after a note on stderr) when `bao` is not
+/// installed, unless `COFFER_REQUIRE_BAO=1`, which turns a missing `bao` into a failure.
+pub fn require_bao_dev(test: &str) -> Option<Server> {
+    match bao_dev() {
+        Some(s) => Some(s),
+        None if std::env::var("COFFER_REQUIRE_BAO").as_deref() == Ok("1") => {
+            panic!("{test}: COFFER_REQUIRE_BAO=1 but `bao` is not installed")
+        }
+        None => {
+            eprintln!("{test}: skipped, `bao` is not installed");
+            None
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod config;
 mod harness;
 mod lifecycle;
 mod packaging;
+mod policy;
 mod regression;
 mod sealops;
 mod smoke;

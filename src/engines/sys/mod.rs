@@ -1,10 +1,12 @@
-//! The `sys/` backend: mounts, auth methods, remount, the UI preflight, key status and rotation.
+//! The `sys/` backend: mounts, auth methods, remount, the UI preflight, key status and rotation,
+//! policies and capabilities.
 //!
 //! Seal, init, unseal, health and leader are special HTTP handlers (they work while sealed) and
 //! live in `http::sys`; everything here runs through the normal request lifecycle.
 
 mod audit;
 mod mounts;
+mod policy;
 mod wrapping;
 
 use std::collections::BTreeMap;
@@ -28,10 +30,17 @@ enum SysPath<'a> {
     Auth,
     AuthMount(&'a str),
     AuthTune(&'a str),
+    Capabilities,
+    CapabilitiesAccessor,
+    CapabilitiesSelf,
     KeyStatus,
     Mount(&'a str),
     Mounts,
     MountTune(&'a str),
+    Policies,
+    Policy(&'a str),
+    PolicyAcl(&'a str),
+    PolicyList,
     Remount,
     RemountStatus(&'a str),
     Rotate,
@@ -58,7 +67,18 @@ fn parse(path: &str) -> SysPath<'_> {
         "wrapping/rewrap" => return SysPath::WrappingRewrap,
         "wrapping/unwrap" => return SysPath::WrappingUnwrap,
         "wrapping/wrap" => return SysPath::WrappingWrap,
+        "policies/acl" => return SysPath::Policies,
+        "policy" => return SysPath::PolicyList,
+        "capabilities" => return SysPath::Capabilities,
+        "capabilities-self" => return SysPath::CapabilitiesSelf,
+        "capabilities-accessor" => return SysPath::CapabilitiesAccessor,
         _ => {}
+    }
+    if let Some(name) = p.strip_prefix("policies/acl/") {
+        return SysPath::PolicyAcl(name);
+    }
+    if let Some(name) = p.strip_prefix("policy/") {
+        return SysPath::Policy(name);
     }
     if let Some(rest) = p.strip_prefix("mounts/") {
         return match rest.strip_suffix("/tune") {
@@ -212,6 +232,24 @@ impl Backend for Sys {
             }
             (SysPath::WrappingWrap, _) if write => wrapping::wrap(ctx).await.map(|r| r.top_level()),
             (SysPath::WrappingRewrap, _) if write => wrapping::rewrap(&core, &active, ctx).await,
+            (SysPath::Policies, Operation::List) => policy::list_acl(&active).await,
+            (SysPath::PolicyAcl(name), Operation::Read) => policy::read_acl(&active, name).await,
+            (SysPath::PolicyAcl(name), _) if write => policy::write_acl(&active, name, &ctx.data).await,
+            (SysPath::PolicyAcl(name) | SysPath::Policy(name), Operation::Delete) => {
+                policy::delete(&active, name).await
+            }
+            (SysPath::PolicyList, Operation::Read | Operation::List) => policy::list_legacy(&active).await,
+            (SysPath::Policy(name), Operation::Read) => policy::read_legacy(&active, name).await,
+            (SysPath::Policy(name), _) if write => policy::write_legacy(&active, name, &ctx.data).await,
+            (SysPath::CapabilitiesSelf, op) if policy::is_write(op) => {
+                policy::capabilities_self(&active, ctx).await
+            }
+            (SysPath::Capabilities, op) if policy::is_write(op) => {
+                policy::capabilities_token(&active, ctx, ctx.now).await
+            }
+            (SysPath::CapabilitiesAccessor, op) if policy::is_write(op) => {
+                policy::capabilities_accessor(&active, ctx, ctx.now).await
+            }
             (SysPath::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),
         }
@@ -241,6 +279,13 @@ mod tests {
         assert_eq!(parse("auth/approle/tune"), SysPath::AuthTune("approle"));
         assert_eq!(parse("internal/ui/mounts/secret/foo"), SysPath::UiMount("secret/foo"));
         assert_eq!(parse("nope"), SysPath::Unknown);
+        assert_eq!(parse("policies/acl/"), SysPath::Policies);
+        assert_eq!(parse("policies/acl/a/b"), SysPath::PolicyAcl("a/b"));
+        assert_eq!(parse("policy"), SysPath::PolicyList);
+        assert_eq!(parse("policy/x"), SysPath::Policy("x"));
+        assert_eq!(parse("capabilities-self"), SysPath::CapabilitiesSelf);
+        assert_eq!(parse("capabilities-accessor"), SysPath::CapabilitiesAccessor);
+        assert_eq!(parse("capabilities"), SysPath::Capabilities);
         assert!(sys_root_protected("auth/approle"));
         assert!(!sys_root_protected("auth"));
         assert!(!sys_root_protected("mounts/x"));
