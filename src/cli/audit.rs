@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<u8> {
                 .write(&format!("sys/audit/{}", path.trim_end_matches('/')), &body)
                 .await
                 .context("Error enabling audit device")?;
-            println!("Success! Enabled the {} audit device at: {path}", a.device_type);
+            outln!("Success! Enabled the {} audit device at: {path}", a.device_type);
             Ok(0)
         }
         AuditCmd::Disable(a) => {
@@ -64,14 +64,14 @@ pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<u8> {
                 .delete(&format!("sys/audit/{}", path.trim_end_matches('/')))
                 .await
                 .context("Error disabling audit device")?;
-            println!("Success! Disabled audit device (if it was enabled) at: {path}");
+            outln!("Success! Disabled audit device (if it was enabled) at: {path}");
             Ok(0)
         }
         AuditCmd::List(a) => {
             let resp = client.read("sys/audit").await.context("Error listing audits")?.unwrap_or(Value::Null);
             let devices = mount_map(&resp);
             if ctx.format() == Format::Json {
-                println!("{}", output::json_pretty(&Value::Object(devices)));
+                outln!("{}", output::json_pretty(&Value::Object(devices)));
                 return Ok(0);
             }
             if devices.is_empty() {
@@ -98,7 +98,7 @@ pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<u8> {
             } else {
                 &["Path", "Type", "Description"]
             };
-            println!("{}", output::table(header, rows));
+            outln!("{}", output::table(header, rows));
             Ok(0)
         }
     }

@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, cmd: AuthCmd) -> anyhow::Result<u8> {
                 .write(&format!("sys/auth/{}", path.trim_end_matches('/')), &body)
                 .await
                 .context("Error enabling")?;
-            println!("Success! Enabled {} auth method at: {path}", a.method_type);
+            outln!("Success! Enabled {} auth method at: {path}", a.method_type);
             Ok(0)
         }
         AuthCmd::Disable(a) => {
@@ -73,7 +73,7 @@ pub async fn run(ctx: &Ctx, cmd: AuthCmd) -> anyhow::Result<u8> {
                 .delete(&format!("sys/auth/{}", path.trim_end_matches('/')))
                 .await
                 .context("Error disabling auth method")?;
-            println!("Success! Disabled the auth method (if it existed) at: {path}");
+            outln!("Success! Disabled the auth method (if it existed) at: {path}");
             Ok(0)
         }
         AuthCmd::List(a) => {
@@ -84,8 +84,8 @@ pub async fn run(ctx: &Ctx, cmd: AuthCmd) -> anyhow::Result<u8> {
                 .unwrap_or(Value::Null);
             let mounts = mount_map(&resp);
             match ctx.format() {
-                Format::Json => println!("{}", output::json_pretty(&Value::Object(mounts))),
-                Format::Table => println!("{}", mounts_table(&mounts, a.detailed, true)),
+                Format::Json => outln!("{}", output::json_pretty(&Value::Object(mounts))),
+                Format::Table => outln!("{}", mounts_table(&mounts, a.detailed, true)),
             }
             Ok(0)
         }

@@ -80,7 +80,7 @@ pub async fn write(ctx: &Ctx, a: WriteArgs) -> anyhow::Result<u8> {
     match secret {
         None => {
             if ctx.format() == Format::Table {
-                println!("Success! Data written to: {path}");
+                outln!("Success! Data written to: {path}");
             }
             Ok(0)
         }
@@ -107,13 +107,13 @@ pub fn print_list(ctx: &Ctx, secret: Option<&Value>, path: &str) -> anyhow::Resu
         Format::Json => {
             let mut sorted = keys.clone();
             sorted.sort();
-            println!("{}", output::json_pretty(&serde_json::json!(sorted)));
+            outln!("{}", output::json_pretty(&serde_json::json!(sorted)));
         }
         Format::Table => {
             if let Some(w) = secret.and_then(output::warnings_block) {
                 eprintln!("{w}");
             }
-            println!("{}", output::list_table(&keys));
+            outln!("{}", output::list_table(&keys));
         }
     }
     Ok(0)
@@ -133,7 +133,7 @@ pub async fn delete(ctx: &Ctx, a: DeleteArgs) -> anyhow::Result<u8> {
             print_secret(ctx, &s, None)
         }
         _ => {
-            println!("Success! Data deleted (if it existed) at: {path}");
+            outln!("Success! Data deleted (if it existed) at: {path}");
             Ok(0)
         }
     }

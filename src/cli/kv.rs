@@ -254,19 +254,18 @@ pub async fn run(ctx: &Ctx, cmd: KvCmd) -> anyhow::Result<u8> {
         KvCmd::Delete(a) => {
             let versions = parse_versions(&a.versions)?;
             let r = resolve(&client, a.target.mount.as_deref(), &a.target.path).await?;
-            let full = if r.v2 && !versions.is_empty() {
+            // The CLI reports the data path even when versions went through `delete/`.
+            let full = r.api_path("data");
+            if r.v2 && !versions.is_empty() {
                 let p = r.api_path("delete");
                 client
                     .write(&p, &json!({"versions": versions}))
                     .await
-                    .with_context(|| format!("Error deleting {p}"))?;
-                p
+                    .with_context(|| format!("Error deleting {full}"))?;
             } else {
-                let p = r.api_path("data");
-                client.delete(&p).await.with_context(|| format!("Error deleting {p}"))?;
-                p
-            };
-            println!("Success! Data deleted (if it existed) at: {full}");
+                client.delete(&full).await.with_context(|| format!("Error deleting {full}"))?;
+            }
+            outln!("Success! Data deleted (if it existed) at: {full}");
             Ok(0)
         }
         KvCmd::Undelete(a) | KvCmd::Destroy(a) if a.versions.is_empty() => {
@@ -317,7 +316,7 @@ pub async fn run(ctx: &Ctx, cmd: KvCmd) -> anyhow::Result<u8> {
             if let Some(w) = resp.as_ref().and_then(output::warnings_block) {
                 eprintln!("{w}");
             }
-            println!("Success! Data written to: {full}");
+            outln!("Success! Data written to: {full}");
             Ok(0)
         }
         KvCmd::Metadata(KvMetadataCmd::Delete(a)) => {
@@ -325,7 +324,7 @@ pub async fn run(ctx: &Ctx, cmd: KvCmd) -> anyhow::Result<u8> {
             v2_only(&r, "Metadata")?;
             let full = r.api_path("metadata");
             client.delete(&full).await.with_context(|| format!("Error deleting {full}"))?;
-            println!("Success! Data deleted (if it existed) at: {full}");
+            outln!("Success! Data deleted (if it existed) at: {full}");
             Ok(0)
         }
     }
@@ -340,19 +339,19 @@ async fn versions_op(client: &Client, a: VersionsArgs, prefix: &str, what: &str)
         .write(&full, &json!({"versions": versions}))
         .await
         .with_context(|| format!("Error writing data to {full}"))?;
-    println!("Success! Data written to: {full}");
+    outln!("Success! Data written to: {full}");
     Ok(0)
 }
 
 /// Prints `= Title =` / path / blank, as `outputPath` does.
 fn print_path_header(path: &str, title: &str) {
-    println!("{}\n{path}\n", output::pad_equal_signs(title, path.len()));
+    outln!("{}\n{path}\n", output::pad_equal_signs(title, path.len()));
 }
 
 fn print_section(title: &str, m: &Map<String, Value>) {
-    println!("{}", output::header_for_map(title, m));
+    outln!("{}", output::header_for_map(title, m));
     if let Some(t) = output::map_table(m) {
-        println!("{t}");
+        outln!("{t}");
     }
 }
 
@@ -380,7 +379,7 @@ async fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
         };
     }
     if ctx.format() == Format::Json {
-        println!("{}", output::json_secret(&secret));
+        outln!("{}", output::json_secret(&secret));
         return Ok(0);
     }
     if let Some(w) = output::warnings_block(&secret) {
@@ -392,7 +391,7 @@ async fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
         print_path_header(&full, "Secret Path");
         if let Some(md) = d.get("metadata").and_then(Value::as_object) {
             print_section("Metadata", md);
-            println!();
+            outln!();
         }
         if let Some(inner) = d.get("data").and_then(Value::as_object) {
             print_section("Data", inner);
@@ -432,7 +431,7 @@ fn print_write_result(
 ) -> anyhow::Result<u8> {
     let Some(secret) = secret else {
         if ctx.format() == Format::Table {
-            println!("Success! Data written to: {full}");
+            outln!("Success! Data written to: {full}");
         }
         return Ok(0);
     };
@@ -540,7 +539,7 @@ async fn metadata_get(ctx: &Ctx, client: &Client, a: TargetArgs) -> anyhow::Resu
     let secret = client.read(&full).await.with_context(|| format!("Error reading {full}"))?;
     let Some(secret) = secret else { return Err(not_found(&full)) };
     if ctx.format() == Format::Json {
-        println!("{}", output::json_secret(&secret));
+        outln!("{}", output::json_secret(&secret));
         return Ok(0);
     }
     let mut md = secret.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -552,7 +551,7 @@ async fn metadata_get(ctx: &Ctx, client: &Client, a: TargetArgs) -> anyhow::Resu
     nums.sort();
     for (n, k) in nums {
         if let Some(v) = versions[k].as_object() {
-            println!();
+            outln!();
             print_section(&format!("Version {n}"), v);
         }
     }

@@ -41,10 +41,12 @@ pub async fn run(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<u8> {
     let secret = match a.method.as_str() {
         "token" => token_login(&client, &a.args).await?,
         "approle" | "userpass" => method_login(&client, &a).await?,
-        other => return Err(usage(format!(
+        other => {
+            return Err(usage(format!(
             "Unknown auth method: {other}. coffer login supports -method=token, approle and userpass; other \
                  methods can log in with \"coffer write auth/<path>/login ...\"."
-        ))),
+        )))
+        }
     };
     let token = secret
         .get("auth")
@@ -94,7 +96,7 @@ pub async fn run(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<u8> {
             "The token was not stored in token helper. Set the VAULT_TOKEN environment variable or pass the \
              token below with each request."
         };
-        println!("{}\n", output::wrap_with_padding(msg, 0));
+        outln!("{}\n", output::wrap_with_padding(msg, 0));
     }
     print_secret(ctx, &secret, None)
 }

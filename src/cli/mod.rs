@@ -9,6 +9,14 @@
 //! Exit codes: 0 success; 1 an API or other error; 2 a usage error, "no value found", or (for
 //! `status`) a sealed server — the Vault CLI's codes.
 
+/// `println!` that ignores a closed stdout (`coffer kv get ... | head` must not panic).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 pub mod audit;
 pub mod auth;
 pub mod data;
@@ -215,13 +223,13 @@ pub fn print_secret(ctx: &Ctx, secret: &serde_json::Value, field: Option<&str>) 
         return print_field(ctx, secret, name);
     }
     match ctx.format() {
-        Format::Json => println!("{}", output::json_secret(secret)),
+        Format::Json => outln!("{}", output::json_secret(secret)),
         Format::Table => {
             if let Some(w) = output::warnings_block(secret) {
                 eprintln!("{w}");
             }
             if let Some(t) = output::secret_table(secret) {
-                println!("{t}");
+                outln!("{t}");
             }
         }
     }
@@ -244,10 +252,10 @@ pub fn print_data(ctx: &Ctx, data: &serde_json::Value) {
     match (ctx.format(), data.as_object()) {
         (Format::Table, Some(m)) => {
             if let Some(t) = output::map_table(m) {
-                println!("{t}");
+                outln!("{t}");
             }
         }
-        _ => println!("{}", output::json_pretty(data)),
+        _ => outln!("{}", output::json_pretty(data)),
     }
 }
 

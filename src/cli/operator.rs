@@ -134,12 +134,12 @@ pub async fn run(ctx: &Ctx, cmd: OperatorCmd) -> anyhow::Result<u8> {
         OperatorCmd::Unseal(a) => unseal(ctx, &client, a).await,
         OperatorCmd::Seal => {
             put(&client, "sys/seal", None).await.context("Error sealing")?;
-            println!("Success! Vault is sealed.");
+            outln!("Success! Vault is sealed.");
             Ok(0)
         }
         OperatorCmd::StepDown => {
             put(&client, "sys/step-down", None).await.context("Error stepping down")?;
-            println!("Success! Stepped down: {}", client.address());
+            outln!("Success! Stepped down: {}", client.address());
             Ok(0)
         }
         OperatorCmd::Rotate => {
@@ -147,7 +147,7 @@ pub async fn run(ctx: &Ctx, cmd: OperatorCmd) -> anyhow::Result<u8> {
             let status = key_status(&client).await.context("Error reading key status")?;
             match ctx.format() {
                 Format::Json => print_data(ctx, &status),
-                Format::Table => println!("Success! Rotated key\n\n{}", key_status_text(&status)),
+                Format::Table => outln!("Success! Rotated key\n\n{}", key_status_text(&status)),
             }
             Ok(0)
         }
@@ -155,7 +155,7 @@ pub async fn run(ctx: &Ctx, cmd: OperatorCmd) -> anyhow::Result<u8> {
             let status = key_status(&client).await.context("Error reading key status")?;
             match ctx.format() {
                 Format::Json => print_data(ctx, &status),
-                Format::Table => println!("{}", key_status_text(&status)),
+                Format::Table => outln!("{}", key_status_text(&status)),
             }
             Ok(0)
         }
@@ -175,6 +175,29 @@ async fn put(client: &Client, path: &str, body: Option<&Value>) -> Result<Value,
 
 async fn del(client: &Client, path: &str) -> Result<Value, crate::client::ClientError> {
     Ok(client.send(Method::DELETE, path, &[], None).await?.into_result()?.unwrap_or(Value::Null))
+}
+
+/// Root token generation lives at `sys/generate-root/*` (Vault) or, when OpenBao disables the
+/// unauthenticated form, at `sys/generate-root-token/*`: try the first, fall back on 404/405.
+async fn generate_root_call(
+    client: &Client,
+    method: Method,
+    suffix: &str,
+    body: Option<&Value>,
+) -> Result<Value, crate::client::ClientError> {
+    let mut last = None;
+    for base in ["sys/generate-root", "sys/generate-root-token"] {
+        let r = client.send(method.clone(), &format!("{base}/{suffix}"), &[], body).await?;
+        if matches!(r.status, 404 | 405) {
+            last = Some(r);
+            continue;
+        }
+        return Ok(payload(r.into_result()?.unwrap_or(Value::Null)));
+    }
+    match last {
+        Some(r) => Err(r.into_api_error().into()),
+        None => Ok(Value::Null),
+    }
 }
 
 /// Envelope responses carry their payload in `data`; sealed-state endpoints do not.
@@ -217,10 +240,10 @@ async fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> anyhow::Result<u8> {
     if a.status {
         let v = get(client, "sys/init").await.context("Error checking init status")?;
         return if v.get("initialized").and_then(Value::as_bool).unwrap_or(false) {
-            println!("Vault is initialized");
+            outln!("Vault is initialized");
             Ok(0)
         } else {
-            println!("Vault is not initialized");
+            outln!("Vault is not initialized");
             Ok(2)
         };
     }
@@ -256,18 +279,18 @@ async fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> anyhow::Result<u8> {
                 "recovery_keys_threshold": a.recovery_threshold.unwrap_or(0),
                 "root_token": root.as_str(),
             });
-            println!("{}", output::json_pretty(&out));
+            outln!("{}", output::json_pretty(&out));
         }
         Format::Table => {
             for (i, k) in keys_b64.iter().enumerate() {
-                println!("Unseal Key {}: {k}", i + 1);
+                outln!("Unseal Key {}: {k}", i + 1);
             }
             for (i, k) in rec_b64.iter().enumerate() {
-                println!("Recovery Key {}: {k}", i + 1);
+                outln!("Recovery Key {}: {k}", i + 1);
             }
-            println!("\nInitial Root Token: {}\n", root.as_str());
+            outln!("\nInitial Root Token: {}\n", root.as_str());
             let t = a.key_threshold;
-            println!(
+            outln!(
                 "{}\n\n{}\n\n{}",
                 output::wrap_with_padding(
                     &format!(
@@ -348,7 +371,7 @@ fn generate_root_table(s: &Value) -> String {
 
 fn print_status_with(ctx: &Ctx, s: &Value, table: fn(&Value) -> String) {
     match ctx.format() {
-        Format::Json => println!("{}", output::json_pretty(s)),
+        Format::Json => outln!("{}", output::json_pretty(s)),
         Format::Table => {
             if s.get("otp").and_then(Value::as_str).is_some_and(|o| !o.is_empty()) {
                 eprintln!(
@@ -360,7 +383,7 @@ fn print_status_with(ctx: &Ctx, s: &Value, table: fn(&Value) -> String) {
                     )
                 );
             }
-            println!("{}", table(s))
+            outln!("{}", table(s))
         }
     }
 }
@@ -391,7 +414,6 @@ pub fn base62_otp(len: usize) -> Zeroizing<String> {
 }
 
 async fn generate_root(ctx: &Ctx, client: &Client, a: GenerateRootArgs) -> anyhow::Result<u8> {
-    const ATTEMPT: &str = "sys/generate-root/attempt";
     if let Some(encoded) = &a.decode {
         let Some(otp) = &a.otp else { bail!(usage("Must specify -otp with -decode")) };
         let token = decode_root_token(encoded, otp)?;
@@ -399,37 +421,49 @@ async fn generate_root(ctx: &Ctx, client: &Client, a: GenerateRootArgs) -> anyho
         return Ok(0);
     }
     if a.generate_otp {
-        let s = get(client, ATTEMPT).await.context("Error getting root generation status")?;
+        let s = generate_root_call(client, Method::GET, "attempt", None)
+            .await
+            .context("Error getting root generation status")?;
         let len = s.get("otp_length").and_then(Value::as_u64).filter(|l| *l > 0).unwrap_or(26) as usize;
         output::print_raw(&base62_otp(len));
         return Ok(0);
     }
     if a.status {
-        let s = get(client, ATTEMPT).await.context("Error getting root generation status")?;
+        let s = generate_root_call(client, Method::GET, "attempt", None)
+            .await
+            .context("Error getting root generation status")?;
         print_status_with(ctx, &s, generate_root_table);
         return Ok(0);
     }
     if a.cancel {
-        del(client, ATTEMPT).await.context("Error canceling root token generation")?;
-        println!("Success! Root token generation canceled (if it was started)");
+        generate_root_call(client, Method::DELETE, "attempt", None)
+            .await
+            .context("Error canceling root token generation")?;
+        outln!("Success! Root token generation canceled (if it was started)");
         return Ok(0);
     }
     if a.init {
         let body = json!({"otp": a.otp.clone().unwrap_or_default()});
-        let s = put(client, ATTEMPT, Some(&body)).await.context("Error initializing root generation")?;
+        let s = generate_root_call(client, Method::PUT, "attempt", Some(&body))
+            .await
+            .context("Error initializing root generation")?;
         print_status_with(ctx, &s, generate_root_table);
         return Ok(0);
     }
     let nonce = match a.nonce {
         Some(n) => n,
         None => {
-            let s = get(client, ATTEMPT).await.context("Error getting root generation status")?;
+            let s = generate_root_call(client, Method::GET, "attempt", None)
+                .await
+                .context("Error getting root generation status")?;
             s.get("nonce").and_then(Value::as_str).unwrap_or("").to_owned()
         }
     };
     let key = key_or_prompt(a.key, "Unseal Key (will be hidden): ")?;
     let body = json!({"key": key.as_str(), "nonce": nonce});
-    let s = put(client, "sys/generate-root/update", Some(&body)).await.context("Error posting unseal key")?;
+    let s = generate_root_call(client, Method::PUT, "update", Some(&body))
+        .await
+        .context("Error posting unseal key")?;
     print_status_with(ctx, &s, generate_root_table);
     Ok(0)
 }
@@ -457,7 +491,7 @@ async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
     }
     if a.cancel {
         del(client, base).await.context("Error canceling rekey")?;
-        println!("Success! Canceled rekeying (if it was started)");
+        outln!("Success! Canceled rekeying (if it was started)");
         return Ok(0);
     }
     if a.init {
@@ -487,13 +521,13 @@ async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     if a.verify {
-        println!(
+        outln!(
             "Success! Successfully verified that the new unseal keys are valid. The new unseal keys are now active."
         );
         return Ok(0);
     }
     match ctx.format() {
-        Format::Json => println!("{}", output::json_pretty(&s)),
+        Format::Json => outln!("{}", output::json_pretty(&s)),
         Format::Table => {
             let keys: Vec<String> = s
                 .get("keys_base64")
@@ -501,12 +535,12 @@ async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
                 .map(|a| a.iter().map(output::go_value).collect())
                 .unwrap_or_default();
             for (i, k) in keys.iter().enumerate() {
-                println!("Key {}: {k}", i + 1);
+                outln!("Key {}: {k}", i + 1);
             }
             let verify = s.get("verification_required").and_then(Value::as_bool).unwrap_or(false);
-            println!();
+            outln!();
             if verify {
-                println!(
+                outln!(
                     "{}",
                     output::wrap_with_padding(
                         "The new unseal keys are not active until they are verified: run \"coffer operator \
@@ -515,7 +549,7 @@ async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
                     )
                 );
             } else {
-                println!(
+                outln!(
                     "{}",
                     output::wrap_with_padding(
                         &format!(

@@ -72,7 +72,7 @@ pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
                 .write(&format!("sys/policies/acl/{name}"), &json!({"policy": text}))
                 .await
                 .context("Error uploading policy")?;
-            println!("Success! Uploaded policy: {name}");
+            outln!("Success! Uploaded policy: {name}");
             Ok(0)
         }
         PolicyCmd::Read(a) => {
@@ -86,8 +86,8 @@ pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
                 return Err(Exit { code: 2, message: format!("No policy named: {name}") }.into());
             };
             match ctx.format() {
-                Format::Json => println!("{}", output::json_pretty(&json!({"policy": policy}))),
-                Format::Table => println!("{}", output::go_value(&policy).trim_end()),
+                Format::Json => outln!("{}", output::json_pretty(&json!({"policy": policy}))),
+                Format::Table => outln!("{}", output::go_value(&policy).trim_end()),
             }
             Ok(0)
         }
@@ -96,10 +96,10 @@ pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
             let mut names = resp.as_ref().and_then(output::list_keys).unwrap_or_default();
             names.sort();
             match ctx.format() {
-                Format::Json => println!("{}", output::json_pretty(&Value::from(names))),
+                Format::Json => outln!("{}", output::json_pretty(&Value::from(names))),
                 Format::Table => {
                     for n in names {
-                        println!("{n}");
+                        outln!("{n}");
                     }
                 }
             }
@@ -108,7 +108,7 @@ pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
         PolicyCmd::Delete(a) => {
             let name = a.name.trim().to_lowercase();
             client.delete(&format!("sys/policies/acl/{name}")).await.context("Error deleting")?;
-            println!("Success! Deleted policy: {name}");
+            outln!("Success! Deleted policy: {name}");
             Ok(0)
         }
         PolicyCmd::Fmt(_) => Ok(1),

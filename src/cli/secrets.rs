@@ -108,7 +108,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<u8> {
                 .write(&format!("sys/mounts/{}", path.trim_end_matches('/')), &body)
                 .await
                 .context("Error enabling")?;
-            println!("Success! Enabled the {} secrets engine at: {path}", a.plugin_type);
+            outln!("Success! Enabled the {} secrets engine at: {path}", a.plugin_type);
             Ok(0)
         }
         SecretsCmd::Disable(a) => {
@@ -117,7 +117,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<u8> {
                 .delete(&format!("sys/mounts/{}", path.trim_end_matches('/')))
                 .await
                 .context("Error disabling secrets engine")?;
-            println!("Success! Disabled the secrets engine (if it existed) at: {path}");
+            outln!("Success! Disabled the secrets engine (if it existed) at: {path}");
             Ok(0)
         }
         SecretsCmd::List(a) => {
@@ -128,8 +128,8 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<u8> {
                 .unwrap_or(Value::Null);
             let mounts = mount_map(&resp);
             match ctx.format() {
-                Format::Json => println!("{}", output::json_pretty(&Value::Object(mounts))),
-                Format::Table => println!("{}", mounts_table(&mounts, a.detailed, false)),
+                Format::Json => outln!("{}", output::json_pretty(&Value::Object(mounts))),
+                Format::Table => outln!("{}", mounts_table(&mounts, a.detailed, false)),
             }
             Ok(0)
         }
@@ -153,7 +153,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<u8> {
                 .write(&format!("sys/mounts/{}/tune", path.trim_end_matches('/')), &Value::Object(body))
                 .await
                 .context("Error tuning secrets engine")?;
-            println!("Success! Tuned the secrets engine at: {path}");
+            outln!("Success! Tuned the secrets engine at: {path}");
             Ok(0)
         }
     }

@@ -36,8 +36,8 @@ pub async fn print_seal_status(ctx: &Ctx, client: &Client, status: &Value) -> an
     };
     let sealed = status.get("sealed").and_then(Value::as_bool).unwrap_or(true);
     match ctx.format() {
-        Format::Json => println!("{}", output::json_pretty(&merged(status, &leader))),
-        Format::Table => println!("{}", seal_status_table(status, &leader)),
+        Format::Json => outln!("{}", output::json_pretty(&merged(status, &leader))),
+        Format::Table => outln!("{}", seal_status_table(status, &leader)),
     }
     Ok(if sealed { 2 } else { 0 })
 }

@@ -169,7 +169,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<u8> {
                 (Some(t), false, false, _) => ("auth/token/revoke", json!({"token": t})),
             };
             client.write(path, &body).await.context("Error revoking token")?;
-            println!("Success! Revoked token (if it existed)");
+            outln!("Success! Revoked token (if it existed)");
             Ok(0)
         }
     }

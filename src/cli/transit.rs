@@ -172,7 +172,7 @@ pub async fn run(ctx: &Ctx, cmd: TransitCmd) -> anyhow::Result<u8> {
                 (Format::Json, Some(s)) => {
                     print_secret(ctx, &s, None)?;
                 }
-                _ => println!("Success! Rotated key {}", a.key),
+                _ => outln!("Success! Rotated key {}", a.key),
             }
             Ok(0)
         }
@@ -195,7 +195,7 @@ pub async fn run(ctx: &Ctx, cmd: TransitCmd) -> anyhow::Result<u8> {
                 (Format::Json, Some(s)) => {
                     print_secret(ctx, &s, None)?;
                 }
-                _ => println!("Success! Created key {}", a.key),
+                _ => outln!("Success! Created key {}", a.key),
             }
             Ok(0)
         }
