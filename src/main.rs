@@ -41,7 +41,7 @@ fn main() -> std::process::ExitCode {
         command => {
             // Client commands log warnings only (e.g. the skip-verify warning of the client).
             let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+                .with_env_filter(tracing_subscriber::EnvFilter::new("off,coffer=warn"))
                 .with_writer(std::io::stderr)
                 .with_ansi(false)
                 .without_time()

@@ -275,7 +275,7 @@ impl Client {
         if settings.dangerous_skip_verify {
             tracing::warn!(
                 address = %base,
-                "TLS certificate verification is disabled (SKIP_VERIFY): the connection can be intercepted"
+                "TLS certificate verification is disabled (SKIP_VERIFY is set): the connection can be intercepted"
             );
             b = b.tls_danger_accept_invalid_certs(true);
         }
@@ -366,13 +366,13 @@ impl Client {
         let resp = req.send().await.map_err(|e| ClientError::Transport {
             method: method_text.clone(),
             url: url_text.clone(),
-            message: transport_message(&e),
+            message: transport_message(e),
         })?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
             method: method_text.clone(),
             url: url_text.clone(),
-            message: transport_message(&e),
+            message: transport_message(e),
         })?;
         let success = (200..300).contains(&status);
         let parsed = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -469,11 +469,15 @@ fn parse_address(address: &str) -> Result<Url, ClientError> {
     Ok(url)
 }
 
-fn transport_message(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return format!("{}: request timed out", error::chain(e));
+fn transport_message(e: reqwest::Error) -> String {
+    // The URL is already part of the message around this text.
+    let timeout = e.is_timeout();
+    let text = error::chain(&e.without_url());
+    if timeout {
+        format!("{text}: request timed out")
+    } else {
+        text
     }
-    error::chain(e)
 }
 
 #[cfg(test)]

@@ -308,3 +308,18 @@ pub fn bao_dev() -> Option<Server> {
     s.wait_ready();
     Some(s)
 }
+
+/// `bao_dev()`, or `None` after printing why the caller skips; panics instead when
+/// `COFFER_REQUIRE_BAO=1` (CI machines that must run the differential tests).
+pub fn require_bao(test: &str) -> Option<Server> {
+    match bao_dev() {
+        Some(s) => Some(s),
+        None if std::env::var("COFFER_REQUIRE_BAO").is_ok_and(|v| v == "1") => {
+            panic!("{test}: bao is not installed but COFFER_REQUIRE_BAO=1")
+        }
+        None => {
+            eprintln!("{test}: skipped, bao is not installed");
+            None
+        }
+    }
+}

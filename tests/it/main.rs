@@ -2,5 +2,6 @@
 //!
 //! Modules group tests by area; `harness` starts and stops servers and polls with deadlines.
 
+mod cli;
 mod harness;
 mod smoke;
