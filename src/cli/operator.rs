@@ -1,6 +1,7 @@
 //! `coffer operator ...`: init, unseal, seal, step-down, rotate, key-status, generate-root and
 //! rekey, as `vault operator` calls them (`sys/init`, `sys/unseal`, `sys/seal`,
-//! `sys/step-down`, `sys/rotate`, `sys/key-status`, `sys/generate-root/*`, `sys/rekey/*`).
+//! `sys/step-down`, `sys/rotate`, `sys/key-status`, `sys/generate-root/*`, `sys/rekey/*`), with
+//! OpenBao's renamed paths (`sys/generate-root-token/*`, `sys/rotate/root/*`) as fallbacks.
 //!
 //! Key shares and root tokens are printed because that is the command's purpose; they are read
 //! from prompts into zeroizing strings and never logged.
@@ -173,10 +174,6 @@ async fn put(client: &Client, path: &str, body: Option<&Value>) -> Result<Value,
     Ok(client.send(Method::PUT, path, &[], Some(&body)).await?.into_result()?.unwrap_or(Value::Null))
 }
 
-async fn del(client: &Client, path: &str) -> Result<Value, crate::client::ClientError> {
-    Ok(client.send(Method::DELETE, path, &[], None).await?.into_result()?.unwrap_or(Value::Null))
-}
-
 /// Root token generation lives at `sys/generate-root/*` (Vault) or, when OpenBao disables the
 /// unauthenticated form, at `sys/generate-root-token/*`: try the first, fall back on 404/405.
 async fn generate_root_call(
@@ -185,8 +182,31 @@ async fn generate_root_call(
     suffix: &str,
     body: Option<&Value>,
 ) -> Result<Value, crate::client::ClientError> {
+    call_with_fallback(client, method, &["sys/generate-root", "sys/generate-root-token"], suffix, body).await
+}
+
+/// Rekeying lives at `sys/rekey/*` (Vault) or `sys/rotate/root/*` (OpenBao 2.x, which refuses
+/// the unauthenticated form by default).
+async fn rekey_call(
+    client: &Client,
+    method: Method,
+    suffix: &str,
+    body: Option<&Value>,
+) -> Result<Value, crate::client::ClientError> {
+    call_with_fallback(client, method, &["sys/rekey", "sys/rotate/root"], suffix, body).await
+}
+
+/// Sends to `<base>/<suffix>` for each base in turn while the answer is 404 or 405 (nothing
+/// was executed), and returns the payload of the first other answer.
+async fn call_with_fallback(
+    client: &Client,
+    method: Method,
+    bases: &[&str],
+    suffix: &str,
+    body: Option<&Value>,
+) -> Result<Value, crate::client::ClientError> {
     let mut last = None;
-    for base in ["sys/generate-root", "sys/generate-root-token"] {
+    for base in bases {
         let r = client.send(method.clone(), &format!("{base}/{suffix}"), &[], body).await?;
         if matches!(r.status, 404 | 405) {
             last = Some(r);
@@ -469,7 +489,12 @@ async fn generate_root(ctx: &Ctx, client: &Client, a: GenerateRootArgs) -> anyho
 }
 
 fn rekey_table(s: &Value) -> String {
-    let text = |k: &str| s.get(k).map(output::go_value).unwrap_or_default();
+    let text = |k: &str| match s.get(k) {
+        Some(v) => output::go_value(v),
+        None if matches!(k, "progress" | "n" | "t" | "required") => "0".into(),
+        None if k == "verification_required" || k == "started" => "false".into(),
+        None => String::new(),
+    };
     let mut rows = vec![vec!["Nonce".into(), text("nonce")], vec!["Started".into(), text("started")]];
     if s.get("verification_required").is_some() || s.get("t").is_some() {
         rows.push(vec!["Rekey Progress".into(), format!("{}/{}", text("progress"), text("required"))]);
@@ -483,14 +508,14 @@ fn rekey_table(s: &Value) -> String {
 }
 
 async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
-    let base = if a.verify && !a.init { "sys/rekey/verify" } else { "sys/rekey/init" };
+    let base = if a.verify && !a.init { "verify" } else { "init" };
     if a.status {
-        let s = get(client, base).await.context("Error reading rekey status")?;
+        let s = rekey_call(client, Method::GET, base, None).await.context("Error reading rekey status")?;
         print_status_with(ctx, &s, rekey_table);
         return Ok(0);
     }
     if a.cancel {
-        del(client, base).await.context("Error canceling rekey")?;
+        rekey_call(client, Method::DELETE, base, None).await.context("Error canceling rekey")?;
         outln!("Success! Canceled rekeying (if it was started)");
         return Ok(0);
     }
@@ -500,21 +525,19 @@ async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
             "secret_threshold": a.key_threshold,
             "require_verification": a.verify,
         });
-        let s = put(client, "sys/rekey/init", Some(&body)).await.context("Error initializing rekey")?;
+        let s =
+            rekey_call(client, Method::PUT, "init", Some(&body)).await.context("Error initializing rekey")?;
         print_status_with(ctx, &s, rekey_table);
         return Ok(0);
     }
-    let nonce = match a.nonce {
-        Some(n) => n,
-        None => {
-            let s = get(client, base).await.context("Error reading rekey status")?;
-            s.get("nonce").and_then(Value::as_str).unwrap_or("").to_owned()
-        }
-    };
+    let status = rekey_call(client, Method::GET, base, None).await.context("Error reading rekey status")?;
+    let nonce =
+        a.nonce.unwrap_or_else(|| status.get("nonce").and_then(Value::as_str).unwrap_or("").to_owned());
+    let threshold = status.get("t").map(output::go_value).unwrap_or_default();
     let key = key_or_prompt(a.key, "Key (will be hidden): ")?;
     let body = json!({"key": key.as_str(), "nonce": nonce});
-    let update = if a.verify { "sys/rekey/verify" } else { "sys/rekey/update" };
-    let s = put(client, update, Some(&body)).await.context("Error posting unseal key")?;
+    let update = if a.verify { "verify" } else { "update" };
+    let s = rekey_call(client, Method::PUT, update, Some(&body)).await.context("Error posting unseal key")?;
     let complete = s.get("complete").and_then(Value::as_bool).unwrap_or(false);
     if !complete {
         print_status_with(ctx, &s, rekey_table);
@@ -559,8 +582,8 @@ async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
                              before it can start servicing requests.",
                             s.get("nonce").map(output::go_value).unwrap_or_default(),
                             keys.len(),
-                            s.get("t").or_else(|| s.get("secret_threshold")).map(output::go_value).unwrap_or_default(),
-                            s.get("t").or_else(|| s.get("secret_threshold")).map(output::go_value).unwrap_or_default(),
+                            threshold,
+                            threshold,
                         ),
                         0
                     )

@@ -560,6 +560,95 @@ fn bao_tls_with_ca_file_and_skip_verify() {
     assert!(bad_ca.stderr.contains("/nonexistent/ca.pem"), "{}", bad_ca.stderr);
 }
 
+/// `bao server -config` with in-memory storage: uninitialized and sealed.
+fn bao_uninitialized(dir: &Path) -> Option<Server> {
+    if !harness::bao_available() {
+        assert!(std::env::var("COFFER_REQUIRE_BAO").map_or(true, |v| v != "1"), "bao required");
+        return None;
+    }
+    let port = harness::free_port();
+    let config = dir.join("bao.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\ndisable_mlock = true\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("bao")
+        .arg("server")
+        .arg(format!("-config={}", config.display()))
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_ADDR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        stdout: Default::default(),
+        stderr: Default::default(),
+        token: String::new(),
+        ca_pem: None,
+        dir: None,
+    };
+    let c = server.client();
+    harness::wait_for("bao to answer", harness::DEADLINE, || {
+        c.get(format!("{}/v1/sys/seal-status", server.addr)).send().ok().map(|_| ())
+    });
+    Some(server)
+}
+
+#[test]
+fn bao_operator_init_unseal_and_rekey() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(bao) = bao_uninitialized(dir.path()) else {
+        eprintln!("bao_operator_init_unseal_and_rekey: skipped, bao is not installed");
+        return;
+    };
+    let mut cli = Cli::without_token(&bao);
+    assert_eq!(cli.run(&["operator", "init", "-status"]).code(2).stdout, "Vault is not initialized\n");
+    assert!(cli.run(&["status"]).code(2).stdout.contains("Initialized        false\n"));
+
+    let init =
+        cli.run(&["operator", "init", "-key-shares=3", "-key-threshold=2", "-format=json"]).ok().json();
+    let keys: Vec<String> =
+        init["unseal_keys_b64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(init["unseal_keys_hex"].as_array().unwrap().len(), 3);
+    assert_eq!((init["unseal_shares"].clone(), init["unseal_threshold"].clone()), (3.into(), 2.into()));
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    assert_eq!(cli.run(&["operator", "init", "-status"]).ok().stdout, "Vault is initialized\n");
+    let again = cli.run(&["operator", "init"]).code(1);
+    assert!(again.stderr.contains("already initialized"), "{}", again.stderr);
+
+    // Two of three shares, in hex and base64; progress shows in between.
+    let first = cli.run(&["operator", "unseal", &keys[0]]).ok().stdout;
+    assert!(first.contains("Unseal Progress    1/2\n"), "{first}");
+    cli.run(&["operator", "unseal", "-reset"]).ok();
+    assert!(cli.run(&["status"]).code(2).stdout.contains("Unseal Progress    0/2\n"));
+    cli.run(&["operator", "unseal", &keys[1]]).ok();
+    let hex = init["unseal_keys_hex"][2].as_str().unwrap().to_owned();
+    assert!(cli.run(&["operator", "unseal", &hex]).ok().stdout.contains("Sealed          false\n"));
+    cli.run(&["status"]).ok();
+
+    // Rekey to a single share (OpenBao serves it at sys/rotate/root/*), then unseal with it.
+    cli.token = Some(root);
+    let st = cli.run(&["operator", "rekey", "-init", "-key-shares=1", "-key-threshold=1"]).ok().stdout;
+    assert!(st.contains("Rekey Progress           0/2\n"), "{st}");
+    cli.run(&["operator", "rekey", &keys[0]]).ok();
+    let done = cli.run(&["operator", "rekey", &keys[1]]).ok().stdout;
+    let new_key = done.lines().find_map(|l| l.strip_prefix("Key 1: ")).expect("new key").to_owned();
+    assert!(done.contains("key threshold of 1."), "{done}");
+    cli.run(&["operator", "seal"]).ok();
+    let old = cli.run(&["operator", "unseal", &keys[0]]).code(1);
+    assert!(old.stderr.contains("Error unsealing"), "{}", old.stderr);
+    cli.run(&["operator", "unseal", &new_key]).ok();
+    cli.run(&["status"]).ok();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Against coffer
 // ---------------------------------------------------------------------------------------------
