@@ -758,12 +758,24 @@ fn coffer_generic_commands_on_kv_v1() {
 }
 
 #[test]
-fn coffer_token_helper_file_is_used() {
+fn coffer_login_stores_the_token_helper_file() {
     let s = Server::dev();
     let cli = Cli::without_token(&s);
     // Without a token the server refuses.
-    cli.run(&["read", "sys/mounts"]).code(1);
-    // A token in ~/.vault-token is used when no VAULT_TOKEN is set.
-    std::fs::write(cli.token_file(), format!("{}\n", s.token)).unwrap();
+    let denied = cli.run(&["read", "sys/mounts"]).code(1);
+    assert!(denied.stderr.contains("Code: 403"), "{}", denied.stderr);
+    // `login TOKEN` checks the token with lookup-self and stores it in ~/.vault-token.
+    let login = cli.run(&["login", &s.token]).ok();
+    assert!(login.stdout.starts_with("Success! You are now authenticated."), "{}", login.stdout);
+    assert!(login.stdout.contains("token_policies       [\"root\"]"), "{}", login.stdout);
+    assert_eq!(std::fs::read_to_string(cli.token_file()).unwrap(), s.token);
     assert!(cli.run(&["read", "-format=json", "sys/mounts"]).ok().json()["data"].get("sys/").is_some());
+    // A wrong token is refused and does not replace the stored one.
+    let bad = cli.run(&["login", "not-the-token"]).code(1);
+    assert!(bad.stderr.starts_with("Error authenticating: Error making API request."), "{}", bad.stderr);
+    assert_eq!(std::fs::read_to_string(cli.token_file()).unwrap(), s.token);
+    // -token-only prints the token and stores nothing.
+    let other = Cli::without_token(&s);
+    assert_eq!(other.run(&["login", "-token-only", &s.token]).ok().stdout, s.token);
+    assert!(!other.token_file().exists());
 }
