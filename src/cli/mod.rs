@@ -473,6 +473,10 @@ mod tests {
         assert_eq!(t.policy, v(&["a", "b"]));
         assert_eq!(t.ttl, Some(1800));
         assert!(t.orphan);
+        assert!(t.renewable, "renewable defaults to true");
+        let c = parse(&["coffer", "token", "create", "-renewable=false"]).unwrap();
+        let Command::Token(token::TokenCmd::Create(t)) = c.command else { panic!("create") };
+        assert!(!t.renewable);
         let c =
             parse(&["coffer", "login", "-method=approle", "-no-store", "role_id=r", "secret_id=s"]).unwrap();
         let Command::Login(l) = c.command else { panic!("login") };
