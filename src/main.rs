@@ -1,5 +1,7 @@
-//! The `coffer` binary. Exit codes: 0 success, 1 error, 2 usage error or (for `status`)
-//! sealed, as the Vault CLI does.
+//! The `coffer` binary.
+//!
+//! Exit codes, as the Vault CLI: 0 success; 1 an API or other error; 2 a usage error, "no
+//! value found", or (for `status`) a sealed server.
 
 #![forbid(unsafe_code)]
 
@@ -15,23 +17,37 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let is_server = matches!(cli.command, Command::Server(_));
+    let runtime = if is_server {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Error: cannot start the async runtime: {e}");
             return std::process::ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Server(args) => coffer::cli::server::run(args).await,
-        }
-    });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            std::process::ExitCode::from(1)
+    match cli.command {
+        Command::Server(args) => match runtime.block_on(coffer::cli::server::run(args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                std::process::ExitCode::from(1)
+            }
+        },
+        command => {
+            // Client commands log warnings only (e.g. the skip-verify warning of the client).
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("off,coffer=warn"))
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .without_time()
+                .with_target(false)
+                .try_init();
+            std::process::ExitCode::from(runtime.block_on(coffer::cli::dispatch(cli.global, command)))
         }
     }
 }

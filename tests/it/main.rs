@@ -4,6 +4,7 @@
 
 mod audit;
 mod bao_cli;
+mod cli;
 mod config;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,233 @@
+//! `coffer token create|lookup|renew|revoke`: `auth/token/*` as `vault token` uses it.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+
+use super::{duration_to_api, parse_duration_flag, print_secret, usage, Ctx};
+use crate::client::Client;
+
+/// `coffer token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token (a child of the current one unless -orphan).
+    Create(CreateArgs),
+    /// Show a token's properties (the current token when none is given).
+    Lookup(TargetArgs),
+    /// Extend a token's lease (the current token when none is given).
+    Renew(RenewArgs),
+    /// Revoke a token and its children.
+    Revoke(RevokeArgs),
+}
+
+/// Arguments of `token create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Policy to attach (repeatable).
+    #[arg(long = "policy", value_name = "NAME")]
+    pub policy: Vec<String>,
+    /// Initial TTL (Go duration or seconds).
+    #[arg(long, value_parser = parse_duration_flag)]
+    pub ttl: Option<i64>,
+    /// Hard limit on the token's lifetime.
+    #[arg(long, value_parser = parse_duration_flag)]
+    pub explicit_max_ttl: Option<i64>,
+    /// Make a periodic token renewed by this period.
+    #[arg(long, value_parser = parse_duration_flag)]
+    pub period: Option<i64>,
+    /// Allow the token to be renewed.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub renewable: bool,
+    /// Create a token without a parent.
+    #[arg(long)]
+    pub orphan: bool,
+    /// Do not attach the default policy.
+    #[arg(long)]
+    pub no_default_policy: bool,
+    /// Number of uses (0 = unlimited).
+    #[arg(long, value_name = "N")]
+    pub use_limit: Option<i64>,
+    /// Display name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Metadata as k=v (repeatable).
+    #[arg(long = "metadata", value_name = "K=V")]
+    pub metadata: Vec<String>,
+    /// Token role to create the token against.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Token type: service or batch.
+    #[arg(long = "type")]
+    pub token_type: Option<String>,
+    /// Custom token ID (root or sudo only).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Print only this field (e.g. token).
+    #[arg(long)]
+    pub field: Option<String>,
+}
+
+/// A token or an accessor argument.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Treat the argument as an accessor.
+    #[arg(long)]
+    pub accessor: bool,
+    /// Print only this field.
+    #[arg(long)]
+    pub field: Option<String>,
+    /// The token (or accessor); the current token when omitted.
+    pub token: Option<String>,
+}
+
+/// Arguments of `token renew`.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Requested extension (Go duration or seconds).
+    #[arg(long, short = 'i', value_parser = parse_duration_flag)]
+    pub increment: Option<i64>,
+    /// Treat the argument as an accessor.
+    #[arg(long)]
+    pub accessor: bool,
+    /// Print only this field.
+    #[arg(long)]
+    pub field: Option<String>,
+    /// The token (or accessor); the current token when omitted.
+    pub token: Option<String>,
+}
+
+/// Arguments of `token revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Treat the argument as an accessor.
+    #[arg(long)]
+    pub accessor: bool,
+    /// Revoke the current token.
+    #[arg(long = "self")]
+    pub self_: bool,
+    /// `orphan` keeps the children (as orphans); `path` is not supported.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// The token (or accessor).
+    pub token: Option<String>,
+}
+
+/// Runs a token subcommand.
+pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<u8> {
+    let client = ctx.client()?;
+    match cmd {
+        TokenCmd::Create(a) => create(ctx, &client, a).await,
+        TokenCmd::Lookup(a) => {
+            let secret = match (&a.token, a.accessor) {
+                (None, true) => {
+                    return Err(usage("Not enough arguments: an accessor is required with -accessor"))
+                }
+                (None, false) => client.read("auth/token/lookup-self").await,
+                (Some(t), false) => client.write("auth/token/lookup", &json!({"token": t})).await,
+                (Some(acc), true) => {
+                    client.write("auth/token/lookup-accessor", &json!({"accessor": acc})).await
+                }
+            }
+            .context("Error looking up token")?;
+            let secret = secret.ok_or_else(|| anyhow::anyhow!("Error looking up token: empty response"))?;
+            print_secret(ctx, &secret, a.field.as_deref())
+        }
+        TokenCmd::Renew(a) => {
+            let mut body = Map::new();
+            if let Some(i) = a.increment {
+                body.insert("increment".into(), json!(duration_to_api(i)));
+            }
+            let path = match (&a.token, a.accessor) {
+                (None, true) => {
+                    return Err(usage("Not enough arguments: an accessor is required with -accessor"))
+                }
+                (None, false) => "auth/token/renew-self",
+                (Some(t), false) => {
+                    body.insert("token".into(), json!(t));
+                    "auth/token/renew"
+                }
+                (Some(acc), true) => {
+                    body.insert("accessor".into(), json!(acc));
+                    "auth/token/renew-accessor"
+                }
+            };
+            let secret = client.write(path, &Value::Object(body)).await.context("Error renewing token")?;
+            let secret = secret.ok_or_else(|| anyhow::anyhow!("Error renewing token: empty response"))?;
+            print_secret(ctx, &secret, a.field.as_deref())
+        }
+        TokenCmd::Revoke(a) => {
+            let (path, body) = match (&a.token, a.self_, a.accessor, a.mode.as_deref()) {
+                (Some(_), true, _, _) => return Err(usage("Too many arguments: -self takes no token")),
+                (None, true, _, _) => ("auth/token/revoke-self", json!({})),
+                (None, false, _, _) => return Err(usage("Not enough arguments (expected 1, got 0)")),
+                (Some(_), _, _, Some(m)) if m != "orphan" && m != "path" && !m.is_empty() => {
+                    return Err(usage(format!("Invalid mode: {m}")))
+                }
+                (Some(_), _, _, Some("path")) => return Err(usage("-mode=path is not supported by coffer")),
+                (Some(acc), false, true, _) => ("auth/token/revoke-accessor", json!({"accessor": acc})),
+                (Some(t), false, false, Some("orphan")) => ("auth/token/revoke-orphan", json!({"token": t})),
+                (Some(t), false, false, _) => ("auth/token/revoke", json!({"token": t})),
+            };
+            client.write(path, &body).await.context("Error revoking token")?;
+            outln!("Success! Revoked token (if it existed)");
+            Ok(0)
+        }
+    }
+}
+
+async fn create(ctx: &Ctx, client: &Client, a: CreateArgs) -> anyhow::Result<u8> {
+    let body = create_body(&a)?;
+    let path = match (&a.role, a.orphan) {
+        (Some(role), _) => format!("auth/token/create/{role}"),
+        (None, true) => "auth/token/create-orphan".to_owned(),
+        (None, false) => "auth/token/create".to_owned(),
+    };
+    let secret = client.write(&path, &body).await.context("Error creating token")?;
+    let secret = secret.ok_or_else(|| anyhow::anyhow!("Error creating token: empty response"))?;
+    print_secret(ctx, &secret, a.field.as_deref())
+}
+
+/// The body of `auth/token/create`, as `vault token create` sends it.
+pub fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
+    let mut b = Map::new();
+    if let Some(id) = &a.id {
+        b.insert("id".into(), json!(id));
+    }
+    if !a.policy.is_empty() {
+        let p: Vec<String> = a.policy.iter().flat_map(|p| crate::core::fields::split_comma(p)).collect();
+        b.insert("policies".into(), json!(p));
+    }
+    if !a.metadata.is_empty() {
+        let mut m = Map::new();
+        for kv in &a.metadata {
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err(usage(format!("invalid metadata \"{kv}\": format must be key=value")));
+            };
+            m.insert(k.to_owned(), json!(v));
+        }
+        b.insert("meta".into(), Value::Object(m));
+    }
+    if let Some(t) = a.ttl {
+        b.insert("ttl".into(), json!(duration_to_api(t)));
+    }
+    if let Some(t) = a.explicit_max_ttl {
+        b.insert("explicit_max_ttl".into(), json!(duration_to_api(t)));
+    }
+    if let Some(t) = a.period {
+        b.insert("period".into(), json!(duration_to_api(t)));
+    }
+    if a.no_default_policy {
+        b.insert("no_default_policy".into(), json!(true));
+    }
+    if let Some(n) = a.use_limit {
+        b.insert("num_uses".into(), json!(n));
+    }
+    if let Some(d) = &a.display_name {
+        b.insert("display_name".into(), json!(d));
+    }
+    if let Some(t) = &a.token_type {
+        b.insert("type".into(), json!(t));
+    }
+    b.insert("renewable".into(), json!(a.renewable));
+    Ok(Value::Object(b))
+}
