@@ -5,6 +5,7 @@
 
 mod audit;
 mod mounts;
+mod tools;
 mod wrapping;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ enum SysPath<'a> {
     Remount,
     RemountStatus(&'a str),
     Rotate,
+    Tools(&'a str),
     UiMount(&'a str),
     UiMounts,
     Unknown,
@@ -80,6 +82,9 @@ fn parse(path: &str) -> SysPath<'_> {
     }
     if let Some(rest) = p.strip_prefix("remount/status/") {
         return SysPath::RemountStatus(rest);
+    }
+    if let Some(rest) = p.strip_prefix("tools/") {
+        return SysPath::Tools(rest);
     }
     if let Some(rest) = p.strip_prefix("internal/ui/mounts/") {
         return SysPath::UiMount(rest);
@@ -212,6 +217,7 @@ impl Backend for Sys {
             }
             (SysPath::WrappingWrap, _) if write => wrapping::wrap(ctx).await.map(|r| r.top_level()),
             (SysPath::WrappingRewrap, _) if write => wrapping::rewrap(&core, &active, ctx).await,
+            (SysPath::Tools(rest), _) => tools::handle(ctx, rest),
             (SysPath::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),
         }
