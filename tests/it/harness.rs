@@ -350,3 +350,18 @@ pub fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
     let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, text)
 }
+
+/// `bao server -dev` for a test that needs it: `None` (with a note) when bao is missing, unless
+/// `COFFER_REQUIRE_BAO=1`, which turns a missing bao into a failure.
+pub fn require_bao() -> Option<Server> {
+    match bao_dev() {
+        Some(s) => Some(s),
+        None if std::env::var("COFFER_REQUIRE_BAO").as_deref() == Ok("1") => {
+            panic!("COFFER_REQUIRE_BAO=1 but `bao` is not installed")
+        }
+        None => {
+            eprintln!("skipping: `bao` (OpenBao) is not installed");
+            None
+        }
+    }
+}

@@ -7,3 +7,4 @@ mod harness;
 mod regression;
 mod smoke;
 mod tokens;
+mod transit;

@@ -129,11 +129,8 @@ pub async fn create(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
     };
     let now = ctx.now;
     let up = t.store().upsert(&ctx.view, name, || Policy::create(name, &opts, now).map_err(op_err)).await?;
-    let mut resp = policy_response(&up.policy)?;
-    if !up.created {
-        resp.warnings.push(format!("key {name} already existed"));
-    }
-    Ok(resp)
+    // Vault adds `key <name> already existed` here; OpenBao 2.x answers without a warning.
+    policy_response(&up.policy)
 }
 
 /// GET `keys/<name>`.

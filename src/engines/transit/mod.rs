@@ -157,11 +157,42 @@ impl Backend for Transit {
     }
 
     async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+        let path = parse(&ctx.path);
+        let mut resp = self.dispatch(ctx, &path).await?;
+        // Vault's framework: a body field that is also a path parameter is overwritten.
+        if path.has_name() && ctx.data.contains_key("name") {
+            resp.warnings.push(
+                "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
+                    .into(),
+            );
+        }
+        Ok(resp)
+    }
+}
+
+impl TransitPath<'_> {
+    /// Whether the path carries a `name` parameter.
+    fn has_name(&self) -> bool {
+        !matches!(
+            self,
+            TransitPath::CacheConfig
+                | TransitPath::ConfigKeys
+                | TransitPath::Hash(_)
+                | TransitPath::Keys
+                | TransitPath::Random(_)
+                | TransitPath::Restore(None)
+                | TransitPath::Unknown
+        )
+    }
+}
+
+impl Transit {
+    async fn dispatch(&self, ctx: &Ctx, path: &TransitPath<'_>) -> Result<Response> {
         use Operation as O;
         use TransitPath as P;
         let op = ctx.operation;
         let write = matches!(op, O::Create | O::Update);
-        match (parse(&ctx.path), op) {
+        match (path, op) {
             (P::Keys, O::List) => keys::list(self, ctx).await,
             (P::Key(n), _) if write => keys::create(self, ctx, n).await,
             (P::Key(n), O::Read) => keys::read(self, ctx, n).await,
@@ -170,10 +201,10 @@ impl Backend for Transit {
             (P::KeyRotate(n), _) if write => keys::rotate(self, ctx, n).await,
             (P::KeyTrim(n), _) if write => keys::trim(self, ctx, n).await,
             (P::Export { kind, name, version }, O::Read) => {
-                keys::export(self, ctx, kind, name, version).await
+                keys::export(self, ctx, kind, name, *version).await
             }
             (P::Backup(n), O::Read) => keys::backup(self, ctx, n).await,
-            (P::Restore(n), _) if write => keys::restore(self, ctx, n).await,
+            (P::Restore(n), _) if write => keys::restore(self, ctx, *n).await,
             (P::CacheConfig, O::Read) => keys::cache_config_read(self, ctx).await,
             (P::CacheConfig, _) if write => keys::cache_config_write(self, ctx).await,
             (P::ConfigKeys, O::Read) => keys::config_keys_read(ctx).await,
@@ -182,10 +213,10 @@ impl Backend for Transit {
             (P::Decrypt(n), _) if write => ops::decrypt(self, ctx, n).await,
             (P::Rewrap(n), _) if write => ops::rewrap(self, ctx, n).await,
             (P::Datakey(kind, n), _) if write => ops::datakey(self, ctx, kind, n).await,
-            (P::Hmac(n, alg), _) if write => ops::hmac(self, ctx, n, alg).await,
-            (P::Sign(n, alg), _) if write => ops::sign(self, ctx, n, alg).await,
-            (P::Verify(n, alg), _) if write => ops::verify(self, ctx, n, alg).await,
-            (P::Hash(alg), _) if write => tools::hash(&ctx.data, alg),
+            (P::Hmac(n, alg), _) if write => ops::hmac(self, ctx, n, *alg).await,
+            (P::Sign(n, alg), _) if write => ops::sign(self, ctx, n, *alg).await,
+            (P::Verify(n, alg), _) if write => ops::verify(self, ctx, n, *alg).await,
+            (P::Hash(alg), _) if write => tools::hash(&ctx.data, *alg),
             (P::Random(tail), _) if write => {
                 let (source, bytes) = tools::random_url_parts(tail);
                 tools::random(&ctx.data, source, bytes)

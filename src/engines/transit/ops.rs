@@ -305,6 +305,10 @@ pub async fn decrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
         }
     }
     let resp = if raw.is_some() {
+        // Vault's decrypt items always carry `plaintext` (no `omitempty`).
+        for r in &mut results {
+            r.entry("plaintext").or_insert_with(|| json!(""));
+        }
         Response::json(json!({"batch_results": batch_results(results, errors, &items)}))
     } else {
         if let Some(e) = errors[0].take() {

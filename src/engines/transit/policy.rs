@@ -298,15 +298,7 @@ impl Policy {
         let mut p = Policy {
             name: name.to_owned(),
             key: None,
-            key_size: if opts.kind == KeyType::Hmac {
-                if opts.key_size == 0 {
-                    32
-                } else {
-                    opts.key_size
-                }
-            } else {
-                0
-            },
+            key_size: if opts.kind == KeyType::Hmac { opts.key_size } else { 0 },
             keys: BTreeMap::new(),
             derived: opts.derived,
             kdf: if opts.derived { KDF_HKDF } else { KDF_COUNTER },
@@ -829,7 +821,12 @@ mod tests {
 
     #[test]
     fn debug_never_shows_keys() {
-        let p = Policy::create("k", &opts(KeyType::Hmac, false, false), OffsetDateTime::now_utc()).unwrap();
+        let p = Policy::create(
+            "k",
+            &NewKey { key_size: 32, ..opts(KeyType::Hmac, false, false) },
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
         let s = format!("{p:?} {:?}", p.keys.get(&1).unwrap());
         let key = crypto::b64(p.keys[&1].key.as_ref().unwrap().expose());
         assert!(!s.contains(&key));
