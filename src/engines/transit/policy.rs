@@ -841,4 +841,98 @@ mod tests {
         assert_eq!(go_atoi("1a"), None);
         assert_eq!(go_atoi(" 1"), None);
     }
+
+    fn all_key_specs() -> Vec<(NewKey, &'static [u8])> {
+        let mut v = Vec::new();
+        for kind in [KeyType::Aes128Gcm96, KeyType::Aes256Gcm96, KeyType::ChaCha20Poly1305] {
+            v.push((opts(kind, false, false), &b""[..]));
+            v.push((opts(kind, true, false), &b"tenant-1"[..]));
+            v.push((opts(kind, true, true), &b"tenant-2"[..]));
+        }
+        v
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// decrypt(encrypt(x)) = x for sizes up to 64 KiB, every AEAD type, with and without
+        /// derivation and convergence, with and without associated data.
+        #[test]
+        fn decrypt_inverts_encrypt(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..65536),
+            aad in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+        ) {
+            let now = OffsetDateTime::now_utc();
+            for (spec, ctx) in all_key_specs() {
+                let mut p = Policy::create("k", &spec, now).unwrap();
+                p.rotate_in_memory(now).unwrap();
+                for ver in [1, 2] {
+                    let ct = p.encrypt(ver, ctx, &data, &aad).unwrap();
+                    let prefix = format!("vault:v{}:", ver);
+                    proptest::prop_assert!(ct.starts_with(&prefix));
+                    let pt = p.decrypt(ctx, &ct, &aad).unwrap();
+                    proptest::prop_assert_eq!(pt.as_slice(), data.as_slice());
+                }
+            }
+        }
+    }
+
+    /// Every single-bit flip of the payload of a ciphertext is rejected, for every AEAD type.
+    #[test]
+    fn every_bit_flip_fails() {
+        let now = OffsetDateTime::now_utc();
+        for (spec, ctx) in all_key_specs() {
+            let p = Policy::create("k", &spec, now).unwrap();
+            let ct = p.encrypt(0, ctx, b"thirty-two bytes of plaintext!!!", b"ad").unwrap();
+            let payload = crypto::go_b64_decode(ct.strip_prefix("vault:v1:").unwrap()).unwrap();
+            for i in 0..payload.len() {
+                for bit in 0..8 {
+                    let mut bad = payload.clone();
+                    bad[i] ^= 1 << bit;
+                    let tampered = format!("vault:v1:{}", crypto::b64(&bad));
+                    assert!(
+                        p.decrypt(ctx, &tampered, b"ad").is_err(),
+                        "{:?} flip {i}/{bit} accepted",
+                        spec.kind
+                    );
+                }
+            }
+            // Wrong context and wrong associated data fail too.
+            if spec.derived {
+                assert!(p.decrypt(b"other", &ct, b"ad").is_err());
+            }
+            assert!(p.decrypt(ctx, &ct, b"AD").is_err());
+        }
+    }
+
+    /// 100,000 encryptions under one key version never repeat a nonce.
+    #[test]
+    fn no_repeated_nonce_in_1e5_encryptions() {
+        let p = Policy::create("k", &opts(KeyType::Aes256Gcm96, false, false), OffsetDateTime::now_utc())
+            .unwrap();
+        let mut seen = std::collections::HashSet::with_capacity(100_000);
+        for _ in 0..100_000 {
+            let ct = p.encrypt(0, b"", b"same plaintext", b"").unwrap();
+            let payload = crypto::go_b64_decode(&ct["vault:v1:".len()..]).unwrap();
+            let nonce: [u8; NONCE_LEN] = payload[..NONCE_LEN].try_into().unwrap();
+            assert!(seen.insert(nonce), "nonce repeated");
+        }
+        assert_eq!(seen.len(), 100_000);
+    }
+
+    #[test]
+    fn version_rules() {
+        let now = OffsetDateTime::now_utc();
+        let mut p = Policy::create("k", &opts(KeyType::Aes256Gcm96, false, false), now).unwrap();
+        let ct1 = p.encrypt(0, b"", b"x", b"").unwrap();
+        p.rotate_in_memory(now).unwrap();
+        p.min_decryption_version = 2;
+        assert_eq!(p.decrypt(b"", &ct1, b"").unwrap_err().message(), ERR_TOO_OLD);
+        p.min_encryption_version = 2;
+        assert_eq!(
+            p.encrypt(1, b"", b"x", b"").unwrap_err().message(),
+            "requested version for encryption is less than the minimum encryption key version"
+        );
+        assert!(p.encrypt(0, b"", b"x", b"").unwrap().starts_with("vault:v2:"));
+    }
 }
