@@ -18,6 +18,12 @@ use crate::core::request::{Ctx, Operation, Response};
 /// Vault rejects it (CVE-2023-4680). OpenBao ignores the field instead.
 const NONCE_NOT_ALLOWED: &str = "nonce provided when not allowed";
 
+/// A decoded plaintext, context or associated data.
+type Secret = Zeroizing<Vec<u8>>;
+
+/// A signature string and, for derived keys, the public key.
+type Signed = (String, Option<Vec<u8>>);
+
 fn op_err(e: OpError) -> Error {
     match e {
         OpError::User(m) => Error::BadRequest(m),
@@ -94,7 +100,7 @@ pub async fn encrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
             items
         }
         None => {
-            if !data.get("plaintext").is_some_and(|v| !v.is_null()) {
+            if data.get("plaintext").is_none_or(Value::is_null) {
                 return Err(Error::bad("missing plaintext to encrypt"));
             }
             vec![single_item(data, "plaintext")?]
@@ -107,7 +113,7 @@ pub async fn encrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
     let mut errors: Vec<Option<String>> = vec![None; items.len()];
     let mut flags = Flags::default();
     let context_set = check_context_consistency(&items)?;
-    let mut decoded: Vec<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)> = Vec::with_capacity(items.len());
+    let mut decoded: Vec<(Secret, Secret)> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let pt = match crypto::go_b64_secret(&item.plaintext) {
             Ok(pt) => pt,
@@ -619,7 +625,7 @@ pub async fn sign(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> 
     let mut single_err: Option<Error> = None;
     for item in &items {
         let mut r = Map::new();
-        let res: std::result::Result<(String, Option<Vec<u8>>), (String, bool)> = (|| {
+        let res: std::result::Result<Signed, (String, bool)> = (|| {
             let input = batch::get(item, "input").ok_or(("missing input".to_owned(), true))?;
             let input = crypto::go_b64_secret(input)
                 .map_err(|e| (format!("unable to decode input as base64: {e}"), true))?;

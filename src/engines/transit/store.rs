@@ -118,9 +118,9 @@ impl KeyStore {
                 return Ok(Upserted { policy: p, created: false });
             }
             let p = make()?;
-            let raw = p.encode().map_err(Error::internal)?;
+            let mut raw = p.encode().map_err(Error::internal)?;
             let key = policy_key(name);
-            match view.apply(Batch::new().put(&key, raw.to_vec()).require_absent(&key)).await {
+            match view.apply(Batch::new().put(&key, std::mem::take(&mut *raw)).require_absent(&key)).await {
                 Ok(_) => {
                     self.invalidate(name);
                     return Ok(Upserted { policy: Arc::new(p), created: true });
@@ -147,8 +147,10 @@ impl KeyStore {
                 Change::Keep(out) => return Ok(Some((Arc::new(p), out))),
                 Change::Write(out) => out,
             };
-            let raw = p.encode().map_err(Error::internal)?;
-            match view.apply(Batch::new().put(&key, raw.to_vec()).require_version(&key, entry.version)).await
+            let mut raw = p.encode().map_err(Error::internal)?;
+            match view
+                .apply(Batch::new().put(&key, std::mem::take(&mut *raw)).require_version(&key, entry.version))
+                .await
             {
                 Ok(_) => {
                     self.invalidate(name);
@@ -163,8 +165,8 @@ impl KeyStore {
     /// Writes a policy (restore): only when absent unless `force`.
     pub async fn put(&self, view: &View, p: &Policy, force: bool) -> Result<bool> {
         let key = policy_key(&p.name);
-        let raw = p.encode().map_err(Error::internal)?;
-        let batch = Batch::new().put(&key, raw.to_vec());
+        let mut raw = p.encode().map_err(Error::internal)?;
+        let batch = Batch::new().put(&key, std::mem::take(&mut *raw));
         let batch = if force { batch } else { batch.require_absent(&key) };
         let r = view.apply(batch).await;
         self.invalidate(&p.name);
