@@ -600,6 +600,19 @@ fn scenario(s: &Server) -> Vec<(String, Value)> {
     call("export version below min", "GET", "transit/export/hmac-key/ch/0", None);
     call("export version missing", "GET", "transit/export/hmac-key/ch/7", None);
     call("restore missing backup", "POST", "transit/restore", Some(json!({})));
+    call(
+        "create backupable",
+        "POST",
+        "transit/keys/bk",
+        Some(json!({"exportable": true, "allow_plaintext_backup": true})),
+    );
+    let v = call("backup", "GET", "transit/backup/bk", None);
+    let blob = v["data"]["backup"].as_str().unwrap_or_default().to_owned();
+    call("restore existing", "POST", "transit/restore", Some(json!({"backup": blob})));
+    call("restore force", "POST", "transit/restore", Some(json!({"backup": blob, "force": true})));
+    call("restore renamed", "POST", "transit/restore/bk2", Some(json!({"backup": blob})));
+    call("restore path name", "POST", "transit/restore/a/b", Some(json!({"backup": blob})));
+    call("read restored", "GET", "transit/keys/bk2", None);
     call("cache-config read", "GET", "transit/cache-config", None);
     call("cache-config small", "POST", "transit/cache-config", Some(json!({"size": 5})));
     call("cache-config", "POST", "transit/cache-config", Some(json!({"size": 20})));
