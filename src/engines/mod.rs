@@ -7,6 +7,7 @@
 pub mod cubbyhole;
 pub mod kv;
 pub mod sys;
+pub mod transit;
 
 use std::sync::{Arc, Weak};
 
@@ -51,6 +52,7 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
             "cubbyhole" => Arc::new(cubbyhole::Cubbyhole),
             "system" => Arc::new(sys::Sys::new(core.clone())),
             "identity" => Arc::new(Unsupported),
+            "transit" => transit::Transit::new(core.clone(), entry),
             "token" => Arc::new(crate::auth::token::backend::TokenBackend::new(core.clone())),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };
@@ -59,7 +61,7 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
 }
 
 /// Mount types that can be enabled through `sys/mounts`.
-pub const SECRET_TYPES: &[&str] = &["kv", "generic", "kv-v1", "kv-v2"];
+pub const SECRET_TYPES: &[&str] = &["kv", "generic", "kv-v1", "kv-v2", "transit"];
 /// Mount types that can be enabled through `sys/auth`.
 pub const AUTH_TYPES: &[&str] = &[];
 

@@ -14,3 +14,4 @@ mod regression;
 mod sealops;
 mod smoke;
 mod tokens;
+mod transit;

@@ -7,6 +7,7 @@
 mod audit;
 mod mounts;
 mod policy;
+mod tools;
 mod wrapping;
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ enum SysPath<'a> {
     Remount,
     RemountStatus(&'a str),
     Rotate,
+    Tools(&'a str),
     UiMount(&'a str),
     UiMounts,
     Unknown,
@@ -100,6 +102,9 @@ fn parse(path: &str) -> SysPath<'_> {
     }
     if let Some(rest) = p.strip_prefix("remount/status/") {
         return SysPath::RemountStatus(rest);
+    }
+    if let Some(rest) = p.strip_prefix("tools/") {
+        return SysPath::Tools(rest);
     }
     if let Some(rest) = p.strip_prefix("internal/ui/mounts/") {
         return SysPath::UiMount(rest);
@@ -250,6 +255,7 @@ impl Backend for Sys {
             (SysPath::CapabilitiesAccessor, op) if policy::is_write(op) => {
                 policy::capabilities_accessor(&active, ctx, ctx.now).await
             }
+            (SysPath::Tools(rest), _) => tools::handle(ctx, rest),
             (SysPath::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),
         }

@@ -1,0 +1,251 @@
+//! The transit secrets engine: encryption as a service, byte-compatible with Vault/OpenBao.
+//!
+//! # What it trusts and guarantees
+//!
+//! * Keys are Vault `keysutil` policies ([`policy`]) stored through the barrier in the mount's
+//!   view; a record never leaves the barrier unencrypted. Backups (`backup/<name>`) use Vault's
+//!   exact format, so keys move between coffer and Vault/OpenBao in both directions.
+//! * Ciphertexts are `vault:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>` ([`crypto`]); a fresh
+//!   random 96-bit nonce per encryption, or for convergent keys the nonce Vault derives (HMAC of
+//!   the plaintext under a key derived from the context). A client-supplied `nonce` is refused.
+//! * Every change to a key is a compare-and-set on its storage version ([`store`]); concurrent
+//!   rotations each add a version. Decoded keys are cached per storage version.
+//! * Key material sits in locked, zeroized memory; plaintexts are zeroized after use; no error
+//!   text contains a plaintext or key.
+//! * Keys with `auto_rotate_period` are rotated by a background task per mount ([`rotation`]),
+//!   which stops when the mount is removed or the node seals.
+//!
+//! Paths are parsed once into [`TransitPath`] and matched exhaustively.
+
+mod batch;
+pub mod crypto;
+mod keys;
+mod ops;
+pub mod policy;
+pub mod rotation;
+pub mod store;
+pub mod tools;
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+
+use crate::core::error::{Error, Result};
+use crate::core::mounts::MountEntry;
+use crate::core::request::{Ctx, Operation, Response};
+use crate::core::Core;
+use crate::engines::Backend;
+
+use self::store::KeyStore;
+
+/// A parsed transit path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TransitPath<'a> {
+    Backup(&'a str),
+    CacheConfig,
+    ConfigKeys,
+    Datakey(&'a str, &'a str),
+    Decrypt(&'a str),
+    Encrypt(&'a str),
+    Export { kind: &'a str, name: &'a str, version: Option<&'a str> },
+    Hash(Option<&'a str>),
+    Hmac(&'a str, Option<&'a str>),
+    Key(&'a str),
+    KeyConfig(&'a str),
+    KeyRotate(&'a str),
+    KeyTrim(&'a str),
+    Keys,
+    Random(&'a str),
+    Restore(Option<&'a str>),
+    Rewrap(&'a str),
+    Sign(&'a str, Option<&'a str>),
+    Unknown,
+    Verify(&'a str, Option<&'a str>),
+}
+
+/// Vault's `GenericNameRegex`: `\w(([\w-.]+)?\w)?`.
+pub fn valid_name(s: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut chars = s.chars();
+    match (chars.next(), s.chars().last()) {
+        (Some(first), Some(last)) => {
+            word(first) && word(last) && s.chars().all(|c| word(c) || c == '-' || c == '.')
+        }
+        _ => false,
+    }
+}
+
+/// Parses a path relative to the mount.
+pub fn parse(path: &str) -> TransitPath<'_> {
+    use TransitPath as P;
+    let p = path.trim_end_matches('/');
+    let segs: Vec<&str> = p.split('/').collect();
+    fn name(s: &str) -> Option<&str> {
+        valid_name(s).then_some(s)
+    }
+    fn opt_alg<'b>(rest: &[&'b str]) -> Option<Option<&'b str>> {
+        match rest {
+            [] => Some(None),
+            [a] if valid_name(a) => Some(Some(a)),
+            _ => None,
+        }
+    }
+    let parsed = match segs.as_slice() {
+        ["keys"] => Some(P::Keys),
+        ["keys", n] => name(n).map(P::Key),
+        ["keys", n, "config"] => name(n).map(P::KeyConfig),
+        ["keys", n, "rotate"] => name(n).map(P::KeyRotate),
+        ["keys", n, "trim"] => name(n).map(P::KeyTrim),
+        ["encrypt", n] => name(n).map(P::Encrypt),
+        ["decrypt", n] => name(n).map(P::Decrypt),
+        ["rewrap", n] => name(n).map(P::Rewrap),
+        ["datakey", kind, n] => name(n).map(|n| P::Datakey(kind, n)),
+        ["hmac", n, rest @ ..] => name(n).and_then(|n| opt_alg(rest).map(|a| P::Hmac(n, a))),
+        ["sign", n, rest @ ..] => name(n).and_then(|n| opt_alg(rest).map(|a| P::Sign(n, a))),
+        ["verify", n, rest @ ..] => name(n).and_then(|n| opt_alg(rest).map(|a| P::Verify(n, a))),
+        ["hash", rest @ ..] => opt_alg(rest).map(P::Hash),
+        ["random", ..] if segs.len() <= 3 => Some(P::Random(p.strip_prefix("random").unwrap_or(""))),
+        ["export", kind, n] => name(n).map(|n| P::Export { kind, name: n, version: None }),
+        ["export", kind, n, v] => name(n).map(|n| P::Export { kind, name: n, version: Some(v) }),
+        ["backup", n] => name(n).map(P::Backup),
+        ["restore"] => Some(P::Restore(None)),
+        ["restore", ..] => Some(P::Restore(p.strip_prefix("restore/"))),
+        ["cache-config"] => Some(P::CacheConfig),
+        ["config", "keys"] => Some(P::ConfigKeys),
+        _ => None,
+    };
+    parsed.unwrap_or(P::Unknown)
+}
+
+/// The transit backend of one mount.
+pub struct Transit {
+    keys: KeyStore,
+}
+
+impl std::fmt::Debug for Transit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transit").finish_non_exhaustive()
+    }
+}
+
+impl Transit {
+    /// A backend for `entry`, with its auto-rotation task started on the current runtime.
+    pub fn new(core: Weak<Core>, entry: &MountEntry) -> Arc<Self> {
+        let t = Arc::new(Transit { keys: KeyStore::default() });
+        rotation::spawn(Arc::downgrade(&t), core, entry);
+        t
+    }
+
+    /// The key store (tests, the rotation task).
+    pub fn store(&self) -> &KeyStore {
+        &self.keys
+    }
+}
+
+/// A 500 whose text Vault shows to clients (a plain Go error from a handler).
+pub(crate) fn internal_visible(msg: impl std::fmt::Display) -> Error {
+    Error::InternalVisible(format!("1 error occurred:\n\t* {msg}\n\n"))
+}
+
+#[async_trait]
+impl Backend for Transit {
+    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+        match parse(&ctx.path) {
+            TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&ctx.view, name).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+        let path = parse(&ctx.path);
+        let mut resp = self.dispatch(ctx, &path).await?;
+        // Vault's framework: a body field that is also a path parameter is overwritten.
+        if path.has_name() && ctx.data.contains_key("name") {
+            resp.warnings.push(
+                "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
+                    .into(),
+            );
+        }
+        Ok(resp)
+    }
+}
+
+impl TransitPath<'_> {
+    /// Whether the path carries a `name` parameter.
+    fn has_name(&self) -> bool {
+        !matches!(
+            self,
+            TransitPath::CacheConfig
+                | TransitPath::ConfigKeys
+                | TransitPath::Hash(_)
+                | TransitPath::Keys
+                | TransitPath::Random(_)
+                | TransitPath::Restore(None)
+                | TransitPath::Unknown
+        )
+    }
+}
+
+impl Transit {
+    async fn dispatch(&self, ctx: &Ctx, path: &TransitPath<'_>) -> Result<Response> {
+        use Operation as O;
+        use TransitPath as P;
+        let op = ctx.operation;
+        let write = matches!(op, O::Create | O::Update);
+        match (path, op) {
+            (P::Keys, O::List) => keys::list(self, ctx).await,
+            (P::Key(n), _) if write => keys::create(self, ctx, n).await,
+            (P::Key(n), O::Read) => keys::read(self, ctx, n).await,
+            (P::Key(n), O::Delete) => keys::delete(self, ctx, n).await,
+            (P::KeyConfig(n), _) if write => keys::config(self, ctx, n).await,
+            (P::KeyRotate(n), _) if write => keys::rotate(self, ctx, n).await,
+            (P::KeyTrim(n), _) if write => keys::trim(self, ctx, n).await,
+            (P::Export { kind, name, version }, O::Read) => {
+                keys::export(self, ctx, kind, name, *version).await
+            }
+            (P::Backup(n), O::Read) => keys::backup(self, ctx, n).await,
+            (P::Restore(n), _) if write => keys::restore(self, ctx, *n).await,
+            (P::CacheConfig, O::Read) => keys::cache_config_read(self, ctx).await,
+            (P::CacheConfig, _) if write => keys::cache_config_write(self, ctx).await,
+            (P::ConfigKeys, O::Read) => keys::config_keys_read(ctx).await,
+            (P::ConfigKeys, _) if write => keys::config_keys_write(ctx).await,
+            (P::Encrypt(n), _) if write => ops::encrypt(self, ctx, n).await,
+            (P::Decrypt(n), _) if write => ops::decrypt(self, ctx, n).await,
+            (P::Rewrap(n), _) if write => ops::rewrap(self, ctx, n).await,
+            (P::Datakey(kind, n), _) if write => ops::datakey(self, ctx, kind, n).await,
+            (P::Hmac(n, alg), _) if write => ops::hmac(self, ctx, n, *alg).await,
+            (P::Sign(n, alg), _) if write => ops::sign(self, ctx, n, *alg).await,
+            (P::Verify(n, alg), _) if write => ops::verify(self, ctx, n, *alg).await,
+            (P::Hash(alg), _) if write => tools::hash(&ctx.data, *alg),
+            (P::Random(tail), _) if write => {
+                let (source, bytes) = tools::random_url_parts(tail);
+                tools::random(&ctx.data, source, bytes)
+            }
+            (P::Unknown, _) => Err(Error::UnsupportedPath),
+            _ => Err(Error::UnsupportedOperation),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths() {
+        assert_eq!(parse("keys"), TransitPath::Keys);
+        assert_eq!(parse("keys/"), TransitPath::Keys);
+        assert_eq!(parse("keys/a.b-c"), TransitPath::Key("a.b-c"));
+        assert_eq!(parse("keys/a/rotate"), TransitPath::KeyRotate("a"));
+        assert_eq!(parse("keys/-a"), TransitPath::Unknown);
+        assert_eq!(parse("hmac/k/sha2-512"), TransitPath::Hmac("k", Some("sha2-512")));
+        assert_eq!(parse("datakey/plaintext/k"), TransitPath::Datakey("plaintext", "k"));
+        assert_eq!(parse("random/seal/4"), TransitPath::Random("/seal/4"));
+        assert_eq!(parse("restore/a/b"), TransitPath::Restore(Some("a/b")));
+        assert_eq!(
+            parse("export/hmac-key/k/latest"),
+            TransitPath::Export { kind: "hmac-key", name: "k", version: Some("latest") }
+        );
+        assert_eq!(parse("nope"), TransitPath::Unknown);
+    }
+}

@@ -1,0 +1,158 @@
+//! Automatic key rotation (`auto_rotate_period`).
+//!
+//! One task per backend instance checks every [`CHECK_INTERVAL`] whether a key's latest version
+//! is older than its period and rotates it (a compare-and-set like any rotation, so a rotation
+//! racing with another node's or a client's adds one version each, never loses one). The task
+//! holds only weak references: it ends when the backend is dropped (mount disabled or moved, node
+//! sealed) or the core goes away, and does nothing while the node is sealed.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use coffer_storage::View;
+
+use super::policy::Policy;
+use super::Transit;
+use crate::core::error::Result;
+use crate::core::mounts::MountEntry;
+use crate::core::Core;
+
+/// How often the task looks for due keys (the API's minimum period is one hour).
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Whether `p` is due for rotation at `now`.
+pub fn is_due(p: &Policy, now: OffsetDateTime) -> bool {
+    let period = p.auto_rotate_period;
+    if period <= 0 || p.latest_version < 1 {
+        return false;
+    }
+    if p.imported && !p.allow_imported_key_rotation {
+        return false;
+    }
+    let Some(latest) = p.keys.get(&(p.latest_version as u64)) else { return false };
+    let due = latest.created() + time::Duration::nanoseconds(period);
+    now > due
+}
+
+/// Rotates every due key of the mount once; returns the names rotated.
+pub async fn rotate_due(t: &Transit, view: &View, now: OffsetDateTime) -> Result<Vec<String>> {
+    let mut rotated = Vec::new();
+    for name in t.store().list(view).await? {
+        let Some(p) = t.store().get(view, &name).await? else { continue };
+        if !is_due(&p, now) {
+            continue;
+        }
+        // Re-check inside the compare-and-set loop so a concurrent rotation is not doubled.
+        let r = t
+            .store()
+            .modify(view, &name, |p| {
+                if !is_due(p, now) {
+                    return Ok(super::store::Change::Keep(false));
+                }
+                p.rotate_in_memory(now).map_err(|e| crate::core::error::Error::internal(e.message()))?;
+                Ok(super::store::Change::Write(true))
+            })
+            .await?;
+        if let Some((_, true)) = r {
+            rotated.push(name);
+        }
+    }
+    Ok(rotated)
+}
+
+/// Starts the rotation task for a backend (no-op outside a Tokio runtime).
+pub fn spawn(backend: Weak<Transit>, core: Weak<Core>, entry: &MountEntry) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    let prefix = entry.storage_prefix();
+    let mount = entry.route_prefix();
+    handle.spawn(async move {
+        let mut tick = tokio::time::interval(CHECK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (Some(t), Some(core)) = (backend.upgrade(), core.upgrade()) else { return };
+            if core.active().is_err() {
+                continue;
+            }
+            let view = core.barrier().view(&prefix);
+            match rotate_due(&t, &view, OffsetDateTime::now_utc()).await {
+                Ok(names) if !names.is_empty() => {
+                    tracing::info!(mount = %mount, keys = names.len(), "transit keys rotated automatically")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(mount = %mount, error = %e, "automatic transit key rotation failed"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use coffer_storage::keys::RootKey;
+    use coffer_storage::{Barrier, MemStorage};
+
+    use super::*;
+    use crate::engines::transit::crypto::KeyType;
+    use crate::engines::transit::keys::{self, NEW_KEY_DEFAULTS};
+    use crate::engines::transit::policy::NewKey;
+
+    async fn view() -> View {
+        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
+        let root = RootKey::generate().unwrap();
+        b.initialize(&root).await.unwrap();
+        b.unseal(root).await.unwrap();
+        b.view("logical/test/")
+    }
+
+    #[tokio::test]
+    async fn due_keys_rotate_once_and_others_stay() {
+        let v = view().await;
+        let t = Transit { keys: Default::default() };
+        let t0 = OffsetDateTime::now_utc();
+        let auto = NewKey { auto_rotate_period: 3600, kind: KeyType::ChaCha20Poly1305, ..NEW_KEY_DEFAULTS };
+        t.store().upsert(&v, "auto", || Ok(Policy::create("auto", &auto, t0).unwrap())).await.unwrap();
+        t.store()
+            .upsert(&v, "manual", || Ok(Policy::create("manual", &NEW_KEY_DEFAULTS, t0).unwrap()))
+            .await
+            .unwrap();
+        // Not yet due.
+        assert!(rotate_due(&t, &v, t0 + time::Duration::minutes(59)).await.unwrap().is_empty());
+        // Due: rotated exactly once, even when checked twice at the same instant.
+        let later = t0 + time::Duration::minutes(61);
+        assert_eq!(rotate_due(&t, &v, later).await.unwrap(), vec!["auto".to_owned()]);
+        assert!(rotate_due(&t, &v, later).await.unwrap().is_empty());
+        assert_eq!(t.store().get(&v, "auto").await.unwrap().unwrap().latest_version, 2);
+        assert_eq!(t.store().get(&v, "manual").await.unwrap().unwrap().latest_version, 1);
+        // The new version restarts the period.
+        assert_eq!(
+            rotate_due(&t, &v, later + time::Duration::minutes(61)).await.unwrap(),
+            vec!["auto".to_owned()]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_rotations_never_lose_a_version() {
+        let v = view().await;
+        let t = Arc::new(Transit { keys: Default::default() });
+        let now = OffsetDateTime::now_utc();
+        t.store().upsert(&v, "k", || Ok(Policy::create("k", &NEW_KEY_DEFAULTS, now).unwrap())).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (t, v) = (Arc::clone(&t), v.clone());
+            tasks.push(tokio::spawn(
+                async move { keys::rotate_key(&t, &v, "k", now).await.unwrap().unwrap() },
+            ));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let p = t.store().get(&v, "k").await.unwrap().unwrap();
+        assert_eq!(p.latest_version, 17);
+        assert_eq!(p.keys.len(), 17);
+    }
+}
