@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 
 pub use document::{Document, Format};
 pub use reference::{ParseError, Reference};
-pub use transport::{HttpTransport, Transport};
+pub use transport::{ClientTransport, Transport};
 
 /// How the resolver authenticates.
 pub enum AuthMethod {
@@ -325,13 +325,18 @@ fn server_message(body: &Value) -> String {
 impl Resolver {
     /// A resolver over HTTP(S) to `settings.address`.
     pub fn new(settings: Settings) -> Result<Self, ResolveError> {
-        let transport =
-            HttpTransport::new(&settings.address, settings.ca_cert.as_deref(), settings.skip_verify)
-                .map_err(|e| ResolveError {
-                    reference: "setting address".into(),
-                    kind: ErrorKind::Settings(e),
-                })?;
-        Ok(Self::with_transport(settings, Arc::new(transport)))
+        let client = crate::client::Client::new(crate::client::Settings {
+            address: settings.address.clone(),
+            token: None,
+            ca_cert: settings.ca_cert.clone(),
+            dangerous_skip_verify: settings.skip_verify,
+            ..crate::client::Settings::default()
+        })
+        .map_err(|e| ResolveError {
+            reference: "setting address".into(),
+            kind: ErrorKind::Settings(e.to_string()),
+        })?;
+        Ok(Self::with_transport(settings, Arc::new(ClientTransport::new(client))))
     }
 
     /// A resolver over any transport (tests).
@@ -347,8 +352,10 @@ impl Resolver {
     async fn login(&self) -> Result<TokenState, String> {
         match &self.settings.auth {
             AuthMethod::Token(t) => {
-                let (status, body) =
-                    self.transport.request("GET", "auth/token/lookup-self", Some(t.as_str()), None).await?;
+                let (status, body) = self
+                    .transport
+                    .request("GET", "auth/token/lookup-self", &[], Some(t.as_str()), None)
+                    .await?;
                 if status != 200 {
                     return Err(format!("token lookup answered {status}: {}", server_message(&body)));
                 }
@@ -364,8 +371,10 @@ impl Resolver {
                 let secret_id = read_secret_file(&secret_id_file.to_string_lossy())
                     .map_err(|e| format!("cannot read secret_id_file {}: {e}", secret_id_file.display()))?;
                 let body = json!({"role_id": role_id.as_str(), "secret_id": secret_id.as_str()});
-                let (status, resp) =
-                    self.transport.request("POST", &format!("auth/{mount}/login"), None, Some(body)).await?;
+                let (status, resp) = self
+                    .transport
+                    .request("POST", &format!("auth/{mount}/login"), &[], None, Some(body))
+                    .await?;
                 if status != 200 {
                     return Err(format!("approle login answered {status}: {}", server_message(&resp)));
                 }
@@ -385,7 +394,7 @@ impl Resolver {
     async fn renew(&self, state: &TokenState) -> Result<TokenState, String> {
         let (status, resp) = self
             .transport
-            .request("POST", "auth/token/renew-self", Some(state.token.as_str()), Some(json!({})))
+            .request("POST", "auth/token/renew-self", &[], Some(state.token.as_str()), Some(json!({})))
             .await?;
         if status != 200 {
             return Err(format!("renewal answered {status}"));
@@ -431,13 +440,12 @@ impl Resolver {
     async fn fetch(&self, path: &str, version: Option<u64>, shown: &str) -> Result<Fetched, ResolveError> {
         let err = |kind| ResolveError { reference: shown.to_owned(), kind };
         let token = self.token().await.map_err(|e| err(ErrorKind::Auth(e)))?;
-        let mut url = format!("{}/data/{}", self.settings.kv_mount, path);
-        if let Some(v) = version {
-            url.push_str(&format!("?version={v}"));
-        }
+        let url = format!("{}/data/{}", self.settings.kv_mount, path);
+        let v = version.map(|v| v.to_string());
+        let query: Vec<(&str, &str)> = v.as_deref().map(|v| vec![("version", v)]).unwrap_or_default();
         let (status, body) = self
             .transport
-            .request("GET", &url, Some(token.as_str()), None)
+            .request("GET", &url, &query, Some(token.as_str()), None)
             .await
             .map_err(|e| err(ErrorKind::Transport(e)))?;
         match status {

@@ -19,9 +19,15 @@ impl Transport for Fake {
         &self,
         method: &str,
         path: &str,
+        query: &[(&str, &str)],
         token: Option<&str>,
         _body: Option<Value>,
     ) -> Result<(u16, Value), String> {
+        let path = match query.first() {
+            Some((k, v)) => format!("{path}?{k}={v}"),
+            None => path.to_owned(),
+        };
+        let path = path.as_str();
         self.calls.lock().unwrap().push(format!("{method} {path}"));
         if path == "auth/token/lookup-self" {
             return Ok((200, json!({"data": {"ttl": 0, "renewable": false}})));

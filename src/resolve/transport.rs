@@ -1,10 +1,11 @@
-//! How the resolver talks to the server: a small trait, and its HTTP(S) implementation.
-
-use std::path::Path;
-use std::time::Duration;
+//! How the resolver talks to the server: a small trait (so tests can fake the server), and its
+//! implementation over the shared API client ([`crate::client::Client`]).
 
 use async_trait::async_trait;
 use serde_json::Value;
+
+use crate::auth::token::ClientToken;
+use crate::client::Client;
 
 /// Sends one API request; `path` is relative to `/v1/`.
 #[async_trait]
@@ -14,71 +15,44 @@ pub trait Transport: Send + Sync {
         &self,
         method: &str,
         path: &str,
+        query: &[(&str, &str)],
         token: Option<&str>,
         body: Option<Value>,
     ) -> Result<(u16, Value), String>;
 }
 
-/// reqwest over rustls (ring), trusting the system roots or a given CA.
-pub struct HttpTransport {
-    base: String,
-    client: reqwest::Client,
+/// The resolver's transport over [`Client`] (TLS settings, CA, skip-verify, namespace).
+pub struct ClientTransport {
+    client: Client,
 }
 
-impl std::fmt::Debug for HttpTransport {
+impl std::fmt::Debug for ClientTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpTransport").field("base", &self.base).finish()
+        f.debug_struct("ClientTransport").field("address", &self.client.address()).finish()
     }
 }
 
-impl HttpTransport {
-    /// A transport to `address` (`https://host:port`).
-    pub fn new(address: &str, ca_cert: Option<&Path>, skip_verify: bool) -> Result<Self, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if let Some(ca) = ca_cert {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("cannot read CA certificate {}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("invalid CA certificate {}: {e}", ca.display()))?;
-            b = b.tls_certs_only([cert]);
-        }
-        if skip_verify {
-            tracing::warn!("TLS certificate verification is disabled (skip_verify)");
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        let client = b.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { base: format!("{}/v1/", address.trim_end_matches('/')), client })
+impl ClientTransport {
+    /// Wraps a client (its own token is not used; every call passes one).
+    pub fn new(client: Client) -> Self {
+        Self { client }
     }
 }
 
 #[async_trait]
-impl Transport for HttpTransport {
+impl Transport for ClientTransport {
     async fn request(
         &self,
         method: &str,
         path: &str,
+        query: &[(&str, &str)],
         token: Option<&str>,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
         let m = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut r =
-            self.client.request(m, format!("{}{}", self.base, path)).header("X-Vault-Request", "true");
-        if let Some(t) = token {
-            r = r.header("X-Vault-Token", t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        // Connection errors never carry request bodies or tokens.
-        let resp = r.send().await.map_err(|e| e.without_url().to_string())?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(|e| e.without_url().to_string())?;
-        let v = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        Ok((status, v))
+        let client = self.client.with_token(token.map(|t| ClientToken::new(t.to_owned())));
+        // Transport errors name the URL and the cause, never a token or a body.
+        let resp = client.send(m, path, query, body.as_ref()).await.map_err(|e| e.to_string())?;
+        Ok((resp.status, resp.body.unwrap_or(Value::Null)))
     }
 }
