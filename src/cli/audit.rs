@@ -17,6 +17,34 @@ pub enum AuditCmd {
     List(super::secrets::ListArgs),
     /// Disable an audit device.
     Disable(super::secrets::PathArg),
+    /// Check the hash chain of an audit log file (exit 0 intact, 1 tampered).
+    Verify(VerifyArgs),
+}
+
+/// Arguments of `audit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The device's line prefix, if it was configured with one.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// The audit log file.
+    pub file: std::path::PathBuf,
+}
+
+/// `coffer audit verify FILE`: works offline, on the file alone.
+pub fn verify(a: &VerifyArgs) -> anyhow::Result<u8> {
+    let f = std::fs::File::open(&a.file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", a.file.display()))?;
+    let report = crate::audit::verify(std::io::BufReader::new(f), &a.prefix)?;
+    match report.first_error {
+        None => {
+            println!("{}: {} line(s) in {} chain(s), intact", a.file.display(), report.lines, report.chains);
+            Ok(0)
+        }
+        Some((line, msg)) => {
+            println!("{}: TAMPERED at line {line}: {msg}", a.file.display());
+            Ok(1)
+        }
+    }
 }
 
 /// Arguments of `audit enable`.
@@ -39,8 +67,12 @@ pub struct EnableArgs {
 
 /// Runs an audit subcommand.
 pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<u8> {
+    if let AuditCmd::Verify(a) = &cmd {
+        return verify(a);
+    }
     let client = ctx.client()?;
     match cmd {
+        AuditCmd::Verify(a) => verify(&a),
         AuditCmd::Enable(a) => {
             let path = ensure_trailing_slash(&sanitize_path(a.path.as_deref().unwrap_or(&a.device_type)));
             let opts = data::parse(&a.options, &mut std::io::stdin())

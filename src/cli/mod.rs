@@ -26,6 +26,7 @@ pub mod login;
 pub mod operator;
 pub mod output;
 pub mod policy;
+pub mod refs;
 pub mod secrets;
 pub mod server;
 pub mod status;
@@ -114,6 +115,10 @@ pub enum Command {
     /// Transit encryption helpers.
     #[command(subcommand)]
     Transit(transit::TransitCmd),
+    /// Run a command with `vault:`/`env:`/`file:` references in its environment resolved.
+    Run(refs::RunArgs),
+    /// Render a TOML/JSON/YAML/.env template with every reference resolved.
+    Inject(refs::InjectArgs),
 }
 
 /// A usage error: printed, exit code 2.
@@ -195,6 +200,8 @@ pub async fn dispatch(global: GlobalArgs, command: Command) -> u8 {
         Command::Audit(c) => audit::run(&ctx, c).await,
         Command::Kv(c) => kv::run(&ctx, c).await,
         Command::Transit(c) => transit::run(&ctx, c).await,
+        Command::Run(a) => refs::run(&ctx, a).await,
+        Command::Inject(a) => refs::inject(&ctx, a).await,
     };
     match result {
         Ok(code) => code,
