@@ -54,6 +54,7 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
             "identity" => Arc::new(Unsupported),
             "transit" => transit::Transit::new(core.clone(), entry),
             "token" => Arc::new(crate::auth::token::backend::TokenBackend::new(core.clone())),
+            "approle" => Arc::new(crate::auth::approle::AppRole::new(core.clone())),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };
         Ok(b)
@@ -63,7 +64,9 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
 /// Mount types that can be enabled through `sys/mounts`.
 pub const SECRET_TYPES: &[&str] = &["kv", "generic", "kv-v1", "kv-v2", "transit"];
 /// Mount types that can be enabled through `sys/auth`.
-pub const AUTH_TYPES: &[&str] = &[];
+pub const AUTH_TYPES: &[&str] = &["approle"];
+/// Auth method types whose mounts take Vault's `user_lockout_config` (only AppRole is built in).
+pub const LOCKOUT_TYPES: &[&str] = &["approle", "ldap", "userpass"];
 
 /// A placeholder for built-in mounts coffer lists but does not implement (identity).
 struct Unsupported;
