@@ -174,15 +174,23 @@ pub fn list_or_null(v: &[String]) -> Value {
     }
 }
 
-/// Vault's framework error for a negative duration.
-fn negative(key: &str, raw: &Value) -> Error {
-    let shown = match raw {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+/// Vault's framework error for a negative duration (the value in seconds).
+fn negative(key: &str, secs: i64) -> Error {
     Error::bad(format!(
-        "Field validation failed: error converting input for field \"{key}\": cannot provide negative value '{shown}'"
+        "Field validation failed: error converting input for field \"{key}\": cannot provide negative value '{secs}'"
     ))
+}
+
+/// Vault reports conversion errors of the main role endpoint without the framework's
+/// `Field validation failed: ` prefix (its single-field endpoints keep it).
+fn unprefixed(e: Error) -> Error {
+    match e {
+        Error::BadRequest(m) => match m.strip_prefix("Field validation failed: ") {
+            Some(rest) => Error::BadRequest(rest.to_owned()),
+            None => Error::BadRequest(m),
+        },
+        other => other,
+    }
 }
 
 /// A signed duration field in seconds.
@@ -199,7 +207,7 @@ pub fn signed_duration(data: &Map<String, Value>, key: &str) -> Result<Option<i6
 pub fn duration_field(data: &Map<String, Value>, key: &str) -> Result<Option<u64>> {
     match signed_duration(data, key)? {
         None => Ok(None),
-        Some(s) if s < 0 => Err(negative(key, data.get(key).unwrap_or(&Value::Null))),
+        Some(s) if s < 0 => Err(negative(key, s)),
         Some(s) => Ok(Some(s as u64)),
     }
 }
@@ -241,6 +249,10 @@ pub struct RoleUpdate {
 impl RoleUpdate {
     /// Parses a request body. Unknown keys (hvac's `enable_local_secret_ids`) are ignored.
     pub fn parse(d: &Map<String, Value>) -> Result<Self> {
+        Self::parse_fields(d).map_err(unprefixed)
+    }
+
+    fn parse_fields(d: &Map<String, Value>) -> Result<Self> {
         let secret_id_bound_cidrs = match fields::comma_strings(d, "secret_id_bound_cidrs")? {
             Some(v) => Some(v),
             None => fields::comma_strings(d, "bound_cidr_list")?,
@@ -508,7 +520,10 @@ mod tests {
             "failed to validate CIDR blocks: invalid CIDR address: bogus"
         );
         assert!(err(json!({"token_bound_cidrs": "bogus"})).starts_with("error parsing address \"bogus\""));
-        assert!(err(json!({"secret_id_ttl": -1})).contains("cannot provide negative value '-1'"));
+        assert_eq!(
+            err(json!({"secret_id_ttl": "-5s"})),
+            "error converting input for field \"secret_id_ttl\": cannot provide negative value '-5'"
+        );
         assert!(err(json!({"secret_id_num_uses": "x"})).contains("\"secret_id_num_uses\""));
         let (_, w) = create(json!({"token_max_ttl": "10000h"})).unwrap();
         assert_eq!(w.len(), 1);
