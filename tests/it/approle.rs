@@ -370,23 +370,16 @@ fn login_issues_a_token_and_enforces_uses_ttl_and_cidrs() {
     assert_eq!(auth["token_type"], "service");
     let token = auth["client_token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("hvs."), "{token}");
-    // The token is a live token of the core.
+    // The token is a live token of the core, bound to the role's token_bound_cidrs.
     let (st, b) = s.call_as(&token, "GET", "auth/token/lookup-self", None);
-    if st == 200 {
-        let d = &b["data"];
-        assert_eq!(d["path"], "auth/approle/login");
-        assert_eq!(d["display_name"], "approle");
-        assert_eq!(d["meta"]["role_name"], "app");
-        assert_eq!(d["bound_cidrs"], json!(["127.0.0.1/32"]));
-    } else {
-        // Until the ACL engine grants `default` its lookup-self rule the token is valid but not
-        // allowed; an unknown token would say "invalid token" instead.
-        assert_eq!(st, 403, "{b}");
-        assert!(!errors(&b).iter().any(|e| e == "invalid token"), "token not accepted: {b}");
-        let (st, b) = s.call_as("hvs.not-a-token", "GET", "auth/token/lookup-self", None);
-        assert_eq!((st, errors(&b)), (403, vec!["permission denied".to_owned(), "invalid token".to_owned()]));
-        eprintln!("lookup-self with the AppRole token: 403 (ACL engine not there yet); token accepted");
-    }
+    assert_eq!(st, 200, "{b}");
+    let d = &b["data"];
+    assert_eq!(d["path"], "auth/approle/login");
+    assert_eq!(d["display_name"], "approle");
+    assert_eq!(d["meta"]["role_name"], "app");
+    assert_eq!(d["meta"]["team"], "blue");
+    assert_eq!(d["bound_cidrs"], json!(["127.0.0.1/32"]));
+    assert_eq!(d["policies"], json!(["db", "default", "web"]));
     // Second (last) use, then the secret ID is gone.
     assert_eq!(login(&s, &rid, Some(&sid)).0, 200);
     assert_invalid(login(&s, &rid, Some(&sid)));
@@ -904,4 +897,56 @@ fn differential_against_openbao() {
     // answers 400 `invalid role or secret ID` here, 403 `permission denied` in OpenBao; lockout
     // counts unknown role IDs too; expired secret IDs are refused at login without a tidy;
     // envelopes carry `mount_type`.
+}
+
+#[test]
+fn login_tokens_carry_cidr_bindings_use_limits_and_wrapped_secret_ids() {
+    let s = Server::dev();
+    enable(&s, "approle");
+    // The role binds its tokens to 10.0.0.0/8: the login works, the token does not from here.
+    ok(&s, "POST", "auth/approle/role/far", json!({"token_bound_cidrs": "10.0.0.0/8,127.0.0.1"}));
+    let rid = role_id(&s, "far");
+    let (sid, _, _) = secret(&s, "far", json!({"token_bound_cidrs": "10.0.0.0/8"}));
+    let (st, b) = login(&s, &rid, Some(&sid));
+    assert_eq!(st, 200, "{b}");
+    let token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.call_as(&token, "GET", "auth/token/lookup-self", None).0, 403);
+    // Without the secret ID's override, the role's list applies (127.0.0.1 is in it).
+    let (sid, _, _) = secret(&s, "far", json!({}));
+    let (_, b) = login(&s, &rid, Some(&sid));
+    let token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (st, b) = s.call_as(&token, "GET", "auth/token/lookup-self", None);
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["bound_cidrs"], json!(["10.0.0.0/8", "127.0.0.1/32"]));
+
+    // token_num_uses reaches the token.
+    ok(&s, "POST", "auth/approle/role/once", json!({"token_num_uses": 1}));
+    let rid = role_id(&s, "once");
+    let (sid, _, _) = secret(&s, "once", json!({}));
+    let (_, b) = login(&s, &rid, Some(&sid));
+    assert_eq!(b["auth"]["num_uses"], 1);
+    let token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.call_as(&token, "GET", "auth/token/lookup-self", None).0, 200);
+    assert_eq!(s.call_as(&token, "GET", "auth/token/lookup-self", None).0, 403);
+
+    // Wrapped secret IDs: wrap_info names the secret ID accessor.
+    let r = s
+        .client()
+        .post(format!("{}/v1/auth/approle/role/once/secret-id", s.addr))
+        .header("X-Vault-Token", &s.token)
+        .header("X-Vault-Wrap-TTL", "5m")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let b: Value = r.json().unwrap();
+    assert!(b["data"].is_null(), "{b}");
+    assert_eq!(b["wrap_info"]["ttl"], 300);
+    let wrapped_acc = b["wrap_info"]["wrapped_accessor"].as_str().unwrap().to_owned();
+    let wrapping_token = b["wrap_info"]["token"].as_str().unwrap().to_owned();
+    let (st, b) = s.call_as(&wrapping_token, "POST", "sys/wrapping/unwrap", Some(json!({})));
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["secret_id_accessor"], wrapped_acc.as_str());
+    let sid = b["data"]["secret_id"].as_str().unwrap();
+    assert_eq!(login(&s, &rid, Some(sid)).0, 200);
 }
