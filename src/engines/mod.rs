@@ -39,6 +39,27 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Handles a request.
     async fn handle(&self, ctx: &Ctx) -> Result<Response>;
+
+    /// Renewal of a token this auth method issued (Vault's `AuthRenew`): the TTL parameters as
+    /// they are now, or an error when the login's basis is gone. `internal` is the
+    /// [`LoginSpec::internal`](crate::core::request::LoginSpec) the login returned. `None` = the
+    /// backend has no opinion (the token's own parameters apply).
+    async fn renew_auth(
+        &self,
+        _view: &coffer_storage::View,
+        _internal: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<AuthRenew>> {
+        Ok(None)
+    }
+}
+
+/// TTL parameters an auth method supplies when one of its tokens is renewed (seconds; 0 = the
+/// mount's default or maximum).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthRenew {
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub period: u64,
 }
 
 /// The factory the router uses to build a backend for a mount entry.

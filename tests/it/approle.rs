@@ -950,3 +950,72 @@ fn login_tokens_carry_cidr_bindings_use_limits_and_wrapped_secret_ids() {
     let sid = b["data"]["secret_id"].as_str().unwrap();
     assert_eq!(login(&s, &rid, Some(sid)).0, 200);
 }
+
+/// vaultrs 0.8 (typed responses: lists must be lists, numbers unsigned) against coffer.
+#[test]
+fn vaultrs_approle_flow() {
+    use vaultrs::api::auth::approle::requests::{GenerateNewSecretIDRequest, SetAppRoleRequest};
+    use vaultrs::auth::approle;
+    use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+
+    let s = Server::dev();
+    enable(&s, "approle");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let settings =
+            VaultClientSettingsBuilder::default().address(&s.addr).token(&s.token).build().unwrap();
+        let client = VaultClient::new(settings).unwrap();
+        approle::role::set(
+            &client,
+            "approle",
+            "web",
+            Some(
+                &mut SetAppRoleRequest::builder()
+                    .token_policies(vec!["a".to_owned()])
+                    .token_ttl("1h")
+                    .secret_id_num_uses(2u64)
+                    .token_bound_cidrs(vec!["127.0.0.1/32".to_owned()]),
+            ),
+        )
+        .await
+        .unwrap();
+        let role = approle::role::read(&client, "approle", "web").await.unwrap();
+        assert_eq!(role.token_policies, vec!["a"]);
+        assert_eq!(role.token_ttl, 3600);
+        assert_eq!(role.secret_id_num_uses, 2);
+        assert_eq!(role.token_type, "default");
+        assert_eq!(approle::role::list(&client, "approle").await.unwrap().keys, vec!["web"]);
+        let rid = approle::role::read_id(&client, "approle", "web").await.unwrap().role_id;
+        let sid = approle::role::secret::generate(
+            &client,
+            "approle",
+            "web",
+            Some(&mut GenerateNewSecretIDRequest::builder().metadata("{\"k\":\"v\"}")),
+        )
+        .await
+        .unwrap();
+        let read = approle::role::secret::read(&client, "approle", "web", &sid.secret_id).await.unwrap();
+        assert_eq!(read.secret_id_num_uses, 2);
+        assert!(read.cidr_list.is_empty() && read.token_bound_cidrs.is_empty());
+        let by_acc = approle::role::secret::read_accessor(&client, "approle", "web", &sid.secret_id_accessor)
+            .await
+            .unwrap();
+        assert_eq!(by_acc.metadata.unwrap()["k"], "v");
+        let keys = approle::role::secret::list(&client, "approle", "web").await.unwrap().keys;
+        assert_eq!(keys, vec![sid.secret_id_accessor.clone()]);
+        let custom =
+            approle::role::secret::custom(&client, "approle", "web", "custom-1", None).await.unwrap();
+        assert_eq!(custom.secret_id, "custom-1");
+        let auth = approle::login(&client, "approle", &rid, &sid.secret_id).await.unwrap();
+        assert_eq!(auth.policies, vec!["a", "default"]);
+        assert_eq!(auth.metadata.unwrap()["role_name"], "web");
+        approle::role::secret::delete(&client, "approle", "web", "custom-1").await.unwrap();
+        approle::role::secret::delete_accessor(&client, "approle", "web", &sid.secret_id_accessor)
+            .await
+            .unwrap();
+        assert!(approle::login(&client, "approle", &rid, &sid.secret_id).await.is_err());
+        approle::tidy(&client, "approle").await.unwrap();
+        approle::role::delete(&client, "approle", "web").await.unwrap();
+    });
+}

@@ -29,6 +29,7 @@ pub mod secret_id;
 pub mod store;
 pub mod tidy;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -36,13 +37,14 @@ use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use coffer_storage::keys::SecretBytes;
+use coffer_storage::View;
 
 use self::path::ApprolePath as P;
 use self::store::Store;
 use crate::core::error::{Error, Result};
 use crate::core::request::{Ctx, Operation, Response};
 use crate::core::{Core, DEFAULT_MAX_TTL};
-use crate::engines::Backend;
+use crate::engines::{AuthRenew, Backend};
 
 const TIDY_STARTED: &str =
     "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.";
@@ -154,5 +156,49 @@ impl Backend for AppRole {
             (P::TidySecretId, Create | Update) => Ok(self.tidy(ctx, Arc::clone(&salt))),
             _ => Err(Error::UnsupportedOperation),
         }
+    }
+
+    /// A token renewal re-reads the role (Vault's `pathLoginRenew`): its current `token_ttl`,
+    /// `token_max_ttl` and `token_period` apply, and a deleted role stops renewals.
+    async fn renew_auth(
+        &self,
+        view: &View,
+        internal: &BTreeMap<String, String>,
+    ) -> Result<Option<AuthRenew>> {
+        let name = internal.get("role_name").map(String::as_str).unwrap_or("");
+        if name.is_empty() {
+            return Err(Error::InternalVisible("failed to fetch role_name during renewal".into()));
+        }
+        let salt = self.salt.get_or_try_init(|| async { store::load_salt(view).await.map(Arc::new) }).await?;
+        let Some((role, _)) = Store::new(view, salt).role(name).await? else {
+            return Err(Error::InternalVisible(format!("role {name:?} does not exist during renewal")));
+        };
+        Ok(Some(AuthRenew { ttl: role.token_ttl, max_ttl: role.token_max_ttl, period: role.token_period }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Weak;
+
+    use super::*;
+    use crate::auth::approle::role::RoleEntry;
+    use crate::auth::approle::store::tests::view;
+
+    #[tokio::test]
+    async fn renewal_rereads_the_role() {
+        let (_, v) = view().await;
+        let b = AppRole::new(Weak::new());
+        let internal = BTreeMap::from([("role_name".to_owned(), "web".to_owned())]);
+        let e = b.renew_auth(&v, &internal).await.unwrap_err();
+        assert_eq!(e.to_string(), "role \"web\" does not exist during renewal");
+        let salt = store::load_salt(&v).await.unwrap();
+        let mut r = RoleEntry::new("web", "uid".into());
+        r.role_id = "rid".into();
+        (r.token_ttl, r.token_max_ttl, r.token_period) = (60, 120, 0);
+        Store::new(&v, &salt).put_role(&r, None).await.unwrap();
+        let got = b.renew_auth(&v, &internal).await.unwrap();
+        assert_eq!(got, Some(AuthRenew { ttl: 60, max_ttl: 120, period: 0 }));
+        assert!(b.renew_auth(&v, &BTreeMap::new()).await.is_err());
     }
 }

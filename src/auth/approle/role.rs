@@ -222,8 +222,8 @@ fn non_negative(key: &str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::bad(format!("'{key}' cannot be negative")))
 }
 
-/// A parsed role write body. `None` = the field was not sent.
-#[derive(Debug, Default)]
+/// A parsed role write body. `None` = the field was not sent. No `Debug`: it may carry a role ID.
+#[derive(Default)]
 pub struct RoleUpdate {
     pub bind_secret_id: Option<bool>,
     /// `secret_id_bound_cidrs`, else the deprecated `bound_cidr_list`.
