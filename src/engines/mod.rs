@@ -51,6 +51,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Option<AuthRenew>> {
         Ok(None)
     }
+
+    /// Housekeeping the core runs about once a minute on every mount (Vault's `PeriodicFunc`),
+    /// e.g. AppRole's tidy of expired secret IDs.
+    async fn periodic(&self, _view: &coffer_storage::View, _mount: &MountEntry) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// TTL parameters an auth method supplies when one of its tokens is renewed (seconds; 0 = the

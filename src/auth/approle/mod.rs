@@ -42,6 +42,7 @@ use coffer_storage::View;
 use self::path::ApprolePath as P;
 use self::store::Store;
 use crate::core::error::{Error, Result};
+use crate::core::mounts::MountEntry;
 use crate::core::request::{Ctx, Operation, Response};
 use crate::core::{Core, DEFAULT_MAX_TTL};
 use crate::engines::{AuthRenew, Backend};
@@ -87,27 +88,29 @@ impl AppRole {
         if self.tidy_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Response::empty().warn(TIDY_RUNNING);
         }
-        let view = ctx.view.clone();
-        let policy = lockout::Policy::for_mount(&ctx.mount.config);
-        let running = Arc::clone(&self.tidy_running);
-        let mount = ctx.mount.path.clone();
-        tokio::spawn(async move {
-            let store = Store::new(&view, &salt);
-            match tidy::run(&store, policy, time::OffsetDateTime::now_utc()).await {
-                Ok(t) => tracing::info!(
-                    mount = %mount,
-                    expired = t.expired,
-                    orphaned = t.orphaned,
-                    dangling_accessors = t.dangling_accessors,
-                    lockouts = t.lockouts,
-                    "approle tidy finished"
-                ),
-                Err(e) => tracing::error!(mount = %mount, error = %e, "approle tidy failed"),
-            }
-            running.store(false, Ordering::Release);
-        });
+        let (view, mount, running) = (ctx.view.clone(), ctx.mount.clone(), Arc::clone(&self.tidy_running));
+        tokio::spawn(async move { tidy_pass(&view, &salt, &mount, &running).await });
         Response::empty().warn(TIDY_STARTED).with_status(202)
     }
+}
+
+/// One tidy pass; the caller has set `running`, which is cleared at the end.
+async fn tidy_pass(view: &View, salt: &SecretBytes, mount: &MountEntry, running: &AtomicBool) {
+    let store = Store::new(view, salt);
+    match tidy::run(&store, lockout::Policy::for_mount(&mount.config), time::OffsetDateTime::now_utc()).await
+    {
+        Ok(t) if t == tidy::Tidied::default() => {}
+        Ok(t) => tracing::info!(
+            mount = %mount.route_prefix(),
+            expired = t.expired,
+            orphaned = t.orphaned,
+            dangling_accessors = t.dangling_accessors,
+            lockouts = t.lockouts,
+            "approle tidy removed records"
+        ),
+        Err(e) => tracing::error!(mount = %mount.route_prefix(), error = %e, "approle tidy failed"),
+    }
+    running.store(false, Ordering::Release);
 }
 
 #[async_trait]
@@ -158,6 +161,23 @@ impl Backend for AppRole {
         }
     }
 
+    /// Vault tidies AppRole mounts every minute; a tidy already running is not doubled.
+    async fn periodic(&self, view: &View, mount: &MountEntry) -> Result<()> {
+        if self.tidy_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Ok(());
+        }
+        let salt =
+            match self.salt.get_or_try_init(|| async { store::load_salt(view).await.map(Arc::new) }).await {
+                Ok(s) => Arc::clone(s),
+                Err(e) => {
+                    self.tidy_running.store(false, Ordering::Release);
+                    return Err(e);
+                }
+            };
+        tidy_pass(view, &salt, mount, &self.tidy_running).await;
+        Ok(())
+    }
+
     /// A token renewal re-reads the role (Vault's `pathLoginRenew`): its current `token_ttl`,
     /// `token_max_ttl` and `token_period` apply, and a deleted role stops renewals.
     async fn renew_auth(
@@ -200,5 +220,40 @@ mod tests {
         let got = b.renew_auth(&v, &internal).await.unwrap();
         assert_eq!(got, Some(AuthRenew { ttl: 60, max_ttl: 120, period: 0 }));
         assert!(b.renew_auth(&v, &BTreeMap::new()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn periodic_tidies_expired_secret_ids() {
+        use crate::auth::approle::secret_id::SecretId;
+        use crate::auth::approle::store::tests::entry;
+        use crate::core::mounts::{MountConfig, Table};
+
+        let (_, v) = view().await;
+        let b = AppRole::new(Weak::new());
+        let salt = store::load_salt(&v).await.unwrap();
+        let s = Store::new(&v, &salt);
+        let mut r = RoleEntry::new("web", "uid".into());
+        r.role_id = "rid".into();
+        s.put_role(&r, None).await.unwrap();
+        let mut e = entry(0);
+        e.expiration_ns = Some(0);
+        s.create_secret_id(&r, &SecretId::new("old"), &mut e).await.unwrap();
+        let mount = MountEntry {
+            path: "approle/".into(),
+            kind: "approle".into(),
+            description: String::new(),
+            accessor: "auth_approle_0".into(),
+            uuid: "u".into(),
+            local: false,
+            seal_wrap: false,
+            external_entropy_access: false,
+            options: None,
+            config: MountConfig::default(),
+            table: Table::Auth,
+        };
+        assert_eq!(s.accessors("uid").await.unwrap().len(), 1);
+        b.periodic(&v, &mount).await.unwrap();
+        assert!(s.accessors("uid").await.unwrap().is_empty());
+        assert!(!b.tidy_running.load(Ordering::Acquire));
     }
 }
