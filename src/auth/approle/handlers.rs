@@ -192,7 +192,7 @@ pub async fn write_field(
     // Parse once, before touching storage (Vault's framework conversions come first).
     enum Change {
         Bind(bool),
-        NoChange,
+        Keep,
         Period(u64, bool),
         Policies(Vec<String>, bool),
         SecretCidrs(Vec<String>),
@@ -228,7 +228,7 @@ pub async fn write_field(
             let key =
                 if field == RoleField::BoundCidrList { "bound_cidr_list" } else { "secret_id_bound_cidrs" };
             match fields::comma_strings(d, key)? {
-                None => Some(Change::NoChange),
+                None => Some(Change::Keep),
                 Some(c) if c.is_empty() => return Err(missing("bound_cidr_list")),
                 Some(c) => {
                     cidr::validate_blocks(&c)
@@ -238,7 +238,7 @@ pub async fn write_field(
             }
         }
         RoleField::TokenBoundCidrs => match fields::comma_strings(d, "token_bound_cidrs")? {
-            None => Some(Change::NoChange),
+            None => Some(Change::Keep),
             Some(c) => Some(Change::TokenCidrs(
                 c.iter()
                     .map(|s| cidr::parse_addr(s))
@@ -263,7 +263,7 @@ pub async fn write_field(
         };
         match change {
             Change::Bind(b) => r.bind_secret_id = *b,
-            Change::NoChange => {}
+            Change::Keep => {}
             Change::Period(p, legacy) => {
                 r.token_period = *p;
                 r.period = if *legacy { *p } else { 0 };

@@ -197,7 +197,7 @@ impl NewSecretId {
             Some(n) if n < 0 => return Err(Error::bad("num_uses cannot be negative")),
             Some(n) => {
                 let n = n as u64;
-                if (n == 0 && role_uses > 0) || (role_uses > 0 && n > role_uses) {
+                if role_uses > 0 && (n == 0 || n > role_uses) {
                     return Err(Error::bad("num_uses cannot be higher than the role's secret_id_num_uses"));
                 }
                 n
@@ -207,7 +207,7 @@ impl NewSecretId {
         let ttl = match ttl {
             None => role_ttl,
             Some(t) => {
-                if (t == 0 && role_ttl > 0) || (role_ttl > 0 && t > role_ttl) {
+                if role_ttl > 0 && (t == 0 || t > role_ttl) {
                     return Err(Error::bad("ttl cannot be longer than the role's secret_id_ttl"));
                 }
                 t

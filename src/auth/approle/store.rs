@@ -73,10 +73,10 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T> {
 /// Outcome of consuming one use of a secret ID.
 #[derive(Debug)]
 pub enum Consumed {
-    /// The login may proceed; the entry as it was before this use.
-    Ok(SecretIdEntry),
     /// Gone or expired meanwhile.
     Invalid,
+    /// The login may proceed; the entry as it was before this use.
+    Ok(SecretIdEntry),
 }
 
 /// The storage of one AppRole mount.
