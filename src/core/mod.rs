@@ -828,6 +828,12 @@ impl Core {
                 if !current.map(|c| Arc::ptr_eq(&c, &active)).unwrap_or(false) {
                     return;
                 }
+                // Mount housekeeping (AppRole's secret ID tidy, ...).
+                for route in active.mounts.all() {
+                    if let Err(e) = route.backend.periodic(&route.view, &route.entry).await {
+                        tracing::warn!(mount = %route.entry.route_prefix(), error = %e, "periodic task failed");
+                    }
+                }
                 drop(active);
                 match core.tidy_tokens().await {
                     Ok(0) => {}

@@ -56,6 +56,38 @@ pub struct MountConfig {
     /// Auth mounts only (`default-service` when unset).
     #[serde(default)]
     pub token_type: Option<String>,
+    /// Auth mounts with user lockout (AppRole): Vault's `user_lockout_config` tunables.
+    #[serde(default)]
+    pub user_lockout_config: Option<UserLockoutConfig>,
+}
+
+/// Vault's per-mount `user_lockout_config`. Zero values mean "use the default" (5 attempts,
+/// 15 minutes locked, counter reset after 15 minutes).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserLockoutConfig {
+    /// Failed logins that lock the user out; 0 = default.
+    #[serde(default)]
+    pub lockout_threshold: u64,
+    /// Seconds a lockout lasts; 0 = default.
+    #[serde(default)]
+    pub lockout_duration: u64,
+    /// Seconds without failures after which the failure counter starts over; 0 = default.
+    #[serde(default)]
+    pub lockout_counter_reset: u64,
+    #[serde(default)]
+    pub disable_lockout: bool,
+}
+
+impl UserLockoutConfig {
+    /// The four keys Vault shows (with a `user_` prefix) in `sys/auth` and tune output.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("user_lockout_counter_reset_duration".into(), json!(self.lockout_counter_reset));
+        m.insert("user_lockout_disable".into(), json!(self.disable_lockout));
+        m.insert("user_lockout_duration".into(), json!(self.lockout_duration));
+        m.insert("user_lockout_threshold".into(), json!(self.lockout_threshold));
+        m
+    }
 }
 
 /// One mounted engine or auth method.
@@ -135,6 +167,9 @@ impl MountEntry {
                     "token_type".into(),
                     json!(self.config.token_type.clone().unwrap_or_else(|| "default-service".into())),
                 );
+            }
+            if let Some(l) = &self.config.user_lockout_config {
+                c.insert("user_lockout_config".into(), Value::Object(l.to_json()));
             }
         }
         let mut v = json!({

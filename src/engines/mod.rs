@@ -39,6 +39,33 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Handles a request.
     async fn handle(&self, ctx: &Ctx) -> Result<Response>;
+
+    /// Renewal of a token this auth method issued (Vault's `AuthRenew`): the TTL parameters as
+    /// they are now, or an error when the login's basis is gone. `internal` is the
+    /// [`LoginSpec::internal`](crate::core::request::LoginSpec) the login returned. `None` = the
+    /// backend has no opinion (the token's own parameters apply).
+    async fn renew_auth(
+        &self,
+        _view: &coffer_storage::View,
+        _internal: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<AuthRenew>> {
+        Ok(None)
+    }
+
+    /// Housekeeping the core runs about once a minute on every mount (Vault's `PeriodicFunc`),
+    /// e.g. AppRole's tidy of expired secret IDs.
+    async fn periodic(&self, _view: &coffer_storage::View, _mount: &MountEntry) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// TTL parameters an auth method supplies when one of its tokens is renewed (seconds; 0 = the
+/// mount's default or maximum).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthRenew {
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub period: u64,
 }
 
 /// The factory the router uses to build a backend for a mount entry.
@@ -54,6 +81,7 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
             "identity" => Arc::new(Unsupported),
             "transit" => transit::Transit::new(core.clone(), entry),
             "token" => Arc::new(crate::auth::token::backend::TokenBackend::new(core.clone())),
+            "approle" => Arc::new(crate::auth::approle::AppRole::new(core.clone())),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };
         Ok(b)
@@ -63,7 +91,9 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
 /// Mount types that can be enabled through `sys/mounts`.
 pub const SECRET_TYPES: &[&str] = &["kv", "generic", "kv-v1", "kv-v2", "transit"];
 /// Mount types that can be enabled through `sys/auth`.
-pub const AUTH_TYPES: &[&str] = &[];
+pub const AUTH_TYPES: &[&str] = &["approle"];
+/// Auth method types whose mounts take Vault's `user_lockout_config` (only AppRole is built in).
+pub const LOCKOUT_TYPES: &[&str] = &["approle", "ldap", "userpass"];
 
 /// A placeholder for built-in mounts coffer lists but does not implement (identity).
 struct Unsupported;

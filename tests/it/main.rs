@@ -2,6 +2,7 @@
 //!
 //! Modules group tests by area; `harness` starts and stops servers and polls with deadlines.
 
+mod approle;
 mod audit;
 mod bao_cli;
 mod cli;

@@ -73,8 +73,51 @@ fn strings(m: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
     fields::comma_strings(m, key)
 }
 
+/// Applies `user_lockout_config` (Vault's API names, and the config-file names as aliases).
+fn apply_lockout(cfg: &mut MountConfig, m: &Map<String, Value>, table: Table, kind: &str) -> Result<()> {
+    let Some(raw) = fields::map(m, "user_lockout_config")? else { return Ok(()) };
+    if table != Table::Auth || !crate::engines::LOCKOUT_TYPES.contains(&kind) {
+        return Err(Error::bad(format!(
+            "tuning of user lockout configuration for auth type \"{kind}\" not allowed"
+        )));
+    }
+    let mut l = cfg.user_lockout_config.clone().unwrap_or_default();
+    if let Some(v) = fields::string(raw, "lockout_threshold")?.filter(|v| !v.is_empty()) {
+        l.lockout_threshold = v.trim().parse().map_err(|_| {
+            Error::bad(format!(
+                "unable to parse user lockout threshold: strconv.ParseUint: parsing {v:?}: invalid syntax"
+            ))
+        })?;
+    }
+    let duration = |key: &str, what: &str| -> Result<Option<u64>> {
+        match raw.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(v) => crate::util::duration::parse_seconds(v)
+                .map(Some)
+                .map_err(|e| Error::bad(format!("unable to parse user lockout {what}: {e}"))),
+        }
+    };
+    if let Some(v) = duration("lockout_duration", "duration")? {
+        l.lockout_duration = v;
+    }
+    for key in ["lockout_counter_reset_duration", "lockout_counter_reset"] {
+        if let Some(v) = duration(key, "counter reset duration")? {
+            l.lockout_counter_reset = v;
+        }
+    }
+    for key in ["lockout_disable", "disable_lockout"] {
+        if let Some(v) = fields::boolean(raw, key)? {
+            l.disable_lockout = v;
+        }
+    }
+    cfg.user_lockout_config = Some(l);
+    Ok(())
+}
+
 /// Applies a `config` object (enable) or tune body onto a mount config.
-fn apply_config(cfg: &mut MountConfig, m: &Map<String, Value>, table: Table) -> Result<()> {
+fn apply_config(cfg: &mut MountConfig, m: &Map<String, Value>, table: Table, kind: &str) -> Result<()> {
+    apply_lockout(cfg, m, table, kind)?;
     if let Some(v) = parse_ttl_field(m.get("default_lease_ttl"), "default TTL")? {
         cfg.default_lease_ttl = v;
     }
@@ -171,7 +214,7 @@ pub async fn enable(
     }
     let mut config = MountConfig::default();
     if let Some(c) = fields::map(data, "config")? {
-        apply_config(&mut config, c, table)?;
+        apply_config(&mut config, c, table, &kind)?;
     }
     let entry = MountEntry {
         path: path.clone(),
@@ -264,6 +307,9 @@ pub fn read_tune(core: &Core, active: &Active, table: Table, path: &str) -> Resu
     if !e.config.listing_visibility.is_empty() {
         m.insert("listing_visibility".into(), json!(e.config.listing_visibility));
     }
+    if let Some(l) = &e.config.user_lockout_config {
+        m.extend(l.to_json());
+    }
     Ok(Response::data(m).top_level())
 }
 
@@ -307,7 +353,7 @@ pub async fn tune(
                 return Err(Error::bad(format!("cannot fetch sysview for path \"{path}\"")));
             };
             let mut cfg = e.config.clone();
-            apply_config(&mut cfg, data, table)?;
+            apply_config(&mut cfg, data, table, &e.kind)?;
             e.config = cfg;
             if let Some(d) = fields::string(data, "description")? {
                 e.description = d;
