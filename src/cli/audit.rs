@@ -33,7 +33,8 @@ pub struct VerifyArgs {
 
 /// `coffer audit verify FILE`: works offline, on the file alone.
 pub fn verify(a: &VerifyArgs) -> anyhow::Result<u8> {
-    let f = std::fs::File::open(&a.file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", a.file.display()))?;
+    let f =
+        std::fs::File::open(&a.file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", a.file.display()))?;
     let report = crate::audit::verify(std::io::BufReader::new(f), &a.prefix)?;
     match report.first_error {
         None => {

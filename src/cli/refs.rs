@@ -82,11 +82,15 @@ fn settings(ctx: &Ctx, doc: Option<&Document>) -> anyhow::Result<crate::resolve:
 
 fn load_document(path: &Path, format: Option<&str>) -> anyhow::Result<Document> {
     let fmt = match format {
-        Some(f) => Format::from_name(f).ok_or_else(|| usage(format!("unknown document type {f:?} (toml, json, yaml, env)")))?,
-        None => Format::from_path(path)
-            .ok_or_else(|| usage(format!("cannot tell the format of {} from its name; pass --type", path.display())))?,
+        Some(f) => Format::from_name(f)
+            .ok_or_else(|| usage(format!("unknown document type {f:?} (toml, json, yaml, env)")))?,
+        None => Format::from_path(path).ok_or_else(|| {
+            usage(format!("cannot tell the format of {} from its name; pass --type", path.display()))
+        })?,
     };
-    let text = Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
     Ok(Document::parse(fmt, &text).with_context(|| format!("in {}", path.display()))?)
 }
 
@@ -134,9 +138,11 @@ pub async fn inject(ctx: &Ctx, a: InjectArgs) -> anyhow::Result<u8> {
     let resolver = Resolver::new(settings(ctx, Some(cfg_doc.as_ref().unwrap_or(&doc)))?)?;
     if a.check {
         let strings = doc.strings();
-        let refs = strings.iter().filter(|s| Reference::parse(s).map(|r| r.is_reference()).unwrap_or(true)).count();
+        let refs =
+            strings.iter().filter(|s| Reference::parse(s).map(|r| r.is_reference()).unwrap_or(true)).count();
         let (_, errors) = resolver.resolve_all(&strings).await;
-        let fatal: Vec<_> = errors.into_iter().filter(|e| !a.allow_missing.iter().any(|m| m == &e.reference)).collect();
+        let fatal: Vec<_> =
+            errors.into_iter().filter(|e| !a.allow_missing.iter().any(|m| m == &e.reference)).collect();
         if fatal.is_empty() {
             println!("all {refs} reference(s) in {} resolve", a.input.display());
             return Ok(0);
@@ -154,7 +160,10 @@ pub async fn inject(ctx: &Ctx, a: InjectArgs) -> anyhow::Result<u8> {
 }
 
 /// Resolves the environment variables (and `--env-file` entries) that hold references.
-async fn resolved_env(resolver: &Resolver, a: &RunArgs) -> anyhow::Result<BTreeMap<String, Zeroizing<String>>> {
+async fn resolved_env(
+    resolver: &Resolver,
+    a: &RunArgs,
+) -> anyhow::Result<BTreeMap<String, Zeroizing<String>>> {
     let mut vars: BTreeMap<String, String> = std::env::vars().collect();
     for f in &a.env_files {
         let doc = load_document(f, Some("env"))?;
@@ -162,17 +171,24 @@ async fn resolved_env(resolver: &Resolver, a: &RunArgs) -> anyhow::Result<BTreeM
             vars.insert(k, v);
         }
     }
-    let candidates: Vec<String> =
-        vars.values().filter(|v| Reference::parse(v).map(|r| r.is_reference() || v.starts_with('\\')).unwrap_or(true)).cloned().collect();
+    let candidates: Vec<String> = vars
+        .values()
+        .filter(|v| Reference::parse(v).map(|r| r.is_reference() || v.starts_with('\\')).unwrap_or(true))
+        .cloned()
+        .collect();
     let (values, errors) = resolver.resolve_all(&candidates).await;
-    let fatal: Vec<_> = errors.into_iter().filter(|e| !a.allow_missing.iter().any(|m| m == &e.reference)).collect();
+    let fatal: Vec<_> =
+        errors.into_iter().filter(|e| !a.allow_missing.iter().any(|m| m == &e.reference)).collect();
     if !fatal.is_empty() {
         return Err(report(&fatal));
     }
     Ok(vars
         .into_iter()
         .map(|(k, v)| {
-            let resolved = values.get(&v).map(|x| Zeroizing::new(x.as_str().to_owned())).unwrap_or_else(|| Zeroizing::new(v));
+            let resolved = values
+                .get(&v)
+                .map(|x| Zeroizing::new(x.as_str().to_owned()))
+                .unwrap_or_else(|| Zeroizing::new(v));
             (k, resolved)
         })
         .collect())
@@ -197,7 +213,8 @@ fn template_pairs(a: &RunArgs) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
     a.templates
         .iter()
         .map(|t| {
-            let (i, o) = t.split_once(':').ok_or_else(|| usage(format!("--template {t:?}: expected TEMPLATE:OUT")))?;
+            let (i, o) =
+                t.split_once(':').ok_or_else(|| usage(format!("--template {t:?}: expected TEMPLATE:OUT")))?;
             Ok((PathBuf::from(i), PathBuf::from(o)))
         })
         .collect()
@@ -235,7 +252,8 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<u8> {
         let err = command(&a, &env).exec();
         bail!("cannot run {}: {err}", a.command[0]);
     };
-    let every = crate::util::duration::parse_str_seconds_signed(interval).map_err(|e| usage(format!("--watch: {e}")))?;
+    let every = crate::util::duration::parse_str_seconds_signed(interval)
+        .map_err(|e| usage(format!("--watch: {e}")))?;
     if every <= 0 {
         return Err(usage("--watch needs a positive interval"));
     }
@@ -260,7 +278,9 @@ async fn watch(
     sig: nix::sys::signal::Signal,
 ) -> anyhow::Result<u8> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut child = tokio::process::Command::from(command(a, &env)).spawn().with_context(|| format!("cannot run {}", a.command[0]))?;
+    let mut child = tokio::process::Command::from(command(a, &env))
+        .spawn()
+        .with_context(|| format!("cannot run {}", a.command[0]))?;
     let forwarded = [
         SignalKind::hangup(),
         SignalKind::interrupt(),

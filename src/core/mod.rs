@@ -546,13 +546,26 @@ impl Core {
             return Err(Error::bad("cannot write to a path ending in '/'"));
         }
         let is_unwrap = req.path == "sys/wrapping/unwrap";
-        let client_token = req.token.filter(|t| !t.expose().is_empty());
+        let mut client_token = req.token.filter(|t| !t.expose().is_empty());
         let token = match client_token.as_ref() {
             Some(t) => match active.tokens.lookup(t, now).await? {
                 Some((entry, _version)) => Some(Arc::new(entry)),
                 // Unwrapping with a spent wrapping token is a wrapping error, not an auth one.
                 None if is_unwrap => return Err(Error::bad(wrapping::INVALID_WRAPPING_TOKEN)),
-                None => return Err(Error::InvalidToken),
+                None => {
+                    // On paths that need no token (logins), a bad token is ignored, as Vault does.
+                    let unauth = Self::core_unauthenticated(&req.path)
+                        || active
+                            .mounts
+                            .route(&req.path)
+                            .map(|r| r.route.backend.unauthenticated(&r.relative))
+                            .unwrap_or(false);
+                    if !unauth {
+                        return Err(Error::InvalidToken);
+                    }
+                    client_token = None;
+                    None
+                }
             },
             None => None,
         };
@@ -852,6 +865,11 @@ impl Core {
         mount: &MountEntry,
         now: OffsetDateTime,
     ) -> Result<Auth> {
+        // Auth methods never mint root or wrapping tokens, whatever their configuration says.
+        if spec.policies.iter().any(|p| p.trim().eq_ignore_ascii_case("root")) {
+            return Err(Error::bad("auth methods cannot create root tokens"));
+        }
+        crate::policy::check_assignable(&spec.policies)?;
         let sys_max = self.config.max_lease_ttl;
         let mut max = if mount.config.max_lease_ttl > 0 { mount.config.max_lease_ttl } else { sys_max };
         if spec.max_ttl > 0 && spec.max_ttl < max {

@@ -299,3 +299,49 @@ fn response_wrapping_round_trip() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[test]
+fn approle_tokens_renew_on_the_role_and_logins_ignore_bad_tokens() {
+    let s = Server::dev();
+    assert_eq!(s.call("POST", "sys/auth/approle", Some(json!({"type": "approle"}))).0, 204);
+    assert_eq!(
+        s.call("POST", "auth/approle/role/r", Some(json!({"token_ttl": "60s", "token_max_ttl": "120s"}))).0,
+        204
+    );
+    let role_id =
+        s.call("GET", "auth/approle/role/r/role-id", None).1["data"]["role_id"].as_str().unwrap().to_owned();
+    let sid = s.call("POST", "auth/approle/role/r/secret-id", None).1["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A stale token in the client does not break a login (Vault ignores it there).
+    let (st, b) = s.call_as(
+        "hvs.stale-token",
+        "POST",
+        "auth/approle/login",
+        Some(json!({"role_id": role_id, "secret_id": sid})),
+    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["auth"]["lease_duration"], 60);
+    let t = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (st, r) = s.call_as(&t, "POST", "auth/token/renew-self", Some(json!({"increment": "1h"})));
+    assert_eq!(st, 200, "{r}");
+    assert!(r["auth"]["lease_duration"].as_u64().unwrap() <= 120, "capped by the role's token_max_ttl: {r}");
+    // The role goes away: its tokens can no longer be renewed.
+    assert_eq!(s.call("DELETE", "auth/approle/role/r", None).0, 204);
+    let (st, r) = s.call_as(&t, "POST", "auth/token/renew-self", None);
+    assert_eq!(st, 400, "{r}");
+    // Auth methods never mint root tokens.
+    s.call("POST", "auth/approle/role/evil", Some(json!({"token_policies": "root"})));
+    let role_id = s.call("GET", "auth/approle/role/evil/role-id", None).1["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sid = s.call("POST", "auth/approle/role/evil/secret-id", None).1["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, _) =
+        s.call_as("", "POST", "auth/approle/login", Some(json!({"role_id": role_id, "secret_id": sid})));
+    assert_eq!(st, 400);
+}

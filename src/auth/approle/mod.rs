@@ -191,7 +191,7 @@ impl Backend for AppRole {
         }
         let salt = self.salt.get_or_try_init(|| async { store::load_salt(view).await.map(Arc::new) }).await?;
         let Some((role, _)) = Store::new(view, salt).role(name).await? else {
-            return Err(Error::InternalVisible(format!("role {name:?} does not exist during renewal")));
+            return Err(Error::bad(format!("role {name:?} does not exist during renewal")));
         };
         Ok(Some(AuthRenew { ttl: role.token_ttl, max_ttl: role.token_max_ttl, period: role.token_period }))
     }

@@ -544,9 +544,27 @@ impl TokenBackend {
             if !entry.renewable || entry.expire_time_ns.is_none() {
                 return Err(Error::bad("lease is not renewable"));
             }
+            // Tokens from an auth method renew on the method's current settings (a deleted role
+            // refuses renewal), as Vault's backend renew callbacks do.
+            let mut method_ttl = 0;
+            let mut method_max = 0;
+            if entry.path.starts_with("auth/") && !entry.path.starts_with("auth/token/") {
+                if let Some(routed) = active.mounts.route(&entry.path) {
+                    if let Some(r) =
+                        routed.route.backend.renew_auth(&routed.route.view, &entry.internal).await?
+                    {
+                        method_ttl = r.ttl;
+                        method_max = r.max_ttl;
+                        entry.period = r.period;
+                    }
+                }
+            }
             let now_ns = ctx.now.unix_timestamp_nanos();
             let creation_ns = i128::from(entry.creation_time) * 1_000_000_000;
             let mut max = sys_max;
+            if method_max > 0 && method_max < max {
+                max = method_max;
+            }
             if entry.explicit_max_ttl > 0 && entry.explicit_max_ttl < max {
                 max = entry.explicit_max_ttl;
             }
@@ -560,7 +578,13 @@ impl TokenBackend {
                     entry.period
                 }
             } else {
-                let wanted = if increment > 0 { increment } else { entry.ttl };
+                let wanted = if increment > 0 {
+                    increment
+                } else if method_ttl > 0 {
+                    method_ttl
+                } else {
+                    entry.ttl
+                };
                 if wanted > remaining_max {
                     if remaining_max == 0 {
                         return Err(Error::bad("past the max TTL, cannot renew"));
