@@ -291,11 +291,23 @@ pub async fn tune(
             let cur = existing.kv_version();
             match (cur, v.as_str()) {
                 (a, b) if a == b => {}
-                ("1", "2") => warnings.push(
-                    "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."
-                        .to_owned(),
-                ),
-                ("2", "1") => return Err(Error::bad("cannot downgrade mount from versioned to non-versioned")),
+                ("1", "2") => {
+                    // Only an empty version 1 mount can be upgraded: coffer does not migrate
+                    // version 1 secrets into the versioned layout.
+                    let view = core.barrier().view(&existing.storage_prefix());
+                    if !view.list("").await?.is_empty() {
+                        return Err(Error::bad(format!(
+                            "cannot upgrade mount \"{path}\" to kv version 2: it holds version 1 secrets and coffer does not migrate them; copy them into a new kv-v2 mount instead"
+                        )));
+                    }
+                    warnings.push(
+                        "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."
+                            .to_owned(),
+                    )
+                }
+                ("2", "1") => {
+                    return Err(Error::bad("cannot downgrade mount from versioned to non-versioned"))
+                }
                 _ => return Err(Error::bad(format!("invalid kv version {v}"))),
             }
         }

@@ -1,0 +1,139 @@
+//! KV version 2: versioned secrets with check-and-set, soft deletion, destruction, metadata,
+//! subkeys and `delete_version_after`, as Vault's `kv` engine with `options.version=2`.
+//!
+//! # What it trusts and guarantees
+//!
+//! * Storage is reached only through the mount's view (see [`record`] for the layout). Every
+//!   change to a secret is **one** batch guarded by the storage version of the secret's
+//!   metadata record as it was read, so two writers racing with the same `cas` can never both
+//!   win: the loser re-reads, sees the new current version and fails with Vault's mismatch
+//!   error. Destroy and version pruning delete the data records in the same batch.
+//! * Destroyed versions keep only their metadata; their data record is deleted from storage.
+//! * Timestamps are taken once per request ([`Ctx::now`]) and rendered as RFC 3339 with
+//!   nanoseconds; durations as Go duration strings.
+//! * Errors never contain submitted values (CVE-2025-4166), only field names and JSON types.
+//!
+//! # Background cleaner
+//!
+//! Each backend instance runs a task that periodically records versions whose
+//! `delete_version_after` expiry has passed as soft-deleted. It holds only weak references and
+//! ends when the backend is dropped (mount disabled, retuned or the node sealed and its router
+//! rebuilt) or the core seals. Reads never depend on it: an expired version is hidden as soon
+//! as its time has passed.
+
+mod handlers;
+mod merge;
+mod params;
+mod path;
+mod record;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::core::error::{Error, Result};
+use crate::core::mounts::MountEntry;
+use crate::core::request::{Ctx, Operation, Response};
+use crate::core::Core;
+use crate::engines::Backend;
+
+use self::handlers::{invalid_path_warning, raw_404, VersionOp, ROOT_WARNING};
+use self::path::KvPath;
+use self::record::Store;
+
+pub use self::record::ROOT as STORAGE_ROOT;
+
+/// How often the cleaner looks for expired versions.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The KV v2 backend.
+pub struct KvV2 {
+    /// Dropped with the backend; the cleaner holds a `Weak` to it and stops when it is gone.
+    alive: Arc<()>,
+}
+
+impl KvV2 {
+    /// A backend for `entry`, with its cleaner task when a runtime is available.
+    pub fn new(core: Weak<Core>, entry: &MountEntry) -> Self {
+        let backend = Self { alive: Arc::new(()) };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Some(c) = core.upgrade() {
+                let store = Store { view: c.barrier().view(&entry.storage_prefix()) };
+                spawn_cleaner(core, Arc::downgrade(&backend.alive), store, entry.route_prefix());
+            }
+        }
+        backend
+    }
+}
+
+fn spawn_cleaner(core: Weak<Core>, alive: Weak<()>, store: Store, mount: String) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if alive.upgrade().is_none() {
+                return;
+            }
+            let Some(core) = core.upgrade() else { return };
+            if core.is_sealed() {
+                return;
+            }
+            drop(core);
+            let now = record::nanos(time::OffsetDateTime::now_utc());
+            match handlers::sweep_expired(&store, now).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(mount = %mount, versions = n, "kv v2 cleaner soft-deleted expired versions")
+                }
+                Err(Error::Sealed) => return,
+                Err(e) => tracing::warn!(mount = %mount, error = %e, "kv v2 cleaner failed; will retry"),
+            }
+        }
+    });
+}
+
+#[async_trait]
+impl Backend for KvV2 {
+    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+        let store = Store { view: ctx.view.clone() };
+        match KvPath::parse(&ctx.path) {
+            KvPath::Data(key) | KvPath::Metadata(key) => Ok(Some(handlers::key_exists(&store, key).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+        use Operation::{Create, Delete, List, Patch, Read, Update};
+        let store = Store { view: ctx.view.clone() };
+        match (KvPath::parse(&ctx.path), ctx.operation) {
+            (KvPath::Root, _) => Err(raw_404(ctx, None, Some(ROOT_WARNING.to_owned()))),
+            (KvPath::Invalid, op) => Err(raw_404(ctx, None, Some(invalid_path_warning(op)))),
+            (KvPath::Config, Read) => handlers::config_read(ctx, &store).await,
+            (KvPath::Config, Create | Update) => handlers::config_write(ctx, &store).await,
+            (KvPath::Data(key), Read) => handlers::data_read(ctx, &store, key).await,
+            (KvPath::Data(key), Create | Update) => handlers::data_write(ctx, &store, key).await,
+            (KvPath::Data(key), Patch) => handlers::data_patch(ctx, &store, key).await,
+            (KvPath::Data(key), Delete) => handlers::data_delete(ctx, &store, key).await,
+            (KvPath::Metadata(key), Read) => handlers::metadata_read(ctx, &store, key).await,
+            (KvPath::Metadata(key), Create | Update) => handlers::metadata_write(ctx, &store, key).await,
+            (KvPath::Metadata(key), Patch) => handlers::metadata_patch(ctx, &store, key).await,
+            (KvPath::Metadata(key), Delete) => handlers::metadata_delete(ctx, &store, key).await,
+            (KvPath::Metadata(prefix), List) => handlers::metadata_list(ctx, &store, prefix).await,
+            (KvPath::DetailedMetadata(prefix), List) => handlers::detailed_list(ctx, &store, prefix).await,
+            (KvPath::Delete(key), Create | Update) => {
+                handlers::versions(ctx, &store, key, VersionOp::Delete).await
+            }
+            (KvPath::Undelete(key), Create | Update) => {
+                handlers::versions(ctx, &store, key, VersionOp::Undelete).await
+            }
+            (KvPath::Destroy(key), Create | Update) => {
+                handlers::versions(ctx, &store, key, VersionOp::Destroy).await
+            }
+            (KvPath::Subkeys(key), Read) => handlers::subkeys(ctx, &store, key).await,
+            _ => Err(Error::UnsupportedOperation),
+        }
+    }
+}
