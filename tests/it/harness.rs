@@ -309,6 +309,19 @@ pub fn bao_dev() -> Option<Server> {
     Some(s)
 }
 
+/// [`bao_dev`] for tests that need a reference server: `None` (with a note on stderr) when bao
+/// is not installed, unless `COFFER_REQUIRE_BAO=1`, in which case a missing bao fails the test.
+pub fn require_bao() -> Option<Server> {
+    if let Some(s) = bao_dev() {
+        return Some(s);
+    }
+    if std::env::var("COFFER_REQUIRE_BAO").as_deref() == Ok("1") {
+        panic!("COFFER_REQUIRE_BAO=1 but `bao server -dev` could not be started");
+    }
+    eprintln!("skipping: the bao binary is not installed (set COFFER_REQUIRE_BAO=1 to fail instead)");
+    None
+}
+
 /// Sends raw bytes to a plain-HTTP server and returns the status code and the rest of the
 /// response (for requests a normalising client would not send, e.g. dot segments).
 pub fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {

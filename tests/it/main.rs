@@ -4,6 +4,7 @@
 
 mod audit;
 mod harness;
+mod kv2;
 mod regression;
 mod smoke;
 mod tokens;

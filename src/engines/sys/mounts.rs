@@ -301,13 +301,11 @@ pub async fn tune(
                         )));
                     }
                     warnings.push(
-                        "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."
+                        "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly."
                             .to_owned(),
                     )
                 }
-                ("2", "1") => {
-                    return Err(Error::bad("cannot downgrade mount from versioned to non-versioned"))
-                }
+                ("2", "1") => return Err(Error::bad("cannot downgrade mount from version 2")),
                 _ => return Err(Error::bad(format!("invalid kv version {v}"))),
             }
         }
