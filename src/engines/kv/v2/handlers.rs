@@ -109,7 +109,7 @@ fn check_cas(cas: Option<i64>, config: &Config, meta: &KeyMeta) -> Result<()> {
 
 /// Adds a version holding `data` and commits it with the metadata in one guarded batch.
 /// `Ok(None)` when a concurrent change won the race.
-async fn commit_version(
+pub(super) async fn commit_version(
     store: &Store,
     key: &str,
     mut meta: KeyMeta,

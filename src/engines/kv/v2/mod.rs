@@ -137,3 +137,6 @@ impl Backend for KvV2 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

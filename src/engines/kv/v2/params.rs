@@ -476,7 +476,8 @@ mod tests {
         assert_eq!(i.bool("flag").unwrap(), Some(true));
         assert!(weak_int(&json!(1.5)).is_none());
         assert_eq!(weak_map(&json!([])).unwrap(), Map::new());
-        let i = Input::new(&m(json!({"x": 1, "a": 2, "version": 1})), SCHEMA, true).unwrap();
+        let d = m(json!({"x": 1, "a": 2, "version": 1}));
+        let i = Input::new(&d, SCHEMA, true).unwrap();
         assert_eq!(i.ignored_warning().unwrap(), "Endpoint ignored these unrecognized parameters: [a x]");
     }
 
