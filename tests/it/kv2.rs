@@ -74,6 +74,10 @@ fn patch(s: &'static str) -> Body {
     Body::Raw(MERGE, s)
 }
 
+/// Reason shared by the upgrade steps.
+const UPGRADE_WARNING: &str =
+    "bao 2.7.2 warns `Upgrading mount from version 0 to version 0` (a bao bug); coffer names versions 1 and 2";
+
 /// Reason shared by the bad-JSON steps.
 const JSON_DECODER: &str =
     "both 400 `failed to decode JSON input: ...`; the detail after the colon is serde_json's \
@@ -235,16 +239,17 @@ fn script() -> Vec<Step> {
             "bao's error quotes the submitted string; coffer never echoes submitted values (CVE-2025-4166)",
         )),
         st("POST", "sys/mounts/old", j(r#"{"type":"kv"}"#), Same),
-        st("POST", "sys/mounts/old/tune", j(r#"{"options":{"version":"2"}}"#), Known(
-            "bao 2.7.2 warns `Upgrading mount from version 0 to version 0` (a bao bug); coffer names versions 1 and 2",
-        )),
+        st("POST", "sys/mounts/old/tune", j(r#"{"options":{"version":"2"}}"#), Known(UPGRADE_WARNING)),
         st("POST", "old/data/x", j(r#"{"data":{"a":1}}"#), Same),
         st("GET", "old/data/x", N, Same),
         st("POST", "sys/mounts/old1", j(r#"{"type":"kv"}"#), Same),
         st("POST", "old1/x", j(r#"{"a":1}"#), Same),
-        st("POST", "sys/mounts/old1/tune", j(r#"{"options":{"version":"2"}}"#), Known(
-            "bao migrates version 1 secrets on upgrade; coffer refuses to upgrade a non-empty version 1 mount (400)",
-        )),
+        st("POST", "old1/sub/y", j(r#"{"b":2}"#), Same),
+        st("POST", "sys/mounts/old1/tune", j(r#"{"options":{"version":"2"}}"#), Known(UPGRADE_WARNING)),
+        st("GET", "old1/data/x", N, Same),
+        st("GET", "old1/data/sub/y", N, Same),
+        st("LIST", "old1/metadata/", N, Same),
+        st("GET", "old1/metadata/x", N, Same),
         st("POST", "sys/mounts/old/tune", j(r#"{"options":{"version":"1"}}"#), Same),
     ]
 }
@@ -609,25 +614,26 @@ fn twenty_cas_writers_leave_a_gap_free_history() {
 // Upgrade of a version 1 mount.
 
 #[test]
-fn upgrading_v1_works_when_empty_and_is_refused_otherwise() {
+fn upgrading_v1_migrates_its_secrets() {
     let s = Server::dev();
     assert_eq!(s.call("POST", "sys/mounts/up", Some(json!({"type": "kv"}))).0, 204);
     assert_eq!(s.call("PUT", "up/x", Some(json!({"a": 1}))).0, 204);
-    let (st, b) = s.call("POST", "sys/mounts/up/tune", Some(json!({"options": {"version": "2"}})));
-    assert_eq!(st, 400, "{b}");
-    assert!(b["errors"][0].as_str().unwrap().contains("holds version 1 secrets"), "{b}");
-    assert_eq!(
-        s.call("GET", "up/x", None).1["data"],
-        json!({"a": 1}),
-        "a refused upgrade must not touch data"
-    );
-    assert_eq!(s.call("DELETE", "up/x", None).0, 204);
+    assert_eq!(s.call("PUT", "up/dir/y", Some(json!({"b": "two"}))).0, 204);
     let (st, b) = s.call("POST", "sys/mounts/up/tune", Some(json!({"options": {"version": "2"}})));
     assert_eq!(st, 200, "{b}");
     assert!(b["warnings"][0].as_str().unwrap().starts_with("Upgrading mount from version 1 to version 2"));
     assert_eq!(s.call("GET", "sys/mounts/up", None).1["options"], json!({"version": "2"}));
-    let (st, b) = s.call("POST", "up/data/x", Some(json!({"data": {"a": 2}})));
-    assert_eq!((st, b["data"]["version"].clone()), (200, json!(1)), "{b}");
+    let (st, b) = s.call("GET", "up/data/x", None);
+    assert_eq!(
+        (st, b["data"]["data"].clone(), b["data"]["metadata"]["version"].clone()),
+        (200, json!({"a": 1}), json!(1))
+    );
+    assert_eq!(s.call("GET", "up/data/dir/y", None).1["data"]["data"], json!({"b": "two"}));
+    assert_eq!(s.call("LIST", "up/metadata/", None).1["data"]["keys"], json!(["dir/", "x"]));
+    let (st, b) = s.call("GET", "up/x", None);
+    assert_eq!(st, 404, "v1 paths are gone after the upgrade: {b}");
+    let (st, b) = s.call("POST", "up/data/x", Some(json!({"data": {"a": 2}, "options": {"cas": 1}})));
+    assert_eq!((st, b["data"]["version"].clone()), (200, json!(2)), "{b}");
     let (_, ui) = s.call("GET", "sys/internal/ui/mounts/up/x", None);
     assert_eq!(
         (ui["data"]["path"].clone(), ui["data"]["options"]["version"].clone()),
@@ -635,6 +641,16 @@ fn upgrading_v1_works_when_empty_and_is_refused_otherwise() {
     );
     let (st, b) = s.call("POST", "sys/mounts/up/tune", Some(json!({"options": {"version": "1"}})));
     assert_eq!((st, b["errors"].clone()), (400, json!(["cannot downgrade mount from version 2"])));
+    // v1 secrets stored where v2 keeps its own records are not mistaken for them.
+    assert_eq!(s.call("POST", "sys/mounts/clash", Some(json!({"type": "kv"}))).0, 204);
+    assert_eq!(s.call("PUT", "clash/kv2/meta/x", Some(json!({"a": 1}))).0, 204);
+    let (st, b) = s.call("POST", "sys/mounts/clash/tune", Some(json!({"options": {"version": "2"}})));
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(
+        s.call("GET", "clash/kv2/meta/x", None).1["data"],
+        json!({"a": 1}),
+        "a refused upgrade changed data"
+    );
     // kv-v2 alias and the dev server's secret/.
     assert_eq!(s.call("POST", "sys/mounts/alias", Some(json!({"type": "kv-v2"}))).0, 204);
     assert_eq!(s.call("GET", "sys/mounts/alias", None).1["options"], json!({"version": "2"}));

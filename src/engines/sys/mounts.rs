@@ -288,16 +288,20 @@ pub async fn tune(
                     existing.kind
                 )));
             }
-            let cur = existing.kv_version();
+            let cur = match existing.kv_version() {
+                "" => "1",
+                v => v,
+            };
             match (cur, v.as_str()) {
                 (a, b) if a == b => {}
                 ("1", "2") => {
-                    // Only an empty version 1 mount can be upgraded: coffer does not migrate
-                    // version 1 secrets into the versioned layout.
+                    // Version 1 secrets are migrated by the v2 backend on first use; secrets
+                    // stored below its own layout prefix would be mistaken for v2 records.
                     let view = core.barrier().view(&existing.storage_prefix());
-                    if !view.list("").await?.is_empty() {
+                    let root = crate::engines::kv::v2::STORAGE_ROOT;
+                    if view.list("").await?.iter().any(|k| k == root) {
                         return Err(Error::bad(format!(
-                            "cannot upgrade mount \"{path}\" to kv version 2: it holds version 1 secrets and coffer does not migrate them; copy them into a new kv-v2 mount instead"
+                            "cannot upgrade mount \"{path}\" to kv version 2: it holds version 1 secrets below \"{root}\", which version 2 uses for its own records; move them first"
                         )));
                     }
                     warnings.push(

@@ -13,6 +13,11 @@
 //!   nanoseconds; durations as Go duration strings.
 //! * Errors never contain submitted values (CVE-2025-4166), only field names and JSON types.
 //!
+//! # Upgrade from version 1
+//!
+//! After a version 1 mount is tuned to version 2, the first request migrates its secrets
+//! (see [`upgrade`]); the cleaner re-checks for stragglers on every tick.
+//!
 //! # Background cleaner
 //!
 //! Each backend instance runs a task that periodically records versions whose
@@ -26,6 +31,7 @@ mod merge;
 mod params;
 mod path;
 mod record;
+mod upgrade;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -49,41 +55,70 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The KV v2 backend.
 pub struct KvV2 {
-    /// Dropped with the backend; the cleaner holds a `Weak` to it and stops when it is gone.
-    alive: Arc<()>,
+    inner: Arc<Inner>,
+}
+
+/// State shared with the cleaner, which holds it weakly and stops when it is gone.
+#[derive(Default)]
+struct Inner {
+    /// Set once version 1 secrets left behind by an upgrade have been migrated.
+    ready: tokio::sync::OnceCell<()>,
+}
+
+impl Inner {
+    /// Migrates version 1 secrets on first use; later calls return at once.
+    async fn ready(&self, store: &Store, now: time::OffsetDateTime) -> Result<()> {
+        self.ready
+            .get_or_try_init(|| async {
+                let moved = upgrade::migrate(store, record::nanos(now)).await?;
+                if moved > 0 {
+                    tracing::info!(prefix = %store.view.prefix(), keys = moved, "migrated kv version 1 secrets to version 2");
+                }
+                Ok::<(), Error>(())
+            })
+            .await
+            .map(|_| ())
+    }
 }
 
 impl KvV2 {
     /// A backend for `entry`, with its cleaner task when a runtime is available.
     pub fn new(core: Weak<Core>, entry: &MountEntry) -> Self {
-        let backend = Self { alive: Arc::new(()) };
+        let backend = Self { inner: Arc::new(Inner::default()) };
         if tokio::runtime::Handle::try_current().is_ok() {
             if let Some(c) = core.upgrade() {
                 let store = Store { view: c.barrier().view(&entry.storage_prefix()) };
-                spawn_cleaner(core, Arc::downgrade(&backend.alive), store, entry.route_prefix());
+                spawn_cleaner(core, Arc::downgrade(&backend.inner), store, entry.route_prefix());
             }
         }
         backend
     }
 }
 
-fn spawn_cleaner(core: Weak<Core>, alive: Weak<()>, store: Store, mount: String) {
+fn spawn_cleaner(core: Weak<Core>, inner: Weak<Inner>, store: Store, mount: String) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
-            if alive.upgrade().is_none() {
-                return;
-            }
+            let Some(inner) = inner.upgrade() else { return };
             let Some(core) = core.upgrade() else { return };
             if core.is_sealed() {
                 return;
             }
             drop(core);
-            let now = record::nanos(time::OffsetDateTime::now_utc());
-            match handlers::sweep_expired(&store, now).await {
+            let now = time::OffsetDateTime::now_utc();
+            if let Err(e) = inner.ready(&store, now).await {
+                tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
+                continue;
+            }
+            drop(inner);
+            // Version 1 writes still in flight during an upgrade land after the first pass.
+            if let Err(e) = upgrade::migrate(&store, record::nanos(now)).await {
+                tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
+            }
+            match handlers::sweep_expired(&store, record::nanos(now)).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::debug!(mount = %mount, versions = n, "kv v2 cleaner soft-deleted expired versions")
@@ -99,6 +134,7 @@ fn spawn_cleaner(core: Weak<Core>, alive: Weak<()>, store: Store, mount: String)
 impl Backend for KvV2 {
     async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
         let store = Store { view: ctx.view.clone() };
+        self.inner.ready(&store, ctx.now).await?;
         match KvPath::parse(&ctx.path) {
             KvPath::Data(key) | KvPath::Metadata(key) => Ok(Some(handlers::key_exists(&store, key).await?)),
             _ => Ok(None),
@@ -108,6 +144,7 @@ impl Backend for KvV2 {
     async fn handle(&self, ctx: &Ctx) -> Result<Response> {
         use Operation::{Create, Delete, List, Patch, Read, Update};
         let store = Store { view: ctx.view.clone() };
+        self.inner.ready(&store, ctx.now).await?;
         match (KvPath::parse(&ctx.path), ctx.operation) {
             (KvPath::Root, _) => Err(raw_404(ctx, None, Some(ROOT_WARNING.to_owned()))),
             (KvPath::Invalid, op) => Err(raw_404(ctx, None, Some(invalid_path_warning(op)))),

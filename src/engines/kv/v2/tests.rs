@@ -29,7 +29,7 @@ async fn env() -> Env {
     barrier.initialize(&root).await.unwrap();
     barrier.unseal(root).await.unwrap();
     let store = Store { view: barrier.view("logical/test/") };
-    Env { mem, store, backend: KvV2 { alive: Arc::new(()) } }
+    Env { mem, store, backend: KvV2 { inner: Arc::new(super::Inner::default()) } }
 }
 
 fn entry() -> MountEntry {
@@ -229,4 +229,26 @@ async fn existence_check_covers_data_and_metadata_only() {
 async fn exists(e: &Env, path: &str) -> Option<bool> {
     let ctx = e.ctx(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
     e.backend.exists(&ctx).await.unwrap()
+}
+
+#[tokio::test]
+async fn version_1_secrets_are_migrated_on_first_use() {
+    let e = env().await;
+    for (k, v) in [("app", json!({"user": "ada"})), ("dir/db", json!({"pw": "x", "ttl": "1h"}))] {
+        let raw = crate::engines::kv::v1::encode(v.as_object().unwrap()).unwrap();
+        e.store.view.put(k, raw).await.unwrap();
+    }
+    let r = e.call(Operation::Read, "data/dir/db", json!({})).await.unwrap();
+    assert_eq!(data_of(&r)["data"], json!({"pw": "x", "ttl": "1h"}));
+    assert_eq!(data_of(&r)["metadata"]["version"], 1);
+    let r = e.call(Operation::Read, "data/app", json!({})).await.unwrap();
+    assert_eq!(data_of(&r)["data"], json!({"user": "ada"}));
+    assert!(e.keys().await.iter().all(|k| k.starts_with("kv2/")), "v1 records left: {:?}", e.keys().await);
+    let list = e.call(Operation::List, "metadata/", json!({})).await.unwrap();
+    assert_eq!(data_of(&list)["keys"], json!(["app", "dir/"]));
+    // A straggler written after the first pass is picked up by the next one.
+    let raw = crate::engines::kv::v1::encode(json!({"late": true}).as_object().unwrap()).unwrap();
+    e.store.view.put("late", raw).await.unwrap();
+    assert_eq!(super::upgrade::migrate(&e.store, 1).await.unwrap(), 1);
+    assert!(e.call(Operation::Read, "data/late", json!({})).await.is_ok());
 }
