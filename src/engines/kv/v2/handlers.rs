@@ -85,6 +85,15 @@ fn with_warning(mut resp: Response, input: &Input<'_>) -> Response {
     resp
 }
 
+/// The `data` document of a write or patch. Vault stores a `null` document for
+/// `"data": null` (and then fails to patch it); coffer refuses it like a missing one.
+fn document(input: &Input<'_>) -> Result<Map<String, Value>> {
+    match input.raw("data") {
+        None | Some(Value::Null) => Err(Error::bad("no data provided")),
+        Some(_) => Ok(input.map("data")?.unwrap_or_default()),
+    }
+}
+
 /// The `cas` option: absent, or an integer (Vault's weak decoding; `null` is 0).
 fn cas_option(input: &Input<'_>) -> Result<Option<i64>> {
     let Some(options) = input.map("options")? else { return Ok(None) };
@@ -163,7 +172,7 @@ pub async fn data_write(ctx: &Ctx, store: &Store, key: &str) -> Result<Response>
         return Err(Error::bad("missing path"));
     }
     let (config, _) = store.config().await?;
-    let data = input.map("data")?.ok_or_else(|| Error::bad("no data provided"))?;
+    let data = document(&input)?;
     let cas = cas_option(&input)?;
     let now = nanos(ctx.now);
     for _ in 0..MAX_ATTEMPTS {
@@ -182,8 +191,7 @@ pub async fn data_write(ctx: &Ctx, store: &Store, key: &str) -> Result<Response>
 /// `PATCH data/<key>`: a JSON merge patch of the current version, stored as a new version.
 pub async fn data_patch(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, DATA_SCHEMA, true)?;
-    // Vault stores a `null` document for `"data": null`; coffer refuses it like a missing one.
-    let patch = input.map("data")?.ok_or_else(|| Error::bad("no data provided"))?;
+    let patch = document(&input)?;
     let cas = cas_option(&input)?;
     let now = nanos(ctx.now);
     let (config, _) = store.config().await?;

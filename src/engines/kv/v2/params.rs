@@ -54,12 +54,11 @@ impl<'a> Input<'a> {
         Ok(input)
     }
 
-    /// The raw value of a field, `None` when absent or JSON `null`.
+    /// The raw value of a field, `None` when absent. A JSON `null` is present and decodes to
+    /// the type's zero value (`0`, `false`, `""`, an empty map or list), as Vault's field data
+    /// does: `{"max_versions": null}` sets 0.
     pub fn raw(&self, name: &str) -> Option<&'a Value> {
-        match self.data.get(name) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v),
-        }
+        self.data.get(name)
     }
 
     /// Vault's warning for request keys outside the schema, if any.
@@ -83,6 +82,7 @@ impl<'a> Input<'a> {
     fn decode(&self, name: &str, ty: FieldType, v: &Value) -> Result<Decoded> {
         let err = |detail: String| self.field_error(name, &detail);
         match ty {
+            FieldType::Bool if v.is_null() => Ok(Decoded::Bool(false)),
             FieldType::Bool => weak_bool(v).map(Decoded::Bool).ok_or_else(|| err(BOOL_ERR.into())),
             FieldType::CommaIntSlice => comma_ints(v).map(Decoded::Ints).map_err(|i| {
                 err(format!(
@@ -97,11 +97,13 @@ impl<'a> Input<'a> {
                 Ok(Decoded::Int(secs))
             }
             FieldType::Int => weak_int(v).map(Decoded::Int).ok_or_else(|| err(INT_ERR.into())),
+            FieldType::Map if v.is_null() => Ok(Decoded::Map(Map::new())),
             FieldType::Map => weak_map(v).map(Decoded::Map).map_err(|e| err(e.to_string())),
             FieldType::SignedDurationSecond => {
                 duration_secs(v).map(Decoded::Int).ok_or_else(|| err(DURATION_ERR.into()))
             }
             FieldType::String => match v {
+                Value::Null => Ok(Decoded::String(String::new())),
                 Value::String(s) => Ok(Decoded::String(s.clone())),
                 Value::Number(n) => Ok(Decoded::String(n.to_string())),
                 Value::Bool(b) => Ok(Decoded::String(if *b { "1" } else { "0" }.into())),
@@ -279,6 +281,7 @@ pub fn weak_map(v: &Value) -> Result<Map<String, Value>, MapError> {
 /// `Err(i)` names the first element that is not an integer.
 fn comma_ints(v: &Value) -> Result<Vec<i64>, usize> {
     match v {
+        Value::Null => Ok(Vec::new()),
         Value::Array(items) => items.iter().enumerate().map(|(i, x)| weak_int(x).ok_or(i)).collect(),
         Value::String(s) => s
             .split(',')
@@ -479,6 +482,17 @@ mod tests {
         let d = m(json!({"x": 1, "a": 2, "version": 1}));
         let i = Input::new(&d, SCHEMA, true).unwrap();
         assert_eq!(i.ignored_warning().unwrap(), "Endpoint ignored these unrecognized parameters: [a x]");
+    }
+
+    #[test]
+    fn null_is_the_zero_value() {
+        let d = m(json!({"data": null, "version": null, "versions": null, "dva": null, "flag": null}));
+        let i = Input::new(&d, SCHEMA, true).unwrap();
+        assert_eq!(i.map("data").unwrap(), Some(Map::new()));
+        assert_eq!(i.int("version").unwrap(), Some(0));
+        assert_eq!(i.ints("versions").unwrap(), Vec::<i64>::new());
+        assert_eq!(i.int("dva").unwrap(), Some(0));
+        assert_eq!(i.bool("flag").unwrap(), Some(false));
     }
 
     #[test]
