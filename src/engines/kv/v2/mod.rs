@@ -88,26 +88,39 @@ impl KvV2 {
         if tokio::runtime::Handle::try_current().is_ok() {
             if let Some(c) = core.upgrade() {
                 let store = Store { view: c.barrier().view(&entry.storage_prefix()) };
-                spawn_cleaner(core, Arc::downgrade(&backend.inner), store, entry.route_prefix());
+                let serving = move || core.upgrade().map(|c| !c.is_sealed()).unwrap_or(false);
+                spawn_cleaner(
+                    SWEEP_INTERVAL,
+                    serving,
+                    Arc::downgrade(&backend.inner),
+                    store,
+                    entry.route_prefix(),
+                );
             }
         }
         backend
     }
 }
 
-fn spawn_cleaner(core: Weak<Core>, inner: Weak<Inner>, store: Store, mount: String) {
+/// Runs the cleaner every `every` until the backend is dropped or `serving` says the node no
+/// longer serves (core gone or sealed).
+fn spawn_cleaner(
+    every: Duration,
+    serving: impl Fn() -> bool + Send + 'static,
+    inner: Weak<Inner>,
+    store: Store,
+    mount: String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { return };
-            let Some(core) = core.upgrade() else { return };
-            if core.is_sealed() {
+            if !serving() {
                 return;
             }
-            drop(core);
             let now = time::OffsetDateTime::now_utc();
             if let Err(e) = inner.ready(&store, now).await {
                 tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
@@ -127,7 +140,7 @@ fn spawn_cleaner(core: Weak<Core>, inner: Weak<Inner>, store: Store, mount: Stri
                 Err(e) => tracing::warn!(mount = %mount, error = %e, "kv v2 cleaner failed; will retry"),
             }
         }
-    });
+    })
 }
 
 #[async_trait]
