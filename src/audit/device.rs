@@ -331,3 +331,57 @@ impl Device {
 fn strip_prefix_bytes<'a>(line: &'a [u8], prefix: &str) -> &'a [u8] {
     line.strip_prefix(prefix.as_bytes()).unwrap_or(line)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::AuditBroker;
+
+    fn config(path: &str) -> DeviceConfig {
+        DeviceConfig {
+            path: "file/".into(),
+            kind: "file".into(),
+            description: String::new(),
+            options: [("file_path".to_owned(), path.to_owned())].into_iter().collect(),
+            local: false,
+            salt: "salt".into(),
+        }
+    }
+
+    /// A device whose writes always fail (ENOSPC from /dev/full), bypassing `open`'s checks.
+    fn full_device() -> Device {
+        let f = OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        Device {
+            config: config("/dev/full"),
+            log_raw: false,
+            hmac_accessor: true,
+            elide_list_responses: false,
+            prefix: String::new(),
+            state: Mutex::new(State { sink: Sink::File(f), seq: 0, prev: GENESIS.into() }),
+        }
+    }
+
+    #[test]
+    fn broker_fails_closed_when_no_device_writes() {
+        let broker = AuditBroker::new(vec![Arc::new(full_device())]);
+        let req = RequestInfo { path: "kv/x".into(), ..RequestInfo::default() };
+        assert!(broker.log_request(None, &req, "").is_err(), "a failed write must fail the request");
+        // One working device is enough.
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Device::open(config(dir.path().join("a.log").to_str().unwrap())).unwrap();
+        let broker = AuditBroker::new(vec![Arc::new(full_device()), Arc::new(ok)]);
+        assert!(broker.log_request(None, &req, "").is_ok());
+        // No device at all: nothing to fail.
+        assert!(AuditBroker::default().log_request(None, &req, "").is_ok());
+    }
+
+    #[test]
+    fn broken_devices_count_as_failures() {
+        let broker = AuditBroker::open_all(vec![config("/nonexistent-dir/for/sure/audit.log")]);
+        assert!(!broker.is_empty());
+        let req = RequestInfo::default();
+        assert!(broker.log_request(None, &req, "").is_err());
+    }
+}

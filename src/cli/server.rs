@@ -10,6 +10,7 @@ use clap::Args;
 use coffer_storage::{MemStorage, SledStorage, Storage};
 
 use crate::config::{Config, ListenerConfig, SealConfig, StorageConfig};
+use crate::core::request::{Operation, Request};
 use crate::core::seal::{InitParams, SealSource};
 use crate::core::{Core, CoreConfig};
 use crate::http::{self, Listener};
@@ -193,6 +194,18 @@ async fn dev_setup(core: &Arc<Core>, args: &ServerArgs) -> anyhow::Result<()> {
     let key = result.keys.first().context("dev init returned no key")?;
     let key_b64 = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
     core.unseal(Some(&key_b64), false).await.map_err(|e| anyhow::anyhow!("dev unseal failed: {e}"))?;
+    // As Vault's dev server: `secret/` is a KV version 2 mount. Mounted through the normal
+    // request path with the root token, so it is audited and stored like any other mount.
+    let mut req = Request::new(Operation::Update, "sys/mounts/secret");
+    req.token = Some(result.root_token.duplicate());
+    if let serde_json::Value::Object(m) = serde_json::json!({
+        "type": "kv",
+        "description": "key/value secret storage",
+        "options": {"version": "2"},
+    }) {
+        req.data = m;
+    }
+    core.handle(req).await.map_err(|e| anyhow::anyhow!("dev mount of secret/ failed: {e}"))?;
     // Dev mode prints its unseal key and root token on purpose, as Vault's dev server does.
     println!(
         "WARNING! dev mode is enabled! In this mode, coffer runs entirely in-memory\n\

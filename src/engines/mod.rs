@@ -73,7 +73,8 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
     move |entry: &MountEntry| -> Result<Arc<dyn Backend>> {
         let b: Arc<dyn Backend> = match entry.kind.as_str() {
             "kv" | "generic" => match entry.kv_version() {
-                "1" => Arc::new(kv::v1::KvV1),
+                "1" | "" => Arc::new(kv::v1::KvV1),
+                "2" => Arc::new(kv::v2::KvV2::new(core.clone(), entry)),
                 other => return Err(Error::bad(format!("unsupported kv version {other}"))),
             },
             "cubbyhole" => Arc::new(cubbyhole::Cubbyhole),

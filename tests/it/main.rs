@@ -8,6 +8,7 @@ mod bao_cli;
 mod cli;
 mod config;
 mod harness;
+mod kv2;
 mod lifecycle;
 mod packaging;
 mod policy;

@@ -1,3 +1,4 @@
-//! The key/value engine: version 1 (plain) and, later, version 2 (versioned).
+//! The key/value engine: version 1 (plain) and version 2 (versioned).
 
 pub mod v1;
+pub mod v2;

@@ -334,14 +334,28 @@ pub async fn tune(
                     existing.kind
                 )));
             }
-            let cur = existing.kv_version();
+            let cur = match existing.kv_version() {
+                "" => "1",
+                v => v,
+            };
             match (cur, v.as_str()) {
                 (a, b) if a == b => {}
-                ("1", "2") => warnings.push(
-                    "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."
-                        .to_owned(),
-                ),
-                ("2", "1") => return Err(Error::bad("cannot downgrade mount from versioned to non-versioned")),
+                ("1", "2") => {
+                    // Version 1 secrets are migrated by the v2 backend on first use; secrets
+                    // stored below its own layout prefix would be mistaken for v2 records.
+                    let view = core.barrier().view(&existing.storage_prefix());
+                    let root = crate::engines::kv::v2::STORAGE_ROOT;
+                    if view.list("").await?.iter().any(|k| k == root) {
+                        return Err(Error::bad(format!(
+                            "cannot upgrade mount \"{path}\" to kv version 2: it holds version 1 secrets below \"{root}\", which version 2 uses for its own records; move them first"
+                        )));
+                    }
+                    warnings.push(
+                        "Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly."
+                            .to_owned(),
+                    )
+                }
+                ("2", "1") => return Err(Error::bad("cannot downgrade mount from version 2")),
                 _ => return Err(Error::bad(format!("invalid kv version {v}"))),
             }
         }

@@ -1,0 +1,192 @@
+//! KV version 2: versioned secrets with check-and-set, soft deletion, destruction, metadata,
+//! subkeys and `delete_version_after`, as Vault's `kv` engine with `options.version=2`.
+//!
+//! # What it trusts and guarantees
+//!
+//! * Storage is reached only through the mount's view (see [`record`] for the layout). Every
+//!   change to a secret is **one** batch guarded by the storage version of the secret's
+//!   metadata record as it was read, so two writers racing with the same `cas` can never both
+//!   win: the loser re-reads, sees the new current version and fails with Vault's mismatch
+//!   error. Destroy and version pruning delete the data records in the same batch.
+//! * Destroyed versions keep only their metadata; their data record is deleted from storage.
+//! * Timestamps are taken once per request ([`Ctx::now`]) and rendered as RFC 3339 with
+//!   nanoseconds; durations as Go duration strings.
+//! * Errors never contain submitted values (CVE-2025-4166), only field names and JSON types.
+//!
+//! # Upgrade from version 1
+//!
+//! After a version 1 mount is tuned to version 2, the first request migrates its secrets
+//! (see [`upgrade`]); the cleaner re-checks for stragglers on every tick.
+//!
+//! # Background cleaner
+//!
+//! Each backend instance runs a task that periodically records versions whose
+//! `delete_version_after` expiry has passed as soft-deleted. It holds only weak references and
+//! ends when the backend is dropped (mount disabled, retuned or the node sealed and its router
+//! rebuilt) or the core seals. Reads never depend on it: an expired version is hidden as soon
+//! as its time has passed.
+
+mod handlers;
+mod merge;
+mod params;
+mod path;
+mod record;
+mod upgrade;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::core::error::{Error, Result};
+use crate::core::mounts::MountEntry;
+use crate::core::request::{Ctx, Operation, Response};
+use crate::core::Core;
+use crate::engines::Backend;
+
+use self::handlers::{invalid_path_warning, raw_404, VersionOp, ROOT_WARNING};
+use self::path::KvPath;
+use self::record::Store;
+
+pub use self::record::ROOT as STORAGE_ROOT;
+
+/// How often the cleaner looks for expired versions.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The KV v2 backend.
+pub struct KvV2 {
+    inner: Arc<Inner>,
+}
+
+/// State shared with the cleaner, which holds it weakly and stops when it is gone.
+#[derive(Default)]
+struct Inner {
+    /// Set once version 1 secrets left behind by an upgrade have been migrated.
+    ready: tokio::sync::OnceCell<()>,
+}
+
+impl Inner {
+    /// Migrates version 1 secrets on first use; later calls return at once.
+    async fn ready(&self, store: &Store, now: time::OffsetDateTime) -> Result<()> {
+        self.ready
+            .get_or_try_init(|| async {
+                let moved = upgrade::migrate(store, record::nanos(now)).await?;
+                if moved > 0 {
+                    tracing::info!(prefix = %store.view.prefix(), keys = moved, "migrated kv version 1 secrets to version 2");
+                }
+                Ok::<(), Error>(())
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+impl KvV2 {
+    /// A backend for `entry`, with its cleaner task when a runtime is available.
+    pub fn new(core: Weak<Core>, entry: &MountEntry) -> Self {
+        let backend = Self { inner: Arc::new(Inner::default()) };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Some(c) = core.upgrade() {
+                let store = Store { view: c.barrier().view(&entry.storage_prefix()) };
+                let serving = move || core.upgrade().map(|c| !c.is_sealed()).unwrap_or(false);
+                spawn_cleaner(
+                    SWEEP_INTERVAL,
+                    serving,
+                    Arc::downgrade(&backend.inner),
+                    store,
+                    entry.route_prefix(),
+                );
+            }
+        }
+        backend
+    }
+}
+
+/// Runs the cleaner every `every` until the backend is dropped or `serving` says the node no
+/// longer serves (core gone or sealed).
+fn spawn_cleaner(
+    every: Duration,
+    serving: impl Fn() -> bool + Send + 'static,
+    inner: Weak<Inner>,
+    store: Store,
+    mount: String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { return };
+            if !serving() {
+                return;
+            }
+            let now = time::OffsetDateTime::now_utc();
+            if let Err(e) = inner.ready(&store, now).await {
+                tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
+                continue;
+            }
+            drop(inner);
+            // Version 1 writes still in flight during an upgrade land after the first pass.
+            if let Err(e) = upgrade::migrate(&store, record::nanos(now)).await {
+                tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
+            }
+            match handlers::sweep_expired(&store, record::nanos(now)).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(mount = %mount, versions = n, "kv v2 cleaner soft-deleted expired versions")
+                }
+                Err(Error::Sealed) => return,
+                Err(e) => tracing::warn!(mount = %mount, error = %e, "kv v2 cleaner failed; will retry"),
+            }
+        }
+    })
+}
+
+#[async_trait]
+impl Backend for KvV2 {
+    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+        let store = Store { view: ctx.view.clone() };
+        self.inner.ready(&store, ctx.now).await?;
+        match KvPath::parse(&ctx.path) {
+            KvPath::Data(key) | KvPath::Metadata(key) => Ok(Some(handlers::key_exists(&store, key).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+        use Operation::{Create, Delete, List, Patch, Read, Update};
+        let store = Store { view: ctx.view.clone() };
+        self.inner.ready(&store, ctx.now).await?;
+        match (KvPath::parse(&ctx.path), ctx.operation) {
+            (KvPath::Root, _) => Err(raw_404(ctx, None, Some(ROOT_WARNING.to_owned()))),
+            (KvPath::Invalid, op) => Err(raw_404(ctx, None, Some(invalid_path_warning(op)))),
+            (KvPath::Config, Read) => handlers::config_read(ctx, &store).await,
+            (KvPath::Config, Create | Update) => handlers::config_write(ctx, &store).await,
+            (KvPath::Data(key), Read) => handlers::data_read(ctx, &store, key).await,
+            (KvPath::Data(key), Create | Update) => handlers::data_write(ctx, &store, key).await,
+            (KvPath::Data(key), Patch) => handlers::data_patch(ctx, &store, key).await,
+            (KvPath::Data(key), Delete) => handlers::data_delete(ctx, &store, key).await,
+            (KvPath::Metadata(key), Read) => handlers::metadata_read(ctx, &store, key).await,
+            (KvPath::Metadata(key), Create | Update) => handlers::metadata_write(ctx, &store, key).await,
+            (KvPath::Metadata(key), Patch) => handlers::metadata_patch(ctx, &store, key).await,
+            (KvPath::Metadata(key), Delete) => handlers::metadata_delete(ctx, &store, key).await,
+            (KvPath::Metadata(prefix), List) => handlers::metadata_list(ctx, &store, prefix).await,
+            (KvPath::DetailedMetadata(prefix), List) => handlers::detailed_list(ctx, &store, prefix).await,
+            (KvPath::Delete(key), Create | Update) => {
+                handlers::versions(ctx, &store, key, VersionOp::Delete).await
+            }
+            (KvPath::Undelete(key), Create | Update) => {
+                handlers::versions(ctx, &store, key, VersionOp::Undelete).await
+            }
+            (KvPath::Destroy(key), Create | Update) => {
+                handlers::versions(ctx, &store, key, VersionOp::Destroy).await
+            }
+            (KvPath::Subkeys(key), Read) => handlers::subkeys(ctx, &store, key).await,
+            _ => Err(Error::UnsupportedOperation),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,371 @@
+//! Stored records of a KV v2 mount and their layout in the mount's view.
+//!
+//! ```text
+//!   kv2/config                  engine settings               (Config)
+//!   kv2/meta/<key>              one per secret                (KeyMeta: versions, settings)
+//!   kv2/versions/<key>/<n>      one per live version          (the secret data of version n)
+//! ```
+//!
+//! A version record is parsed from the right (`<n>` is the last segment), so keys that contain
+//! `/` cannot collide. Every change to a secret is one storage batch guarded by the version of
+//! its metadata record as read, so concurrent writers never both win; destroying and pruning
+//! delete version records in the same batch as the metadata update.
+//!
+//! Every record carries `format` (currently 1) and is decoded through [`decode`], the single
+//! place a future format migration goes.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use coffer_storage::{Batch, View};
+
+use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::util::duration::format_go_seconds;
+use crate::util::timefmt::rfc3339_nano;
+
+/// Current format of every KV v2 record.
+pub const FORMAT: u32 = 1;
+/// Versions kept per key when neither the key nor the engine sets `max_versions`.
+pub const DEFAULT_MAX_VERSIONS: u32 = 10;
+/// Engine `delete_version_after` value meaning "disabled on every key" (Vault's -1s).
+pub const DVA_DISABLED: i64 = -1;
+
+/// The view prefix under which all v2 records live.
+pub const ROOT: &str = "kv2/";
+/// The engine settings record.
+pub const CONFIG_KEY: &str = "kv2/config";
+/// Prefix of the per-key metadata records.
+pub const META_PREFIX: &str = "kv2/meta/";
+
+/// Storage key of a secret's metadata.
+pub fn meta_key(key: &str) -> String {
+    format!("{META_PREFIX}{key}")
+}
+
+/// Storage key of one version's data.
+pub fn version_key(key: &str, version: u64) -> String {
+    format!("kv2/versions/{key}/{version}")
+}
+
+/// Engine settings (`<mount>/config`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub format: u32,
+    /// 0 = default (10).
+    pub max_versions: u32,
+    pub cas_required: bool,
+    /// OpenBao: every metadata write must carry `metadata_cas`.
+    #[serde(default)]
+    pub metadata_cas_required: bool,
+    /// Seconds: 0 = unset, [`DVA_DISABLED`] = disabled on all keys.
+    pub delete_version_after: i64,
+}
+
+impl Config {
+    /// The `config` read response.
+    pub fn to_json(&self) -> Map<String, Value> {
+        obj(json!({
+            "cas_required": self.cas_required,
+            "delete_version_after": format_go_seconds(self.delete_version_after),
+            "max_versions": self.max_versions,
+            "metadata_cas_required": self.metadata_cas_required,
+        }))
+    }
+
+    fn dva_disabled(&self) -> bool {
+        self.delete_version_after == DVA_DISABLED
+    }
+}
+
+/// One version in a key's history.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Serialize)]
+pub struct VersionMeta {
+    /// Unix nanoseconds.
+    pub created_time: i64,
+    /// When the version was soft-deleted (explicit delete, or an expiry the cleaner swept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_time: Option<i64>,
+    /// Scheduled deletion from `delete_version_after`, not yet swept. Reads treat a past value
+    /// exactly like `deletion_time`; clients see whichever is set as `deletion_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub destroyed: bool,
+}
+
+impl VersionMeta {
+    /// The `deletion_time` clients see.
+    pub fn shown_deletion(&self) -> Option<i64> {
+        self.deletion_time.or(self.expires_at)
+    }
+
+    /// Soft-deleted as of `now` (Vault: deletion time strictly before now).
+    pub fn is_deleted(&self, now: i64) -> bool {
+        self.shown_deletion().map(|t| t < now).unwrap_or(false)
+    }
+
+    /// `{created_time, deletion_time, destroyed}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "created_time": ts(self.created_time),
+            "deletion_time": self.shown_deletion().map(ts).unwrap_or_default(),
+            "destroyed": self.destroyed,
+        })
+    }
+}
+
+/// Everything known about one secret except its data.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq, Serialize)]
+pub struct KeyMeta {
+    pub format: u32,
+    pub current_version: u64,
+    pub oldest_version: u64,
+    /// 0 = engine setting.
+    pub max_versions: u32,
+    pub cas_required: bool,
+    /// Seconds, 0 = engine setting.
+    pub delete_version_after: i64,
+    pub custom_metadata: BTreeMap<String, String>,
+    pub created_time: i64,
+    pub updated_time: i64,
+    /// OpenBao: bumped by every metadata write, checked against `metadata_cas`.
+    #[serde(default)]
+    pub current_metadata_version: u64,
+    #[serde(default)]
+    pub metadata_cas_required: bool,
+    pub versions: BTreeMap<u64, VersionMeta>,
+}
+
+impl KeyMeta {
+    /// A key with no versions yet.
+    pub fn new(now: i64) -> Self {
+        Self { format: FORMAT, created_time: now, updated_time: now, ..Self::default() }
+    }
+
+    /// `custom_metadata` as Vault renders it (`null` when empty).
+    pub fn custom_json(&self) -> Value {
+        if self.custom_metadata.is_empty() {
+            Value::Null
+        } else {
+            json!(self.custom_metadata)
+        }
+    }
+
+    /// The per-version block of data reads and writes.
+    pub fn version_block(&self, version: u64, vm: &VersionMeta) -> Map<String, Value> {
+        obj(json!({
+            "created_time": ts(vm.created_time),
+            "custom_metadata": self.custom_json(),
+            "deletion_time": vm.shown_deletion().map(ts).unwrap_or_default(),
+            "destroyed": vm.destroyed,
+            "version": version,
+        }))
+    }
+
+    /// The `metadata/<key>` read response.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let versions: Map<String, Value> =
+            self.versions.iter().map(|(n, vm)| (n.to_string(), vm.to_json())).collect();
+        obj(json!({
+            "cas_required": self.cas_required,
+            "created_time": ts(self.created_time),
+            "current_metadata_version": self.current_metadata_version,
+            "current_version": self.current_version,
+            "custom_metadata": self.custom_json(),
+            "delete_version_after": format_go_seconds(self.delete_version_after),
+            "max_versions": self.max_versions,
+            "metadata_cas_required": self.metadata_cas_required,
+            "oldest_version": self.oldest_version,
+            "updated_time": ts(self.updated_time),
+            "versions": versions,
+        }))
+    }
+
+    /// Deletion time for a version created (or undeleted) at `from`: `from` plus the smaller
+    /// non-zero of the engine's and the key's `delete_version_after`, unless disabled.
+    pub fn expiry(&self, config: &Config, from: i64) -> Option<i64> {
+        if config.dva_disabled() {
+            return None;
+        }
+        let secs = match (config.delete_version_after.max(0), self.delete_version_after) {
+            (0, 0) => return None,
+            (0, k) => k,
+            (c, 0) => c,
+            (c, k) => c.min(k),
+        };
+        Some(from.saturating_add(secs.saturating_mul(1_000_000_000)))
+    }
+
+    /// Adds version `current + 1` and slides the window of kept versions (Vault's
+    /// `AddVersion`). Returns the new version number and the versions to erase.
+    pub fn add_version(&mut self, config: &Config, now: i64) -> (u64, Vec<u64>) {
+        let version = self.current_version + 1;
+        self.current_version = version;
+        let expires_at = self.expiry(config, now);
+        self.versions
+            .insert(version, VersionMeta { created_time: now, expires_at, ..VersionMeta::default() });
+        self.updated_time = now;
+        if self.created_time == 0 {
+            self.created_time = now;
+        }
+        let max = match self.max_versions.max(config.max_versions) {
+            0 => DEFAULT_MAX_VERSIONS,
+            m => m,
+        };
+        let mut pruned = Vec::new();
+        if self.current_version - self.oldest_version >= u64::from(max) {
+            let last = self.current_version - u64::from(max);
+            for v in self.oldest_version..=last {
+                if self.versions.remove(&v).is_some() {
+                    pruned.push(v);
+                }
+            }
+            self.oldest_version = last + 1;
+        }
+        (version, pruned)
+    }
+}
+
+/// A version's data as stored.
+#[derive(Deserialize, Serialize)]
+pub struct VersionData {
+    pub format: u32,
+    pub data: Map<String, Value>,
+}
+
+/// RFC 3339 with nanoseconds, as Vault prints timestamps.
+pub fn ts(unix_nanos: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_nanos))
+        .map(rfc3339_nano)
+        .unwrap_or_else(|_| crate::util::timefmt::GO_ZERO_TIME.to_owned())
+}
+
+/// Unix nanoseconds of a time (saturating far outside 1678..2262).
+pub fn nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Decodes a stored record, checking its format version.
+pub fn decode<T: DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T> {
+    #[derive(Deserialize)]
+    struct Head {
+        format: u32,
+    }
+    let head: Head = serde_json::from_slice(raw)
+        .map_err(|e| Error::internal(format!("corrupt kv v2 {what} record: {e}")))?;
+    match head.format {
+        FORMAT => serde_json::from_slice(raw)
+            .map_err(|e| Error::internal(format!("corrupt kv v2 {what} record: {e}"))),
+        other => Err(Error::internal(format!("unsupported kv v2 {what} record format {other}"))),
+    }
+}
+
+/// Typed access to a mount's records.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub view: View,
+}
+
+impl Store {
+    /// The engine settings (defaults when never written) and the record's storage version.
+    pub async fn config(&self) -> Result<(Config, Option<u64>)> {
+        match self.view.get(CONFIG_KEY).await? {
+            None => Ok((Config { format: FORMAT, ..Config::default() }, None)),
+            Some(e) => Ok((decode("config", &e.value)?, Some(e.version))),
+        }
+    }
+
+    /// A key's metadata and its storage version.
+    pub async fn meta(&self, key: &str) -> Result<Option<(KeyMeta, u64)>> {
+        // Keys never end in `/` (writes to such paths are refused before they get here).
+        if key.is_empty() || key.ends_with('/') {
+            return Ok(None);
+        }
+        match self.view.get(&meta_key(key)).await? {
+            None => Ok(None),
+            Some(e) => Ok(Some((decode("metadata", &e.value)?, e.version))),
+        }
+    }
+
+    /// The data of one version; `Ok(None)` if it is gone.
+    pub async fn data(&self, key: &str, version: u64) -> Result<Option<Map<String, Value>>> {
+        match self.view.get(&version_key(key, version)).await? {
+            None => Ok(None),
+            Some(e) => Ok(Some(decode::<VersionData>("version", &e.value)?.data)),
+        }
+    }
+
+    /// Applies a batch; `Ok(false)` when a precondition failed (a concurrent change won).
+    pub async fn apply(&self, batch: Batch) -> Result<bool> {
+        match self.view.apply(batch).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_precondition_failure(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Serialises a record.
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(record)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_follows_vaults_window() {
+        let cfg = Config::default();
+        let mut m = KeyMeta::new(1);
+        m.max_versions = 2;
+        let mut all_pruned = Vec::new();
+        for i in 0..4 {
+            let (v, pruned) = m.add_version(&cfg, 10 + i);
+            assert_eq!(v, (i + 1) as u64);
+            all_pruned.extend(pruned);
+        }
+        assert_eq!(m.oldest_version, 3);
+        assert_eq!(m.versions.keys().copied().collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(all_pruned, vec![1, 2]);
+        // Default of 10: the tenth write moves oldest_version to 1 without dropping anything.
+        let mut m = KeyMeta::new(1);
+        for i in 0..10 {
+            assert!(m.add_version(&cfg, i).1.is_empty());
+        }
+        assert_eq!(m.oldest_version, 1);
+        assert_eq!(m.add_version(&cfg, 11).1, vec![1]);
+    }
+
+    #[test]
+    fn expiry_takes_the_smaller_setting() {
+        let mut cfg = Config::default();
+        let mut m = KeyMeta::new(0);
+        assert_eq!(m.expiry(&cfg, 0), None);
+        cfg.delete_version_after = 10;
+        assert_eq!(m.expiry(&cfg, 0), Some(10_000_000_000));
+        m.delete_version_after = 5;
+        assert_eq!(m.expiry(&cfg, 0), Some(5_000_000_000));
+        cfg.delete_version_after = DVA_DISABLED;
+        assert_eq!(m.expiry(&cfg, 0), None);
+    }
+
+    #[test]
+    fn records_carry_a_format() {
+        let raw = encode(&KeyMeta::new(5)).unwrap();
+        let back: KeyMeta = decode("metadata", &raw).unwrap();
+        assert_eq!(back.created_time, 5);
+        assert!(decode::<KeyMeta>("metadata", br#"{"format":9}"#).is_err());
+        assert_eq!(ts(1_521_685_446_945_319_214), "2018-03-22T02:24:06.945319214Z");
+    }
+}

@@ -1,0 +1,305 @@
+//! Engine-level tests over an in-memory barrier: what the storage holds after destroy, pruning
+//! and metadata deletion, the cas race, and the cleaner.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+
+use coffer_storage::keys::RootKey;
+use coffer_storage::{Barrier, MemStorage};
+
+use super::record::{version_key, Store};
+use super::KvV2;
+use crate::core::error::Error;
+use crate::core::mounts::{MountConfig, MountEntry, Table};
+use crate::core::request::{Ctx, Operation, Response};
+use crate::engines::Backend;
+
+struct Env {
+    mem: Arc<MemStorage>,
+    store: Store,
+    backend: KvV2,
+}
+
+async fn env() -> Env {
+    let mem = Arc::new(MemStorage::new());
+    let barrier = Arc::new(Barrier::new(mem.clone()));
+    let root = RootKey::generate().unwrap();
+    barrier.initialize(&root).await.unwrap();
+    barrier.unseal(root).await.unwrap();
+    let store = Store { view: barrier.view("logical/test/") };
+    Env { mem, store, backend: KvV2 { inner: Arc::new(super::Inner::default()) } }
+}
+
+fn entry() -> MountEntry {
+    MountEntry {
+        path: "secret/".into(),
+        kind: "kv".into(),
+        description: String::new(),
+        accessor: "kv_test".into(),
+        uuid: "test".into(),
+        local: false,
+        seal_wrap: false,
+        external_entropy_access: false,
+        options: Some([("version".to_owned(), "2".to_owned())].into()),
+        config: MountConfig::default(),
+        table: Table::Secrets,
+    }
+}
+
+impl Env {
+    fn ctx(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> Ctx {
+        Ctx {
+            request_id: "test".into(),
+            operation: op,
+            path: path.into(),
+            data: data.as_object().cloned().unwrap_or_default(),
+            view: self.store.view.clone(),
+            mount: Arc::new(entry()),
+            token: None,
+            client_token: None,
+            remote_addr: None,
+            now,
+            wrap_ttl: None,
+        }
+    }
+
+    async fn call_at(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Value,
+        now: OffsetDateTime,
+    ) -> Result<Response, Error> {
+        self.backend.handle(&self.ctx(op, path, data, now)).await
+    }
+
+    async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response, Error> {
+        self.call_at(op, path, data, OffsetDateTime::now_utc()).await
+    }
+
+    /// Every plaintext storage key of the mount.
+    async fn keys(&self) -> Vec<String> {
+        self.store.view.list_recursive("").await.unwrap()
+    }
+}
+
+fn data_of(r: &Response) -> Value {
+    Value::Object(r.data.clone().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn destroy_erases_the_data_record() {
+    let e = env().await;
+    for i in 1..=2 {
+        e.call(Operation::Create, "data/k", json!({"data": {"pw": format!("secret-{i}")}})).await.unwrap();
+    }
+    assert!(e.store.view.get(&version_key("k", 1)).await.unwrap().is_some());
+    e.call(Operation::Update, "destroy/k", json!({"versions": [1]})).await.unwrap();
+    assert!(e.store.view.get(&version_key("k", 1)).await.unwrap().is_none(), "destroyed data still stored");
+    assert!(e.store.view.get(&version_key("k", 2)).await.unwrap().is_some());
+    // Not even the ciphertext of version 1 is left under its key.
+    let raw: Vec<String> = e.mem.dump().unwrap().into_iter().map(|(k, _)| k).collect();
+    assert!(!raw.iter().any(|k| k.ends_with("kv2/versions/k/1")), "{raw:?}");
+    let Err(Error::Raw(r)) = e.call(Operation::Read, "data/k", json!({"version": "1"})).await else {
+        panic!("reading a destroyed version must give a raw 404")
+    };
+    assert_eq!(r.status, Some(404));
+    assert_eq!(data_of(&r)["metadata"]["destroyed"], true);
+    assert_eq!(data_of(&r)["data"], Value::Null);
+    // Undelete cannot bring it back.
+    e.call(Operation::Update, "undelete/k", json!({"versions": [1]})).await.unwrap();
+    assert!(matches!(e.call(Operation::Read, "data/k", json!({"version": 1})).await, Err(Error::Raw(_))));
+}
+
+#[tokio::test]
+async fn pruning_and_metadata_delete_leave_no_records() {
+    let e = env().await;
+    e.call(Operation::Create, "metadata/p", json!({"max_versions": 2})).await.unwrap();
+    for i in 0..4 {
+        e.call(Operation::Update, "data/p", json!({"data": {"i": i}})).await.unwrap();
+    }
+    let keys = e.keys().await;
+    assert_eq!(keys, vec!["kv2/meta/p", "kv2/versions/p/3", "kv2/versions/p/4"], "pruned records remain");
+    e.call(Operation::Create, "data/dir/q", json!({"data": {"a": 1}})).await.unwrap();
+    e.call(Operation::Delete, "metadata/p", json!({})).await.unwrap();
+    e.call(Operation::Delete, "metadata/dir/q", json!({})).await.unwrap();
+    assert!(e.keys().await.is_empty(), "left behind: {:?}", e.keys().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cas_writers_have_one_winner_per_version() {
+    let e = Arc::new(env().await);
+    for round in 0..5u64 {
+        let mut tasks = Vec::new();
+        for w in 0..20 {
+            let e = Arc::clone(&e);
+            tasks.push(tokio::spawn(async move {
+                e.call(Operation::Update, "data/race", json!({"data": {"w": w}, "options": {"cas": round}}))
+                    .await
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(r) => {
+                    wins += 1;
+                    assert_eq!(data_of(&r)["version"], round + 1);
+                }
+                Err(err) => {
+                    assert_eq!(err.to_string(), "check-and-set parameter did not match the current version")
+                }
+            }
+        }
+        assert_eq!(wins, 1, "round {round}: {wins} writers won with the same cas");
+    }
+    let meta = e.call(Operation::Read, "metadata/race", json!({})).await.unwrap();
+    assert_eq!(data_of(&meta)["current_version"], 5);
+}
+
+#[tokio::test]
+async fn a_stale_read_never_commits() {
+    let e = env().await;
+    e.call(Operation::Create, "data/s", json!({"data": {"v": 1}})).await.unwrap();
+    let (stale, read_at) = e.store.meta("s").await.unwrap().unwrap();
+    // Another writer lands in between.
+    e.call(Operation::Update, "data/s", json!({"data": {"v": 2}})).await.unwrap();
+    let (config, _) = e.store.config().await.unwrap();
+    let now = super::record::nanos(OffsetDateTime::now_utc());
+    let out = super::handlers::commit_version(
+        &e.store,
+        "s",
+        stale,
+        Some(read_at),
+        &config,
+        Default::default(),
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(out.is_none(), "a batch built on a stale read must not apply");
+    let (meta, _) = e.store.meta("s").await.unwrap().unwrap();
+    assert_eq!(meta.current_version, 2);
+    let r = e.call(Operation::Read, "data/s", json!({})).await.unwrap();
+    assert_eq!(data_of(&r)["data"], json!({"v": 2}), "the loser overwrote the winner's version");
+}
+
+#[tokio::test]
+async fn expired_versions_are_hidden_and_swept() {
+    let e = env().await;
+    let t0 = OffsetDateTime::now_utc();
+    e.call_at(Operation::Update, "config", json!({"delete_version_after": "10s"}), t0).await.unwrap();
+    e.call_at(Operation::Create, "data/x", json!({"data": {"a": 1}}), t0).await.unwrap();
+    let before = e.call_at(Operation::Read, "data/x", json!({}), t0 + Duration::seconds(5)).await.unwrap();
+    assert_eq!(data_of(&before)["data"], json!({"a": 1}), "a future deletion time does not hide data");
+    let later = t0 + Duration::seconds(11);
+    assert!(
+        matches!(e.call_at(Operation::Read, "data/x", json!({}), later).await, Err(Error::Raw(_))),
+        "an expired version must read as deleted even before the cleaner runs"
+    );
+    let shown = data_of(&e.call_at(Operation::Read, "metadata/x", json!({}), later).await.unwrap());
+    let swept = super::handlers::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap();
+    assert_eq!(swept, 1);
+    let (meta, _) = e.store.meta("x").await.unwrap().unwrap();
+    let vm = &meta.versions[&1];
+    assert!(vm.expires_at.is_none() && vm.deletion_time.is_some(), "the cleaner records the deletion");
+    let after = data_of(&e.call_at(Operation::Read, "metadata/x", json!({}), later).await.unwrap());
+    assert_eq!(after["versions"], shown["versions"], "sweeping changes nothing clients see");
+    assert_eq!(super::handlers::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap(), 0);
+    // Undelete re-applies delete_version_after from now.
+    e.call_at(Operation::Update, "undelete/x", json!({"versions": [1]}), later).await.unwrap();
+    let r = e.call_at(Operation::Read, "data/x", json!({}), later).await.unwrap();
+    assert_ne!(data_of(&r)["metadata"]["deletion_time"], "");
+}
+
+#[tokio::test]
+async fn existence_check_covers_data_and_metadata_only() {
+    let e = env().await;
+    assert_eq!(exists(&e, "data/k").await, Some(false));
+    assert_eq!(exists(&e, "metadata/k").await, Some(false));
+    e.call(Operation::Create, "data/k", json!({"data": {}})).await.unwrap();
+    assert_eq!(exists(&e, "data/k").await, Some(true));
+    assert_eq!(exists(&e, "metadata/k").await, Some(true));
+    assert_eq!(exists(&e, "delete/k").await, None);
+    assert_eq!(exists(&e, "destroy/k").await, None);
+    assert_eq!(exists(&e, "config").await, None);
+}
+
+async fn exists(e: &Env, path: &str) -> Option<bool> {
+    let ctx = e.ctx(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
+    e.backend.exists(&ctx).await.unwrap()
+}
+
+#[tokio::test]
+async fn version_1_secrets_are_migrated_on_first_use() {
+    let e = env().await;
+    for (k, v) in [("app", json!({"user": "ada"})), ("dir/db", json!({"pw": "x", "ttl": "1h"}))] {
+        let raw = crate::engines::kv::v1::encode(v.as_object().unwrap()).unwrap();
+        e.store.view.put(k, raw).await.unwrap();
+    }
+    let r = e.call(Operation::Read, "data/dir/db", json!({})).await.unwrap();
+    assert_eq!(data_of(&r)["data"], json!({"pw": "x", "ttl": "1h"}));
+    assert_eq!(data_of(&r)["metadata"]["version"], 1);
+    let r = e.call(Operation::Read, "data/app", json!({})).await.unwrap();
+    assert_eq!(data_of(&r)["data"], json!({"user": "ada"}));
+    assert!(e.keys().await.iter().all(|k| k.starts_with("kv2/")), "v1 records left: {:?}", e.keys().await);
+    let list = e.call(Operation::List, "metadata/", json!({})).await.unwrap();
+    assert_eq!(data_of(&list)["keys"], json!(["app", "dir/"]));
+    // A straggler written after the first pass is picked up by the next one.
+    let raw = crate::engines::kv::v1::encode(json!({"late": true}).as_object().unwrap()).unwrap();
+    e.store.view.put("late", raw).await.unwrap();
+    assert_eq!(super::upgrade::migrate(&e.store, 1).await.unwrap(), 1);
+    assert!(e.call(Operation::Read, "data/late", json!({})).await.is_ok());
+}
+
+/// Polls until `key`'s version 1 is recorded as deleted, or five seconds pass.
+async fn wait_swept(store: &Store, key: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (meta, _) = store.meta(key).await.unwrap().unwrap();
+        if meta.versions[&1].deletion_time.is_some() {
+            return;
+        }
+        assert!(std::time::Instant::now() < end, "the cleaner never swept {key}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls until the task has ended, or five seconds pass.
+async fn wait_finished(task: &tokio::task::JoinHandle<()>, what: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !task.is_finished() {
+        assert!(std::time::Instant::now() < end, "the cleaner did not stop {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleaner_sweeps_and_stops_with_its_backend_or_the_seal() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let e = env().await;
+    let past = OffsetDateTime::now_utc() - Duration::seconds(60);
+    e.call_at(Operation::Update, "config", json!({"delete_version_after": "1s"}), past).await.unwrap();
+    e.call_at(Operation::Create, "data/one", json!({"data": {"a": 1}}), past).await.unwrap();
+    let every = std::time::Duration::from_millis(10);
+
+    let serving = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&serving);
+    let inner = Arc::downgrade(&e.backend.inner);
+    let task =
+        super::spawn_cleaner(every, move || flag.load(Ordering::SeqCst), inner, e.store.clone(), "s/".into());
+    wait_swept(&e.store, "one").await;
+    serving.store(false, Ordering::SeqCst);
+    wait_finished(&task, "after the seal").await;
+
+    // Dropping the backend (mount disabled or its router rebuilt) stops a running cleaner.
+    e.call_at(Operation::Create, "data/two", json!({"data": {"a": 1}}), past).await.unwrap();
+    let inner = Arc::new(super::Inner::default());
+    let task = super::spawn_cleaner(every, || true, Arc::downgrade(&inner), e.store.clone(), "s/".into());
+    wait_swept(&e.store, "two").await;
+    assert!(!task.is_finished(), "the cleaner stopped while its backend was alive");
+    drop(inner);
+    wait_finished(&task, "with its backend").await;
+}
