@@ -13,6 +13,7 @@ mod lifecycle;
 mod packaging;
 mod policy;
 mod regression;
+mod resolve;
 mod sealops;
 mod smoke;
 mod tokens;

@@ -25,15 +25,22 @@ fn provision(s: &Server) -> (String, String) {
         s.call(
             "PUT",
             "sys/policies/acl/platform",
-            Some(json!({"policy": "path \"secret/data/ai/*\" { capabilities = [\"read\"] }\npath \"secret/data/db/*\" { capabilities = [\"read\"] }\npath \"secret/data/billing/*\" { capabilities = [\"read\"] }"})),
+            Some(json!({"policy": "path \"secret/data/ai/*\" { capabilities = [\"read\"] }\npath \"secret/data/db/*\" { capabilities = [\"read\"] }\npath \"secret/data/billing/*\" { capabilities = [\"read\"] }\npath \"secret/data/gone/*\" { capabilities = [\"read\"] }"})),
         ),
         "policy",
     );
     ok(
-        s.call("POST", "auth/approle/role/platform", Some(json!({"token_policies": "platform", "token_ttl": "10m"}))),
+        s.call(
+            "POST",
+            "auth/approle/role/platform",
+            Some(json!({"token_policies": "platform", "token_ttl": "10m"})),
+        ),
         "role",
     );
-    ok(s.call("POST", "secret/data/ai/openrouter_key", Some(json!({"data": {"value": OPENROUTER}}))), "ai key");
+    ok(
+        s.call("POST", "secret/data/ai/openrouter_key", Some(json!({"data": {"value": OPENROUTER}}))),
+        "ai key",
+    );
     ok(s.call("POST", "secret/data/billing/stripe", Some(json!({"data": {"live_key": STRIPE}}))), "stripe");
     for pw in ["db-password-v1", DB_V2, DB_V3] {
         ok(s.call("POST", "secret/data/db/main", Some(json!({"data": {"password": pw}}))), "db");
@@ -111,7 +118,8 @@ literal = "\\vault:not-a-reference"
     let out = dir.path().join("out/platform.toml");
     std::fs::create_dir(dir.path().join("out")).unwrap();
     let env = [("IT_ROLE_ID", role_id.as_str()), ("IT_WEBHOOK_SECRET", "whsec-env-canary")];
-    let (code, stdout, stderr) = coffer(&["inject", "-i", template.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+    let (code, stdout, stderr) =
+        coffer(&["inject", "-i", template.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
     assert_eq!(code, 0, "inject failed: {stdout} {stderr}");
     let rendered = std::fs::read_to_string(&out).unwrap();
     let v: toml::Value = toml::from_str(&rendered).unwrap();
@@ -126,7 +134,8 @@ literal = "\\vault:not-a-reference"
     assert!(rendered.starts_with("# platform server configuration"), "layout and comments are kept");
     assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(!stdout.contains(OPENROUTER) && !stderr.contains(OPENROUTER));
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no temporary files left behind: {leftovers:?}");
 
     // --check reports nothing missing.
@@ -137,19 +146,32 @@ literal = "\\vault:not-a-reference"
 
 /// `coffer run` puts resolved values into the child's environment; exit codes pass through.
 fn run_scenario(s: &Server) {
-    let env = [("VAULT_ADDR", s.addr.as_str()), ("VAULT_TOKEN", s.token.as_str()), ("IT_KEY", "vault:ai/openrouter_key"), ("IT_PLAIN", "plain")];
-    let (code, stdout, stderr) = coffer(&["run", "--", "sh", "-c", "echo \"key=$IT_KEY plain=$IT_PLAIN\""], &env);
+    let env = [
+        ("VAULT_ADDR", s.addr.as_str()),
+        ("VAULT_TOKEN", s.token.as_str()),
+        ("IT_KEY", "vault:ai/openrouter_key"),
+        ("IT_PLAIN", "plain"),
+    ];
+    let (code, stdout, stderr) =
+        coffer(&["run", "--", "sh", "-c", "echo \"key=$IT_KEY plain=$IT_PLAIN\""], &env);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.trim(), format!("key={OPENROUTER} plain=plain"));
     let (code, _, _) = coffer(&["run", "--", "sh", "-c", "exit 7"], &env);
     assert_eq!(code, 7, "the command's exit code passes through");
     // A reference that does not resolve: the command never runs.
-    let env2 = [("VAULT_ADDR", s.addr.as_str()), ("VAULT_TOKEN", s.token.as_str()), ("IT_MISSING", "vault:no/such/secret")];
+    let env2 = [
+        ("VAULT_ADDR", s.addr.as_str()),
+        ("VAULT_TOKEN", s.token.as_str()),
+        ("IT_MISSING", "vault:no/such/secret"),
+    ];
     let (code, stdout, stderr) = coffer(&["run", "--", "sh", "-c", "echo RAN"], &env2);
     assert_ne!(code, 0);
     assert!(!stdout.contains("RAN"));
     assert!(stderr.contains("vault:no/such/secret"), "{stderr}");
-    let (code, stdout, _) = coffer(&["run", "--allow-missing", "vault:no/such/secret", "--", "sh", "-c", "echo \"$IT_MISSING\""], &env2);
+    let (code, stdout, _) = coffer(
+        &["run", "--allow-missing", "vault:no/such/secret", "--", "sh", "-c", "echo \"$IT_MISSING\""],
+        &env2,
+    );
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), "vault:no/such/secret");
 }
@@ -175,7 +197,10 @@ fn watch_scenario(s: &Server) {
     wait_for("child to start", Duration::from_secs(30), || {
         std::fs::read_to_string(&marker).ok().filter(|t| t.contains("started")).map(|_| ())
     });
-    assert_eq!(s.call("POST", "secret/data/ai/openrouter_key", Some(json!({"data": {"value": "rotated-value"}}))).0, 200);
+    assert_eq!(
+        s.call("POST", "secret/data/ai/openrouter_key", Some(json!({"data": {"value": "rotated-value"}}))).0,
+        200
+    );
     wait_for("SIGHUP after the secret changed", Duration::from_secs(30), || {
         std::fs::read_to_string(&marker).ok().filter(|t| t.contains("hup")).map(|_| ())
     });
@@ -191,7 +216,7 @@ fn error_scenarios(s: &Server) {
     s.call("POST", "secret/data/gone/x", Some(json!({"data": {"value": "destroyed-canary"}})));
     s.call("POST", "secret/destroy/gone/x", Some(json!({"versions": [1]})));
     let cases = [
-        ("vault:missing/path", "no such secret"),
+        ("vault:ai/missing", "no such secret"),
         ("vault:ai/openrouter_key#nofield", "no field"),
         ("vault:gone/x", "destroyed"),
         ("vault:forbidden/x", "permission denied"),
@@ -204,7 +229,8 @@ fn error_scenarios(s: &Server) {
     write_private(&sid_file, sid["data"]["secret_id"].as_str().unwrap());
     for (reference, want) in cases {
         let tmpl = dir.path().join("t.json");
-        std::fs::write(&tmpl, json!({"ok": "vault:ai/openrouter_key", "bad": reference}).to_string()).unwrap();
+        std::fs::write(&tmpl, json!({"ok": "vault:ai/openrouter_key", "bad": reference}).to_string())
+            .unwrap();
         let out = dir.path().join("o.json");
         let env = [
             ("VAULT_ADDR", s.addr.as_str()),
@@ -212,7 +238,8 @@ fn error_scenarios(s: &Server) {
             ("VAULT_ROLE_ID", role_id.as_str()),
             ("VAULT_SECRET_ID_FILE", sid_file.to_str().unwrap()),
         ];
-        let (code, stdout, stderr) = coffer(&["inject", "-i", tmpl.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+        let (code, stdout, stderr) =
+            coffer(&["inject", "-i", tmpl.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
         assert_ne!(code, 0, "{reference} must fail");
         let all = format!("{stdout}{stderr}");
         assert!(all.contains(reference), "{reference}: message does not name it: {all}");
@@ -226,7 +253,11 @@ fn error_scenarios(s: &Server) {
         assert!(stdout.contains(reference) && !stdout.contains(OPENROUTER), "{stdout}");
     }
     // An expired secret ID: the login fails and the message says so without values.
-    s.call("POST", "auth/approle/role/short", Some(json!({"token_policies": "platform", "secret_id_ttl": "1s"})));
+    s.call(
+        "POST",
+        "auth/approle/role/short",
+        Some(json!({"token_policies": "platform", "secret_id_ttl": "1s"})),
+    );
     let (_, r) = s.call("GET", "auth/approle/role/short/role-id", None);
     let short_role = r["data"]["role_id"].as_str().unwrap().to_owned();
     let (_, sid) = s.call("POST", "auth/approle/role/short/secret-id", Some(json!({})));
@@ -242,7 +273,8 @@ fn error_scenarios(s: &Server) {
     std::fs::write(&tmpl, json!({"k": "vault:ai/openrouter_key"}).to_string()).unwrap();
     let out = dir.path().join("o2.json");
     wait_for("the secret ID to expire", Duration::from_secs(60), || {
-        let (code, stdout, stderr) = coffer(&["inject", "-i", tmpl.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+        let (code, stdout, stderr) =
+            coffer(&["inject", "-i", tmpl.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
         if code == 0 {
             std::fs::remove_file(&out).ok();
             return None;
