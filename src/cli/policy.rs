@@ -20,7 +20,7 @@ pub enum PolicyCmd {
     List,
     /// Delete a policy.
     Delete(NameArg),
-    /// Reformat a policy file in place (not available yet).
+    /// Reformat a policy file in place.
     Fmt(FmtArgs),
 }
 
@@ -47,15 +47,38 @@ pub struct FmtArgs {
     pub file: String,
 }
 
+/// `policy fmt FILE`: validates the policy with coffer's parser, then rewrites the file in
+/// canonical form (HCL through hcl-rs's formatter, JSON pretty-printed). An invalid policy is
+/// reported and the file is left untouched.
+pub fn fmt(a: &FmtArgs) -> anyhow::Result<u8> {
+    let text =
+        std::fs::read_to_string(&a.file).map_err(|e| usage(format!("Error opening policy file: {e}")))?;
+    crate::policy::parse::parse(&text, time::OffsetDateTime::now_utc())
+        .map_err(|e| anyhow::anyhow!("Error parsing policy {}: {e}", a.file))?;
+    let formatted = if text.trim_start().starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("Error parsing policy {}: {e}", a.file))?;
+        let mut s = serde_json::to_string_pretty(&v)?;
+        s.push('\n');
+        s
+    } else {
+        let body: hcl::Body =
+            hcl::from_str(&text).map_err(|e| anyhow::anyhow!("Error parsing policy {}: {e}", a.file))?;
+        use hcl::format::Format;
+        let mut f = hcl::format::Formatter::builder().compact_arrays(true).build_vec();
+        body.format_string(&mut f).map_err(|e| anyhow::anyhow!("Error formatting policy {}: {e}", a.file))?
+    };
+    if formatted != text {
+        super::refs::write_atomically(std::path::Path::new(&a.file), formatted.as_bytes())?;
+    }
+    outln!("Success! Formatted policy: {}", a.file);
+    Ok(0)
+}
+
 /// Runs a policy subcommand.
 pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
     if let PolicyCmd::Fmt(a) = &cmd {
-        // The HCL policy parser (src/policy) has not landed in this tree; refuse clearly rather
-        // than rewrite a file with a formatter that cannot validate it.
-        return Err(anyhow::anyhow!(
-            "Error formatting policy {}: `policy fmt` is not available yet in coffer (the policy parser has not landed)",
-            a.file
-        ));
+        return fmt(a);
     }
     let client = ctx.client()?;
     match cmd {
@@ -111,6 +134,6 @@ pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
             outln!("Success! Deleted policy: {name}");
             Ok(0)
         }
-        PolicyCmd::Fmt(_) => Ok(1),
+        PolicyCmd::Fmt(a) => fmt(&a),
     }
 }

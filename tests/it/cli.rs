@@ -779,3 +779,31 @@ fn coffer_login_stores_the_token_helper_file() {
     assert_eq!(other.run(&["login", "-token-only", &s.token]).ok().stdout, s.token);
     assert!(!other.token_file().exists());
 }
+
+#[test]
+fn policy_fmt_validates_and_rewrites_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("p.hcl");
+    std::fs::write(&good, "path \"secret/*\"   {\n capabilities=[\"read\",\"list\"]\n}\n").unwrap();
+    let out = std::process::Command::new(crate::harness::coffer_bin())
+        .args(["policy", "fmt"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&good).unwrap(),
+        "path \"secret/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n"
+    );
+    let bad = dir.path().join("bad.hcl");
+    let text = "path \"x\" { capabilities = [\"bogus\"] }";
+    std::fs::write(&bad, text).unwrap();
+    let out = std::process::Command::new(crate::harness::coffer_bin())
+        .args(["policy", "fmt"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid capability \"bogus\""));
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), text, "an invalid policy is left untouched");
+}
