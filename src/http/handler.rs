@@ -246,10 +246,32 @@ pub async fn read_request(
 
 /// Entry point for every request.
 pub async fn handle(state: Arc<HttpState>, req: hyper::Request<Incoming>, remote: SocketAddr) -> Reply {
+    let started = std::time::Instant::now();
     let parsed = match read_request(&state, req, remote).await {
         Ok(p) => p,
-        Err(reply) => return reply,
+        Err(reply) => {
+            tracing::debug!(%remote, status = reply.status.as_u16(), "request refused before parsing");
+            return reply;
+        }
     };
+    let method = parsed.method.clone();
+    let path = parsed.path.clone();
+    let request_id = parsed.request_id.clone();
+    let reply = route(&state, parsed).await;
+    // Method, path, status and timing only: bodies, headers and tokens are never logged.
+    tracing::debug!(
+        request_id = %request_id,
+        %remote,
+        method = %method,
+        path = %path,
+        status = reply.status.as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    reply
+}
+
+async fn route(state: &HttpState, parsed: Parsed) -> Reply {
     if let Some(ns) = parsed.headers.get("x-vault-namespace").and_then(|v| v.to_str().ok()) {
         let ns = ns.trim().trim_end_matches('/');
         if !ns.is_empty() && ns != "root" {
@@ -259,7 +281,7 @@ pub async fn handle(state: Arc<HttpState>, req: hyper::Request<Incoming>, remote
             );
         }
     }
-    if let Some(reply) = sys::special(&state, &parsed).await {
+    if let Some(reply) = sys::special(state, &parsed).await {
         return reply;
     }
     let request_id = parsed.request_id.clone();

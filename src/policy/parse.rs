@@ -625,7 +625,16 @@ pub fn parse(text: &str, now: OffsetDateTime) -> Result<Policy, ParseError> {
 }
 
 fn parse_hcl_stanzas(text: &str) -> Result<Vec<RawStanza>, ParseError> {
-    let body = hcl::edit::parser::parse_body(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
+    // The message names the position only: the offending source line is not echoed back.
+    let body = hcl::edit::parser::parse_body(text).map_err(|e| {
+        let loc = e.location();
+        ParseError::Syntax(format!(
+            "HCL parse error in line {}, column {}: {}",
+            loc.line(),
+            loc.column(),
+            e.message()
+        ))
+    })?;
     let entries = hcl_body(text, &body)?;
     check_top_level(&entries, true)?;
     let mut out = Vec::new();

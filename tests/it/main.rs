@@ -5,6 +5,7 @@
 mod approle;
 mod audit;
 mod bao_cli;
+mod canary;
 mod cli;
 mod config;
 mod harness;
