@@ -7,6 +7,7 @@ mod audit;
 mod bao_cli;
 mod canary;
 mod cli;
+mod clients;
 mod config;
 mod harness;
 mod kv2;
