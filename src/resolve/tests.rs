@@ -169,3 +169,83 @@ fn settings_layering_and_validation() {
     .is_err());
     assert!(SettingsBuilder { token: Some("vault:x".into()), ..Default::default() }.build().is_err());
 }
+
+/// A server for the AppRole flow: counts logins and renewals; renewal can be refused.
+#[derive(Default)]
+struct AuthFake {
+    logins: Mutex<u32>,
+    renewals: Mutex<u32>,
+    refuse_renewal: bool,
+}
+
+#[async_trait]
+impl Transport for AuthFake {
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        _query: &[(&str, &str)],
+        _token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        match (method, path) {
+            ("POST", "auth/approle/login") => {
+                let b = body.unwrap_or_default();
+                assert_eq!(b["role_id"], "rid");
+                assert_eq!(b["secret_id"], "sid-from-file");
+                let mut n = self.logins.lock().unwrap();
+                *n += 1;
+                Ok((
+                    200,
+                    json!({"auth": {"client_token": format!("t{n}"), "lease_duration": 1, "renewable": true}}),
+                ))
+            }
+            ("POST", "auth/token/renew-self") => {
+                *self.renewals.lock().unwrap() += 1;
+                if self.refuse_renewal {
+                    Ok((400, json!({"errors": ["lease is not renewable"]})))
+                } else {
+                    Ok((200, json!({"auth": {"lease_duration": 3600, "renewable": true}})))
+                }
+            }
+            _ => Ok((404, json!({"errors": []}))),
+        }
+    }
+}
+
+async fn approle_resolver(refuse_renewal: bool) -> (Resolver, Arc<AuthFake>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sid = dir.path().join("sid");
+    std::fs::write(&sid, "sid-from-file\n").unwrap();
+    let settings = SettingsBuilder {
+        address: Some("http://x".into()),
+        auth_method: Some("approle".into()),
+        role_id: Some("rid".into()),
+        secret_id_file: Some(sid.display().to_string()),
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    let fake = Arc::new(AuthFake { refuse_renewal, ..Default::default() });
+    (Resolver::with_transport(settings, fake.clone()), fake, dir)
+}
+
+#[tokio::test]
+async fn approle_token_is_renewed_before_expiry() {
+    let (r, fake, _dir) = approle_resolver(false).await;
+    assert_eq!(r.token().await.unwrap().as_str(), "t1");
+    // The lease (1 s) is due for renewal at once (two thirds of it has passed).
+    assert_eq!(r.token().await.unwrap().as_str(), "t1");
+    assert_eq!((*fake.logins.lock().unwrap(), *fake.renewals.lock().unwrap()), (1, 1));
+    // Renewed to an hour: no more renewals for now.
+    r.token().await.unwrap();
+    assert_eq!(*fake.renewals.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn refused_renewal_logs_in_again() {
+    let (r, fake, _dir) = approle_resolver(true).await;
+    assert_eq!(r.token().await.unwrap().as_str(), "t1");
+    assert_eq!(r.token().await.unwrap().as_str(), "t2", "a refused renewal leads to a new login");
+    assert_eq!((*fake.logins.lock().unwrap(), *fake.renewals.lock().unwrap()), (2, 1));
+}

@@ -61,6 +61,8 @@ pub struct SledStorage {
     synced: tokio::sync::Mutex<u64>,
     fatal: FatalHook,
     syncs: AtomicU64,
+    /// Failure injection for tests: the next sync reports this error.
+    fail_next_sync: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for SledStorage {
@@ -131,6 +133,7 @@ impl SledStorage {
             synced: tokio::sync::Mutex::new(committed),
             fatal,
             syncs: AtomicU64::new(0),
+            fail_next_sync: std::sync::Mutex::new(None),
         })
     }
 
@@ -144,6 +147,12 @@ impl SledStorage {
         self.syncs.load(Ordering::Relaxed)
     }
 
+    /// Makes the next flush+fsync fail with `msg` (failure injection for tests of the fail-stop
+    /// path; the data itself is untouched).
+    pub fn fail_next_sync(&self, msg: &str) {
+        *self.fail_next_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.to_owned());
+    }
+
     /// Makes every write up to `version` durable, sharing the sync with concurrent writers.
     async fn make_durable(&self, version: u64) -> Result<(), StorageError> {
         let mut synced = self.synced.lock().await;
@@ -153,9 +162,13 @@ impl SledStorage {
         // Everything committed so far is covered by this sync: transactions serialise on the
         // version counter, so every version <= target has committed to sled's memory.
         let target = self.committed.load(Ordering::SeqCst);
+        let injected = self.fail_next_sync.lock().unwrap_or_else(|p| p.into_inner()).take();
         let db = self.db.clone();
         let file = Arc::clone(&self.data_file);
         let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if let Some(msg) = injected {
+                return Err(format!("fsync of sled data file failed: {msg}"));
+            }
             db.flush().map_err(|e| format!("sled flush failed: {e}"))?;
             file.sync_all().map_err(|e| format!("fsync of sled data file failed: {e}"))?;
             Ok(())
@@ -379,6 +392,38 @@ mod tests {
         assert_eq!(mode, 0o700);
         let mode = std::fs::metadata(path.join("db")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_is_fatal_and_never_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let fatal_calls = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let calls = Arc::clone(&fatal_calls);
+        let hook: FatalHook = Arc::new(move |m: &str| calls.lock().unwrap().push(m.to_owned()));
+        let s = SledStorage::open_with_hook(&dir.path().join("store"), hook).unwrap();
+        s.apply(Batch::new().put("before", b"1".to_vec())).await.unwrap();
+        s.fail_next_sync("EIO (injected)");
+        let err = s.apply(Batch::new().put("k", b"v".to_vec())).await.unwrap_err();
+        assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
+        let calls = fatal_calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "the fatal hook (process exit in production) must run once");
+        assert!(calls[0].contains("fsync") && calls[0].contains("EIO"), "{calls:?}");
+    }
+
+    #[test]
+    fn the_default_hook_exits_the_process() {
+        // Run the default hook in a child process: it must exit non-zero with a message.
+        if std::env::var("COFFER_SLED_FATAL_CHILD").is_ok() {
+            default_fatal("injected failure");
+            unreachable!("default_fatal returned");
+        }
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "sled_store::tests::the_default_hook_exits_the_process", "--nocapture"])
+            .env("COFFER_SLED_FATAL_CHILD", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(74), "{}", String::from_utf8_lossy(&out.stderr));
     }
 
     #[tokio::test]

@@ -1,11 +1,15 @@
 //! The official OpenBao CLI (`bao`, a Go `api`-based client) pointed at coffer.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::harness::{bao_cli, require_bao, Server};
+use crate::harness::{bao_cli, bao_cli_as, require_bao, Server};
 
 fn ok(s: &Server, args: &[&str]) -> String {
-    let (code, out, err) = bao_cli(s, args);
+    ok_as(s, &s.token, args)
+}
+
+fn ok_as(s: &Server, token: &str, args: &[&str]) -> String {
+    let (code, out, err) = bao_cli_as(s, token, args);
     assert_eq!(code, 0, "bao {args:?} failed:\nstdout: {out}\nstderr: {err}");
     out
 }
@@ -37,4 +41,125 @@ fn bao_cli_status_mounts_and_kv_v1() {
     let tok: Value = serde_json::from_str(&ok(&s, &["token", "lookup", "-format=json"])).unwrap();
     assert_eq!(tok["data"]["policies"], serde_json::json!(["root"]));
     ok(&s, &["secrets", "disable", "kv1"]);
+}
+
+fn bao_json(s: &Server, args: &[&str]) -> Value {
+    bao_json_as(s, &s.token, args)
+}
+
+fn bao_json_as(s: &Server, token: &str, args: &[&str]) -> Value {
+    let out = ok_as(s, token, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bao {args:?} printed non-JSON ({e}): {out}"))
+}
+
+#[test]
+fn bao_cli_operator_init_unseal_seal() {
+    if !require_bao("bao_cli_operator_init_unseal_seal") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tls = crate::harness::make_tls(dir.path());
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\ntype = \"file\"\npath = \"data\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_cert_file = \"server.pem\"\ntls_key_file = \"server-key.pem\"\n",
+    )
+    .unwrap();
+    let mut s = Server::with_config(&cfg, Some(tls.ca_pem.clone()), &[]);
+    let (code, out, _) = bao_cli(&s, &["status"]);
+    assert_eq!(code, 2, "status exits 2 while sealed/uninitialised: {out}");
+    let init = bao_json(&s, &["operator", "init", "-key-shares=3", "-key-threshold=2", "-format=json"]);
+    let keys: Vec<String> =
+        init["unseal_keys_b64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+    assert_eq!(keys.len(), 3);
+    s.token = init["root_token"].as_str().unwrap().to_owned();
+    let st = bao_json(&s, &["operator", "unseal", "-format=json", &keys[0]]);
+    assert_eq!((st["sealed"].clone(), st["progress"].clone()), (json!(true), json!(1)));
+    let st = bao_json(&s, &["operator", "unseal", "-format=json", &keys[2]]);
+    assert_eq!(st["sealed"], false);
+    ok(&s, &["status"]);
+    ok(&s, &["secrets", "enable", "-path=kv1", "kv"]);
+    ok(&s, &["write", "kv1/x", "a=b"]);
+    ok(&s, &["operator", "seal"]);
+    let (code, _, _) = bao_cli(&s, &["status"]);
+    assert_eq!(code, 2);
+    bao_json(&s, &["operator", "unseal", "-format=json", &keys[1]]);
+    bao_json(&s, &["operator", "unseal", "-format=json", &keys[0]]);
+    assert_eq!(bao_json(&s, &["read", "-format=json", "kv1/x"])["data"]["a"], "b");
+    assert!(s.terminate().success());
+}
+
+/// Issue 3's flows through the bao CLI: a policy that allows only secret/data/app/* limits a
+/// token; AppRole role → role-id → wrapped secret-id → unwrap → login → use → uses exhausted.
+#[test]
+fn bao_cli_policy_token_and_approle_flow() {
+    if !require_bao("bao_cli_policy_token_and_approle_flow") {
+        return;
+    }
+    let s = Server::dev();
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("app.hcl");
+    std::fs::write(&pol, "path \"secret/data/app/*\" {\n  capabilities = [\"read\", \"create\", \"update\"]\n}\npath \"sys/internal/ui/mounts/*\" {\n  capabilities = [\"read\"]\n}\npath \"auth/token/create\" {\n  capabilities = [\"update\"]\n}\n").unwrap();
+    ok(&s, &["policy", "write", "app", pol.to_str().unwrap()]);
+    assert!(ok(&s, &["policy", "read", "app"]).contains("secret/data/app/*"));
+    ok(&s, &["kv", "put", "secret/app/db", "password=p"]);
+    ok(&s, &["kv", "put", "secret/other/x", "password=q"]);
+    let tok = bao_json(&s, &["token", "create", "-policy=app", "-ttl=10m", "-format=json"]);
+    let app_token = tok["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bao_json_as(&s, &app_token, &["kv", "get", "-format=json", "secret/app/db"])["data"]["data"]
+            ["password"],
+        "p"
+    );
+    let (code, _, err) = bao_cli_as(&s, &app_token, &["kv", "get", "secret/other/x"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("permission denied") || err.contains("403"), "{err}");
+    ok_as(&s, &app_token, &["kv", "put", "secret/app/new", "k=v"]);
+    let (code, _, _) = bao_cli_as(&s, &app_token, &["kv", "put", "secret/other/new", "k=v"]);
+    assert_ne!(code, 0);
+    // Revoking the parent token revokes what it created.
+    let child = bao_json_as(&s, &app_token, &["token", "create", "-policy=app", "-format=json"]);
+    let child_token = child["auth"]["client_token"].as_str().unwrap().to_owned();
+    ok(&s, &["token", "revoke", &app_token]);
+    let (code, _, _) = bao_cli_as(&s, &child_token, &["token", "lookup"]);
+    assert_ne!(code, 0, "child of a revoked token still works");
+
+    ok(&s, &["auth", "enable", "approle"]);
+    ok(
+        &s,
+        &["write", "auth/approle/role/web", "token_policies=app", "secret_id_num_uses=1", "token_num_uses=2"],
+    );
+    let role_id = bao_json(&s, &["read", "-format=json", "auth/approle/role/web/role-id"])["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrapped =
+        bao_json(&s, &["write", "-wrap-ttl=60s", "-f", "-format=json", "auth/approle/role/web/secret-id"]);
+    let wt = wrapped["wrap_info"]["token"].as_str().unwrap().to_owned();
+    assert!(!wrapped["wrap_info"]["wrapped_accessor"].as_str().unwrap_or("").is_empty());
+    let un = bao_json_as(&s, &wt, &["unwrap", "-format=json"]);
+    let sid = un["data"]["secret_id"].as_str().unwrap().to_owned();
+    let login = bao_json_as(
+        &s,
+        "",
+        &[
+            "write",
+            "-format=json",
+            "auth/approle/login",
+            &format!("role_id={role_id}"),
+            &format!("secret_id={sid}"),
+        ],
+    );
+    let t = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    ok_as(&s, &t, &["kv", "get", "secret/app/db"]); // the CLI makes 2 requests: preflight + read
+    let (code, _, err) = bao_cli_as(&s, &t, &["kv", "get", "secret/app/db"]);
+    assert_ne!(code, 0, "token_num_uses exhausted must be refused");
+    assert!(err.contains("permission denied") || err.contains("403"), "{err}");
+    // The secret ID was single-use.
+    let (code, _, _) = bao_cli_as(
+        &s,
+        "",
+        &["write", "auth/approle/login", &format!("role_id={role_id}"), &format!("secret_id={sid}")],
+    );
+    assert_ne!(code, 0);
 }

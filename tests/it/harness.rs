@@ -401,10 +401,15 @@ pub fn raw_http(addr: &str, request: &[u8]) -> (u16, String) {
 
 /// Runs the `bao` CLI against `server`; returns (exit code, stdout, stderr).
 pub fn bao_cli(server: &Server, args: &[&str]) -> (i32, String, String) {
+    bao_cli_as(server, &server.token, args)
+}
+
+/// Runs the `bao` CLI against `server` with `token` ("" for none).
+pub fn bao_cli_as(server: &Server, token: &str, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new("bao");
     cmd.args(args)
         .env("BAO_ADDR", &server.addr)
-        .env("BAO_TOKEN", &server.token)
+        .env("BAO_TOKEN", token)
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_TOKEN")
         .env("HOME", std::env::temp_dir())

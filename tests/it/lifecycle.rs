@@ -247,3 +247,67 @@ fn wrong_shares_never_unseal_and_reset_progress() {
     let (st, _) = s.call_as("", "GET", "sys/unseal", None);
     assert_eq!(st, 405);
 }
+
+/// S8: process hygiene at start, HTTP/2 over TLS (ALPN), and `Authorization: Bearer` tokens.
+#[test]
+fn process_hygiene_h2_and_bearer_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = make_tls(dir.path());
+    let mut s = Server::with_config(&config(dir.path()), Some(tls.ca_pem.clone()), &[]);
+    let pid = s.child.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert!(
+        core.split_whitespace().nth(4) == Some("0") && core.split_whitespace().nth(5) == Some("0"),
+        "{core}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmLck:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (st, init) =
+        s.call_as("", "PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})));
+    assert_eq!(st, 200);
+    s.token = init["root_token"].as_str().unwrap().to_owned();
+    unseal_with(&s, &[init["keys"][0].as_str().unwrap()]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked_after: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmLck:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(locked_after > locked, "key material is mlocked after unseal ({locked} kB -> {locked_after} kB)");
+    let data = dir.path().join("data");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    for e in std::fs::read_dir(&data).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            assert_eq!(
+                e.metadata().unwrap().permissions().mode() & 0o077,
+                0,
+                "{:?} is group/other accessible",
+                e.path()
+            );
+        }
+    }
+    // h2 is negotiated over TLS, and a Bearer token authenticates like X-Vault-Token.
+    let r =
+        s.client().get(format!("{}/v1/auth/token/lookup-self", s.addr)).bearer_auth(&s.token).send().unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["data"]["policies"], json!(["root"]));
+    let r = s
+        .client()
+        .get(format!("{}/v1/auth/token/lookup-self", s.addr))
+        .header("Authorization", "Basic abc")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403, "other Authorization schemes are not tokens");
+    assert!(s.terminate().success());
+}
