@@ -112,6 +112,16 @@ impl<'a> Cli<'a> {
 #[test]
 fn bao_kv_v2_round_trip() {
     let Some(bao) = harness::require_bao_dev("bao_kv_v2_round_trip") else { return };
+    kv_v2_round_trip(&bao);
+}
+
+#[test]
+fn coffer_kv_v2_round_trip() {
+    let s = Server::dev();
+    kv_v2_round_trip(&s);
+}
+
+fn kv_v2_round_trip(bao: &Server) {
     let cli = Cli::new(&bao);
 
     let put = cli.run(&["kv", "put", "secret/app", "user=ada", "n=3"]).ok();
@@ -236,7 +246,17 @@ fn bao_kv_patch_falls_back_to_read_write_without_patch_capability() {
 
 #[test]
 fn bao_transit_helpers_and_generic_write() {
-    let Some(bao) = harness::require_bao_dev("bao_transit") else { return };
+    let Some(bao) = harness::require_bao_dev("bao_transit_helpers_and_generic_write") else { return };
+    transit_helpers_and_generic_write(&bao);
+}
+
+#[test]
+fn coffer_transit_helpers_and_generic_write() {
+    let s = Server::dev();
+    transit_helpers_and_generic_write(&s);
+}
+
+fn transit_helpers_and_generic_write(bao: &Server) {
     let cli = Cli::new(&bao);
     assert_eq!(
         cli.run(&["secrets", "enable", "transit"]).ok().stdout,
@@ -273,7 +293,17 @@ fn bao_transit_helpers_and_generic_write() {
 
 #[test]
 fn bao_approle_login_and_token_lifecycle() {
-    let Some(bao) = harness::require_bao_dev("bao_approle_login") else { return };
+    let Some(bao) = harness::require_bao_dev("bao_approle_login_and_token_lifecycle") else { return };
+    approle_login_and_token_lifecycle(&bao);
+}
+
+#[test]
+fn coffer_approle_login_and_token_lifecycle() {
+    let s = Server::dev();
+    approle_login_and_token_lifecycle(&s);
+}
+
+fn approle_login_and_token_lifecycle(bao: &Server) {
     let root = Cli::new(&bao);
     assert_eq!(
         root.run(&["auth", "enable", "approle"]).ok().stdout,
