@@ -327,7 +327,7 @@ impl Core {
             policies: vec!["root".into()],
             path: "auth/token/root".into(),
             display_name: "root".into(),
-            custom_id,
+            custom_id: custom_id.map(ClientToken::new),
             renewable: false,
             ..NewToken::default()
         };

@@ -322,8 +322,8 @@ impl TokenBackend {
                 return Err(Error::bad("batch tokens cannot have \"explicit_max_ttl\" set"));
             }
         }
-        let custom_id = fields::string(d, "id")?.filter(|s| !s.is_empty());
-        if let Some(id) = &custom_id {
+        let custom_id = fields::string(d, "id")?.filter(|s| !s.is_empty()).map(ClientToken::new);
+        if let Some(id) = custom_id.as_ref().map(ClientToken::expose) {
             if !is_sudo {
                 return Err(Error::bad("root or sudo privileges required to specify token id"));
             }

@@ -22,8 +22,8 @@ pub fn random_base62(n: usize) -> String {
     (0..n).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect()
 }
 
-/// What to issue.
-#[derive(Clone, Debug, Default)]
+/// What to issue. Not `Clone`/`Debug`-derived: it may carry a caller-chosen token ID.
+#[derive(Default)]
 pub struct NewToken {
     pub policies: Vec<String>,
     pub path: String,
@@ -42,8 +42,18 @@ pub struct NewToken {
     pub renewable: bool,
     pub internal: BTreeMap<String, String>,
     /// A caller-chosen token ID (sudo only; validated by the caller).
-    pub custom_id: Option<String>,
+    pub custom_id: Option<ClientToken>,
     pub is_wrapping: bool,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("policies", &self.policies)
+            .field("path", &self.path)
+            .field("custom_id", &self.custom_id.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The token store over its view (`sys/token/`).
@@ -96,13 +106,13 @@ impl TokenStore {
     }
 
     /// Issues a token and stores its entry (and accessor and parent indexes) in one batch.
-    pub async fn create(&self, spec: NewToken, now: OffsetDateTime) -> Result<(ClientToken, TokenEntry)> {
+    pub async fn create(&self, mut spec: NewToken, now: OffsetDateTime) -> Result<(ClientToken, TokenEntry)> {
         let prefix = match spec.token_type {
             TokenType::Service => "hvs.",
             TokenType::Batch => "hvb.",
         };
-        let token = match &spec.custom_id {
-            Some(id) => ClientToken::new(id.clone()),
+        let token = match spec.custom_id.take() {
+            Some(id) => id,
             None => ClientToken::new(format!("{prefix}{}", random_base62(24))),
         };
         let accessor = random_base62(24);
