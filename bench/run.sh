@@ -28,6 +28,7 @@ BAO_BIN=${BAO_BIN:-bao}
 NOISE_MAX=${NOISE_MAX:-25}       # % of a core busy outside server+wrk that makes a run "noisy"
 RETRIES=${RETRIES:-2}            # noisy runs are repeated up to this many times
 QUIET_WAIT=${QUIET_WAIT:-60}     # before a run, wait up to this many seconds for an idle machine
+NICE=${NICE:-0}                  # niceness of servers and wrk (negative needs root)
 TOKEN=root                       # dev root token id, the same on both servers
 
 usage() {
@@ -48,6 +49,8 @@ usage: bench/run.sh [options]
                     noisy and repeated, up to --retries times (default $NOISE_MAX, $RETRIES)
   --retries N
   --quiet-wait S    before each run wait up to S seconds for the machine to be idle (default $QUIET_WAIT)
+  --nice N          run servers and wrk at niceness N, e.g. -10 on a machine others are
+                    loading (default $NICE)
   --list            list scenarios and exit
 EOF
 }
@@ -76,6 +79,7 @@ while (($#)); do
     --noise-max) NOISE_MAX=$2; shift ;;
     --retries) RETRIES=$2; shift ;;
     --quiet-wait) QUIET_WAIT=$2; shift ;;
+    --nice) NICE=$2; shift ;;
     --list)
       for s in "${SCENARIO_NAMES[@]}"; do printf '%-12s %s\n' "$s" "${S_DESC[$s]}"; done
       exit 0 ;;
@@ -102,6 +106,9 @@ case $PIN in
   none) SRV_PIN=(); LOAD_PIN=() ;;
   *) die "--pin must be split or none" ;;
 esac
+if ((NICE != 0)); then
+  SRV_PIN=(nice -n "$NICE" "${SRV_PIN[@]}"); LOAD_PIN=(nice -n "$NICE" "${LOAD_PIN[@]}")
+fi
 
 mkdir -p "$OUT"
 CSV=$OUT/runs.csv
@@ -205,7 +212,7 @@ git -C "$ROOT" diff --quiet HEAD -- src storage Cargo.toml Cargo.lock 2>/dev/nul
   echo "coffer:   $ROOT/target/release/coffer"
   [[ $SERVERS == *bao* ]] && echo "bao:      $("$BAO_BIN" version 2>/dev/null | head -1)"
   echo "wrk:      $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
-  echo "settings: pin=$PIN threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s runs=$RUNS warmup=${WARMUP}s keys=$KEYS"
+  echo "settings: pin=$PIN nice=$NICE threads=$THREADS connections=$CONNECTIONS duration=${DURATION}s runs=$RUNS warmup=${WARMUP}s keys=$KEYS"
   echo "loadavg:  $(cut -d' ' -f1-3 /proc/loadavg) (before start)"
 } | tee "$OUT/meta.txt" >&2
 
@@ -243,16 +250,24 @@ for sc in "${SELECTED[@]}"; do
     fi
     for name in "${order[@]}"; do
       raw=$OUT/$sc.$name.$r.txt
+      # Noisy runs are repeated; the attempt with the least foreign load is kept.
+      best=
       for ((attempt = 0; attempt <= RETRIES; attempt++)); do
         ((QUIET_WAIT > 0)) && wait_quiet
-        read -r scpu wcpu ocpu < <(run_wrk "$sc" "$name" "$DURATION" "$raw")
-        read -r rps p50 p99 req n2 se < <(parse_wrk "$raw")
+        read -r scpu wcpu ocpu < <(run_wrk "$sc" "$name" "$DURATION" "$raw.try$attempt")
+        read -r rps p50 p99 req n2 se < <(parse_wrk "$raw.try$attempt")
         printf '%-10s %-6s run %d: %9s req/s  p50 %7s ms  p99 %7s ms  cpu: server %s%% wrk %s%% other %s%%\n' \
           "$sc" "$name" "$r" "$rps" "$p50" "$p99" "$scpu" "$wcpu" "$ocpu" >&2
-        ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors; see $raw and $OUT/$name.log"
+        ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors; see $raw.try$attempt and $OUT/$name.log"
+        if [[ -z $best ]] || ((ocpu < ${best##* })); then
+          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu"
+        fi
         ((ocpu <= NOISE_MAX)) && break
         echo "  noisy: ${ocpu}% of a core busy outside server and wrk$( ((attempt < RETRIES)) && echo '; repeating')" >&2
       done
+      read -r attempt rps p50 p99 req n2 se scpu wcpu ocpu <<<"$best"
+      mv "$raw.try$attempt" "$raw"
+      mv "$raw.try$attempt.time" "$raw.time"
       # Requests per CPU-second the server used: less sensitive to foreign load than req/s.
       eff=$(awk -v r="$rps" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0) ? r * 100 / c : 0 }')
       echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff" >>"$CSV"
