@@ -82,7 +82,7 @@ echo
 echo "top self cost (instructions per request, share):"
 awk -v req="$req" -v total="$total" '
   /^-+$/ { sep++; next }
-  sep >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ {
+  sep >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ && !/PROGRAM TOTALS/ {
     n = $1; gsub(/,/, "", n); fn = $0; sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "", fn)
     printf "%9.0f %5.1f%%  %s\n", n / req, 100 * n / total, substr(fn, 1, 150)
     if (++shown == 25) exit
