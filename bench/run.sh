@@ -137,6 +137,8 @@ start_server() {
       ;;
     bao)
       port=$(free_port "$BAO_PORT" "${PORTS[@]}")
+      # bao dev also listens on port + 1 (cluster); both must be free.
+      while port_in_use $((port + 1)); do port=$(free_port $((port + 2)) "${PORTS[@]}"); done
       # HOME in scratch: bao dev would otherwise write a token helper file.
       HOME=$SCRATCH "${SRV_PIN[@]}" "$BAO_BIN" server -dev -dev-root-token-id="$TOKEN" \
         -dev-listen-address="127.0.0.1:$port" -dev-no-store-token -log-level=warn \
