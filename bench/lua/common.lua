@@ -1,0 +1,54 @@
+-- Shared helpers for the wrk scenario scripts. Loaded with
+--   local c = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
+-- run.sh exports, per server:
+--   BENCH_TOKEN  the root token (both dev servers use the same id)
+--   BENCH_KEYS   how many keys the setup wrote
+--   BENCH_*      whatever the scenario's setup function printed as NAME=VALUE lines
+local c = {}
+
+c.token = os.getenv("BENCH_TOKEN") or "root"
+c.keys = tonumber(os.getenv("BENCH_KEYS") or "1000")
+
+-- wrk calls setup(thread) in its main Lua state once per thread, then init(args) in each
+-- thread's own state. Number the threads and seed each one differently so they do not walk
+-- the same key sequence. A scenario that needs its own init calls c.init() from it.
+local next_thread_id = 0
+function setup(thread)
+  next_thread_id = next_thread_id + 1
+  thread:set("thread_id", next_thread_id)
+end
+
+function c.init()
+  math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
+end
+init = function(args) c.init() end
+
+-- Name of key i (1-based). run.sh's setup writes exactly these names.
+function c.key(i)
+  return string.format("key-%06d", i)
+end
+
+function c.random_key()
+  return c.key(math.random(c.keys))
+end
+
+-- A ~100-byte JSON object, the same shape setup writes.
+function c.body(n)
+  return string.format(
+    '{"username":"svc-bench-%06d","password":"Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA","host":"db.internal:5432"}', n)
+end
+
+local json_headers = nil
+local get_headers = nil
+
+-- A request with the token header; a JSON content type when there is a body.
+function c.request(method, path, body)
+  if body then
+    json_headers = json_headers or { ["X-Vault-Token"] = c.token, ["Content-Type"] = "application/json" }
+    return wrk.format(method, path, json_headers, body)
+  end
+  get_headers = get_headers or { ["X-Vault-Token"] = c.token }
+  return wrk.format(method, path, get_headers)
+end
+
+return c
