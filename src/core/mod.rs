@@ -810,12 +810,32 @@ impl Core {
         }
     }
 
-    /// Removes expired and used-up tokens (with their children and cubbyholes) and dangling
-    /// index records.
+    /// Removes expired tokens (with their children and cubbyholes), walking the expiry index
+    /// in bounded rounds and yielding between tokens so requests keep flowing.
     pub async fn tidy_tokens(&self) -> Result<usize> {
         let active = self.active()?;
-        let now_ns = OffsetDateTime::now_utc().unix_timestamp_nanos();
         let mut removed = 0;
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let due = active.tokens.due_for_expiry(now, 256).await?;
+            if due.is_empty() {
+                return Ok(removed);
+            }
+            for id in due {
+                self.revoke_tree(&active, &id).await?;
+                removed += 1;
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// A full scan for records the index cannot find (`auth/token/tidy`): tokens whose last use
+    /// was consumed but whose revocation was interrupted, and expired tokens without an index
+    /// entry. Yields between tokens.
+    pub async fn tidy_tokens_full(&self) -> Result<usize> {
+        let mut removed = self.tidy_tokens().await?;
+        let active = self.active()?;
+        let now_ns = OffsetDateTime::now_utc().unix_timestamp_nanos();
         for id in active.tokens.all_ids().await? {
             if let Some((e, _)) = active.tokens.get_by_hmac(&id).await? {
                 if e.unusable_at(now_ns) {
@@ -823,6 +843,7 @@ impl Core {
                     removed += 1;
                 }
             }
+            tokio::task::yield_now().await;
         }
         Ok(removed)
     }

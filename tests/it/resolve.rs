@@ -205,8 +205,13 @@ fn watch_scenario(s: &Server) {
         std::fs::read_to_string(&marker).ok().filter(|t| t.contains("hup")).map(|_| ())
     });
     // SIGTERM goes to the child too; both exit (no orphan left behind).
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    let status = wait_for("coffer run to exit after SIGTERM", Duration::from_secs(30), || child.try_wait().ok().flatten());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = wait_for("coffer run to exit after SIGTERM", Duration::from_secs(30), || {
+        child.try_wait().ok().flatten()
+    });
     assert!(!status.success(), "the child was terminated by the forwarded signal");
     // Put the value back for other scenarios.
     s.call("POST", "secret/data/ai/openrouter_key", Some(json!({"data": {"value": OPENROUTER}})));

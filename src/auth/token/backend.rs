@@ -600,9 +600,10 @@ impl TokenBackend {
                     wanted
                 }
             };
+            let old_expire = entry.expire_time_ns;
             entry.expire_time_ns = Some(now_ns + i128::from(ttl) * 1_000_000_000);
             entry.last_renewal_ns = Some(now_ns);
-            if active.tokens.update(&entry, version).await? {
+            if active.tokens.update_with_old_expiry(&entry, version, old_expire).await? {
                 let mut resp = Response::empty();
                 resp.auth = Some(auth_block(&entry, &shown_token, ttl));
                 resp.warnings = warnings;
@@ -925,7 +926,7 @@ impl Backend for TokenBackend {
                 let weak = self.core.clone();
                 tokio::spawn(async move {
                     if let Some(core) = weak.upgrade() {
-                        if let Err(e) = core.tidy_tokens().await {
+                        if let Err(e) = core.tidy_tokens_full().await {
                             tracing::warn!(error = %e, "token tidy failed");
                         }
                     }

@@ -14,6 +14,13 @@ use super::{ClientToken, TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
 use crate::core::error::{is_precondition_failure, Error, Result};
 
 const SALT_KEY: &str = "salt";
+
+/// Expiry index: `expiry/<unix minute, 12 digits>/<id hmac>` for every expiring token, written
+/// and removed in the same batch as the token record, so tidy visits only due tokens.
+fn expiry_key(expire_ns: i128, id_hmac: &str) -> String {
+    let minute = (expire_ns / 1_000_000_000).max(0) / 60;
+    format!("expiry/{minute:012}/{id_hmac}")
+}
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Random base62 string of `n` characters from the OS CSPRNG.
@@ -153,6 +160,9 @@ impl TokenStore {
         if let Some(parent) = &spec.parent {
             batch = batch.put(format!("parent/{parent}/{id_hmac}"), Vec::new());
         }
+        if let Some(exp) = entry.expire_time_ns {
+            batch = batch.put(expiry_key(exp, &id_hmac), Vec::new());
+        }
         match self.view.apply(batch).await {
             Ok(_) => Ok((token, entry)),
             Err(e) if is_precondition_failure(&e) => {
@@ -222,8 +232,28 @@ impl TokenStore {
 
     /// Replaces an entry if it is still at `version`. `Ok(false)` when it changed meanwhile.
     pub async fn update(&self, entry: &TokenEntry, version: u64) -> Result<bool> {
+        self.update_with_old_expiry(entry, version, entry.expire_time_ns).await
+    }
+
+    /// Like [`update`](Self::update), moving the expiry index from `old_expire_ns` (renewals).
+    pub async fn update_with_old_expiry(
+        &self,
+        entry: &TokenEntry,
+        version: u64,
+        old_expire_ns: Option<i128>,
+    ) -> Result<bool> {
         let key = format!("id/{}", entry.id_hmac);
-        match self.view.put_if(&key, serde_json::to_vec(entry)?, Some(version)).await {
+        let mut batch =
+            Batch::new().put(key.clone(), serde_json::to_vec(entry)?).require_version(key, version);
+        if old_expire_ns != entry.expire_time_ns {
+            if let Some(old) = old_expire_ns {
+                batch = batch.delete(expiry_key(old, &entry.id_hmac));
+            }
+            if let Some(new) = entry.expire_time_ns {
+                batch = batch.put(expiry_key(new, &entry.id_hmac), Vec::new());
+            }
+        }
+        match self.view.apply(batch).await {
             Ok(_) => Ok(true),
             Err(e) if is_precondition_failure(&e) => Ok(false),
             Err(e) => Err(e.into()),
@@ -240,6 +270,9 @@ impl TokenStore {
             .delete(format!("accessor/{}", self.hmac(&entry.accessor)));
         if let Some(parent) = &entry.parent {
             batch = batch.delete(format!("parent/{parent}/{id_hmac}"));
+        }
+        if let Some(exp) = entry.expire_time_ns {
+            batch = batch.delete(expiry_key(exp, id_hmac));
         }
         match self.view.apply(batch).await {
             Ok(_) => Ok(Some(entry)),
@@ -296,8 +329,89 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Id HMACs of tokens whose expiry falls in a minute at or before `now` (index order),
+    /// at most `limit` of them. Index entries whose token is gone are removed on the way.
+    pub async fn due_for_expiry(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<String>> {
+        let now_minute = now.unix_timestamp().max(0) / 60;
+        let mut out = Vec::new();
+        for bucket in self.view.list("expiry/").await? {
+            let minute: i64 = bucket.trim_end_matches('/').parse().unwrap_or(i64::MAX);
+            if minute > now_minute {
+                break;
+            }
+            for id in self.view.list(&format!("expiry/{bucket}")).await? {
+                match self.get_by_hmac(&id).await? {
+                    Some((e, _))
+                        if e.expire_time_ns.map(|t| expiry_key(t, &id))
+                            == Some(format!("expiry/{bucket}{id}")) =>
+                    {
+                        if e.expired_at(now.unix_timestamp_nanos()) {
+                            out.push(id);
+                        }
+                    }
+                    // The token is gone or was renewed past this bucket: drop the stale entry.
+                    _ => {
+                        self.view.delete(&format!("expiry/{bucket}{id}")).await?;
+                    }
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every stored id HMAC (tidy, accessor listing).
     pub async fn all_ids(&self) -> Result<Vec<String>> {
         Ok(self.view.list("id/").await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use coffer_storage::keys::RootKey;
+    use coffer_storage::{Barrier, MemStorage};
+
+    use super::*;
+
+    async fn store() -> TokenStore {
+        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
+        let root = RootKey::generate().unwrap();
+        b.initialize(&root).await.unwrap();
+        b.unseal(root).await.unwrap();
+        TokenStore::open(b.view("sys/token/")).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn expiry_index_follows_create_renew_and_revoke() {
+        let s = store().await;
+        let past = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let spec = |ttl| NewToken { policies: vec!["default".into()], ttl, ..NewToken::default() };
+        let (_, expired) = s.create(spec(60), past).await.unwrap();
+        let (_, live) = s.create(spec(3600 * 5), past).await.unwrap();
+        let (_, forever) = s.create(spec(0), past).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(s.due_for_expiry(now, 100).await.unwrap(), vec![expired.id_hmac.clone()]);
+        // Renewing moves the index entry; the old bucket no longer yields the token.
+        let (mut e, v) = s.get_by_hmac(&expired.id_hmac).await.unwrap().unwrap();
+        let old = e.expire_time_ns;
+        e.expire_time_ns = Some(now.unix_timestamp_nanos() + 3_600_000_000_000);
+        assert!(s.update_with_old_expiry(&e, v, old).await.unwrap());
+        assert!(s.due_for_expiry(now, 100).await.unwrap().is_empty());
+        // Far in the future, both expiring tokens are due; the non-expiring one never is.
+        let later = now + time::Duration::hours(10);
+        let mut due = s.due_for_expiry(later, 100).await.unwrap();
+        due.sort();
+        let mut want = vec![expired.id_hmac.clone(), live.id_hmac.clone()];
+        want.sort();
+        assert_eq!(due, want);
+        assert!(!due.contains(&forever.id_hmac));
+        // Revocation removes the index entry with the token.
+        s.revoke_tree(&live.id_hmac).await.unwrap();
+        assert_eq!(s.due_for_expiry(later, 100).await.unwrap(), vec![expired.id_hmac.clone()]);
+        assert!(s.view().list("expiry/").await.unwrap().len() == 1);
     }
 }

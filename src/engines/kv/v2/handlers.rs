@@ -616,6 +616,9 @@ pub async fn config_write(ctx: &Ctx, store: &Store) -> Result<Response> {
 pub async fn sweep_expired(store: &Store, now: i64) -> Result<usize> {
     let mut swept = 0;
     for full in store.view.list_recursive(META_PREFIX).await? {
+        // Let requests run between keys: the sweep is housekeeping (reads already hide
+        // expired versions), never a reason for latency.
+        tokio::task::yield_now().await;
         let Some(key) = full.strip_prefix(META_PREFIX) else { continue };
         for _ in 0..MAX_ATTEMPTS {
             let Some((mut meta, read_at)) = store.meta(key).await? else { break };
