@@ -51,6 +51,25 @@ pub fn raw(data: &Map<String, Value>) -> Option<&Value> {
 }
 
 /// Decodes encrypt/decrypt/rewrap items (Vault's `decodeBatchRequestItems`).
+/// The request's items: the decoded `batch_input` when present (which must not be empty), else
+/// the one item `single` builds from the top-level fields.
+pub fn items_or<T>(
+    raw: Option<&Value>,
+    decode: impl FnOnce(&Value) -> Result<Vec<T>>,
+    single: impl FnOnce() -> Result<T>,
+) -> Result<Vec<T>> {
+    match raw {
+        Some(r) => {
+            let items = decode(r)?;
+            if items.is_empty() {
+                return Err(Error::bad("missing batch input to process"));
+            }
+            Ok(items)
+        }
+        None => Ok(vec![single()?]),
+    }
+}
+
 pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
     let fail = |m: String| internal_visible(format!("failed to parse batch input: {m}"));
     let Value::Array(items) = raw else {

@@ -91,21 +91,16 @@ fn aad_for(p: &Policy, i: usize, item: &Item) -> std::result::Result<Option<Zero
 pub async fn encrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
-    let mut items = match raw {
-        Some(r) => {
-            let items = batch::decode_items(r, Require::Plaintext)?;
-            if items.is_empty() {
-                return Err(Error::bad("missing batch input to process"));
-            }
-            items
-        }
-        None => {
+    let mut items = batch::items_or(
+        raw,
+        |r| batch::decode_items(r, Require::Plaintext),
+        || {
             if data.get("plaintext").is_none_or(Value::is_null) {
                 return Err(Error::bad("missing plaintext to encrypt"));
             }
-            vec![single_item(data, "plaintext")?]
-        }
-    };
+            single_item(data, "plaintext")
+        },
+    )?;
     if items.iter().any(|i| !i.nonce.is_empty()) {
         return Err(Error::bad(NONCE_NOT_ALLOWED));
     }
@@ -241,22 +236,17 @@ fn batch_results(results: Vec<Map<String, Value>>, errors: Vec<Option<String>>, 
 pub async fn decrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
-    let items = match raw {
-        Some(r) => {
-            let items = batch::decode_items(r, Require::Ciphertext)?;
-            if items.is_empty() {
-                return Err(Error::bad("missing batch input to process"));
-            }
-            items
-        }
-        None => {
+    let items = batch::items_or(
+        raw,
+        |r| batch::decode_items(r, Require::Ciphertext),
+        || {
             let item = single_item(data, "ciphertext")?;
             if item.ciphertext.is_empty() {
                 return Err(Error::bad("missing ciphertext to decrypt"));
             }
-            vec![item]
-        }
-    };
+            Ok(item)
+        },
+    )?;
     if items.iter().any(|i| !i.nonce.is_empty()) {
         return Err(Error::bad(NONCE_NOT_ALLOWED));
     }
@@ -329,22 +319,17 @@ pub async fn decrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 pub async fn rewrap(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
-    let items = match raw {
-        Some(r) => {
-            let items = batch::decode_items(r, Require::Nothing)?;
-            if items.is_empty() {
-                return Err(Error::bad("missing batch input to process"));
-            }
-            items
-        }
-        None => {
+    let items = batch::items_or(
+        raw,
+        |r| batch::decode_items(r, Require::Nothing),
+        || {
             let item = single_item(data, "ciphertext")?;
             if item.ciphertext.is_empty() {
                 return Err(Error::bad("missing ciphertext to decrypt"));
             }
-            vec![item]
-        }
-    };
+            Ok(item)
+        },
+    )?;
     if items.iter().any(|i| !i.nonce.is_empty()) {
         return Err(Error::bad(NONCE_NOT_ALLOWED));
     }
@@ -481,23 +466,18 @@ pub async fn hmac(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> 
         return Err(Error::bad("algorithm cannot be none"));
     }
     let raw = batch::raw(data);
-    let items = match raw {
-        Some(r) => {
-            let items = batch::decode_string_maps(r)?;
-            if items.is_empty() {
-                return Err(Error::bad("missing batch input to process"));
-            }
-            items
-        }
-        None => {
+    let items = batch::items_or(
+        raw,
+        |r| batch::decode_string_maps(r),
+        || {
             let Some(input) = fields::string(data, "input")? else {
                 return Err(Error::bad("missing input for HMAC"));
             };
             let mut m = Map::new();
             m.insert("input".into(), json!(input));
-            vec![m]
-        }
-    };
+            Ok(m)
+        },
+    )?;
     let mut out = Vec::with_capacity(items.len());
     for item in &items {
         let mut r = Map::new();
@@ -606,21 +586,16 @@ pub async fn sign(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> 
     }
     check_none(data, &opts)?;
     let raw = batch::raw(data);
-    let items = match raw {
-        Some(r) => {
-            let items = batch::decode_string_maps(r)?;
-            if items.is_empty() {
-                return Err(Error::bad("missing batch input to process"));
-            }
-            items
-        }
-        None => {
+    let items = batch::items_or(
+        raw,
+        |r| batch::decode_string_maps(r),
+        || {
             let mut m = Map::new();
             m.insert("input".into(), json!(fields::string_or_empty(data, "input")?));
             m.insert("context".into(), json!(fields::string_or_empty(data, "context")?));
-            vec![m]
-        }
-    };
+            Ok(m)
+        },
+    )?;
     let mut out = Vec::with_capacity(items.len());
     let mut single_err: Option<Error> = None;
     for item in &items {
@@ -681,15 +656,10 @@ pub async fn sign(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> 
 pub async fn verify(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
-    let items = match raw {
-        Some(r) => {
-            let items = batch::decode_string_maps(r)?;
-            if items.is_empty() {
-                return Err(Error::bad("missing batch input to process"));
-            }
-            items
-        }
-        None => {
+    let items = batch::items_or(
+        raw,
+        |r| batch::decode_string_maps(r),
+        || {
             let mut m = Map::new();
             m.insert("input".into(), json!(fields::string_or_empty(data, "input")?));
             if let Some(s) = fields::string(data, "signature")? {
@@ -699,9 +669,9 @@ pub async fn verify(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -
                 m.insert("hmac".into(), json!(h));
             }
             m.insert("context".into(), json!(fields::string_or_empty(data, "context")?));
-            vec![m]
-        }
-    };
+            Ok(m)
+        },
+    )?;
     let (mut sig_found, mut hmac_found, mut missing) = (false, false, false);
     for it in &items {
         if it.contains_key("signature") {
