@@ -311,3 +311,52 @@ fn process_hygiene_h2_and_bearer_tokens() {
     assert_eq!(r.status(), 403, "other Authorization schemes are not tokens");
     assert!(s.terminate().success());
 }
+
+/// Issue 3 through vaultrs: a policy allowing only `secret/data/app/*` really limits a token.
+#[test]
+fn vaultrs_policy_limits_a_token() {
+    let s = Server::dev();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = |token: &str| {
+        let settings = vaultrs::client::VaultClientSettingsBuilder::default()
+            .address(&s.addr)
+            .token(token)
+            .build()
+            .unwrap();
+        vaultrs::client::VaultClient::new(settings).unwrap()
+    };
+    let root = client(&s.token);
+    rt.block_on(vaultrs::sys::policy::set(
+        &root,
+        "app",
+        "path \"secret/data/app/*\" { capabilities = [\"read\", \"create\", \"update\"] }",
+    ))
+    .unwrap();
+    let secret = std::collections::HashMap::from([("password", "p")]);
+    rt.block_on(vaultrs::kv2::set(&root, "secret", "app/db", &secret)).unwrap();
+    rt.block_on(vaultrs::kv2::set(&root, "secret", "other/db", &secret)).unwrap();
+    let mut opts = vaultrs::api::token::requests::CreateTokenRequest::builder();
+    opts.policies(vec!["app".to_owned()]);
+    let auth = rt.block_on(vaultrs::token::new(&root, Some(&mut opts))).unwrap();
+    assert_eq!(auth.policies, vec!["app".to_owned(), "default".to_owned()]);
+    let app = client(&auth.client_token);
+    let got: std::collections::HashMap<String, String> =
+        rt.block_on(vaultrs::kv2::read(&app, "secret", "app/db")).unwrap();
+    assert_eq!(got["password"], "p");
+    rt.block_on(vaultrs::kv2::set(&app, "secret", "app/new", &secret)).unwrap();
+    for (path, write) in [("other/db", false), ("other/new", true), ("app", false)] {
+        let err = if write {
+            rt.block_on(vaultrs::kv2::set(&app, "secret", path, &secret)).map(|_| ()).unwrap_err()
+        } else {
+            rt.block_on(vaultrs::kv2::read::<Value>(&app, "secret", path)).map(|_| ()).unwrap_err()
+        };
+        match err {
+            vaultrs::error::ClientError::APIError { code, errors } => {
+                assert_eq!(code, 403, "{path}: {errors:?}");
+                assert!(errors.iter().any(|e| e.contains("permission denied")), "{errors:?}");
+            }
+            other => panic!("{path}: expected a 403, got {other:?}"),
+        }
+    }
+}
