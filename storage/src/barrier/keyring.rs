@@ -1,10 +1,11 @@
 //! The keyring: numbered data keys ("terms"), one of them active for encryption.
 //!
 //! Persisted at [`KEYRING_PATH`](super::KEYRING_PATH), encrypted with the root key (term 0).
-//! Plaintext layout, version 1 (all integers big-endian):
+//! Plaintext layout, version 2 (all integers big-endian; version 1 lacked `encryptions`):
 //!
 //! ```text
-//! format u8 = 1 | active_term u32 | count u32 | count × { term u32 | install_unix_nanos i64 | key [32] }
+//! format u8 = 2 | active_term u32 | count u32 |
+//!     count × { term u32 | install_unix_nanos i64 | encryptions u64 | key [32] }
 //! ```
 
 use std::collections::BTreeMap;
@@ -15,8 +16,10 @@ use zeroize::Zeroizing;
 
 use crate::keys::{DataKey, KEY_LEN};
 
-const FORMAT: u8 = 1;
-const RECORD_LEN: usize = 4 + 8 + KEY_LEN;
+const FORMAT: u8 = 2;
+const FORMAT_V1: u8 = 1;
+const RECORD_LEN_V1: usize = 4 + 8 + KEY_LEN;
+const RECORD_LEN: usize = 4 + 8 + 8 + KEY_LEN;
 
 /// One term's key and bookkeeping.
 pub struct TermKey {
@@ -106,6 +109,7 @@ impl Keyring {
             out.extend_from_slice(&term.to_be_bytes());
             let nanos = k.install_time.unix_timestamp_nanos() as i64;
             out.extend_from_slice(&nanos.to_be_bytes());
+            out.extend_from_slice(&k.encryptions.load(Ordering::Relaxed).to_be_bytes());
             out.extend_from_slice(k.key.expose());
         }
         out
@@ -116,9 +120,11 @@ impl Keyring {
         if raw.len() < 9 {
             return Err("keyring too short".into());
         }
-        if raw[0] != FORMAT {
-            return Err(format!("unknown keyring format {}", raw[0]));
-        }
+        let record_len = match raw[0] {
+            FORMAT => RECORD_LEN,
+            FORMAT_V1 => RECORD_LEN_V1,
+            other => return Err(format!("unknown keyring format {other}")),
+        };
         let be32 = |b: &[u8]| -> u32 {
             let mut a = [0u8; 4];
             a.copy_from_slice(b);
@@ -127,18 +133,26 @@ impl Keyring {
         let active = be32(&raw[1..5]);
         let count = be32(&raw[5..9]) as usize;
         let body = &raw[9..];
-        if body.len() != count.checked_mul(RECORD_LEN).ok_or("keyring count overflows")? {
+        if body.len() != count.checked_mul(record_len).ok_or("keyring count overflows")? {
             return Err("keyring length does not match its term count".into());
         }
         let mut terms = BTreeMap::new();
-        for rec in body.chunks_exact(RECORD_LEN) {
+        for rec in body.chunks_exact(record_len) {
             let term = be32(&rec[..4]);
             let mut n = [0u8; 8];
             n.copy_from_slice(&rec[4..12]);
             let install_time = OffsetDateTime::from_unix_timestamp_nanos(i64::from_be_bytes(n) as i128)
                 .map_err(|_| "keyring install time out of range")?;
-            let key = DataKey::from_slice(&rec[12..]).ok_or("keyring key length")?;
-            if terms.insert(term, TermKey { key, install_time, encryptions: AtomicU64::new(0) }).is_some() {
+            let (encryptions, key_bytes) = if record_len == RECORD_LEN {
+                let mut c = [0u8; 8];
+                c.copy_from_slice(&rec[12..20]);
+                (u64::from_be_bytes(c), &rec[20..])
+            } else {
+                (0, &rec[12..])
+            };
+            let key = DataKey::from_slice(key_bytes).ok_or("keyring key length")?;
+            let encryptions = AtomicU64::new(encryptions);
+            if terms.insert(term, TermKey { key, install_time, encryptions }).is_some() {
                 return Err(format!("keyring repeats term {term}"));
             }
         }

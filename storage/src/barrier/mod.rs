@@ -26,8 +26,9 @@
 //!
 //! [`Barrier::rotate`] writes a keyring with one more term, guarded by a precondition on the
 //! keyring's stored version so two concurrent rotations cannot lose a term. Terms are counted
-//! ([`TermKey::encryptions`]); past the operation limit (NIST's bound for random 96-bit nonces,
-//! as OpenBao) the barrier rotates by itself.
+//! ([`TermKey::encryptions`]); the counts are persisted with the keyring every
+//! [`DEFAULT_PERSIST_EVERY`] encryptions, so they survive restarts, and past the operation limit
+//! (NIST's bound for random 96-bit nonces, as OpenBao) the barrier rotates by itself.
 
 pub mod keyring;
 
@@ -48,6 +49,9 @@ pub use keyring::{Keyring, TermKey};
 pub const KEYRING_PATH: &str = "core/keyring";
 /// Default number of encryptions per term before an automatic rotation (≈ 0.9 × 2^32).
 pub const DEFAULT_ROTATION_LIMIT: u64 = 3_865_470_566;
+/// Encryption counts are persisted (with the keyring) at least this often, so a restart loses
+/// at most this many from the count that drives automatic rotation.
+pub const DEFAULT_PERSIST_EVERY: u64 = 100_000;
 
 /// Errors of the barrier.
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +101,8 @@ pub struct KeyStatus {
 struct Unsealed {
     root: RootKey,
     keyring: Keyring,
-    /// Storage version of the keyring record this state was loaded from.
-    stored_version: u64,
+    /// Storage version of the keyring record this state was loaded from (or last wrote).
+    stored_version: AtomicU64,
 }
 
 /// Encrypting wrapper around an untrusted [`Storage`].
@@ -106,6 +110,8 @@ pub struct Barrier {
     storage: Arc<dyn Storage>,
     state: RwLock<Option<Arc<Unsealed>>>,
     rotation_limit: AtomicU64,
+    /// The keyring (with its encryption counts) is rewritten every this many encryptions.
+    persist_every: AtomicU64,
     rotating: tokio::sync::Mutex<()>,
     auto_rotating: std::sync::atomic::AtomicBool,
 }
@@ -123,6 +129,7 @@ impl Barrier {
             storage,
             state: RwLock::new(None),
             rotation_limit: AtomicU64::new(DEFAULT_ROTATION_LIMIT),
+            persist_every: AtomicU64::new(DEFAULT_PERSIST_EVERY),
             rotating: tokio::sync::Mutex::new(()),
             auto_rotating: std::sync::atomic::AtomicBool::new(false),
         }
@@ -131,6 +138,29 @@ impl Barrier {
     /// The storage below the barrier (ciphertext only), for the seal's own raw records.
     pub fn raw(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    /// Changes how often encryption counts are persisted (tests lower it).
+    pub fn set_persist_every(&self, n: u64) {
+        self.persist_every.store(n.max(1), Ordering::SeqCst);
+    }
+
+    /// Rewrites the keyring record with the current encryption counts. A concurrent change of
+    /// the record (rotation elsewhere) wins: the counts are then written with the next persist.
+    pub async fn persist_counts(&self) -> Result<(), BarrierError> {
+        let _serial = self.rotating.lock().await;
+        let cur = self.current()?;
+        let sealed = encrypt_keyring(&cur.root, &cur.keyring)?;
+        let expected = cur.stored_version.load(Ordering::SeqCst);
+        let batch = Batch::new().put(KEYRING_PATH, sealed).require_version(KEYRING_PATH, expected);
+        match self.storage.apply(batch).await {
+            Ok(v) => {
+                cur.stored_version.store(v, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(StorageError::PreconditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Changes the automatic rotation threshold (tests lower it).
@@ -183,7 +213,11 @@ impl Barrier {
     pub async fn unseal(&self, root: RootKey) -> Result<(), BarrierError> {
         let entry = self.storage.get(KEYRING_PATH).await?.ok_or(BarrierError::NotInitialized)?;
         let keyring = decrypt_keyring(&root, &entry.value)?;
-        self.install(Some(Arc::new(Unsealed { root, keyring, stored_version: entry.version })));
+        self.install(Some(Arc::new(Unsealed {
+            root,
+            keyring,
+            stored_version: AtomicU64::new(entry.version),
+        })));
         Ok(())
     }
 
@@ -191,12 +225,16 @@ impl Barrier {
     pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
         let Ok(cur) = self.current() else { return Ok(()) };
         let entry = self.storage.get(KEYRING_PATH).await?.ok_or(BarrierError::NotInitialized)?;
-        if entry.version == cur.stored_version {
+        if entry.version == cur.stored_version.load(Ordering::SeqCst) {
             return Ok(());
         }
         let keyring = decrypt_keyring(&cur.root, &entry.value)?;
         let root = cur.root.duplicate();
-        self.install(Some(Arc::new(Unsealed { root, keyring, stored_version: entry.version })));
+        self.install(Some(Arc::new(Unsealed {
+            root,
+            keyring,
+            stored_version: AtomicU64::new(entry.version),
+        })));
         Ok(())
     }
 
@@ -231,12 +269,17 @@ impl Barrier {
             let cur = self.current()?;
             let next = cur.keyring.with_new_term().map_err(|_| BarrierError::Rng)?;
             let sealed = encrypt_keyring(&cur.root, &next)?;
-            let batch =
-                Batch::new().put(KEYRING_PATH, sealed).require_version(KEYRING_PATH, cur.stored_version);
+            let batch = Batch::new()
+                .put(KEYRING_PATH, sealed)
+                .require_version(KEYRING_PATH, cur.stored_version.load(Ordering::SeqCst));
             match self.storage.apply(batch).await {
                 Ok(version) => {
                     let root = cur.root.duplicate();
-                    self.install(Some(Arc::new(Unsealed { root, keyring: next, stored_version: version })));
+                    self.install(Some(Arc::new(Unsealed {
+                        root,
+                        keyring: next,
+                        stored_version: AtomicU64::new(version),
+                    })));
                     return self.key_status();
                 }
                 // Another node rotated first: load its keyring and add our term on top.
@@ -303,9 +346,16 @@ impl Barrier {
                 }
             }
         }
-        let total = active.encryptions.fetch_add(count, Ordering::Relaxed) + count;
+        let before = active.encryptions.fetch_add(count, Ordering::Relaxed);
+        let total = before + count;
+        let every = self.persist_every.load(Ordering::Relaxed);
         let version = self.storage.apply(Batch { ops, preconditions: batch.preconditions }).await?;
         drop(cur);
+        if count > 0 && before / every != total / every {
+            if let Err(e) = self.persist_counts().await {
+                tracing::warn!(error = %e, "could not persist keyring encryption counts");
+            }
+        }
         if count > 0
             && total >= self.rotation_limit.load(Ordering::Relaxed)
             && !self.auto_rotating.swap(true, Ordering::SeqCst)
