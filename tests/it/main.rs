@@ -12,6 +12,7 @@ mod config;
 mod harness;
 mod kv2;
 mod lifecycle;
+mod malformed;
 mod packaging;
 mod policy;
 mod regression;

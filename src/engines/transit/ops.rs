@@ -82,8 +82,9 @@ fn aad_for(p: &Policy, i: usize, item: &Item) -> std::result::Result<Option<Zero
             )));
         }
     }
+    // Bad base64 is the caller's mistake: 400 (OpenBao answers 500 with the same text).
     crypto::go_b64_secret(&item.associated_data).map(Some).map_err(|e| {
-        OpError::Internal(format!("unable to get associated_data/additional_data from factory[0]: {e}"))
+        OpError::User(format!("unable to get associated_data/additional_data from factory[0]: {e}"))
     })
 }
 
@@ -606,7 +607,8 @@ pub async fn sign(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> 
                 .map_err(|e| (format!("unable to decode input as base64: {e}"), true))?;
             let context = crypto::go_b64_secret(batch::get(item, "context").unwrap_or(""))
                 .map_err(|_| ("failed to base64-decode context".to_owned(), true))?;
-            policy.sign(ver, &context, &input).map_err(|e| (e.message().to_owned(), false))
+            // Version errors are the caller's (400); OpenBao answers them with 500.
+            policy.sign(ver, &context, &input).map_err(|e| (e.message().to_owned(), !e.is_internal()))
         })();
         match res {
             Ok((sig, public)) => {
