@@ -26,6 +26,24 @@ pub struct HttpState {
     pub core: Arc<Core>,
     /// Largest accepted request body, in bytes.
     pub max_request_size: usize,
+    /// Memory budget for request bodies in flight, in KiB permits: a request reserves its
+    /// declared body size before reading it, so concurrent large uploads queue instead of
+    /// growing memory without bound (security.md S4).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// Default body budget: 32 MiB, or the largest request when that is bigger.
+pub const DEFAULT_BODY_BUDGET: usize = 32 * 1024 * 1024;
+/// How long a request may take to deliver its body, and to wait for budget.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl HttpState {
+    /// State for a listener with the given body limit.
+    pub fn new(core: Arc<Core>, max_request_size: usize) -> Self {
+        let budget_kib = DEFAULT_BODY_BUDGET.max(max_request_size).div_ceil(1024);
+        let permits = budget_kib.min(tokio::sync::Semaphore::MAX_PERMITS);
+        Self { core, max_request_size, body_budget: Arc::new(tokio::sync::Semaphore::new(permits)) }
+    }
 }
 
 /// What the HTTP layer sends back.
@@ -80,6 +98,8 @@ pub struct Parsed {
     pub body: Bytes,
     pub remote: SocketAddr,
     pub request_id: String,
+    /// Body budget held until the request is finished.
+    pub _budget: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Parsed {
@@ -232,16 +252,54 @@ pub async fn read_request(
             return Err(Reply::error(Error::TooLarge, &request_id));
         }
     }
-    let body = match Limited::new(body, state.max_request_size).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+    // Reserve the body's memory before reading it: the declared size, or the maximum for a
+    // body of unknown length. A request without a body reserves nothing.
+    use hyper::body::Body as _;
+    let reserve = body
+        .size_hint()
+        .exact()
+        .map(|n| n as usize)
+        .unwrap_or(state.max_request_size)
+        .min(state.max_request_size);
+    let kib = reserve.div_ceil(1024);
+    let budget = if kib == 0 {
+        None
+    } else {
+        let permits = u32::try_from(kib).unwrap_or(u32::MAX);
+        match tokio::time::timeout(BODY_TIMEOUT, Arc::clone(&state.body_budget).acquire_many_owned(permits))
+            .await
+        {
+            Ok(Ok(p)) => Some(p),
+            _ => {
+                return Err(Reply::error(
+                    Error::Unavailable("server is busy receiving other requests; retry".into()),
+                    &request_id,
+                ))
+            }
+        }
+    };
+    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, state.max_request_size).collect())
+        .await
+    {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 return Err(Reply::error(Error::TooLarge, &request_id));
             }
             return Err(Reply::error(Error::bad("failed to read request body"), &request_id));
         }
+        Err(_) => return Err(Reply::error(Error::bad("timed out reading the request body"), &request_id)),
     };
-    Ok(Parsed { method: parts.method, path, query, headers: parts.headers, body, remote, request_id })
+    Ok(Parsed {
+        method: parts.method,
+        path,
+        query,
+        headers: parts.headers,
+        body,
+        remote,
+        request_id,
+        _budget: budget,
+    })
 }
 
 /// Entry point for every request.

@@ -53,7 +53,7 @@ fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
 
 /// Serves one listener until `shutdown` resolves.
 pub async fn serve(core: Arc<Core>, listener: Listener, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let state = Arc::new(HttpState { core, max_request_size: listener.max_request_size });
+    let state = Arc::new(HttpState::new(core, listener.max_request_size));
     let acceptor = listener.tls.map(TlsAcceptor::from);
     loop {
         let accepted = tokio::select! {

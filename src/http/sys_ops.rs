@@ -471,7 +471,7 @@ mod tests {
 
     impl Client {
         fn new(node: &Node) -> Self {
-            Self { state: HttpState { core: node.core.clone(), max_request_size: 1 << 20 } }
+            Self { state: HttpState::new(node.core.clone(), 1 << 20) }
         }
 
         async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -491,6 +491,7 @@ mod tests {
                 body: body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
                 remote: "127.0.0.1:1".parse().unwrap(),
                 request_id: "rid".into(),
+                _budget: None,
             };
             let reply = crate::http::sys::special(&self.state, &p).await.expect("a quorum-operation path");
             let v = if reply.body.is_empty() {

@@ -262,3 +262,110 @@ fn cve_2025_6203_body_limits() {
     let ok: Vec<String> = (0..900).map(|i| format!("s{i}")).collect();
     assert_eq!(post("kv1/ok", json!({"a": ok}).to_string()).status(), 204);
 }
+
+/// S4 / CVE-2023-6337: concurrent large uploads queue for a bounded body budget instead of
+/// growing memory with their number. 100 connections each deliver all but the last byte of a
+/// 2 MiB body and hold it there; without a bound the server would buffer 200 MiB. Its peak RSS
+/// may grow by at most 96 MiB (budget 32 MiB of raw bodies, plus parsing).
+#[test]
+fn s4_concurrent_large_bodies_stay_within_the_memory_budget() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\ntype = \"inmem\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\nmax_request_size = 2097152\n",
+    )
+    .unwrap();
+    let mut s = Server::with_config(&cfg, None, &[]);
+    let (_, init) =
+        s.call_as("", "PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})));
+    s.token = init["root_token"].as_str().unwrap().to_owned();
+    s.call_as("", "PUT", "sys/unseal", Some(json!({"key": init["keys"][0]})));
+    let pid = s.child.id();
+    let peak_kib = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let body = format!("{{\"a\":\"{}\"}}", "x".repeat(2 * 1024 * 1024 - 16));
+    let head = format!(
+        "POST /v1/sys/mounts/x HTTP/1.1\r\nHost: x\r\nX-Vault-Token: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.token,
+        body.len()
+    );
+    let hostport = s.addr.trim_start_matches("http://").to_owned();
+    let before = peak_kib();
+    let written = AtomicUsize::new(0);
+    let release = AtomicBool::new(false);
+    let answered = AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..100 {
+            sc.spawn(|| {
+                let mut c = std::net::TcpStream::connect(&hostport).unwrap();
+                c.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+                c.write_all(head.as_bytes()).unwrap();
+                c.write_all(&body.as_bytes()[..body.len() - 1]).unwrap();
+                written.fetch_add(1, Ordering::SeqCst);
+                crate::harness::wait_for("release", std::time::Duration::from_secs(120), || {
+                    release.load(Ordering::SeqCst).then_some(())
+                });
+                c.write_all(&body.as_bytes()[body.len() - 1..]).unwrap();
+                let mut resp = Vec::new();
+                let _ = c.read_to_end(&mut resp);
+                if resp.starts_with(b"HTTP/1.1 400") {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        // Hold every body one byte short of complete while the writers make progress (kernel
+        // buffers absorb what the server does not read), then until the server's memory stops
+        // growing: an unbounded server has then read all 100 bodies into memory.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut last = (0, std::time::Instant::now());
+        while written.load(Ordering::SeqCst) < 100 && std::time::Instant::now() < end {
+            let w = written.load(Ordering::SeqCst);
+            if w != last.0 {
+                last = (w, std::time::Instant::now());
+            } else if last.1.elapsed() > std::time::Duration::from_secs(2) {
+                break;
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(20));
+        }
+        let rss_kib = || -> u64 {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let mut last = (rss_kib(), std::time::Instant::now());
+        while std::time::Instant::now() < end && last.1.elapsed() < std::time::Duration::from_millis(500) {
+            let r = rss_kib();
+            if r > last.0 + 1024 {
+                last = (r, std::time::Instant::now());
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(20));
+        }
+        release.store(true, Ordering::SeqCst);
+    });
+    let grown_kib = peak_kib().saturating_sub(before);
+    assert_eq!(answered.load(Ordering::SeqCst), 100, "every request is eventually served");
+    let grown_mib = grown_kib / 1024;
+    eprintln!(
+        "S4: peak RSS grew by {grown_mib} MiB; {} of 100 bodies were fully written before the measurement",
+        written.load(Ordering::SeqCst)
+    );
+    assert!(grown_mib <= 96, "peak RSS grew by {grown_mib} MiB with 100 × 2 MiB bodies in flight");
+    assert!(s.terminate().success());
+}
