@@ -344,11 +344,34 @@ async fn route(state: &HttpState, parsed: Parsed) -> Reply {
     }
     let request_id = parsed.request_id.clone();
     match logical_request(&parsed) {
-        Ok(req) => match state.core.handle(req).await {
-            Ok(resp) => Reply::from_response(resp, &request_id),
-            Err(e) => Reply::error(e, &request_id),
-        },
+        Ok(req) => {
+            let is_list = req.operation == Operation::List;
+            match state.core.handle(req).await {
+                Ok(resp) if is_list && is_empty_listing(&resp) => {
+                    let (s, b) = error::empty(StatusCode::NOT_FOUND);
+                    Reply::json(s, b)
+                }
+                Ok(resp) => Reply::from_response(resp, &request_id),
+                Err(e) => Reply::error(e, &request_id),
+            }
+        }
         Err(reply) => reply,
+    }
+}
+
+/// Vault's HTTP layer answers a LIST that found nothing with 404 `{"errors":[]}`: no data and
+/// no warnings, or an empty (or missing) `keys` with no other data. Wrapped listings pass.
+fn is_empty_listing(resp: &Response) -> bool {
+    if resp.wrap_info.is_some() || resp.raw_body.is_some() || resp.auth.is_some() {
+        return false;
+    }
+    let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) else {
+        return resp.warnings.is_empty();
+    };
+    match data.get("keys") {
+        Some(Value::Array(keys)) => keys.is_empty(),
+        Some(Value::Null) | None => false,
+        Some(_) => false,
     }
 }
 

@@ -19,5 +19,6 @@ mod regression;
 mod resolve;
 mod sealops;
 mod smoke;
+mod token_security;
 mod tokens;
 mod transit;

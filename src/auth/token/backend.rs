@@ -419,9 +419,6 @@ impl TokenBackend {
                     sanitize_policies(&p, false)
                 }
             };
-            if base.iter().any(|p| p == "root") && !parent.is_root() {
-                return Err(Error::bad("root tokens may not be created without parent token being root"));
-            }
             if !parent.is_root()
                 && !is_sudo
                 && !base.iter().all(|p| p == "default" || parent.policies.contains(p))
@@ -432,6 +429,12 @@ impl TokenBackend {
             if period > 0 && !is_sudo {
                 return Err(Error::bad("root or sudo privileges required to create periodic token"));
             }
+        }
+        // Only a root token may create a root token, whatever path computed the policy set
+        // (plain, orphan, role with `allowed_policies`/`_glob`, batch, periodic): checked once,
+        // on the final set (S19).
+        if policies.iter().any(|p| p == "root") && !parent.is_root() {
+            return Err(Error::bad("root tokens may not be created without parent token being root"));
         }
         // A child never escapes its parent's network binding (Vault 1.0.2 regression class).
         if bound_cidrs.is_empty() {
@@ -529,15 +532,16 @@ impl TokenBackend {
                 (id, String::new())
             }
         };
-        let sys_max = if ctx.mount.config.max_lease_ttl > 0 {
-            ctx.mount.config.max_lease_ttl
-        } else {
-            core.config.max_lease_ttl
-        };
         loop {
             let Some((mut entry, version)) = active.tokens.lookup_hmac(&id_hmac, ctx.now).await? else {
                 return Err(Error::bad("token not found"));
             };
+            // The limit is the issuing mount's (the auth method that created the token, e.g. a
+            // tuned `auth/approle/`), then the system's: never the mount the renewal request
+            // happens to arrive on (S21).
+            let issuing = active.mounts.route(&entry.path);
+            let mount_max = issuing.as_ref().map(|r| r.route.entry.config.max_lease_ttl).unwrap_or(0);
+            let sys_max = if mount_max > 0 { mount_max } else { core.config.max_lease_ttl };
             if entry.token_type == TokenType::Batch {
                 return Err(Error::bad("batch tokens cannot be renewed"));
             }
@@ -549,7 +553,7 @@ impl TokenBackend {
             let mut method_ttl = 0;
             let mut method_max = 0;
             if entry.path.starts_with("auth/") && !entry.path.starts_with("auth/token/") {
-                if let Some(routed) = active.mounts.route(&entry.path) {
+                if let Some(routed) = &issuing {
                     if let Some(r) =
                         routed.route.backend.renew_auth(&routed.route.view, &entry.internal).await?
                     {

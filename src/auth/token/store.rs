@@ -153,22 +153,49 @@ impl TokenStore {
             pending_revocation: false,
         };
         let id_key = format!("id/{id_hmac}");
-        let mut batch = Batch::new()
-            .put(id_key.clone(), serde_json::to_vec(&entry)?)
-            .require_absent(id_key)
-            .put(format!("accessor/{}", self.hmac(&accessor)), id_hmac.as_bytes().to_vec());
-        if let Some(parent) = &spec.parent {
-            batch = batch.put(format!("parent/{parent}/{id_hmac}"), Vec::new());
-        }
-        if let Some(exp) = entry.expire_time_ns {
-            batch = batch.put(expiry_key(exp, &id_hmac), Vec::new());
-        }
-        match self.view.apply(batch).await {
-            Ok(_) => Ok((token, entry)),
-            Err(e) if is_precondition_failure(&e) => {
-                Err(Error::bad("cannot create a token with a duplicate ID"))
+        let value = serde_json::to_vec(&entry)?;
+        loop {
+            let mut batch = Batch::new()
+                .put(id_key.clone(), value.clone())
+                .require_absent(id_key.clone())
+                .put(format!("accessor/{}", self.hmac(&accessor)), id_hmac.as_bytes().to_vec());
+            // A child is written only while its parent is live, decided in the same batch as
+            // the write: the parent record must still be at the version read here. Revocation
+            // marks the parent first (a new version), so no child can appear under a parent
+            // being revoked (S11).
+            let mut parent_version = None;
+            if let Some(parent) = &spec.parent {
+                let Some((p, version)) = self.lookup_hmac(parent, now).await? else {
+                    return Err(Error::InvalidToken);
+                };
+                if p.pending_revocation {
+                    return Err(Error::InvalidToken);
+                }
+                parent_version = Some(version);
+                batch = batch
+                    .put(format!("parent/{parent}/{id_hmac}"), Vec::new())
+                    .require_version(format!("id/{parent}"), version);
             }
-            Err(e) => Err(e.into()),
+            if let Some(exp) = entry.expire_time_ns {
+                batch = batch.put(expiry_key(exp, &id_hmac), Vec::new());
+            }
+            match self.view.apply(batch).await {
+                Ok(_) => return Ok((token, entry)),
+                Err(e) if is_precondition_failure(&e) => {
+                    // Either the ID exists already, or the parent changed (renewed, marked for
+                    // revocation) since it was read: look again.
+                    let parent_moved = match (&spec.parent, parent_version) {
+                        (Some(parent), Some(v)) => {
+                            self.get_by_hmac(parent).await?.map(|(_, now_v)| now_v != v).unwrap_or(true)
+                        }
+                        _ => false,
+                    };
+                    if !parent_moved {
+                        return Err(Error::bad("cannot create a token with a duplicate ID"));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -230,6 +257,19 @@ impl TokenStore {
         }
     }
 
+    /// Takes a live single-use token (a wrapping token presented in a body) for the caller:
+    /// marks it pending revocation if it is still live at the version read, so of concurrent
+    /// callers exactly one gets `true` (S22). The caller revokes it afterwards.
+    pub async fn consume(&self, id_hmac: &str, now: OffsetDateTime) -> Result<bool> {
+        loop {
+            let Some((mut entry, version)) = self.lookup_hmac(id_hmac, now).await? else { return Ok(false) };
+            entry.pending_revocation = true;
+            if self.update(&entry, version).await? {
+                return Ok(true);
+            }
+        }
+    }
+
     /// Replaces an entry if it is still at `version`. `Ok(false)` when it changed meanwhile.
     pub async fn update(&self, entry: &TokenEntry, version: u64) -> Result<bool> {
         self.update_with_old_expiry(entry, version, entry.expire_time_ns).await
@@ -282,26 +322,60 @@ impl TokenStore {
         }
     }
 
-    /// Revokes a token and all its descendants (depth first, children before parents so a crash
-    /// midway never leaves live children of a revoked parent unreachable from the index).
-    /// Returns the revoked entries (the caller cleans up their cubbyholes).
+    /// Marks a token as being revoked: from the moment this returns, the token is unusable and
+    /// no child can be created under it (child creation requires the parent's record at a
+    /// version where it was live). `Ok(false)` when the token does not exist.
+    async fn mark_revoking(&self, id_hmac: &str) -> Result<bool> {
+        loop {
+            let Some((mut entry, version)) = self.get_by_hmac(id_hmac).await? else { return Ok(false) };
+            if entry.pending_revocation {
+                return Ok(true);
+            }
+            entry.pending_revocation = true;
+            if self.update(&entry, version).await? {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Revokes a token and all its descendants. Each token is first marked (so it stops working
+    /// and cannot gain children), then its children are revoked until none remains, then its
+    /// records are removed. A crash midway leaves marked tokens, which are unusable, and which
+    /// the full tidy finds and finishes. Returns the revoked entries (the caller cleans up their
+    /// cubbyholes).
     pub async fn revoke_tree(&self, id_hmac: &str) -> Result<Vec<TokenEntry>> {
         let mut revoked = Vec::new();
         let mut stack = vec![(id_hmac.to_owned(), false)];
-        while let Some((id, children_done)) = stack.pop() {
-            if children_done {
-                if let Some(e) = self.remove_one(&id).await? {
-                    revoked.push(e);
-                }
-                // Drop any dangling parent links of this node.
+        while let Some((id, children_listed)) = stack.pop() {
+            if !children_listed {
+                // Mark before listing: every child committed before the mark is in the list
+                // below, and none can be committed after it.
+                self.mark_revoking(&id).await?;
+                stack.push((id.clone(), true));
                 for child in self.view.list(&format!("parent/{id}/")).await? {
-                    self.view.delete(&format!("parent/{id}/{child}")).await?;
+                    stack.push((child.trim_end_matches('/').to_owned(), false));
                 }
                 continue;
             }
-            stack.push((id.clone(), true));
+            // Walk until no child remains: a child still present goes back on the stack
+            // (defensive; the mark makes new children impossible). Links whose child is gone
+            // (an earlier, interrupted revocation) are dropped.
+            let mut live = Vec::new();
             for child in self.view.list(&format!("parent/{id}/")).await? {
-                stack.push((child.trim_end_matches('/').to_owned(), false));
+                let child = child.trim_end_matches('/').to_owned();
+                if self.get_by_hmac(&child).await?.is_some() {
+                    live.push(child);
+                } else {
+                    self.view.delete(&format!("parent/{id}/{child}")).await?;
+                }
+            }
+            if !live.is_empty() {
+                stack.push((id, true));
+                stack.extend(live.into_iter().map(|c| (c, false)));
+                continue;
+            }
+            if let Some(e) = self.remove_one(&id).await? {
+                revoked.push(e);
             }
         }
         Ok(revoked)
@@ -383,6 +457,54 @@ mod tests {
         b.initialize(&root).await.unwrap();
         b.unseal(root).await.unwrap();
         TokenStore::open(b.view("sys/token/")).await.unwrap()
+    }
+
+    /// S11: revoking any token of a random tree leaves no live descendant of it, and every
+    /// token outside its subtree alive; a child can never be created under a revoked parent.
+    #[tokio::test]
+    async fn revoking_leaves_no_live_descendant_in_random_trees() {
+        use rand::{Rng, SeedableRng};
+        let s = store().await;
+        let now = OffsetDateTime::now_utc();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_0011);
+        for _ in 0..1000 {
+            let n = rng.gen_range(1..24);
+            let mut ids: Vec<String> = Vec::new();
+            let mut parent_of: Vec<Option<usize>> = Vec::new();
+            for i in 0..n {
+                let parent = (i > 0 && rng.gen_bool(0.85)).then(|| rng.gen_range(0..i));
+                let spec = NewToken {
+                    policies: vec!["default".into()],
+                    parent: parent.map(|p| ids[p].clone()),
+                    ..NewToken::default()
+                };
+                let (_, e) = s.create(spec, now).await.unwrap();
+                ids.push(e.id_hmac);
+                parent_of.push(parent);
+            }
+            let victim = rng.gen_range(0..n);
+            s.revoke_tree(&ids[victim]).await.unwrap();
+            let in_subtree = |mut i: usize| loop {
+                if i == victim {
+                    return true;
+                }
+                match parent_of[i] {
+                    Some(p) => i = p,
+                    None => return false,
+                }
+            };
+            for (i, id) in ids.iter().enumerate() {
+                let live = s.lookup_hmac(id, now).await.unwrap().is_some();
+                assert_eq!(live, !in_subtree(i), "token {i} of {n}, victim {victim}");
+            }
+            let child = NewToken { parent: Some(ids[victim].clone()), ..NewToken::default() };
+            assert!(s.create(child, now).await.is_err(), "a child was created under a revoked parent");
+            for id in &ids {
+                s.revoke_tree(id).await.unwrap();
+            }
+        }
+        assert!(s.view().list("parent/").await.unwrap().is_empty());
+        assert!(s.view().list("id/").await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -9,11 +9,18 @@ use crate::core::request::{Ctx, Response};
 use crate::core::wrapping::INVALID_WRAPPING_TOKEN;
 use crate::core::{obj, Active, Core};
 
-/// The wrapping token a request names: the `token` field, or else the caller's own token.
-async fn target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::auth::token::TokenEntry> {
+/// The wrapping token a request names (the `token` field, or else the caller's own token),
+/// taken for this request alone. A token in the body is consumed here with a storage
+/// precondition; a token in the header was consumed as the request's last use by the core.
+/// Either way, of concurrent requests naming the same token exactly one gets it (S22).
+async fn take_target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::auth::token::TokenEntry> {
     let given = fields::string_or_empty(&ctx.data, "token")?;
     if !given.is_empty() {
-        return core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await;
+        let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;
+        if !active.tokens.consume(&entry.id_hmac, ctx.now).await? {
+            return Err(Error::bad(INVALID_WRAPPING_TOKEN));
+        }
+        return Ok(entry);
     }
     match &ctx.token {
         Some(e) if e.is_wrapping => Ok((**e).clone()),
@@ -22,7 +29,7 @@ async fn target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::auth::
 }
 
 pub async fn unwrap(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response> {
-    let entry = target(core, active, ctx).await?;
+    let entry = take_target(core, active, ctx).await?;
     let rec = core.wrapped_record(active, &entry).await?.ok_or_else(|| Error::bad(INVALID_WRAPPING_TOKEN))?;
     // Single use: the token (and its cubbyhole) goes away now, whichever way it was presented.
     core.revoke_tree(active, &entry.id_hmac).await?;
@@ -60,6 +67,10 @@ pub async fn rewrap(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response>
         return Err(Error::Forbidden("error validating wrapping token: empty token in request body".into()));
     }
     let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;
+    // Rewrapping spends the old token: only one concurrent rewrap may succeed.
+    if !active.tokens.consume(&entry.id_hmac, ctx.now).await? {
+        return Err(Error::bad(INVALID_WRAPPING_TOKEN));
+    }
     let rec = core.wrapped_record(active, &entry).await?.ok_or_else(|| Error::bad(INVALID_WRAPPING_TOKEN))?;
     let resp = core
         .store_wrapped(active, rec.response, rec.creation_ttl, &rec.creation_path, String::new(), ctx.now)
