@@ -119,15 +119,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let core = Core::new(core_config, storage, seal);
     core.start().await.context("auto-unseal failed")?;
 
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
+    let mut bound = Vec::new();
     for l in &config.listeners {
-        let listener = bind(l).await?;
-        tasks.push(tokio::spawn(http::serve(Arc::clone(&core), listener, rx.clone())));
+        bound.push(bind(l).await?);
     }
-
+    // A dev server is set up completely (root token, `secret/` mount) before it serves: a
+    // client that sees it healthy can use it at once. Connections made meanwhile wait in the
+    // listen backlog.
     if args.dev {
         dev_setup(&core, &args).await?;
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for listener in bound {
+        tasks.push(tokio::spawn(http::serve(Arc::clone(&core), listener, rx.clone())));
     }
 
     wait_for_signal().await;
