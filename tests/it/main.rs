@@ -19,5 +19,6 @@ mod regression;
 mod resolve;
 mod sealops;
 mod smoke;
+mod sys_auth;
 mod tokens;
 mod transit;
