@@ -267,7 +267,7 @@ where
         (Ok(()), Ok(Outcome::Reply(reply) | Outcome::MustDeliver(reply))) => reply,
         (Ok(()), Err(e)) => Reply::error(e, rid),
         (Err(e), Ok(Outcome::MustDeliver(reply))) => {
-            tracing::error!(request_id = %rid, error = %e, "the response record of a completed rekey could not be written; delivering the new key shares anyway");
+            tracing::error!(request_id = %rid, error = %e, "rekey response not audited; new shares sent anyway");
             reply
         }
         (Err(e), _) => Reply::error(e, rid),

@@ -21,11 +21,12 @@
 //! coffer keeps the legacy paths but, unless `CoreConfig::unauthenticated_generate_root` /
 //! `unauthenticated_rekey` is set, applies that same rule to them: a valid token whose ACL
 //! allows `read` (GET), `update` (PUT/POST) or `delete` (DELETE) on the request path. So hvac
-//! and older CLIs keep working when they send a token, and anonymous callers get 403. "Valid"
-//! is what it is on every other endpoint ([`Core::authenticate`](crate::core::Core::authenticate):
-//! live, from one of the token's `bound_cidrs`, a use spent), and every request is audited
-//! (`http::sys::guarded`): the shares in request bodies and the OTPs, nonces, encoded tokens and new
-//! shares in responses reach the audit devices only hashed.
+//! and older CLIs keep working when they send a token, and anonymous callers get 403.
+//! "Valid" means what it means on every other endpoint
+//! ([`Core::authenticate`](crate::core::Core::authenticate): live, from one of the token's
+//! `bound_cidrs`, a use spent), and every request is audited (`http::sys::guarded`): the
+//! shares in request bodies and the OTPs, nonces, encoded tokens and new shares in responses
+//! reach the audit devices only hashed.
 //! With the setting on, no token is needed; an anonymous caller must then give the operation's
 //! `nonce` (query parameter or body) to cancel it (or restart a verification). That stops blind
 //! `DELETE`s, not a determined attacker (the status endpoints show the nonce to anyone, as
