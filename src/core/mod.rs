@@ -3,15 +3,22 @@
 //! # Request lifecycle ([`Core::handle`])
 //!
 //! 1. Sealed → `Vault is sealed` (503).
-//! 2. The token (if any) is looked up by HMAC; unknown or expired → 403.
+//! 2. The token (if any) goes through [`Core::authenticate`], the one check every
+//!    token-authenticated endpoint shares (the special `sys/` handlers too, see [`authn`]):
+//!    looked up by HMAC, live, from one of its `bound_cidrs`, one use spent if limited.
+//!    Unknown, expired or spent → 403 `invalid token`; wrong network → 403.
 //! 3. The router finds the longest mount prefix. Paths a backend declares unauthenticated
-//!    (logins) may go without a token; everything else needs one.
+//!    (logins) may go without a token (a bad one is ignored); everything else needs one.
 //! 4. For writes the backend's existence check picks `create` or `update`.
 //! 5. The ACL of the token's policies must allow the operation (and `sudo` on root-protected
 //!    paths).
-//! 6. The backend handles the request with its mount's view. A login response is turned into a
-//!    token here, so no backend ever creates tokens itself.
+//! 6. The request record is audited (fail closed); refusals in steps 2-5 are audited too, with
+//!    a request and a response record carrying the error.
+//! 7. The backend handles the request with its mount's view. A login response is turned into a
+//!    token here, so no backend ever creates tokens itself. The response is audited; a token
+//!    whose last use the request spent is revoked.
 
+pub mod authn;
 pub mod envelope;
 pub mod error;
 pub mod fields;
@@ -36,6 +43,7 @@ use crate::auth::token::store::NewToken;
 use crate::auth::token::{sanitize_policies, ClientToken, TokenEntry, TokenStore, TokenType};
 use crate::policy::PolicyStore;
 
+use self::authn::{Authenticated, Refusal, Trail, TrailStart};
 use self::error::{Error, Result};
 use self::mounts::{new_accessor, Factory, MountConfig, MountEntry, Mounts, Table};
 use self::request::{Auth, Ctx, LoginSpec, Operation, Request, Response};
@@ -504,32 +512,6 @@ impl Core {
         tracing::info!("vault is sealed");
     }
 
-    /// Looks up a token for a special (non-routed) handler; 403 when invalid.
-    pub async fn authenticate(&self, token: Option<&ClientToken>) -> Result<(Arc<Active>, TokenEntry)> {
-        let active = self.active()?;
-        let Some(token) = token.filter(|t| !t.expose().is_empty()) else { return Err(Error::NoToken) };
-        let (entry, _) =
-            active.tokens.lookup(token, OffsetDateTime::now_utc()).await?.ok_or(Error::InvalidToken)?;
-        Ok((active, entry))
-    }
-
-    /// Checks that `entry` may do `op` on `path`, with sudo when `sudo` is set.
-    pub async fn check_acl(
-        &self,
-        active: &Active,
-        entry: &TokenEntry,
-        op: Operation,
-        path: &str,
-        sudo: bool,
-    ) -> Result<()> {
-        let acl = active.policies.acl(&entry.policies).await?;
-        let d = acl.check(op, path, &serde_json::Map::new());
-        if !d.allowed || (sudo && !d.sudo) {
-            return Err(Error::PermissionDenied);
-        }
-        Ok(())
-    }
-
     /// Paths served without a token that do not belong to a backend's own list.
     fn core_unauthenticated(path: &str) -> bool {
         path == "sys/wrapping/lookup"
@@ -545,74 +527,57 @@ impl Core {
         if req.operation.is_write() && req.path.ends_with('/') {
             return Err(Error::bad("cannot write to a path ending in '/'"));
         }
-        let is_unwrap = req.path == "sys/wrapping/unwrap";
-        let mut client_token = req.token.filter(|t| !t.expose().is_empty());
-        let token = match client_token.as_ref() {
-            Some(t) => match active.tokens.lookup(t, now).await? {
-                Some((entry, _version)) => Some(Arc::new(entry)),
+        let Request { id, operation, path, data, token, remote_addr, wrap_ttl, headers: _ } = req;
+        let routed = active.mounts.route(&path);
+        let unauth = Self::core_unauthenticated(&path)
+            || routed.as_ref().is_some_and(|r| r.route.backend.unauthenticated(&r.relative));
+        let token = token.filter(|t| !t.expose().is_empty());
+        let mut trail = Trail::new(
+            &active,
+            TrailStart {
+                id: &id,
+                operation,
+                path: &path,
+                mount: routed.as_ref().map(|r| r.route.entry.as_ref()),
+                token: token.as_ref(),
+                remote_addr,
+                data: Some(&data),
+                wrap_ttl,
+            },
+        );
+        let caller = match token {
+            None => None,
+            Some(t) => match self.authenticate(&active, t, remote_addr, now).await? {
+                Ok(c) => {
+                    trail.set_caller(&c.entry, false, Vec::new());
+                    Some(c)
+                }
                 // Unwrapping with a spent wrapping token is a wrapping error, not an auth one.
-                None if is_unwrap => return Err(Error::bad(wrapping::INVALID_WRAPPING_TOKEN)),
-                None => {
-                    // On paths that need no token (logins), a bad token is ignored, as Vault does.
-                    let unauth = Self::core_unauthenticated(&req.path)
-                        || active
-                            .mounts
-                            .route(&req.path)
-                            .map(|r| r.route.backend.unauthenticated(&r.relative))
-                            .unwrap_or(false);
-                    if !unauth {
-                        return Err(Error::InvalidToken);
-                    }
-                    client_token = None;
+                Err(Refusal::Invalid) if path == "sys/wrapping/unwrap" => {
+                    return trail.refuse(Error::bad(wrapping::INVALID_WRAPPING_TOKEN));
+                }
+                // On paths that need no token (logins), a bad token is ignored, as Vault does.
+                Err(Refusal::Invalid) if unauth => {
+                    trail.forget_token();
                     None
                 }
+                Err(refusal) => {
+                    trail.set_refused(&refusal);
+                    return trail.refuse(refusal.error());
+                }
             },
-            None => None,
         };
-        if let Some(entry) = &token {
-            if !entry.bound_cidrs.is_empty() {
-                let ok = req
-                    .remote_addr
-                    .map(|ip| entry.bound_cidrs.iter().any(|c| c.contains(&ip)))
-                    .unwrap_or(false);
-                if !ok {
-                    return Err(Error::NoToken);
-                }
-            }
-        }
-        // Limited-use tokens: consume a use now (atomically); the last use revokes the token
-        // once this request is done.
-        let mut last_use = false;
-        if let Some(entry) = &token {
-            if entry.num_uses > 0 {
-                match active.tokens.use_once(&entry.id_hmac, now).await? {
-                    Some(last) => last_use = last,
-                    None if is_unwrap => return Err(Error::bad(wrapping::INVALID_WRAPPING_TOKEN)),
-                    None => return Err(Error::InvalidToken),
-                }
-            }
-        }
-        let id_for_revoke = token.as_ref().map(|t| t.id_hmac.clone());
         let result = self
             .handle_authenticated(
                 &active,
-                req.id,
-                req.operation,
-                req.path,
-                req.data,
-                token,
-                client_token,
-                req.remote_addr,
-                req.wrap_ttl,
-                now,
+                &mut trail,
+                Routing { id, operation, path, data, routed, unauth, remote_addr, wrap_ttl, now },
+                caller.as_ref(),
             )
             .await;
-        if last_use {
-            if let Some(id) = id_for_revoke {
-                if let Err(e) = self.revoke_tree(&active, &id).await {
-                    tracing::error!(error = %e, "revoking a used-up token failed; tidy will retry");
-                }
-            }
+        // A limited-use token whose last use this request spent is revoked now that it is done.
+        if let Some(c) = &caller {
+            self.finish_use(&active, c).await;
         }
         result
     }
@@ -620,29 +585,23 @@ impl Core {
     async fn handle_authenticated(
         &self,
         active: &Arc<Active>,
-        request_id: String,
-        operation: Operation,
-        path: String,
-        data: serde_json::Map<String, serde_json::Value>,
-        token: Option<Arc<TokenEntry>>,
-        client_token: Option<ClientToken>,
-        remote_addr: Option<std::net::IpAddr>,
-        wrap_ttl: Option<u64>,
-        now: OffsetDateTime,
+        trail: &mut Trail,
+        req: Routing,
+        caller: Option<&Authenticated>,
     ) -> Result<Response> {
-        let routed = active.mounts.route(&path);
-        let unauth = Self::core_unauthenticated(&path)
-            || routed.as_ref().map(|r| r.route.backend.unauthenticated(&r.relative)).unwrap_or(false);
+        let Routing { id: request_id, operation, path, data, routed, unauth, remote_addr, wrap_ttl, now } =
+            req;
+        let token = caller.map(|c| Arc::clone(&c.entry));
         if token.is_none() && !unauth {
-            return Err(Error::NoToken);
+            return trail.refuse(Error::NoToken);
         }
         let Some(routed) = routed else {
-            return match &token {
-                Some(t) if t.is_root() => Err(Error::NotFound(Some(format!(
-                    "no handler for route \"{path}\". route entry not found."
-                )))),
-                _ => Err(Error::PermissionDenied),
-            };
+            return trail.refuse(match &token {
+                Some(t) if t.is_root() => {
+                    Error::NotFound(Some(format!("no handler for route \"{path}\". route entry not found.")))
+                }
+                _ => Error::PermissionDenied,
+            });
         };
         let mut ctx = Ctx {
             request_id: request_id.clone(),
@@ -652,7 +611,7 @@ impl Core {
             view: routed.route.view.clone(),
             mount: Arc::clone(&routed.route.entry),
             token: token.clone(),
-            client_token,
+            client_token: caller.map(|c| c.token.duplicate()),
             remote_addr,
             now,
             wrap_ttl,
@@ -660,60 +619,27 @@ impl Core {
         if ctx.operation == Operation::Update {
             if let Some(exists) = routed.route.backend.exists(&ctx).await? {
                 ctx.operation = if exists { Operation::Update } else { Operation::Create };
+                trail.set_operation(ctx.operation);
             }
         }
-        let mut denied = false;
-        let mut granting = Vec::new();
         if let Some(entry) = &token {
             if !unauth {
                 let acl = active.policies.acl(&entry.policies).await?;
                 let d = acl.check_request(ctx.operation, &path, &ctx.data, ctx.wrap_ttl);
                 let needs_sudo = routed.route.backend.root_protected(&routed.relative);
-                denied = !d.allowed || (needs_sudo && !d.sudo);
-                granting = d.granting_policies;
+                let denied = !d.allowed || (needs_sudo && !d.sudo);
+                trail.set_caller(entry, !denied, d.granting_policies);
+                if denied {
+                    return trail.refuse(Error::PermissionDenied);
+                }
+            } else {
+                trail.set_caller(entry, true, Vec::new());
             }
         }
-        let audit = (!active.audit.is_empty()).then(|| {
-            let auth = token.as_ref().map(|e| crate::audit::AuthInfo {
-                client_token: ctx.client_token.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default(),
-                accessor: e.accessor.clone(),
-                display_name: e.display_name.clone(),
-                policies: e.policies.clone(),
-                metadata: e.meta.clone(),
-                token_type: e.token_type.as_str().into(),
-                token_ttl: e.ttl,
-                allowed: !denied,
-                granting_policies: granting.clone(),
-            });
-            let info = crate::audit::RequestInfo {
-                id: request_id.clone(),
-                operation: ctx.operation.as_str().into(),
-                path: path.clone(),
-                mount_point: routed.route.entry.route_prefix(),
-                mount_type: routed.route.entry.kind.clone(),
-                mount_accessor: routed.route.entry.accessor.clone(),
-                client_token: auth.as_ref().map(|a| a.client_token.clone()).unwrap_or_default(),
-                client_token_accessor: auth.as_ref().map(|a| a.accessor.clone()).unwrap_or_default(),
-                remote_address: remote_addr.map(|a| a.to_string()).unwrap_or_default(),
-                data: (!ctx.data.is_empty()).then(|| ctx.data.clone()),
-                wrap_ttl: wrap_ttl.unwrap_or(0),
-                headers: std::collections::BTreeMap::new(),
-            };
-            (auth, info)
-        });
-        if let Some((auth, info)) = &audit {
-            let err = if denied { "permission denied" } else { "" };
-            // Fail closed: no audit record, no request.
-            active.audit.log_request(auth.as_ref(), info, err)?;
-            if denied {
-                active.audit.log_response(auth.as_ref(), info, None, "permission denied")?;
-            }
-        }
-        if denied {
-            return Err(Error::PermissionDenied);
-        }
+        // Fail closed: no audit record, no request.
+        trail.request("")?;
         let result = self.run_backend(active, &routed, &ctx, &request_id, &path, wrap_ttl, now).await;
-        if let Some((auth, info)) = &audit {
+        if trail.is_recording() {
             match &result {
                 Ok(resp) => {
                     let rendered: serde_json::Value = match &resp.raw_body {
@@ -725,12 +651,9 @@ impl Core {
                             "warnings": if resp.warnings.is_empty() { None } else { Some(&resp.warnings) },
                         }),
                     };
-                    active.audit.log_response(auth.as_ref(), info, Some(&rendered), "")?;
+                    trail.response(Some(&rendered), "")?;
                 }
-                Err(e) => {
-                    let msg = e.messages().join("; ");
-                    active.audit.log_response(auth.as_ref(), info, None, &msg)?;
-                }
+                Err(e) => trail.response(None, &authn::audit_error(e))?,
             }
         }
         result
@@ -948,6 +871,20 @@ impl Core {
             num_uses: spec.num_uses,
         })
     }
+}
+
+/// A routed request after its token is checked, as `handle_authenticated` takes it.
+struct Routing {
+    id: String,
+    operation: Operation,
+    path: String,
+    data: serde_json::Map<String, serde_json::Value>,
+    routed: Option<mounts::Routed>,
+    /// The path needs no token (logins, `sys/wrapping/lookup`, ...).
+    unauth: bool,
+    remote_addr: Option<std::net::IpAddr>,
+    wrap_ttl: Option<u64>,
+    now: OffsetDateTime,
 }
 
 fn builtin(path: &str, kind: &str, description: &str, local: bool, table: Table) -> MountEntry {

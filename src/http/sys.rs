@@ -2,11 +2,18 @@
 //! uninitialised: init, seal-status, unseal, seal, leader, health, step-down. Their bodies are
 //! plain JSON objects, not the envelope. Root generation and rekeying live in
 //! [`sys_ops`](crate::http::sys_ops), dispatched from here.
+//!
+//! Every one of them that takes a token (seal, step-down, and all of `sys_ops`) goes through
+//! `guarded` (seal through its parts): [`Core::admit`](crate::core::Core::admit) checks the
+//! token exactly as routed requests are checked (validity, expiry, `bound_cidrs` against the
+//! peer address, `num_uses`), then the ACL, and writes the audit request record; the outcome
+//! is audited before it leaves (fail closed: no record, no action).
 
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use crate::core::authn::{wipe_json, SpecialRequest};
 use crate::core::error::Error;
 use crate::core::fields;
 use crate::core::request::Operation;
@@ -141,34 +148,142 @@ async fn seal(state: &HttpState, p: &Parsed) -> Reply {
     if !matches!(p.method, Method::PUT | Method::POST) {
         return method_not_allowed();
     }
-    let token = p.token();
-    let (active, entry) = match state.core.authenticate(token.as_ref()).await {
-        Ok(x) => x,
+    let access = Access { operation: Operation::Update, sudo: true, anonymous_ok: false };
+    let admitted = match state.core.admit(special_request(p, access)).await {
+        Ok(a) => a,
         Err(e) => return Reply::error(e, rid),
     };
-    if let Err(e) = state.core.check_acl(&active, &entry, Operation::Update, "sys/seal", true).await {
+    // Sealing cannot fail, and afterwards nothing can be written: the response record is
+    // written and a spent token revoked first. No record, no seal.
+    if let Err(e) = state.core.conclude(admitted, Ok(None)).await {
         return Reply::error(e, rid);
     }
-    drop(active);
     state.core.seal().await;
     Reply::no_content()
 }
 
 async fn step_down(state: &HttpState, p: &Parsed) -> Reply {
-    let rid = &p.request_id;
     if !matches!(p.method, Method::PUT | Method::POST) {
         return method_not_allowed();
     }
-    let token = p.token();
-    let (active, entry) = match state.core.authenticate(token.as_ref()).await {
-        Ok(x) => x,
+    let access = Access { operation: Operation::Update, sudo: true, anonymous_ok: false };
+    // A single node is always the active node; there is nobody to step down to.
+    guarded(state, p, access, BodyStyle::Plain, |_| async { Ok(Reply::no_content().into()) }).await
+}
+
+/// Who may call a special endpoint: a token whose ACL grants `operation` on the request path
+/// (with `sudo` when set), or anyone when `anonymous_ok`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Access {
+    pub operation: Operation,
+    pub sudo: bool,
+    pub anonymous_ok: bool,
+}
+
+/// How a special endpoint's reply body reads, for its audit record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BodyStyle {
+    /// The Vault envelope (`data`, `auth`, `wrap_info`, `warnings`).
+    Envelope,
+    /// A plain JSON object (legacy endpoints); audited as the response's `data`, so every leaf
+    /// of it is hashed.
+    Plain,
+}
+
+/// What a special endpoint's action produced.
+pub(crate) enum Outcome {
+    Reply(Reply),
+    /// A reply carrying the only copy of unseal key shares already in force (a rekey completed
+    /// without verification). It reaches the client even if its response record cannot be
+    /// written: withholding it would leave nobody able to unseal. Its request record was
+    /// written before the rekey acted.
+    MustDeliver(Reply),
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Self {
+        Outcome::Reply(r)
+    }
+}
+
+/// The request as [`Core::admit`](crate::core::Core::admit) takes it: the path, the caller's
+/// token and address, and the body (writes) or query (reads, deletes) for the audit record.
+pub(crate) fn special_request(p: &Parsed, access: Access) -> SpecialRequest {
+    let data = match access.operation {
+        Operation::Create | Operation::Patch | Operation::Update => p.json_body().ok(),
+        Operation::Delete | Operation::List | Operation::Read => {
+            let mut m = Map::new();
+            for (k, v) in &p.query {
+                m.entry(k.clone()).or_insert_with(|| Value::String(v.clone()));
+            }
+            Some(m)
+        }
+    };
+    SpecialRequest {
+        id: p.request_id.clone(),
+        operation: access.operation,
+        path: p.path.trim_end_matches('/').to_owned(),
+        data,
+        token: p.token(),
+        remote_addr: Some(p.remote.ip()),
+        sudo: access.sudo,
+        anonymous_ok: access.anonymous_ok,
+    }
+}
+
+/// Serves a special endpoint: admits the request (the token checks every endpoint shares, the
+/// ACL, the audit request record; a refusal is audited and answered here), runs `action`
+/// (given `true` for an anonymous caller), and audits its outcome before it leaves. When the
+/// response record cannot be written the client gets that error instead.
+pub(crate) async fn guarded<F, Fut>(
+    state: &HttpState,
+    p: &Parsed,
+    access: Access,
+    style: BodyStyle,
+    action: F,
+) -> Reply
+where
+    F: FnOnce(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome, Error>>,
+{
+    let rid = &p.request_id;
+    let admitted = match state.core.admit(special_request(p, access)).await {
+        Ok(a) => a,
         Err(e) => return Reply::error(e, rid),
     };
-    if let Err(e) = state.core.check_acl(&active, &entry, Operation::Update, "sys/step-down", true).await {
-        return Reply::error(e, rid);
+    let result = action(admitted.is_anonymous()).await;
+    let concluded = match &result {
+        Ok(Outcome::Reply(reply) | Outcome::MustDeliver(reply)) => {
+            let mut audited = audit_view(reply, style);
+            let written = state.core.conclude(admitted, Ok(audited.as_ref())).await;
+            if let Some(v) = audited.as_mut() {
+                wipe_json(v);
+            }
+            written
+        }
+        Err(e) => state.core.conclude(admitted, Err(e)).await,
+    };
+    match (concluded, result) {
+        (Ok(()), Ok(Outcome::Reply(reply) | Outcome::MustDeliver(reply))) => reply,
+        (Ok(()), Err(e)) => Reply::error(e, rid),
+        (Err(e), Ok(Outcome::MustDeliver(reply))) => {
+            tracing::error!(request_id = %rid, error = %e, "rekey response not audited; new shares sent anyway");
+            reply
+        }
+        (Err(e), _) => Reply::error(e, rid),
     }
-    // A single node is always the active node; there is nobody to step down to.
-    Reply::no_content()
+}
+
+/// A reply as its response record shows it (the devices hash every leaf of `data`).
+fn audit_view(reply: &Reply, style: BodyStyle) -> Option<Value> {
+    if reply.body.is_empty() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&reply.body).ok()?;
+    Some(match style {
+        BodyStyle::Envelope => v,
+        BodyStyle::Plain => json!({ "data": v }),
+    })
 }
 
 fn leader(state: &HttpState) -> Reply {

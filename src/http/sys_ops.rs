@@ -22,6 +22,11 @@
 //! `unauthenticated_rekey` is set, applies that same rule to them: a valid token whose ACL
 //! allows `read` (GET), `update` (PUT/POST) or `delete` (DELETE) on the request path. So hvac
 //! and older CLIs keep working when they send a token, and anonymous callers get 403.
+//! "Valid" means what it means on every other endpoint
+//! ([`Core::authenticate`](crate::core::Core::authenticate): live, from one of the token's
+//! `bound_cidrs`, a use spent), and every request is audited (`http::sys::guarded`): the
+//! shares in request bodies and the OTPs, nonces, encoded tokens and new shares in responses
+//! reach the audit devices only hashed.
 //! With the setting on, no token is needed; an anonymous caller must then give the operation's
 //! `nonce` (query parameter or body) to cancel it (or restart a verification). That stops blind
 //! `DELETE`s, not a determined attacker (the status endpoints show the nonce to anyone, as
@@ -29,8 +34,9 @@
 
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use crate::core::authn::wipe_json;
 use crate::core::error::Error;
 use crate::core::fields;
 use crate::core::generate_root::{GenerateRootProgress, GenerateRootStatus};
@@ -41,6 +47,7 @@ use crate::core::rekey::{
 use crate::core::request::{Operation, Response};
 use crate::core::seal::render_shares;
 use crate::http::handler::{HttpState, Parsed, Reply};
+use crate::http::sys::{guarded, Access, BodyStyle, Outcome};
 
 /// The quorum-operation paths, parsed once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,34 +92,17 @@ impl OpPath {
     }
 }
 
-/// Who is calling, as far as these endpoints care.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Caller {
-    /// No valid token (only possible where unauthenticated access is configured).
-    Anonymous,
-    /// A token whose ACL allows the operation on the path.
-    Authorized,
-}
-
 /// Serves one quorum-operation request.
 pub async fn handle(state: &HttpState, p: &Parsed, op: OpPath) -> Reply {
-    let rid = &p.request_id;
-    let result = match op {
+    match op {
         OpPath::GenerateRootAttempt | OpPath::GenerateRootUpdate => legacy_generate_root(state, p, op).await,
         OpPath::GenerateRootTokenAttempt | OpPath::GenerateRootTokenUpdate => {
-            return match generate_root_token(state, p, op).await {
-                Ok(resp) => Reply::from_response(resp, rid),
-                Err(e) => Reply::error(e, rid),
-            };
+            generate_root_token(state, p, op).await
         }
         OpPath::RekeyInit(t) | OpPath::RekeyUpdate(t) | OpPath::RekeyVerify(t) => {
             legacy_rekey(state, p, op, t).await
         }
         OpPath::RekeyBackup(_) => rekey_backup(state, p).await,
-    };
-    match result {
-        Ok(reply) => reply,
-        Err(e) => Reply::error(e, rid),
     }
 }
 
@@ -130,43 +120,11 @@ fn operation(method: &Method) -> Option<Operation> {
     }
 }
 
-/// Checks the caller's token against the ACL on `p.path`. With `unauthenticated` a missing or
-/// insufficient token is not an error (the caller is anonymous), as Vault ignores tokens there.
-async fn authorize(
-    state: &HttpState,
-    p: &Parsed,
-    op: Operation,
-    sudo: bool,
-    unauthenticated: bool,
-) -> Result<Caller, Error> {
-    let token = p.token();
-    let path = p.path.trim_end_matches('/');
-    let checked = async {
-        let (active, entry) = state.core.authenticate(token.as_ref()).await?;
-        state.core.check_acl(&active, &entry, op, path, sudo).await
-    }
-    .await;
-    match checked {
-        Ok(()) => Ok(Caller::Authorized),
-        Err(_) if unauthenticated => Ok(Caller::Anonymous),
-        Err(e) => Err(e),
-    }
-}
-
 /// Renders a plain JSON body that may hold secrets; the intermediate strings are wiped.
 fn secret_json(mut v: Value) -> Reply {
     let body = Zeroizing::new(v.to_string());
-    wipe(&mut v);
+    wipe_json(&mut v);
     Reply::json(StatusCode::OK, body.as_bytes().to_vec())
-}
-
-fn wipe(v: &mut Value) {
-    match v {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe),
-        Value::Object(m) => m.values_mut().for_each(wipe),
-        _ => {}
-    }
 }
 
 /// Case-insensitive field lookup (Vault's update request structs have no JSON tags).
@@ -187,7 +145,7 @@ fn key_and_nonce(p: &Parsed) -> Result<(coffer_storage::keys::SecretBytes, Strin
     let mut body = p.json_body()?;
     let key = string_ci(&body, "key").filter(|k| !k.is_empty());
     let nonce = string_ci(&body, "nonce").map(|n| n.as_str().to_owned()).unwrap_or_default();
-    body.values_mut().for_each(wipe);
+    body.values_mut().for_each(wipe_json);
     let Some(key) = key else { return Err(Error::bad("'key' must be specified in request body as JSON")) };
     Ok((decode_key(&key)?, nonce))
 }
@@ -232,42 +190,66 @@ fn legacy_root_progress(r: &GenerateRootProgress) -> Value {
     })
 }
 
-async fn legacy_generate_root(state: &HttpState, p: &Parsed, op: OpPath) -> Result<Reply, Error> {
-    let Some(acl_op) = operation(&p.method) else { return Ok(method_not_allowed()) };
-    let unauth = state.core.config.unauthenticated_generate_root;
-    match (op, acl_op) {
-        (OpPath::GenerateRootAttempt, Operation::Read) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            let status = state.core.generate_root_status().await?;
-            Ok(secret_json(legacy_root_status(&status)))
-        }
-        (OpPath::GenerateRootAttempt, Operation::Update) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            let body = p.json_body()?;
-            let otp = fields::string(&body, "otp")?.map(Zeroizing::new);
-            let pgp = fields::string(&body, "pgp_key")?.is_some_and(|k| !k.is_empty());
-            let status = state.core.generate_root_init(otp, pgp).await?;
-            Ok(secret_json(legacy_root_status(&status)))
-        }
-        (OpPath::GenerateRootAttempt, _) => {
-            let caller = authorize(state, p, acl_op, false, unauth).await?;
-            let nonce = cancel_nonce(p)?;
-            state.core.generate_root_cancel(nonce.as_deref(), caller == Caller::Anonymous).await?;
-            Ok(Reply::no_content())
-        }
-        (_, Operation::Update) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            let (key, nonce) = key_and_nonce(p)?;
-            let progress = state.core.generate_root_update(key, &nonce).await?;
-            Ok(secret_json(legacy_root_progress(&progress)))
-        }
-        _ => Ok(method_not_allowed()),
+async fn legacy_generate_root(state: &HttpState, p: &Parsed, op: OpPath) -> Reply {
+    let Some(acl_op) = operation(&p.method) else { return method_not_allowed() };
+    if op == OpPath::GenerateRootUpdate && acl_op != Operation::Update {
+        return method_not_allowed();
     }
+    let access = Access {
+        operation: acl_op,
+        sudo: false,
+        anonymous_ok: state.core.config.unauthenticated_generate_root,
+    };
+    guarded(state, p, access, BodyStyle::Plain, |anonymous| async move {
+        let core = &state.core;
+        match (op, acl_op) {
+            (OpPath::GenerateRootAttempt, Operation::Read) => {
+                let status = core.generate_root_status().await?;
+                Ok(secret_json(legacy_root_status(&status)).into())
+            }
+            (OpPath::GenerateRootAttempt, Operation::Update) => {
+                let body = p.json_body()?;
+                let otp = fields::string(&body, "otp")?.map(Zeroizing::new);
+                let pgp = fields::string(&body, "pgp_key")?.is_some_and(|k| !k.is_empty());
+                let status = core.generate_root_init(otp, pgp).await?;
+                Ok(secret_json(legacy_root_status(&status)).into())
+            }
+            (OpPath::GenerateRootAttempt, _) => {
+                let nonce = cancel_nonce(p)?;
+                core.generate_root_cancel(nonce.as_deref(), anonymous).await?;
+                Ok(Reply::no_content().into())
+            }
+            _ => {
+                let (key, nonce) = key_and_nonce(p)?;
+                let progress = core.generate_root_update(key, &nonce).await?;
+                Ok(secret_json(legacy_root_progress(&progress)).into())
+            }
+        }
+    })
+    .await
 }
 
 /// OpenBao's authenticated `sys/generate-root-token/*` (what `bao operator generate-root` uses).
-async fn generate_root_token(state: &HttpState, p: &Parsed, op: OpPath) -> Result<Response, Error> {
-    let acl_op = operation(&p.method).ok_or(Error::UnsupportedOperation)?;
+async fn generate_root_token(state: &HttpState, p: &Parsed, op: OpPath) -> Reply {
+    let rid = &p.request_id;
+    let acl_op = match operation(&p.method) {
+        Some(o) if op == OpPath::GenerateRootTokenAttempt || o == Operation::Update => o,
+        _ => return Reply::error(Error::UnsupportedOperation, rid),
+    };
+    let access = Access { operation: acl_op, sudo: false, anonymous_ok: false };
+    guarded(state, p, access, BodyStyle::Envelope, |_| async move {
+        let resp = generate_root_token_action(state, p, op, acl_op).await?;
+        Ok(Reply::from_response(resp, rid).into())
+    })
+    .await
+}
+
+async fn generate_root_token_action(
+    state: &HttpState,
+    p: &Parsed,
+    op: OpPath,
+    acl_op: Operation,
+) -> Result<Response, Error> {
     let status_data = |s: &GenerateRootStatus| {
         let mut d = Map::new();
         d.insert("started".into(), json!(s.started));
@@ -284,24 +266,20 @@ async fn generate_root_token(state: &HttpState, p: &Parsed, op: OpPath) -> Resul
     };
     match (op, acl_op) {
         (OpPath::GenerateRootTokenAttempt, Operation::Read) => {
-            authorize(state, p, acl_op, false, false).await?;
             Ok(Response::data(status_data(&state.core.generate_root_status().await?)))
         }
         (OpPath::GenerateRootTokenAttempt, Operation::Update) => {
-            authorize(state, p, acl_op, false, false).await?;
             let body = p.json_body()?;
             let otp = fields::string(&body, "otp")?.map(Zeroizing::new);
             let pgp = fields::string(&body, "pgp_key")?.is_some_and(|k| !k.is_empty());
             Ok(Response::data(status_data(&state.core.generate_root_init(otp, pgp).await?)))
         }
         (OpPath::GenerateRootTokenAttempt, _) => {
-            authorize(state, p, acl_op, false, false).await?;
             let nonce = cancel_nonce(p)?;
             state.core.generate_root_cancel(nonce.as_deref(), false).await?;
             Ok(Response::empty())
         }
         (_, Operation::Update) => {
-            authorize(state, p, acl_op, false, false).await?;
             let body = p.json_body()?;
             let nonce = fields::string(&body, "nonce")?.unwrap_or_default();
             let key = fields::string(&body, "key")?.map(Zeroizing::new).unwrap_or_default();
@@ -361,94 +339,90 @@ fn rekey_params(body: &Map<String, Value>) -> Result<RekeyParams, Error> {
     })
 }
 
-async fn legacy_rekey(
-    state: &HttpState,
-    p: &Parsed,
-    op: OpPath,
-    target: RekeyTarget,
-) -> Result<Reply, Error> {
-    let Some(acl_op) = operation(&p.method) else { return Ok(method_not_allowed()) };
-    let unauth = state.core.config.unauthenticated_rekey;
-    let core = &state.core;
-    match (op, acl_op) {
-        (OpPath::RekeyInit(_), Operation::Read) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            Ok(secret_json(rekey_status_json(&core.rekey_status(target).await?)))
-        }
-        (OpPath::RekeyInit(_), Operation::Update) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            let params = rekey_params(&p.json_body()?)?;
-            Ok(secret_json(rekey_status_json(&core.rekey_init(target, params).await?)))
-        }
-        (OpPath::RekeyInit(_), _) => {
-            let caller = authorize(state, p, acl_op, false, unauth).await?;
-            let nonce = cancel_nonce(p)?;
-            core.rekey_cancel(target, nonce.as_deref(), caller == Caller::Anonymous).await?;
-            Ok(Reply::no_content())
-        }
-        (OpPath::RekeyUpdate(_), Operation::Update) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            let (key, nonce) = key_and_nonce(p)?;
-            match core.rekey_update(target, key, &nonce).await? {
-                RekeyUpdate::Progress(s) => Ok(secret_json(rekey_status_json(&s))),
-                RekeyUpdate::Complete(r) => {
-                    let (hex, b64) = render_shares(&r.keys);
-                    let strs =
-                        |v: &[Zeroizing<String>]| v.iter().map(|s| json!(s.as_str())).collect::<Vec<_>>();
-                    let mut v = json!({
-                        "nonce": r.nonce,
-                        "complete": true,
-                        "keys": strs(&hex),
-                        "keys_base64": strs(&b64),
-                        "pgp_fingerprints": null,
-                        "backup": false,
-                        "verification_required": r.verification_required,
-                    });
-                    if let (Some(vn), Some(o)) = (&r.verification_nonce, v.as_object_mut()) {
-                        o.insert("verification_nonce".into(), json!(vn));
-                    }
-                    Ok(secret_json(v))
-                }
-            }
-        }
-        (OpPath::RekeyVerify(_), Operation::Read) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            Ok(secret_json(verify_status_json(&core.rekey_verify_status(target).await?)))
-        }
-        (OpPath::RekeyVerify(_), Operation::Update) => {
-            authorize(state, p, acl_op, false, unauth).await?;
-            let (key, nonce) = key_and_nonce(p)?;
-            match core.rekey_verify_update(target, key, &nonce).await? {
-                RekeyVerifyUpdate::Progress(s) => Ok(secret_json(verify_status_json(&s))),
-                RekeyVerifyUpdate::Complete { nonce } => {
-                    Ok(secret_json(json!({ "nonce": nonce, "complete": true })))
-                }
-            }
-        }
-        (OpPath::RekeyVerify(_), _) => {
-            let caller = authorize(state, p, acl_op, false, unauth).await?;
-            let nonce = cancel_nonce(p)?;
-            let s = core.rekey_verify_restart(target, nonce.as_deref(), caller == Caller::Anonymous).await?;
-            Ok(secret_json(verify_status_json(&s)))
-        }
-        _ => Ok(method_not_allowed()),
+async fn legacy_rekey(state: &HttpState, p: &Parsed, op: OpPath, target: RekeyTarget) -> Reply {
+    let Some(acl_op) = operation(&p.method) else { return method_not_allowed() };
+    if matches!(op, OpPath::RekeyUpdate(_)) && acl_op != Operation::Update {
+        return method_not_allowed();
     }
+    let access =
+        Access { operation: acl_op, sudo: false, anonymous_ok: state.core.config.unauthenticated_rekey };
+    guarded(state, p, access, BodyStyle::Plain, |anonymous| async move {
+        let core = &state.core;
+        match (op, acl_op) {
+            (OpPath::RekeyInit(_), Operation::Read) => {
+                Ok(secret_json(rekey_status_json(&core.rekey_status(target).await?)).into())
+            }
+            (OpPath::RekeyInit(_), Operation::Update) => {
+                let params = rekey_params(&p.json_body()?)?;
+                Ok(secret_json(rekey_status_json(&core.rekey_init(target, params).await?)).into())
+            }
+            (OpPath::RekeyInit(_), _) => {
+                let nonce = cancel_nonce(p)?;
+                core.rekey_cancel(target, nonce.as_deref(), anonymous).await?;
+                Ok(Reply::no_content().into())
+            }
+            (OpPath::RekeyVerify(_), Operation::Read) => {
+                Ok(secret_json(verify_status_json(&core.rekey_verify_status(target).await?)).into())
+            }
+            (OpPath::RekeyVerify(_), Operation::Update) => {
+                let (key, nonce) = key_and_nonce(p)?;
+                match core.rekey_verify_update(target, key, &nonce).await? {
+                    RekeyVerifyUpdate::Progress(s) => Ok(secret_json(verify_status_json(&s)).into()),
+                    RekeyVerifyUpdate::Complete { nonce } => {
+                        Ok(secret_json(json!({ "nonce": nonce, "complete": true })).into())
+                    }
+                }
+            }
+            (OpPath::RekeyVerify(_), _) => {
+                let nonce = cancel_nonce(p)?;
+                let s = core.rekey_verify_restart(target, nonce.as_deref(), anonymous).await?;
+                Ok(secret_json(verify_status_json(&s)).into())
+            }
+            _ => {
+                let (key, nonce) = key_and_nonce(p)?;
+                match core.rekey_update(target, key, &nonce).await? {
+                    RekeyUpdate::Progress(s) => Ok(secret_json(rekey_status_json(&s)).into()),
+                    RekeyUpdate::Complete(r) => {
+                        let (hex, b64) = render_shares(&r.keys);
+                        let strs =
+                            |v: &[Zeroizing<String>]| v.iter().map(|s| json!(s.as_str())).collect::<Vec<_>>();
+                        let mut v = json!({
+                            "nonce": r.nonce,
+                            "complete": true,
+                            "keys": strs(&hex),
+                            "keys_base64": strs(&b64),
+                            "pgp_fingerprints": null,
+                            "backup": false,
+                            "verification_required": r.verification_required,
+                        });
+                        if let (Some(vn), Some(o)) = (&r.verification_nonce, v.as_object_mut()) {
+                            o.insert("verification_nonce".into(), json!(vn));
+                        }
+                        let reply = secret_json(v);
+                        // Without verification the new shares are in force already.
+                        Ok(if r.verification_required { reply.into() } else { Outcome::MustDeliver(reply) })
+                    }
+                }
+            }
+        }
+    })
+    .await
 }
 
 /// `sys/rekey/backup`: PGP-encrypted backups are not supported, so there is never one to read.
-async fn rekey_backup(state: &HttpState, p: &Parsed) -> Result<Reply, Error> {
-    let Some(acl_op) = operation(&p.method) else { return Ok(method_not_allowed()) };
-    match acl_op {
-        Operation::Read => {
-            authorize(state, p, acl_op, true, false).await?;
-            Err(Error::bad("no backed-up keys found"))
+async fn rekey_backup(state: &HttpState, p: &Parsed) -> Reply {
+    let acl_op = match operation(&p.method) {
+        Some(o @ (Operation::Read | Operation::Delete)) => o,
+        _ => return method_not_allowed(),
+    };
+    let access = Access { operation: acl_op, sudo: true, anonymous_ok: false };
+    guarded(state, p, access, BodyStyle::Plain, |_| async move {
+        match acl_op {
+            Operation::Read => Err(Error::bad("no backed-up keys found")),
+            _ => Ok(Reply::no_content().into()),
         }
-        Operation::Delete => {
-            authorize(state, p, acl_op, true, false).await?;
-            Ok(Reply::no_content())
-        }
-        _ => Ok(method_not_allowed()),
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! S1: no secret byte in plaintext anywhere. A node with file storage, trace-level logging and
 //! an audit device receives 100+ random canaries as KV v1 and v2 values, transit plaintexts,
-//! tokens, AppRole secret IDs, wrapped responses, unseal keys and the root token, plus
-//! malformed requests carrying canaries. Then the data directory (every file, binary), the
+//! tokens, AppRole secret IDs, wrapped responses, unseal keys and the root token, the OTP,
+//! encoded root token and new shares of generate-root and rekey (all audited), plus malformed
+//! or refused requests carrying canaries. Then the data directory (every file, binary), the
 //! server's log output, the audit log and every error body are searched for each canary in raw,
 //! hex and base64 forms: zero hits.
 
@@ -151,6 +152,42 @@ fn no_canary_reaches_disk_logs_audit_or_error_bodies() {
     secrets.push(wrapped_secret);
     secrets.push(w["wrap_info"]["token"].as_str().unwrap().to_owned());
 
+    // Quorum operations (audited, every leaf hashed): unseal shares go in, an OTP, an encoded
+    // root token and new shares come out. A refused update carrying a share is audited too.
+    let shares: Vec<String> =
+        init["keys"].as_array().unwrap()[..2].iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+    let guessed = random_canary("guessed-token");
+    secrets.push(guessed.clone());
+    let (st, _) =
+        s.call_as(&guessed, "PUT", "sys/generate-root/update", Some(json!({"key": shares[0], "nonce": "n"})));
+    assert_eq!(st, 403);
+    let (st, attempt) = s.call("PUT", "sys/generate-root/attempt", Some(json!({})));
+    assert_eq!(st, 200, "{attempt}");
+    let otp = attempt["otp"].as_str().unwrap().to_owned();
+    let mut done = Value::Null;
+    for k in &shares {
+        let (st, body) =
+            s.call("PUT", "sys/generate-root/update", Some(json!({"key": k, "nonce": attempt["nonce"]})));
+        assert_eq!(st, 200, "{body}");
+        done = body;
+    }
+    let encoded = done["encoded_token"].as_str().unwrap().to_owned();
+    let raw = base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded.trim_end_matches('=')).unwrap();
+    let generated = String::from_utf8(raw.iter().zip(otp.bytes()).map(|(b, o)| b ^ o).collect()).unwrap();
+    assert_eq!(s.call_as(&generated, "GET", "auth/token/lookup-self", None).0, 200);
+    secrets.extend([otp, encoded, generated]);
+    let (st, rekey) =
+        s.call("PUT", "sys/rekey/init", Some(json!({"secret_shares": 3, "secret_threshold": 2})));
+    assert_eq!(st, 200, "{rekey}");
+    for k in &shares {
+        let (st, body) = s.call("PUT", "sys/rekey/update", Some(json!({"key": k, "nonce": rekey["nonce"]})));
+        assert_eq!(st, 200, "{body}");
+        done = body;
+    }
+    for k in done["keys"].as_array().unwrap().iter().chain(done["keys_base64"].as_array().unwrap()) {
+        secrets.push(k.as_str().unwrap().to_owned());
+    }
+
     // Malformed requests carrying canaries: 4xx, and the canary never comes back.
     let bad = random_canary("bad-input");
     secrets.push(bad.clone());
@@ -196,6 +233,9 @@ fn no_canary_reaches_disk_logs_audit_or_error_bodies() {
         "trace logging logged the requests:\n{logs}"
     );
     let audit_text = std::fs::read(&audit).unwrap();
+    for path in ["\"sys/generate-root/update\"", "\"sys/generate-root/attempt\"", "\"sys/rekey/update\""] {
+        assert!(contains(&audit_text, path.as_bytes()), "{path} is audited");
+    }
     let mut hits = Vec::new();
     for secret in &secrets {
         for form in forms(secret) {

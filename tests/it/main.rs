@@ -19,6 +19,7 @@ mod regression;
 mod resolve;
 mod sealops;
 mod smoke;
+mod sys_auth;
 mod token_security;
 mod tokens;
 mod transit;
