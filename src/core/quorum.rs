@@ -156,7 +156,7 @@ impl Core {
 /// unsealed, with the shares its operators hold.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
 
     use async_trait::async_trait;
@@ -168,10 +168,18 @@ pub(crate) mod fixtures {
     use crate::core::{Core, CoreConfig};
 
     /// A store whose `apply` can be made to fail, to show that an operation writes all or
-    /// nothing.
+    /// nothing, and that counts the batches it applied, to show that one writes nothing.
     pub struct FlakyStorage {
         inner: MemStorage,
         pub fail_apply: AtomicBool,
+        applied: AtomicU64,
+    }
+
+    impl FlakyStorage {
+        /// How many batches were applied so far.
+        pub fn applied(&self) -> u64 {
+            self.applied.load(Ordering::SeqCst)
+        }
     }
 
     #[async_trait]
@@ -186,7 +194,9 @@ pub(crate) mod fixtures {
             if self.fail_apply.load(Ordering::SeqCst) {
                 return Err(StorageError::Unavailable("injected failure".into()));
             }
-            self.inner.apply(batch).await
+            let version = self.inner.apply(batch).await?;
+            self.applied.fetch_add(1, Ordering::SeqCst);
+            Ok(version)
         }
     }
 
@@ -230,7 +240,11 @@ pub(crate) mod fixtures {
     }
 
     fn storage() -> Arc<FlakyStorage> {
-        Arc::new(FlakyStorage { inner: MemStorage::new(), fail_apply: AtomicBool::new(false) })
+        Arc::new(FlakyStorage {
+            inner: MemStorage::new(),
+            fail_apply: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+        })
     }
 
     /// A Shamir node initialised with `n` shares and threshold `t`, unsealed.
