@@ -27,8 +27,8 @@
 //! * A token from the environment or `~/.vault-token` (and AppRole credentials from the
 //!   environment) go only to the address from the caller or the environment (or the default).
 //!   A document that names another address must bring its own AppRole credentials (`role_id`
-//!   and `secret_id_file` in its `vault` section); otherwise the build fails before anything is
-//!   sent.
+//!   and `secret_id_file` in its `vault` section, which must not hold the operator's token
+//!   either); otherwise the build fails before anything is sent.
 //! * A document cannot turn TLS verification off: its `skip_verify = true` is refused unless
 //!   the caller or the environment turn it off too.
 //!
@@ -112,6 +112,24 @@ fn env_any(names: &[&str]) -> Option<String> {
 /// Where the resolver talks to when nothing names an address.
 pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
 
+/// `~/.vault-token`, where `vault login` keeps the operator's token.
+fn token_file() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".vault-token")
+}
+
+/// The operator's own tokens: the environment layer's token setting, the token variables and
+/// the token file (whichever exist).
+fn operator_tokens(env: &SettingsBuilder) -> Vec<Zeroizing<String>> {
+    let mut out: Vec<Zeroizing<String>> =
+        env.token.as_deref().and_then(|t| local_value(t).ok()).into_iter().collect();
+    for name in ["COFFER_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"] {
+        out.extend(std::env::var(name).ok().map(Zeroizing::new));
+    }
+    out.extend(std::fs::read_to_string(token_file()).ok().map(Zeroizing::new));
+    out.retain(|t| !t.trim().is_empty());
+    out
+}
+
 /// A `skip_verify`-style flag value that means yes.
 fn truthy(v: &str) -> bool {
     matches!(v, "1" | "true" | "TRUE" | "True" | "t")
@@ -194,19 +212,14 @@ impl SettingsBuilder {
             "token" => {
                 let token = match self.token {
                     Some(t) => local_value(&t).map_err(|e| setting("token", e))?,
-                    None => {
-                        let home = std::env::var("HOME").unwrap_or_default();
-                        let path = PathBuf::from(home).join(".vault-token");
-                        match std::fs::read_to_string(&path) {
-                            Ok(t) => Zeroizing::new(t.trim().to_owned()),
-                            Err(_) => {
-                                return Err(setting(
-                                    "token",
-                                    "no token: set VAULT_TOKEN, the token setting, or use auth_method = \"approle\"".into(),
-                                ))
-                            }
-                        }
-                    }
+                    None => match std::fs::read_to_string(token_file()) {
+                        Ok(t) => Zeroizing::new(t.trim().to_owned()),
+                        Err(_) => return Err(setting(
+                            "token",
+                            "no token: set VAULT_TOKEN, the token setting, or use auth_method = \"approle\""
+                                .into(),
+                        )),
+                    },
                 };
                 AuthMethod::Token(token)
             }
@@ -304,6 +317,7 @@ impl Layers {
                 ),
             ));
         }
+        let tokens = operator_tokens(&env);
         let own = SettingsBuilder {
             auth_method: Some(method),
             token: None,
@@ -312,7 +326,24 @@ impl Layers {
             ..document
         };
         let env = SettingsBuilder { token: None, role_id: None, secret_id_file: None, ..env };
-        caller.or(own).or(env).build()
+        let settings = caller.or(own).or(env).build()?;
+        // "Its own" credentials must not be the operator's token under another name
+        // (`role_id = "env:VAULT_TOKEN"`, `secret_id_file = "~/.vault-token"`).
+        if let AuthMethod::AppRole { role_id, secret_id_file, .. } = &settings.auth {
+            let secret = read_secret_file(&secret_id_file.to_string_lossy()).ok();
+            let is_token = |v: &str| tokens.iter().any(|t| t.trim() == v.trim());
+            if is_token(role_id) || secret.as_deref().is_some_and(|s| is_token(s)) {
+                return Err(setting(
+                    "role_id",
+                    format!(
+                        "the document's AppRole credentials hold the operator's token (from the \
+                         environment or ~/.vault-token); it is not sent to the document's address \
+                         {doc_address:?}"
+                    ),
+                ));
+            }
+        }
+        Ok(settings)
     }
 }
 

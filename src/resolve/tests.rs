@@ -238,6 +238,19 @@ fn document_cannot_redirect_the_operators_token() {
         other => panic!("{other:?}"),
     }
 
+    // Nor may "its own" credentials be the operator's token under another name.
+    let dir = tempfile::tempdir().unwrap();
+    let token_copy = dir.path().join("sid");
+    std::fs::write(&token_copy, "hvs.operator\n").unwrap();
+    for doc in [
+        vec![evil[0], ("role_id", "hvs.operator"), ("secret_id_file", "/run/doc-sid")],
+        vec![evil[0], ("role_id", "doc-rid"), ("secret_id_file", token_copy.to_str().unwrap())],
+    ] {
+        let e = layers(&[], &doc, &env_token).build().unwrap_err();
+        assert_eq!(e.reference, "setting role_id");
+        assert!(e.to_string().contains("operator's token") && !e.to_string().contains("hvs.operator"), "{e}");
+    }
+
     // skip_verify from the document only when the operator allows it too.
     let e = layers(&[], &[("skip_verify", "true")], &env_token).build().unwrap_err();
     assert_eq!(e.reference, "setting skip_verify");

@@ -315,6 +315,13 @@ fn references_resolve_against_openbao() {
     all_scenarios(&bao);
 }
 
+/// A secret ID file (any content) in `dir`.
+fn sid_path(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("unrelated-sid");
+    write_private(&p, "unrelated-secret-id");
+    p
+}
+
 /// A plain TCP listener the test owns, standing in for a server a template could name: it
 /// records the head of every request that reaches it and answers 403.
 struct Recorder {
@@ -419,6 +426,25 @@ fn template_cannot_redirect_the_operators_token() {
             assert!(!stderr.contains(&s.token), "{stderr}");
             assert!(!out.exists());
         }
+    }
+    // Nor can the template pass the operator's token off as its own AppRole credentials.
+    let disguised = dir.path().join("disguised.toml");
+    let token_file = home.join(".vault-token");
+    for (rid, sid) in [("env:VAULT_TOKEN", sid_path(dir.path())), ("some-role", token_file.clone())] {
+        std::fs::write(
+            &disguised,
+            format!(
+                "[vault]\naddress = \"{}\"\nrole_id = \"{rid}\"\nsecret_id_file = \"{}\"\n\n[app]\nk = \"vault:ai/openrouter_key\"\n",
+                rec.addr,
+                sid.display()
+            ),
+        )
+        .unwrap();
+        let env = [("VAULT_TOKEN", s.token.as_str()), ("HOME", home.to_str().unwrap())];
+        let (code, stdout, stderr) =
+            coffer(&["inject", "-i", disguised.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+        assert_ne!(code, 0, "{rid} {}: {stdout}", sid.display());
+        assert!(stderr.contains("operator's token") && !stderr.contains(&s.token), "{stderr}");
     }
     assert_eq!(rec.received(), Vec::<String>::new(), "the template's server was contacted");
 
