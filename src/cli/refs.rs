@@ -13,7 +13,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::{usage, Ctx};
-use crate::resolve::{Document, Format, Reference, Resolver, SettingsBuilder};
+use crate::resolve::{Document, Format, Layers, Reference, Resolver, SettingsBuilder};
 
 /// Arguments of `coffer run`.
 #[derive(Debug, Args)]
@@ -68,16 +68,18 @@ pub struct InjectArgs {
     pub allow_missing: Vec<String>,
 }
 
-/// Resolver settings: flags, then the document's `vault` section, then the environment.
+/// Resolver settings: flags, then the document's `vault` section, then the environment, with
+/// the document held to S26 (it cannot send the operator's token elsewhere; see
+/// [`Layers`](crate::resolve::Layers)).
 fn settings(ctx: &Ctx, doc: Option<&Document>) -> anyhow::Result<crate::resolve::Settings> {
-    let flags = SettingsBuilder {
+    let caller = SettingsBuilder {
         address: ctx.global.address.clone(),
         ca_cert: ctx.global.ca_cert.as_ref().map(|p| p.to_string_lossy().into_owned()),
         skip_verify: ctx.global.tls_skip_verify.then_some(true),
         ..SettingsBuilder::default()
     };
-    let from_doc = doc.map(SettingsBuilder::from_document).unwrap_or_default();
-    Ok(flags.or(from_doc).or(SettingsBuilder::from_env()).build()?)
+    let document = doc.map(SettingsBuilder::from_document).unwrap_or_default();
+    Ok(Layers { caller, document, env: SettingsBuilder::from_env() }.build()?)
 }
 
 fn load_document(path: &Path, format: Option<&str>) -> anyhow::Result<Document> {

@@ -376,7 +376,7 @@ mod tests {
         // A stranger share completes the threshold with a wrong key: refused, progress reset,
         // the attempt and its nonce stay.
         node.core.generate_root_update(node.share(1), &init.nonce).await.unwrap();
-        let e = node.core.generate_root_update(fixtures::stranger(), &init.nonce).await.unwrap_err();
+        let e = node.core.generate_root_update(node.stranger(), &init.nonce).await.unwrap_err();
         assert!(msg(e).starts_with("root generation aborted: unable to authenticate: "));
         let s = node.core.generate_root_status().await.unwrap();
         assert_eq!((s.started, s.progress, s.nonce.as_str()), (true, 0, init.nonce.as_str()));
@@ -451,7 +451,7 @@ mod tests {
         let init = node.core.generate_root_init(None, false).await.unwrap();
         node.core.generate_root_update(node.share(0), &init.nonce).await.unwrap();
         node.core.generate_root_update(node.share(1), &init.nonce).await.unwrap();
-        let e = node.core.generate_root_update(fixtures::stranger(), &init.nonce).await.unwrap_err();
+        let e = node.core.generate_root_update(node.stranger(), &init.nonce).await.unwrap_err();
         assert_eq!(
             msg(e),
             "root generation aborted: unable to authenticate: recovery key verification failed: recovery key does not match submitted values"

@@ -156,7 +156,7 @@ impl Core {
 /// unsealed, with the shares its operators hold.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
 
     use async_trait::async_trait;
@@ -168,10 +168,18 @@ pub(crate) mod fixtures {
     use crate::core::{Core, CoreConfig};
 
     /// A store whose `apply` can be made to fail, to show that an operation writes all or
-    /// nothing.
+    /// nothing, and that counts the batches it applied, to show that one writes nothing.
     pub struct FlakyStorage {
         inner: MemStorage,
         pub fail_apply: AtomicBool,
+        applied: AtomicU64,
+    }
+
+    impl FlakyStorage {
+        /// How many batches were applied so far.
+        pub fn applied(&self) -> u64 {
+            self.applied.load(Ordering::SeqCst)
+        }
     }
 
     #[async_trait]
@@ -186,7 +194,9 @@ pub(crate) mod fixtures {
             if self.fail_apply.load(Ordering::SeqCst) {
                 return Err(StorageError::Unavailable("injected failure".into()));
             }
-            self.inner.apply(batch).await
+            let version = self.inner.apply(batch).await?;
+            self.applied.fetch_add(1, Ordering::SeqCst);
+            Ok(version)
         }
     }
 
@@ -206,6 +216,13 @@ pub(crate) mod fixtures {
             super::decode_key(&self.shares[i]).unwrap()
         }
 
+        /// A share of the right length that belongs to no quorum of this node (see
+        /// [`stranger_to`]).
+        pub fn stranger(&self) -> SecretBytes {
+            let shares: Vec<SecretBytes> = (0..self.shares.len()).map(|i| self.share(i)).collect();
+            stranger_to(&shares)
+        }
+
         /// A fresh core over the same storage (a restart), started.
         pub async fn restart(&self) -> Arc<Core> {
             let seal = match &self.static_key {
@@ -223,7 +240,11 @@ pub(crate) mod fixtures {
     }
 
     fn storage() -> Arc<FlakyStorage> {
-        Arc::new(FlakyStorage { inner: MemStorage::new(), fail_apply: AtomicBool::new(false) })
+        Arc::new(FlakyStorage {
+            inner: MemStorage::new(),
+            fail_apply: AtomicBool::new(false),
+            applied: AtomicU64::new(0),
+        })
     }
 
     /// A Shamir node initialised with `n` shares and threshold `t`, unsealed.
@@ -274,9 +295,17 @@ pub(crate) mod fixtures {
         }
     }
 
-    /// A share that belongs to no quorum.
-    pub fn stranger() -> SecretBytes {
-        SecretBytes::random(33).unwrap()
+    /// A share that belongs to no quorum: random bytes with a share index (its last byte, the
+    /// x coordinate) that no share of `shares` has and that is not 0. A fully random stranger
+    /// had a 1-in-256 chance of index 0 and a k-in-256 chance of repeating the index of one of
+    /// k shares already submitted; either made the combination fail with "duplicate part
+    /// detected" instead of the key mismatch the tests expect (about 1 run in 100).
+    pub fn stranger_to(shares: &[SecretBytes]) -> SecretBytes {
+        let mut s = SecretBytes::random(33).unwrap();
+        let taken: Vec<u8> = shares.iter().filter_map(|p| p.expose().last().copied()).collect();
+        let index = (1..=255u8).find(|x| !taken.contains(x)).expect("at most 255 shares exist");
+        s.expose_mut()[32] = index;
+        s
     }
 }
 
@@ -320,6 +349,23 @@ mod tests {
         shares.push(parts[0].duplicate());
         assert_eq!(shares.combine(2).unwrap_err(), ShamirError::Duplicate);
         assert!(shares.is_empty());
+    }
+
+    /// The fixture's stranger share must fail as a wrong key, never as a duplicate: its index is
+    /// one no real share has (here the single index 254 shares leave free), and never 0.
+    #[test]
+    fn stranger_share_never_repeats_an_index() {
+        let parts = shamir::split(&[9u8; 32], 254, 2).unwrap();
+        let used: Vec<u8> = parts.iter().map(|p| p.expose()[32]).collect();
+        let free = (1..=255u8).find(|x| !used.contains(x)).unwrap();
+        let s = fixtures::stranger_to(&parts);
+        assert_eq!((s.len(), s.expose()[32]), (33, free));
+        for p in &parts[..2] {
+            let mut shares = Shares::default();
+            shares.push(p.duplicate());
+            shares.push(s.duplicate());
+            assert!(shares.combine(2).is_ok(), "a stranger combines (to a wrong key)");
+        }
     }
 
     #[test]

@@ -757,7 +757,7 @@ mod tests {
         let e = node.core.rekey_update(b, node.share(0), &st.nonce).await.unwrap_err();
         assert_eq!(msg(e), "given key has already been provided during this generation operation");
         node.core.rekey_update(b, node.share(1), &st.nonce).await.unwrap();
-        let e = node.core.rekey_update(b, fixtures::stranger(), &st.nonce).await.unwrap_err();
+        let e = node.core.rekey_update(b, node.stranger(), &st.nonce).await.unwrap_err();
         assert_eq!(msg(e), UNSEAL_KEY_MISMATCH);
         let s = node.core.rekey_status(b).await.unwrap();
         assert_eq!((s.started, s.progress, s.nonce.as_str()), (true, 0, st.nonce.as_str()));
@@ -809,7 +809,7 @@ mod tests {
         assert_eq!((st.started, st.t, st.n, st.required), (true, 0, 0, 3));
         node.core.rekey_update(b, node.share(0), &st.nonce).await.unwrap();
         node.core.rekey_update(b, node.share(1), &st.nonce).await.unwrap();
-        let e = node.core.rekey_update(b, fixtures::stranger(), &st.nonce).await.unwrap_err();
+        let e = node.core.rekey_update(b, node.stranger(), &st.nonce).await.unwrap_err();
         assert_eq!(msg(e), RECOVERY_KEY_MISMATCH);
         let shares: Vec<SecretBytes> = (2..5).map(|i| node.share(i)).collect();
         let r = run_update(&node, b, &st.nonce, &shares).await;

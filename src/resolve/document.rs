@@ -218,16 +218,33 @@ impl Document {
         }
     }
 
-    /// A string setting of the `vault` section (`[vault] key = "..."`), if present.
+    /// A setting of the `vault` section (`[vault] key = "..."`), if present: a string, or a
+    /// boolean or integer as text (`skip_verify = true` counts like `skip_verify = "true"`).
     pub fn vault_setting(&self, key: &str) -> Option<String> {
         match &self.inner {
             Inner::Env(lines) => {
                 let env_key = format!("VAULT_{}", key.to_uppercase());
                 lines.iter().find(|l| l.key == env_key).and_then(|l| l.value.clone())
             }
-            Inner::Json(v) => v.get("vault")?.get(key)?.as_str().map(str::to_owned),
-            Inner::Toml(doc) => doc.get("vault")?.get(key)?.as_str().map(str::to_owned),
-            Inner::Yaml(v) => v.get("vault")?.get(key)?.as_str().map(str::to_owned),
+            Inner::Json(v) => match v.get("vault")?.get(key)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Bool(b) => Some(b.to_string()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
+            Inner::Toml(doc) => {
+                let v = doc.get("vault")?.get(key)?;
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_bool().map(|b| b.to_string()))
+                    .or_else(|| v.as_integer().map(|i| i.to_string()))
+            }
+            Inner::Yaml(v) => match v.get("vault")?.get(key)? {
+                serde_yaml_ng::Value::String(s) => Some(s.clone()),
+                serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+                serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
         }
     }
 
@@ -350,6 +367,16 @@ mod tests {
         assert!(out.contains("role_id = \"vault:not/replaced\""));
         assert!(out.contains("\"VAULT:A\""));
         assert_eq!(d.vault_setting("role_id").as_deref(), Some("vault:not/replaced"));
+    }
+
+    #[test]
+    fn vault_settings_may_be_booleans() {
+        let toml = Document::parse(Format::Toml, "[vault]\nskip_verify = true\n").unwrap();
+        let json = Document::parse(Format::Json, r#"{"vault": {"skip_verify": true}}"#).unwrap();
+        let yaml = Document::parse(Format::Yaml, "vault:\n  skip_verify: true\n").unwrap();
+        for d in [toml, json, yaml] {
+            assert_eq!(d.vault_setting("skip_verify").as_deref(), Some("true"), "{d:?}");
+        }
     }
 
     #[test]

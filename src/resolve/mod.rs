@@ -18,7 +18,19 @@
 //! Settings come, in this order of precedence, from the caller ([`SettingsBuilder`]), the
 //! document's `vault` section, and the environment (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_CACERT`,
 //! `VAULT_SKIP_VERIFY`, `VAULT_KV_MOUNT`, `VAULT_AUTH_METHOD`, `VAULT_ROLE_ID`,
-//! `VAULT_SECRET_ID_FILE`, and the `BAO_*` / `COFFER_*` spellings).
+//! `VAULT_SECRET_ID_FILE`, and the `BAO_*` / `COFFER_*` spellings); [`Layers`] merges them.
+//!
+//! A document is not trusted with the operator's credentials (security promise S26). Whoever
+//! can edit a template must not be able to send the operator's token elsewhere, so
+//! [`Layers::build`] enforces:
+//!
+//! * A token from the environment or `~/.vault-token` (and AppRole credentials from the
+//!   environment) go only to the address from the caller or the environment (or the default).
+//!   A document that names another address must bring its own AppRole credentials (`role_id`
+//!   and `secret_id_file` in its `vault` section, which must not hold the operator's token
+//!   either); otherwise the build fails before anything is sent.
+//! * A document cannot turn TLS verification off: its `skip_verify = true` is refused unless
+//!   the caller or the environment turn it off too.
 //!
 //! Every secret path is fetched once per pass. Errors name the reference, never a value;
 //! values live in zeroizing strings.
@@ -97,6 +109,37 @@ fn env_any(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
+/// Where the resolver talks to when nothing names an address.
+pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
+
+/// `~/.vault-token`, where `vault login` keeps the operator's token.
+fn token_file() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".vault-token")
+}
+
+/// The operator's own tokens: the environment layer's token setting, the token variables and
+/// the token file (whichever exist).
+fn operator_tokens(env: &SettingsBuilder) -> Vec<Zeroizing<String>> {
+    let mut out: Vec<Zeroizing<String>> =
+        env.token.as_deref().and_then(|t| local_value(t).ok()).into_iter().collect();
+    for name in ["COFFER_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"] {
+        out.extend(std::env::var(name).ok().map(Zeroizing::new));
+    }
+    out.extend(std::fs::read_to_string(token_file()).ok().map(Zeroizing::new));
+    out.retain(|t| !t.trim().is_empty());
+    out
+}
+
+/// A `skip_verify`-style flag value that means yes.
+fn truthy(v: &str) -> bool {
+    matches!(v, "1" | "true" | "TRUE" | "True" | "t")
+}
+
+/// The same address, written with or without a trailing `/`.
+fn same_address(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 impl SettingsBuilder {
     /// Settings from the environment.
     pub fn from_env() -> Self {
@@ -113,11 +156,12 @@ impl SettingsBuilder {
             role_id: e("ROLE_ID"),
             secret_id_file: e("SECRET_ID_FILE"),
             ca_cert: e("CACERT"),
-            skip_verify: e("SKIP_VERIFY").map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True" | "t")),
+            skip_verify: e("SKIP_VERIFY").map(|v| truthy(&v)),
         }
     }
 
-    /// Settings from a document's `vault` section.
+    /// Settings from a document's `vault` section. Merge them through [`Layers`], not
+    /// [`SettingsBuilder::or`], so that the document cannot redirect the operator's credentials.
     pub fn from_document(doc: &Document) -> Self {
         let g = |k: &str| doc.vault_setting(k);
         Self {
@@ -130,7 +174,7 @@ impl SettingsBuilder {
             role_id: g("role_id"),
             secret_id_file: g("secret_id_file"),
             ca_cert: g("ca_cert"),
-            skip_verify: g("skip_verify").map(|v| v == "true"),
+            skip_verify: g("skip_verify").map(|v| truthy(&v)),
         }
     }
 
@@ -156,7 +200,7 @@ impl SettingsBuilder {
             reference: format!("setting {name}"),
             kind: ErrorKind::Settings(msg),
         };
-        let address = self.address.unwrap_or_else(|| "https://127.0.0.1:8200".to_owned());
+        let address = self.address.unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
         let method = self.auth_method.unwrap_or_else(|| {
             if self.role_id.is_some() {
                 "approle".into()
@@ -168,19 +212,14 @@ impl SettingsBuilder {
             "token" => {
                 let token = match self.token {
                     Some(t) => local_value(&t).map_err(|e| setting("token", e))?,
-                    None => {
-                        let home = std::env::var("HOME").unwrap_or_default();
-                        let path = PathBuf::from(home).join(".vault-token");
-                        match std::fs::read_to_string(&path) {
-                            Ok(t) => Zeroizing::new(t.trim().to_owned()),
-                            Err(_) => {
-                                return Err(setting(
-                                    "token",
-                                    "no token: set VAULT_TOKEN, the token setting, or use auth_method = \"approle\"".into(),
-                                ))
-                            }
-                        }
-                    }
+                    None => match std::fs::read_to_string(token_file()) {
+                        Ok(t) => Zeroizing::new(t.trim().to_owned()),
+                        Err(_) => return Err(setting(
+                            "token",
+                            "no token: set VAULT_TOKEN, the token setting, or use auth_method = \"approle\""
+                                .into(),
+                        )),
+                    },
                 };
                 AuthMethod::Token(token)
             }
@@ -216,6 +255,95 @@ impl SettingsBuilder {
             ca_cert: self.ca_cert.map(PathBuf::from),
             skip_verify: self.skip_verify.unwrap_or(false),
         })
+    }
+}
+
+/// The three sources of settings, kept apart so that a document's settings can be held to the
+/// rules of S26 (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Layers {
+    /// The caller's own choices (command-line flags, or a program's explicit settings).
+    pub caller: SettingsBuilder,
+    /// The document's `vault` section: written by whoever can edit the document.
+    pub document: SettingsBuilder,
+    /// The environment ([`SettingsBuilder::from_env`]); `~/.vault-token` is read by
+    /// [`SettingsBuilder::build`] when no token is set.
+    pub env: SettingsBuilder,
+}
+
+impl Layers {
+    /// Merges the layers (caller, then document, then environment) and validates, refusing a
+    /// document that would redirect the operator's credentials or turn TLS verification off.
+    pub fn build(self) -> Result<Settings, ResolveError> {
+        let setting = |name: &str, msg: String| ResolveError {
+            reference: format!("setting {name}"),
+            kind: ErrorKind::Settings(msg),
+        };
+        let Layers { caller, document, env } = self;
+        let operator_skips = caller.skip_verify.or(env.skip_verify) == Some(true);
+        if document.skip_verify == Some(true) && !operator_skips {
+            return Err(setting(
+                "skip_verify",
+                "the document's skip_verify = true is refused: only the command line \
+                 (-tls-skip-verify) or the environment (VAULT_SKIP_VERIFY) can turn TLS \
+                 verification off"
+                    .into(),
+            ));
+        }
+        let operator_address =
+            caller.address.clone().or_else(|| env.address.clone()).unwrap_or_else(|| DEFAULT_ADDRESS.into());
+        let redirect = match (&caller.address, &document.address) {
+            (None, Some(doc)) if !same_address(doc, &operator_address) => Some(doc.clone()),
+            _ => None,
+        };
+        let Some(doc_address) = redirect else {
+            return caller.or(document).or(env).build();
+        };
+        // The document names its own server: only its own AppRole credentials may go there.
+        let method = document.auth_method.clone().unwrap_or_else(|| "approle".into());
+        let own_credentials = method == "approle"
+            && document.token.is_none()
+            && document.role_id.is_some()
+            && document.secret_id_file.is_some();
+        if !own_credentials {
+            return Err(setting(
+                "address",
+                format!(
+                    "the document's address {doc_address:?} is not the address from -address or \
+                     VAULT_ADDR ({operator_address:?}), and a token from VAULT_TOKEN or \
+                     ~/.vault-token is only sent to that one; a document that names its own \
+                     server must bring its own AppRole credentials (role_id and secret_id_file \
+                     in its [vault] section, no token), or pass -address to send the token there"
+                ),
+            ));
+        }
+        let tokens = operator_tokens(&env);
+        let own = SettingsBuilder {
+            auth_method: Some(method),
+            token: None,
+            role_id: document.role_id.clone(),
+            secret_id_file: document.secret_id_file.clone(),
+            ..document
+        };
+        let env = SettingsBuilder { token: None, role_id: None, secret_id_file: None, ..env };
+        let settings = caller.or(own).or(env).build()?;
+        // "Its own" credentials must not be the operator's token under another name
+        // (`role_id = "env:VAULT_TOKEN"`, `secret_id_file = "~/.vault-token"`).
+        if let AuthMethod::AppRole { role_id, secret_id_file, .. } = &settings.auth {
+            let secret = read_secret_file(&secret_id_file.to_string_lossy()).ok();
+            let is_token = |v: &str| tokens.iter().any(|t| t.trim() == v.trim());
+            if is_token(role_id) || secret.as_deref().is_some_and(|s| is_token(s)) {
+                return Err(setting(
+                    "role_id",
+                    format!(
+                        "the document's AppRole credentials hold the operator's token (from the \
+                         environment or ~/.vault-token); it is not sent to the document's address \
+                         {doc_address:?}"
+                    ),
+                ));
+            }
+        }
+        Ok(settings)
     }
 }
 

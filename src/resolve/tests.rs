@@ -170,6 +170,98 @@ fn settings_layering_and_validation() {
     assert!(SettingsBuilder { token: Some("vault:x".into()), ..Default::default() }.build().is_err());
 }
 
+/// S26: a document cannot send the operator's token (environment or token file) to another
+/// address, nor turn TLS verification off; its own AppRole credentials may go to its own address.
+#[test]
+fn document_cannot_redirect_the_operators_token() {
+    let b = |pairs: &[(&str, &str)]| {
+        let mut s = SettingsBuilder::default();
+        for (k, v) in pairs {
+            let v = Some((*v).to_owned());
+            match *k {
+                "address" => s.address = v,
+                "token" => s.token = v,
+                "auth_method" => s.auth_method = v,
+                "role_id" => s.role_id = v,
+                "secret_id_file" => s.secret_id_file = v,
+                "skip_verify" => s.skip_verify = v.map(|v| v == "true"),
+                other => panic!("{other}"),
+            }
+        }
+        s
+    };
+    let layers = |caller: &[(&str, &str)], document: &[(&str, &str)], env: &[(&str, &str)]| Layers {
+        caller: b(caller),
+        document: b(document),
+        env: b(env),
+    };
+    let env_token = [("address", "https://vault.internal:8200"), ("token", "hvs.operator")];
+    let evil = [("address", "http://attacker:8200")];
+    let refused = |l: Layers| {
+        let e = l.build().unwrap_err();
+        assert_eq!(e.reference, "setting address");
+        let text = e.to_string();
+        assert!(text.contains("http://attacker:8200") && text.contains("own AppRole credentials"), "{text}");
+        assert!(!text.contains("hvs.operator"), "{text}");
+    };
+    // Another address with the environment's token, or with the token file (default address).
+    refused(layers(&[], &evil, &env_token));
+    refused(layers(&[], &evil, &[("token", "hvs.operator")]));
+    // Its own token, or AppRole credentials borrowed from the environment, are refused too.
+    refused(layers(&[], &[evil[0], ("token", "hvs.document")], &env_token));
+    refused(layers(
+        &[],
+        &[evil[0], ("auth_method", "approle")],
+        &[env_token[0], ("role_id", "rid"), ("secret_id_file", "/run/sid")],
+    ));
+    refused(layers(
+        &[],
+        &[evil[0], ("role_id", "rid"), ("secret_id_file", "/x"), ("auth_method", "token")],
+        &env_token,
+    ));
+
+    // The same address as the environment's (trailing slash or not) keeps the token.
+    let s = layers(&[], &[("address", "https://vault.internal:8200/")], &env_token).build().unwrap();
+    assert!(matches!(s.auth, AuthMethod::Token(ref t) if t.as_str() == "hvs.operator"));
+    // An address on the command line wins over the document's, and the token goes there.
+    let s = layers(&[("address", "https://cli:8200")], &evil, &env_token).build().unwrap();
+    assert_eq!(s.address, "https://cli:8200");
+    assert!(matches!(s.auth, AuthMethod::Token(_)));
+    // The document's own AppRole credentials go to its own address; the token stays home.
+    let own = [evil[0], ("role_id", "doc-rid"), ("secret_id_file", "/run/doc-sid")];
+    let s = layers(&[], &own, &[env_token[0], env_token[1], ("auth_method", "token")]).build().unwrap();
+    assert_eq!(s.address, "http://attacker:8200");
+    match s.auth {
+        AuthMethod::AppRole { role_id, secret_id_file, .. } => {
+            assert_eq!((role_id.as_str(), secret_id_file.to_str()), ("doc-rid", Some("/run/doc-sid")));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Nor may "its own" credentials be the operator's token under another name.
+    let dir = tempfile::tempdir().unwrap();
+    let token_copy = dir.path().join("sid");
+    std::fs::write(&token_copy, "hvs.operator\n").unwrap();
+    for doc in [
+        vec![evil[0], ("role_id", "hvs.operator"), ("secret_id_file", "/run/doc-sid")],
+        vec![evil[0], ("role_id", "doc-rid"), ("secret_id_file", token_copy.to_str().unwrap())],
+    ] {
+        let e = layers(&[], &doc, &env_token).build().unwrap_err();
+        assert_eq!(e.reference, "setting role_id");
+        assert!(e.to_string().contains("operator's token") && !e.to_string().contains("hvs.operator"), "{e}");
+    }
+
+    // skip_verify from the document only when the operator allows it too.
+    let e = layers(&[], &[("skip_verify", "true")], &env_token).build().unwrap_err();
+    assert_eq!(e.reference, "setting skip_verify");
+    assert!(e.to_string().contains("-tls-skip-verify"), "{e}");
+    let s = layers(&[("skip_verify", "true")], &[("skip_verify", "true")], &env_token).build().unwrap();
+    assert!(s.skip_verify);
+    let env_skips = [env_token[0], env_token[1], ("skip_verify", "true")];
+    assert!(layers(&[], &[("skip_verify", "true")], &env_skips).build().unwrap().skip_verify);
+    assert!(!layers(&[], &[("skip_verify", "false")], &env_token).build().unwrap().skip_verify);
+}
+
 /// A server for the AppRole flow: counts logins and renewals; renewal can be refused.
 #[derive(Default)]
 struct AuthFake {

@@ -1035,3 +1035,64 @@ fn vaultrs_approle_flow() {
         approle::role::delete(&client, "approle", "web").await.unwrap();
     });
 }
+
+/// Every file under `dir` with its contents, for comparing a store before and after.
+fn snapshot_files(dir: &std::path::Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            snapshot_files(&p, out);
+        } else {
+            out.insert(p.display().to_string(), std::fs::read(&p).unwrap());
+        }
+    }
+}
+
+/// S25: failed logins with unknown role IDs are counted in memory, so 1000 of them leave the
+/// sled store byte for byte as it was (each used to write and fsync a lockout counter), and a
+/// real role is still locked out after five failures.
+#[test]
+fn failed_logins_of_unknown_role_ids_leave_the_store_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("coffer.toml");
+    std::fs::write(
+        &cfg,
+        "[storage]\ntype = \"file\"\npath = \"data\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n",
+    )
+    .unwrap();
+    let mut s = Server::with_config(&cfg, None, &[]);
+    let (st, init) =
+        s.call_as("", "PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})));
+    assert_eq!(st, 200, "{init}");
+    s.token = init["root_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.call_as("", "PUT", "sys/unseal", Some(json!({"key": init["keys"][0]}))).0, 200);
+    enable(&s, "approle");
+    ok(&s, "POST", "auth/approle/role/app", json!({}));
+    let rid = role_id(&s, "app");
+    let (sid, _, _) = secret(&s, "app", json!({}));
+
+    let data = dir.path().join("data");
+    let mut before = std::collections::BTreeMap::new();
+    snapshot_files(&data, &mut before);
+    let started = std::time::Instant::now();
+    for _ in 0..1000 {
+        assert_invalid(login(&s, &uuid::Uuid::new_v4().to_string(), Some("wrong-secret")));
+    }
+    eprintln!("1000 failed logins of unknown role IDs: {:?}", started.elapsed());
+    let mut after = std::collections::BTreeMap::new();
+    snapshot_files(&data, &mut after);
+    let changed: Vec<&String> =
+        after.iter().filter(|(p, c)| before.get(*p) != Some(*c)).map(|(p, _)| p).collect();
+    let size = |m: &std::collections::BTreeMap<String, Vec<u8>>| m.values().map(Vec::len).sum::<usize>();
+    assert!(
+        changed.is_empty(),
+        "1000 failed logins changed {changed:?} ({} -> {} bytes)",
+        size(&before),
+        size(&after)
+    );
+
+    for _ in 0..5 {
+        assert_invalid(login(&s, &rid, Some("wrong-secret")));
+    }
+    assert_invalid(login(&s, &rid, Some(&sid)));
+}

@@ -3,9 +3,12 @@
 //! OpenBao (`bao server -dev`), and the error cases (each message names the reference and
 //! never a value).
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -310,4 +313,182 @@ fn references_resolve_against_coffer() {
 fn references_resolve_against_openbao() {
     let Some(bao) = require_bao_dev("references_resolve_against_openbao") else { return };
     all_scenarios(&bao);
+}
+
+/// A secret ID file (any content) in `dir`.
+fn sid_path(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("unrelated-sid");
+    write_private(&p, "unrelated-secret-id");
+    p
+}
+
+/// A plain TCP listener the test owns, standing in for a server a template could name: it
+/// records the head of every request that reaches it and answers 403.
+struct Recorder {
+    addr: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        // One connection at a time, in arrival order; the thread ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut c) = conn else { continue };
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                log.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                let body = r#"{"errors":["permission denied"]}"#;
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Recorder { addr, seen }
+    }
+
+    /// What reached the listener since the last call. A probe of our own goes through the same
+    /// accept queue after anything the command sent, so once it is answered the record is
+    /// complete (no waiting for something not to happen).
+    fn received(&self) -> Vec<String> {
+        let mut probe = TcpStream::connect(self.addr.trim_start_matches("http://")).unwrap();
+        probe.write_all(b"PROBE\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        probe.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap());
+        assert_eq!(seen.pop().as_deref(), Some("PROBE\r\n\r\n"));
+        seen
+    }
+}
+
+/// S26: a template's `[vault]` section cannot send the operator's token (VAULT_TOKEN or
+/// ~/.vault-token) to an address of its choosing, nor turn TLS verification off. The named
+/// server (a listener the test owns) receives no connection at all; a document that brings its
+/// own AppRole credentials still works.
+#[test]
+fn template_cannot_redirect_the_operators_token() {
+    let s = Server::dev();
+    let (role_id, secret_id) = provision(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::start();
+    let canary = "hvs.operator-token-canary";
+
+    // Control: when the operator names the listener, the token does reach it (so the listener
+    // would have seen a leak).
+    let tmpl = dir.path().join("plain.json");
+    std::fs::write(&tmpl, json!({"k": "vault:ai/openrouter_key"}).to_string()).unwrap();
+    let out = dir.path().join("out.json");
+    let args = ["inject", "-i", tmpl.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let (code, _, stderr) = coffer(&args, &[("VAULT_ADDR", rec.addr.as_str()), ("VAULT_TOKEN", canary)]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("permission denied") || stderr.contains("403"), "{stderr}");
+    let seen = rec.received();
+    assert!(seen.iter().any(|r| r.to_lowercase().contains(&format!("x-vault-token: {canary}"))), "{seen:?}");
+
+    // A template naming the listener, with the token in the environment (address from the
+    // environment, or the default) or in ~/.vault-token: refused before anything is sent.
+    let redirect = dir.path().join("redirect.toml");
+    std::fs::write(
+        &redirect,
+        format!("[vault]\naddress = \"{}\"\n\n[app]\nk = \"vault:ai/openrouter_key\"\n", rec.addr),
+    )
+    .unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    write_private(&home.join(".vault-token"), &s.token);
+    let inject = ["inject", "-i", redirect.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let run = ["run", "--config", redirect.to_str().unwrap(), "--", "sh", "-c", "echo RAN"];
+    let envs: [Vec<(&str, &str)>; 3] = [
+        vec![("VAULT_ADDR", s.addr.as_str()), ("VAULT_TOKEN", s.token.as_str())],
+        vec![("VAULT_TOKEN", s.token.as_str())],
+        vec![("HOME", home.to_str().unwrap())],
+    ];
+    for env in &envs {
+        for args in [&inject[..], &run[..]] {
+            let (code, stdout, stderr) = coffer(args, env);
+            assert_ne!(code, 0, "{args:?} {env:?}: {stdout}");
+            assert!(!stdout.contains("RAN"), "the command ran");
+            assert!(stderr.contains(&rec.addr) && stderr.contains("own AppRole credentials"), "{stderr}");
+            assert!(!stderr.contains(&s.token), "{stderr}");
+            assert!(!out.exists());
+        }
+    }
+    // Nor can the template pass the operator's token off as its own AppRole credentials.
+    let disguised = dir.path().join("disguised.toml");
+    let token_file = home.join(".vault-token");
+    for (rid, sid) in [("env:VAULT_TOKEN", sid_path(dir.path())), ("some-role", token_file.clone())] {
+        std::fs::write(
+            &disguised,
+            format!(
+                "[vault]\naddress = \"{}\"\nrole_id = \"{rid}\"\nsecret_id_file = \"{}\"\n\n[app]\nk = \"vault:ai/openrouter_key\"\n",
+                rec.addr,
+                sid.display()
+            ),
+        )
+        .unwrap();
+        let env = [("VAULT_TOKEN", s.token.as_str()), ("HOME", home.to_str().unwrap())];
+        let (code, stdout, stderr) =
+            coffer(&["inject", "-i", disguised.to_str().unwrap(), "-o", out.to_str().unwrap()], &env);
+        assert_ne!(code, 0, "{rid} {}: {stdout}", sid.display());
+        assert!(stderr.contains("operator's token") && !stderr.contains(&s.token), "{stderr}");
+    }
+    assert_eq!(rec.received(), Vec::<String>::new(), "the template's server was contacted");
+
+    // The same template with its own AppRole credentials resolves, also with the operator's
+    // token and address in the environment (the listener): neither is used.
+    let sid_file = dir.path().join("sid");
+    write_private(&sid_file, &secret_id);
+    let own = dir.path().join("own.toml");
+    std::fs::write(
+        &own,
+        format!(
+            "[vault]\naddress = \"{}\"\nrole_id = \"{role_id}\"\nsecret_id_file = \"{}\"\n\n[app]\nk = \"vault:ai/openrouter_key\"\n",
+            s.addr,
+            sid_file.display()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = coffer(
+        &["inject", "-i", own.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[("VAULT_ADDR", rec.addr.as_str()), ("VAULT_TOKEN", canary)],
+    );
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    let v: toml::Value = toml::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["app"]["k"].as_str(), Some(OPENROUTER));
+    assert_eq!(rec.received(), Vec::<String>::new(), "the operator's address was contacted");
+    std::fs::remove_file(&out).unwrap();
+
+    // skip_verify from the document: refused unless the command line allows it too.
+    let skip = dir.path().join("skip.toml");
+    std::fs::write(
+        &skip,
+        format!(
+            "[vault]\naddress = \"{}\"\nskip_verify = true\n\n[app]\nk = \"vault:ai/openrouter_key\"\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    let env = [("VAULT_ADDR", s.addr.as_str()), ("VAULT_TOKEN", s.token.as_str())];
+    let args = ["inject", "-i", skip.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let (code, stdout, stderr) = coffer(&args, &env);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains("skip_verify") && stderr.contains("-tls-skip-verify"), "{stderr}");
+    assert!(!out.exists());
+    let (code, stdout, stderr) = coffer(&[&["--tls-skip-verify"][..], &args[..]].concat(), &env);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    assert!(std::fs::read_to_string(&out).unwrap().contains(OPENROUTER));
 }

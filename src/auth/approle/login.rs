@@ -3,13 +3,15 @@
 //! Order of work, chosen so the answer and the time it takes reveal as little as possible:
 //!
 //! 1. `missing role_id` if none was sent (nothing secret about that).
-//! 2. Read the lockout counter of the role ID (trimmed, lower-cased, HMACed).
+//! 2. Read the lockout state of the role ID (trimmed, lower-cased, HMACed): its failure counter
+//!    in memory and its stored lockout, if any.
 //! 3. Resolve the role ID (index read + role read, or a read of a key that never exists), then
 //!    HMAC the secret ID and read its record — also when the role ID is unknown, against a role
 //!    that cannot exist — so unknown role ID, wrong secret ID and lockout cost the same.
 //! 4. Every failure about the role or the secret (unknown role ID, unknown, destroyed, used-up
 //!    or expired secret ID, lockout) answers 400 `invalid role or secret ID` and, unless locked
-//!    out, counts toward the lockout.
+//!    out, counts toward the lockout, in memory. Nothing is written for a failure, except the
+//!    lockout itself when a role ID of an existing role reaches the threshold.
 //! 5. CIDR checks (secret ID `cidr_list`, role `secret_id_bound_cidrs`) with Vault's messages.
 //! 6. Only then is a use consumed, conditionally on the version read (see
 //!    [`Store::consume`]), so a refused login never costs a use and N uses give ≤ N tokens.
@@ -20,7 +22,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use super::cidr;
-use super::lockout::{Lock, Policy};
+use super::lockout::{Failures, Lock, Policy};
 use super::secret_id::SecretId;
 use super::store::{Consumed, Store};
 use crate::auth::token::sanitize_policies;
@@ -42,9 +44,10 @@ pub fn secret_field(data: &Map<String, Value>, key: &str) -> Result<SecretId> {
     }
 }
 
-async fn invalid(lock: Option<&Lock>, store: &Store<'_>, ctx: &Ctx) -> Result<Response> {
+/// Counts a failure (`known`: the role ID names an existing role) and gives the one answer.
+async fn invalid(lock: Option<&Lock<'_>>, known: bool, store: &Store<'_>, ctx: &Ctx) -> Result<Response> {
     if let Some(l) = lock {
-        l.record_failure(store.view, ctx.now).await?;
+        l.record_failure(store.view, known, ctx.now).await?;
     }
     Err(Error::bad(INVALID))
 }
@@ -58,8 +61,8 @@ fn display_name(mount_path: &str) -> String {
     mount_path.replace('/', "-").trim_end_matches('-').to_owned()
 }
 
-/// Handles `POST login`.
-pub async fn login(ctx: &Ctx, store: &Store<'_>) -> Result<Response> {
+/// Handles `POST login`; `failures` are the mount's in-memory failure counters.
+pub async fn login(ctx: &Ctx, store: &Store<'_>, failures: &Failures) -> Result<Response> {
     let role_id = fields::string(&ctx.data, "role_id")?.unwrap_or_default();
     let role_id = role_id.trim();
     if role_id.is_empty() {
@@ -67,7 +70,7 @@ pub async fn login(ctx: &Ctx, store: &Store<'_>) -> Result<Response> {
     }
     let secret = secret_field(&ctx.data, "secret_id")?;
     let lock = match Policy::for_mount(&ctx.mount.config) {
-        Some(p) => Some(Lock::check(store, p, role_id, ctx.now).await?),
+        Some(p) => Some(Lock::check(store, failures, p, role_id, ctx.now).await?),
         None => None,
     };
     let locked = lock.as_ref().map(Lock::locked).unwrap_or(false);
@@ -75,21 +78,21 @@ pub async fn login(ctx: &Ctx, store: &Store<'_>) -> Result<Response> {
     let Some(role) = store.role_by_role_id(role_id).await? else {
         let h = store.secret_hmac(NO_ROLE, &secret);
         store.secret_id(NO_ROLE, &h).await?;
-        return invalid(lock.as_ref(), store, ctx).await;
+        return invalid(lock.as_ref(), false, store, ctx).await;
     };
 
     let mut pending = None;
     if role.bind_secret_id {
         if secret.is_empty() {
             if locked {
-                return invalid(lock.as_ref(), store, ctx).await;
+                return invalid(lock.as_ref(), true, store, ctx).await;
             }
             return Err(Error::bad("missing secret_id"));
         }
         let h = store.secret_hmac(&role.id, &secret);
         let found = store.secret_id(&role.id, &h).await?;
         let Some((entry, version)) = found.filter(|(e, _)| !locked && !e.expired_at(ctx.now)) else {
-            return invalid(lock.as_ref(), store, ctx).await;
+            return invalid(lock.as_ref(), true, store, ctx).await;
         };
         cidr::verify_subset(&entry.cidr_list, &role.secret_id_bound_cidrs).map_err(Error::bad)?;
         if !entry.cidr_list.is_empty() {
@@ -104,7 +107,7 @@ pub async fn login(ctx: &Ctx, store: &Store<'_>) -> Result<Response> {
         }
         pending = Some((h, entry, version));
     } else if locked {
-        return invalid(lock.as_ref(), store, ctx).await;
+        return invalid(lock.as_ref(), true, store, ctx).await;
     }
     if !role.secret_id_bound_cidrs.is_empty() {
         let ip = remote(ctx)?;
@@ -126,7 +129,7 @@ pub async fn login(ctx: &Ctx, store: &Store<'_>) -> Result<Response> {
     let entry = match pending {
         Some((h, entry, version)) => match store.consume(&role.id, &h, entry, version, ctx.now).await? {
             Consumed::Ok(e) => Some(e),
-            Consumed::Invalid => return invalid(lock.as_ref(), store, ctx).await,
+            Consumed::Invalid => return invalid(lock.as_ref(), true, store, ctx).await,
         },
         None => None,
     };
@@ -162,7 +165,55 @@ pub async fn login(ctx: &Ctx, store: &Store<'_>) -> Result<Response> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::auth::token::ClientToken;
+    use crate::core::quorum::fixtures;
+    use crate::core::request::{Operation, Request};
+    use crate::core::Core;
+
+    async fn call(core: &Core, token: Option<&str>, path: &str, data: Value) -> Result<Response> {
+        let mut req = Request::new(Operation::Update, path);
+        req.token = token.map(|t| ClientToken::new(t.to_owned()));
+        req.data = data.as_object().cloned().unwrap_or_default();
+        core.handle(req).await
+    }
+
+    /// S25: 1000 failed logins with random unknown role IDs write nothing to storage (each used
+    /// to write and fsync a lockout counter); a real role's failures write once, when they lock
+    /// it out, and not again while it is locked.
+    #[tokio::test]
+    async fn failed_logins_of_unknown_role_ids_write_nothing() {
+        let node = fixtures::shamir(1, 1).await;
+        let root = Some(node.root_token.as_str());
+        call(&node.core, root, "sys/auth/approle", json!({"type": "approle"})).await.unwrap();
+        call(&node.core, root, "auth/approle/role/app", json!({})).await.unwrap();
+        let mut req = Request::new(Operation::Read, "auth/approle/role/app/role-id");
+        req.token = root.map(|t| ClientToken::new(t.to_owned()));
+        let resp = node.core.handle(req).await.unwrap();
+        let role_id = resp.data.as_ref().unwrap()["role_id"].as_str().unwrap().to_owned();
+
+        let before = node.storage.applied();
+        for _ in 0..1000 {
+            let body = json!({"role_id": uuid::Uuid::new_v4().to_string(), "secret_id": "wrong"});
+            let e = call(&node.core, None, "auth/approle/login", body).await.unwrap_err();
+            assert_eq!(e.to_string(), INVALID);
+        }
+        assert_eq!(node.storage.applied(), before, "failed logins of unknown role IDs wrote");
+
+        for i in 0..4 {
+            let body = json!({"role_id": role_id, "secret_id": "wrong"});
+            call(&node.core, None, "auth/approle/login", body).await.unwrap_err();
+            assert_eq!(node.storage.applied(), before, "failure {} of a real role wrote", i + 1);
+        }
+        for _ in 0..3 {
+            let body = json!({"role_id": role_id.to_uppercase(), "secret_id": "wrong"});
+            let e = call(&node.core, None, "auth/approle/login", body).await.unwrap_err();
+            assert_eq!(e.to_string(), INVALID);
+        }
+        assert_eq!(node.storage.applied(), before + 1, "the lockout is stored once");
+    }
 
     #[test]
     fn display_names_follow_the_mount_path() {

@@ -13,7 +13,9 @@
 //!   use deletes the secret ID and its accessor in the same batch.
 //! * Every login failure about the role ID or the secret ID — unknown, destroyed, used up,
 //!   expired, locked out — answers `invalid role or secret ID` after the same reads and HMAC
-//!   work ([`login`]). Repeated failures lock the role ID out ([`lockout`]).
+//!   work ([`login`]). Repeated failures lock the role ID out ([`lockout`]); failures are
+//!   counted in memory, so a failed login writes nothing (only a lockout of a real role is
+//!   stored).
 //! * Operations on a secret ID by accessor check that the accessor belongs to the role named in
 //!   the URL (CVE-2023-24999).
 //!
@@ -58,6 +60,8 @@ pub struct AppRole {
     salt: OnceCell<Arc<SecretBytes>>,
     /// Set while a tidy runs on this node.
     tidy_running: Arc<AtomicBool>,
+    /// Failed-login counters of this mount on this node (see [`lockout`]).
+    failures: lockout::Failures,
 }
 
 impl std::fmt::Debug for AppRole {
@@ -69,7 +73,12 @@ impl std::fmt::Debug for AppRole {
 impl AppRole {
     /// A backend bound to its core (for the system maximum lease TTL).
     pub fn new(core: Weak<Core>) -> Self {
-        Self { core, salt: OnceCell::new(), tidy_running: Arc::new(AtomicBool::new(false)) }
+        Self {
+            core,
+            salt: OnceCell::new(),
+            tidy_running: Arc::new(AtomicBool::new(false)),
+            failures: lockout::Failures::default(),
+        }
     }
 
     async fn salt(&self, ctx: &Ctx) -> Result<Arc<SecretBytes>> {
@@ -136,7 +145,7 @@ impl Backend for AppRole {
         use self::handlers as h;
         use Operation::{Create, Delete, List, Read, Update};
         match (&path, ctx.operation) {
-            (P::Login, Create | Update) => login::login(ctx, &store).await,
+            (P::Login, Create | Update) => login::login(ctx, &store, &self.failures).await,
             (P::RoleList, List) => h::list_roles(&store).await,
             (P::Role(n), Read) => h::read_role(&store, n).await,
             (P::Role(n), Create | Update) => h::write_role(ctx, &store, n, max).await,

@@ -6,7 +6,7 @@
 //!   role_id/<hmac("role_id", role_id)>     {v, name}: login index, one per role ID
 //!   secret_id/<role id>/<hmac(secret)>     SecretIdEntry; the HMAC input binds the role id
 //!   accessor/<hmac("accessor", acc)>       {v, role, secret}: where the accessor's secret ID is
-//!   lockout/<hmac("lockout", role_id)>     failed-login counter (see `lockout`)
+//!   lockout/<hmac("lockout", role_id)>     a lockout in force (counters live in memory; `lockout`)
 //! ```
 //!
 //! Secret IDs, role IDs and accessors never appear in a key: only their HMACs (SHA-256 under

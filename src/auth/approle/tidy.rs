@@ -1,5 +1,5 @@
 //! `tidy/secret-id`: removes expired secret IDs, secret IDs of roles that no longer exist,
-//! dangling accessors and secret IDs whose accessor is gone, and lockout counters that no
+//! dangling accessors and secret IDs whose accessor is gone, and stored lockouts that no
 //! longer matter. Runs in the background; every delete is conditional on the version read, so
 //! tidy never removes a record that a concurrent login or write changed.
 

@@ -1,14 +1,16 @@
 //! `batch_input` decoding and batch response status, as Vault's transit does it.
 //!
-//! Encrypt, decrypt and rewrap decode items strictly (strings must be strings; a bad item fails
-//! the whole request with Vault's 500 `failed to parse batch input: ...`). Per-item failures are
+//! Encrypt, decrypt and rewrap decode items strictly (strings must be strings); sign, verify and
+//! hmac take maps of strings. A `batch_input` of the wrong JSON type (not an array, an element
+//! that is not an object, a field of the wrong type) fails the whole request with a 400
+//! `failed to parse batch input: ...` (Vault's text; OpenBao answers 500, which is its bug: the
+//! input is the client's mistake, not the server's). Per-item failures are
 //! reported in `batch_results[i].error` with the item's `reference` echoed; the request status is
 //! 400 if any item had a user error, else 500 if any had an internal error, unless some item
 //! succeeded and `partial_failure_response_code` overrides it.
 
 use serde_json::{Map, Value};
 
-use super::internal_visible;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::Response;
@@ -71,7 +73,7 @@ pub fn items_or<T>(
 }
 
 pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
-    let fail = |m: String| internal_visible(format!("failed to parse batch input: {m}"));
+    let fail = |m: String| Error::bad(format!("failed to parse batch input: {m}"));
     let Value::Array(items) = raw else {
         return Err(fail(format!("source data must be an array or slice, got {}", go_type(raw))));
     };
@@ -142,7 +144,7 @@ pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
 
 /// Decodes sign/verify/hmac items: maps of strings (Vault decodes them into `map[string]string`).
 pub fn decode_string_maps(raw: &Value) -> Result<Vec<Map<String, Value>>> {
-    let fail = |m: String| internal_visible(format!("failed to parse batch input: {m}"));
+    let fail = |m: String| Error::bad(format!("failed to parse batch input: {m}"));
     let Value::Array(items) = raw else {
         return Err(fail(format!("source data must be an array or slice, got {}", go_type(raw))));
     };
@@ -219,8 +221,9 @@ mod tests {
         let e = decode_items(&raw, Require::Plaintext).err().unwrap();
         assert_eq!(
             e.to_string(),
-            "1 error occurred:\n\t* failed to parse batch input: '[0].plaintext' missing plaintext to encrypt\n'[1].plaintext' expected type 'string', got unconvertible type 'json.Number'\n\n"
+            "failed to parse batch input: '[0].plaintext' missing plaintext to encrypt\n'[1].plaintext' expected type 'string', got unconvertible type 'json.Number'"
         );
+        assert_eq!(e.kind(), crate::core::error::ErrorKind::BadRequest);
         let ok = decode_items(&json!([{"plaintext": "", "reference": "r"}]), Require::Plaintext).unwrap();
         assert_eq!(ok[0].reference, "r");
     }
