@@ -234,13 +234,19 @@ mod serde_tests {
 
     #[test]
     fn batches_round_trip_through_json_with_base64_values() {
-        let b = Batch::new().put("a/b", vec![0, 255, 7]).delete("c").require_absent("a/b").require_version("c", 9);
+        let b = Batch::new()
+            .put("a/b", vec![0, 255, 7])
+            .delete("c")
+            .require_absent("a/b")
+            .require_version("c", 9);
         let json = serde_json::to_string(&b).unwrap();
         assert!(json.contains("\"AP8H\""), "{json}");
         let back: Batch = serde_json::from_str(&json).unwrap();
         assert_eq!(back, b);
-        assert!(serde_json::from_str::<Batch>(r#"{"ops":[{"op":"put","key":"k","value":"!"}],"preconditions":[]}"#)
-            .is_err());
+        assert!(serde_json::from_str::<Batch>(
+            r#"{"ops":[{"op":"put","key":"k","value":"!"}],"preconditions":[]}"#
+        )
+        .is_err());
     }
 }
 
