@@ -33,6 +33,7 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 const KEY_NODE_ID: &[u8] = b"node_id";
+const KEY_ADMITTED: &[u8] = b"admitted";
 
 /// The log store. Cheap to clone (the log reader is a clone).
 #[derive(Clone)]
@@ -138,6 +139,22 @@ impl LogStore {
     pub(crate) async fn record_node_id(&self, id: NodeId) -> Result<(), RaftError> {
         self.meta.insert(KEY_NODE_ID, &id.to_be_bytes()).map_err(|e| RaftError::Io(e.to_string()))?;
         self.db.sync().await.map_err(|e| RaftError::Io(e.to_string()))
+    }
+
+    /// True once the node was admitted to a cluster (bootstrap or join), see `node` (R13).
+    pub(crate) fn is_admitted(&self) -> Result<bool, RaftError> {
+        Ok(self.meta.get(KEY_ADMITTED).map_err(|e| RaftError::Io(e.to_string()))?.is_some())
+    }
+
+    /// Records admission durably.
+    pub(crate) async fn record_admitted(&self) -> Result<(), RaftError> {
+        self.meta.insert(KEY_ADMITTED, &[1]).map_err(|e| RaftError::Io(e.to_string()))?;
+        self.db.sync().await.map_err(|e| RaftError::Io(e.to_string()))
+    }
+
+    /// The last saved committed index (informational).
+    pub(crate) fn committed_index(&self) -> Option<u64> {
+        self.meta_json::<Option<LogId>>(KEY_COMMITTED).ok().flatten().flatten().map(|l| l.index)
     }
 
     /// True when this store has never held a vote or a log entry.
