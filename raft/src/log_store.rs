@@ -101,7 +101,7 @@ impl LogStore {
         }
         let store = Self { db, log, meta };
         // Remove leftovers of a purge interrupted by a crash.
-        if let Some(purged) = store.last_purged().map_err(|e| RaftError::Io(e.to_string()))? {
+        if let Some(purged) = store.last_purged().map_err(RaftError::Io)? {
             for item in store.log.range(..=index_key(purged.index)) {
                 let (k, _) = item.map_err(io)?;
                 store.log.remove(k).map_err(io)?;
@@ -110,14 +110,14 @@ impl LogStore {
         Ok(store)
     }
 
-    fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, OrStorageError> {
-        match self.meta.get(key).map_err(read_err)? {
+    fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
+        match self.meta.get(key).map_err(|e| e.to_string())? {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(read_err),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| e.to_string()),
         }
     }
 
-    fn last_purged(&self) -> Result<Option<LogId>, OrStorageError> {
+    fn last_purged(&self) -> Result<Option<LogId>, String> {
         self.meta_json(KEY_LAST_PURGED)
     }
 
@@ -194,7 +194,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, OrStorageError> {
-        let last_purged_log_id = self.last_purged()?;
+        let last_purged_log_id = self.last_purged().map_err(read_err)?;
         let last = match self.log.last().map_err(read_err)? {
             None => None,
             Some((_, raw)) => Some(*decode_entry(&raw).map_err(read_err)?.get_log_id()),
@@ -228,7 +228,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, OrStorageError> {
-        Ok(self.meta_json::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        Ok(self.meta_json::<Option<LogId>>(KEY_COMMITTED).map_err(read_err)?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), OrStorageError>

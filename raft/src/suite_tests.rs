@@ -1,5 +1,7 @@
 //! openraft's storage conformance suite on our sled log store and state machine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use openraft::testing::{StoreBuilder, Suite};

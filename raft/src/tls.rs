@@ -249,6 +249,7 @@ impl ServerCertVerifier for ClusterNameVerifier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! Clusters of real nodes in one process: loopback ports, mutual TLS over HTTP/2, sled on disk.
 //! Every wait polls with a deadline; nothing sleeps for a fixed time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};

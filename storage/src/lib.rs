@@ -228,28 +228,6 @@ pub trait Storage: Send + Sync + 'static {
     async fn apply(&self, batch: Batch) -> Result<u64, StorageError>;
 }
 
-#[cfg(test)]
-mod serde_tests {
-    use super::*;
-
-    #[test]
-    fn batches_round_trip_through_json_with_base64_values() {
-        let b = Batch::new()
-            .put("a/b", vec![0, 255, 7])
-            .delete("c")
-            .require_absent("a/b")
-            .require_version("c", 9);
-        let json = serde_json::to_string(&b).unwrap();
-        assert!(json.contains("\"AP8H\""), "{json}");
-        let back: Batch = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, b);
-        assert!(serde_json::from_str::<Batch>(
-            r#"{"ops":[{"op":"put","key":"k","value":"!"}],"preconditions":[]}"#
-        )
-        .is_err());
-    }
-}
-
 /// Checks that a key is usable: non-empty, no NUL, not ending in `/`.
 pub fn validate_key(key: &str) -> Result<(), StorageError> {
     if key.is_empty() {
@@ -284,4 +262,27 @@ pub fn children<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) -> Ve
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip_through_json_with_base64_values() {
+        let b = Batch::new()
+            .put("a/b", vec![0, 255, 7])
+            .delete("c")
+            .require_absent("a/b")
+            .require_version("c", 9);
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(json.contains("\"AP8H\""), "{json}");
+        let back: Batch = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, b);
+        assert!(serde_json::from_str::<Batch>(
+            r#"{"ops":[{"op":"put","key":"k","value":"!"}],"preconditions":[]}"#
+        )
+        .is_err());
+    }
 }

@@ -229,6 +229,7 @@ pub fn written_keys(batch: &Batch) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::MemStorage;
