@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -194,6 +194,8 @@ pub struct RaftNode {
     server_tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
     role: watch::Sender<Role>,
     admitted: AtomicBool,
+    /// Raft RPCs refused because the node was not admitted (R13).
+    refused_rpcs: AtomicU64,
     membership_lock: tokio::sync::Mutex<()>,
     /// The round not yet started that new linearize callers join.
     next_round: Mutex<Option<watch::Receiver<RoundResult>>>,
@@ -265,6 +267,7 @@ impl RaftNode {
             server_tls: RwLock::new(None),
             role,
             admitted: AtomicBool::new(admitted),
+            refused_rpcs: AtomicU64::new(0),
             membership_lock: tokio::sync::Mutex::new(()),
             next_round: Mutex::new(None),
             round_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -445,6 +448,12 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Raft RPCs refused so far because the node was not admitted (R13). A growing number on
+    /// a pristine node means a leader still counts it as a member: it was probably wiped.
+    pub fn refused_rpcs(&self) -> u64 {
+        self.refused_rpcs.load(Ordering::Relaxed)
+    }
+
     /// True once the node answers raft RPCs (see the module docs, R13).
     pub fn is_admitted(&self) -> bool {
         self.admitted.load(Ordering::SeqCst)
@@ -564,6 +573,11 @@ impl RaftNode {
         use http::StatusCode;
         if !self.admitted.load(Ordering::SeqCst) {
             // R13: a pristine node never answers raft traffic before it was admitted.
+            self.refused_rpcs.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                path,
+                "refusing raft RPC: this node has no raft state and was not admitted to a cluster"
+            );
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 br#"{"errors":["node has no raft state and was not admitted to a cluster"]}"#.to_vec(),

@@ -404,8 +404,13 @@ async fn a_wiped_node_restarted_under_its_old_id_is_refused() {
     assert!(matches!(err, RaftError::IdInUse { node_id } if node_id == victim), "{err:?}");
     assert!(err.to_string().contains("new node id"), "{err}");
 
-    // The leader is unharmed (it kept replicating to a node that refuses): writes go on, and
-    // the wiped node holds nothing.
+    // The leader keeps replicating to the wiped node, which refuses every RPC (answering would
+    // show the leader a reverted log: openraft asserts on that). The leader stays unharmed:
+    // writes go on, and the wiped node holds nothing.
+    wait_for("the leader to contact the wiped node", DEADLINE, || async {
+        (c.node(victim).refused_rpcs() >= 3).then_some(())
+    })
+    .await;
     for i in 0..5 {
         c.nodes[&leader].store().apply(Batch::new().put(format!("after/{i}"), vec![i])).await.unwrap();
     }
