@@ -220,6 +220,47 @@ impl Shared {
         }
     }
 
+    /// Applies `segment` in one transaction together with `last_applied` and membership.
+    fn apply_segment(
+        &self,
+        segment: &[LogEntry],
+        scan: Option<&[sled::IVec]>,
+    ) -> Result<(Vec<ApplyResult>, Vec<Changes>), OrStorageError> {
+        let Some(last) = segment.last().map(|e| e.log_id) else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let last_json = serde_json::to_vec(&Some(last)).map_err(sm_write_err)?;
+        let mut membership_json = None;
+        for e in segment {
+            if let EntryPayload::Membership(m) = &e.payload {
+                let stored = StoredMembership::new(Some(e.log_id), m.clone());
+                membership_json = Some(serde_json::to_vec(&stored).map_err(sm_write_err)?);
+            }
+        }
+        let outcome = (&self.data, &self.meta).transaction(|(d, m)| {
+            let mut results = Vec::with_capacity(segment.len());
+            let mut changed = Vec::new();
+            for e in segment {
+                match &e.payload {
+                    EntryPayload::Blank | EntryPayload::Membership(_) => results.push(ApplyResult::Noop),
+                    EntryPayload::Normal(cmd) => {
+                        let (r, change) = apply_command(d, cmd, e.log_id.index, scan)?;
+                        changed.extend(change);
+                        results.push(r);
+                    }
+                }
+            }
+            m.insert(KEY_LAST_APPLIED, last_json.as_slice())?;
+            if let Some(mj) = &membership_json {
+                m.insert(KEY_MEMBERSHIP, mj.as_slice())?;
+            }
+            Ok((results, changed))
+        });
+        outcome.map_err(|e: TransactionError<String>| {
+            OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e)))
+        })
+    }
+
     /// Replaces the whole state with a verified snapshot, in one transaction.
     fn replace_with(&self, decoded: snapshot::Decoded) -> Result<(), String> {
         let _g = self.apply_lock.write().unwrap_or_else(|p| p.into_inner());
@@ -249,25 +290,84 @@ impl Shared {
     }
 }
 
-/// Outcome of one normal entry inside the apply transaction.
+/// Prefix of the staging area of a snapshot restore. Storage keys cannot contain NUL
+/// (`validate_key`), so no client key can reach it; [`crate::RaftStorage`] hides it from lists.
+pub(crate) const STAGE_PREFIX: &[u8] = b"\0restore/";
+
+fn staged_key(key: &str) -> Vec<u8> {
+    let mut k = STAGE_PREFIX.to_vec();
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// True for entries that need a fresh scan of all keys (and so their own transaction).
+fn needs_scan(e: &LogEntry) -> bool {
+    matches!(&e.payload, EntryPayload::Normal(c) if matches!(c.action, Action::RestoreAbort | Action::RestoreCommit))
+}
+
+fn rejected(reason: impl Into<String>) -> (ApplyResult, Option<Changes>) {
+    (ApplyResult::Rejected { reason: reason.into() }, None)
+}
+
+/// Outcome of one normal entry inside the apply transaction. `scan` holds every key of the
+/// data tree before this entry (given for restore abort/commit only).
 fn apply_command(
     d: &TransactionalTree,
     cmd: &Command,
     index: u64,
-) -> Result<(ApplyResult, Vec<String>), ConflictableTransactionError<String>> {
+    scan: Option<&[sled::IVec]>,
+) -> Result<(ApplyResult, Option<Changes>), ConflictableTransactionError<String>> {
     if cmd.format != COMMAND_FORMAT {
-        return Ok((
-            ApplyResult::Rejected {
-                reason: format!("command format {} is not supported (expected {COMMAND_FORMAT})", cmd.format),
-            },
-            Vec::new(),
-        ));
+        return Ok(rejected(format!(
+            "command format {} is not supported (expected {COMMAND_FORMAT})",
+            cmd.format
+        )));
     }
-    let Action::Write { batch } = &cmd.action;
+    let batch = match &cmd.action {
+        Action::Write { batch } | Action::RestoreStage { batch } => batch,
+        Action::RestoreAbort | Action::RestoreCommit => {
+            let Some(scan) = scan else {
+                return Ok(rejected("restore step applied without a key scan"));
+            };
+            let commit = matches!(cmd.action, Action::RestoreCommit);
+            let restored: BTreeSet<&[u8]> =
+                scan.iter().filter_map(|k| k.strip_prefix(STAGE_PREFIX)).collect();
+            for k in scan {
+                if let Some(real) = k.strip_prefix(STAGE_PREFIX) {
+                    if commit {
+                        if let Some(raw) = d.get(k)? {
+                            d.insert(real, encode_record(index, raw.get(9..).unwrap_or_default()))?;
+                        }
+                    }
+                    d.remove(k)?;
+                } else if commit && !restored.contains(&k[..]) {
+                    // Commit replaces everything: keys the snapshot does not hold disappear.
+                    d.remove(k)?;
+                }
+            }
+            let change = commit.then_some(Changes::All { version: index });
+            return Ok((ApplyResult::Applied { version: index }, change));
+        }
+    };
+    let stage = matches!(cmd.action, Action::RestoreStage { .. });
     for key in batch.ops.iter().map(Op::key).chain(batch.preconditions.iter().map(|p| p.key.as_str())) {
         if let Err(e) = validate_key(key) {
-            return Ok((ApplyResult::Rejected { reason: e.to_string() }, Vec::new()));
+            return Ok(rejected(e.to_string()));
         }
+    }
+    if stage {
+        if !batch.preconditions.is_empty() {
+            return Ok(rejected("a restore stage carries no preconditions"));
+        }
+        for op in &batch.ops {
+            match op {
+                Op::Put { key, value } => {
+                    d.insert(staged_key(key), encode_record(index, value))?;
+                }
+                Op::Delete { .. } => return Ok(rejected("a restore stage only puts")),
+            }
+        }
+        return Ok((ApplyResult::Applied { version: index }, None));
     }
     for pre in &batch.preconditions {
         let current = d.get(pre.key.as_bytes())?;
@@ -276,7 +376,7 @@ fn apply_command(
             Expect::Version(v) => current.as_deref().and_then(record_version) == Some(v),
         };
         if !ok {
-            return Ok((ApplyResult::PreconditionFailed { key: pre.key.clone() }, Vec::new()));
+            return Ok((ApplyResult::PreconditionFailed { key: pre.key.clone() }, None));
         }
     }
     for op in &batch.ops {
@@ -289,7 +389,9 @@ fn apply_command(
             }
         }
     }
-    Ok((ApplyResult::Applied { version: index }, written_keys(batch)))
+    let keys = written_keys(batch);
+    let change = (!keys.is_empty()).then(|| Changes::Keys { version: index, keys: keys.into() });
+    Ok((ApplyResult::Applied { version: index }, change))
 }
 
 /// The state machine handed to openraft.
@@ -347,45 +449,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<LogEntry> = entries.into_iter().collect();
-        let Some(last) = entries.last().map(|e| e.log_id) else {
-            return Ok(Vec::new());
-        };
-        let last_json = serde_json::to_vec(&Some(last)).map_err(sm_write_err)?;
-        let mut membership_json = None;
-        for e in &entries {
-            if let EntryPayload::Membership(m) = &e.payload {
-                let stored = StoredMembership::new(Some(e.log_id), m.clone());
-                membership_json = Some(serde_json::to_vec(&stored).map_err(sm_write_err)?);
+        let mut results = Vec::with_capacity(entries.len());
+        let mut changed = Vec::new();
+        {
+            let _g = self.shared.apply_lock.write().unwrap_or_else(|p| p.into_inner());
+            // One transaction per run of ordinary entries; a restore abort/commit gets its own,
+            // after a scan of the keys as the preceding entries left them.
+            let mut start = 0;
+            while start < entries.len() {
+                let end = if needs_scan(&entries[start]) {
+                    start + 1
+                } else {
+                    entries[start..].iter().position(needs_scan).map_or(entries.len(), |p| start + p)
+                };
+                let segment = &entries[start..end];
+                let scan = if needs_scan(&segment[0]) {
+                    let mut keys = Vec::new();
+                    for k in self.shared.data.iter().keys() {
+                        keys.push(k.map_err(sm_read_err)?);
+                    }
+                    Some(keys)
+                } else {
+                    None
+                };
+                let (r, c) = self.shared.apply_segment(segment, scan.as_deref())?;
+                results.extend(r);
+                changed.extend(c);
+                start = end;
             }
         }
-        let shared = Arc::clone(&self.shared);
-        let outcome = {
-            let _g = shared.apply_lock.write().unwrap_or_else(|p| p.into_inner());
-            (&shared.data, &shared.meta).transaction(|(d, m)| {
-                let mut results = Vec::with_capacity(entries.len());
-                let mut changed = Vec::new();
-                for e in &entries {
-                    match &e.payload {
-                        EntryPayload::Blank | EntryPayload::Membership(_) => results.push(ApplyResult::Noop),
-                        EntryPayload::Normal(cmd) => {
-                            let (r, keys) = apply_command(d, cmd, e.log_id.index)?;
-                            if !keys.is_empty() {
-                                changed.push(Changes::Keys { version: e.log_id.index, keys: keys.into() });
-                            }
-                            results.push(r);
-                        }
-                    }
-                }
-                m.insert(KEY_LAST_APPLIED, last_json.as_slice())?;
-                if let Some(mj) = &membership_json {
-                    m.insert(KEY_MEMBERSHIP, mj.as_slice())?;
-                }
-                Ok((results, changed))
-            })
-        };
-        let (results, changed) = outcome.map_err(|e: TransactionError<String>| {
-            OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e)))
-        })?;
         for c in changed {
             // No receivers is fine.
             let _ = self.shared.changes.send(c);
@@ -437,5 +529,100 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 OrStorageError::from(StorageIOError::<NodeId>::read_snapshot(None, AnyError::error(e)))
             })?;
         Ok(found.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use coffer_storage::Batch;
+    use openraft::{CommittedLeaderId, Entry};
+
+    use super::*;
+    use crate::db::FatalHook;
+
+    fn sm() -> (tempfile::TempDir, StateMachine, broadcast::Receiver<Changes>) {
+        let dir = tempfile::tempdir().unwrap();
+        let hook: FatalHook = Arc::new(|m: &str| panic!("fatal: {m}"));
+        let db = Db::open(&dir.path().join("raft"), hook).unwrap();
+        let (tx, rx) = broadcast::channel(64);
+        (dir, StateMachine::new(Shared::open(db, tx).unwrap()), rx)
+    }
+
+    fn entry(index: u64, action: Action) -> LogEntry {
+        Entry {
+            log_id: openraft::LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::new(action, 0)),
+        }
+    }
+
+    fn write(index: u64, batch: Batch) -> LogEntry {
+        entry(index, Action::Write { batch })
+    }
+
+    fn value(sm: &StateMachine, key: &str) -> Option<(Vec<u8>, u64)> {
+        sm.shared.data.get(key).unwrap().map(|raw| {
+            let e = decode_record(key, &raw).unwrap();
+            (e.value, e.version)
+        })
+    }
+
+    #[tokio::test]
+    async fn bad_entries_are_rejected_without_panicking_and_write_nothing() {
+        let (_d, mut sm, _rx) = sm();
+        let mut unknown = Command::write(Batch::new().put("a", vec![1]), 0);
+        unknown.format = 99;
+        let results = sm
+            .apply(vec![
+                Entry {
+                    log_id: openraft::LogId::new(CommittedLeaderId::new(1, 1), 1),
+                    payload: EntryPayload::Normal(unknown),
+                },
+                write(2, Batch::new().put("ok", vec![1]).put("", vec![2])),
+                write(3, Batch::new().put("bad\0key", vec![2])),
+                write(4, Batch::new().put("x", vec![1]).require_version("ok", 2)),
+            ])
+            .await
+            .unwrap();
+        assert!(matches!(results[0], ApplyResult::Rejected { .. }), "{results:?}");
+        assert!(matches!(results[1], ApplyResult::Rejected { .. }), "{results:?}");
+        assert!(matches!(results[2], ApplyResult::Rejected { .. }), "{results:?}");
+        assert!(matches!(results[3], ApplyResult::PreconditionFailed { .. }), "{results:?}");
+        assert!(value(&sm, "a").is_none() && value(&sm, "ok").is_none() && value(&sm, "x").is_none());
+        // Every entry still counts as applied.
+        assert_eq!(sm.applied_state().await.unwrap().0.map(|l| l.index), Some(4));
+    }
+
+    #[tokio::test]
+    async fn a_restore_in_one_apply_call_replaces_everything_at_the_commit_index() {
+        let (_d, mut sm, mut rx) = sm();
+        let results = sm
+            .apply(vec![
+                write(1, Batch::new().put("old/a", vec![1]).put("old/b", vec![2])),
+                entry(2, Action::RestoreStage { batch: Batch::new().put("stale/x", vec![0]) }),
+                entry(3, Action::RestoreAbort),
+                entry(
+                    4,
+                    Action::RestoreStage { batch: Batch::new().put("old/a", vec![9]).put("new/c", vec![3]) },
+                ),
+                write(5, Batch::new().put("old/b", vec![5])),
+                entry(6, Action::RestoreCommit),
+                write(7, Batch::new().put("after", vec![7]).require_version("old/a", 6)),
+            ])
+            .await
+            .unwrap();
+        assert!(results.iter().all(|r| matches!(r, ApplyResult::Applied { .. })), "{results:?}");
+        assert_eq!(value(&sm, "old/a"), Some((vec![9], 6)));
+        assert_eq!(value(&sm, "new/c"), Some((vec![3], 6)));
+        assert_eq!(value(&sm, "old/b"), None, "keys outside the restored snapshot disappear");
+        assert_eq!(value(&sm, "stale/x"), None, "aborted staging is never committed");
+        assert_eq!(value(&sm, "after"), Some((vec![7], 7)));
+        let keys: Vec<_> = sm.shared.data.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        assert!(keys.iter().all(|k| !k.starts_with(STAGE_PREFIX)), "staging area left behind");
+        let mut got = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            got.push(c);
+        }
+        assert!(got.contains(&Changes::All { version: 6 }), "{got:?}");
     }
 }

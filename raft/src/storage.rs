@@ -19,7 +19,7 @@ use coffer_storage::{
 use tokio::sync::{broadcast, watch};
 
 use crate::node::RaftNode;
-use crate::state_machine::decode_record;
+use crate::state_machine::{decode_record, STAGE_PREFIX};
 use crate::types::{ApplyResult, Command};
 use crate::MAX_ENTRY_BYTES;
 
@@ -83,6 +83,9 @@ impl Storage for RaftStorage {
         let mut keys = Vec::new();
         for item in self.node.sm().data.scan_prefix(prefix.as_bytes()) {
             let (k, _) = item.map_err(|e| StorageError::Io(e.to_string()))?;
+            if k.starts_with(STAGE_PREFIX) {
+                continue; // restore staging area: not client data
+            }
             let k = String::from_utf8(k.to_vec())
                 .map_err(|_| StorageError::Corrupt { key: prefix.into(), reason: "non UTF-8 key".into() })?;
             keys.push(k);

@@ -53,27 +53,44 @@ pub enum Action {
     /// Apply a storage batch atomically; every key it puts gets the entry's log index as
     /// its version.
     Write { batch: Batch },
+    /// Snapshot restore, step 1 of 3: forget any staged restore data.
+    RestoreAbort,
+    /// Snapshot restore, step 2 of 3 (repeated): stage these puts in a reserved key space that
+    /// no client key can reach (keys starting with NUL). Staged data is part of the state
+    /// machine, so it replicates and snapshots like everything else.
+    RestoreStage { batch: Batch },
+    /// Snapshot restore, step 3 of 3: atomically replace every key with the staged data (all
+    /// restored keys get this entry's index as their version) and announce `Changes::All`.
+    RestoreCommit,
 }
 
 impl Command {
     /// A write of `batch`, stamped with `timestamp_ns`.
     pub fn write(batch: Batch, timestamp_ns: u64) -> Self {
-        Self { format: COMMAND_FORMAT, timestamp_ns, action: Action::Write { batch } }
+        Self::new(Action::Write { batch }, timestamp_ns)
+    }
+
+    /// A command carrying `action`, stamped with `timestamp_ns`.
+    pub fn new(action: Action, timestamp_ns: u64) -> Self {
+        Self { format: COMMAND_FORMAT, timestamp_ns, action }
     }
 }
 
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Values are ciphertext, but keep logs small and value-free anyway.
-        match &self.action {
-            Action::Write { batch } => f
-                .debug_struct("Command::Write")
-                .field("format", &self.format)
-                .field("timestamp_ns", &self.timestamp_ns)
-                .field("ops", &batch.ops.len())
-                .field("preconditions", &batch.preconditions.len())
-                .finish(),
+        let (name, batch) = match &self.action {
+            Action::Write { batch } => ("Command::Write", Some(batch)),
+            Action::RestoreAbort => ("Command::RestoreAbort", None),
+            Action::RestoreStage { batch } => ("Command::RestoreStage", Some(batch)),
+            Action::RestoreCommit => ("Command::RestoreCommit", None),
+        };
+        let mut d = f.debug_struct(name);
+        d.field("format", &self.format).field("timestamp_ns", &self.timestamp_ns);
+        if let Some(b) = batch {
+            d.field("ops", &b.ops.len()).field("preconditions", &b.preconditions.len());
         }
+        d.finish()
     }
 }
 

@@ -539,3 +539,61 @@ async fn single_node_write_throughput_with_fsync_per_commit() {
         f64::from(total) / par.as_secs_f64(),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_export_restores_atomically_on_every_node_and_damaged_files_change_nothing() {
+    let c = Cluster::bootstrap(fast, 3).await;
+    let leader = c.wait_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let store = c.nodes[&leader].store();
+    store.apply(Batch::new().put("keep/a", b"a-1".to_vec()).put("keep/b", b"b-1".to_vec())).await.unwrap();
+    let index = c.node(leader).metrics().applied_index.unwrap();
+    c.wait_converged(index).await;
+
+    // Export on a follower (any node can), then change the data.
+    let mut file = Vec::new();
+    let covered = c.node(follower).export_snapshot(&mut file).await.unwrap();
+    assert!(covered >= index);
+    store
+        .apply(Batch::new().put("keep/a", b"a-2".to_vec()).delete("keep/b").put("new/c", vec![3]))
+        .await
+        .unwrap();
+
+    // A damaged file is refused before anything is proposed: state unchanged.
+    let index = c.node(leader).metrics().applied_index.unwrap();
+    c.wait_converged(index).await;
+    let before = c.node(leader).digest().unwrap();
+    for damage in [file.len() / 2, file.len() - 1] {
+        let mut bad = file.clone();
+        bad[damage] ^= 0x40;
+        let err = c.node(leader).restore_snapshot(&bad).await.unwrap_err();
+        assert!(matches!(err, RaftError::Snapshot(_)), "{err:?}");
+    }
+    assert!(matches!(
+        c.node(leader).restore_snapshot(&file[..file.len() - 10]).await,
+        Err(RaftError::Snapshot(_))
+    ));
+    assert_eq!(c.node(leader).digest().unwrap(), before, "a refused restore changed the state");
+    // Only the leader restores.
+    assert!(matches!(c.node(follower).restore_snapshot(&file).await, Err(RaftError::NotLeader { .. })));
+
+    let mut changes = c.node(follower).subscribe();
+    let commit = c.node(leader).restore_snapshot(&file).await.unwrap();
+    c.wait_converged(commit).await;
+    for n in c.nodes.values() {
+        let s = n.store();
+        let a = s.get("keep/a").await.unwrap().unwrap();
+        assert_eq!((a.value.as_slice(), a.version), (&b"a-1"[..], commit));
+        assert_eq!(s.get("keep/b").await.unwrap().unwrap().value, b"b-1");
+        assert!(s.get("new/c").await.unwrap().is_none());
+        assert_eq!(s.list("").await.unwrap(), vec!["keep/"], "the staging area must stay invisible");
+    }
+    let all = wait_for("Changes::All on the follower", DEADLINE, || {
+        let got = changes.try_recv().ok();
+        async move { got.filter(|c| matches!(c, Changes::All { .. })) }
+    })
+    .await;
+    assert_eq!(all, Changes::All { version: commit });
+    // Writes continue with higher versions.
+    assert!(store.apply(Batch::new().put("keep/a", b"a-3".to_vec())).await.unwrap() > commit);
+}
