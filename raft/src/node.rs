@@ -196,6 +196,8 @@ pub struct RaftNode {
     admitted: AtomicBool,
     /// Raft RPCs refused because the node was not admitted (R13).
     refused_rpcs: AtomicU64,
+    /// Read-barrier rounds run (each serves every caller that joined it).
+    read_rounds: AtomicU64,
     membership_lock: tokio::sync::Mutex<()>,
     /// The round not yet started that new linearize callers join.
     next_round: Mutex<Option<watch::Receiver<RoundResult>>>,
@@ -268,6 +270,7 @@ impl RaftNode {
             role,
             admitted: AtomicBool::new(admitted),
             refused_rpcs: AtomicU64::new(0),
+            read_rounds: AtomicU64::new(0),
             membership_lock: tokio::sync::Mutex::new(()),
             next_round: Mutex::new(None),
             round_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -452,6 +455,11 @@ impl RaftNode {
     /// a pristine node means a leader still counts it as a member: it was probably wiped.
     pub fn refused_rpcs(&self) -> u64 {
         self.refused_rpcs.load(Ordering::Relaxed)
+    }
+
+    /// Read-barrier rounds run so far (concurrent [`Self::linearize`] callers share rounds).
+    pub fn read_rounds(&self) -> u64 {
+        self.read_rounds.load(Ordering::Relaxed)
     }
 
     /// True once the node answers raft RPCs (see the module docs, R13).
@@ -750,6 +758,7 @@ impl RaftNode {
                         let _in_flight = round_lock.lock().await;
                         // Close the round to newcomers: they will wait for the next one.
                         node.next_round.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        node.read_rounds.fetch_add(1, Ordering::Relaxed);
                         let r = node.read_round().await;
                         tx.send_replace(Some(r));
                     });

@@ -225,16 +225,16 @@ impl Shared {
         &self,
         segment: &[LogEntry],
         scan: Option<&[sled::IVec]>,
-    ) -> Result<(Vec<ApplyResult>, Vec<Changes>), OrStorageError> {
+    ) -> Result<(Vec<ApplyResult>, Vec<Changes>), Box<OrStorageError>> {
         let Some(last) = segment.last().map(|e| e.log_id) else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let last_json = serde_json::to_vec(&Some(last)).map_err(sm_write_err)?;
+        let last_json = serde_json::to_vec(&Some(last)).map_err(|e| Box::new(sm_write_err(e)))?;
         let mut membership_json = None;
         for e in segment {
             if let EntryPayload::Membership(m) = &e.payload {
                 let stored = StoredMembership::new(Some(e.log_id), m.clone());
-                membership_json = Some(serde_json::to_vec(&stored).map_err(sm_write_err)?);
+                membership_json = Some(serde_json::to_vec(&stored).map_err(|e| Box::new(sm_write_err(e)))?);
             }
         }
         let outcome = (&self.data, &self.meta).transaction(|(d, m)| {
@@ -257,7 +257,7 @@ impl Shared {
             Ok((results, changed))
         });
         outcome.map_err(|e: TransactionError<String>| {
-            OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e)))
+            Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e))))
         })
     }
 
@@ -472,7 +472,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 } else {
                     None
                 };
-                let (r, c) = self.shared.apply_segment(segment, scan.as_deref())?;
+                let (r, c) = self.shared.apply_segment(segment, scan.as_deref()).map_err(|e| *e)?;
                 results.extend(r);
                 changed.extend(c);
                 start = end;

@@ -199,6 +199,7 @@ async fn three_nodes_replicate_over_mtls_and_followers_redirect_writes() {
 
     // Concurrent barriers on a follower share rounds and all succeed.
     let store = c.nodes[&follower].store();
+    let rounds_before = c.node(follower).read_rounds();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = store.clone();
@@ -208,6 +209,9 @@ async fn three_nodes_replicate_over_mtls_and_followers_redirect_writes() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
+    let rounds = c.node(follower).read_rounds() - rounds_before;
+    println!("50 concurrent follower read barriers took {rounds} rounds");
+    assert!(rounds < 50, "concurrent barriers must share rounds, got {rounds} rounds for 50 callers");
 
     // The follower announced the keys each applied entry changed.
     let mut seen = Vec::new();
