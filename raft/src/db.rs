@@ -1,7 +1,7 @@
 //! The node's one sled database and the durability rule every write path follows.
 //!
 //! sled 0.34's `flush()` is `pwrite` + `sync_file_range`: it survives a process crash but not a
-//! power cut. [`Db::sync`] therefore flushes **and** `fsync`s sled's data file `<dir>/db` (the
+//! power cut. `Db::sync` therefore flushes **and** `fsync`s sled's data file `<dir>/db` (the
 //! same rule as `coffer_storage::sled_store`). A failed sync is fatal: the [`FatalHook`] runs
 //! (the default exits the process with code 74) and the error is returned, so nothing is
 //! acknowledged after the disk failed.

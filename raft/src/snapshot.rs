@@ -8,7 +8,7 @@
 //!
 //! A record is the state machine's stored form (`format | version u64 BE | value`), so a
 //! snapshot restores versions exactly. Values are ciphertext; nothing here logs them.
-//! [`decode`] checks magic, format, framing and checksum before anything is installed.
+//! `decode` checks magic, format, framing and checksum before anything is installed.
 
 use sha2::{Digest as _, Sha256};
 

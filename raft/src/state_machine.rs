@@ -8,7 +8,7 @@
 //! * `apply` is not fsynced on its own: the log is, and openraft re-applies from the durable
 //!   log after a crash. Before a snapshot is written (after which logs may be purged) the state
 //!   machine is synced, so it is always durable at least up to the newest snapshot.
-//! * A snapshot is a consistent dump taken while applies are excluded ([`Shared::apply_lock`]),
+//! * A snapshot is a consistent dump taken while applies are excluded (`Shared::apply_lock`),
 //!   written with temp file + fsync + rename + fsync of the directory. Installing one verifies
 //!   it completely, writes the file the same way, then replaces the contents in one
 //!   transaction and announces [`Changes::All`].
