@@ -804,13 +804,24 @@ impl RaftNode {
         }
     }
 
-    /// Stops Raft (the data stays). The node cannot be used afterwards.
+    /// Stops Raft (the data stays) and waits (bounded) until Raft's tasks released the store,
+    /// so that once the last `Arc<RaftNode>` is dropped the data directory can be opened again
+    /// in this process. The node cannot be used afterwards.
     pub async fn shutdown(&self) -> Result<(), RaftError> {
         let r = self.raft.shutdown().await.map_err(|e| RaftError::Unavailable(format!("shutdown: {e}")));
         if let Some(h) = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
             h.abort();
         }
         self.role.send_replace(Role::Unknown);
+        // The node itself holds the db three times: directly, through its log store and
+        // through the state machine's shared part (which it holds once).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.shared) > 1 || Arc::strong_count(&self.db) > 3 {
+            if Instant::now() > deadline {
+                return Err(RaftError::Unavailable("raft tasks did not release the store in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         r
     }
 }

@@ -601,3 +601,34 @@ async fn a_snapshot_export_restores_atomically_on_every_node_and_damaged_files_c
     // Writes continue with higher versions.
     assert!(store.apply(Batch::new().put("keep/a", b"a-3".to_vec())).await.unwrap() > commit);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_tls_material_is_pending_until_it_gets_its_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tls::generate_ca("pending test CA").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = RaftConfig::new(1, tmp.path().join("n"), info_for(&addr));
+    fast(&mut config);
+    let node = RaftNode::open(config).await.unwrap();
+    let server = tokio::spawn(serve_cluster(listener, Arc::clone(&node), None));
+    assert!(!node.cluster_client().is_ready());
+
+    // Sealed: the port closes every connection, and outgoing RPCs are unreachable at once.
+    let member = tls::issue_node_cert(&ca, "member", &[]).unwrap();
+    let err = raw_rpc(&addr, tls::client_config(&ca.cert_pem, &member).unwrap()).await;
+    assert!(err.is_err(), "a pending node answered: {err:?}");
+    let out: Result<serde_json::Value, _> =
+        node.cluster_client().post_json(&addr, "/v1/raft/vote", &(), Duration::from_secs(1)).await;
+    assert!(matches!(out, Err(coffer_raft::network::TransportError::Unreachable { .. })), "{out:?}");
+
+    // Unsealed: TLS material arrives and the same port serves.
+    node.set_tls(&ca.cert_pem, &tls::issue_node_cert(&ca, "node-1", &[]).unwrap()).unwrap();
+    let status = raw_rpc(&addr, tls::client_config(&ca.cert_pem, &member).unwrap()).await.unwrap();
+    // Served over TLS; a pristine, not yet admitted node then refuses the RPC itself (R13).
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    // Sealing again drops it.
+    node.clear_tls();
+    assert!(raw_rpc(&addr, tls::client_config(&ca.cert_pem, &member).unwrap()).await.is_err());
+    server.abort();
+}
