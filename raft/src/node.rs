@@ -474,18 +474,24 @@ impl RaftNode {
     }
 
     /// Leader side of a join: refuses an id that is already a member (R13), then adds the node
-    /// as a learner, waits until it caught up, and makes it a voter.
+    /// as a learner, waits until it caught up, and makes it a voter. The check and the changes
+    /// hold the membership lock together, so two joins under one id cannot both pass.
     pub async fn join_voter(&self, id: NodeId, info: NodeInfo) -> Result<(), RaftError> {
+        let _g = self.membership_lock.lock().await;
         if self.membership_nodes().contains_key(&id) {
             return Err(RaftError::IdInUse { node_id: id });
         }
-        self.add_learner(id, info).await?;
-        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
+        self.add_learner_locked(id, info).await?;
+        self.change_membership_locked(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
     }
 
     /// Adds a learner and waits (bounded) until it caught up with the leader's log.
     pub async fn add_learner(&self, id: NodeId, info: NodeInfo) -> Result<(), RaftError> {
         let _g = self.membership_lock.lock().await;
+        self.add_learner_locked(id, info).await
+    }
+
+    async fn add_learner_locked(&self, id: NodeId, info: NodeInfo) -> Result<(), RaftError> {
         let fut = self.raft.add_learner(id, info, true);
         match tokio::time::timeout(self.config.membership_timeout, fut).await {
             Ok(Ok(_)) => Ok(()),
@@ -497,6 +503,13 @@ impl RaftNode {
     /// Changes the membership (serialized with every other membership change on this node).
     pub async fn change_membership(&self, change: ChangeMembers<NodeId, NodeInfo>) -> Result<(), RaftError> {
         let _g = self.membership_lock.lock().await;
+        self.change_membership_locked(change).await
+    }
+
+    async fn change_membership_locked(
+        &self,
+        change: ChangeMembers<NodeId, NodeInfo>,
+    ) -> Result<(), RaftError> {
         let fut = self.raft.change_membership(change, false);
         match tokio::time::timeout(self.config.membership_timeout, fut).await {
             Ok(Ok(_)) => Ok(()),
