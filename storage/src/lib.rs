@@ -32,6 +32,7 @@ pub mod aead;
 pub mod barrier;
 pub mod keys;
 pub mod mem;
+pub mod replication;
 pub mod sled_store;
 pub mod testing;
 pub mod view;
@@ -42,6 +43,7 @@ use async_trait::async_trait;
 
 pub use barrier::{Barrier, BarrierError};
 pub use mem::MemStorage;
+pub use replication::{Changes, LeaderInfo, Replication, Role, SingleNode};
 pub use sled_store::SledStorage;
 pub use view::View;
 
@@ -62,12 +64,20 @@ impl fmt::Debug for Entry {
 }
 
 /// One write inside a [`Batch`].
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Serializable so a batch can travel in a replicated log entry; values are base64 strings in
+/// the serialized form (compact in JSON, and never a readable dump of the bytes).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Remove the key (no error if it is absent).
     Delete { key: String },
     /// Create or replace the key.
-    Put { key: String, value: Vec<u8> },
+    Put {
+        key: String,
+        #[serde(with = "serde_b64")]
+        value: Vec<u8>,
+    },
 }
 
 impl Op {
@@ -98,14 +108,16 @@ pub enum Expect {
 }
 
 /// A condition checked atomically with the batch's writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Precondition {
     pub key: String,
     pub expect: Expect,
 }
 
 /// An all-or-nothing set of writes guarded by preconditions.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Batch {
     pub ops: Vec<Op>,
     pub preconditions: Vec<Precondition>,
@@ -152,6 +164,20 @@ impl Batch {
     /// True when the batch writes nothing and checks nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.preconditions.is_empty()
+    }
+}
+
+/// Serde helper: bytes as standard base64 (used for [`Op::Put`] values).
+mod serde_b64 {
+    use base64::Engine as _;
+
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text: String = serde::Deserialize::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -236,4 +262,27 @@ pub fn children<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) -> Ve
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip_through_json_with_base64_values() {
+        let b = Batch::new()
+            .put("a/b", vec![0, 255, 7])
+            .delete("c")
+            .require_absent("a/b")
+            .require_version("c", 9);
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(json.contains("\"AP8H\""), "{json}");
+        let back: Batch = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, b);
+        assert!(serde_json::from_str::<Batch>(
+            r#"{"ops":[{"op":"put","key":"k","value":"!"}],"preconditions":[]}"#
+        )
+        .is_err());
+    }
 }

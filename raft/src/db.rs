@@ -1,0 +1,136 @@
+//! The node's one sled database and the durability rule every write path follows.
+//!
+//! sled 0.34's `flush()` is `pwrite` + `sync_file_range`: it survives a process crash but not a
+//! power cut. `Db::sync` therefore flushes **and** `fsync`s sled's data file `<dir>/db` (the
+//! same rule as `coffer_storage::sled_store`). A failed sync is fatal: the [`FatalHook`] runs
+//! (the default exits the process with code 74) and the error is returned, so nothing is
+//! acknowledged after the disk failed.
+//!
+//! Trees: `log` and `log_meta` (log store), `sm_data` and `sm_meta` (state machine). Log and
+//! state machine share the data file, so one sync covers both.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use coffer_storage::sled_store::FatalHook;
+
+use crate::error::RaftError;
+
+/// sled segment size. Items above a quarter of it (4 MiB) go to blob files that sled never
+/// fsyncs, so log entries are capped well below that ([`crate::MAX_ENTRY_BYTES`]).
+const SEGMENT_SIZE: usize = 16 * 1024 * 1024;
+
+/// The default [`FatalHook`]: log and exit with code 74 (`EX_IOERR`), like the storage crate.
+pub fn default_fatal(msg: &str) {
+    tracing::error!(
+        error = msg,
+        "raft storage durability failure; stopping to avoid losing acknowledged writes"
+    );
+    std::process::exit(74);
+}
+
+/// Shared handle: the sled database, its data file and the sync lock.
+pub(crate) struct Db {
+    pub(crate) db: sled::Db,
+    dir: PathBuf,
+    data_file: File,
+    fatal: FatalHook,
+    /// Held while syncing: concurrent syncs queue instead of racing.
+    sync_lock: tokio::sync::Mutex<()>,
+    syncs: AtomicU64,
+    fail_next_sync: std::sync::Mutex<Option<String>>,
+}
+
+impl Db {
+    pub(crate) fn open(dir: &Path, fatal: FatalHook) -> Result<Arc<Self>, RaftError> {
+        coffer_storage::sled_store::create_private_dir(dir).map_err(|e| RaftError::Io(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 * 1024 * 1024)
+            .segment_size(SEGMENT_SIZE)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| RaftError::Io(format!("cannot open raft store at {}: {e}", dir.display())))?;
+        db.flush().map_err(|e| RaftError::Io(format!("sled flush failed: {e}")))?;
+        let data_path = dir.join("db");
+        let data_file = File::open(&data_path)
+            .map_err(|e| RaftError::Io(format!("cannot open {}: {e}", data_path.display())))?;
+        data_file.sync_all().map_err(|e| RaftError::Io(format!("fsync failed: {e}")))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| RaftError::Io(format!("fsync of {} failed: {e}", dir.display())))?;
+        Ok(Arc::new(Self {
+            db,
+            dir: dir.to_owned(),
+            data_file,
+            fatal,
+            sync_lock: tokio::sync::Mutex::new(()),
+            syncs: AtomicU64::new(0),
+            fail_next_sync: std::sync::Mutex::new(None),
+        }))
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn tree(&self, name: &str) -> Result<sled::Tree, RaftError> {
+        self.db.open_tree(name).map_err(|e| RaftError::Io(format!("cannot open tree {name}: {e}")))
+    }
+
+    /// Number of completed flush+fsync rounds.
+    pub(crate) fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Failure injection: the next sync fails with `msg` (tests of the fail-stop path).
+    pub(crate) fn fail_next_sync(&self, msg: &str) {
+        *self.fail_next_sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.to_owned());
+    }
+
+    /// Flush + fsync everything written so far. On failure the fatal hook runs first.
+    pub(crate) async fn sync(self: &Arc<Self>) -> Result<(), std::io::Error> {
+        let _guard = self.sync_lock.lock().await;
+        let injected = self.fail_next_sync.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let this = Arc::clone(self);
+        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if let Some(msg) = injected {
+                return Err(format!("fsync of raft data file failed: {msg}"));
+            }
+            this.db.flush().map_err(|e| format!("sled flush failed: {e}"))?;
+            this.data_file.sync_all().map_err(|e| format!("fsync of raft data file failed: {e}"))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| format!("sync task failed: {e}"))
+        .and_then(|r| r);
+        match result {
+            Ok(()) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(msg) => {
+                (self.fatal)(&msg);
+                Err(std::io::Error::other(msg))
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` durably: temp file, fsync, rename, fsync of the directory.
+pub(crate) fn write_file_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent directory"))?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("snapshot")));
+    {
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,283 @@
+//! The Raft log, vote and committed index on sled (`RaftLogStorage`).
+//!
+//! Durability (see `reference/raft-storage.md` §2.5):
+//! * `append` writes the entries with one `apply_batch` (readable on return), then flush +
+//!   fsync, and only then calls the flush callback. openraft batches concurrent client writes
+//!   into one `append`, so one fsync covers them all (group commit).
+//! * `save_vote` is durable before it returns (a node must never vote twice in a term).
+//! * `truncate` is durable before it returns.
+//! * `purge` makes `last_purged` durable first, then deletes; leftovers below `last_purged`
+//!   after a crash are ignored and removed at the next open.
+//! * `save_committed` is not synced: losing it only means re-applying from the state machine's
+//!   durable `last_applied`.
+//!
+//! Records: tree `log` maps the big-endian `u64` index to `format (u8 = 1) | JSON(Entry)`;
+//! tree `log_meta` holds `format`, `vote`, `committed`, `last_purged` (JSON) and `node_id`.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError, Vote};
+
+use crate::db::Db;
+use crate::error::RaftError;
+use crate::types::{LogEntry, LogId, NodeId, OrStorageError, TypeConfig};
+
+/// Format of log records and of the `log_meta` tree.
+pub const LOG_FORMAT: u8 = 1;
+
+const KEY_FORMAT: &[u8] = b"format";
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+const KEY_NODE_ID: &[u8] = b"node_id";
+const KEY_ADMITTED: &[u8] = b"admitted";
+
+/// The log store. Cheap to clone (the log reader is a clone).
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Db>,
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").field("dir", &self.db.dir()).finish()
+    }
+}
+
+fn read_err(e: impl std::fmt::Display) -> OrStorageError {
+    StorageIOError::<NodeId>::read_logs(AnyError::error(e)).into()
+}
+
+fn write_err(e: impl std::fmt::Display) -> OrStorageError {
+    StorageIOError::<NodeId>::write_logs(AnyError::error(e)).into()
+}
+
+fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = vec![LOG_FORMAT];
+    serde_json::to_writer(&mut out, entry)?;
+    Ok(out)
+}
+
+fn decode_entry(raw: &[u8]) -> Result<LogEntry, String> {
+    match raw.split_first() {
+        Some((&LOG_FORMAT, json)) => {
+            serde_json::from_slice(json).map_err(|e| format!("undecodable log entry: {e}"))
+        }
+        Some((f, _)) => {
+            Err(format!("log entry format {f} is not supported by this build (expected {LOG_FORMAT})"))
+        }
+        None => Err("empty log record".to_owned()),
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl LogStore {
+    pub(crate) fn open(db: Arc<Db>) -> Result<Self, RaftError> {
+        let log = db.tree("log")?;
+        let meta = db.tree("log_meta")?;
+        let io = |e: sled::Error| RaftError::Io(e.to_string());
+        match meta.get(KEY_FORMAT).map_err(io)? {
+            None => {
+                meta.insert(KEY_FORMAT, &[LOG_FORMAT]).map_err(io)?;
+            }
+            Some(v) if v.as_ref() == [LOG_FORMAT] => {}
+            Some(v) => {
+                return Err(RaftError::Corrupt {
+                    what: "raft log format".into(),
+                    reason: format!(
+                        "format {:?} is not supported by this build (expected {LOG_FORMAT})",
+                        v.as_ref()
+                    ),
+                })
+            }
+        }
+        let store = Self { db, log, meta };
+        // Remove leftovers of a purge interrupted by a crash.
+        if let Some(purged) = store.last_purged().map_err(RaftError::Io)? {
+            for item in store.log.range(..=index_key(purged.index)) {
+                let (k, _) = item.map_err(io)?;
+                store.log.remove(k).map_err(io)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
+        match self.meta.get(key).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn last_purged(&self) -> Result<Option<LogId>, String> {
+        self.meta_json(KEY_LAST_PURGED)
+    }
+
+    /// The node id recorded in this data directory, if any.
+    pub(crate) fn stored_node_id(&self) -> Result<Option<NodeId>, RaftError> {
+        match self.meta.get(KEY_NODE_ID).map_err(|e| RaftError::Io(e.to_string()))? {
+            None => Ok(None),
+            Some(raw) => {
+                let arr: [u8; 8] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| RaftError::Corrupt { what: "node id".into(), reason: "not a u64".into() })?;
+                Ok(Some(u64::from_be_bytes(arr)))
+            }
+        }
+    }
+
+    /// Records the node id (durably) on first start.
+    pub(crate) async fn record_node_id(&self, id: NodeId) -> Result<(), RaftError> {
+        self.meta.insert(KEY_NODE_ID, &id.to_be_bytes()).map_err(|e| RaftError::Io(e.to_string()))?;
+        self.db.sync().await.map_err(|e| RaftError::Io(e.to_string()))
+    }
+
+    /// True once the node was admitted to a cluster (bootstrap or join), see `node` (R13).
+    pub(crate) fn is_admitted(&self) -> Result<bool, RaftError> {
+        Ok(self.meta.get(KEY_ADMITTED).map_err(|e| RaftError::Io(e.to_string()))?.is_some())
+    }
+
+    /// Records admission durably.
+    pub(crate) async fn record_admitted(&self) -> Result<(), RaftError> {
+        self.meta.insert(KEY_ADMITTED, &[1]).map_err(|e| RaftError::Io(e.to_string()))?;
+        self.db.sync().await.map_err(|e| RaftError::Io(e.to_string()))
+    }
+
+    /// The last saved committed index (informational).
+    pub(crate) fn committed_index(&self) -> Option<u64> {
+        self.meta_json::<Option<LogId>>(KEY_COMMITTED).ok().flatten().flatten().map(|l| l.index)
+    }
+
+    /// True when this store has never held a vote or a log entry.
+    pub(crate) fn is_pristine(&self) -> Result<bool, RaftError> {
+        let io = |e: sled::Error| RaftError::Io(e.to_string());
+        Ok(self.meta.get(KEY_VOTE).map_err(io)?.is_none()
+            && self.meta.get(KEY_LAST_PURGED).map_err(io)?.is_none()
+            && self.log.is_empty())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<LogEntry>, OrStorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => Bound::Included(index_key(*i)),
+            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(index_key(*i)),
+            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for item in self.log.range::<[u8; 8], _>((start, end)) {
+            let (_, raw) = item.map_err(read_err)?;
+            out.push(decode_entry(&raw).map_err(read_err)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, OrStorageError> {
+        let last_purged_log_id = self.last_purged().map_err(read_err)?;
+        let last = match self.log.last().map_err(read_err)? {
+            None => None,
+            Some((_, raw)) => Some(*decode_entry(&raw).map_err(read_err)?.get_log_id()),
+        };
+        Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), OrStorageError> {
+        let raw =
+            serde_json::to_vec(vote).map_err(|e| StorageIOError::<NodeId>::write_vote(AnyError::new(&e)))?;
+        self.meta
+            .insert(KEY_VOTE, raw)
+            .map_err(|e| StorageIOError::<NodeId>::write_vote(AnyError::new(&e)))?;
+        self.db.sync().await.map_err(|e| StorageIOError::<NodeId>::write_vote(AnyError::new(&e)))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, OrStorageError> {
+        self.meta_json(KEY_VOTE)
+            .map_err(|_| StorageIOError::<NodeId>::read_vote(AnyError::error("bad vote")).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), OrStorageError> {
+        let raw = serde_json::to_vec(&committed).map_err(write_err)?;
+        self.meta.insert(KEY_COMMITTED, raw).map_err(write_err)?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, OrStorageError> {
+        Ok(self.meta_json::<Option<LogId>>(KEY_COMMITTED).map_err(read_err)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), OrStorageError>
+    where
+        I: IntoIterator<Item = LogEntry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let raw = encode_entry(&entry).map_err(write_err)?;
+            batch.insert(&index_key(entry.get_log_id().index), raw);
+        }
+        self.log.apply_batch(batch).map_err(write_err)?;
+        // Acknowledge only once the entries are on stable storage.
+        match self.db.sync().await {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                callback.log_io_completed(Err(e));
+                Err(write_err(msg))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), OrStorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.log.range(index_key(log_id.index)..) {
+            let (k, _) = item.map_err(write_err)?;
+            batch.remove(k);
+        }
+        self.log.apply_batch(batch).map_err(write_err)?;
+        self.db.sync().await.map_err(write_err)?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), OrStorageError> {
+        let raw = serde_json::to_vec(&log_id).map_err(write_err)?;
+        self.meta.insert(KEY_LAST_PURGED, raw).map_err(write_err)?;
+        self.db.sync().await.map_err(write_err)?;
+        let mut batch = sled::Batch::default();
+        for item in self.log.range(..=index_key(log_id.index)) {
+            let (k, _) = item.map_err(write_err)?;
+            batch.remove(k);
+        }
+        self.log.apply_batch(batch).map_err(|e| {
+            StorageIOError::<NodeId>::new(ErrorSubject::Logs, ErrorVerb::Delete, AnyError::new(&e)).into()
+        })
+    }
+}
