@@ -333,6 +333,7 @@ async fn read_body(
         }
         chunks.push(data);
     }
+    // One copy into a buffer of the exact size (never sized from the announced length).
     let body = match chunks.len() {
         0 => Bytes::new(),
         1 => chunks.pop().unwrap_or_default(),

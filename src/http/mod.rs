@@ -4,6 +4,10 @@
 //! [`handler`] turns requests into core calls, [`sys`] serves the endpoints that work while
 //! sealed, [`sys_ops`] root generation and rekeying, [`crate::core::envelope`] renders responses and [`error`] is the only place errors become
 //! statuses.
+//!
+//! Resource limits (security.md S4, S25): [`conn`] bounds each connection's life (header, idle,
+//! write and TLS handshake timeouts; `max_connections`; accept back-off) and [`budget`] bounds
+//! the memory of request bodies in flight.
 
 pub mod budget;
 pub mod conn;
@@ -140,6 +144,14 @@ pub async fn serve(core: Arc<Core>, listener: Listener, mut shutdown: tokio::syn
     }
 }
 
+/// Largest HTTP/1 read buffer of a connection, so also the largest request head.
+const CONN_READ_BUFFER: usize = 64 * 1024;
+/// HTTP/2 flow-control window, per connection and per stream: body bytes a client may send
+/// before the server has taken them.
+const H2_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 streams one connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+
 /// How often reaching `max_connections` is logged, at most.
 const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -164,7 +176,14 @@ where
     });
     let mut builder = Builder::new(TokioExecutor::new());
     // The watchdog below enforces the header timeout; hyper's would also cut idle connections.
-    builder.http1().header_read_timeout(None);
+    // The buffer and window sizes bound what a connection holds before its body bytes are
+    // charged to the body budget (hyper's defaults: ~400 KiB and 1 MiB).
+    builder.http1().header_read_timeout(None).max_buf_size(CONN_READ_BUFFER);
+    builder
+        .http2()
+        .initial_connection_window_size(H2_WINDOW)
+        .initial_stream_window_size(H2_WINDOW)
+        .max_concurrent_streams(H2_MAX_STREAMS);
     let conn = builder.serve_connection(io, svc);
     tokio::pin!(conn);
     let mut closing_by: Option<tokio::time::Instant> = None;
