@@ -597,7 +597,6 @@ fn listener_limits_in_three_formats() {
     .unwrap();
     assert_eq!(c.listeners[0].limits, want);
     assert!(c.warnings.iter().any(|w| w.contains("tls_handshake_timeout is not used")), "{:?}", c.warnings);
-    let tls_dir = tempfile::tempdir().unwrap();
     let hcl_text = r#"
         storage "inmem" {}
         listener "tcp" {
@@ -612,7 +611,7 @@ fn listener_limits_in_three_formats() {
           max_connections          = "100"
         }
     "#;
-    let c = parse_in(hcl_text, Format::Hcl, tls_dir.path(), &[]).unwrap();
+    let c = hcl(hcl_text).unwrap();
     assert_eq!(c.listeners[0].limits, want);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let json_text = r#"{

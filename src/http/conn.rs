@@ -343,6 +343,37 @@ mod tests {
         assert_eq!(seen, vec![5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
     }
 
+    #[tokio::test]
+    async fn a_stalled_write_fails_after_the_write_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(64);
+        let watch = Arc::new(ConnWatch::new());
+        let mut io = Watched::new(near, Arc::clone(&watch), Some(Duration::from_millis(200)));
+        // The peer reads nothing: the write stalls once the 64-byte pipe is full.
+        let started = std::time::Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(10), io.write_all(&[0u8; 1024]))
+            .await
+            .expect("the write timeout ends the write")
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // Without a write timeout a stalled write just waits; progress is activity.
+        let (near, mut far2) = tokio::io::duplex(64);
+        let mut io = Watched::new(near, Arc::clone(&watch), None);
+        let write = io.write_all(&[0u8; 128]);
+        tokio::pin!(write);
+        tokio::select! {
+            biased;
+            r = write.as_mut() => panic!("a stalled write finished: {r:?}"),
+            _ = std::future::ready(()) => {}
+        }
+        let mut sink = [0u8; 128];
+        let (read, written) = tokio::join!(far2.read_exact(&mut sink), write);
+        read.unwrap();
+        written.unwrap();
+        drop(far.read(&mut sink).await);
+    }
+
     #[test]
     fn phases_follow_requests() {
         let limits = ConnLimits {

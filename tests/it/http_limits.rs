@@ -334,6 +334,43 @@ fn idle_keep_alive_connection_is_closed_after_http_idle_timeout() {
     assert!(took < Duration::from_secs(8), "closed only after {took:?}");
 }
 
+/// Connections of the server on `server_port` that are established (/proc/net/tcp state 01).
+fn established_connections(server_port: u16) -> usize {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of = |addr: &str| addr.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+    tcp.lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 3 && port_of(f[1]) == Some(server_port) && f[3] == "01"
+        })
+        .count()
+}
+
+/// Item 9: an idle HTTP/2 connection is shut down after `http_idle_timeout`; the header timeout
+/// does not cut it between requests.
+#[test]
+fn idle_h2_connection_is_closed_after_http_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with(dir.path(), "http_read_header_timeout = \"1s\"\nhttp_idle_timeout = \"3s\"", "");
+    let port = server_port(&s);
+    let c = reqwest::blocking::Client::builder().http2_prior_knowledge().build().unwrap();
+    for _ in 0..2 {
+        let r = c.get(format!("{}/v1/sys/seal-status", s.addr)).send().unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+    }
+    let start = Instant::now();
+    assert!(established_connections(port) >= 1, "the HTTP/2 connection is open");
+    wait_for("the idle HTTP/2 connection to close", Duration::from_secs(20), || {
+        (established_connections(port) == 0).then_some(())
+    });
+    let took = start.elapsed();
+    eprintln!("idle HTTP/2 connection closed after {took:?} (http_idle_timeout 3s, header timeout 1s)");
+    assert!(took >= Duration::from_secs(2), "closed after {took:?}: the header timeout must not apply");
+    assert!(took < Duration::from_secs(8), "closed only after {took:?}");
+}
+
 /// Item 9: with `max_connections = 2`, a third connection is not served while two are open, and
 /// is served as soon as one of them closes.
 #[test]
