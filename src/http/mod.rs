@@ -188,13 +188,10 @@ where
     tokio::pin!(conn);
     let mut closing_by: Option<tokio::time::Instant> = None;
     loop {
-        let deadline = match closing_by {
-            Some(t) => Some((t, None)),
-            None => watch.deadline(&limits).map(|(t, e)| (t, Some(e))),
-        };
+        let deadline = closing_by.or_else(|| watch.deadline(&limits).map(|(t, _)| t));
         let expired = async {
             match deadline {
-                Some((t, _)) => tokio::time::sleep_until(t).await,
+                Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };
