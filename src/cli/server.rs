@@ -158,7 +158,7 @@ async fn bind(l: &ListenerConfig) -> anyhow::Result<Listener> {
         }
     };
     tracing::info!(address = %local, tls = tls.is_some(), "listening");
-    Ok(Listener { tcp, tls, max_request_size: l.max_request_size })
+    Ok(Listener { tcp, tls, max_request_size: l.max_request_size, limits: l.limits })
 }
 
 fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
@@ -172,6 +172,7 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
             address,
             tls: None,
             max_request_size: http::DEFAULT_MAX_REQUEST_SIZE,
+            limits: http::ConnLimits::default(),
             cluster_address: None,
             disable_unauthed_generate_root_endpoints: true,
             disable_unauthed_rekey_endpoints: true,

@@ -91,6 +91,8 @@ pub struct ListenerConfig {
     pub disable_unauthed_generate_root_endpoints: bool,
     /// Keep `sys/rekey/*` and `sys/rekey-recovery-key/*` behind a token (default true).
     pub disable_unauthed_rekey_endpoints: bool,
+    /// `http_*` timeouts, `tls_handshake_timeout` and `max_connections`.
+    pub limits: crate::http::ConnLimits,
 }
 
 /// How the root key is protected.
@@ -219,8 +221,11 @@ fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Res
     let listeners = check_listeners(raw.listener, r.base_dir, warnings)?;
     let seal = check_seal(raw.seal, r, warnings)?;
 
-    let api_addr = raw.api_addr.map(|t| check_url("api_addr", &t.0, false)).transpose()?;
-    let cluster_addr = raw.cluster_addr.map(|t| check_url("cluster_addr", &t.0, true)).transpose()?;
+    let api_addr = raw.api_addr.map(|t| check_url("api_addr", &t.0)).transpose()?;
+    let cluster_addr = match raw.cluster_addr {
+        Some(t) => Some(check_cluster_addr(&t.0, warnings)?),
+        None => None,
+    };
     let cluster_name = match raw.cluster_name {
         Some(t) if t.0.trim().is_empty() => return Err(err("cluster_name", "must not be empty")),
         Some(t) => Some(t.0),
@@ -363,7 +368,7 @@ fn check_storage(
 }
 
 fn check_retry_join(path: &str, j: RawRetryJoin, base: &Path) -> Result<RetryJoin, ConfigError> {
-    let leader_api_addr = check_url(&de::join(path, "leader_api_addr"), &j.leader_api_addr.0, false)?;
+    let leader_api_addr = check_url(&de::join(path, "leader_api_addr"), &j.leader_api_addr.0)?;
     let file = |t: Option<raw::Text>| t.map(|t| base.join(t.0));
     if j.leader_client_cert_file.is_some() != j.leader_client_key_file.is_some() {
         return Err(err(path, "leader_client_cert_file and leader_client_key_file must be set together"));
@@ -420,8 +425,9 @@ fn check_tcp(
         None => parse_socket_addr(&key("address"), DEFAULT_ADDRESS)?,
     };
     let cluster_address =
-        l.cluster_address.map(|a| parse_socket_addr(&key("cluster_address"), &a.0)).transpose()?;
+        l.cluster_address.as_ref().map(|a| parse_socket_addr(&key("cluster_address"), &a.0)).transpose()?;
     let tls_disable = l.tls_disable.map(|f| f.0).unwrap_or(false);
+    let limits = check_limits(path, &l, !tls_disable, warnings)?;
     let tls = if tls_disable {
         if l.tls_cert_file.is_some() || l.tls_key_file.is_some() {
             warnings
@@ -491,12 +497,68 @@ fn check_tcp(
         address,
         tls,
         max_request_size,
+        limits,
         cluster_address,
         disable_unauthed_generate_root_endpoints: l
             .disable_unauthed_generate_root_endpoints
             .map(|f| f.0)
             .unwrap_or(true),
         disable_unauthed_rekey_endpoints: l.disable_unauthed_rekey_endpoints.map(|f| f.0).unwrap_or(true),
+    })
+}
+
+/// Longest accepted listener timeout (a year); Vault sets no bound, but a deadline must fit.
+const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+/// Largest accepted `max_connections`.
+const MAX_CONNECTIONS: i64 = 1 << 20;
+
+/// The listener's timeouts and connection cap. As in Vault, a timeout of 0 (or none) means the
+/// default; `http_write_timeout` defaults to none.
+fn check_limits(
+    path: &str,
+    l: &RawTcpListener,
+    tls: bool,
+    warnings: &mut Vec<String>,
+) -> Result<crate::http::ConnLimits, ConfigError> {
+    use crate::http::conn;
+    let key = |k: &str| de::join(path, k);
+    let timeout = |name: &str, v: Option<raw::Ttl>| -> Result<Option<std::time::Duration>, ConfigError> {
+        match v {
+            None | Some(raw::Ttl(0)) => Ok(None),
+            Some(raw::Ttl(s)) if s > MAX_TIMEOUT_SECS => Err(err(
+                &key(name),
+                format!(
+                    "must be at most {}",
+                    crate::util::duration::format_go_seconds(MAX_TIMEOUT_SECS as i64)
+                ),
+            )),
+            Some(raw::Ttl(s)) => Ok(Some(std::time::Duration::from_secs(s))),
+        }
+    };
+    let max_connections = match l.max_connections {
+        None => conn::DEFAULT_MAX_CONNECTIONS,
+        Some(raw::Int(n)) if n < 1 => {
+            return Err(err(&key("max_connections"), "must be at least 1"));
+        }
+        Some(raw::Int(n)) if n > MAX_CONNECTIONS => {
+            return Err(err(&key("max_connections"), format!("must be at most {MAX_CONNECTIONS}")));
+        }
+        Some(raw::Int(n)) => usize::try_from(n).map_err(|_| err(&key("max_connections"), "too large"))?,
+    };
+    let tls_handshake_timeout = timeout("tls_handshake_timeout", l.tls_handshake_timeout)?;
+    if tls_handshake_timeout.is_some() && !tls {
+        warnings.push(format!("{path}: tls_disable is set, so tls_handshake_timeout is not used"));
+    }
+    Ok(crate::http::ConnLimits {
+        read_header_timeout: timeout("http_read_header_timeout", l.http_read_header_timeout)?
+            .unwrap_or(conn::DEFAULT_READ_HEADER_TIMEOUT),
+        read_timeout: timeout("http_read_timeout", l.http_read_timeout)?
+            .unwrap_or(conn::DEFAULT_READ_TIMEOUT),
+        idle_timeout: timeout("http_idle_timeout", l.http_idle_timeout)?
+            .unwrap_or(conn::DEFAULT_IDLE_TIMEOUT),
+        write_timeout: timeout("http_write_timeout", l.http_write_timeout)?,
+        tls_handshake_timeout: tls_handshake_timeout.unwrap_or(conn::DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+        max_connections,
     })
 }
 
@@ -524,17 +586,30 @@ fn parse_socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
         .ok_or_else(|| err(key, format!("\"{s}\" resolves to no address")))
 }
 
+/// `cluster_addr`: a URL as [`check_url`] checks it, always `https://`. The cluster port speaks
+/// TLS whatever the scheme says, so `http://` (which HashiCorp's integrated-storage tutorial
+/// writes) is accepted with a warning and rewritten, as Vault and OpenBao do.
+fn check_cluster_addr(s: &str, warnings: &mut Vec<String>) -> Result<String, ConfigError> {
+    let url = check_url("cluster_addr", s)?;
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
+            let https = format!("https://{rest}");
+            warnings.push(format!(
+                "cluster_addr: \"{url}\" uses http, but the cluster port always speaks TLS; using {https}"
+            ));
+            Ok(https)
+        }
+        _ => Ok(url),
+    }
+}
+
 /// An `http(s)://host[:port]` URL with nothing after the authority but an optional `/`.
-fn check_url(key: &str, s: &str, https_only: bool) -> Result<String, ConfigError> {
+fn check_url(key: &str, s: &str) -> Result<String, ConfigError> {
     let s = s.trim();
     let uri: http::Uri =
         s.parse().map_err(|_| err(key, format!("\"{s}\" is not a URL (expected https://host:port)")))?;
     match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if !https_only => {}
-        Some("http") => {
-            return Err(err(key, format!("\"{s}\" must use https (the cluster port always speaks TLS)")));
-        }
+        Some("https") | Some("http") => {}
         _ => return Err(err(key, format!("\"{s}\" must start with http:// or https://"))),
     }
     let Some(auth) = uri.authority() else {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::*;
 
@@ -495,10 +496,6 @@ fn addresses_cross_checks() {
         "api_addr and cluster_addr must differ (both are a:443): the cluster port is separate from the API port"
     );
     assert_eq!(
-        toml_err(&toml_with("cluster_addr = \"http://a:8201\"", "")),
-        "cluster_addr: \"http://a:8201\" must use https (the cluster port always speaks TLS)"
-    );
-    assert_eq!(
         toml_err(&toml_with("api_addr = \"https://a:8200/v1\"", "")),
         "api_addr: \"https://a:8200/v1\" must not have a path or query"
     );
@@ -519,6 +516,164 @@ fn addresses_cross_checks() {
     assert_eq!(c.warnings, vec!["api_addr: uses https but every listener has tls_disable set"]);
     let c = toml(&toml_with("api_addr = \"http://a:8200\"", "")).unwrap();
     assert!(c.warnings.is_empty());
+}
+
+/// Item 13: HashiCorp's integrated-storage tutorial writes `cluster_addr` with `http://`. The
+/// cluster port speaks TLS either way, so the address is accepted with a warning and used as
+/// `https://`, as Vault and OpenBao do.
+#[test]
+fn cluster_addr_with_http_is_accepted_with_a_warning() {
+    let want_warning =
+        "cluster_addr: \"http://10.0.0.1:8201\" uses http, but the cluster port always speaks TLS; using https://10.0.0.1:8201";
+    let c = toml(&toml_with("cluster_addr = \"http://10.0.0.1:8201\"", "")).unwrap();
+    assert_eq!(c.cluster_addr.as_deref(), Some("https://10.0.0.1:8201"));
+    assert_eq!(c.warnings, vec![want_warning]);
+    let c = hcl(r#"
+        storage "inmem" {}
+        listener "tcp" {
+          address     = "127.0.0.1:8200"
+          tls_disable = true
+        }
+        api_addr     = "http://10.0.0.1:8200"
+        cluster_addr = "http://10.0.0.1:8201"
+        "#)
+    .unwrap();
+    assert_eq!(c.cluster_addr.as_deref(), Some("https://10.0.0.1:8201"));
+    assert_eq!(c.api_addr.as_deref(), Some("http://10.0.0.1:8200"), "api_addr keeps its scheme");
+    assert_eq!(c.warnings, vec![want_warning]);
+    // https stays as it is, without a warning.
+    let c = toml(&toml_with("cluster_addr = \"https://10.0.0.1:8201\"", "")).unwrap();
+    assert_eq!(c.cluster_addr.as_deref(), Some("https://10.0.0.1:8201"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The cross-checks see the https form.
+    assert_eq!(
+        toml_err(&toml_with("api_addr = \"https://a:8201\"\ncluster_addr = \"http://a:8201\"", "")),
+        "api_addr and cluster_addr must differ (both are a:8201): the cluster port is separate from the API port"
+    );
+    assert_eq!(
+        toml_err(&toml_with("cluster_addr = \"ftp://a:8201\"", "")),
+        "cluster_addr: \"ftp://a:8201\" must start with http:// or https://"
+    );
+}
+
+#[test]
+fn listener_limits_default_to_vaults() {
+    let l = &toml(&toml_with("", "")).unwrap().listeners[0];
+    assert_eq!(
+        l.limits,
+        crate::http::ConnLimits {
+            read_header_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            write_timeout: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    );
+    assert_eq!(l.limits, crate::http::ConnLimits::default());
+}
+
+#[test]
+fn listener_limits_in_three_formats() {
+    let want = crate::http::ConnLimits {
+        read_header_timeout: Duration::from_secs(2),
+        read_timeout: Duration::from_secs(90),
+        idle_timeout: Duration::from_secs(3600),
+        write_timeout: Some(Duration::from_secs(45)),
+        tls_handshake_timeout: Duration::from_secs(3),
+        max_connections: 100,
+    };
+    let c = toml(&toml_with(
+        "",
+        r#"
+        http_read_header_timeout = "2s"
+        http_read_timeout = "1m30s"
+        http_idle_timeout = "1h"
+        http_write_timeout = 45
+        tls_handshake_timeout = "3s"
+        max_connections = 100
+        "#,
+    ))
+    .unwrap();
+    assert_eq!(c.listeners[0].limits, want);
+    assert!(c.warnings.iter().any(|w| w.contains("tls_handshake_timeout is not used")), "{:?}", c.warnings);
+    let hcl_text = r#"
+        storage "inmem" {}
+        listener "tcp" {
+          address                  = "127.0.0.1:8200"
+          tls_cert_file            = "cert.pem"
+          tls_key_file             = "key.pem"
+          http_read_header_timeout = "2s"
+          http_read_timeout        = "90s"
+          http_idle_timeout        = "60m"
+          http_write_timeout       = "45s"
+          tls_handshake_timeout    = 3
+          max_connections          = "100"
+        }
+    "#;
+    let c = hcl(hcl_text).unwrap();
+    assert_eq!(c.listeners[0].limits, want);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let json_text = r#"{
+        "storage": {"inmem": {}},
+        "listener": [{"tcp": {
+            "address": "127.0.0.1:8200", "tls_disable": true,
+            "http_read_header_timeout": "2s", "http_read_timeout": "90",
+            "http_idle_timeout": 3600, "http_write_timeout": "0h0m45s",
+            "max_connections": 100
+        }}]
+    }"#;
+    let c = json(json_text).unwrap();
+    assert_eq!(
+        c.listeners[0].limits,
+        crate::http::ConnLimits { tls_handshake_timeout: Duration::from_secs(10), ..want }
+    );
+}
+
+#[test]
+fn listener_limits_zero_means_the_default_as_in_vault() {
+    let c = toml(&toml_with(
+        "",
+        "http_read_header_timeout = 0\nhttp_read_timeout = \"0s\"\nhttp_idle_timeout = 0\nhttp_write_timeout = 0\ntls_handshake_timeout = 0",
+    ))
+    .unwrap();
+    assert_eq!(c.listeners[0].limits, crate::http::ConnLimits::default());
+}
+
+#[test]
+fn listener_limits_bad_values_are_named() {
+    assert_eq!(
+        toml_err(&toml_with("", "http_read_header_timeout = \"soon\"")),
+        "listener.tcp.http_read_header_timeout: time: invalid duration \"soon\""
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "http_idle_timeout = -5")),
+        "listener.tcp.http_idle_timeout: cannot use negative duration -5"
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "http_read_timeout = \"10\"\nhttp_write_timeout = \"9000h\"")),
+        "listener.tcp.http_write_timeout: must be at most 8760h0m0s"
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "max_connections = 0")),
+        "listener.tcp.max_connections: must be at least 1"
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "max_connections = -1")),
+        "listener.tcp.max_connections: must be at least 1"
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "max_connections = 2000000")),
+        "listener.tcp.max_connections: must be at most 1048576"
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "max_connections = \"many\"")),
+        "listener.tcp.max_connections: expected an integer, found \"many\""
+    );
+    assert_eq!(
+        toml_err(&toml_with("", "http_read_header_timout = \"1s\"")),
+        "listener.tcp.http_read_header_timout: unknown key (did you mean `http_read_header_timeout`?)"
+    );
 }
 
 #[test]

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
@@ -19,6 +20,7 @@ use crate::core::error::Error;
 use crate::core::fields::parse_bool_str;
 use crate::core::request::{Operation, Request, Response};
 use crate::core::Core;
+use crate::http::budget::{BodyBudget, ConnShare, Reservation, SMALL_BODY};
 use crate::http::{error, sys};
 
 /// Shared state of a listener.
@@ -26,23 +28,32 @@ pub struct HttpState {
     pub core: Arc<Core>,
     /// Largest accepted request body, in bytes.
     pub max_request_size: usize,
-    /// Memory budget for request bodies in flight, in KiB permits: a request reserves its
-    /// declared body size before reading it, so concurrent large uploads queue instead of
-    /// growing memory without bound (security.md S4).
-    pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// Memory budget for request bodies in flight, charged as bytes arrive (security.md S4,
+    /// S25; see [`BodyBudget`]).
+    pub body_budget: Arc<BodyBudget>,
+    /// How long a request may take to deliver its body after its headers, waiting for body
+    /// budget included (`http_read_timeout`).
+    pub read_timeout: Duration,
 }
 
 /// Default body budget: 32 MiB, or the largest request when that is bigger.
 pub const DEFAULT_BODY_BUDGET: usize = 32 * 1024 * 1024;
-/// How long a request may take to deliver its body, and to wait for budget.
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl HttpState {
-    /// State for a listener with the given body limit.
+    /// State for a listener with the given body limit and the default read timeout.
     pub fn new(core: Arc<Core>, max_request_size: usize) -> Self {
-        let budget_kib = DEFAULT_BODY_BUDGET.max(max_request_size).div_ceil(1024);
-        let permits = budget_kib.min(tokio::sync::Semaphore::MAX_PERMITS);
-        Self { core, max_request_size, body_budget: Arc::new(tokio::sync::Semaphore::new(permits)) }
+        let pool = DEFAULT_BODY_BUDGET.max(max_request_size);
+        Self {
+            core,
+            max_request_size,
+            body_budget: Arc::new(BodyBudget::new(pool)),
+            read_timeout: crate::http::conn::DEFAULT_READ_TIMEOUT,
+        }
+    }
+
+    /// The same with another `http_read_timeout`.
+    pub fn with_read_timeout(self, read_timeout: Duration) -> Self {
+        Self { read_timeout, ..self }
     }
 }
 
@@ -99,7 +110,7 @@ pub struct Parsed {
     pub remote: SocketAddr,
     pub request_id: String,
     /// Body budget held until the request is finished.
-    pub _budget: Option<tokio::sync::OwnedSemaphorePermit>,
+    pub _budget: Option<Reservation>,
 }
 
 impl Parsed {
@@ -224,6 +235,7 @@ pub async fn read_request(
     state: &HttpState,
     req: hyper::Request<Incoming>,
     remote: SocketAddr,
+    conn: &Arc<ConnShare>,
 ) -> Result<Parsed, Reply> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
@@ -252,44 +264,7 @@ pub async fn read_request(
             return Err(Reply::error(Error::TooLarge, &request_id));
         }
     }
-    // Reserve the body's memory before reading it: the declared size, or the maximum for a
-    // body of unknown length. A request without a body reserves nothing.
-    use hyper::body::Body as _;
-    let reserve = body
-        .size_hint()
-        .exact()
-        .map(|n| n as usize)
-        .unwrap_or(state.max_request_size)
-        .min(state.max_request_size);
-    let kib = reserve.div_ceil(1024);
-    let budget = if kib == 0 {
-        None
-    } else {
-        let permits = u32::try_from(kib).unwrap_or(u32::MAX);
-        match tokio::time::timeout(BODY_TIMEOUT, Arc::clone(&state.body_budget).acquire_many_owned(permits))
-            .await
-        {
-            Ok(Ok(p)) => Some(p),
-            _ => {
-                return Err(Reply::error(
-                    Error::Unavailable("server is busy receiving other requests; retry".into()),
-                    &request_id,
-                ))
-            }
-        }
-    };
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, state.max_request_size).collect())
-        .await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Err(Reply::error(Error::TooLarge, &request_id));
-            }
-            return Err(Reply::error(Error::bad("failed to read request body"), &request_id));
-        }
-        Err(_) => return Err(Reply::error(Error::bad("timed out reading the request body"), &request_id)),
-    };
+    let (body, budget) = read_body(state, body, conn, &request_id).await?;
     Ok(Parsed {
         method: parts.method,
         path,
@@ -298,14 +273,90 @@ pub async fn read_request(
         body,
         remote,
         request_id,
-        _budget: budget,
+        _budget: (budget.held() > 0 || budget.is_finisher()).then_some(budget),
     })
 }
 
-/// Entry point for every request.
-pub async fn handle(state: Arc<HttpState>, req: hyper::Request<Incoming>, remote: SocketAddr) -> Reply {
+/// Reads a body, charging each chunk to the listener's body budget as it arrives (see
+/// [`BodyBudget`]). The whole read, waiting for budget included, must finish within
+/// `http_read_timeout`.
+async fn read_body(
+    state: &HttpState,
+    mut body: Incoming,
+    conn: &Arc<ConnShare>,
+    request_id: &str,
+) -> Result<(Bytes, Reservation), Reply> {
+    use hyper::body::Body as _;
+    let declared = body.size_hint().exact();
+    let mut budget = state.body_budget.reservation(conn);
+    let deadline = tokio::time::Instant::now().checked_add(state.read_timeout);
+    let within = |deadline: Option<tokio::time::Instant>| async move {
+        match deadline {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut received = 0usize;
+    loop {
+        let frame = tokio::select! {
+            f = body.frame() => f,
+            _ = within(deadline) => {
+                return Err(Reply::error(Error::bad("timed out reading the request body"), request_id));
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(_)) => return Err(Reply::error(Error::bad("failed to read request body"), request_id)),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                // Trailers and empty frames carry no body bytes.
+                _ => continue,
+            },
+        };
+        received = received.saturating_add(data.len());
+        if received > state.max_request_size {
+            return Err(Reply::error(Error::TooLarge, request_id));
+        }
+        let small = match declared {
+            Some(len) => len <= SMALL_BODY as u64,
+            None => received <= SMALL_BODY,
+        };
+        tokio::select! {
+            _ = budget.grow(data.len(), small) => {}
+            _ = within(deadline) => {
+                return Err(Reply::error(
+                    Error::Unavailable("server is busy receiving other requests; retry".into()),
+                    request_id,
+                ));
+            }
+        }
+        chunks.push(data);
+    }
+    // One copy into a buffer of the exact size (never sized from the announced length).
+    let body = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = Vec::with_capacity(received);
+            for c in chunks {
+                all.extend_from_slice(&c);
+            }
+            Bytes::from(all)
+        }
+    };
+    Ok((body, budget))
+}
+
+/// Entry point for every request; `conn` is the body budget share of its connection.
+pub async fn handle(
+    state: Arc<HttpState>,
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+    conn: Arc<ConnShare>,
+) -> Reply {
     let started = std::time::Instant::now();
-    let parsed = match read_request(&state, req, remote).await {
+    let parsed = match read_request(&state, req, remote, &conn).await {
         Ok(p) => p,
         Err(reply) => {
             tracing::debug!(%remote, status = reply.status.as_u16(), "request refused before parsing");

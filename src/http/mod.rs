@@ -4,7 +4,13 @@
 //! [`handler`] turns requests into core calls, [`sys`] serves the endpoints that work while
 //! sealed, [`sys_ops`] root generation and rekeying, [`crate::core::envelope`] renders responses and [`error`] is the only place errors become
 //! statuses.
+//!
+//! Resource limits (security.md S4, S25): [`conn`] bounds each connection's life (header, idle,
+//! write and TLS handshake timeouts; `max_connections`; accept back-off) and [`budget`] bounds
+//! the memory of request bodies in flight.
 
+pub mod budget;
+pub mod conn;
 pub mod error;
 pub mod handler;
 pub mod sys;
@@ -13,6 +19,7 @@ pub mod sys_ops;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -20,9 +27,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::core::Core;
+use budget::ConnShare;
+pub use conn::ConnLimits;
+use conn::{ConnWatch, Expiry, InFlight, Watched};
 use handler::{HttpState, Reply};
 
 /// Default largest request body (Vault's 32 MiB).
@@ -34,6 +45,8 @@ pub struct Listener {
     /// `None` = plain HTTP (`tls_disable`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub max_request_size: usize,
+    /// Timeouts and the connection cap.
+    pub limits: ConnLimits,
 }
 
 fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
@@ -52,18 +65,60 @@ fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Serves one listener until `shutdown` resolves.
+///
+/// At most `max_connections` connections are served at once: at the limit the listener stops
+/// accepting, so further connections wait in the kernel's accept queue (they are not closed) and
+/// are served as others close. A failed `accept` (out of file descriptors, for example) pauses
+/// the loop with a doubling back-off instead of retrying at once.
 pub async fn serve(core: Arc<Core>, listener: Listener, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let state = Arc::new(HttpState::new(core, listener.max_request_size));
+    let limits = listener.limits;
+    let state =
+        Arc::new(HttpState::new(core, listener.max_request_size).with_read_timeout(limits.read_timeout));
     let acceptor = listener.tls.map(TlsAcceptor::from);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    let mut backoff: Option<Duration> = None;
+    let mut warned_full: Option<tokio::time::Instant> = None;
     loop {
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if warned_full.is_none_or(|t| t.elapsed() >= FULL_WARNING_INTERVAL) {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "max_connections reached: new connections wait until others close"
+                    );
+                    warned_full = Some(tokio::time::Instant::now());
+                }
+                tokio::select! {
+                    s = Arc::clone(&slots).acquire_owned() => match s {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
         let accepted = tokio::select! {
             r = listener.tcp.accept() => r,
             _ = shutdown.changed() => return,
         };
         let (stream, remote) = match accepted {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff = None;
+                x
+            }
+            Err(e) if conn::is_connection_error(&e) => {
+                tracing::debug!(error = %e, "connection closed before it was accepted");
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
+                let pause = conn::accept_backoff(backoff);
+                backoff = Some(pause);
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "accept failed; backing off");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => return,
+                }
                 continue;
             }
         };
@@ -71,28 +126,105 @@ pub async fn serve(core: Arc<Core>, listener: Listener, mut shutdown: tokio::syn
         let state = Arc::clone(&state);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // Held for the connection's life, TLS handshake included.
+            let _slot = slot;
             match acceptor {
-                Some(acc) => match acc.accept(stream).await {
-                    Ok(tls) => serve_conn(state, TokioIo::new(tls), remote).await,
-                    Err(e) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
-                },
-                None => serve_conn(state, TokioIo::new(stream), remote).await,
+                Some(acc) => {
+                    match tokio::time::timeout(limits.tls_handshake_timeout, acc.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_conn(state, tls, remote, limits).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %remote, "TLS handshake failed"),
+                        Err(_) => {
+                            tracing::debug!(%remote, "TLS handshake not completed within tls_handshake_timeout")
+                        }
+                    }
+                }
+                None => serve_conn(state, stream, remote, limits).await,
             }
         });
     }
 }
 
-async fn serve_conn<I>(state: Arc<HttpState>, io: I, remote: SocketAddr)
+/// Largest HTTP/1 read buffer of a connection, so also the largest request head.
+const CONN_READ_BUFFER: usize = 64 * 1024;
+/// HTTP/2 flow-control window, per connection and per stream: body bytes a client may send
+/// before the server has taken them.
+const H2_WINDOW: u32 = 256 * 1024;
+/// HTTP/2 streams one connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+
+/// How often reaching `max_connections` is logged, at most.
+const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Serves one connection until it ends or one of its deadlines passes (see [`conn`]).
+async fn serve_conn<S>(state: Arc<HttpState>, stream: S, remote: SocketAddr, limits: ConnLimits)
 where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    let watch = Arc::new(ConnWatch::new());
+    let share = Arc::new(ConnShare::default());
+    let io = TokioIo::new(Watched::new(stream, Arc::clone(&watch), limits.write_timeout));
+    let svc_watch = Arc::clone(&watch);
+    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(to_hyper(handler::handle(state, req, remote).await)) }
+        let share = Arc::clone(&share);
+        let in_flight = InFlight::start(&svc_watch, req.version());
+        async move {
+            let reply = handler::handle(state, req, remote, share).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(to_hyper(reply))
+        }
     });
-    let builder = Builder::new(TokioExecutor::new());
-    if let Err(e) = builder.serve_connection(io, svc).await {
-        tracing::debug!(error = %e, %remote, "connection ended with an error");
+    let mut builder = Builder::new(TokioExecutor::new());
+    // The watchdog below enforces the header timeout; hyper's would also cut idle connections.
+    // The buffer and window sizes bound what a connection holds before its body bytes are
+    // charged to the body budget (hyper's defaults: ~400 KiB and 1 MiB).
+    builder.http1().header_read_timeout(None).max_buf_size(CONN_READ_BUFFER);
+    builder
+        .http2()
+        .initial_connection_window_size(H2_WINDOW)
+        .initial_stream_window_size(H2_WINDOW)
+        .max_concurrent_streams(H2_MAX_STREAMS);
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let mut closing_by: Option<tokio::time::Instant> = None;
+    loop {
+        let deadline = closing_by.or_else(|| watch.deadline(&limits).map(|(t, _)| t));
+        let expired = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, %remote, "connection ended with an error");
+                }
+                return;
+            }
+            _ = watch.changed() => continue,
+            _ = expired => {}
+        }
+        if closing_by.is_some() {
+            tracing::debug!(%remote, "closing a connection that did not shut down in time");
+            return;
+        }
+        // The phase may have moved on since the deadline was computed.
+        match watch.deadline(&limits) {
+            Some((t, Expiry::Header)) if t <= tokio::time::Instant::now() => {
+                tracing::debug!(%remote, "closing: request headers not received within http_read_header_timeout");
+                return;
+            }
+            Some((t, Expiry::Idle)) if t <= tokio::time::Instant::now() => {
+                tracing::debug!(%remote, "closing an idle connection (http_idle_timeout)");
+                conn.as_mut().graceful_shutdown();
+                closing_by = tokio::time::Instant::now().checked_add(conn::CLOSE_GRACE);
+                if closing_by.is_none() {
+                    return;
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod config;
 mod harness;
+mod http_limits;
 mod kv2;
 mod lifecycle;
 mod malformed;
