@@ -204,7 +204,9 @@ pub fn seal_line(key: &ChainKey, prefix: &str, body: &[u8], seq: u64, prev: &str
     if inner != b"{" {
         line.push(b',');
     }
-    line.extend_from_slice(format!("\"chain\":{{\"v\":{CHAIN_VERSION},\"seq\":{seq},\"prev\":\"{prev}\"").as_bytes());
+    line.extend_from_slice(
+        format!("\"chain\":{{\"v\":{CHAIN_VERSION},\"seq\":{seq},\"prev\":\"{prev}\"").as_bytes(),
+    );
     let mac = key.mac_hex(&line);
     line.extend_from_slice(format!(",\"mac\":\"{mac}\"}}}}\n").as_bytes());
     (line, mac)
@@ -236,7 +238,9 @@ impl fmt::Display for LineError {
         f.write_str(match self {
             LineError::NoPrefix => "does not start with the device's prefix",
             LineError::NotJson => "is not a JSON object",
-            LineError::NoChain => "has no chain link of format 2 (written by an older coffer, or not an audit line)",
+            LineError::NoChain => {
+                "has no chain link of format 2 (written by an older coffer, or not an audit line)"
+            }
             LineError::BadChain => "has a malformed chain link",
         })
     }

@@ -156,9 +156,9 @@ fn scan(f: &mut File, from: u64, to: u64, key: &ChainKey, prefix: &str) -> std::
     let mut pos = 0usize;
     while let Some(nl) = buf[pos..].iter().position(|b| *b == b'\n') {
         let line = &buf[pos..pos + nl];
-        let link = chain::parse_line(line, prefix).ok().and_then(|(link, signed)| {
-            key.verify(signed, &link.mac).then_some(link)
-        });
+        let link = chain::parse_line(line, prefix)
+            .ok()
+            .and_then(|(link, signed)| key.verify(signed, &link.mac).then_some(link));
         pos += nl + 1;
         out.push(ScannedLine { end: from + pos as u64, link });
     }
@@ -302,7 +302,10 @@ impl Device {
         if config.kind != "file" {
             return Err(AuditError::invalid(
                 "type",
-                format!("unknown backend type: {:?} (only \"file\" audit devices are supported)", config.kind),
+                format!(
+                    "unknown backend type: {:?} (only \"file\" audit devices are supported)",
+                    config.kind
+                ),
             ));
         }
         if config.id.is_empty() {
@@ -357,8 +360,13 @@ impl Device {
                     }
                 }
             }
-            head.segment =
-                Segment { file: sink_name.clone(), file_id: None, start_seq: seq, start_offset: offset, start_prev: prev };
+            head.segment = Segment {
+                file: sink_name.clone(),
+                file_id: None,
+                start_seq: seq,
+                start_offset: offset,
+                start_prev: prev,
+            };
         };
         let (sink, next_seq, prev) = match &opts.sink {
             SinkPath::Discard | SinkPath::Stdout => {

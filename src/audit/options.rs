@@ -154,7 +154,10 @@ pub fn parse_file_options(o: &BTreeMap<String, String>) -> Result<FileOptions, A
     let mode = match o.get("mode") {
         None => 0o600,
         Some(m) => u32::from_str_radix(m.trim().trim_start_matches("0o"), 8).map_err(|_| {
-            AuditError::invalid("options.mode", format!("invalid file mode {m:?} (expected octal, e.g. \"0600\")"))
+            AuditError::invalid(
+                "options.mode",
+                format!("invalid file mode {m:?} (expected octal, e.g. \"0600\")"),
+            )
         })?,
     };
     // An audit file must never become an executable or special file.

@@ -39,7 +39,11 @@ pub async fn read(barrier: &Barrier) -> Result<(Vec<DeviceConfig>, Option<u64>, 
 }
 
 /// Writes the table if it is still at `expected`; `Ok(false)` on a lost race.
-pub async fn write(barrier: &Barrier, devices: &[DeviceConfig], expected: Option<u64>) -> Result<bool, AuditError> {
+pub async fn write(
+    barrier: &Barrier,
+    devices: &[DeviceConfig],
+    expected: Option<u64>,
+) -> Result<bool, AuditError> {
     let t = StoredTable { version: TABLE_VERSION, devices: devices.to_vec() };
     let bytes = serde_json::to_vec(&t).map_err(|e| AuditError::State(e.to_string()))?;
     match barrier.apply(Batch::new().put(TABLE_PATH, bytes).require(TABLE_PATH, expected)).await {
@@ -83,7 +87,10 @@ fn new_config(d: &DeclaredDevice) -> DeviceConfig {
 /// - A configuration-managed device no longer declared is removed.
 ///
 /// Returns the table as stored.
-pub async fn reconcile(barrier: &Arc<Barrier>, settings: &AuditSettings) -> Result<Vec<DeviceConfig>, AuditError> {
+pub async fn reconcile(
+    barrier: &Arc<Barrier>,
+    settings: &AuditSettings,
+) -> Result<Vec<DeviceConfig>, AuditError> {
     loop {
         let (mut devices, version, upgraded) = read(barrier).await?;
         let mut changed = upgraded;
@@ -166,10 +173,7 @@ mod tests {
     async fn declared_devices_are_added_updated_and_removed() {
         let b = barrier().await;
         // An API device and a stale config device already stored.
-        let api = DeviceConfig {
-            source: Source::Api,
-            ..new_config(&declared("api/", "/tmp/api.log"))
-        };
+        let api = DeviceConfig { source: Source::Api, ..new_config(&declared("api/", "/tmp/api.log")) };
         let stale = new_config(&declared("old/", "/tmp/old.log"));
         let taken = DeviceConfig { source: Source::Api, ..new_config(&declared("x/", "/tmp/planted.log")) };
         assert!(write(&b, &[api.clone(), stale, taken], None).await.unwrap());

@@ -145,7 +145,10 @@ pub fn verify_file(
                 line_no -= 1;
                 break;
             }
-            fail(ProblemKind::Truncated, format!("line {n} is incomplete: the file was cut in the middle of a line"));
+            fail(
+                ProblemKind::Truncated,
+                format!("line {n} is incomplete: the file was cut in the middle of a line"),
+            );
             return Ok(report);
         };
         let (link, signed) = match chain::parse_line(line, prefix) {
@@ -167,7 +170,7 @@ pub fn verify_file(
             fail(
                 ProblemKind::Missing,
                 format!(
-                    "{missing} line(s) missing before line {n} (sequence {expected_seq}{})",
+                    "{missing} line(s) missing before line {n} (sequence {expected_seq}{}): they were deleted, or the file was cut here and later lines appended",
                     if missing > 1 { format!("..={}", link.seq - 1) } else { String::new() }
                 ),
             );
@@ -258,7 +261,10 @@ pub fn verify_structure(reader: impl BufRead, prefix: &str) -> std::io::Result<S
             if link.seq != p.seq + 1 {
                 report.first_error = Some((
                     n,
-                    format!("line {n} has sequence {} after sequence {}: lines are missing or reordered", link.seq, p.seq),
+                    format!(
+                        "line {n} has sequence {} after sequence {}: lines are missing or reordered",
+                        link.seq, p.seq
+                    ),
                 ));
                 return Ok(report);
             }
@@ -360,7 +366,10 @@ mod tests {
         // The structure check sees a deleted line...
         let mut missing = lines.clone();
         missing.remove(2);
-        assert_eq!(verify_structure((missing.join("\n") + "\n").as_bytes(), "").unwrap().first_error.unwrap().0, 3);
+        assert_eq!(
+            verify_structure((missing.join("\n") + "\n").as_bytes(), "").unwrap().first_error.unwrap().0,
+            3
+        );
         // ...but not a line rewritten under another key: that needs the server.
         let other = ChainKey::generate().unwrap();
         let (forged, _) = log(&other, 5);

@@ -122,7 +122,8 @@ async fn verify(ctx: &Ctx, a: &VerifyArgs) -> anyhow::Result<u8> {
             );
         } else {
             let p = data.get("problem").cloned().unwrap_or(Value::Null);
-            let kind = p.get("kind").and_then(Value::as_str).unwrap_or("altered").to_uppercase().replace('_', " ");
+            let kind =
+                p.get("kind").and_then(Value::as_str).unwrap_or("altered").to_uppercase().replace('_', " ");
             let line = p.get("line").and_then(Value::as_u64).unwrap_or(0);
             let msg = p.get("message").and_then(Value::as_str).unwrap_or_default();
             outln!("{file}: TAMPERED ({kind}) at line {line}: {msg}");

@@ -36,8 +36,8 @@ pub use self::format::Format;
 use self::raw::{
     RawAudit, RawConfig, RawListener, RawRetryJoin, RawSeal, RawStaticSeal, RawStorage, RawTcpListener,
 };
-use crate::audit::{AuditSettings, DeclaredDevice};
 use self::secret::Resolver;
+use crate::audit::{AuditSettings, DeclaredDevice};
 
 /// Vault's default listener address.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8200";
@@ -385,12 +385,10 @@ fn check_audit(
                 }
             }
         }
-        let opts = rules
-            .check(&a.kind.0, &options, crate::audit::Origin::Config)
-            .map_err(|e| match e {
-                crate::audit::AuditError::Invalid { key: Some(k), message } => err(&at(&k), message),
-                other => err(&key, other),
-            })?;
+        let opts = rules.check(&a.kind.0, &options, crate::audit::Origin::Config).map_err(|e| match e {
+            crate::audit::AuditError::Invalid { key: Some(k), message } => err(&at(&k), message),
+            other => err(&key, other),
+        })?;
         if let crate::audit::options::SinkPath::File(f) = &opts.sink {
             let same = |d: &DeclaredDevice| {
                 crate::audit::options::parse_file_options(&d.options)
@@ -399,7 +397,11 @@ fn check_audit(
             if let Some(j) = out.iter().position(same) {
                 return Err(err(
                     &at("options.file_path"),
-                    format!("{} is already the file of {}; each device needs its own file", f.display(), de::index("audit", j, n)),
+                    format!(
+                        "{} is already the file of {}; each device needs its own file",
+                        f.display(),
+                        de::index("audit", j, n)
+                    ),
                 ));
             }
         }

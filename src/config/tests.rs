@@ -886,8 +886,9 @@ fn audit_stanza_parses_in_all_three_syntaxes() {
 
 #[test]
 fn audit_flags_parse_and_warn() {
-    let c = toml(&toml_with("unsafe_allow_api_audit_creation = true\nallow_audit_log_prefixing = \"true\"", ""))
-        .unwrap();
+    let c =
+        toml(&toml_with("unsafe_allow_api_audit_creation = true\nallow_audit_log_prefixing = \"true\"", ""))
+            .unwrap();
     assert!(c.unsafe_allow_api_audit_creation && c.allow_audit_log_prefixing);
     assert!(c.audit_settings().allow_api_creation && c.audit_settings().allow_prefixing);
     assert!(
@@ -904,8 +905,11 @@ fn audit_flags_parse_and_warn() {
 /// Relative audit file paths are relative to the configuration file, like every other path.
 #[test]
 fn audit_relative_file_path_follows_the_config_file() {
-    let c = toml(&toml_with("", "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"logs/audit.log\" }\n"))
-        .unwrap();
+    let c = toml(&toml_with(
+        "",
+        "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"logs/audit.log\" }\n",
+    ))
+    .unwrap();
     assert_eq!(c.audit[0].options["file_path"], "/base/logs/audit.log");
 }
 
@@ -960,19 +964,29 @@ fn audit_errors_name_the_key() {
         with("[[audit]]\ntype = \"file\"\npath = \"f\"\ndescripton = \"x\"\n"),
         "audit.descripton: unknown key (did you mean `description`?)"
     );
-    assert_eq!(with("[[audit]]\ntype = \"file\"\noptions = { file_path = \"/a\" }\n"), "audit.path: required");
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\noptions = { file_path = \"/a\" }\n"),
+        "audit.path: required"
+    );
     assert_eq!(with("[[audit]]\ntype = \"file\"\npath = \"/\"\n"), "audit.path: must not be empty");
     assert_eq!(
         with("[[audit]]\ntype = \"socket\"\npath = \"s\"\noptions = { address = \"x\" }\n"),
         "audit.type: unknown backend type: \"socket\" (only \"file\" audit devices are supported)"
     );
-    assert_eq!(with("[[audit]]\ntype = \"file\"\npath = \"f\"\n"), "audit.options.file_path: file_path is required");
     assert_eq!(
-        with("[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", fsync = \"maybe\" }\n"),
+        with("[[audit]]\ntype = \"file\"\npath = \"f\"\n"),
+        "audit.options.file_path: file_path is required"
+    );
+    assert_eq!(
+        with(
+            "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", fsync = \"maybe\" }\n"
+        ),
         "audit.options.fsync: unable to parse 'fsync': invalid boolean \"maybe\" (expected true or false)"
     );
-    assert!(with("[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", fsnyc = true }\n")
-        .starts_with("audit.options.fsnyc: unknown option \"fsnyc\""));
+    assert!(with(
+        "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", fsnyc = true }\n"
+    )
+    .starts_with("audit.options.fsnyc: unknown option \"fsnyc\""));
     assert_eq!(
         with("[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", mode = \"0755\" }\n"),
         "audit.options.mode: file mode 755 is not allowed for audit files (no execute bits, no special bits)"

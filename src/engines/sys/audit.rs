@@ -116,7 +116,9 @@ pub async fn disable(core: &Core, active: &Active, path: &str) -> Result<Respons
             return Ok(Response::empty());
         };
         if devices[i].source == Source::Config {
-            return Err(AuditError::Refused("cannot disable configuration-managed audit device".into()).into());
+            return Err(
+                AuditError::Refused("cannot disable configuration-managed audit device".into()).into()
+            );
         }
         let gone = devices.remove(i);
         if core.write_audit_table(&devices, version).await? {
