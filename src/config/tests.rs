@@ -753,6 +753,11 @@ fn shipped_examples_load() {
     assert_eq!((h.default_lease_ttl, h.max_lease_ttl), (j.default_lease_ttl, j.max_lease_ttl));
     assert_eq!(h.warnings, j.warnings);
     assert!(h.warnings.iter().any(|w| w.starts_with("ui: ignored")), "{:?}", h.warnings);
+    assert_eq!(h.audit, j.audit);
+    assert_eq!(h.audit.len(), 1);
+    assert_eq!(h.audit[0].options["fsync"], "true");
+    assert_eq!(get("single.toml").audit[0].path, "main/");
+    assert!(!h.unsafe_allow_api_audit_creation && !h.allow_audit_log_prefixing);
 }
 
 /// A typical OpenBao production file (Kubernetes operator style) is accepted with warnings.
