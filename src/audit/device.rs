@@ -67,9 +67,14 @@ struct HeadSync {
 }
 
 impl HeadSync {
+    /// Hands over a newer head; older ones (a concurrent writer that finished later) are
+    /// ignored, so callers need not publish in order.
     fn publish(&self, link: Link) {
         {
             let mut r = self.record.lock().unwrap_or_else(|p| p.into_inner());
+            if r.0.last.as_ref().is_some_and(|l| l.seq >= link.seq) {
+                return;
+            }
             r.0.last = Some(link);
             r.1 += 1;
         }
@@ -113,6 +118,17 @@ impl HeadSync {
     }
 }
 
+/// `fsync = true`: group commit. Lines are appended under the device lock; the sync happens
+/// outside it, and one `fdatasync` covers every line written before it started.
+struct Syncer {
+    /// A second descriptor of the audit file.
+    file: File,
+    /// Lines appended so far.
+    written: AtomicU64,
+    /// Lines known to be on disk; the lock also serialises the syncs.
+    synced: Mutex<u64>,
+}
+
 /// An open audit device.
 pub struct Device {
     config: DeviceConfig,
@@ -120,6 +136,7 @@ pub struct Device {
     key: ChainKey,
     state: Mutex<State>,
     head: Arc<HeadSync>,
+    syncer: Option<Syncer>,
     fsyncs: AtomicU64,
 }
 
@@ -442,7 +459,18 @@ impl Device {
             *sync.persisted.lock().await = 1;
         }
         tokio::spawn(Arc::clone(&sync).run(config.path.clone()));
+        let syncer = match (&sink, opts.fsync) {
+            (Sink::File(f), true) => Some(Syncer {
+                file: f
+                    .try_clone()
+                    .map_err(|e| AuditError::Io(format!("cannot duplicate the audit file handle: {e}")))?,
+                written: AtomicU64::new(0),
+                synced: Mutex::new(0),
+            }),
+            _ => None,
+        };
         Ok(Self {
+            syncer,
             opts,
             key,
             state: Mutex::new(State { sink, next_seq, prev }),
@@ -626,13 +654,13 @@ impl Device {
         }))
     }
 
-    /// Appends one line with its chain link (synced first with `fsync = true`) and hands the
-    /// new head to the background writer.
+    /// Appends one line with its chain link and, with `fsync = true`, waits until it is on
+    /// disk (group commit: concurrent writers share one `fdatasync`). Then hands the new head to
+    /// the background writer, so a stored head never names a line that is not in the file.
     pub fn write(&self, entry: Value) -> std::io::Result<()> {
         let body = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (line, mac) = chain::seal_line(&self.key, &self.opts.prefix, &body, st.next_seq, &st.prev);
-        let mut synced = Ok(());
         match &mut st.sink {
             Sink::Discard => {}
             Sink::Stdout => {
@@ -647,21 +675,25 @@ impl Device {
                     let _ = f.set_len(before);
                     return Err(e);
                 }
-                if self.opts.fsync {
-                    synced = f.sync_data();
-                    if synced.is_ok() {
-                        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
             }
         }
-        // The line is in the file (even if the sync failed): the chain moves on.
+        // The line is in the file: the chain moves on (even if a sync below fails).
         let seq = st.next_seq;
         st.next_seq += 1;
         st.prev = mac.clone();
-        self.head.publish(Link { seq, mac });
+        let written = self.syncer.as_ref().map(|s| s.written.fetch_add(1, Ordering::AcqRel) + 1);
         drop(st);
-        synced
+        if let (Some(s), Some(mine)) = (&self.syncer, written) {
+            let mut synced = s.synced.lock().unwrap_or_else(|p| p.into_inner());
+            if *synced < mine {
+                let upto = s.written.load(Ordering::Acquire);
+                s.file.sync_data()?;
+                *synced = upto;
+                self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.head.publish(Link { seq, mac });
+        Ok(())
     }
 }
 
@@ -748,6 +780,32 @@ mod tests {
             plain.write(entry(i)).unwrap();
         }
         assert_eq!(plain.fsyncs(), 0, "fsync is off by default");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_keep_one_intact_chain_with_fsync() {
+        let b = barrier().await;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        let dev =
+            Arc::new(Device::open(config_with(p.to_str().unwrap(), &[("fsync", "true")]), b).await.unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let dev = Arc::clone(&dev);
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        dev.write(entry(t * 100 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(dev.fsyncs() >= 1 && dev.fsyncs() <= 200, "{}", dev.fsyncs());
+        assert_eq!(dev.head().last.map(|l| l.seq), Some(199));
+        let r = check(&dev).await;
+        assert_eq!((&r.problem, r.lines), (&None, 200), "{r:?}");
     }
 
     #[tokio::test]
