@@ -9,8 +9,9 @@
 # (tls_require_and_verify_client_cert = true, proxy_protocol_behavior, ha_storage, ...) are
 # refused.
 #
-# HashiCorp Vault reads this file as it is; OpenBao 2.x too, except storage "file", which
-# OpenBao dropped (it has raft only).
+# HashiCorp Vault reads this file as it is (the audit stanza is OpenBao's; Vault warns about it
+# and declares no device); OpenBao 2.x too, except storage "file", which OpenBao dropped (it
+# has raft only).
 #
 # Differences worth knowing:
 #   - storage "raft" is parsed but refused at start until replicated storage lands; use "file".
@@ -47,6 +48,25 @@ seal "static" {
   current_key_id = "2025-06-01"
   current_key    = "env://COFFER_UNSEAL_KEY"
 }
+
+# Audit devices are declared here and enabled at every unseal, as in OpenBao 2.x: a device
+# cannot be created through sys/audit unless unsafe_allow_api_audit_creation = true, and a
+# declared device cannot be disabled through the API. The file must be outside the storage
+# path; /var/lib/coffer is where systemd/coffer.service lets coffer write.
+# Each line carries a link of a keyed hash chain; `coffer audit verify FILE` has the server
+# check it.
+audit "file" "main" {
+  description = "every request and response, values hashed"
+  options {
+    file_path = "/var/lib/coffer/audit.log"
+    mode      = "0600"
+    fsync     = "true"                    # coffer's own: sync every line before the request goes on
+  }
+}
+
+# Off by default; both weaken the audit device rules (see README, Configuration):
+# unsafe_allow_api_audit_creation = false
+# allow_audit_log_prefixing       = false
 
 telemetry {                               # ignored: metrics export is not implemented
   disable_hostname = true

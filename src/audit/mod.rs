@@ -2,6 +2,15 @@
 //! anything, to every enabled device. Fail closed: if devices are enabled and none can write,
 //! the request fails and nothing from it leaves the server.
 //!
+//! # Where devices come from
+//!
+//! As in OpenBao 2.x, devices are declared in the server configuration
+//! (`audit "file" "name" { options { file_path = ... } }`) and enabled at unseal
+//! ([`table::reconcile`]); `sys/audit/<path>` may create devices only when the configuration
+//! sets `unsafe_allow_api_audit_creation` (`--dev` does), never with `log_raw`, and `prefix`
+//! needs `allow_audit_log_prefixing` wherever it comes from ([`options`]). No audit file may
+//! live inside the storage directory.
+//!
 //! # Hashing
 //!
 //! Every leaf value (strings, numbers and booleans — Vault hashes strings only) inside request
@@ -11,31 +20,48 @@
 //!
 //! # Tamper evidence (beyond Vault)
 //!
-//! Each line carries `"chain":{"seq":N,"prev":"<hex sha256 of the previous line>"}`. The first
-//! line of a file has `seq` 0 and `prev` = [`GENESIS`]. A device reopening a file continues its
-//! chain. `coffer audit verify FILE` ([`verify`]) recomputes the chain and reports the first line
-//! that does not follow from its predecessor (altered, inserted or missing lines).
+//! Each line carries a link of a keyed hash chain ([`chain`]):
+//! `"chain":{"v":2,"seq":N,"prev":"<mac of line N-1>","mac":"<HMAC of this line>"}` under a
+//! per-device chain key kept behind the barrier, whose head is stored behind the barrier too.
+//! `sys/audit-verify/<path>` ([`verify`]) has the server check its own device's file: an
+//! altered line, missing lines and a truncated tail are reported.
 
+pub mod chain;
 pub mod device;
+pub mod error;
+pub mod options;
+pub mod table;
 pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use coffer_storage::Barrier;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::core::error::{Error, Result};
 
+pub use chain::GENESIS;
 pub use device::Device;
-pub use verify::{verify, VerifyReport};
+pub use error::AuditError;
+pub use options::{AuditSettings, DeclaredDevice, Origin};
 
-/// `prev` of the first line of a chain.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Format version of the stored device table.
-pub const TABLE_VERSION: u32 = 1;
+/// Format version of the stored device table (1: no `id`/`source`; still read).
+pub const TABLE_VERSION: u32 = 2;
 /// Where the device table lives (behind the barrier).
 pub const TABLE_PATH: &str = "core/audit";
+
+/// Who manages a device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Created through `sys/audit` (table format 1 knew no other kind).
+    #[default]
+    Api,
+    /// Declared in the server configuration: enabled at unseal, not disabled over the API.
+    Config,
+}
 
 /// A stored audit device definition.
 #[derive(Clone, Serialize, Deserialize)]
@@ -47,8 +73,13 @@ pub struct DeviceConfig {
     pub description: String,
     pub options: BTreeMap<String, String>,
     pub local: bool,
-    /// HMAC key of this device (a random UUID string, as Vault).
+    /// HMAC key of this device for value hashing (a random UUID string, as Vault).
     pub salt: String,
+    /// Names the device's chain records (`core/audit-chain/<id>/...`).
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub source: Source,
 }
 
 impl std::fmt::Debug for DeviceConfig {
@@ -56,6 +87,7 @@ impl std::fmt::Debug for DeviceConfig {
         f.debug_struct("DeviceConfig")
             .field("path", &self.path)
             .field("type", &self.kind)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -117,21 +149,19 @@ impl AuditBroker {
         Self { devices: RwLock::new(devices), broken: RwLock::new(Vec::new()) }
     }
 
-    /// Opens every configured device; those that fail are remembered as broken (fail closed).
-    pub fn open_all(configs: Vec<DeviceConfig>) -> Self {
-        let mut devices = Vec::new();
-        let mut broken = Vec::new();
-        for c in configs {
-            let path = c.path.clone();
-            match Device::open(c.clone()) {
-                Ok(d) => devices.push(Arc::new(d)),
-                Err(e) => {
-                    tracing::error!(device = %path, error = %e, "audit device could not be opened; requests fail until it works or is disabled");
-                    broken.push(c);
-                }
-            }
-        }
-        Self { devices: RwLock::new(devices), broken: RwLock::new(broken) }
+    /// At unseal: brings the stored table in line with the configuration
+    /// ([`table::reconcile`]) and opens every device.
+    pub async fn load(barrier: &Arc<Barrier>, settings: &AuditSettings) -> Result<Self> {
+        let configs = table::reconcile(barrier, settings).await?;
+        Ok(Self::open_configs(barrier, configs).await)
+    }
+
+    /// Opens every device; those that fail are remembered as broken (fail closed).
+    pub async fn open_configs(barrier: &Arc<Barrier>, configs: Vec<DeviceConfig>) -> Self {
+        let broker = Self::default();
+        let (devices, broken) = open_devices(barrier, configs, &[]).await;
+        broker.set(devices, broken);
+        broker
     }
 
     /// Replaces the device set.
@@ -153,10 +183,23 @@ impl AuditBroker {
         self.devices.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The open device at `path` (`file/`).
+    pub fn device(&self, path: &str) -> Option<Arc<Device>> {
+        self.devices().into_iter().find(|d| d.path() == path)
+    }
+
     /// True when no device is enabled (nothing is audited, nothing can fail).
     pub fn is_empty(&self) -> bool {
         self.devices.read().unwrap_or_else(|p| p.into_inner()).is_empty()
             && self.broken.read().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    /// Stores every device's chain head (seal, shutdown). Lines written afterwards are still
+    /// accepted at the next unseal as the file's authentic tail.
+    pub async fn close(&self) {
+        for d in self.devices() {
+            d.close().await;
+        }
     }
 
     /// Writes a request entry. Errors (→ the request fails) when devices exist and none wrote.
@@ -193,6 +236,32 @@ impl AuditBroker {
             Err(Error::Internal("no audit backend succeeded in logging the request".into()))
         }
     }
+}
+
+/// Opens `configs`, reusing the devices in `keep` that have the same id (their chain state
+/// lives in memory). The server rules were checked when each definition was made (config load,
+/// `sys/audit`), as in OpenBao: opening does not re-judge stored definitions.
+pub async fn open_devices(
+    barrier: &Arc<Barrier>,
+    configs: Vec<DeviceConfig>,
+    keep: &[Arc<Device>],
+) -> (Vec<Arc<Device>>, Vec<DeviceConfig>) {
+    let mut devices = Vec::new();
+    let mut broken = Vec::new();
+    for c in configs {
+        if let Some(d) = keep.iter().find(|d| d.config().id == c.id && d.config().path == c.path) {
+            devices.push(Arc::clone(d));
+            continue;
+        }
+        match Device::open(c.clone(), Arc::clone(barrier)).await {
+            Ok(d) => devices.push(Arc::new(d)),
+            Err(e) => {
+                tracing::error!(device = %c.path, error = %e, "audit device could not be opened; requests fail until it works or is disabled");
+                broken.push(c);
+            }
+        }
+    }
+    (devices, broken)
 }
 
 /// `hmac-sha256:<hex>` of `value` under `salt`.

@@ -17,35 +17,132 @@ pub enum AuditCmd {
     List(super::secrets::ListArgs),
     /// Disable an audit device.
     Disable(super::secrets::PathArg),
-    /// Check the hash chain of an audit log file (exit 0 intact, 1 tampered).
+    /// Have the server verify an audit log (exit 0 intact, 1 tampered); -offline checks
+    /// the file's structure only.
     Verify(VerifyArgs),
 }
 
 /// Arguments of `audit verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The device's line prefix, if it was configured with one.
+    /// Check only that the lines parse and link to each other, without the server. This
+    /// proves nothing about tampering: anyone can write a file that passes.
+    #[arg(long)]
+    pub offline: bool,
+    /// The device whose file to verify (default: the device whose file_path is FILE).
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<String>,
+    /// With -offline: the device's line prefix, if it has one.
     #[arg(long, default_value = "")]
     pub prefix: String,
     /// The audit log file.
     pub file: std::path::PathBuf,
 }
 
-/// `coffer audit verify FILE`: works offline, on the file alone.
-pub fn verify(a: &VerifyArgs) -> anyhow::Result<u8> {
+/// `coffer audit verify -offline FILE`: structure only, said plainly.
+fn verify_offline(a: &VerifyArgs) -> anyhow::Result<u8> {
     let f =
         std::fs::File::open(&a.file).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", a.file.display()))?;
-    let report = crate::audit::verify(std::io::BufReader::new(f), &a.prefix)?;
-    match report.first_error {
+    let r = crate::audit::verify::verify_structure(std::io::BufReader::new(f), &a.prefix)?;
+    let name = a.file.display();
+    match r.first_error {
         None => {
-            println!("{}: {} line(s) in {} chain(s), intact", a.file.display(), report.lines, report.chains);
+            let range = match (r.first_seq, r.last_seq) {
+                (Some(f), Some(l)) => format!(", sequences {f}..={l}"),
+                _ => String::new(),
+            };
+            outln!("{name}: structure intact: {} line(s){range}.", r.lines);
+            outln!(
+                "STRUCTURE ONLY: the lines parse and link to each other as written, but their MACs were NOT checked \
+(that needs the device's chain key, which only the server has). A line edited together with its chain fields, \
+removed lines at the end, or a rewritten file are not detected by this check. Run `coffer audit verify {name}` \
+against the server for a real verification."
+            );
             Ok(0)
         }
         Some((line, msg)) => {
-            println!("{}: TAMPERED at line {line}: {msg}", a.file.display());
+            outln!("{name}: BROKEN at line {line}: {msg}");
+            outln!("(structure-only check; run `coffer audit verify {name}` against the server for the full verification)");
             Ok(1)
         }
     }
+}
+
+/// The device whose `file_path` is `file` (compared as given and canonicalized).
+fn device_for_file(devices: &serde_json::Map<String, Value>, file: &std::path::Path) -> Option<String> {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    let want = canon(file);
+    devices.iter().find_map(|(path, d)| {
+        let opts = d.get("options")?;
+        let f = opts.get("file_path").or_else(|| opts.get("path"))?.as_str()?;
+        let f = std::path::Path::new(f);
+        (f == file || (want.is_some() && canon(f) == want)).then(|| path.clone())
+    })
+}
+
+/// `coffer audit verify FILE`: the server verifies its own device's file.
+async fn verify(ctx: &Ctx, a: &VerifyArgs) -> anyhow::Result<u8> {
+    let client = ctx.client()?;
+    let device = match &a.device {
+        Some(d) => ensure_trailing_slash(&sanitize_path(d)),
+        None => {
+            let resp = client.read("sys/audit").await.context("Error listing audits")?.unwrap_or(Value::Null);
+            let devices = mount_map(&resp);
+            device_for_file(&devices, &a.file).ok_or_else(|| Exit {
+                code: 2,
+                message: format!(
+                    "No audit device of this server writes to {}. The server verifies only its own devices' files \
+(name one with -device); -offline checks a file's structure without the server.",
+                    a.file.display()
+                ),
+            })?
+        }
+    };
+    let resp = client
+        .read(&format!("sys/audit-verify/{}", device.trim_end_matches('/')))
+        .await
+        .context("Error verifying the audit log")?
+        .unwrap_or(Value::Null);
+    let data = resp.get("data").cloned().unwrap_or(Value::Null);
+    if ctx.format() == Format::Json {
+        outln!("{}", output::json_pretty(&data));
+    }
+    let intact = data.get("intact").and_then(Value::as_bool).unwrap_or(false);
+    let file = data.get("file_path").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let n = |k: &str| data.get(k).and_then(Value::as_u64);
+    if ctx.format() != Format::Json {
+        let range = match (n("first_sequence"), n("last_sequence")) {
+            (Some(f), Some(l)) => format!(", sequences {f}..={l}"),
+            _ => String::new(),
+        };
+        if intact {
+            outln!(
+                "{file}: intact: {} line(s){range} verified under device {device}'s chain key, up to the server's chain head",
+                n("lines").unwrap_or(0)
+            );
+        } else {
+            let p = data.get("problem").cloned().unwrap_or(Value::Null);
+            let kind =
+                p.get("kind").and_then(Value::as_str).unwrap_or("altered").to_uppercase().replace('_', " ");
+            let line = p.get("line").and_then(Value::as_u64).unwrap_or(0);
+            let msg = p.get("message").and_then(Value::as_str).unwrap_or_default();
+            outln!("{file}: TAMPERED ({kind}) at line {line}: {msg}");
+        }
+        if let Some(skipped) = n("skipped_bytes").filter(|b| *b > 0) {
+            outln!("note: the first {skipped} byte(s) of the file precede this device's chain and were not checked");
+        }
+        for e in data.get("earlier_segments").and_then(Value::as_array).into_iter().flatten() {
+            outln!(
+                "note: sequences {}..={} were written to {} and are not in this file: {} (noticed {})",
+                e.get("first_sequence").and_then(Value::as_u64).unwrap_or(0),
+                e.get("last_sequence").and_then(Value::as_u64).unwrap_or(0),
+                e.get("file").and_then(Value::as_str).unwrap_or_default(),
+                e.get("reason").and_then(Value::as_str).unwrap_or_default(),
+                e.get("noticed").and_then(Value::as_str).unwrap_or_default(),
+            );
+        }
+    }
+    Ok(if intact { 0 } else { 1 })
 }
 
 /// Arguments of `audit enable`.
@@ -69,11 +166,11 @@ pub struct EnableArgs {
 /// Runs an audit subcommand.
 pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<u8> {
     if let AuditCmd::Verify(a) = &cmd {
-        return verify(a);
+        return if a.offline { verify_offline(a) } else { verify(ctx, a).await };
     }
     let client = ctx.client()?;
     match cmd {
-        AuditCmd::Verify(a) => verify(&a),
+        AuditCmd::Verify(a) => verify(ctx, &a).await,
         AuditCmd::Enable(a) => {
             let path = ensure_trailing_slash(&sanitize_path(a.path.as_deref().unwrap_or(&a.device_type)));
             let opts = data::parse(&a.options, &mut std::io::stdin())

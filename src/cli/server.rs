@@ -115,6 +115,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cluster_addr: config.cluster_addr.clone(),
         unauthenticated_generate_root,
         unauthenticated_rekey,
+        audit: config.audit_settings(),
     };
     let core = Core::new(core_config, storage, seal);
     core.start().await.context("auto-unseal failed")?;
@@ -185,6 +186,10 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
         default_lease_ttl: crate::core::DEFAULT_MAX_TTL,
         max_lease_ttl: crate::core::DEFAULT_MAX_TTL,
         log_level: None,
+        audit: Vec::new(),
+        // As OpenBao's dev server: audit devices may be created through the API.
+        unsafe_allow_api_audit_creation: true,
+        allow_audit_log_prefixing: false,
         warnings: Vec::new(),
     })
 }

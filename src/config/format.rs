@@ -62,8 +62,6 @@ use Unsupported::{Ignore, Refuse};
 
 const TOP_LEVEL: &[(&str, Unsupported)] = &[
     ("administrative_namespace_path", Ignore("coffer has no namespaces")),
-    ("allow_audit_log_prefixing", Ignore("coffer has no audit devices yet")),
-    ("audit", Ignore("coffer has no audit devices yet: no audit log is written")),
     ("cache_size", Ignore("coffer does not use Vault's physical cache")),
     ("cluster_cipher_suites", Ignore("the cluster port uses rustls' default cipher suites")),
     ("default_max_request_duration", Ignore("request duration limits are not implemented")),
@@ -100,7 +98,6 @@ const TOP_LEVEL: &[(&str, Unsupported)] = &[
     ("service_registration", Ignore("service registration is not implemented")),
     ("telemetry", Ignore("metrics export is not implemented")),
     ("ui", Ignore("coffer has no web UI")),
-    ("unsafe_allow_api_audit_creation", Ignore("coffer has no audit devices yet")),
     ("user_lockout", Ignore("not configurable yet")),
 ];
 
@@ -171,8 +168,27 @@ pub fn to_tree(text: &str, format: Format) -> Result<(Value, Vec<String>), Confi
         }
         Format::Hcl => {
             let body = hcl::parse(text).map_err(|e| hcl_error(&e))?;
-            let v = hcl::Value::from(body);
-            let v = serde_json::to_value(v).map_err(|e| ConfigError(format!("invalid HCL: {e}")))?;
+            // Audit blocks have two labels (type and path); the generic conversion would nest
+            // them, so they are taken out here and flattened.
+            let (audits, rest): (Vec<hcl::Structure>, Vec<hcl::Structure>) = body
+                .into_iter()
+                .partition(|s| matches!(s, hcl::Structure::Block(b) if b.identifier.as_str() == "audit"));
+            let v = hcl::Value::from(hcl::Body::from_iter(rest));
+            let mut v = serde_json::to_value(v).map_err(|e| ConfigError(format!("invalid HCL: {e}")))?;
+            if !audits.is_empty() {
+                let n = audits.len();
+                let blocks = audits
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| match s {
+                        hcl::Structure::Block(b) => Some(hcl_audit_block(&index("audit", i, n), b)),
+                        hcl::Structure::Attribute(_) => None,
+                    })
+                    .collect::<Result<Vec<Value>, ConfigError>>()?;
+                if let Value::Object(top) = &mut v {
+                    top.insert("audit".into(), Value::Array(blocks));
+                }
+            }
             normalize_blocks(v)?
         }
         Format::Json => {
@@ -181,6 +197,9 @@ pub fn to_tree(text: &str, format: Format) -> Result<(Value, Vec<String>), Confi
             normalize_blocks(v)?
         }
     };
+    if let Value::Object(top) = &mut tree {
+        normalize_audit(top)?;
+    }
     let mut warnings = Vec::new();
     strip_unsupported(&mut tree, &mut warnings)?;
     Ok((tree, warnings))
@@ -212,6 +231,97 @@ fn hcl_error(e: &hcl::Error) -> ConfigError {
         )),
         other => ConfigError(format!("invalid HCL: {other}")),
     }
+}
+
+/// One HCL `audit "TYPE" "PATH" { ... }` block as a flat object (`type`, `path` and the body).
+/// The labels may also be written inside the block.
+fn hcl_audit_block(path: &str, b: hcl::Block) -> Result<Value, ConfigError> {
+    let labels: Vec<String> = b.labels.iter().map(|l| l.as_str().to_owned()).collect();
+    let body = serde_json::to_value(hcl::Value::from(b.body))
+        .map_err(|e| ConfigError(format!("invalid HCL: {e}")))?;
+    let Value::Object(mut body) = body else {
+        return Err(ConfigError(format!("{path}: expected a block")));
+    };
+    if labels.len() > 2 {
+        return Err(ConfigError(format!(
+            "{path}: expected audit \"TYPE\" \"PATH\" {{ ... }}, found {} labels",
+            labels.len()
+        )));
+    }
+    for (label, key) in labels.into_iter().zip(["type", "path"]) {
+        if body.contains_key(key) {
+            return Err(ConfigError(format!("{path}.{key}: given both as a block label and in the block")));
+        }
+        body.insert(key.to_owned(), Value::String(label));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Brings `audit` into one shape: a list of flat objects with `type` and `path`. Accepted:
+/// flat objects (`[[audit]] type = "file" path = "x"` in TOML, or JSON with `type`), and
+/// Vault/OpenBao's JSON form keyed by type, then path (`{"audit": [{"file": {"x": {..}}}]}`).
+fn normalize_audit(top: &mut Map<String, Value>) -> Result<(), ConfigError> {
+    let Some(value) = top.remove("audit") else { return Ok(()) };
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(m) => vec![Value::Object(m)],
+        other => {
+            return Err(ConfigError(format!(
+                "audit: expected a block (audit \"TYPE\" \"PATH\" {{ ... }}), found {}",
+                value_kind(&other)
+            )));
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(m) = item else {
+            return Err(ConfigError(format!("audit: expected a block, found {}", value_kind(&item))));
+        };
+        if m.get("type").is_some_and(Value::is_string) {
+            out.push(Value::Object(m));
+            continue;
+        }
+        for (kind, by_path) in m {
+            let groups = match by_path {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            for group in groups {
+                let Value::Object(paths) = group else {
+                    return Err(ConfigError(format!(
+                        "audit.{kind}: expected blocks keyed by the device path, found {}",
+                        value_kind(&group)
+                    )));
+                };
+                for (path, body) in paths {
+                    let bodies = match body {
+                        Value::Array(b) => b,
+                        other => vec![other],
+                    };
+                    for body in bodies {
+                        let Value::Object(mut body) = body else {
+                            return Err(ConfigError(format!(
+                                "audit.{kind}.{path}: expected a block, found {}",
+                                value_kind(&body)
+                            )));
+                        };
+                        for key in ["type", "path"] {
+                            if body.contains_key(key) {
+                                return Err(ConfigError(format!(
+                                    "audit.{kind}.{path}.{key}: given both as a label and in the block"
+                                )));
+                            }
+                        }
+                        body.insert("type".into(), Value::String(kind.clone()));
+                        body.insert("path".into(), Value::String(path.clone()));
+                        out.push(Value::Object(body));
+                    }
+                }
+            }
+        }
+    }
+    top.insert("audit".into(), Value::Array(out));
+    Ok(())
 }
 
 /// Native TOML: `[storage] type = "file"` becomes `"storage": [{"file": {...}}]`, and so on.

@@ -33,8 +33,11 @@ use coffer_storage::keys::UnsealKey;
 use zeroize::Zeroizing;
 
 pub use self::format::Format;
-use self::raw::{RawConfig, RawListener, RawRetryJoin, RawSeal, RawStaticSeal, RawStorage, RawTcpListener};
+use self::raw::{
+    RawAudit, RawConfig, RawListener, RawRetryJoin, RawSeal, RawStaticSeal, RawStorage, RawTcpListener,
+};
 use self::secret::Resolver;
+use crate::audit::{AuditSettings, DeclaredDevice};
 
 /// Vault's default listener address.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8200";
@@ -57,6 +60,14 @@ impl StorageConfig {
             StorageConfig::File { .. } => "file",
             StorageConfig::Memory => "inmem",
             StorageConfig::Raft { .. } => "raft",
+        }
+    }
+
+    /// The directory data lives in, if any.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            StorageConfig::File { path } | StorageConfig::Raft { path, .. } => Some(path),
+            StorageConfig::Memory => None,
         }
     }
 }
@@ -135,6 +146,12 @@ pub struct Config {
     /// Seconds.
     pub max_lease_ttl: u64,
     pub log_level: Option<String>,
+    /// Audit devices declared with `audit` blocks, enabled at unseal.
+    pub audit: Vec<DeclaredDevice>,
+    /// `unsafe_allow_api_audit_creation`: `sys/audit/<path>` may create devices.
+    pub unsafe_allow_api_audit_creation: bool,
+    /// `allow_audit_log_prefixing`: devices may have a `prefix`.
+    pub allow_audit_log_prefixing: bool,
     /// Accepted settings the server should warn about at start (ignored Vault keys, inline
     /// secrets, disagreeing listeners...). Never contains a secret.
     pub warnings: Vec<String>,
@@ -146,6 +163,17 @@ impl Config {
     pub fn unauthenticated_generate_root(&self) -> bool {
         !self.listeners.is_empty()
             && self.listeners.iter().all(|l| !l.disable_unauthed_generate_root_endpoints)
+    }
+
+    /// The audit rules the core enforces: declared devices, the two flags, and the storage
+    /// directory audit files must stay out of.
+    pub fn audit_settings(&self) -> AuditSettings {
+        AuditSettings {
+            declared: self.audit.clone(),
+            allow_api_creation: self.unsafe_allow_api_audit_creation,
+            allow_prefixing: self.allow_audit_log_prefixing,
+            storage_dir: self.storage.dir().map(Path::to_path_buf),
+        }
     }
 
     /// Whether `sys/rekey/*` is served without a token (same rule).
@@ -232,6 +260,20 @@ fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Res
         None => None,
     };
     let log_level = raw.log_level.map(|t| check_log_level(&t.0)).transpose()?;
+    let unsafe_allow_api_audit_creation = raw.unsafe_allow_api_audit_creation.map(|f| f.0).unwrap_or(false);
+    let allow_audit_log_prefixing = raw.allow_audit_log_prefixing.map(|f| f.0).unwrap_or(false);
+    let rules = AuditSettings {
+        declared: Vec::new(),
+        allow_api_creation: unsafe_allow_api_audit_creation,
+        allow_prefixing: allow_audit_log_prefixing,
+        storage_dir: storage.dir().map(Path::to_path_buf),
+    };
+    let audit = check_audit(raw.audit, &rules, r.base_dir)?;
+    if unsafe_allow_api_audit_creation {
+        warnings.push(
+            "unsafe_allow_api_audit_creation: audit devices may be created through sys/audit, which lets a caller with sudo on sys/audit make the server write to files of its choosing".into(),
+        );
+    }
 
     let max_lease_ttl = match raw.max_lease_ttl {
         Some(t) if t.0 > 0 => t.0,
@@ -309,8 +351,74 @@ fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Res
         default_lease_ttl,
         max_lease_ttl,
         log_level,
+        audit,
+        unsafe_allow_api_audit_creation,
+        allow_audit_log_prefixing,
         warnings: Vec::new(),
     })
+}
+
+/// Validates the `audit` blocks: unique paths and files, options the device understands, and
+/// the server rules (no `prefix` without `allow_audit_log_prefixing`, no file in the storage
+/// directory). Relative `file_path`s are relative to the configuration file's directory.
+fn check_audit(
+    raw: Option<Vec<RawAudit>>,
+    rules: &AuditSettings,
+    base: &Path,
+) -> Result<Vec<DeclaredDevice>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let n = raw.len();
+    let mut out: Vec<DeclaredDevice> = Vec::with_capacity(n);
+    for (i, a) in raw.into_iter().enumerate() {
+        let key = de::index("audit", i, n);
+        let at = |k: &str| de::join(&key, k);
+        if a.path.0.trim().trim_matches('/').is_empty() {
+            return Err(err(&at("path"), "must not be empty"));
+        }
+        let path = crate::audit::options::normalize_path(&a.path.0);
+        if let Some(j) = out.iter().position(|d| d.path == path) {
+            return Err(err(&at("path"), format!("{path} is already used by {}", de::index("audit", j, n))));
+        }
+        let mut options: std::collections::BTreeMap<String, String> =
+            a.options.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        for k in ["file_path", "path"] {
+            if let Some(p) = options.get_mut(k) {
+                let trimmed = p.trim();
+                if !trimmed.is_empty() && trimmed != "stdout" && trimmed != "discard" {
+                    let joined = base.join(trimmed);
+                    *p = std::path::absolute(&joined).unwrap_or(joined).display().to_string();
+                }
+            }
+        }
+        let opts = rules.check(&a.kind.0, &options, crate::audit::Origin::Config).map_err(|e| match e {
+            crate::audit::AuditError::Invalid { key: Some(k), message } => err(&at(&k), message),
+            other => err(&key, other),
+        })?;
+        if let crate::audit::options::SinkPath::File(f) = &opts.sink {
+            let same = |d: &DeclaredDevice| {
+                crate::audit::options::parse_file_options(&d.options)
+                    .is_ok_and(|o| o.sink == crate::audit::options::SinkPath::File(f.clone()))
+            };
+            if let Some(j) = out.iter().position(same) {
+                return Err(err(
+                    &at("options.file_path"),
+                    format!(
+                        "{} is already the file of {}; each device needs its own file",
+                        f.display(),
+                        de::index("audit", j, n)
+                    ),
+                ));
+            }
+        }
+        out.push(DeclaredDevice {
+            path,
+            kind: a.kind.0,
+            description: a.description.map(|t| t.0).unwrap_or_default(),
+            local: a.local.map(|f| f.0).unwrap_or(false),
+            options,
+        });
+    }
+    Ok(out)
 }
 
 fn check_storage(

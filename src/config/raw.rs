@@ -7,6 +7,7 @@
 //! integers as numbers or numeric strings, durations as seconds or Go durations (`"768h"`).
 //! Nothing here is checked beyond its type; `mod.rs` turns these into checked types.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, Visitor};
@@ -17,7 +18,10 @@ use zeroize::Zeroizing;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    pub allow_audit_log_prefixing: Option<Flag>,
     pub api_addr: Option<Text>,
+    /// `audit "TYPE" "PATH" { ... }` blocks, each brought into the flat form of [`RawAudit`].
+    pub audit: Option<Vec<RawAudit>>,
     /// Vault's older name for `storage`.
     pub backend: Option<Vec<RawStorage>>,
     pub cluster_addr: Option<Text>,
@@ -29,6 +33,49 @@ pub struct RawConfig {
     pub max_lease_ttl: Option<Ttl>,
     pub seal: Option<Vec<RawSeal>>,
     pub storage: Option<Vec<RawStorage>>,
+    pub unsafe_allow_api_audit_creation: Option<Flag>,
+}
+
+/// One declared audit device (OpenBao's `audit "file" "name" { ... }`; `[[audit]]` in TOML).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    #[serde(rename = "type")]
+    pub kind: Text,
+    pub path: Text,
+    pub description: Option<Text>,
+    pub local: Option<Flag>,
+    pub options: Option<BTreeMap<String, OptionValue>>,
+}
+
+/// An audit device option: Vault stores them as strings; numbers and booleans written without
+/// quotes (`fsync = true`, `mode = 0600` in HCL) are taken as their text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionValue(pub String);
+
+impl<'de> Deserialize<'de> for OptionValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = OptionValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OptionValue, E> {
+                Ok(OptionValue(s.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<OptionValue, E> {
+                Ok(OptionValue(b.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<OptionValue, E> {
+                Ok(OptionValue(n.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<OptionValue, E> {
+                Ok(OptionValue(n.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A `storage "TYPE" { ... }` block.

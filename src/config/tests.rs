@@ -908,6 +908,11 @@ fn shipped_examples_load() {
     assert_eq!((h.default_lease_ttl, h.max_lease_ttl), (j.default_lease_ttl, j.max_lease_ttl));
     assert_eq!(h.warnings, j.warnings);
     assert!(h.warnings.iter().any(|w| w.starts_with("ui: ignored")), "{:?}", h.warnings);
+    assert_eq!(h.audit, j.audit);
+    assert_eq!(h.audit.len(), 1);
+    assert_eq!(h.audit[0].options["fsync"], "true");
+    assert_eq!(get("single.toml").audit[0].path, "main/");
+    assert!(!h.unsafe_allow_api_audit_creation && !h.allow_audit_log_prefixing);
 }
 
 /// A typical OpenBao production file (Kubernetes operator style) is accepted with warnings.
@@ -957,5 +962,211 @@ fn openbao_production_style_hcl() {
             "listener.tcp.max_request_duration: ignored (request duration limits are not implemented)",
             "listener.tcp.tls_client_ca_file: ignored (coffer has no cert auth method and requests no client certificates)",
         ]
+    );
+}
+
+/// The audit stanza in OpenBao's HCL form (two labels), Vault/OpenBao's JSON form (keyed by
+/// type, then path) and native TOML (`[[audit]]`) gives the same devices.
+#[test]
+fn audit_stanza_parses_in_all_three_syntaxes() {
+    let h = hcl(r#"
+        storage "inmem" {}
+        listener "tcp" { tls_disable = 1 }
+        audit "file" "to-file" {
+          description = "main log"
+          options {
+            file_path = "/var/log/coffer/audit.log"
+            fsync     = true
+            mode      = "0640"
+          }
+        }
+        audit "file" "stdout" {
+          local   = true
+          options = { file_path = "stdout" }
+        }
+        "#)
+    .unwrap();
+    let j = json(
+        r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": true}},
+            "audit": [
+              {"file": {"to-file": {"description": "main log",
+                 "options": {"file_path": "/var/log/coffer/audit.log", "fsync": "true", "mode": "0640"}}}},
+              {"file": {"stdout": {"local": true, "options": {"file_path": "stdout"}}}}
+            ]}"#,
+    )
+    .unwrap();
+    let t = toml(&toml_with(
+        "",
+        r#"
+        [[audit]]
+        type = "file"
+        path = "to-file"
+        description = "main log"
+        [audit.options]
+        file_path = "/var/log/coffer/audit.log"
+        fsync = true
+        mode = "0640"
+
+        [[audit]]
+        type = "file"
+        path = "stdout/"
+        local = true
+        options = { file_path = "stdout" }
+        "#,
+    ))
+    .unwrap();
+    assert_eq!(h.audit.len(), 2);
+    assert_eq!(h.audit[0].path, "to-file/");
+    assert_eq!(h.audit[0].kind, "file");
+    assert_eq!(h.audit[0].description, "main log");
+    assert_eq!(h.audit[0].options["fsync"], "true");
+    assert_eq!(h.audit[0].options["mode"], "0640");
+    assert_eq!(h.audit[1].path, "stdout/");
+    assert!(h.audit[1].local);
+    assert_eq!(format!("{:?}", h.audit), format!("{:?}", j.audit));
+    assert_eq!(format!("{:?}", h.audit), format!("{:?}", t.audit));
+    // Off unless set; the settings handed to the core carry them.
+    assert!(!h.unsafe_allow_api_audit_creation && !h.allow_audit_log_prefixing);
+    let s = h.audit_settings();
+    assert!(!s.allow_api_creation && !s.allow_prefixing && s.storage_dir.is_none());
+    assert_eq!(s.declared, h.audit);
+    // The JSON form may also be a single object, and the HCL labels may be written inside.
+    let j1 = json(
+        r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": true}},
+            "audit": {"file": {"x": {"options": {"file_path": "/l/x.log"}}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(j1.audit[0].path, "x/");
+    let h1 = hcl(
+        "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }\naudit \"file\" {\n path = \"x\"\n options { file_path = \"/l/x.log\" }\n}\n",
+    )
+    .unwrap();
+    assert_eq!(format!("{:?}", h1.audit), format!("{:?}", j1.audit));
+}
+
+#[test]
+fn audit_flags_parse_and_warn() {
+    let c =
+        toml(&toml_with("unsafe_allow_api_audit_creation = true\nallow_audit_log_prefixing = \"true\"", ""))
+            .unwrap();
+    assert!(c.unsafe_allow_api_audit_creation && c.allow_audit_log_prefixing);
+    assert!(c.audit_settings().allow_api_creation && c.audit_settings().allow_prefixing);
+    assert!(
+        c.warnings.iter().any(|w| w.starts_with("unsafe_allow_api_audit_creation: ")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(
+        toml_err(&toml_with("unsafe_allow_api_audit_creation = \"sometimes\"", "")),
+        "unsafe_allow_api_audit_creation: expected a boolean (true or false), found \"sometimes\""
+    );
+}
+
+/// Relative audit file paths are relative to the configuration file, like every other path.
+#[test]
+fn audit_relative_file_path_follows_the_config_file() {
+    let c = toml(&toml_with(
+        "",
+        "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"logs/audit.log\" }\n",
+    ))
+    .unwrap();
+    assert_eq!(c.audit[0].options["file_path"], "/base/logs/audit.log");
+}
+
+#[test]
+fn audit_prefix_needs_allow_audit_log_prefixing() {
+    let block = "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/l/a.log\", prefix = \"ssh-ed25519 AAAA \" }\n";
+    assert_eq!(
+        toml_err(&toml_with("", block)),
+        "audit.options.prefix: audit log prefixing is not allowed (set allow_audit_log_prefixing = true in the server configuration to allow it)"
+    );
+    let c = toml(&toml_with("allow_audit_log_prefixing = true", block)).unwrap();
+    assert_eq!(c.audit[0].options["prefix"], "ssh-ed25519 AAAA ");
+}
+
+/// log_raw is fine in the configuration (it is refused over the API only).
+#[test]
+fn audit_log_raw_is_accepted_from_the_config() {
+    let c = hcl(
+        "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }\naudit \"file\" \"raw\" {\n options {\n  file_path = \"/l/raw.log\"\n  log_raw = true\n }\n}\n",
+    )
+    .unwrap();
+    assert_eq!(c.audit[0].options["log_raw"], "true");
+}
+
+#[test]
+fn audit_file_inside_the_storage_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |file: &str| {
+        format!(
+            "[storage]\ntype = \"file\"\npath = \"data\"\n[[listener]]\ntls_disable = true\n[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = {{ file_path = \"{file}\" }}\n"
+        )
+    };
+    let data = dir.path().join("data");
+    for file in [
+        "data/audit.log".to_owned(),
+        data.join("db").display().to_string(),
+        "./data/../data/x.log".to_owned(),
+        data.display().to_string(),
+    ] {
+        let e = parse_in(&text(&file), Format::Toml, dir.path(), &[]).unwrap_err().0;
+        assert!(e.starts_with("audit.options.file_path: file_path "), "{file}: {e}");
+        assert!(e.ends_with("is inside the storage directory; audit logs must be kept outside it"), "{e}");
+    }
+    let ok = parse_in(&text("logs/audit.log"), Format::Toml, dir.path(), &[]).unwrap();
+    assert_eq!(ok.audit_settings().storage_dir, Some(data));
+}
+
+#[test]
+fn audit_errors_name_the_key() {
+    let with = |block: &str| toml_err(&toml_with("", block));
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\npath = \"f\"\ndescripton = \"x\"\n"),
+        "audit.descripton: unknown key (did you mean `description`?)"
+    );
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\noptions = { file_path = \"/a\" }\n"),
+        "audit.path: required"
+    );
+    assert_eq!(with("[[audit]]\ntype = \"file\"\npath = \"/\"\n"), "audit.path: must not be empty");
+    assert_eq!(
+        with("[[audit]]\ntype = \"socket\"\npath = \"s\"\noptions = { address = \"x\" }\n"),
+        "audit.type: unknown backend type: \"socket\" (only \"file\" audit devices are supported)"
+    );
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\npath = \"f\"\n"),
+        "audit.options.file_path: file_path is required"
+    );
+    assert_eq!(
+        with(
+            "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", fsync = \"maybe\" }\n"
+        ),
+        "audit.options.fsync: unable to parse 'fsync': invalid boolean \"maybe\" (expected true or false)"
+    );
+    assert!(with(
+        "[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", fsnyc = true }\n"
+    )
+    .starts_with("audit.options.fsnyc: unknown option \"fsnyc\""));
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\", mode = \"0755\" }\n"),
+        "audit.options.mode: file mode 755 is not allowed for audit files (no execute bits, no special bits)"
+    );
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\" }\n[[audit]]\ntype = \"file\"\npath = \"f/\"\noptions = { file_path = \"/b\" }\n"),
+        "audit[1].path: f/ is already used by audit[0]"
+    );
+    assert_eq!(
+        with("[[audit]]\ntype = \"file\"\npath = \"f\"\noptions = { file_path = \"/a\" }\n[[audit]]\ntype = \"file\"\npath = \"g\"\noptions = { file_path = \"/a\" }\n"),
+        "audit[1].options.file_path: /a is already the file of audit[0]; each device needs its own file"
+    );
+    assert_eq!(
+        hcl_err("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }\naudit \"file\" \"f\" {\n path = \"g\"\n}\n"),
+        "audit.path: given both as a block label and in the block"
+    );
+    assert_eq!(
+        json(r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": true}}, "audit": 3}"#)
+            .unwrap_err()
+            .0,
+        "audit: expected a block (audit \"TYPE\" \"PATH\" { ... }), found a number"
     );
 }

@@ -76,6 +76,8 @@ pub struct CoreConfig {
     pub unauthenticated_generate_root: bool,
     /// Serve `sys/rekey/*` without a token (off by default).
     pub unauthenticated_rekey: bool,
+    /// Declared audit devices and the rules for API-created ones.
+    pub audit: crate::audit::AuditSettings,
 }
 
 impl Default for CoreConfig {
@@ -89,6 +91,7 @@ impl Default for CoreConfig {
             cluster_addr: None,
             unauthenticated_generate_root: false,
             unauthenticated_rekey: false,
+            audit: crate::audit::AuditSettings::default(),
         }
     }
 }
@@ -485,7 +488,7 @@ impl Core {
         mounts.reload(self.factory()).await?;
         let tokens = TokenStore::open(self.barrier.view("sys/token/")).await?;
         let policies = PolicyStore::open(self.barrier.view("sys/policy/")).await?;
-        let audit = crate::audit::AuditBroker::open_all(self.read_audit_table().await?.0);
+        let audit = crate::audit::AuditBroker::load(&self.barrier, &self.config.audit).await?;
         let active =
             Arc::new(Active { audit, mounts, tokens, policies, cluster, since: OffsetDateTime::now_utc() });
         self.set_active(Some(Arc::clone(&active)));
@@ -497,6 +500,10 @@ impl Core {
 
     /// Seals (caller holds `transition`).
     async fn seal_locked(&self) {
+        if let Ok(active) = self.active() {
+            // Store the audit chain heads while the barrier is still open.
+            active.audit.close().await;
+        }
         self.set_active(None);
         self.barrier.seal();
         self.unseal_progress.lock().await.reset();
@@ -688,15 +695,8 @@ impl Core {
 
     /// The stored audit device table and its version.
     pub async fn read_audit_table(&self) -> Result<(Vec<crate::audit::DeviceConfig>, Option<u64>)> {
-        let Some(e) = self.barrier.get(crate::audit::TABLE_PATH).await? else {
-            return Ok((Vec::new(), None));
-        };
-        let t: crate::audit::StoredTable = serde_json::from_slice(&e.value)
-            .map_err(|err| Error::internal(format!("corrupt audit table: {err}")))?;
-        if t.version != crate::audit::TABLE_VERSION {
-            return Err(Error::internal(format!("unsupported audit table version {}", t.version)));
-        }
-        Ok((t.devices, Some(e.version)))
+        let (devices, version, _) = crate::audit::table::read(&self.barrier).await?;
+        Ok((devices, version))
     }
 
     /// Writes the audit table if it is still at `expected`; `Ok(false)` on a lost race.
@@ -705,15 +705,7 @@ impl Core {
         devices: &[crate::audit::DeviceConfig],
         expected: Option<u64>,
     ) -> Result<bool> {
-        let t = crate::audit::StoredTable { version: crate::audit::TABLE_VERSION, devices: devices.to_vec() };
-        let batch = coffer_storage::Batch::new()
-            .put(crate::audit::TABLE_PATH, serde_json::to_vec(&t)?)
-            .require(crate::audit::TABLE_PATH, expected);
-        match self.barrier.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if error::is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(crate::audit::table::write(&self.barrier, devices, expected).await?)
     }
 
     /// Revokes a token and its descendants, and erases their cubbyholes.

@@ -53,7 +53,7 @@ fn no_canary_reaches_disk_logs_audit_or_error_bodies() {
     let cfg = dir.path().join("coffer.toml");
     std::fs::write(
         &cfg,
-        "log_level = \"trace\"\n[storage]\ntype = \"file\"\npath = \"data\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n",
+        "log_level = \"trace\"\n[storage]\ntype = \"file\"\npath = \"data\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[[audit]]\ntype = \"file\"\npath = \"file\"\noptions = { file_path = \"audit.log\" }\n",
     )
     .unwrap();
     let mut s = Server::with_config(&cfg, None, &[]);
@@ -72,10 +72,8 @@ fn no_canary_reaches_disk_logs_audit_or_error_bodies() {
     for k in &init["keys"].as_array().unwrap()[..2] {
         assert_eq!(s.call_as("", "PUT", "sys/unseal", Some(json!({"key": k}))).0, 200);
     }
-    assert_eq!(
-        s.call("PUT", "sys/audit/file", Some(json!({"type": "file", "options": {"file_path": audit}}))).0,
-        204
-    );
+    // The audit device is declared in the configuration and enabled at unseal.
+    assert_eq!(s.call("GET", "sys/audit", None).1["data"]["file/"]["options"]["file_path"], json!(audit));
     for (path, body) in [
         ("sys/mounts/kv1", json!({"type": "kv"})),
         ("sys/mounts/secret", json!({"type": "kv", "options": {"version": "2"}})),

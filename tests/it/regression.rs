@@ -37,15 +37,21 @@ fn cve_2024_8365_tokens_and_accessors_are_hashed_in_audit() {
     }
 }
 
-/// CVE-2024-0831: a `log_raw` device must not make another device write raw values.
+/// CVE-2024-0831: a `log_raw` device must not make another device write raw values. (`log_raw`
+/// is accepted from the configuration only.)
 #[test]
 fn cve_2024_0831_log_raw_on_one_device_does_not_leak_into_another() {
-    let s = Server::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw.log");
-    let hashed = dir.path().join("hashed.log");
-    audit_to(&s, "raw", &raw, json!({"log_raw": "true"}));
-    audit_to(&s, "hashed", &hashed, json!({}));
+    let n = crate::audit::Node::start(|dir| {
+        format!(
+            "audit \"file\" \"raw\" {{\n options {{\n  file_path = \"{}\"\n  log_raw = true\n }}\n}}\n\
+             audit \"file\" \"hashed\" {{\n options {{\n  file_path = \"{}\"\n }}\n}}\n",
+            dir.join("raw.log").display(),
+            dir.join("hashed.log").display()
+        )
+    });
+    let s = &n.s;
+    let raw = n.dir.path().join("raw.log");
+    let hashed = n.dir.path().join("hashed.log");
     s.call("POST", "sys/mounts/kv1", Some(json!({"type": "kv"})));
     let canary = "log-raw-canary-5d0e";
     s.call("PUT", "kv1/x", Some(json!({"v": canary})));

@@ -28,6 +28,7 @@ enum SysPath<'a> {
     Audit,
     AuditDevice(&'a str),
     AuditHash(&'a str),
+    AuditVerify(&'a str),
     Auth,
     AuthMount(&'a str),
     AuthTune(&'a str),
@@ -100,6 +101,9 @@ fn parse(path: &str) -> SysPath<'_> {
     if let Some(rest) = p.strip_prefix("audit-hash/") {
         return SysPath::AuditHash(rest);
     }
+    if let Some(rest) = p.strip_prefix("audit-verify/") {
+        return SysPath::AuditVerify(rest);
+    }
     if let Some(rest) = p.strip_prefix("remount/status/") {
         return SysPath::RemountStatus(rest);
     }
@@ -135,6 +139,7 @@ pub fn sys_root_protected(path: &str) -> bool {
     p.starts_with("auth/")
         || p == "audit"
         || p.starts_with("audit/")
+        || p.starts_with("audit-verify/")
         || p == "remount"
         || p == "raw"
         || p.starts_with("raw/")
@@ -231,6 +236,7 @@ impl Backend for Sys {
             (SysPath::AuditDevice(p), _) if write => audit::enable(&core, &active, p, &ctx.data).await,
             (SysPath::AuditDevice(p), Operation::Delete) => audit::disable(&core, &active, p).await,
             (SysPath::AuditHash(p), _) if write => audit::hash(&active, p, &ctx.data),
+            (SysPath::AuditVerify(p), Operation::Read) => audit::verify(&active, p).await,
             (SysPath::WrappingUnwrap, _) if write => wrapping::unwrap(&core, &active, ctx).await,
             (SysPath::WrappingLookup, _) if write || op == Operation::Read => {
                 wrapping::lookup(&core, &active, ctx).await

@@ -1,0 +1,222 @@
+//! The stored device table (`core/audit`, behind the barrier) and its reconciliation with the
+//! devices the configuration declares.
+
+use std::sync::Arc;
+
+use coffer_storage::{Barrier, BarrierError, Batch, StorageError};
+
+use super::chain;
+use super::error::AuditError;
+use super::options::{AuditSettings, DeclaredDevice};
+use super::{DeviceConfig, Source, StoredTable, TABLE_PATH, TABLE_VERSION};
+
+fn lost_race(e: &BarrierError) -> bool {
+    matches!(e, BarrierError::Storage(StorageError::PreconditionFailed { .. }))
+}
+
+/// The stored table, its storage version, and whether it was in an older format (it is then
+/// upgraded in memory: every device gets an id).
+pub async fn read(barrier: &Barrier) -> Result<(Vec<DeviceConfig>, Option<u64>, bool), AuditError> {
+    let Some(e) = barrier.get(TABLE_PATH).await? else {
+        return Ok((Vec::new(), None, false));
+    };
+    let t: StoredTable = serde_json::from_slice(&e.value)
+        .map_err(|err| AuditError::State(format!("corrupt audit table: {err}")))?;
+    match t.version {
+        TABLE_VERSION => Ok((t.devices, Some(e.version), false)),
+        1 => {
+            let mut devices = t.devices;
+            for d in &mut devices {
+                d.source = Source::Api;
+                if d.id.is_empty() {
+                    d.id = uuid::Uuid::new_v4().to_string();
+                }
+            }
+            Ok((devices, Some(e.version), true))
+        }
+        v => Err(AuditError::State(format!("unsupported audit table version {v}"))),
+    }
+}
+
+/// Writes the table if it is still at `expected`; `Ok(false)` on a lost race.
+pub async fn write(
+    barrier: &Barrier,
+    devices: &[DeviceConfig],
+    expected: Option<u64>,
+) -> Result<bool, AuditError> {
+    let t = StoredTable { version: TABLE_VERSION, devices: devices.to_vec() };
+    let bytes = serde_json::to_vec(&t).map_err(|e| AuditError::State(e.to_string()))?;
+    match barrier.apply(Batch::new().put(TABLE_PATH, bytes).require(TABLE_PATH, expected)).await {
+        Ok(_) => Ok(true),
+        Err(e) if lost_race(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes a device's chain key and head (after it was disabled). Best effort.
+pub async fn forget_chain(barrier: &Barrier, id: &str) {
+    if id.is_empty() {
+        return;
+    }
+    let batch = Batch::new().delete(chain::key_path(id)).delete(chain::head_path(id));
+    if let Err(e) = barrier.apply(batch).await {
+        tracing::warn!(error = %e, "could not delete the chain records of a disabled audit device");
+    }
+}
+
+fn new_config(d: &DeclaredDevice) -> DeviceConfig {
+    DeviceConfig {
+        path: d.path.clone(),
+        kind: d.kind.clone(),
+        description: d.description.clone(),
+        options: d.options.clone(),
+        local: d.local,
+        salt: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::new_v4().to_string(),
+        source: Source::Config,
+    }
+}
+
+/// At unseal: makes the table match the configuration, as OpenBao's declarative devices do.
+///
+/// - A declared device missing from the table is added (new salt, new chain).
+/// - A declared device whose definition changed is updated in place; its salt and chain carry
+///   over (a new `file_path` starts a new chain segment in the new file).
+/// - A device created through the API at a path the configuration now declares is replaced by
+///   the declared one (with a warning): the configuration is the operator's word.
+/// - A configuration-managed device no longer declared is removed.
+///
+/// Returns the table as stored.
+pub async fn reconcile(
+    barrier: &Arc<Barrier>,
+    settings: &AuditSettings,
+) -> Result<Vec<DeviceConfig>, AuditError> {
+    loop {
+        let (mut devices, version, upgraded) = read(barrier).await?;
+        let mut changed = upgraded;
+        let mut removed: Vec<DeviceConfig> = Vec::new();
+        let declared = |path: &str| settings.declared.iter().any(|d| d.path == path);
+        let (keep, gone): (Vec<DeviceConfig>, Vec<DeviceConfig>) =
+            devices.into_iter().partition(|d| d.source != Source::Config || declared(&d.path));
+        devices = keep;
+        for d in gone {
+            tracing::info!(device = %d.path, "disabling an audit device no longer declared in the configuration");
+            changed = true;
+            removed.push(d);
+        }
+        for decl in &settings.declared {
+            match devices.iter_mut().find(|d| d.path == decl.path) {
+                None => {
+                    tracing::info!(device = %decl.path, "enabling an audit device declared in the configuration");
+                    devices.push(new_config(decl));
+                    changed = true;
+                }
+                Some(d) if d.source == Source::Config => {
+                    if d.kind != decl.kind
+                        || d.description != decl.description
+                        || d.local != decl.local
+                        || d.options != decl.options
+                    {
+                        tracing::info!(device = %decl.path, "updating an audit device whose declaration changed");
+                        d.kind = decl.kind.clone();
+                        d.description = decl.description.clone();
+                        d.local = decl.local;
+                        d.options = decl.options.clone();
+                        changed = true;
+                    }
+                }
+                Some(d) => {
+                    tracing::warn!(device = %decl.path, "an audit device created through the API is replaced by the one the configuration declares at the same path");
+                    removed.push(std::mem::replace(d, new_config(decl)));
+                    changed = true;
+                }
+            }
+        }
+        if changed && !write(barrier, &devices, version).await? {
+            continue;
+        }
+        for d in &removed {
+            forget_chain(barrier, &d.id).await;
+        }
+        return Ok(devices);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use coffer_storage::keys::RootKey;
+    use coffer_storage::MemStorage;
+
+    use super::*;
+
+    async fn barrier() -> Arc<Barrier> {
+        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
+        let root = RootKey::generate().unwrap();
+        b.initialize(&root).await.unwrap();
+        b.unseal(root).await.unwrap();
+        b
+    }
+
+    fn declared(path: &str, file: &str) -> DeclaredDevice {
+        DeclaredDevice {
+            path: path.into(),
+            kind: "file".into(),
+            description: String::new(),
+            local: false,
+            options: BTreeMap::from([("file_path".to_owned(), file.to_owned())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn declared_devices_are_added_updated_and_removed() {
+        let b = barrier().await;
+        // An API device and a stale config device already stored.
+        let api = DeviceConfig { source: Source::Api, ..new_config(&declared("api/", "/tmp/api.log")) };
+        let stale = new_config(&declared("old/", "/tmp/old.log"));
+        let taken = DeviceConfig { source: Source::Api, ..new_config(&declared("x/", "/tmp/planted.log")) };
+        assert!(write(&b, &[api.clone(), stale, taken], None).await.unwrap());
+
+        let settings = AuditSettings {
+            declared: vec![declared("file/", "/var/log/a.log"), declared("x/", "/var/log/x.log")],
+            ..AuditSettings::default()
+        };
+        let t = reconcile(&b, &settings).await.unwrap();
+        let paths: Vec<(&str, Source)> = t.iter().map(|d| (d.path.as_str(), d.source)).collect();
+        assert_eq!(paths, [("api/", Source::Api), ("x/", Source::Config), ("file/", Source::Config)]);
+        assert_eq!(t[1].options["file_path"], "/var/log/x.log", "the declaration replaced the API device");
+        let (stored, _, _) = read(&b).await.unwrap();
+        assert_eq!(stored.len(), 3);
+
+        // Unchanged configuration: nothing is rewritten, salts stay.
+        let (_, v1, _) = read(&b).await.unwrap();
+        let again = reconcile(&b, &settings).await.unwrap();
+        let (_, v2, _) = read(&b).await.unwrap();
+        assert_eq!(v1, v2);
+        assert_eq!(again[2].salt, t[2].salt);
+
+        // A changed declaration keeps salt and id.
+        let mut changed = settings.clone();
+        changed.declared[0].options.insert("fsync".into(), "true".into());
+        let t2 = reconcile(&b, &changed).await.unwrap();
+        let f = t2.iter().find(|d| d.path == "file/").unwrap();
+        assert_eq!((f.salt.as_str(), f.id.as_str()), (t[2].salt.as_str(), t[2].id.as_str()));
+        assert_eq!(f.options["fsync"], "true");
+    }
+
+    #[tokio::test]
+    async fn version_1_tables_are_read_and_upgraded() {
+        let b = barrier().await;
+        let v1 = serde_json::json!({"version": 1, "devices": [{"path": "file/", "type": "file",
+            "description": "", "options": {"file_path": "/tmp/a.log"}, "local": false, "salt": "s"}]});
+        b.put(TABLE_PATH, serde_json::to_vec(&v1).unwrap()).await.unwrap();
+        let t = reconcile(&b, &AuditSettings::default()).await.unwrap();
+        assert_eq!(t.len(), 1);
+        assert!(!t[0].id.is_empty());
+        assert_eq!(t[0].source, Source::Api);
+        let (again, _, upgraded) = read(&b).await.unwrap();
+        assert!(!upgraded, "written back in format {TABLE_VERSION}");
+        assert_eq!(again[0].id, t[0].id);
+    }
+}
