@@ -37,4 +37,5 @@ pub mod http;
 pub mod policy;
 pub mod process;
 pub mod resolve;
+pub mod secret;
 pub mod util;

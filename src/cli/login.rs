@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::output::{self, Format};
 use super::{data, print_field, print_secret, prompt_secret, usage, Ctx};
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 use crate::client::{self, Client};
 
 /// Arguments of `coffer login`.

@@ -27,7 +27,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
 use serde_json::Value;
 
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 
 pub use error::{ApiError, ClientError};
 

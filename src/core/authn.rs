@@ -28,7 +28,8 @@ use time::OffsetDateTime;
 use zeroize::Zeroize;
 
 use crate::audit::{AuthInfo, RequestInfo};
-use crate::auth::token::{ClientToken, TokenEntry};
+use crate::secret::ClientToken;
+use crate::core::token::TokenEntry;
 
 use super::error::{Error, Result};
 use super::mounts::MountEntry;

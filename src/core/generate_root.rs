@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use coffer_storage::keys::SecretBytes;
 
-use crate::auth::token::store::random_base62;
+use crate::core::token::store::random_base62;
 use crate::core::error::{Error, Result};
 use crate::core::quorum::{self, Shares};
 use crate::core::seal::{self, SealSource};
@@ -261,7 +261,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::auth::token::ClientToken;
+    use crate::secret::ClientToken;
     use crate::core::quorum::fixtures::{self, Node};
 
     fn msg(e: Error) -> String {

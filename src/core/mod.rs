@@ -29,6 +29,7 @@ pub mod rekey;
 pub mod request;
 pub mod seal;
 pub mod shamir;
+pub mod token;
 pub mod wrapping;
 
 use std::sync::{Arc, RwLock, Weak};
@@ -39,8 +40,9 @@ use time::OffsetDateTime;
 use coffer_storage::keys::{RootKey, UnsealKey};
 use coffer_storage::{Barrier, Storage};
 
-use crate::auth::token::store::NewToken;
-use crate::auth::token::{sanitize_policies, ClientToken, TokenEntry, TokenStore, TokenType};
+use crate::core::token::store::NewToken;
+use crate::secret::ClientToken;
+use crate::core::token::{sanitize_policies, TokenEntry, TokenStore, TokenType};
 use crate::policy::PolicyStore;
 
 use self::authn::{Authenticated, Refusal, Trail, TrailStart};

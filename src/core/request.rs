@@ -12,7 +12,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::auth::token::{ClientToken, TokenEntry};
+use crate::secret::ClientToken;
+use crate::core::token::TokenEntry;
 use crate::core::mounts::MountEntry;
 use coffer_storage::View;
 

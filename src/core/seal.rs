@@ -22,7 +22,7 @@ use coffer_storage::aead;
 use coffer_storage::keys::{RootKey, SecretBytes, UnsealKey};
 use coffer_storage::{Batch, StorageError};
 
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::shamir;
 

@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::auth::token::store::NewToken;
-use crate::auth::token::{ClientToken, TokenEntry, TokenType};
+use crate::core::token::store::NewToken;
+use crate::secret::ClientToken;
+use crate::core::token::{TokenEntry, TokenType};
 use crate::core::error::{Error, Result};
 use crate::core::request::{Response, WrapInfo};
 use crate::core::{envelope, Active, Core};

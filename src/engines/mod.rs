@@ -81,7 +81,7 @@ pub fn factory(core: Weak<Core>) -> impl Fn(&MountEntry) -> Result<Arc<dyn Backe
             "system" => Arc::new(sys::Sys::new(core.clone())),
             "identity" => Arc::new(Unsupported),
             "transit" => transit::Transit::new(core.clone(), entry),
-            "token" => Arc::new(crate::auth::token::backend::TokenBackend::new(core.clone())),
+            "token" => Arc::new(crate::auth::token::TokenBackend::new(core.clone())),
             "approle" => Arc::new(crate::auth::approle::AppRole::new(core.clone())),
             other => return Err(Error::bad(format!("plugin not found in the catalog: {other}"))),
         };

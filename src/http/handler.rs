@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 use crate::core::envelope;
 use crate::core::error::Error;
 use crate::core::fields::parse_bool_str;

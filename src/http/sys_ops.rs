@@ -434,7 +434,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::auth::token::store::NewToken;
+    use crate::core::token::store::NewToken;
     use crate::core::generate_root::decode_token;
     use crate::core::quorum::fixtures::{self, Node};
     use crate::core::CoreConfig;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 use crate::client::Client;
 
 /// Sends one API request; `path` is relative to `/v1/`.

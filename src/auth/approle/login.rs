@@ -25,7 +25,7 @@ use super::cidr;
 use super::lockout::{Failures, Lock, Policy};
 use super::secret_id::SecretId;
 use super::store::{Consumed, Store};
-use crate::auth::token::sanitize_policies;
+use crate::core::token::sanitize_policies;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{Ctx, LoginSpec, Response};
@@ -168,7 +168,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::auth::token::ClientToken;
+    use crate::secret::ClientToken;
     use crate::core::quorum::fixtures;
     use crate::core::request::{Operation, Request};
     use crate::core::Core;

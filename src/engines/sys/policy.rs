@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{Ctx, Operation, Response};

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::auth::token::ClientToken;
+use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{Ctx, Response};
@@ -13,7 +13,7 @@ use crate::core::{obj, Active, Core};
 /// taken for this request alone. A token in the body is consumed here with a storage
 /// precondition; a token in the header was consumed as the request's last use by the core.
 /// Either way, of concurrent requests naming the same token exactly one gets it (S22).
-async fn take_target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::auth::token::TokenEntry> {
+async fn take_target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::core::token::TokenEntry> {
     let given = fields::string_or_empty(&ctx.data, "token")?;
     if !given.is_empty() {
         let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;

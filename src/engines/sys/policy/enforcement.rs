@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use coffer_storage::MemStorage;
 
-use crate::auth::token::store::NewToken;
-use crate::auth::token::ClientToken;
+use crate::core::token::store::NewToken;
+use crate::secret::ClientToken;
 use crate::core::error::Error;
 use crate::core::request::{Operation, Request, Response};
 use crate::core::seal::{InitParams, SealSource};

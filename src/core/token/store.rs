@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use coffer_storage::keys::SecretBytes;
 use coffer_storage::{Batch, View};
 
-use super::{ClientToken, TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
+use super::{TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
+use crate::secret::ClientToken;
 use crate::core::error::{is_precondition_failure, Error, Result};
 
 const SALT_KEY: &str = "salt";
