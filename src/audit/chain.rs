@@ -22,12 +22,13 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::error::AuditError;
+use crate::util::crypto::{hmac_sha256, hmac_sha256_hex};
 
 /// `prev` of the first line of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -96,18 +97,9 @@ impl ChainKey {
         result
     }
 
-    fn hmac(&self) -> Hmac<sha2::Sha256> {
-        match <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref()) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        }
-    }
-
     /// Lowercase hex HMAC-SHA256 of `data`.
     pub fn mac_hex(&self, data: &[u8]) -> String {
-        let mut m = self.hmac();
-        m.update(data);
-        hex::encode(m.finalize().into_bytes())
+        hmac_sha256_hex(self.0.as_ref(), &[data])
     }
 
     /// Whether `mac_hex` is the MAC of `data` (constant-time comparison).
@@ -116,9 +108,7 @@ impl ChainKey {
         if hex::decode_to_slice(mac_hex.as_bytes(), &mut tag).is_err() {
             return false;
         }
-        let mut m = self.hmac();
-        m.update(data);
-        m.verify_slice(&tag).is_ok()
+        hmac_sha256(self.0.as_ref(), &[data]).ct_eq(&tag).into()
     }
 }
 

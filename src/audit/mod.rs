@@ -266,13 +266,7 @@ pub async fn open_devices(
 
 /// `hmac-sha256:<hex>` of `value` under `salt`.
 pub fn hash_value(salt: &str, value: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = match <Hmac<sha2::Sha256> as Mac>::new_from_slice(salt.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(value.as_bytes());
-    format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+    format!("hmac-sha256:{}", crate::util::crypto::hmac_sha256_hex(salt.as_bytes(), &[value.as_bytes()]))
 }
 
 /// Replaces every leaf (string, number, boolean) of `v` with its hash; keys stay; `skip` names

@@ -110,7 +110,7 @@ pub fn normalize_path(p: &str) -> String {
 fn opt_bool(o: &BTreeMap<String, String>, k: &str, default: bool) -> Result<bool, AuditError> {
     match o.get(k) {
         None => Ok(default),
-        Some(v) => crate::core::fields::parse_bool_str(v.trim()).ok_or_else(|| {
+        Some(v) => crate::util::strconv::parse_bool_str(v.trim()).ok_or_else(|| {
             AuditError::invalid(
                 format!("options.{k}"),
                 format!("unable to parse '{k}': invalid boolean {v:?} (expected true or false)"),

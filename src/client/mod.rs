@@ -99,7 +99,7 @@ impl Settings {
         };
         s.ca_cert = var("CACERT").map(PathBuf::from);
         if let Some(v) = var("SKIP_VERIFY") {
-            s.dangerous_skip_verify = crate::core::fields::parse_bool_str(v.trim()).ok_or_else(|| {
+            s.dangerous_skip_verify = crate::util::strconv::parse_bool_str(v.trim()).ok_or_else(|| {
                 ClientError::Config(format!("could not parse SKIP_VERIFY value {:?}", v.trim()))
             })?;
         }

@@ -73,15 +73,7 @@ impl Refusal {
     }
 }
 
-/// Whether `remote` lies in one of `cidrs` (an empty list binds nothing). IPv4-mapped IPv6
-/// addresses count as the IPv4 address they carry.
-fn network_allowed(cidrs: &[ipnet::IpNet], remote: Option<IpAddr>) -> bool {
-    if cidrs.is_empty() {
-        return true;
-    }
-    let Some(ip) = remote.map(|ip| ip.to_canonical()) else { return false };
-    cidrs.iter().any(|c| c.contains(&ip))
-}
+use crate::util::net::allowed as network_allowed;
 
 impl Core {
     /// The one token check for every token-authenticated request, routed or not (see the

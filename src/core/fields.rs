@@ -41,14 +41,7 @@ pub fn string_or_empty(data: &Map<String, Value>, key: &str) -> Result<String> {
     Ok(string(data, key)?.unwrap_or_default())
 }
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_bool_str(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::util::strconv::parse_bool_str;
 
 /// A boolean field: JSON bool, `"true"`-style strings, or the numbers 0 and 1.
 pub fn boolean(data: &Map<String, Value>, key: &str) -> Result<Option<bool>> {

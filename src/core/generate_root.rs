@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use coffer_storage::keys::SecretBytes;
 
-use crate::core::token::store::random_base62;
+use crate::util::crypto::random_base62;
 use crate::core::error::{Error, Result};
 use crate::core::quorum::{self, Shares};
 use crate::core::seal::{self, SealSource};

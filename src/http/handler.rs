@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::secret::ClientToken;
 use crate::core::envelope;
 use crate::core::error::Error;
-use crate::core::fields::parse_bool_str;
+use crate::util::strconv::parse_bool_str;
 use crate::core::request::{Operation, Request, Response};
 use crate::core::Core;
 use crate::http::budget::{BodyBudget, ConnShare, Reservation, SMALL_BODY};

@@ -9,14 +9,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// Parses one CIDR block the way Go's `net.ParseCIDR` does (prefix required).
-pub fn parse_block(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    if !s.contains('/') {
-        return None;
-    }
-    s.parse::<IpNet>().ok()
-}
+use crate::util::net::parse_addr_or_block;
+
+pub use crate::util::net::parse_block;
 
 /// Checks a list of CIDR blocks; the error names the first bad block (Go's wording).
 pub fn validate_blocks(list: &[String]) -> Result<Vec<IpNet>, String> {
@@ -27,9 +22,7 @@ pub fn validate_blocks(list: &[String]) -> Result<Vec<IpNet>, String> {
 /// address for a single host, `addr/prefix` otherwise.
 pub fn parse_addr(s: &str) -> Result<String, String> {
     let t = s.trim();
-    let net =
-        if t.contains('/') { t.parse::<IpNet>().ok() } else { t.parse::<IpAddr>().ok().map(IpNet::from) };
-    let Some(net) = net else {
+    let Some(net) = parse_addr_or_block(t) else {
         return Err(format!(
             "error parsing address {t:?}: Unable to convert {t:?} to an IPv4 or IPv6 address, or a UNIX Socket"
         ));
@@ -39,12 +32,7 @@ pub fn parse_addr(s: &str) -> Result<String, String> {
 
 /// A stored address or block as a network (a bare address is a host block).
 fn as_net(s: &str) -> Option<IpNet> {
-    let t = s.trim();
-    if t.contains('/') {
-        t.parse().ok()
-    } else {
-        t.parse::<IpAddr>().ok().map(IpNet::from)
-    }
+    parse_addr_or_block(s)
 }
 
 /// Every block of `inner` lies inside some block of `outer` (an empty `outer` allows all), as

@@ -15,9 +15,7 @@
 //! claimed by one role only, and a use count is decremented exactly once per successful login
 //! even when logins race (or run on different nodes).
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use coffer_storage::keys::SecretBytes;
@@ -26,6 +24,7 @@ use coffer_storage::{Batch, View};
 use super::role::{RoleEntry, ROLE_VERSION};
 use super::secret_id::{SecretId, SecretIdEntry, SECRET_ID_VERSION};
 use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::util::crypto::hmac_sha256_hex;
 
 const SALT_KEY: &str = "salt";
 /// Format version of index records.
@@ -98,15 +97,7 @@ impl<'a> Store<'a> {
 
     /// Lower-case hex HMAC-SHA256 of `label \0 value` under the salt.
     pub fn hmac(&self, label: &str, value: &str) -> String {
-        // HMAC takes keys of any length, so this constructor cannot fail.
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.salt.expose()) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(label.as_bytes());
-        mac.update(&[0]);
-        mac.update(value.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hmac_sha256_hex(self.salt.expose(), &[label.as_bytes(), &[0], value.as_bytes()])
     }
 
     /// HMAC of a secret ID, bound to the role it belongs to.

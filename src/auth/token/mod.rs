@@ -780,13 +780,8 @@ async fn write_role(active: &Active, ctx: &Ctx, name: &str) -> Result<Response> 
 
 /// Parses an address or CIDR (`10.0.0.1` means `/32`).
 pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<ipnet::IpNet>() {
-        return Ok(n);
-    }
-    s.parse::<std::net::IpAddr>()
-        .map(ipnet::IpNet::from)
-        .map_err(|_| Error::bad(format!("invalid CIDR block or IP address {s:?}")))
+    crate::util::net::parse_addr_or_block(s)
+        .ok_or_else(|| Error::bad(format!("invalid CIDR block or IP address {:?}", s.trim())))
 }
 
 #[async_trait]

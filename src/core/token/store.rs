@@ -2,9 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use hmac::{Hmac, Mac};
-use rand::Rng;
-use sha2::Sha256;
 use time::OffsetDateTime;
 
 use coffer_storage::keys::SecretBytes;
@@ -12,6 +9,7 @@ use coffer_storage::{Batch, View};
 
 use super::{TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
 use crate::secret::ClientToken;
+use crate::util::crypto::{hmac_sha256_hex, random_base62};
 use crate::core::error::{is_precondition_failure, Error, Result};
 
 const SALT_KEY: &str = "salt";
@@ -22,14 +20,6 @@ fn expiry_key(expire_ns: i128, id_hmac: &str) -> String {
     let minute = (expire_ns / 1_000_000_000).max(0) / 60;
     format!("expiry/{minute:012}/{id_hmac}")
 }
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Random base62 string of `n` characters from the OS CSPRNG.
-pub fn random_base62(n: usize) -> String {
-    let mut rng = rand::rngs::OsRng;
-    (0..n).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect()
-}
-
 /// What to issue. Not `Clone`/`Debug`-derived: it may carry a caller-chosen token ID.
 #[derive(Default)]
 pub struct NewToken {
@@ -104,13 +94,7 @@ impl TokenStore {
 
     /// Lowercase hex HMAC-SHA256 of `s` under the store salt.
     pub fn hmac(&self, s: &str) -> String {
-        // HMAC accepts keys of any length; new_from_slice cannot fail for HMAC.
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(self.salt.expose()) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(s.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hmac_sha256_hex(self.salt.expose(), &[s.as_bytes()])
     }
 
     /// Issues a token and stores its entry (and accessor and parent indexes) in one batch.

@@ -234,7 +234,7 @@ pub fn weak_int(v: &Value) -> Option<i64> {
 pub fn weak_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => crate::core::fields::parse_bool_str(s.trim()),
+        Value::String(s) => crate::util::strconv::parse_bool_str(s.trim()),
         Value::Number(n) => match n.as_i64() {
             Some(0) => Some(false),
             Some(1) => Some(true),
