@@ -23,8 +23,8 @@
 use std::fmt;
 
 use rand::RngCore;
-use subtle::ConstantTimeEq;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::error::AuditError;

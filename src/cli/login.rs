@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 
 use super::output::{self, Format};
 use super::{data, print_field, print_secret, prompt_secret, usage, Ctx};
-use crate::secret::ClientToken;
 use crate::client::{self, Client};
+use crate::secret::ClientToken;
 
 /// Arguments of `coffer login`.
 #[derive(Debug, Args)]

@@ -10,10 +10,11 @@ use clap::Args;
 use coffer_storage::{MemStorage, SledStorage, Storage};
 
 use crate::config::{Config, ListenerConfig, SealConfig, StorageConfig};
-use crate::core::request::{Operation, Request};
+use crate::core::request::Request;
 use crate::core::seal::{InitParams, SealSource};
 use crate::core::{Core, CoreConfig};
 use crate::http::{self, Listener};
+use crate::policy::Operation;
 
 /// Arguments of `coffer server`.
 #[derive(Debug, Args)]

@@ -28,13 +28,13 @@ use time::OffsetDateTime;
 use zeroize::Zeroize;
 
 use crate::audit::{AuthInfo, RequestInfo};
-use crate::secret::ClientToken;
 use crate::core::token::TokenEntry;
+use crate::secret::ClientToken;
 
 use super::error::{Error, Result};
 use super::mounts::MountEntry;
-use super::request::Operation;
 use super::{Active, Core};
+use crate::policy::Operation;
 
 /// A caller whose token passed every check of [`Core::authenticate`].
 pub struct Authenticated {

@@ -19,11 +19,11 @@ use zeroize::Zeroizing;
 
 use coffer_storage::keys::SecretBytes;
 
-use crate::util::crypto::random_base62;
 use crate::core::error::{Error, Result};
 use crate::core::quorum::{self, Shares};
 use crate::core::seal::{self, SealSource};
 use crate::core::Core;
+use crate::util::crypto::random_base62;
 
 /// Length of the root tokens this server issues (`hvs.` + 24 base62 characters), which is the
 /// length an OTP must have.
@@ -261,8 +261,8 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::secret::ClientToken;
     use crate::core::quorum::fixtures::{self, Node};
+    use crate::secret::ClientToken;
 
     fn msg(e: Error) -> String {
         assert_eq!(e.kind(), crate::core::error::ErrorKind::BadRequest, "{e}");

@@ -24,6 +24,7 @@ pub mod error;
 pub mod fields;
 pub mod generate_root;
 pub mod mounts;
+pub mod policy_store;
 pub mod quorum;
 pub mod rekey;
 pub mod request;
@@ -40,16 +41,17 @@ use time::OffsetDateTime;
 use coffer_storage::keys::{RootKey, UnsealKey};
 use coffer_storage::{Barrier, Storage};
 
+use crate::core::policy_store::PolicyStore;
 use crate::core::token::store::NewToken;
-use crate::secret::ClientToken;
 use crate::core::token::{sanitize_policies, TokenEntry, TokenStore, TokenType};
-use crate::policy::PolicyStore;
+use crate::secret::ClientToken;
 
 use self::authn::{Authenticated, Refusal, Trail, TrailStart};
 use self::error::{Error, Result};
 use self::mounts::{new_accessor, Factory, MountConfig, MountEntry, Mounts, Table};
-use self::request::{Auth, Ctx, LoginSpec, Operation, Request, Response};
+use self::request::{Auth, Ctx, LoginSpec, Request, Response};
 use self::seal::{InitParams, InitResult, Progress, SealSource, StoredSealConfig};
+use crate::policy::Operation;
 
 /// Version string reported by `sys/seal-status` and `sys/health`: the Vault API level coffer
 /// implements, with coffer's own version as build metadata.
@@ -807,7 +809,7 @@ impl Core {
         if spec.policies.iter().any(|p| p.trim().eq_ignore_ascii_case("root")) {
             return Err(Error::bad("auth methods cannot create root tokens"));
         }
-        crate::policy::check_assignable(&spec.policies)?;
+        crate::core::policy_store::check_assignable(&spec.policies)?;
         let sys_max = self.config.max_lease_ttl;
         let mut max = if mount.config.max_lease_ttl > 0 { mount.config.max_lease_ttl } else { sys_max };
         if spec.max_ttl > 0 && spec.max_ttl < max {

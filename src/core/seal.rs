@@ -22,9 +22,9 @@ use coffer_storage::aead;
 use coffer_storage::keys::{RootKey, SecretBytes, UnsealKey};
 use coffer_storage::{Batch, StorageError};
 
-use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::shamir;
+use crate::secret::ClientToken;
 
 /// Raw key of the seal configuration.
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";

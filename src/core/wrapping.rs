@@ -9,12 +9,12 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::core::token::store::NewToken;
-use crate::secret::ClientToken;
-use crate::core::token::{TokenEntry, TokenType};
 use crate::core::error::{Error, Result};
 use crate::core::request::{Response, WrapInfo};
+use crate::core::token::store::NewToken;
+use crate::core::token::{TokenEntry, TokenType};
 use crate::core::{envelope, Active, Core};
+use crate::secret::ClientToken;
 use crate::util::timefmt::rfc3339_nano;
 
 /// Cubbyhole key of the stored response.

@@ -14,14 +14,15 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
-use crate::secret::ClientToken;
 use crate::core::envelope;
 use crate::core::error::Error;
-use crate::util::strconv::parse_bool_str;
-use crate::core::request::{Operation, Request, Response};
+use crate::core::request::{Request, Response};
 use crate::core::Core;
 use crate::http::budget::{BodyBudget, ConnShare, Reservation, SMALL_BODY};
 use crate::http::{error, sys};
+use crate::policy::Operation;
+use crate::secret::ClientToken;
+use crate::util::strconv::parse_bool_str;
 
 /// Shared state of a listener.
 pub struct HttpState {

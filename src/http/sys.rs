@@ -16,10 +16,10 @@ use zeroize::Zeroizing;
 use crate::core::authn::{wipe_json, SpecialRequest};
 use crate::core::error::Error;
 use crate::core::fields;
-use crate::core::request::Operation;
 use crate::core::seal::{render_shares, InitParams};
 use crate::core::VERSION;
 use crate::http::handler::{HttpState, Parsed, Reply};
+use crate::policy::Operation;
 use crate::util::timefmt::{rfc3339_nano, GO_ZERO_TIME};
 
 fn json_reply(status: StatusCode, v: &Value) -> Reply {

@@ -44,10 +44,11 @@ use crate::core::quorum::decode_key;
 use crate::core::rekey::{
     RekeyParams, RekeyStatus, RekeyTarget, RekeyUpdate, RekeyVerifyStatus, RekeyVerifyUpdate,
 };
-use crate::core::request::{Operation, Response};
+use crate::core::request::Response;
 use crate::core::seal::render_shares;
 use crate::http::handler::{HttpState, Parsed, Reply};
 use crate::http::sys::{guarded, Access, BodyStyle, Outcome};
+use crate::policy::Operation;
 
 /// The quorum-operation paths, parsed once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,9 +435,9 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::core::token::store::NewToken;
     use crate::core::generate_root::decode_token;
     use crate::core::quorum::fixtures::{self, Node};
+    use crate::core::token::store::NewToken;
     use crate::core::CoreConfig;
 
     struct Client {

@@ -28,8 +28,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::parse::{Caps, ParamMap, PathPattern, PathRule, Policy};
-use crate::core::request::Operation;
+use super::model::{Caps, ParamMap, PathPattern, PathRule, Policy};
+use super::operation::Operation;
 
 /// Outcome of an ACL check.
 #[derive(Clone, Debug, Default)]

@@ -1,11 +1,14 @@
-//! ACL policies: parsing (HCL and JSON), the compiled [`Acl`], and the policy store.
+//! ACL policies, pure: the model, the HCL/JSON parser and the compiled [`Acl`]. No storage and
+//! no I/O: the policy store (stored policies, built-ins, the compiled-ACL cache) lives in
+//! [`core::policy_store`](crate::core::policy_store).
 //!
-//! - [`parse`]: a policy document → a typed [`Policy`] (Vault's grammar, checks and error texts).
+//! - [`model`]: a typed [`Policy`] (capabilities, path patterns, stanzas).
+//! - [`parse`]: a policy document → a [`Policy`] (Vault's grammar, checks and error texts,
+//!   [`error`]).
 //! - [`acl`]: policies → an [`Acl`] (merged per pattern) and the checks the core makes:
 //!   [`Acl::check`] / [`Acl::check_request`] for a request, [`Acl::capabilities`] for
 //!   `sys/capabilities*`, [`Acl::has_mount_access`] for the UI/CLI preflight.
-//! - [`store`]: stored policies, the built-ins (`root`, `default`, `response-wrapping`) and the
-//!   cache of compiled ACLs.
+//! - [`Operation`]: what a request does, in the terms policies use.
 //!
 //! What the ACL trusts: the request path it is given is already canonical (no `.`/`..`
 //! segments, no `//`); the HTTP layer guarantees that before routing. What it guarantees: a
@@ -14,9 +17,12 @@
 //! evaluate (a stored policy that no longer parses) fails closed.
 
 pub mod acl;
+pub mod error;
+pub mod model;
+pub mod operation;
 pub mod parse;
-pub mod store;
 
 pub use acl::{Acl, AclDecision};
-pub use parse::{Caps, ParseError, Policy};
-pub use store::{check_assignable, sanitize_name, PolicyStore, RESPONSE_WRAPPING};
+pub use error::ParseError;
+pub use model::{Caps, Policy};
+pub use operation::Operation;

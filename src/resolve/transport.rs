@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::secret::ClientToken;
 use crate::client::Client;
+use crate::secret::ClientToken;
 
 /// Sends one API request; `path` is relative to `/v1/`.
 #[async_trait]

@@ -25,10 +25,10 @@ use super::cidr;
 use super::lockout::{Failures, Lock, Policy};
 use super::secret_id::SecretId;
 use super::store::{Consumed, Store};
-use crate::core::token::sanitize_policies;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{Ctx, LoginSpec, Response};
+use crate::core::token::sanitize_policies;
 
 /// The one answer for every failure about the role ID or the secret ID.
 pub const INVALID: &str = "invalid role or secret ID";
@@ -168,10 +168,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::secret::ClientToken;
     use crate::core::quorum::fixtures;
-    use crate::core::request::{Operation, Request};
+    use crate::core::request::Request;
     use crate::core::Core;
+    use crate::policy::Operation;
+    use crate::secret::ClientToken;
 
     async fn call(core: &Core, token: Option<&str>, path: &str, data: Value) -> Result<Response> {
         let mut req = Request::new(Operation::Update, path);

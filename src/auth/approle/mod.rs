@@ -45,9 +45,10 @@ use self::path::ApprolePath as P;
 use self::store::Store;
 use crate::core::error::{Error, Result};
 use crate::core::mounts::MountEntry;
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::core::{Core, DEFAULT_MAX_TTL};
 use crate::engines::{AuthRenew, Backend};
+use crate::policy::Operation;
 
 const TIDY_STARTED: &str =
     "Tidy operation successfully started. Any information from the operation will be printed to Vault's server logs.";

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::cidr;
-use crate::core::token::sanitize_policies;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
+use crate::core::token::sanitize_policies;
 use crate::util::duration::{self, format_go_seconds};
 
 /// Format version of stored roles.

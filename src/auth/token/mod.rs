@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::core::token::store::NewToken;
-use crate::core::token::{sanitize_policies, TokenEntry, TokenType};
-use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Auth, Ctx, Operation, Response};
+use crate::core::request::{Auth, Ctx, Response};
+use crate::core::token::store::NewToken;
+use crate::core::token::{sanitize_policies, TokenEntry, TokenType};
 use crate::core::{Active, Core};
 use crate::engines::Backend;
+use crate::policy::Operation;
+use crate::secret::ClientToken;
 use crate::util::duration::format_go_seconds;
 use crate::util::timefmt::rfc3339_nano;
 

@@ -141,5 +141,4 @@ mod tests {
         assert_eq!(sanitize_policies(&p(&["a", "root"]), true), p(&["root"]));
         assert_eq!(sanitize_policies(&p(&["a"]), false), p(&["a"]));
     }
-
 }

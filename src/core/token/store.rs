@@ -8,9 +8,9 @@ use coffer_storage::keys::SecretBytes;
 use coffer_storage::{Batch, View};
 
 use super::{TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
+use crate::core::error::{is_precondition_failure, Error, Result};
 use crate::secret::ClientToken;
 use crate::util::crypto::{hmac_sha256_hex, random_base62};
-use crate::core::error::{is_precondition_failure, Error, Result};
 
 const SALT_KEY: &str = "salt";
 

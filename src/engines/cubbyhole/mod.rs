@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::engines::kv::v1::{decode, encode};
 use crate::engines::Backend;
+use crate::policy::Operation;
 
 /// The cubbyhole backend.
 pub struct Cubbyhole;

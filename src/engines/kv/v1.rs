@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::engines::Backend;
+use crate::policy::Operation;
 use crate::util::duration;
 
 const FORMAT: u64 = 1;

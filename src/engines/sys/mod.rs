@@ -17,9 +17,10 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::core::{obj, Core};
 use crate::engines::Backend;
+use crate::policy::Operation;
 use crate::util::timefmt::rfc3339_nano;
 
 /// A parsed `sys/` path.

@@ -12,11 +12,12 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::core::{obj, Active};
+use crate::policy::Operation;
+use crate::secret::ClientToken;
 
 /// `LIST sys/policies/acl` (or `GET ?list=true`): stored names, then `root`.
 pub async fn list_acl(active: &Active) -> Result<Response> {

@@ -2,8 +2,9 @@
 //! transit serves (vaultrs uses the sys paths).
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::engines::transit::tools;
+use crate::policy::Operation;
 
 /// Handles a `tools/...` path (relative to `sys/`, without the `tools/` prefix).
 pub fn handle(ctx: &Ctx, rest: &str) -> Result<Response> {

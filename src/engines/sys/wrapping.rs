@@ -2,12 +2,12 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::secret::ClientToken;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{Ctx, Response};
 use crate::core::wrapping::INVALID_WRAPPING_TOKEN;
 use crate::core::{obj, Active, Core};
+use crate::secret::ClientToken;
 
 /// The wrapping token a request names (the `token` field, or else the caller's own token),
 /// taken for this request alone. A token in the body is consumed here with a storage

@@ -32,9 +32,10 @@ use async_trait::async_trait;
 
 use crate::core::error::{Error, Result};
 use crate::core::mounts::MountEntry;
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::core::Core;
 use crate::engines::Backend;
+use crate::policy::Operation;
 
 use self::store::KeyStore;
 

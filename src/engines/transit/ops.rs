@@ -12,7 +12,8 @@ use super::policy::{OpError, Policy};
 use super::{internal_visible, Transit};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
+use crate::policy::Operation;
 
 /// `nonce` is refused everywhere: coffer has no convergent v1 keys, and for every other key
 /// Vault rejects it (CVE-2023-4680). OpenBao ignores the field instead.

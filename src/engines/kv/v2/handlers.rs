@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use coffer_storage::Batch;
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
+use crate::policy::Operation;
 
 use super::merge::{merge_patch, strip_values};
 use super::params::{custom_metadata, validate_custom_metadata, weak_int, FieldType, Input};

@@ -40,9 +40,10 @@ use async_trait::async_trait;
 
 use crate::core::error::{Error, Result};
 use crate::core::mounts::MountEntry;
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::core::Core;
 use crate::engines::Backend;
+use crate::policy::Operation;
 
 use self::handlers::{invalid_path_warning, raw_404, VersionOp, ROOT_WARNING};
 use self::path::KvPath;

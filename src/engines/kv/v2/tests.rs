@@ -13,8 +13,9 @@ use super::record::{version_key, Store};
 use super::KvV2;
 use crate::core::error::Error;
 use crate::core::mounts::{MountConfig, MountEntry, Table};
-use crate::core::request::{Ctx, Operation, Response};
+use crate::core::request::{Ctx, Response};
 use crate::engines::Backend;
+use crate::policy::Operation;
 
 struct Env {
     mem: Arc<MemStorage>,

@@ -9,12 +9,13 @@ use time::OffsetDateTime;
 
 use coffer_storage::MemStorage;
 
-use crate::core::token::store::NewToken;
-use crate::secret::ClientToken;
 use crate::core::error::Error;
-use crate::core::request::{Operation, Request, Response};
+use crate::core::request::{Request, Response};
 use crate::core::seal::{InitParams, SealSource};
+use crate::core::token::store::NewToken;
 use crate::core::{Core, CoreConfig};
+use crate::policy::Operation;
+use crate::secret::ClientToken;
 
 struct Env {
     core: Arc<Core>,

@@ -32,15 +32,15 @@ use time::OffsetDateTime;
 
 use coffer_storage::View;
 
-use super::acl::Acl;
-use super::parse::{parse, Policy};
 use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::policy::parse::parse;
+use crate::policy::{Acl, Policy};
 
 /// OpenBao 2.7.2's `default` policy, byte for byte.
-pub const DEFAULT_POLICY: &str = include_str!("default.hcl");
+pub const DEFAULT_POLICY: &str = include_str!("default_policy.hcl");
 
 /// OpenBao 2.7.2's `response-wrapping` policy, byte for byte.
-pub const RESPONSE_WRAPPING_POLICY: &str = include_str!("response_wrapping.hcl");
+pub const RESPONSE_WRAPPING_POLICY: &str = include_str!("response_wrapping_policy.hcl");
 
 /// Name of the internal policy of response-wrapping tokens.
 pub const RESPONSE_WRAPPING: &str = "response-wrapping";
@@ -354,7 +354,7 @@ impl PolicyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::request::Operation;
+    use crate::policy::Operation;
     use coffer_storage::keys::RootKey;
     use coffer_storage::{Barrier, MemStorage};
     use serde_json::Map;
