@@ -1,5 +1,5 @@
-//! The audit layer's error type. It becomes a core error (and so an HTTP status) through the
-//! `From` impl below; nothing here knows about HTTP.
+//! The audit layer's error type. The core turns it into its own error (`core::error`), and so
+//! into an HTTP status; nothing here knows about the core or HTTP.
 
 use coffer_storage::BarrierError;
 
@@ -24,6 +24,10 @@ pub enum AuditError {
     /// The stored chain state behind the barrier is missing or unreadable.
     #[error("audit chain state: {0}")]
     State(String),
+    /// Devices are enabled and none could write the entry: the request must fail (fail
+    /// closed).
+    #[error("no audit backend succeeded in logging the request")]
+    NoDeviceWrote,
     /// Reading or writing the barrier failed.
     #[error(transparent)]
     Barrier(#[from] BarrierError),
@@ -38,22 +42,5 @@ impl AuditError {
     /// An invalid definition without one key to blame.
     pub fn bad(message: impl Into<String>) -> Self {
         AuditError::Invalid { key: None, message: message.into() }
-    }
-}
-
-impl From<AuditError> for crate::core::error::Error {
-    fn from(e: AuditError) -> Self {
-        use crate::core::error::Error;
-        match e {
-            AuditError::Invalid { message, .. } => Error::BadRequest(message),
-            AuditError::Refused(m) => Error::BadRequest(m),
-            AuditError::NotFound(m) => Error::BadRequest(m),
-            // Opening a file the caller named is the caller's problem (a missing directory, a
-            // permission): Vault answers 400 with the reason too. The message names the file
-            // and the OS error only.
-            AuditError::Io(m) => Error::BadRequest(m),
-            AuditError::State(m) => Error::Internal(m),
-            AuditError::Barrier(b) => b.into(),
-        }
     }
 }

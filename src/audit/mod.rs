@@ -40,8 +40,6 @@ use coffer_storage::Barrier;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::core::error::{Error, Result};
-
 pub use chain::GENESIS;
 pub use device::Device;
 pub use error::AuditError;
@@ -151,7 +149,7 @@ impl AuditBroker {
 
     /// At unseal: brings the stored table in line with the configuration
     /// ([`table::reconcile`]) and opens every device.
-    pub async fn load(barrier: &Arc<Barrier>, settings: &AuditSettings) -> Result<Self> {
+    pub async fn load(barrier: &Arc<Barrier>, settings: &AuditSettings) -> Result<Self, AuditError> {
         let configs = table::reconcile(barrier, settings).await?;
         Ok(Self::open_configs(barrier, configs).await)
     }
@@ -203,7 +201,12 @@ impl AuditBroker {
     }
 
     /// Writes a request entry. Errors (→ the request fails) when devices exist and none wrote.
-    pub fn log_request(&self, auth: Option<&AuthInfo>, req: &RequestInfo, error: &str) -> Result<()> {
+    pub fn log_request(
+        &self,
+        auth: Option<&AuthInfo>,
+        req: &RequestInfo,
+        error: &str,
+    ) -> Result<(), AuditError> {
         self.write_all(|d| d.request_line(auth, req, error))
     }
 
@@ -214,11 +217,11 @@ impl AuditBroker {
         req: &RequestInfo,
         resp: Option<&Value>,
         error: &str,
-    ) -> Result<()> {
+    ) -> Result<(), AuditError> {
         self.write_all(|d| d.response_line(auth, req, resp, error))
     }
 
-    fn write_all(&self, mut line: impl FnMut(&Device) -> Value) -> Result<()> {
+    fn write_all(&self, mut line: impl FnMut(&Device) -> Value) -> Result<(), AuditError> {
         let devices = self.devices();
         if self.is_empty() {
             return Ok(());
@@ -233,7 +236,7 @@ impl AuditBroker {
         if ok {
             Ok(())
         } else {
-            Err(Error::Internal("no audit backend succeeded in logging the request".into()))
+            Err(AuditError::NoDeviceWrote)
         }
     }
 }

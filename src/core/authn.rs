@@ -363,7 +363,7 @@ impl Trail {
     /// Writes the request record.
     pub(crate) fn request(&self, error: &str) -> Result<()> {
         match &self.records {
-            Some(r) => self.active.audit.log_request(r.auth.as_ref(), &r.info, error),
+            Some(r) => Ok(self.active.audit.log_request(r.auth.as_ref(), &r.info, error)?),
             None => Ok(()),
         }
     }
@@ -371,7 +371,7 @@ impl Trail {
     /// Writes the response record; `resp` is the response as rendered for the client.
     pub(crate) fn response(&self, resp: Option<&Value>, error: &str) -> Result<()> {
         match &self.records {
-            Some(r) => self.active.audit.log_response(r.auth.as_ref(), &r.info, resp, error),
+            Some(r) => Ok(self.active.audit.log_response(r.auth.as_ref(), &r.info, resp, error)?),
             None => Ok(()),
         }
     }

@@ -7,6 +7,7 @@
 
 use coffer_storage::{BarrierError, StorageError};
 
+use crate::audit::AuditError;
 use crate::core::request::Response;
 
 /// What kind of failure an error is; decides the HTTP status.
@@ -161,6 +162,23 @@ impl From<BarrierError> for Error {
             BarrierError::Sealed => Error::Sealed,
             BarrierError::Storage(s) => s.into(),
             other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuditError> for Error {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Invalid { message, .. } => Error::BadRequest(message),
+            AuditError::Refused(m) => Error::BadRequest(m),
+            AuditError::NotFound(m) => Error::BadRequest(m),
+            // Opening a file the caller named is the caller's problem (a missing directory, a
+            // permission): Vault answers 400 with the reason too. The message names the file
+            // and the OS error only.
+            AuditError::Io(m) => Error::BadRequest(m),
+            AuditError::State(m) => Error::Internal(m),
+            AuditError::NoDeviceWrote => Error::Internal(AuditError::NoDeviceWrote.to_string()),
+            AuditError::Barrier(b) => b.into(),
         }
     }
 }
