@@ -28,6 +28,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod builtin;
 pub mod cli;
 pub mod client;
 pub mod config;

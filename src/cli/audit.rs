@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::output::{self, Format};
 use super::secrets::mount_map;
-use super::{data, ensure_trailing_slash, sanitize_path, usage, Ctx, Exit};
+use super::{data, ensure_trailing_slash, sanitize_path, usage, BackendRequest, Exit};
 
 /// `coffer audit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -81,7 +81,7 @@ fn device_for_file(devices: &serde_json::Map<String, Value>, file: &std::path::P
 }
 
 /// `coffer audit verify FILE`: the server verifies its own device's file.
-async fn verify(ctx: &Ctx, a: &VerifyArgs) -> anyhow::Result<u8> {
+async fn verify(ctx: &BackendRequest, a: &VerifyArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let device = match &a.device {
         Some(d) => ensure_trailing_slash(&sanitize_path(d)),
@@ -164,7 +164,7 @@ pub struct EnableArgs {
 }
 
 /// Runs an audit subcommand.
-pub async fn run(ctx: &Ctx, cmd: AuditCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: AuditCmd) -> anyhow::Result<u8> {
     if let AuditCmd::Verify(a) = &cmd {
         return if a.offline { verify_offline(a) } else { verify(ctx, a).await };
     }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::output::{self, Format};
 use super::secrets::{mount_body, mount_map, mounts_table};
-use super::{ensure_trailing_slash, parse_duration_flag, sanitize_path, Ctx};
+use super::{ensure_trailing_slash, parse_duration_flag, sanitize_path, BackendRequest};
 
 /// `coffer auth` subcommands.
 #[derive(Debug, Subcommand)]
@@ -45,7 +45,7 @@ pub struct EnableArgs {
 }
 
 /// Runs an auth subcommand.
-pub async fn run(ctx: &Ctx, cmd: AuthCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: AuthCmd) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     match cmd {
         AuthCmd::Enable(a) => {

@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::output::{self, Format};
-use super::{data, not_found, print_field, print_secret, usage, Ctx};
+use super::{data, not_found, print_field, print_secret, usage, BackendRequest};
 
 /// Arguments of `coffer read`.
 #[derive(Debug, Args)]
@@ -52,7 +52,7 @@ pub struct DeleteArgs {
 }
 
 /// `coffer read`.
-pub async fn read(ctx: &Ctx, a: ReadArgs) -> anyhow::Result<u8> {
+pub async fn read(ctx: &BackendRequest, a: ReadArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let path = super::sanitize_path(&a.path);
     let params = data::parse(&a.data, &mut std::io::stdin())
@@ -65,7 +65,7 @@ pub async fn read(ctx: &Ctx, a: ReadArgs) -> anyhow::Result<u8> {
 }
 
 /// `coffer write`.
-pub async fn write(ctx: &Ctx, a: WriteArgs) -> anyhow::Result<u8> {
+pub async fn write(ctx: &BackendRequest, a: WriteArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let path = super::sanitize_path(&a.path);
     let body = data::parse(&a.data, &mut std::io::stdin())
@@ -92,7 +92,7 @@ pub async fn write(ctx: &Ctx, a: WriteArgs) -> anyhow::Result<u8> {
 }
 
 /// `coffer list`.
-pub async fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<u8> {
+pub async fn list(ctx: &BackendRequest, a: ListArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let path = super::ensure_trailing_slash(&super::sanitize_path(&a.path));
     let secret = client.list(&path).await.with_context(|| format!("Error listing {path}"))?;
@@ -100,7 +100,7 @@ pub async fn list(ctx: &Ctx, a: ListArgs) -> anyhow::Result<u8> {
 }
 
 /// Prints a list response (`Keys` table or the JSON array), or "No value found" (exit 2).
-pub fn print_list(ctx: &Ctx, secret: Option<&Value>, path: &str) -> anyhow::Result<u8> {
+pub fn print_list(ctx: &BackendRequest, secret: Option<&Value>, path: &str) -> anyhow::Result<u8> {
     let keys = secret.and_then(output::list_keys).filter(|k| !k.is_empty());
     let Some(keys) = keys else { return Err(not_found(path)) };
     match ctx.format() {
@@ -120,7 +120,7 @@ pub fn print_list(ctx: &Ctx, secret: Option<&Value>, path: &str) -> anyhow::Resu
 }
 
 /// `coffer delete`.
-pub async fn delete(ctx: &Ctx, a: DeleteArgs) -> anyhow::Result<u8> {
+pub async fn delete(ctx: &BackendRequest, a: DeleteArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let path = super::sanitize_path(&a.path);
     let params = data::parse(&a.data, &mut std::io::stdin())

@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 
 use super::output::{self, Format};
 use super::{
-    data, not_found, parse_duration_flag, print_field, print_secret, sanitize_path, usage, Ctx, Exit,
+    data, not_found, parse_duration_flag, print_field, print_secret, sanitize_path, usage, BackendRequest,
+    Exit,
 };
 use crate::client::Client;
 
@@ -245,7 +246,7 @@ fn v2_only(r: &Resolved, what: &str) -> anyhow::Result<()> {
 }
 
 /// Runs a kv subcommand.
-pub async fn run(ctx: &Ctx, cmd: KvCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: KvCmd) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     match cmd {
         KvCmd::Get(a) => get(ctx, &client, a).await,
@@ -355,7 +356,7 @@ fn print_section(title: &str, m: &Map<String, Value>) {
     }
 }
 
-async fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
+async fn get(ctx: &BackendRequest, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
     let r = resolve(client, a.target.mount.as_deref(), &a.target.path).await?;
     let full = r.api_path("data");
     let version = a.version.to_string();
@@ -402,7 +403,7 @@ async fn get(ctx: &Ctx, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn put(ctx: &Ctx, client: &Client, a: PutArgs) -> anyhow::Result<u8> {
+async fn put(ctx: &BackendRequest, client: &Client, a: PutArgs) -> anyhow::Result<u8> {
     let data = data::parse(&a.data, &mut std::io::stdin())
         .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
     if data.is_empty() {
@@ -424,7 +425,7 @@ async fn put(ctx: &Ctx, client: &Client, a: PutArgs) -> anyhow::Result<u8> {
 }
 
 fn print_write_result(
-    ctx: &Ctx,
+    ctx: &BackendRequest,
     secret: Option<Value>,
     full: &str,
     field: Option<&str>,
@@ -451,7 +452,7 @@ fn print_write_result(
     }
 }
 
-async fn patch(ctx: &Ctx, client: &Client, a: PatchArgs) -> anyhow::Result<u8> {
+async fn patch(ctx: &BackendRequest, client: &Client, a: PatchArgs) -> anyhow::Result<u8> {
     let mut data = data::parse(&a.data, &mut std::io::stdin())
         .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
     if data.is_empty() && a.remove_data.is_empty() {
@@ -532,7 +533,7 @@ async fn read_then_write(
     client.write(full, &body).await.with_context(|| format!("Error writing data to {full}"))
 }
 
-async fn metadata_get(ctx: &Ctx, client: &Client, a: TargetArgs) -> anyhow::Result<u8> {
+async fn metadata_get(ctx: &BackendRequest, client: &Client, a: TargetArgs) -> anyhow::Result<u8> {
     let r = resolve(client, a.target.mount.as_deref(), &a.target.path).await?;
     v2_only(&r, "Metadata")?;
     let full = r.api_path("metadata");

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::output::{self, Format};
-use super::{data, print_field, print_secret, prompt_secret, usage, Ctx};
+use super::{data, print_field, print_secret, prompt_secret, usage, BackendRequest};
 use crate::client::{self, Client};
 use crate::secret::ClientToken;
 
@@ -36,7 +36,7 @@ pub struct LoginArgs {
 }
 
 /// Runs `coffer login`.
-pub async fn run(ctx: &Ctx, a: LoginArgs) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, a: LoginArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let secret = match a.method.as_str() {
         "token" => token_login(&client, &a.args).await?,

@@ -147,11 +147,11 @@ pub fn not_found(path: &str) -> anyhow::Error {
 
 /// What every client command gets: the global flags.
 #[derive(Debug)]
-pub struct Ctx {
+pub struct BackendRequest {
     pub global: GlobalArgs,
 }
 
-impl Ctx {
+impl BackendRequest {
     /// The output format: `-format`, else `$VAULT_FORMAT`, else table.
     pub fn format(&self) -> Format {
         self.global.format.or_else(Format::from_env).unwrap_or_default()
@@ -183,7 +183,7 @@ impl Ctx {
 
 /// Runs a client command and returns the process exit code. Errors are printed to stderr.
 pub async fn dispatch(global: GlobalArgs, command: Command) -> u8 {
-    let ctx = Ctx { global };
+    let ctx = BackendRequest { global };
     let result = match command {
         Command::Server(_) => Err(usage("the server command is dispatched by main")),
         Command::Status(a) => status::run(&ctx, a).await,
@@ -225,7 +225,11 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 /// Prints a response envelope in the chosen format (warnings to stderr for tables), or one
 /// field of it with `-field`. Returns the exit code.
-pub fn print_secret(ctx: &Ctx, secret: &serde_json::Value, field: Option<&str>) -> anyhow::Result<u8> {
+pub fn print_secret(
+    ctx: &BackendRequest,
+    secret: &serde_json::Value,
+    field: Option<&str>,
+) -> anyhow::Result<u8> {
     if let Some(name) = field {
         return print_field(ctx, secret, name);
     }
@@ -244,7 +248,7 @@ pub fn print_secret(ctx: &Ctx, secret: &serde_json::Value, field: Option<&str>) 
 }
 
 /// Prints one field of a response envelope raw.
-pub fn print_field(ctx: &Ctx, secret: &serde_json::Value, name: &str) -> anyhow::Result<u8> {
+pub fn print_field(ctx: &BackendRequest, secret: &serde_json::Value, name: &str) -> anyhow::Result<u8> {
     match output::secret_field(secret, name) {
         Some(v) => {
             output::print_raw(&output::field_text(&v, ctx.format()));
@@ -255,7 +259,7 @@ pub fn print_field(ctx: &Ctx, secret: &serde_json::Value, name: &str) -> anyhow:
 }
 
 /// Prints arbitrary data (a map) as JSON or a `Key  Value` table.
-pub fn print_data(ctx: &Ctx, data: &serde_json::Value) {
+pub fn print_data(ctx: &BackendRequest, data: &serde_json::Value) {
     match (ctx.format(), data.as_object()) {
         (Format::Table, Some(m)) => {
             if let Some(t) = output::map_table(m) {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::output::{self, Format};
-use super::{print_data, prompt_secret, usage, Ctx};
+use super::{print_data, prompt_secret, usage, BackendRequest};
 use crate::client::Client;
 
 /// `coffer operator` subcommands.
@@ -128,7 +128,7 @@ pub struct RekeyArgs {
 }
 
 /// Runs an operator subcommand.
-pub async fn run(ctx: &Ctx, cmd: OperatorCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: OperatorCmd) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     match cmd {
         OperatorCmd::Init(a) => init(ctx, &client, a).await,
@@ -256,7 +256,7 @@ fn rfc822(s: &str) -> String {
     t.format(&fmt).unwrap_or_else(|_| s.to_owned())
 }
 
-async fn init(ctx: &Ctx, client: &Client, a: InitArgs) -> anyhow::Result<u8> {
+async fn init(ctx: &BackendRequest, client: &Client, a: InitArgs) -> anyhow::Result<u8> {
     if a.status {
         let v = get(client, "sys/init").await.context("Error checking init status")?;
         return if v.get("initialized").and_then(Value::as_bool).unwrap_or(false) {
@@ -352,7 +352,7 @@ fn key_or_prompt(key: Option<String>, prompt: &str) -> anyhow::Result<Zeroizing<
     Ok(key)
 }
 
-async fn unseal(ctx: &Ctx, client: &Client, a: UnsealArgs) -> anyhow::Result<u8> {
+async fn unseal(ctx: &BackendRequest, client: &Client, a: UnsealArgs) -> anyhow::Result<u8> {
     let status = if a.reset {
         put(client, "sys/unseal", Some(&json!({"reset": true})))
             .await
@@ -389,7 +389,7 @@ fn generate_root_table(s: &Value) -> String {
     output::columns(&rows)
 }
 
-fn print_status_with(ctx: &Ctx, s: &Value, table: fn(&Value) -> String) {
+fn print_status_with(ctx: &BackendRequest, s: &Value, table: fn(&Value) -> String) {
     match ctx.format() {
         Format::Json => outln!("{}", output::json_pretty(s)),
         Format::Table => {
@@ -433,7 +433,7 @@ pub fn base62_otp(len: usize) -> Zeroizing<String> {
     Zeroizing::new((0..len).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect())
 }
 
-async fn generate_root(ctx: &Ctx, client: &Client, a: GenerateRootArgs) -> anyhow::Result<u8> {
+async fn generate_root(ctx: &BackendRequest, client: &Client, a: GenerateRootArgs) -> anyhow::Result<u8> {
     if let Some(encoded) = &a.decode {
         let Some(otp) = &a.otp else { bail!(usage("Must specify -otp with -decode")) };
         let token = decode_root_token(encoded, otp)?;
@@ -507,7 +507,7 @@ fn rekey_table(s: &Value) -> String {
     output::columns(&rows)
 }
 
-async fn rekey(ctx: &Ctx, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
+async fn rekey(ctx: &BackendRequest, client: &Client, a: RekeyArgs) -> anyhow::Result<u8> {
     let base = if a.verify && !a.init { "verify" } else { "init" };
     if a.status {
         let s = rekey_call(client, Method::GET, base, None).await.context("Error reading rekey status")?;

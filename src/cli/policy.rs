@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::output::{self, Format};
-use super::{usage, Ctx, Exit};
+use super::{usage, BackendRequest, Exit};
 
 /// `coffer policy` subcommands.
 #[derive(Debug, Subcommand)]
@@ -76,7 +76,7 @@ pub fn fmt(a: &FmtArgs) -> anyhow::Result<u8> {
 }
 
 /// Runs a policy subcommand.
-pub async fn run(ctx: &Ctx, cmd: PolicyCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: PolicyCmd) -> anyhow::Result<u8> {
     if let PolicyCmd::Fmt(a) = &cmd {
         return fmt(a);
     }

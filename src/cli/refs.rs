@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::{usage, Ctx};
+use super::{usage, BackendRequest};
 use crate::resolve::{Document, Format, Layers, Reference, Resolver, SettingsBuilder};
 
 /// Arguments of `coffer run`.
@@ -71,7 +71,7 @@ pub struct InjectArgs {
 /// Resolver settings: flags, then the document's `vault` section, then the environment, with
 /// the document held to S26 (it cannot send the operator's token elsewhere; see
 /// [`Layers`](crate::resolve::Layers)).
-fn settings(ctx: &Ctx, doc: Option<&Document>) -> anyhow::Result<crate::resolve::Settings> {
+fn settings(ctx: &BackendRequest, doc: Option<&Document>) -> anyhow::Result<crate::resolve::Settings> {
     let caller = SettingsBuilder {
         address: ctx.global.address.clone(),
         ca_cert: ctx.global.ca_cert.as_ref().map(|p| p.to_string_lossy().into_owned()),
@@ -131,7 +131,7 @@ pub fn write_atomically(out: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// `coffer inject`.
-pub async fn inject(ctx: &Ctx, a: InjectArgs) -> anyhow::Result<u8> {
+pub async fn inject(ctx: &BackendRequest, a: InjectArgs) -> anyhow::Result<u8> {
     let mut doc = load_document(&a.input, a.doc_format.as_deref())?;
     let cfg_doc = match &a.config {
         Some(p) => Some(load_document(p, None)?),
@@ -239,7 +239,7 @@ async fn render_templates(resolver: &Resolver, a: &RunArgs) -> anyhow::Result<bo
 }
 
 /// `coffer run`.
-pub async fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, a: RunArgs) -> anyhow::Result<u8> {
     let cfg_doc = match &a.config {
         Some(p) => Some(load_document(p, None)?),
         None => None,

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
 use super::output::{self, Format};
-use super::{duration_to_api, ensure_trailing_slash, parse_duration_flag, sanitize_path, Ctx};
+use super::{duration_to_api, ensure_trailing_slash, parse_duration_flag, sanitize_path, BackendRequest};
 
 /// `coffer secrets` subcommands.
 #[derive(Debug, Subcommand)]
@@ -89,7 +89,7 @@ pub struct TuneArgs {
 }
 
 /// Runs a secrets subcommand.
-pub async fn run(ctx: &Ctx, cmd: SecretsCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: SecretsCmd) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     match cmd {
         SecretsCmd::Enable(a) => {

@@ -117,8 +117,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         unauthenticated_generate_root,
         unauthenticated_rekey,
         audit: config.audit_settings(),
+        ..CoreConfig::default()
     };
-    let core = Core::new(core_config, storage, seal);
+    let core = Core::standalone(core_config, storage, seal, Arc::new(crate::builtin::Builtin));
     core.start().await.context("auto-unseal failed")?;
 
     let mut bound = Vec::new();

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::output::{self, Format};
-use super::Ctx;
+use super::BackendRequest;
 use crate::client::Client;
 
 /// Arguments of `coffer status` (only the global flags).
@@ -15,7 +15,7 @@ use crate::client::Client;
 pub struct StatusArgs {}
 
 /// Runs `coffer status`.
-pub async fn run(ctx: &Ctx, _args: StatusArgs) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, _args: StatusArgs) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     let status = client
         .send(Method::GET, "sys/seal-status", &[], None)
@@ -27,7 +27,7 @@ pub async fn run(ctx: &Ctx, _args: StatusArgs) -> anyhow::Result<u8> {
 }
 
 /// Prints a seal status (plus the leader status) and returns 2 when sealed, else 0.
-pub async fn print_seal_status(ctx: &Ctx, client: &Client, status: &Value) -> anyhow::Result<u8> {
+pub async fn print_seal_status(ctx: &BackendRequest, client: &Client, status: &Value) -> anyhow::Result<u8> {
     let leader = match client.send(Method::GET, "sys/leader", &[], None).await.and_then(|r| r.into_result()) {
         Ok(l) => l.unwrap_or(Value::Null),
         // Sealed HA nodes cannot answer; the CLI then shows HA as enabled.

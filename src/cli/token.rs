@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
-use super::{duration_to_api, parse_duration_flag, print_secret, usage, Ctx};
+use super::{duration_to_api, parse_duration_flag, print_secret, usage, BackendRequest};
 use crate::client::Client;
 
 /// `coffer token` subcommands.
@@ -113,7 +113,7 @@ pub struct RevokeArgs {
 }
 
 /// Runs a token subcommand.
-pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: TokenCmd) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     match cmd {
         TokenCmd::Create(a) => create(ctx, &client, a).await,
@@ -175,7 +175,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<u8> {
     }
 }
 
-async fn create(ctx: &Ctx, client: &Client, a: CreateArgs) -> anyhow::Result<u8> {
+async fn create(ctx: &BackendRequest, client: &Client, a: CreateArgs) -> anyhow::Result<u8> {
     let body = create_body(&a)?;
     let path = match (&a.role, a.orphan) {
         (Some(role), _) => format!("auth/token/create/{role}"),

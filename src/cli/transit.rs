@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use super::output::Format;
-use super::{print_secret, sanitize_path, usage, Ctx};
+use super::{print_secret, sanitize_path, usage, BackendRequest};
 
 /// `coffer transit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -104,7 +104,7 @@ fn arg_or_stdin(v: Option<String>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Runs a transit subcommand.
-pub async fn run(ctx: &Ctx, cmd: TransitCmd) -> anyhow::Result<u8> {
+pub async fn run(ctx: &BackendRequest, cmd: TransitCmd) -> anyhow::Result<u8> {
     let client = ctx.client()?;
     match cmd {
         TransitCmd::Encrypt(a) => {

@@ -432,10 +432,11 @@ mod tests {
 
     #[tokio::test]
     async fn uninitialized_node_answers_like_openbao() {
-        let core = Core::new(
+        let core = Core::standalone(
             crate::core::CoreConfig::default(),
             std::sync::Arc::new(coffer_storage::MemStorage::new()),
             SealSource::Shamir,
+            std::sync::Arc::new(crate::builtin::Builtin),
         );
         assert_eq!(msg(core.generate_root_status().await.unwrap_err()), "server is not yet initialized");
         assert!(matches!(core.generate_root_init(None, false).await.unwrap_err(), Error::Sealed));

@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use coffer_storage::{Barrier, View};
 
+use crate::core::backend::Backend;
 use crate::core::error::{is_precondition_failure, Error, Result};
-use crate::engines::Backend;
 
 /// Format version of the stored mount tables.
 pub const MOUNT_TABLE_VERSION: u32 = 1;

@@ -229,7 +229,12 @@ pub(crate) mod fixtures {
                 None => SealSource::Shamir,
                 Some(k) => SealSource::Static { key: UnsealKey::from_slice(k).unwrap(), key_id: "k1".into() },
             };
-            let core = Core::new(CoreConfig::default(), self.storage.clone(), seal);
+            let core = Core::standalone(
+                CoreConfig::default(),
+                self.storage.clone(),
+                seal,
+                std::sync::Arc::new(crate::builtin::Builtin),
+            );
             core.start().await.unwrap();
             core
         }
@@ -255,7 +260,12 @@ pub(crate) mod fixtures {
     /// Same, with a core configuration.
     pub async fn shamir_with(config: CoreConfig, n: i64, t: i64) -> Node {
         let storage = storage();
-        let core = Core::new(config, storage.clone(), SealSource::Shamir);
+        let core = Core::standalone(
+            config,
+            storage.clone(),
+            SealSource::Shamir,
+            std::sync::Arc::new(crate::builtin::Builtin),
+        );
         let init = core
             .init(InitParams { secret_shares: n, secret_threshold: t, ..InitParams::default() })
             .await
@@ -274,10 +284,11 @@ pub(crate) mod fixtures {
         let storage = storage();
         let key = UnsealKey::generate().unwrap();
         let static_key = key.expose().to_vec();
-        let core = Core::new(
+        let core = Core::standalone(
             CoreConfig::default(),
             storage.clone(),
             SealSource::Static { key, key_id: "k1".into() },
+            std::sync::Arc::new(crate::builtin::Builtin),
         );
         let init = core
             .init(InitParams { recovery_shares: n, recovery_threshold: t, ..InitParams::default() })

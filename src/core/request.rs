@@ -64,7 +64,7 @@ impl Request {
 }
 
 /// What a backend sees of a request: everything already resolved by the core.
-pub struct Ctx {
+pub struct BackendRequest {
     pub request_id: String,
     pub operation: Operation,
     /// Path relative to the mount (no leading `/`; lists end in `/` unless at the root).
@@ -84,9 +84,9 @@ pub struct Ctx {
     pub wrap_ttl: Option<u64>,
 }
 
-impl fmt::Debug for Ctx {
+impl fmt::Debug for BackendRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ctx")
+        f.debug_struct("BackendRequest")
             .field("request_id", &self.request_id)
             .field("operation", &self.operation)
             .field("path", &self.path)

@@ -17,7 +17,7 @@ use super::secret_id::{check_custom, NewSecretId, SecretId, SecretIdEntry, SECRE
 use super::store::Store;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 
 fn role_missing(name: &RoleName) -> String {
     format!("role {:?} does not exist", name.given())
@@ -68,7 +68,12 @@ pub async fn read_role(store: &Store<'_>, name: &RoleName) -> Result<Response> {
 }
 
 /// `POST role/<name>`: create or update.
-pub async fn write_role(ctx: &Ctx, store: &Store<'_>, name: &RoleName, mount_max: u64) -> Result<Response> {
+pub async fn write_role(
+    ctx: &BackendRequest,
+    store: &Store<'_>,
+    name: &RoleName,
+    mount_max: u64,
+) -> Result<Response> {
     if name.given().len() > MAX_HMAC_INPUT {
         return Err(Error::bad(format!("role_name is longer than maximum of {MAX_HMAC_INPUT} bytes")));
     }
@@ -182,7 +187,7 @@ fn ttl_field(d: &Map<String, Value>, key: &str) -> Result<Option<u64>> {
 
 /// `POST role/<name>/<field>`.
 pub async fn write_field(
-    ctx: &Ctx,
+    ctx: &BackendRequest,
     store: &Store<'_>,
     name: &RoleName,
     field: RoleField,
@@ -342,7 +347,7 @@ pub async fn read_role_id(store: &Store<'_>, name: &RoleName) -> Result<Response
 }
 
 /// `POST role/<name>/role-id`.
-pub async fn write_role_id(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> Result<Response> {
+pub async fn write_role_id(ctx: &BackendRequest, store: &Store<'_>, name: &RoleName) -> Result<Response> {
     let role_id = fields::string(&ctx.data, "role_id")?.unwrap_or_default();
     let done = modify_role(store, name, |r| {
         if role_id.is_empty() {
@@ -357,7 +362,7 @@ pub async fn write_role_id(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> Res
 
 /// `POST role/<name>/secret-id` (`custom` = None) and `.../custom-secret-id`.
 pub async fn create_secret_id(
-    ctx: &Ctx,
+    ctx: &BackendRequest,
     store: &Store<'_>,
     name: &RoleName,
     custom: Option<SecretId>,
@@ -418,7 +423,7 @@ pub async fn list_secret_ids(store: &Store<'_>, name: &RoleName) -> Result<Respo
 }
 
 /// `POST role/<name>/secret-id/lookup`.
-pub async fn lookup_secret_id(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> Result<Response> {
+pub async fn lookup_secret_id(ctx: &BackendRequest, store: &Store<'_>, name: &RoleName) -> Result<Response> {
     let secret = super::login::secret_field(&ctx.data, "secret_id")?;
     if secret.is_empty() {
         return Err(missing("secret_id"));
@@ -434,7 +439,7 @@ pub async fn lookup_secret_id(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> 
 }
 
 /// `POST|DELETE role/<name>/secret-id/destroy`.
-pub async fn destroy_secret_id(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> Result<Response> {
+pub async fn destroy_secret_id(ctx: &BackendRequest, store: &Store<'_>, name: &RoleName) -> Result<Response> {
     let secret = super::login::secret_field(&ctx.data, "secret_id")?;
     if secret.is_empty() {
         return Err(missing("secret_id"));
@@ -446,7 +451,7 @@ pub async fn destroy_secret_id(ctx: &Ctx, store: &Store<'_>, name: &RoleName) ->
     Ok(Response::empty())
 }
 
-fn accessor_field(ctx: &Ctx) -> Result<String> {
+fn accessor_field(ctx: &BackendRequest) -> Result<String> {
     let a = fields::string(&ctx.data, "secret_id_accessor")?.unwrap_or_default();
     if a.is_empty() {
         return Err(missing("secret_id_accessor"));
@@ -459,7 +464,7 @@ fn no_accessor(accessor: &str) -> String {
 }
 
 /// `POST role/<name>/secret-id-accessor/lookup`.
-pub async fn lookup_accessor(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> Result<Response> {
+pub async fn lookup_accessor(ctx: &BackendRequest, store: &Store<'_>, name: &RoleName) -> Result<Response> {
     let accessor = accessor_field(ctx)?;
     let Some((role, _)) = store.role(name.canonical()).await? else {
         return Err(Error::NotFound(Some(role_missing(name))));
@@ -481,7 +486,7 @@ pub async fn lookup_accessor(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> R
 
 /// `POST|DELETE role/<name>/secret-id-accessor/destroy`. The accessor must belong to the role
 /// in the URL (CVE-2023-24999): otherwise 403 and nothing is deleted.
-pub async fn destroy_accessor(ctx: &Ctx, store: &Store<'_>, name: &RoleName) -> Result<Response> {
+pub async fn destroy_accessor(ctx: &BackendRequest, store: &Store<'_>, name: &RoleName) -> Result<Response> {
     let accessor = accessor_field(ctx)?;
     let Some((role, _)) = store.role(name.canonical()).await? else {
         return Err(Error::NotFound(Some(role_missing(name))));

@@ -27,7 +27,7 @@ use super::secret_id::SecretId;
 use super::store::{Consumed, Store};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, LoginSpec, Response};
+use crate::core::request::{BackendRequest, LoginSpec, Response};
 use crate::core::token::sanitize_policies;
 
 /// The one answer for every failure about the role ID or the secret ID.
@@ -45,14 +45,19 @@ pub fn secret_field(data: &Map<String, Value>, key: &str) -> Result<SecretId> {
 }
 
 /// Counts a failure (`known`: the role ID names an existing role) and gives the one answer.
-async fn invalid(lock: Option<&Lock<'_>>, known: bool, store: &Store<'_>, ctx: &Ctx) -> Result<Response> {
+async fn invalid(
+    lock: Option<&Lock<'_>>,
+    known: bool,
+    store: &Store<'_>,
+    ctx: &BackendRequest,
+) -> Result<Response> {
     if let Some(l) = lock {
         l.record_failure(store.view, known, ctx.now).await?;
     }
     Err(Error::bad(INVALID))
 }
 
-fn remote(ctx: &Ctx) -> Result<IpAddr> {
+fn remote(ctx: &BackendRequest) -> Result<IpAddr> {
     ctx.remote_addr.ok_or_else(|| Error::internal("failed to get connection information"))
 }
 
@@ -62,7 +67,7 @@ fn display_name(mount_path: &str) -> String {
 }
 
 /// Handles `POST login`; `failures` are the mount's in-memory failure counters.
-pub async fn login(ctx: &Ctx, store: &Store<'_>, failures: &Failures) -> Result<Response> {
+pub async fn login(ctx: &BackendRequest, store: &Store<'_>, failures: &Failures) -> Result<Response> {
     let role_id = fields::string(&ctx.data, "role_id")?.unwrap_or_default();
     let role_id = role_id.trim();
     if role_id.is_empty() {

@@ -33,7 +33,7 @@ pub mod tidy;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
@@ -43,11 +43,10 @@ use coffer_storage::View;
 
 use self::path::ApprolePath as P;
 use self::store::Store;
+use crate::core::backend::{AuthRenew, Backend, BackendEnv, SystemView};
 use crate::core::error::{Error, Result};
 use crate::core::mounts::MountEntry;
-use crate::core::request::{Ctx, Response};
-use crate::core::{Core, DEFAULT_MAX_TTL};
-use crate::engines::{AuthRenew, Backend};
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
 const TIDY_STARTED: &str =
@@ -56,7 +55,8 @@ const TIDY_RUNNING: &str = "Tidy operation already in progress.";
 
 /// One AppRole mount.
 pub struct AppRole {
-    core: Weak<Core>,
+    /// The system's TTL limits.
+    system: Arc<dyn SystemView>,
     /// The mount's HMAC salt, loaded (or created) on first use.
     salt: OnceCell<Arc<SecretBytes>>,
     /// Set while a tidy runs on this node.
@@ -72,29 +72,29 @@ impl std::fmt::Debug for AppRole {
 }
 
 impl AppRole {
-    /// A backend bound to its core (for the system maximum lease TTL).
-    pub fn new(core: Weak<Core>) -> Self {
+    /// A backend for a mount.
+    pub fn new(env: BackendEnv) -> Self {
         Self {
-            core,
+            system: env.system,
             salt: OnceCell::new(),
             tidy_running: Arc::new(AtomicBool::new(false)),
             failures: lockout::Failures::default(),
         }
     }
 
-    async fn salt(&self, ctx: &Ctx) -> Result<Arc<SecretBytes>> {
+    async fn salt(&self, ctx: &BackendRequest) -> Result<Arc<SecretBytes>> {
         self.salt.get_or_try_init(|| async { store::load_salt(&ctx.view).await.map(Arc::new) }).await.cloned()
     }
 
     /// The mount's maximum lease TTL (its tune, else the system's).
-    fn mount_max(&self, ctx: &Ctx) -> u64 {
+    fn mount_max(&self, ctx: &BackendRequest) -> u64 {
         if ctx.mount.config.max_lease_ttl > 0 {
             return ctx.mount.config.max_lease_ttl;
         }
-        self.core.upgrade().map(|c| c.config.max_lease_ttl).unwrap_or(DEFAULT_MAX_TTL)
+        self.system.max_lease_ttl()
     }
 
-    fn tidy(&self, ctx: &Ctx, salt: Arc<SecretBytes>) -> Response {
+    fn tidy(&self, ctx: &BackendRequest, salt: Arc<SecretBytes>) -> Response {
         if self.tidy_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Response::empty().warn(TIDY_RUNNING);
         }
@@ -129,7 +129,7 @@ impl Backend for AppRole {
         path == "login"
     }
 
-    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
         match P::parse(&ctx.path) {
             Some(P::Role(name)) => {
                 Ok(Some(ctx.view.get(&format!("role/{}", name.canonical())).await?.is_some()))
@@ -138,7 +138,7 @@ impl Backend for AppRole {
         }
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         let Some(path) = P::parse(&ctx.path) else { return Err(Error::UnsupportedPath) };
         let salt = self.salt(ctx).await?;
         let store = Store::new(&ctx.view, &salt);
@@ -172,7 +172,11 @@ impl Backend for AppRole {
     }
 
     /// Vault tidies AppRole mounts every minute; a tidy already running is not doubled.
-    async fn periodic(&self, view: &View, mount: &MountEntry) -> Result<()> {
+    fn periodic_interval(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(60))
+    }
+
+    async fn periodic(&self, view: &View, mount: &MountEntry, _now: time::OffsetDateTime) -> Result<()> {
         if self.tidy_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Ok(());
         }
@@ -209,7 +213,6 @@ impl Backend for AppRole {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Weak;
 
     use super::*;
     use crate::auth::approle::role::RoleEntry;
@@ -218,7 +221,7 @@ mod tests {
     #[tokio::test]
     async fn renewal_rereads_the_role() {
         let (_, v) = view().await;
-        let b = AppRole::new(Weak::new());
+        let b = AppRole::new(crate::core::backend::test_env("approle"));
         let internal = BTreeMap::from([("role_name".to_owned(), "web".to_owned())]);
         let e = b.renew_auth(&v, &internal).await.unwrap_err();
         assert_eq!(e.to_string(), "role \"web\" does not exist during renewal");
@@ -239,7 +242,7 @@ mod tests {
         use crate::core::mounts::{MountConfig, Table};
 
         let (_, v) = view().await;
-        let b = AppRole::new(Weak::new());
+        let b = AppRole::new(crate::core::backend::test_env("approle"));
         let salt = store::load_salt(&v).await.unwrap();
         let s = Store::new(&v, &salt);
         let mut r = RoleEntry::new("web", "uid".into());
@@ -262,7 +265,7 @@ mod tests {
             table: Table::Auth,
         };
         assert_eq!(s.accessors("uid").await.unwrap().len(), 1);
-        b.periodic(&v, &mount).await.unwrap();
+        b.periodic(&v, &mount, time::OffsetDateTime::now_utc()).await.unwrap();
         assert!(s.accessors("uid").await.unwrap().is_empty());
         assert!(!b.tidy_running.load(Ordering::Acquire));
     }

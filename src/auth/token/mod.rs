@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
+use crate::core::backend::Backend;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Auth, Ctx, Response};
+use crate::core::request::{Auth, BackendRequest, Response};
 use crate::core::token::store::NewToken;
 use crate::core::token::{sanitize_policies, TokenEntry, TokenType};
 use crate::core::{Active, Core};
-use crate::engines::Backend;
 use crate::policy::Operation;
 use crate::secret::ClientToken;
 use crate::util::duration::format_go_seconds;
@@ -272,7 +272,7 @@ impl TokenBackend {
         &self,
         core: &Core,
         active: &Active,
-        ctx: &Ctx,
+        ctx: &BackendRequest,
         kind: CreateKind<'_>,
     ) -> Result<Response> {
         let parent = ctx.token.as_ref().ok_or(Error::NoToken)?;
@@ -505,7 +505,13 @@ impl TokenBackend {
         Ok(resp)
     }
 
-    async fn renew(&self, core: &Core, active: &Active, ctx: &Ctx, target: RenewTarget) -> Result<Response> {
+    async fn renew(
+        &self,
+        core: &Core,
+        active: &Active,
+        ctx: &BackendRequest,
+        target: RenewTarget,
+    ) -> Result<Response> {
         let increment_label = fields::string(&ctx.data, "increment")?.unwrap_or_default();
         let increment = fields::duration_secs(&ctx.data, "increment")?.unwrap_or(0);
         let (id_hmac, shown_token) = match target {
@@ -680,7 +686,7 @@ fn role_json(r: &TokenRole) -> Map<String, Value> {
     m
 }
 
-async fn write_role(active: &Active, ctx: &Ctx, name: &str) -> Result<Response> {
+async fn write_role(active: &Active, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let d = &ctx.data;
     let name = name.to_lowercase();
     let existing = read_role(active, &name).await?;
@@ -791,7 +797,7 @@ impl Backend for TokenBackend {
         path.starts_with("revoke-orphan") || path.starts_with("accessors")
     }
 
-    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
         match parse(&ctx.path) {
             TokenPath::Role(name) => {
                 let core = self.core()?;
@@ -802,7 +808,7 @@ impl Backend for TokenBackend {
         }
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         let core = self.core()?;
         let active = core.active()?;
         let op = ctx.operation;

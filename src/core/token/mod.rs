@@ -6,6 +6,7 @@
 //! `parent/<parent hmac>/<child hmac>` for tree revocation. A lookup is an index probe, so no
 //! comparison of token bytes exists to leak timing.
 
+pub mod lifecycle;
 pub mod store;
 
 use std::collections::BTreeMap;

@@ -3,30 +3,30 @@
 
 use async_trait::async_trait;
 
+use crate::core::backend::Backend;
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::engines::kv::v1::{decode, encode};
-use crate::engines::Backend;
 use crate::policy::Operation;
 
 /// The cubbyhole backend.
 pub struct Cubbyhole;
 
-fn token_view(ctx: &Ctx) -> Result<coffer_storage::View> {
+fn token_view(ctx: &BackendRequest) -> Result<coffer_storage::View> {
     let token = ctx.token.as_ref().ok_or(Error::PermissionDenied)?;
     Ok(ctx.view.sub(&format!("{}/", token.id_hmac)))
 }
 
 #[async_trait]
 impl Backend for Cubbyhole {
-    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
         if ctx.path.is_empty() || ctx.path.ends_with('/') {
             return Ok(Some(false));
         }
         Ok(Some(token_view(ctx)?.get(&ctx.path).await?.is_some()))
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         let view = token_view(ctx)?;
         match ctx.operation {
             Operation::List => {

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use crate::core::backend::Backend;
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Response};
-use crate::engines::Backend;
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 use crate::util::duration;
 
@@ -39,14 +39,14 @@ pub fn decode(raw: &[u8]) -> Result<Map<String, Value>> {
 
 #[async_trait]
 impl Backend for KvV1 {
-    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
         if ctx.path.is_empty() || ctx.path.ends_with('/') {
             return Ok(Some(false));
         }
         Ok(Some(ctx.view.get(&ctx.path).await?.is_some()))
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         match ctx.operation {
             Operation::List => {
                 let prefix = if ctx.path.is_empty() || ctx.path.ends_with('/') {

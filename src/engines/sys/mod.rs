@@ -16,10 +16,10 @@ use std::sync::{Mutex, Weak};
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::core::backend::Backend;
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::core::{obj, Core};
-use crate::engines::Backend;
 use crate::policy::Operation;
 use crate::util::timefmt::rfc3339_nano;
 
@@ -165,7 +165,7 @@ impl Backend for Sys {
         sys_root_protected(path)
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         let core = self.core()?;
         let active = core.active()?;
         let op = ctx.operation;

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::mounts::{new_accessor, table_json, MountConfig, MountEntry, Table};
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::core::{Active, Core};
 
 /// Paths no mount may take or overlap (secrets table).
@@ -26,14 +26,6 @@ fn table_name(table: Table) -> &'static str {
     match table {
         Table::Auth => "auth",
         Table::Secrets => "secret engine",
-    }
-}
-
-/// Engine types available per table.
-fn known_type(table: Table, kind: &str) -> bool {
-    match table {
-        Table::Secrets => crate::engines::SECRET_TYPES.contains(&kind),
-        Table::Auth => crate::engines::AUTH_TYPES.contains(&kind),
     }
 }
 
@@ -74,9 +66,15 @@ fn strings(m: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
 }
 
 /// Applies `user_lockout_config` (Vault's API names, and the config-file names as aliases).
-fn apply_lockout(cfg: &mut MountConfig, m: &Map<String, Value>, table: Table, kind: &str) -> Result<()> {
+fn apply_lockout(
+    cfg: &mut MountConfig,
+    m: &Map<String, Value>,
+    table: Table,
+    kind: &str,
+    supports_lockout: bool,
+) -> Result<()> {
     let Some(raw) = fields::map(m, "user_lockout_config")? else { return Ok(()) };
-    if table != Table::Auth || !crate::engines::LOCKOUT_TYPES.contains(&kind) {
+    if table != Table::Auth || !supports_lockout {
         return Err(Error::bad(format!(
             "tuning of user lockout configuration for auth type \"{kind}\" not allowed"
         )));
@@ -116,8 +114,14 @@ fn apply_lockout(cfg: &mut MountConfig, m: &Map<String, Value>, table: Table, ki
 }
 
 /// Applies a `config` object (enable) or tune body onto a mount config.
-fn apply_config(cfg: &mut MountConfig, m: &Map<String, Value>, table: Table, kind: &str) -> Result<()> {
-    apply_lockout(cfg, m, table, kind)?;
+fn apply_config(
+    cfg: &mut MountConfig,
+    m: &Map<String, Value>,
+    table: Table,
+    kind: &str,
+    supports_lockout: bool,
+) -> Result<()> {
+    apply_lockout(cfg, m, table, kind, supports_lockout)?;
     if let Some(v) = parse_ttl_field(m.get("default_lease_ttl"), "default TTL")? {
         cfg.default_lease_ttl = v;
     }
@@ -192,7 +196,7 @@ pub async fn enable(
     if SINGLETONS.contains(&kind.as_str()) {
         return Err(Error::Forbidden(format!("mount type of \"{kind}\" is not mountable")));
     }
-    if !known_type(table, &kind) {
+    if !core.registry().mountable(table, &kind) {
         return Err(Error::bad(format!("plugin not found in the catalog: {kind}")));
     }
     if kind == "kv" {
@@ -214,7 +218,7 @@ pub async fn enable(
     }
     let mut config = MountConfig::default();
     if let Some(c) = fields::map(data, "config")? {
-        apply_config(&mut config, c, table, &kind)?;
+        apply_config(&mut config, c, table, &kind, core.registry().supports_lockout(&kind))?;
     }
     let entry = MountEntry {
         path: path.clone(),
@@ -367,7 +371,7 @@ pub async fn tune(
                 return Err(Error::bad(format!("cannot fetch sysview for path \"{path}\"")));
             };
             let mut cfg = e.config.clone();
-            apply_config(&mut cfg, data, table, &e.kind)?;
+            apply_config(&mut cfg, data, table, &e.kind, core.registry().supports_lockout(&e.kind))?;
             e.config = cfg;
             if let Some(d) = fields::string(data, "description")? {
                 e.description = d;
@@ -438,7 +442,7 @@ pub async fn remount(
 }
 
 /// `sys/internal/ui/mounts` (no path): mounts the caller can see.
-pub async fn ui_list(active: &Active, ctx: &Ctx) -> Result<Response> {
+pub async fn ui_list(active: &Active, ctx: &BackendRequest) -> Result<Response> {
     let acl = match &ctx.token {
         Some(t) => Some(active.policies.acl(&t.policies).await?),
         None => None,
@@ -470,7 +474,7 @@ pub async fn ui_list(active: &Active, ctx: &Ctx) -> Result<Response> {
 }
 
 /// `sys/internal/ui/mounts/<path>`: the CLI's kv preflight.
-pub async fn ui_mount(active: &Active, ctx: &Ctx, path: &str) -> Result<Response> {
+pub async fn ui_mount(active: &Active, ctx: &BackendRequest, path: &str) -> Result<Response> {
     if path.is_empty() {
         return Err(Error::bad("path not set"));
     }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::core::{obj, Active};
 use crate::policy::Operation;
 use crate::secret::ClientToken;
@@ -134,14 +134,18 @@ async fn capabilities_of(active: &Active, policies: &[String], paths: &[String])
 }
 
 /// `POST sys/capabilities-self`.
-pub async fn capabilities_self(active: &Active, ctx: &Ctx) -> Result<Response> {
+pub async fn capabilities_self(active: &Active, ctx: &BackendRequest) -> Result<Response> {
     let paths = requested_paths(&ctx.data)?;
     let Some(entry) = &ctx.token else { return Err(Error::NoToken) };
     capabilities_of(active, &entry.policies, &paths).await
 }
 
 /// `POST sys/capabilities` (`token`, `paths`).
-pub async fn capabilities_token(active: &Active, ctx: &Ctx, now: OffsetDateTime) -> Result<Response> {
+pub async fn capabilities_token(
+    active: &Active,
+    ctx: &BackendRequest,
+    now: OffsetDateTime,
+) -> Result<Response> {
     let token = fields::string_or_empty(&ctx.data, "token")?;
     if token.is_empty() {
         return Err(one_error("no token found"));
@@ -155,7 +159,11 @@ pub async fn capabilities_token(active: &Active, ctx: &Ctx, now: OffsetDateTime)
 }
 
 /// `POST sys/capabilities-accessor` (`accessor`, `paths`).
-pub async fn capabilities_accessor(active: &Active, ctx: &Ctx, now: OffsetDateTime) -> Result<Response> {
+pub async fn capabilities_accessor(
+    active: &Active,
+    ctx: &BackendRequest,
+    now: OffsetDateTime,
+) -> Result<Response> {
     let accessor = fields::string_or_empty(&ctx.data, "accessor")?;
     if accessor.is_empty() {
         return Err(Error::bad("missing accessor"));

@@ -2,12 +2,12 @@
 //! transit serves (vaultrs uses the sys paths).
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::engines::transit::tools;
 use crate::policy::Operation;
 
 /// Handles a `tools/...` path (relative to `sys/`, without the `tools/` prefix).
-pub fn handle(ctx: &Ctx, rest: &str) -> Result<Response> {
+pub fn handle(ctx: &BackendRequest, rest: &str) -> Result<Response> {
     if !matches!(ctx.operation, Operation::Create | Operation::Update) {
         return Err(Error::UnsupportedOperation);
     }

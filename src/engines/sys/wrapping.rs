@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::core::wrapping::INVALID_WRAPPING_TOKEN;
 use crate::core::{obj, Active, Core};
 use crate::secret::ClientToken;
@@ -13,7 +13,11 @@ use crate::secret::ClientToken;
 /// taken for this request alone. A token in the body is consumed here with a storage
 /// precondition; a token in the header was consumed as the request's last use by the core.
 /// Either way, of concurrent requests naming the same token exactly one gets it (S22).
-async fn take_target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::core::token::TokenEntry> {
+async fn take_target(
+    core: &Core,
+    active: &Active,
+    ctx: &BackendRequest,
+) -> Result<crate::core::token::TokenEntry> {
     let given = fields::string_or_empty(&ctx.data, "token")?;
     if !given.is_empty() {
         let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;
@@ -28,7 +32,7 @@ async fn take_target(core: &Core, active: &Active, ctx: &Ctx) -> Result<crate::c
     }
 }
 
-pub async fn unwrap(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response> {
+pub async fn unwrap(core: &Core, active: &Active, ctx: &BackendRequest) -> Result<Response> {
     let entry = take_target(core, active, ctx).await?;
     let rec = core.wrapped_record(active, &entry).await?.ok_or_else(|| Error::bad(INVALID_WRAPPING_TOKEN))?;
     // Single use: the token (and its cubbyhole) goes away now, whichever way it was presented.
@@ -39,7 +43,7 @@ pub async fn unwrap(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response>
     Ok(resp)
 }
 
-pub async fn lookup(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response> {
+pub async fn lookup(core: &Core, active: &Active, ctx: &BackendRequest) -> Result<Response> {
     let given = fields::string_or_empty(&ctx.data, "token")?;
     if given.is_empty() {
         return Err(Error::bad("missing \"token\" value in input"));
@@ -53,7 +57,7 @@ pub async fn lookup(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response>
     ])))
 }
 
-pub async fn wrap(ctx: &Ctx) -> Result<Response> {
+pub async fn wrap(ctx: &BackendRequest) -> Result<Response> {
     if ctx.wrap_ttl.unwrap_or(0) == 0 {
         return Err(Error::bad("endpoint requires response wrapping to be used"));
     }
@@ -61,7 +65,7 @@ pub async fn wrap(ctx: &Ctx) -> Result<Response> {
     Ok(Response::data(data))
 }
 
-pub async fn rewrap(core: &Core, active: &Active, ctx: &Ctx) -> Result<Response> {
+pub async fn rewrap(core: &Core, active: &Active, ctx: &BackendRequest) -> Result<Response> {
     let given = fields::string_or_empty(&ctx.data, "token")?;
     if given.is_empty() {
         return Err(Error::Forbidden("error validating wrapping token: empty token in request body".into()));

@@ -17,7 +17,7 @@ use super::store::Change;
 use super::{internal_visible, Transit};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::util::timefmt::rfc3339_nano;
 
 /// Defaults of a new key.
@@ -70,7 +70,7 @@ pub async fn read_config_keys(view: &View) -> Result<ConfigKeys> {
 }
 
 /// LIST `keys`.
-pub async fn list(t: &Transit, ctx: &Ctx) -> Result<Response> {
+pub async fn list(t: &Transit, ctx: &BackendRequest) -> Result<Response> {
     let keys = t.store().list(&ctx.view).await?;
     if keys.is_empty() {
         return Err(Error::NotFound(None));
@@ -79,7 +79,7 @@ pub async fn list(t: &Transit, ctx: &Ctx) -> Result<Response> {
 }
 
 /// POST `keys/<name>`.
-pub async fn create(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn create(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let d = &ctx.data;
     let derived = fields::boolean_or(d, "derived", false)?;
     let convergent = fields::boolean_or(d, "convergent_encryption", false)?;
@@ -134,7 +134,7 @@ pub async fn create(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 }
 
 /// GET `keys/<name>`.
-pub async fn read(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn read(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let Some(p) = t.store().get(&ctx.view, name).await? else { return Err(Error::NotFound(None)) };
     let context = fields::string_or_empty(&ctx.data, "context")?;
     let context =
@@ -143,7 +143,7 @@ pub async fn read(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 }
 
 /// DELETE `keys/<name>`.
-pub async fn delete(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn delete(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     match t.store().delete(&ctx.view, name, |p| p.deletion_allowed).await? {
         None => Err(Error::bad(format!("error deleting policy {name}: could not delete key; not found"))),
         Some(false) => {
@@ -154,7 +154,7 @@ pub async fn delete(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 }
 
 /// POST `keys/<name>/config`.
-pub async fn config(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn config(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let d = &ctx.data;
     let min_dec = fields::int(d, "min_decryption_version")?;
     let min_enc = fields::int(d, "min_encryption_version")?;
@@ -283,7 +283,7 @@ pub async fn rotate_key(
 }
 
 /// POST `keys/<name>/rotate`.
-pub async fn rotate(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn rotate(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     match rotate_key(t, &ctx.view, name, ctx.now).await? {
         None => Err(Error::bad("key not found")),
         Some(p) => policy_response(&p),
@@ -291,7 +291,7 @@ pub async fn rotate(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 }
 
 /// POST `keys/<name>/trim`.
-pub async fn trim(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn trim(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let min = fields::int(&ctx.data, "min_available_version")?;
     let r = t
         .store()
@@ -394,7 +394,7 @@ fn export_one(kt: KeyType, e: &KeyEntry, kind: &str, format: &str) -> std::resul
 /// GET `export/<type>/<name>[/<version>]`.
 pub async fn export(
     t: &Transit,
-    ctx: &Ctx,
+    ctx: &BackendRequest,
     kind: &str,
     name: &str,
     version: Option<&str>,
@@ -510,7 +510,7 @@ fn zeroize_value(v: &mut Value) {
 }
 
 /// GET `backup/<name>`.
-pub async fn backup(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn backup(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let now = rfc3339_nano(ctx.now);
     let r = t
         .store()
@@ -565,7 +565,7 @@ pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -
 }
 
 /// POST `restore[/<name>]`.
-pub async fn restore(t: &Transit, ctx: &Ctx, name: Option<&str>) -> Result<Response> {
+pub async fn restore(t: &Transit, ctx: &BackendRequest, name: Option<&str>) -> Result<Response> {
     let blob = Zeroizing::new(fields::string_or_empty(&ctx.data, "backup")?);
     let force = fields::boolean_or(&ctx.data, "force", false)?;
     if blob.is_empty() {
@@ -590,7 +590,7 @@ pub async fn restore(t: &Transit, ctx: &Ctx, name: Option<&str>) -> Result<Respo
 }
 
 /// GET `cache-config`.
-pub async fn cache_config_read(_t: &Transit, ctx: &Ctx) -> Result<Response> {
+pub async fn cache_config_read(_t: &Transit, ctx: &BackendRequest) -> Result<Response> {
     let size = match ctx.view.get(CONFIG_CACHE).await? {
         None => 0,
         Some(e) => serde_json::from_slice::<CacheConfig>(&e.value).map_err(Error::internal)?.size,
@@ -599,7 +599,7 @@ pub async fn cache_config_read(_t: &Transit, ctx: &Ctx) -> Result<Response> {
 }
 
 /// POST `cache-config`.
-pub async fn cache_config_write(t: &Transit, ctx: &Ctx) -> Result<Response> {
+pub async fn cache_config_write(t: &Transit, ctx: &BackendRequest) -> Result<Response> {
     let size = fields::int_or(&ctx.data, "size", 0)?;
     if size != 0 && size < 10 {
         return Err(Error::bad("size must be 0 or a value greater or equal to 10"));
@@ -611,13 +611,13 @@ pub async fn cache_config_write(t: &Transit, ctx: &Ctx) -> Result<Response> {
 }
 
 /// GET `config/keys`.
-pub async fn config_keys_read(ctx: &Ctx) -> Result<Response> {
+pub async fn config_keys_read(ctx: &BackendRequest) -> Result<Response> {
     let c = read_config_keys(&ctx.view).await?;
     Ok(Response::json(json!({"disable_upsert": c.disable_upsert})))
 }
 
 /// POST `config/keys`.
-pub async fn config_keys_write(ctx: &Ctx) -> Result<Response> {
+pub async fn config_keys_write(ctx: &BackendRequest) -> Result<Response> {
     let mut c = read_config_keys(&ctx.view).await?;
     if let Some(v) = fields::boolean(&ctx.data, "disable_upsert")? {
         c.disable_upsert = v;

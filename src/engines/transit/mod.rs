@@ -26,15 +26,14 @@ pub mod rotation;
 pub mod store;
 pub mod tools;
 
-use std::sync::{Arc, Weak};
-
 use async_trait::async_trait;
 
+use coffer_storage::View;
+
+use crate::core::backend::{Backend, BackendEnv};
 use crate::core::error::{Error, Result};
 use crate::core::mounts::MountEntry;
-use crate::core::request::{Ctx, Response};
-use crate::core::Core;
-use crate::engines::Backend;
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
 use self::store::KeyStore;
@@ -130,11 +129,9 @@ impl std::fmt::Debug for Transit {
 }
 
 impl Transit {
-    /// A backend for `entry`, with its auto-rotation task started on the current runtime.
-    pub fn new(core: Weak<Core>, entry: &MountEntry) -> Arc<Self> {
-        let t = Arc::new(Transit { keys: KeyStore::default() });
-        rotation::spawn(Arc::downgrade(&t), core, entry);
-        t
+    /// A backend for a mount (automatic rotation runs through [`Backend::periodic`]).
+    pub fn new(_env: BackendEnv) -> Self {
+        Transit { keys: KeyStore::default() }
     }
 
     /// The key store (tests, the rotation task).
@@ -150,14 +147,35 @@ pub(crate) fn internal_visible(msg: impl std::fmt::Display) -> Error {
 
 #[async_trait]
 impl Backend for Transit {
-    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+    fn periodic_interval(&self) -> Option<std::time::Duration> {
+        Some(rotation::CHECK_INTERVAL)
+    }
+
+    /// Rotates keys whose `auto_rotate_period` has passed (leader only, by the scheduler).
+    async fn periodic(&self, view: &View, mount: &MountEntry, now: time::OffsetDateTime) -> Result<()> {
+        let names = rotation::rotate_due(self, view, now).await?;
+        if !names.is_empty() {
+            tracing::info!(mount = %mount.route_prefix(), keys = names.len(), "transit keys rotated automatically");
+        }
+        Ok(())
+    }
+
+    /// A key record changed on another node: drop its decoded copy.
+    fn invalidate(&self, key: Option<&str>) {
+        match key.and_then(|k| k.strip_prefix("policy/")) {
+            Some(name) => self.keys.invalidate(name),
+            None => self.keys.clear(),
+        }
+    }
+
+    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
         match parse(&ctx.path) {
             TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&ctx.view, name).await?)),
             _ => Ok(None),
         }
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         let path = parse(&ctx.path);
         let mut resp = self.dispatch(ctx, &path).await?;
         // Vault's framework: a body field that is also a path parameter is overwritten.
@@ -188,7 +206,7 @@ impl TransitPath<'_> {
 }
 
 impl Transit {
-    async fn dispatch(&self, ctx: &Ctx, path: &TransitPath<'_>) -> Result<Response> {
+    async fn dispatch(&self, ctx: &BackendRequest, path: &TransitPath<'_>) -> Result<Response> {
         use Operation as O;
         use TransitPath as P;
         let op = ctx.operation;

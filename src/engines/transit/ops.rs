@@ -12,7 +12,7 @@ use super::policy::{OpError, Policy};
 use super::{internal_visible, Transit};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
 /// `nonce` is refused everywhere: coffer has no convergent v1 keys, and for every other key
@@ -90,7 +90,7 @@ fn aad_for(p: &Policy, i: usize, item: &Item) -> std::result::Result<Option<Zero
 }
 
 /// `encrypt/<name>`.
-pub async fn encrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn encrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
     let mut items = batch::items_or(
@@ -235,7 +235,7 @@ fn batch_results(results: Vec<Map<String, Value>>, errors: Vec<Option<String>>, 
 }
 
 /// `decrypt/<name>`.
-pub async fn decrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn decrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
     let items = batch::items_or(
@@ -318,7 +318,7 @@ pub async fn decrypt(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 }
 
 /// `rewrap/<name>`.
-pub async fn rewrap(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
+pub async fn rewrap(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
     let items = batch::items_or(
@@ -390,7 +390,7 @@ pub async fn rewrap(t: &Transit, ctx: &Ctx, name: &str) -> Result<Response> {
 }
 
 /// `datakey/<plaintext|wrapped>/<name>`.
-pub async fn datakey(t: &Transit, ctx: &Ctx, kind: &str, name: &str) -> Result<Response> {
+pub async fn datakey(t: &Transit, ctx: &BackendRequest, kind: &str, name: &str) -> Result<Response> {
     let data = &ctx.data;
     let with_plaintext = match kind {
         "plaintext" => true,
@@ -445,7 +445,7 @@ fn algorithm_name(data: &Map<String, Value>, url: Option<&str>, fields_in_order:
 }
 
 /// `hmac/<name>[/<algorithm>]`.
-pub async fn hmac(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> Result<Response> {
+pub async fn hmac(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option<&str>) -> Result<Response> {
     let data = &ctx.data;
     let mut ver = fields::int_or(data, "key_version", 0)?;
     let algorithm = algorithm_name(data, url_alg, &["algorithm"])?;
@@ -574,7 +574,7 @@ fn to_jws(sig: &str) -> String {
 }
 
 /// `sign/<name>[/<hash_algorithm>]`.
-pub async fn sign(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> Result<Response> {
+pub async fn sign(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option<&str>) -> Result<Response> {
     let data = &ctx.data;
     let ver = fields::int_or(data, "key_version", 0)?;
     let opts = sig_options(data, url_alg)?;
@@ -656,7 +656,12 @@ pub async fn sign(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> 
 }
 
 /// `verify/<name>[/<hash_algorithm>]`: signatures, or HMACs when `hmac` is given.
-pub async fn verify(t: &Transit, ctx: &Ctx, name: &str, url_alg: Option<&str>) -> Result<Response> {
+pub async fn verify(
+    t: &Transit,
+    ctx: &BackendRequest,
+    name: &str,
+    url_alg: Option<&str>,
+) -> Result<Response> {
     let data = &ctx.data;
     let raw = batch::raw(data);
     let items = batch::items_or(
@@ -776,7 +781,7 @@ fn from_jws(sig: &str) -> String {
 
 async fn verify_hmac(
     t: &Transit,
-    ctx: &Ctx,
+    ctx: &BackendRequest,
     name: &str,
     url_alg: Option<&str>,
     items: Vec<Map<String, Value>>,

@@ -1,12 +1,10 @@
 //! Automatic key rotation (`auto_rotate_period`).
 //!
-//! One task per backend instance checks every [`CHECK_INTERVAL`] whether a key's latest version
-//! is older than its period and rotates it (a compare-and-set like any rotation, so a rotation
-//! racing with another node's or a client's adds one version each, never loses one). The task
-//! holds only weak references: it ends when the backend is dropped (mount disabled or moved, node
-//! sealed) or the core goes away, and does nothing while the node is sealed.
+//! The core's leader-gated scheduler calls the backend's `periodic` about every
+//! [`CHECK_INTERVAL`]; it rotates each key whose latest version is older than its period (a
+//! compare-and-set like any rotation, so a rotation racing with a client's adds one version each,
+//! never loses one).
 
-use std::sync::Weak;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -16,8 +14,6 @@ use coffer_storage::View;
 use super::policy::Policy;
 use super::Transit;
 use crate::core::error::Result;
-use crate::core::mounts::MountEntry;
-use crate::core::Core;
 
 /// How often the task looks for due keys (the API's minimum period is one hour).
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
@@ -60,33 +56,6 @@ pub async fn rotate_due(t: &Transit, view: &View, now: OffsetDateTime) -> Result
         }
     }
     Ok(rotated)
-}
-
-/// Starts the rotation task for a backend (no-op outside a Tokio runtime).
-pub fn spawn(backend: Weak<Transit>, core: Weak<Core>, entry: &MountEntry) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    let prefix = entry.storage_prefix();
-    let mount = entry.route_prefix();
-    handle.spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let (Some(t), Some(core)) = (backend.upgrade(), core.upgrade()) else { return };
-            if core.active().is_err() {
-                continue;
-            }
-            let view = core.barrier().view(&prefix);
-            match rotate_due(&t, &view, OffsetDateTime::now_utc()).await {
-                Ok(names) if !names.is_empty() => {
-                    tracing::info!(mount = %mount, keys = names.len(), "transit keys rotated automatically")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(mount = %mount, error = %e, "automatic transit key rotation failed"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]

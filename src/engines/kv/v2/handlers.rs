@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use coffer_storage::Batch;
 
 use crate::core::error::{Error, Result};
-use crate::core::request::{Ctx, Response};
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
 use super::merge::{merge_patch, strip_values};
@@ -70,7 +70,7 @@ pub fn invalid_path_warning(op: Operation) -> String {
 }
 
 /// A 404 whose body is a full envelope (Vault's `RespondWithStatusCode`), not an error list.
-pub fn raw_404(ctx: &Ctx, data: Option<Map<String, Value>>, warning: Option<String>) -> Error {
+pub fn raw_404(ctx: &BackendRequest, data: Option<Map<String, Value>>, warning: Option<String>) -> Error {
     let mut r =
         Response { data, status: Some(404), mount_type: ctx.mount.kind.clone(), ..Response::default() };
     r.warnings.extend(warning);
@@ -144,7 +144,7 @@ pub(super) async fn commit_version(
 }
 
 /// `GET data/<key>[?version=N]`.
-pub async fn data_read(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn data_read(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, DATA_SCHEMA, true)?;
     let asked = input.int("version")?.filter(|v| *v > 0);
     let now = nanos(ctx.now);
@@ -167,7 +167,7 @@ pub async fn data_read(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> 
 }
 
 /// `POST|PUT data/<key>`.
-pub async fn data_write(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn data_write(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, DATA_SCHEMA, false)?;
     if key.is_empty() {
         return Err(Error::bad("missing path"));
@@ -190,7 +190,7 @@ pub async fn data_write(ctx: &Ctx, store: &Store, key: &str) -> Result<Response>
 }
 
 /// `PATCH data/<key>`: a JSON merge patch of the current version, stored as a new version.
-pub async fn data_patch(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn data_patch(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, DATA_SCHEMA, true)?;
     let patch = document(&input)?;
     let cas = cas_option(&input)?;
@@ -218,7 +218,7 @@ pub async fn data_patch(ctx: &Ctx, store: &Store, key: &str) -> Result<Response>
 }
 
 /// `DELETE data/<key>`: soft-deletes the current version.
-pub async fn data_delete(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn data_delete(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     Input::new(&ctx.data, DATA_SCHEMA, true)?;
     let now = nanos(ctx.now);
     for _ in 0..MAX_ATTEMPTS {
@@ -239,7 +239,7 @@ pub async fn data_delete(ctx: &Ctx, store: &Store, key: &str) -> Result<Response
 }
 
 /// `GET subkeys/<key>[?version=N&depth=D]`.
-pub async fn subkeys(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn subkeys(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, SUBKEYS_SCHEMA, true)?;
     let asked = input.int("version")?.filter(|v| *v > 0);
     let depth = input.int("depth")?.unwrap_or(0);
@@ -271,7 +271,7 @@ pub enum VersionOp {
 }
 
 /// `POST delete|undelete|destroy/<key>` with `versions`.
-pub async fn versions(ctx: &Ctx, store: &Store, key: &str, op: VersionOp) -> Result<Response> {
+pub async fn versions(ctx: &BackendRequest, store: &Store, key: &str, op: VersionOp) -> Result<Response> {
     let input = Input::new(&ctx.data, VERSIONS_SCHEMA, true)?;
     let wanted = input.ints("versions")?;
     if wanted.is_empty() {
@@ -332,7 +332,7 @@ pub async fn versions(ctx: &Ctx, store: &Store, key: &str, op: VersionOp) -> Res
 }
 
 /// `GET metadata/<key>`.
-pub async fn metadata_read(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn metadata_read(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, METADATA_SCHEMA, true)?;
     let Some((meta, _)) = store.meta(key).await? else { return Err(Error::NotFound(None)) };
     Ok(with_warning(Response::data(meta.to_json()), &input))
@@ -362,14 +362,14 @@ async fn list_keys(store: &Store, prefix: &str, input: &Input<'_>) -> Result<Vec
 }
 
 /// `LIST metadata/<prefix>/` (OpenBao's `after`/`limit` pagination included).
-pub async fn metadata_list(ctx: &Ctx, store: &Store, prefix: &str) -> Result<Response> {
+pub async fn metadata_list(ctx: &BackendRequest, store: &Store, prefix: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, METADATA_SCHEMA, true)?;
     let keys = list_keys(store, prefix, &input).await?;
     Ok(with_warning(Response::keys(keys), &input))
 }
 
 /// `LIST detailed-metadata/<prefix>/` (OpenBao): keys plus each key's metadata.
-pub async fn detailed_list(ctx: &Ctx, store: &Store, prefix: &str) -> Result<Response> {
+pub async fn detailed_list(ctx: &BackendRequest, store: &Store, prefix: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, LIST_SCHEMA, true)?;
     let keys = list_keys(store, prefix, &input).await?;
     let base =
@@ -465,7 +465,7 @@ fn meta_response(warnings: Vec<String>, input: &Input<'_>) -> Response {
 }
 
 /// `POST|PUT metadata/<key>`: only given settings change; creates metadata for a new key.
-pub async fn metadata_write(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn metadata_write(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, METADATA_SCHEMA, false)?;
     if key.is_empty() {
         return Err(Error::bad("missing path"));
@@ -513,7 +513,7 @@ pub async fn metadata_write(ctx: &Ctx, store: &Store, key: &str) -> Result<Respo
 
 /// `PATCH metadata/<key>`: a merge patch of the settings; `null` custom metadata entries
 /// remove keys.
-pub async fn metadata_patch(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn metadata_patch(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     let input = Input::new(&ctx.data, METADATA_SCHEMA, true)?;
     if key.is_empty() {
         return Err(Error::bad("missing path"));
@@ -557,7 +557,7 @@ pub async fn metadata_patch(ctx: &Ctx, store: &Store, key: &str) -> Result<Respo
 }
 
 /// `DELETE metadata/<key>`: the key, its history and every version's data.
-pub async fn metadata_delete(ctx: &Ctx, store: &Store, key: &str) -> Result<Response> {
+pub async fn metadata_delete(ctx: &BackendRequest, store: &Store, key: &str) -> Result<Response> {
     Input::new(&ctx.data, METADATA_SCHEMA, true)?;
     for _ in 0..MAX_ATTEMPTS {
         let Some((meta, read_at)) = store.meta(key).await? else { return Ok(Response::empty()) };
@@ -573,14 +573,14 @@ pub async fn metadata_delete(ctx: &Ctx, store: &Store, key: &str) -> Result<Resp
 }
 
 /// `GET config`.
-pub async fn config_read(ctx: &Ctx, store: &Store) -> Result<Response> {
+pub async fn config_read(ctx: &BackendRequest, store: &Store) -> Result<Response> {
     let input = Input::new(&ctx.data, CONFIG_SCHEMA, true)?;
     let (config, _) = store.config().await?;
     Ok(with_warning(Response::data(config.to_json()), &input))
 }
 
 /// `POST|PUT config`: only given settings change.
-pub async fn config_write(ctx: &Ctx, store: &Store) -> Result<Response> {
+pub async fn config_write(ctx: &BackendRequest, store: &Store) -> Result<Response> {
     let input = Input::new(&ctx.data, CONFIG_SCHEMA, true)?;
     let max_versions = input.max_versions()?;
     let cas_required = input.bool("cas_required")?;

@@ -9,7 +9,7 @@
 //!   win: the loser re-reads, sees the new current version and fails with Vault's mismatch
 //!   error. Destroy and version pruning delete the data records in the same batch.
 //! * Destroyed versions keep only their metadata; their data record is deleted from storage.
-//! * Timestamps are taken once per request ([`Ctx::now`]) and rendered as RFC 3339 with
+//! * Timestamps are taken once per request ([`BackendRequest::now`]) and rendered as RFC 3339 with
 //!   nanoseconds; durations as Go duration strings.
 //! * Errors never contain submitted values (CVE-2025-4166), only field names and JSON types.
 //!
@@ -33,16 +33,17 @@ mod path;
 mod record;
 mod upgrade;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use coffer_storage::View;
+
+use crate::core::backend::{Backend, BackendEnv};
 use crate::core::error::{Error, Result};
 use crate::core::mounts::MountEntry;
-use crate::core::request::{Ctx, Response};
-use crate::core::Core;
-use crate::engines::Backend;
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
 use self::handlers::{invalid_path_warning, raw_404, VersionOp, ROOT_WARNING};
@@ -83,70 +84,40 @@ impl Inner {
 }
 
 impl KvV2 {
-    /// A backend for `entry`, with its cleaner task when a runtime is available.
-    pub fn new(core: Weak<Core>, entry: &MountEntry) -> Self {
-        let backend = Self { inner: Arc::new(Inner::default()) };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            if let Some(c) = core.upgrade() {
-                let store = Store { view: c.barrier().view(&entry.storage_prefix()) };
-                let serving = move || core.upgrade().map(|c| !c.is_sealed()).unwrap_or(false);
-                spawn_cleaner(
-                    SWEEP_INTERVAL,
-                    serving,
-                    Arc::downgrade(&backend.inner),
-                    store,
-                    entry.route_prefix(),
-                );
-            }
-        }
-        backend
+    /// A backend for a mount (the version cleaner runs through [`Backend::periodic`]).
+    pub fn new(_env: BackendEnv) -> Self {
+        Self { inner: Arc::new(Inner::default()) }
     }
 }
 
-/// Runs the cleaner every `every` until the backend is dropped or `serving` says the node no
-/// longer serves (core gone or sealed).
-fn spawn_cleaner(
-    every: Duration,
-    serving: impl Fn() -> bool + Send + 'static,
-    inner: Weak<Inner>,
-    store: Store,
-    mount: String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(inner) = inner.upgrade() else { return };
-            if !serving() {
-                return;
-            }
-            let now = time::OffsetDateTime::now_utc();
-            if let Err(e) = inner.ready(&store, now).await {
-                tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
-                continue;
-            }
-            drop(inner);
-            // Version 1 writes still in flight during an upgrade land after the first pass.
-            if let Err(e) = upgrade::migrate(&store, record::nanos(now)).await {
-                tracing::warn!(mount = %mount, error = %e, "kv v2 migration failed; will retry");
-            }
-            match handlers::sweep_expired(&store, record::nanos(now)).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::debug!(mount = %mount, versions = n, "kv v2 cleaner soft-deleted expired versions")
-                }
-                Err(Error::Sealed) => return,
-                Err(e) => tracing::warn!(mount = %mount, error = %e, "kv v2 cleaner failed; will retry"),
-            }
-        }
-    })
+/// One cleaner pass: finish any version-1 migration, then soft-delete versions past their
+/// `delete_version_after`.
+async fn clean(inner: &Inner, store: &Store, now: time::OffsetDateTime) -> Result<usize> {
+    inner.ready(store, now).await?;
+    // Version 1 writes still in flight during an upgrade land after the first pass.
+    upgrade::migrate(store, record::nanos(now)).await?;
+    handlers::sweep_expired(store, record::nanos(now)).await
 }
 
 #[async_trait]
 impl Backend for KvV2 {
-    async fn exists(&self, ctx: &Ctx) -> Result<Option<bool>> {
+    fn periodic_interval(&self) -> Option<Duration> {
+        Some(SWEEP_INTERVAL)
+    }
+
+    /// The version cleaner (leader only, by the scheduler).
+    async fn periodic(&self, view: &View, mount: &MountEntry, now: time::OffsetDateTime) -> Result<()> {
+        let store = Store { view: view.clone() };
+        match clean(&self.inner, &store, now).await? {
+            0 => {}
+            n => {
+                tracing::debug!(mount = %mount.route_prefix(), versions = n, "kv v2 cleaner soft-deleted expired versions")
+            }
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
         let store = Store { view: ctx.view.clone() };
         self.inner.ready(&store, ctx.now).await?;
         match KvPath::parse(&ctx.path) {
@@ -155,7 +126,7 @@ impl Backend for KvV2 {
         }
     }
 
-    async fn handle(&self, ctx: &Ctx) -> Result<Response> {
+    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
         use Operation::{Create, Delete, List, Patch, Read, Update};
         let store = Store { view: ctx.view.clone() };
         self.inner.ready(&store, ctx.now).await?;

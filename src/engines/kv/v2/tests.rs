@@ -11,10 +11,10 @@ use coffer_storage::{Barrier, MemStorage};
 
 use super::record::{version_key, Store};
 use super::KvV2;
+use crate::core::backend::Backend;
 use crate::core::error::Error;
 use crate::core::mounts::{MountConfig, MountEntry, Table};
-use crate::core::request::{Ctx, Response};
-use crate::engines::Backend;
+use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
 struct Env {
@@ -50,8 +50,8 @@ fn entry() -> MountEntry {
 }
 
 impl Env {
-    fn ctx(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> Ctx {
-        Ctx {
+    fn ctx(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> BackendRequest {
+        BackendRequest {
             request_id: "test".into(),
             operation: op,
             path: path.into(),
@@ -254,53 +254,19 @@ async fn version_1_secrets_are_migrated_on_first_use() {
     assert!(e.call(Operation::Read, "data/late", json!({})).await.is_ok());
 }
 
-/// Polls until `key`'s version 1 is recorded as deleted, or five seconds pass.
-async fn wait_swept(store: &Store, key: &str) {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let (meta, _) = store.meta(key).await.unwrap().unwrap();
-        if meta.versions[&1].deletion_time.is_some() {
-            return;
-        }
-        assert!(std::time::Instant::now() < end, "the cleaner never swept {key}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
-/// Polls until the task has ended, or five seconds pass.
-async fn wait_finished(task: &tokio::task::JoinHandle<()>, what: &str) {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !task.is_finished() {
-        assert!(std::time::Instant::now() < end, "the cleaner did not stop {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cleaner_sweeps_and_stops_with_its_backend_or_the_seal() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+#[tokio::test]
+async fn the_periodic_cleaner_soft_deletes_expired_versions() {
+    use crate::core::backend::Backend;
 
     let e = env().await;
     let past = OffsetDateTime::now_utc() - Duration::seconds(60);
     e.call_at(Operation::Update, "config", json!({"delete_version_after": "1s"}), past).await.unwrap();
     e.call_at(Operation::Create, "data/one", json!({"data": {"a": 1}}), past).await.unwrap();
-    let every = std::time::Duration::from_millis(10);
-
-    let serving = Arc::new(AtomicBool::new(true));
-    let flag = Arc::clone(&serving);
-    let inner = Arc::downgrade(&e.backend.inner);
-    let task =
-        super::spawn_cleaner(every, move || flag.load(Ordering::SeqCst), inner, e.store.clone(), "s/".into());
-    wait_swept(&e.store, "one").await;
-    serving.store(false, Ordering::SeqCst);
-    wait_finished(&task, "after the seal").await;
-
-    // Dropping the backend (mount disabled or its router rebuilt) stops a running cleaner.
-    e.call_at(Operation::Create, "data/two", json!({"data": {"a": 1}}), past).await.unwrap();
-    let inner = Arc::new(super::Inner::default());
-    let task = super::spawn_cleaner(every, || true, Arc::downgrade(&inner), e.store.clone(), "s/".into());
-    wait_swept(&e.store, "two").await;
-    assert!(!task.is_finished(), "the cleaner stopped while its backend was alive");
-    drop(inner);
-    wait_finished(&task, "with its backend").await;
+    e.call(Operation::Create, "data/fresh", json!({"data": {"a": 1}})).await.unwrap();
+    assert_eq!(e.backend.periodic_interval(), Some(super::SWEEP_INTERVAL));
+    e.backend.periodic(&e.store.view, &entry(), OffsetDateTime::now_utc()).await.unwrap();
+    let (meta, _) = e.store.meta("one").await.unwrap().unwrap();
+    assert!(meta.versions[&1].deletion_time.is_some(), "the expired version was not swept");
+    let (meta, _) = e.store.meta("fresh").await.unwrap().unwrap();
+    assert!(meta.versions[&1].deletion_time.is_none(), "a live version was swept");
 }

@@ -23,7 +23,12 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        let core = Core::new(CoreConfig::default(), Arc::new(MemStorage::new()), SealSource::Shamir);
+        let core = Core::standalone(
+            CoreConfig::default(),
+            Arc::new(MemStorage::new()),
+            SealSource::Shamir,
+            std::sync::Arc::new(crate::builtin::Builtin),
+        );
         let params = InitParams {
             secret_shares: 1,
             secret_threshold: 1,

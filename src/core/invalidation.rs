@@ -1,0 +1,174 @@
+//! Keeping what the core holds in memory true to storage when writes arrive from elsewhere.
+//!
+//! On a cluster, a standby's store changes under it as the leader's entries are applied. The
+//! [`Replication`](coffer_storage::replication::Replication) change stream names the keys each
+//! applied entry wrote; this module maps them to the caches that depend on them and reloads:
+//!
+//! | keys | reloaded |
+//! |---|---|
+//! | `core/keyring` | the barrier keyring (rotations made on the leader) |
+//! | `core/mounts`, `core/auth` | the mount and auth tables (the router) |
+//! | `sys/policy/…` | parsed policies and compiled ACLs |
+//! | `core/audit` | the audit device table |
+//! | `logical/<uuid>/…`, `auth/<uuid>/…` | that mount's backend caches ([`Backend::invalidate`]) |
+//!
+//! A receiver that lagged behind (missed changes) or a [`Changes::All`] (snapshot installed)
+//! reloads everything. The task lives as long as the unsealed state it was started for.
+//!
+//! [`Backend::invalidate`]: crate::core::backend::Backend::invalidate
+
+use std::sync::{Arc, Weak};
+
+use coffer_storage::barrier::KEYRING_PATH;
+use coffer_storage::replication::Changes;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::mounts::{AUTH_PATH, MOUNTS_PATH};
+use super::{Active, Core};
+
+/// Storage prefix of the policy store.
+pub(crate) const POLICY_PREFIX: &str = "sys/policy/";
+
+/// What a set of changed keys requires.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reload {
+    pub keyring: bool,
+    pub mounts: bool,
+    pub policies: bool,
+    pub audit: bool,
+    /// (storage prefix of a mount, key relative to it)
+    pub mount_keys: Vec<(String, String)>,
+}
+
+impl Reload {
+    /// Everything (lagged receiver, snapshot install).
+    pub fn all() -> Self {
+        Self { keyring: true, mounts: true, policies: true, audit: true, mount_keys: Vec::new() }
+    }
+
+    /// Classifies changed keys.
+    pub fn of<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut r = Self::default();
+        for key in keys {
+            if key == KEYRING_PATH {
+                r.keyring = true;
+            } else if key == MOUNTS_PATH || key == AUTH_PATH {
+                r.mounts = true;
+            } else if key.starts_with(POLICY_PREFIX) {
+                r.policies = true;
+            } else if key == crate::audit::TABLE_PATH {
+                r.audit = true;
+            } else if let Some((prefix, rest)) = mount_key(key) {
+                r.mount_keys.push((prefix.to_owned(), rest.to_owned()));
+            }
+        }
+        r
+    }
+}
+
+/// Splits `logical/<uuid>/rest` or `auth/<uuid>/rest` into the mount's storage prefix and the
+/// relative key.
+fn mount_key(key: &str) -> Option<(&str, &str)> {
+    let root_len = if key.starts_with("logical/") {
+        "logical/".len()
+    } else if key.starts_with("auth/") {
+        "auth/".len()
+    } else {
+        return None;
+    };
+    let slash = key[root_len..].find('/')? + root_len + 1;
+    Some((&key[..slash], &key[slash..]))
+}
+
+/// Starts the invalidation task for `active` (no-op outside a Tokio runtime).
+pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    let mut changes = core.replication.subscribe();
+    let weak_core = core.me.clone();
+    let weak_active: Weak<Active> = Arc::downgrade(active);
+    tokio::spawn(async move {
+        loop {
+            let reload = match changes.recv().await {
+                Ok(Changes::Keys { keys, .. }) => Reload::of(keys.iter().map(String::as_str)),
+                Ok(_) | Err(RecvError::Lagged(_)) => Reload::all(),
+                Err(RecvError::Closed) => return,
+            };
+            let Some(core) = weak_core.upgrade() else { return };
+            let Some(active) = weak_active.upgrade() else { return };
+            if !core.active().map(|a| Arc::ptr_eq(&a, &active)).unwrap_or(false) {
+                return;
+            }
+            core.apply_reload(&active, reload).await;
+        }
+    });
+}
+
+impl Core {
+    /// Reloads what `reload` names. Failures are logged: the cache stays as it was and the
+    /// next change (or a restart) retries; a standby never crashes on a replicated write.
+    pub(crate) async fn apply_reload(&self, active: &Active, reload: Reload) {
+        let everything = reload == Reload::all();
+        if reload.keyring {
+            if let Err(e) = self.barrier.reload_keyring().await {
+                tracing::error!(error = %e, "could not reload the barrier keyring after a replicated change");
+            }
+        }
+        if reload.mounts {
+            if let Err(e) = active.mounts.reload(self.factory()).await {
+                tracing::error!(error = %e, "could not reload the mount tables after a replicated change");
+            }
+        }
+        if reload.policies {
+            active.policies.invalidate();
+        }
+        if reload.audit {
+            match self.read_audit_table().await {
+                Ok((configs, _)) => {
+                    let keep = active.audit.devices();
+                    let (devices, broken) = crate::audit::open_devices(self.barrier(), configs, &keep).await;
+                    active.audit.set(devices, broken);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not reload the audit table after a replicated change")
+                }
+            }
+        }
+        let routes = active.mounts.all();
+        if everything {
+            for r in &routes {
+                r.backend.invalidate(None);
+            }
+            return;
+        }
+        for (prefix, key) in &reload.mount_keys {
+            if let Some(r) = routes.iter().find(|r| r.view.prefix() == prefix) {
+                r.backend.invalidate(Some(key));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_to_the_caches_they_feed() {
+        let r = Reload::of(["core/keyring", "sys/policy/app", "logical/abc-123/policy/k1", "auth/u1/role/x"]);
+        assert!(r.keyring && r.policies && !r.mounts && !r.audit);
+        assert_eq!(
+            r.mount_keys,
+            vec![
+                ("logical/abc-123/".to_owned(), "policy/k1".to_owned()),
+                ("auth/u1/".to_owned(), "role/x".to_owned())
+            ]
+        );
+        assert!(Reload::of(["core/mounts"]).mounts);
+        assert!(Reload::of(["core/auth"]).mounts);
+        assert!(Reload::of(["core/audit"]).audit);
+        assert_eq!(Reload::of(["sys/token/id/x", "core/cluster"]), Reload::default());
+        assert!(mount_key("logical/nouuid").is_none());
+    }
+}
