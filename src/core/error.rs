@@ -37,6 +37,9 @@ pub enum ErrorKind {
     Raw,
     /// 503 `Vault is sealed`.
     Sealed,
+    /// This node is a standby: the request belongs on the leader. The HTTP layer forwards it
+    /// (or answers 307 to the leader's `api_addr`); with no known leader, 503.
+    Standby,
     /// 503 with the message (no quorum, no active node, shutting down).
     Unavailable,
     /// 413.
@@ -81,6 +84,9 @@ pub enum Error {
     Raw(Box<Response>),
     #[error("Vault is sealed")]
     Sealed,
+    /// The request must go to the leader, whose API address is `leader` when known.
+    #[error("node is not active")]
+    Standby { leader: Option<String> },
     #[error("{0}")]
     Unavailable(String),
     #[error("request body too large")]
@@ -109,6 +115,7 @@ impl Error {
             Error::RateLimited(_) => ErrorKind::RateLimited,
             Error::Raw(_) => ErrorKind::Raw,
             Error::Sealed => ErrorKind::Sealed,
+            Error::Standby { .. } => ErrorKind::Standby,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::TooLarge => ErrorKind::TooLarge,
             Error::UnsupportedOperation => ErrorKind::UnsupportedOperation,
@@ -146,7 +153,7 @@ impl From<StorageError> for Error {
             StorageError::TooLarge { size, max, .. } => {
                 Error::BadRequest(format!("request too large: value is {size} bytes, max: {max} bytes"))
             }
-            StorageError::NotLeader { .. } => Error::Unavailable("node is not active".into()),
+            StorageError::NotLeader { leader_api_addr } => Error::Standby { leader: leader_api_addr },
             StorageError::Unavailable(m) => Error::Unavailable(m),
             StorageError::PreconditionFailed { key } => {
                 Error::Internal(format!("unhandled storage precondition failure on {key}"))

@@ -292,7 +292,7 @@ impl Mounts {
                     }
                     _ => factory(&entry)?,
                 };
-                let view = self.barrier.view(&entry.storage_prefix());
+                let view = View::new(Arc::clone(&self.barrier), &entry.storage_prefix());
                 routes.insert(prefix, Route { entry: Arc::new(entry), backend, view });
             }
         }

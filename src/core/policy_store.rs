@@ -364,7 +364,7 @@ mod tests {
         let root = RootKey::generate().unwrap();
         barrier.initialize(&root).await.unwrap();
         barrier.unseal(root).await.unwrap();
-        let view = barrier.view("sys/policy/");
+        let view = View::new(Arc::clone(&barrier), "sys/policy/");
         (barrier, PolicyStore::open(view).await.unwrap())
     }
 

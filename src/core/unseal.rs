@@ -5,7 +5,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use coffer_storage::keys::{RootKey, UnsealKey};
-use coffer_storage::Barrier;
+use coffer_storage::{Barrier, View};
 
 use super::error::{self, Error, Result};
 use super::mounts::{Mounts, Table};
@@ -263,8 +263,10 @@ impl Core {
             }
         }
         mounts.reload(self.factory()).await?;
-        let tokens = TokenStore::open(self.barrier.view("sys/token/")).await?;
-        let policies = PolicyStore::open(self.barrier.view(super::invalidation::POLICY_PREFIX)).await?;
+        let tokens = TokenStore::open(View::new(Arc::clone(&self.barrier), "sys/token/")).await?;
+        let policies =
+            PolicyStore::open(View::new(Arc::clone(&self.barrier), super::invalidation::POLICY_PREFIX))
+                .await?;
         let audit = crate::audit::AuditBroker::load(&self.barrier, &self.config.audit).await?;
         let active =
             Arc::new(Active { audit, mounts, tokens, policies, cluster, since: OffsetDateTime::now_utc() });

@@ -18,7 +18,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound | ErrorKind::UnsupportedPath => StatusCode::NOT_FOUND,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Raw => StatusCode::OK,
-        ErrorKind::Sealed | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Sealed | ErrorKind::Standby | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

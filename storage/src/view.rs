@@ -91,6 +91,17 @@ impl View {
         self.apply(Batch::new().put(key, value).require(key, expected)).await
     }
 
+    /// Applies a batch whose preconditions may legitimately fail (a lost compare-and-set
+    /// race): `Ok(Some(version))` when it applied, `Ok(None)` when a precondition did not hold
+    /// and nothing was written. Any other failure is an error.
+    pub async fn try_apply(&self, batch: Batch) -> Result<Option<u64>, BarrierError> {
+        match self.apply(batch).await {
+            Ok(v) => Ok(Some(v)),
+            Err(BarrierError::Storage(StorageError::PreconditionFailed { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes one key.
     pub async fn delete(&self, key: &str) -> Result<u64, BarrierError> {
         self.apply(Batch::new().delete(key)).await

@@ -375,7 +375,7 @@ pub(crate) mod tests {
         let root = RootKey::generate().unwrap();
         b.initialize(&root).await.unwrap();
         b.unseal(root).await.unwrap();
-        (mem, b.view("auth/test/"))
+        (mem, coffer_storage::View::new(std::sync::Arc::clone(&b), "auth/test/"))
     }
 
     pub fn entry(num_uses: u64) -> SecretIdEntry {

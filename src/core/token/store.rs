@@ -441,7 +441,7 @@ mod tests {
         let root = RootKey::generate().unwrap();
         b.initialize(&root).await.unwrap();
         b.unseal(root).await.unwrap();
-        TokenStore::open(b.view("sys/token/")).await.unwrap()
+        TokenStore::open(coffer_storage::View::new(Arc::clone(&b), "sys/token/")).await.unwrap()
     }
 
     /// S11: revoking any token of a random tree leaves no live descendant of it, and every

@@ -266,7 +266,9 @@ pub async fn disable(core: &Core, active: &Active, table: Table, path: &str) -> 
         })
         .await?;
     if removed {
-        core.barrier().view(&entry.storage_prefix()).clear().await?;
+        coffer_storage::View::new(std::sync::Arc::clone(core.barrier()), &entry.storage_prefix())
+            .clear()
+            .await?;
         tracing::info!(path = %entry.route_prefix(), "disabled {}", table_name(table));
     }
     Ok(Response::empty())
@@ -347,7 +349,10 @@ pub async fn tune(
                 ("1", "2") => {
                     // Version 1 secrets are migrated by the v2 backend on first use; secrets
                     // stored below its own layout prefix would be mistaken for v2 records.
-                    let view = core.barrier().view(&existing.storage_prefix());
+                    let view = coffer_storage::View::new(
+                        std::sync::Arc::clone(core.barrier()),
+                        &existing.storage_prefix(),
+                    );
                     let root = crate::engines::kv::v2::STORAGE_ROOT;
                     if view.list("").await?.iter().any(|k| k == root) {
                         return Err(Error::bad(format!(

@@ -75,7 +75,7 @@ mod tests {
         let root = RootKey::generate().unwrap();
         b.initialize(&root).await.unwrap();
         b.unseal(root).await.unwrap();
-        b.view("logical/test/")
+        View::new(Arc::clone(&b), "logical/test/")
     }
 
     #[tokio::test]

@@ -40,7 +40,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::{self, AeadError};
 use crate::keys::RootKey;
-use crate::view::View;
 use crate::{Batch, Op, Storage, StorageError};
 
 pub use keyring::{Keyring, TermKey};
@@ -386,9 +385,14 @@ impl Barrier {
         self.apply(Batch::new().delete(key)).await
     }
 
-    /// A view confined to `prefix` (which should end in `/`).
-    pub fn view(self: &Arc<Self>, prefix: &str) -> View {
-        View::new(Arc::clone(self), prefix)
+    /// Like [`apply`](Self::apply), but a failed precondition is `Ok(None)` (a lost
+    /// compare-and-set race) rather than an error; `Ok(Some(version))` when it applied.
+    pub async fn try_apply(&self, batch: Batch) -> Result<Option<u64>, BarrierError> {
+        match self.apply(batch).await {
+            Ok(v) => Ok(Some(v)),
+            Err(BarrierError::Storage(StorageError::PreconditionFailed { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -128,14 +128,14 @@ async fn automatic_rotation_at_the_limit() {
 #[tokio::test]
 async fn views_are_confined() {
     let (mem, b) = unsealed().await;
-    let v = b.view("logical/uuid-1/");
+    let v = crate::View::new(Arc::clone(&b), "logical/uuid-1/");
     v.put("foo/bar", b"x".to_vec()).await.unwrap();
     assert!(mem.get("logical/uuid-1/foo/bar").await.unwrap().is_some());
     assert!(v.get("../uuid-2/x").await.is_err());
     assert!(v.get("/abs").await.is_err());
     assert_eq!(v.list("").await.unwrap(), vec!["foo/"]);
     assert_eq!(v.list("foo/").await.unwrap(), vec!["bar"]);
-    let other = b.view("logical/uuid-2/");
+    let other = crate::View::new(Arc::clone(&b), "logical/uuid-2/");
     assert!(other.get("foo/bar").await.unwrap().is_none());
     v.clear().await.unwrap();
     assert!(v.list("").await.unwrap().is_empty());
@@ -144,7 +144,7 @@ async fn views_are_confined() {
 #[tokio::test]
 async fn barrier_passes_storage_conformance_semantics_through_views() {
     let (_mem, b) = unsealed().await;
-    let v = b.view("t/");
+    let v = crate::View::new(Arc::clone(&b), "t/");
     let ver = v.put_if("k", b"1".to_vec(), None).await.unwrap();
     assert!(matches!(
         v.put_if("k", b"2".to_vec(), None).await,

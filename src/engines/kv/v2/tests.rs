@@ -29,7 +29,7 @@ async fn env() -> Env {
     let root = RootKey::generate().unwrap();
     barrier.initialize(&root).await.unwrap();
     barrier.unseal(root).await.unwrap();
-    let store = Store { view: barrier.view("logical/test/") };
+    let store = Store { view: coffer_storage::View::new(Arc::clone(&barrier), "logical/test/") };
     Env { mem, store, backend: KvV2 { inner: Arc::new(super::Inner::default()) } }
 }
 
