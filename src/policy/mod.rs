@@ -21,6 +21,7 @@ pub mod error;
 pub mod model;
 pub mod operation;
 pub mod parse;
+mod tree;
 
 pub use acl::{Acl, AclDecision};
 pub use error::ParseError;

@@ -12,6 +12,7 @@ mod config;
 mod harness;
 mod http_limits;
 mod kv2;
+mod layering;
 mod lifecycle;
 mod malformed;
 mod packaging;
