@@ -37,11 +37,85 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Largest production file, in lines (tests and `#[cfg(test)]` items not counted).
 const MAX_PRODUCTION_LINES: usize = 600;
 
+/// Known violations still being removed (issue 10 work in flight). Each entry must still be a
+/// violation (the test fails on a stale entry), so this list only shrinks; it must be empty when
+/// the restructuring is done.
+const KNOWN: &[&str] = &[
+    "src/config/mod.rs: `config` may not import `crate::http`",
+    "src/config/mod.rs: `config` may not import `crate::core`",
+    "http cycle",
+    "src/audit/device.rs",
+    "src/auth/token/mod.rs",
+    "src/config/mod.rs",
+    "src/engines/kv/v2/handlers.rs",
+    "src/engines/transit/keys.rs",
+    "src/engines/transit/ops.rs",
+    "src/engines/transit/policy.rs",
+    "src/resolve/mod.rs",
+    "raft/src/node.rs",
+];
+
+/// Drops violations listed in [`KNOWN`] (matched by prefix, line numbers aside) and returns the
+/// rest, after checking that every entry of `known` in `scope` still matches something.
+fn unexpected(found: Vec<String>, scope: &str) -> Vec<String> {
+    let key = |v: &str| -> String {
+        // "file:line: message" -> "file: message"; "file (N lines)" -> "file"
+        let mut parts = v.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(f), Some(l), Some(m)) if l.chars().all(|c| c.is_ascii_digit()) => format!("{f}:{m}"),
+            _ => v.split(" (").next().unwrap_or(v).to_owned(),
+        }
+    };
+    let keys: Vec<String> = found.iter().map(|v| key(v)).collect();
+    for k in KNOWN.iter().filter(|k| scope_of(k) == scope) {
+        assert!(keys.iter().any(|f| f == k), "KNOWN entry {k:?} no longer applies: remove it");
+    }
+    found.into_iter().zip(keys).filter(|(_, k)| !KNOWN.contains(&k.as_str())).map(|(v, _)| v).collect()
+}
+
+fn scope_of(known: &str) -> &'static str {
+    if known.contains("may not import") {
+        "imports"
+    } else if known.ends_with("cycle") {
+        "cycles"
+    } else {
+        "sizes"
+    }
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Production `.rs` files below `dir`: not `tests.rs`, not under a `tests/` directory, and not a
+/// module declared behind `#[cfg(test)]` (`#[cfg(test)] mod fixtures;`).
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let all = all_rust_files(dir);
+    let mut test_only = BTreeSet::new();
+    for f in &all {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for w in lines.windows(2) {
+            let Some(name) = w[1].trim().strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) else {
+                continue;
+            };
+            if w[0].trim() != "#[cfg(test)]" {
+                continue;
+            }
+            let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let base = if matches!(stem, "mod" | "lib" | "main") {
+                f.parent().unwrap().to_path_buf()
+            } else {
+                f.with_extension("")
+            };
+            test_only.insert(base.join(format!("{name}.rs")));
+            test_only.insert(base.join(name).join("mod.rs"));
+        }
+    }
+    all.into_iter().filter(|f| !test_only.contains(f)).collect()
+}
+
+fn all_rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -170,6 +244,7 @@ fn imports_follow_the_layer_graph() {
             }
         }
     }
+    let violations = unexpected(violations, "imports");
     assert!(violations.is_empty(), "imports against the layer graph:\n{}", violations.join("\n"));
     // Every module of the graph exists (a rename must update the graph, not escape it).
     for (m, _) in ALLOWED {
@@ -272,7 +347,8 @@ fn cycles(src: &Path, dir: &Path) -> Vec<Vec<String>> {
 fn http_files_and_the_barrier_import_without_cycles() {
     let src = root().join("src");
     let http = cycles(&src, &src.join("http"));
-    assert!(http.is_empty(), "import cycles among src/http files: {http:?}");
+    let known_http_cycle = KNOWN.contains(&"http cycle");
+    assert_eq!(!http.is_empty(), known_http_cycle, "import cycles among src/http files: {http:?}");
     let storage = root().join("storage/src");
     let store = cycles(&storage, &storage);
     assert!(store.is_empty(), "import cycles among storage/src files: {store:?}");
@@ -290,6 +366,7 @@ fn production_files_stay_small() {
             }
         }
     }
+    let big = unexpected(big, "sizes");
     assert!(big.is_empty(), "production files over {MAX_PRODUCTION_LINES} lines: {big:?}");
 }
 
