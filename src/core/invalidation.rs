@@ -151,24 +151,4 @@ impl Core {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_map_to_the_caches_they_feed() {
-        let r = Reload::of(["core/keyring", "sys/policy/app", "logical/abc-123/policy/k1", "auth/u1/role/x"]);
-        assert!(r.keyring && r.policies && !r.mounts && !r.audit);
-        assert_eq!(
-            r.mount_keys,
-            vec![
-                ("logical/abc-123/".to_owned(), "policy/k1".to_owned()),
-                ("auth/u1/".to_owned(), "role/x".to_owned())
-            ]
-        );
-        assert!(Reload::of(["core/mounts"]).mounts);
-        assert!(Reload::of(["core/auth"]).mounts);
-        assert!(Reload::of(["core/audit"]).audit);
-        assert_eq!(Reload::of(["sys/token/id/x", "core/cluster"]), Reload::default());
-        assert!(mount_key("logical/nouuid").is_none());
-    }
-}
+mod tests;

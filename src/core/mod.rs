@@ -173,6 +173,8 @@ pub struct Core {
     registry: Arc<dyn Registry>,
     /// This node's place in the cluster (`SingleNode` for a standalone server).
     replication: Arc<dyn Replication>,
+    /// The leader-gated scheduler's counters.
+    pub scheduler_stats: scheduler::Stats,
     me: Weak<Core>,
 }
 
@@ -214,6 +216,7 @@ impl Core {
                 factory,
                 registry,
                 replication,
+                scheduler_stats: scheduler::Stats::default(),
                 me: me.clone(),
             }
         })

@@ -10,6 +10,7 @@
 //! one, so a slow job never piles up.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -26,6 +27,35 @@ pub const TOKEN_TIDY_EVERY: Duration = Duration::from_secs(60);
 /// Key of the token tidy job in the due-time table (mount jobs use the mount's UUID).
 const TOKEN_TIDY: &str = "core/token-tidy";
 
+/// What the scheduler is doing, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Scheduler loops that have looked at the clock (leader or not).
+    pub ticks: std::sync::atomic::AtomicU64,
+    /// Scheduler tasks alive (0 or 1 outside transitions).
+    pub running: std::sync::atomic::AtomicUsize,
+    /// Jobs run (mount jobs and token tidy).
+    pub jobs_run: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a running scheduler task for as long as it lives.
+struct Running(Weak<Core>);
+
+impl Running {
+    fn new(core: &Core) -> Self {
+        core.scheduler_stats.running.fetch_add(1, Ordering::SeqCst);
+        Running(core.me.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(core) = self.0.upgrade() {
+            core.scheduler_stats.running.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Starts the scheduler for `active` (no-op outside a Tokio runtime).
 pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
     if tokio::runtime::Handle::try_current().is_err() {
@@ -35,7 +65,9 @@ pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
     let weak_active = Arc::downgrade(active);
     let tick = core.config.scheduler_tick.max(Duration::from_millis(1));
     let mut role = core.replication.watch_role();
+    let running = Running::new(core);
     tokio::spawn(async move {
+        let _running = running;
         // Jobs first run one interval after the node became able to run them.
         let mut due: HashMap<String, Instant> = HashMap::new();
         loop {
@@ -49,6 +81,7 @@ pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
             }
             let Some(core) = weak_core.upgrade() else { return };
             let Some(active) = current(&core, &weak_active) else { return };
+            core.scheduler_stats.ticks.fetch_add(1, Ordering::SeqCst);
             if !core.replication.role().is_leader() {
                 // Not (or no longer) the leader: forget the schedule; a new leader starts over.
                 due.clear();
@@ -85,6 +118,7 @@ async fn run_due(core: &Arc<Core>, active: &Arc<Active>, due: &mut HashMap<Strin
         if !is_due(&route.entry.uuid, every) {
             continue;
         }
+        core.scheduler_stats.jobs_run.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = route.backend.periodic(&route.view, &route.entry, OffsetDateTime::now_utc()).await {
             tracing::warn!(mount = %route.entry.route_prefix(), error = %e, "periodic task failed");
         }
@@ -94,6 +128,7 @@ async fn run_due(core: &Arc<Core>, active: &Arc<Active>, due: &mut HashMap<Strin
         }
     }
     if is_due(TOKEN_TIDY, TOKEN_TIDY_EVERY) {
+        core.scheduler_stats.jobs_run.fetch_add(1, Ordering::SeqCst);
         match core.tidy_tokens().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "token tidy removed expired tokens"),
@@ -125,3 +160,6 @@ impl Core {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
