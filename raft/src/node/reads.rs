@@ -1,0 +1,195 @@
+//! Cluster RPCs, the ReadIndex read barrier shared by concurrent callers, step-down and
+//! shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, RaftError as OrRaftError};
+
+use super::*;
+use crate::error::RaftError;
+
+impl RaftNode {
+    /// Handles one raft RPC from the cluster port: `(status, JSON body)`.
+    pub async fn handle_rpc(&self, path: &str, body: &[u8]) -> (http::StatusCode, Vec<u8>) {
+        use http::StatusCode;
+        if !self.admitted.load(Ordering::SeqCst) {
+            // R13: a pristine node never answers raft traffic before it was admitted.
+            self.refused_rpcs.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                path,
+                "refusing raft RPC: this node has no raft state and was not admitted to a cluster"
+            );
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                br#"{"errors":["node has no raft state and was not admitted to a cluster"]}"#.to_vec(),
+            );
+        }
+        fn reply<T: Serialize>(v: &T) -> (StatusCode, Vec<u8>) {
+            match serde_json::to_vec(v) {
+                Ok(b) => (StatusCode::OK, b),
+                Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, br#"{"errors":["encode failed"]}"#.to_vec()),
+            }
+        }
+        fn bad(e: serde_json::Error) -> (StatusCode, Vec<u8>) {
+            let msg = serde_json::json!({ "errors": [format!("malformed raft request: {e}")] });
+            (StatusCode::BAD_REQUEST, msg.to_string().into_bytes())
+        }
+        match path {
+            paths::APPEND => match serde_json::from_slice(body) {
+                Ok(req) => reply(&self.raft.append_entries(req).await),
+                Err(e) => bad(e),
+            },
+            paths::VOTE => match serde_json::from_slice(body) {
+                Ok(req) => reply(&self.raft.vote(req).await),
+                Err(e) => bad(e),
+            },
+            paths::SNAPSHOT => match serde_json::from_slice(body) {
+                Ok(req) => reply(&self.raft.install_snapshot(req).await),
+                Err(e) => bad(e),
+            },
+            paths::READ_INDEX => reply(&self.read_index().await),
+            _ => (StatusCode::NOT_FOUND, br#"{"errors":["no such raft RPC"]}"#.to_vec()),
+        }
+    }
+
+    /// Leader side of a follower's read barrier.
+    async fn read_index(&self) -> ReadIndexAnswer {
+        if self.is_stepping_down() {
+            return ReadIndexAnswer::NotLeader { leader: None };
+        }
+        let fut = self.raft.get_read_log_id();
+        match tokio::time::timeout(self.config.read_timeout, fut).await {
+            Ok(Ok((read, _applied))) => ReadIndexAnswer::Index(read.map(|l| l.index).unwrap_or(0)),
+            Ok(Err(OrRaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                ReadIndexAnswer::NotLeader { leader: f.leader_id }
+            }
+            Ok(Err(e)) => ReadIndexAnswer::Unavailable(e.to_string()),
+            Err(_) => ReadIndexAnswer::Unavailable("leader could not confirm its leadership in time".into()),
+        }
+    }
+
+    /// One read-barrier round: obtain a read index (locally on the leader, over the cluster port
+    /// on a follower) and wait until it is applied here.
+    async fn read_round(&self) -> Result<(), String> {
+        let deadline = Instant::now() + self.config.read_timeout;
+        if self.is_stepping_down() {
+            return Err("leader is stepping down".into());
+        }
+        let index = if self.role() == Role::Leader {
+            match self.read_index().await {
+                ReadIndexAnswer::Index(i) => i,
+                ReadIndexAnswer::NotLeader { .. } => return Err("leadership changed during the read".into()),
+                ReadIndexAnswer::Unavailable(m) => return Err(m),
+            }
+        } else {
+            let leader = self.leader().ok_or("no leader is known")?;
+            if leader.node_id == self.id {
+                return Err("leadership changed during the read".into());
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let answer: Result<ReadIndexAnswer, TransportError> =
+                self.client.post_json(&leader.cluster_addr, paths::READ_INDEX, &(), remaining).await;
+            match answer {
+                Ok(ReadIndexAnswer::Index(i)) => i,
+                Ok(ReadIndexAnswer::NotLeader { .. }) => {
+                    return Err("the leader changed during the read".into())
+                }
+                Ok(ReadIndexAnswer::Unavailable(m)) => return Err(m),
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(remaining))
+            .applied_index_at_least(Some(index), "linearize")
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("local state did not reach the read index {index} in time: {e}"))
+    }
+
+    /// Read barrier shared by concurrent callers (see the module docs).
+    pub async fn linearize(self: &Arc<Self>) -> Result<(), RaftError> {
+        let mut rx = {
+            let mut next = self.next_round.lock().unwrap_or_else(|p| p.into_inner());
+            match next.as_ref() {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel::<RoundResult>(None);
+                    *next = Some(rx.clone());
+                    let node = Arc::clone(self);
+                    let round_lock = Arc::clone(&self.round_lock);
+                    // The round runs in its own task so a caller that gives up cannot cancel it
+                    // for the others.
+                    tokio::spawn(async move {
+                        let _in_flight = round_lock.lock().await;
+                        // Close the round to newcomers: they will wait for the next one.
+                        node.next_round.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        node.read_rounds.fetch_add(1, Ordering::Relaxed);
+                        let r = node.read_round().await;
+                        tx.send_replace(Some(r));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+        match outcome {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(m))) => Err(RaftError::Unavailable(format!("read barrier failed: {m}"))),
+            _ => Err(RaftError::Unavailable("read barrier abandoned".into())),
+        }
+    }
+
+    /// Hands leadership over: stops heartbeats and elections on this node so a follower takes
+    /// over after its election timeout, refusing writes and reads meanwhile. Returns once
+    /// another node leads or after three election timeouts (then this node resumes).
+    pub async fn step_down(&self) -> Result<(), RaftError> {
+        if self.role() != Role::Leader {
+            return Ok(());
+        }
+        let others = self.membership_nodes().len() > 1;
+        if !others {
+            return Ok(());
+        }
+        self.stepping_down.store(true, Ordering::SeqCst);
+        self.raft.runtime_config().heartbeat(false);
+        self.raft.runtime_config().elect(false);
+        let limit = self.config.election_timeout_max * 3 + self.config.heartbeat_interval;
+        let me = self.id;
+        let waited = self
+            .raft
+            .wait(Some(limit))
+            .metrics(|m| m.current_leader.is_some_and(|l| l != me), "another leader")
+            .await;
+        self.raft.runtime_config().heartbeat(true);
+        self.raft.runtime_config().elect(true);
+        self.stepping_down.store(false, Ordering::SeqCst);
+        match waited {
+            Ok(_) => Ok(()),
+            Err(_) => Err(RaftError::Unavailable("no other node took over leadership in time".into())),
+        }
+    }
+
+    /// Stops Raft (the data stays) and waits (bounded) until Raft's tasks released the store,
+    /// so that once the last `Arc<RaftNode>` is dropped the data directory can be opened again
+    /// in this process. The node cannot be used afterwards.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        let r = self.raft.shutdown().await.map_err(|e| RaftError::Unavailable(format!("shutdown: {e}")));
+        if let Some(h) = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            h.abort();
+        }
+        self.role.send_replace(Role::Unknown);
+        // The node itself holds the db three times: directly, through its log store and
+        // through the state machine's shared part (which it holds once).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.shared) > 1 || Arc::strong_count(&self.db) > 3 {
+            if Instant::now() > deadline {
+                return Err(RaftError::Unavailable("raft tasks did not release the store in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        r
+    }
+}
