@@ -57,6 +57,9 @@ pub enum TransportError {
 #[derive(Default)]
 pub struct ClusterClient {
     client: RwLock<Option<reqwest::Client>>,
+    /// Local address outgoing connections are made from (the node's cluster IP), so a peer —
+    /// or a test's fault proxy — can tell nodes apart by source address.
+    source: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for ClusterClient {
@@ -71,6 +74,11 @@ impl ClusterClient {
         Self::default()
     }
 
+    /// A pending client whose connections leave from `source`.
+    pub fn pending_from(source: Option<std::net::IpAddr>) -> Self {
+        Self { client: RwLock::new(None), source: source.filter(|ip| !ip.is_unspecified()) }
+    }
+
     /// Installs (or replaces) the TLS material.
     pub fn set_tls(&self, ca_cert_pem: &str, node: &NodeCert) -> Result<(), RaftError> {
         let cfg = crate::tls::client_config(ca_cert_pem, node)?;
@@ -79,6 +87,7 @@ impl ClusterClient {
             .http2_prior_knowledge()
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(2))
+            .local_address(self.source)
             .no_proxy()
             .build()
             .map_err(|e| RaftError::Tls(format!("cannot build cluster client: {e}")))?;

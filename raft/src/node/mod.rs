@@ -75,6 +75,9 @@ pub struct RaftConfig {
     pub membership_timeout: Duration,
     /// Called on a durability failure; the default exits the process with code 74.
     pub fatal: FatalHook,
+    /// Local IP the node's outgoing cluster connections leave from (its cluster listener's
+    /// IP); `None` lets the OS choose.
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for RaftConfig {
@@ -107,6 +110,7 @@ impl RaftConfig {
             read_timeout: Duration::from_secs(5),
             membership_timeout: Duration::from_secs(30),
             fatal: Arc::new(default_fatal),
+            source_address: None,
         }
     }
 
@@ -245,7 +249,7 @@ impl RaftNode {
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let (changes, _) = broadcast::channel(coffer_storage::replication::CHANGES_CAPACITY);
         let shared = Shared::open(Arc::clone(&db), changes)?;
-        let client = Arc::new(ClusterClient::pending());
+        let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
         let raft = Raft::new(
             config.node_id,
