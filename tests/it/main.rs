@@ -8,6 +8,7 @@ mod bao_cli;
 mod canary;
 mod cli;
 mod clients;
+mod cluster;
 mod config;
 mod harness;
 mod http_limits;
