@@ -20,6 +20,7 @@
 
 pub mod authn;
 pub mod backend;
+pub mod cluster;
 pub mod envelope;
 pub mod error;
 pub mod fields;
@@ -175,6 +176,8 @@ pub struct Core {
     replication: Arc<dyn Replication>,
     /// The leader-gated scheduler's counters.
     pub scheduler_stats: scheduler::Stats,
+    /// Init/unseal/seal/join hooks of a replicated deployment (unset when standalone).
+    cluster: std::sync::OnceLock<Arc<dyn cluster::ClusterHooks>>,
     me: Weak<Core>,
 }
 
@@ -217,6 +220,7 @@ impl Core {
                 registry,
                 replication,
                 scheduler_stats: scheduler::Stats::default(),
+                cluster: std::sync::OnceLock::new(),
                 me: me.clone(),
             }
         })
@@ -231,6 +235,18 @@ impl Core {
         registry: Arc<dyn Registry>,
     ) -> Arc<Self> {
         Self::new(config, storage, Arc::new(SingleNode::new()), seal_source, registry)
+    }
+
+    /// Installs the cluster hooks (once, before the node serves).
+    pub fn set_cluster_hooks(&self, hooks: Arc<dyn cluster::ClusterHooks>) {
+        if self.cluster.set(hooks).is_err() {
+            tracing::warn!("cluster hooks were already installed; keeping the first");
+        }
+    }
+
+    /// The cluster hooks, when replicated.
+    pub fn cluster_hooks(&self) -> Option<&Arc<dyn cluster::ClusterHooks>> {
+        self.cluster.get()
     }
 
     /// The backend types this server offers.
@@ -277,15 +293,15 @@ impl Core {
         self.active().is_err()
     }
 
-    /// Whether `sys/init` has happened.
+    /// Whether `sys/init` has happened (on a joining node: whether it holds a join ticket).
     pub async fn is_initialized(&self) -> Result<bool> {
-        Ok(seal::read_config(self.barrier.raw().as_ref()).await?.is_some())
+        Ok(self.seal_config().await?.is_some())
     }
 
     /// At start: a static-seal node that is initialised unseals itself.
     pub async fn start(&self) -> Result<()> {
         if let SealSource::Static { key, .. } = &self.seal_source {
-            if self.is_initialized().await? {
+            if seal::read_config(self.barrier.raw().as_ref()).await?.is_some() {
                 let key = key.duplicate();
                 let _t = self.transition.lock().await;
                 self.unseal_with_key(&key).await?;

@@ -19,7 +19,7 @@ use crate::secret::ClientToken;
 impl Core {
     /// `sys/seal-status`.
     pub async fn seal_status(&self) -> Result<SealStatus> {
-        let cfg = seal::read_config(self.barrier.raw().as_ref()).await?;
+        let cfg = self.seal_config().await?;
         let progress = self.unseal_progress.lock().await;
         let active = self.active().ok();
         let (t, n, recovery) = match (&cfg, &self.seal_source) {
@@ -54,6 +54,12 @@ impl Core {
         }
         if params.pgp_keys || params.root_token_pgp_key {
             return Err(Error::bad("PGP-encrypted key shares are not supported by this server"));
+        }
+        if self.cluster_hooks().and_then(|h| h.join_ticket()).is_some() {
+            return Err(Error::bad("this node is joining a cluster; unseal it with the cluster's keys"));
+        }
+        if let Some(hooks) = self.cluster_hooks() {
+            hooks.before_init().await?;
         }
         let root = RootKey::generate().map_err(|e| Error::internal(format!("rng: {e}")))?;
         let keyring = Barrier::keyring_record(&root)?;
@@ -126,7 +132,7 @@ impl Core {
 
     /// `sys/unseal` with a share (or `reset`).
     pub async fn unseal(&self, key: Option<&str>, reset: bool) -> Result<SealStatus> {
-        let Some(cfg) = seal::read_config(self.barrier.raw().as_ref()).await? else {
+        let Some(cfg) = self.seal_config().await? else {
             return Err(Error::bad("Vault is not initialized"));
         };
         if reset {
@@ -169,21 +175,25 @@ impl Core {
                 let Some(kek) = UnsealKey::from_secret(key_material) else {
                     return Err(Error::bad("unseal failed, invalid key"));
                 };
+                self.finish_join(&kek).await?;
                 self.unseal_with_key(&kek).await
             }
             SealSource::Static { key, .. } => {
                 // With a static seal, operators prove quorum with recovery shares; the barrier
                 // is then opened with the configured key.
-                let check = self
-                    .barrier
-                    .raw()
-                    .get(seal::RECOVERY_CHECK_PATH)
-                    .await?
-                    .ok_or_else(|| Error::internal("recovery check record missing"))?;
-                if !seal::verify_recovery(key_material.expose(), &check.value) {
+                let check = match self.barrier.raw().get(seal::RECOVERY_CHECK_PATH).await? {
+                    Some(c) => c.value,
+                    None => self
+                        .cluster_hooks()
+                        .and_then(|h| h.join_ticket())
+                        .and_then(|t| t.recovery_check)
+                        .ok_or_else(|| Error::internal("recovery check record missing"))?,
+                };
+                if !seal::verify_recovery(key_material.expose(), &check) {
                     return Err(Error::bad("unseal failed, invalid key"));
                 }
                 let key = key.duplicate();
+                self.finish_join(&key).await?;
                 self.unseal_with_key(&key).await
             }
         };
@@ -210,6 +220,40 @@ impl Core {
         }
         tracing::info!("vault is unsealed");
         Ok(())
+    }
+
+    /// The seal configuration: the stored one, or a join ticket's while this node is joining.
+    pub async fn seal_config(&self) -> Result<Option<StoredSealConfig>> {
+        if let Some(cfg) = seal::read_config(self.barrier.raw().as_ref()).await? {
+            return Ok(Some(cfg));
+        }
+        Ok(self.cluster_hooks().and_then(|h| h.join_ticket()).map(|t| t.seal_config))
+    }
+
+    /// On a joining node with the unseal key in hand: unwrap the root key from the ticket and let
+    /// the cluster glue prove it to the leader and wait for the replicated data. A node that is
+    /// not joining (or whose data already arrived) does nothing here.
+    async fn finish_join(&self, kek: &UnsealKey) -> Result<()> {
+        let Some(hooks) = self.cluster_hooks() else { return Ok(()) };
+        if seal::read_config(self.barrier.raw().as_ref()).await?.is_some() {
+            return Ok(());
+        }
+        let Some(ticket) = hooks.join_ticket() else { return Ok(()) };
+        let root = seal::unwrap_root_key(kek, &ticket.wrapped_root_key)?;
+        hooks.complete_join(&root).await
+    }
+
+    /// A static-seal node that holds a join ticket joins and unseals by itself (the static key
+    /// unwraps the root key). Called by the cluster glue when the ticket arrives.
+    pub async fn join_with_static_key(&self) -> Result<()> {
+        let SealSource::Static { key, .. } = &self.seal_source else { return Ok(()) };
+        let key = key.duplicate();
+        let _t = self.transition.lock().await;
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        self.finish_join(&key).await?;
+        self.unseal_with_key(&key).await
     }
 
     /// Loads (creating on first unseal) everything the unsealed node serves.
@@ -273,6 +317,12 @@ impl Core {
         self.set_active(Some(Arc::clone(&active)));
         super::invalidation::spawn(self, &active);
         super::scheduler::spawn(self, &active);
+        if let Some(hooks) = self.cluster_hooks() {
+            if let Err(e) = hooks.after_unseal(&self.barrier).await {
+                self.set_active(None);
+                return Err(e);
+            }
+        }
         Ok(active)
     }
 
@@ -281,6 +331,9 @@ impl Core {
         if let Ok(active) = self.active() {
             // Store the audit chain heads while the barrier is still open.
             active.audit.close().await;
+        }
+        if let Some(hooks) = self.cluster_hooks() {
+            hooks.before_seal().await;
         }
         self.set_active(None);
         self.barrier.seal();
