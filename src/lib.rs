@@ -10,6 +10,8 @@
 //!    │
 //!   http           hyper 1 + rustls: parsing, envelope, errors → statuses, route table
 //!    │
+//!   cluster        Raft membership glue: bootstrap, join handshake, cluster TLS, forwarding
+//!    │             (on `coffer_raft`)
 //!   builtin        the registry of built-in backends and default mounts
 //!    │
 //!   engines  auth  backends only (kv, transit, cubbyhole, sys | token, approle);
@@ -50,6 +52,7 @@ pub mod auth;
 pub mod builtin;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod engines;

@@ -42,7 +42,7 @@
 //! # Node lifecycle (see [`node`])
 //!
 //! ```ignore
-//! let node = RaftNode::open(RaftConfig::new(id, dir, NodeInfo { api_addr, cluster_addr })).await?;
+//! let node = RaftNode::open(RaftConfig::new(id, dir, NodeInfo { name, api_addr, cluster_addr })).await?;
 //! node.set_tls(&ca_cert_pem, &node_cert)?;               // after unseal; until then "pending"
 //! tokio::spawn(serve_cluster(listener, node.clone(), Some(extra_handler)));
 //! if node.is_pristine()? {

@@ -18,6 +18,9 @@ pub const COMMAND_FORMAT: u8 = 1;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeInfo {
+    /// The operator's name for the node (`node_id` in the configuration; `""` when unnamed).
+    #[serde(default)]
+    pub name: String,
     /// Client API address (`https://host:8200`): where clients are redirected.
     pub api_addr: String,
     /// Cluster address (`host:8201`): raft RPCs and forwarded requests, mTLS only.

@@ -53,7 +53,11 @@ struct Cluster {
 }
 
 fn info_for(addr: &str) -> NodeInfo {
-    NodeInfo { api_addr: format!("https://api-of-{addr}"), cluster_addr: addr.to_owned() }
+    NodeInfo {
+        name: String::new(),
+        api_addr: format!("https://api-of-{addr}"),
+        cluster_addr: addr.to_owned(),
+    }
 }
 
 impl Cluster {

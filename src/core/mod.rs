@@ -113,7 +113,8 @@ pub struct ClusterInfo {
     pub id: String,
 }
 
-const CLUSTER_PATH: &str = "core/cluster";
+/// Storage key of the cluster identity.
+pub const CLUSTER_PATH: &str = "core/cluster";
 
 /// Everything that exists only while unsealed.
 pub struct Active {

@@ -22,7 +22,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("engines", &["util", "secret", "policy", "audit", "core"]),
     ("auth", &["util", "secret", "policy", "audit", "core"]),
     ("builtin", &["util", "secret", "policy", "audit", "core", "engines", "auth"]),
-    ("http", &["util", "secret", "policy", "audit", "core"]),
+    ("cluster", &["util", "secret", "policy", "audit", "core"]),
+    ("http", &["util", "secret", "policy", "audit", "core", "cluster"]),
     ("client", &["util", "secret"]),
     ("resolve", &["util", "secret", "client"]),
     (
