@@ -55,24 +55,24 @@ impl From<Reply> for Outcome {
 
 /// The request as [`Core::admit`](crate::core::Core::admit) takes it: the path, the caller's
 /// token and address, and the body (writes) or query (reads, deletes) for the audit record.
-pub fn admission_request(p: &HttpRequest, access: Access) -> SpecialRequest {
+pub fn admission_request(request: &HttpRequest, access: Access) -> SpecialRequest {
     let data = match access.operation {
-        Operation::Create | Operation::Patch | Operation::Update => p.json_body().ok(),
+        Operation::Create | Operation::Patch | Operation::Update => request.json_body().ok(),
         Operation::Delete | Operation::List | Operation::Read => {
             let mut m = Map::new();
-            for (k, v) in &p.query {
+            for (k, v) in &request.query {
                 m.entry(k.clone()).or_insert_with(|| Value::String(v.clone()));
             }
             Some(m)
         }
     };
     SpecialRequest {
-        id: p.request_id.clone(),
+        id: request.request_id.clone(),
         operation: access.operation,
-        path: p.path.trim_end_matches('/').to_owned(),
+        path: request.path.trim_end_matches('/').to_owned(),
         data,
-        token: p.token(),
-        remote_addr: Some(p.remote.ip()),
+        token: request.token(),
+        remote_addr: Some(request.remote.ip()),
         sudo: access.sudo,
         anonymous_ok: access.anonymous_ok,
     }
@@ -84,7 +84,7 @@ pub fn admission_request(p: &HttpRequest, access: Access) -> SpecialRequest {
 /// record cannot be written the client gets that error instead.
 pub async fn guarded<F, Fut>(
     state: &HttpState,
-    p: &HttpRequest,
+    request: &HttpRequest,
     access: Access,
     style: BodyStyle,
     action: F,
@@ -93,9 +93,9 @@ where
     F: FnOnce(bool) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
 {
-    let admitted = match state.core.admit(admission_request(p, access)).await {
+    let admitted = match state.core.admit(admission_request(request, access)).await {
         Ok(a) => a,
-        Err(e) => return p.error_reply(e),
+        Err(e) => return request.error_reply(e),
     };
     let result = action(admitted.is_anonymous()).await;
     let concluded = match &result {
@@ -111,12 +111,12 @@ where
     };
     match (concluded, result) {
         (Ok(()), Ok(Outcome::Reply(reply) | Outcome::MustDeliver(reply))) => reply,
-        (Ok(()), Err(e)) => p.error_reply(e),
+        (Ok(()), Err(e)) => request.error_reply(e),
         (Err(e), Ok(Outcome::MustDeliver(reply))) => {
-            tracing::error!(request_id = %p.request_id, error = %e, "rekey response not audited; new shares sent anyway");
+            tracing::error!(request_id = %request.request_id, error = %e, "rekey response not audited; new shares sent anyway");
             reply
         }
-        (Err(e), _) => p.error_reply(e),
+        (Err(e), _) => request.error_reply(e),
     }
 }
 

@@ -22,16 +22,16 @@ use crate::policy::Operation;
 use crate::util::strconv::parse_bool_str;
 
 /// Hands the request to the core and renders its answer.
-pub async fn serve(state: &HttpState, p: &HttpRequest) -> Reply {
-    let req = match core_request(p) {
-        Ok(req) => req,
+pub async fn serve(state: &HttpState, request: &HttpRequest) -> Reply {
+    let for_core = match core_request(request) {
+        Ok(r) => r,
         Err(reply) => return reply,
     };
-    let is_list = req.operation == Operation::List;
-    match state.core.handle(req).await {
+    let is_list = for_core.operation == Operation::List;
+    match state.core.handle(for_core).await {
         Ok(resp) if is_list && is_empty_listing(&resp) => error::empty(StatusCode::NOT_FOUND),
-        Ok(resp) => Reply::from_response(resp, &p.request_id),
-        Err(e) => p.error_reply(e),
+        Ok(resp) => Reply::from_response(resp, &request.request_id),
+        Err(e) => request.error_reply(e),
     }
 }
 
@@ -68,8 +68,8 @@ fn query_data(query: &[(String, String)]) -> Map<String, Value> {
 }
 
 /// Builds the core request. `Err` is a finished reply.
-pub fn core_request(p: &HttpRequest) -> Result<Request, Reply> {
-    let mut operation = match p.method.as_str() {
+pub fn core_request(request: &HttpRequest) -> Result<Request, Reply> {
+    let mut operation = match request.method.as_str() {
         "GET" => Operation::Read,
         "POST" | "PUT" => Operation::Update,
         "DELETE" => Operation::Delete,
@@ -78,15 +78,15 @@ pub fn core_request(p: &HttpRequest) -> Result<Request, Reply> {
         _ => return Err(error::method_not_allowed()),
     };
     let mut data = match operation {
-        Operation::Read | Operation::Delete | Operation::List => query_data(&p.query),
-        _ => p.json_body().map_err(|e| p.error_reply(e))?,
+        Operation::Read | Operation::Delete | Operation::List => query_data(&request.query),
+        _ => request.json_body().map_err(|e| request.error_reply(e))?,
     };
     if operation == Operation::Patch {
-        let ct = p.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = request.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let media = ct.split(';').next().unwrap_or("").trim();
         if !media.eq_ignore_ascii_case("application/merge-patch+json") {
             let shown = if ct.is_empty() { "application/x-www-form-urlencoded" } else { ct };
-            return Err(p.error_reply(Error::UnsupportedMediaType(format!(
+            return Err(request.error_reply(Error::UnsupportedMediaType(format!(
                 "PATCH requires Content-Type of application/merge-patch+json, provided {shown}"
             ))));
         }
@@ -101,39 +101,41 @@ pub fn core_request(p: &HttpRequest) -> Result<Request, Reply> {
             }
         }
     }
-    let mut path = p.path.clone();
+    let mut path = request.path.clone();
     if operation == Operation::List && !path.ends_with('/') {
         path.push('/');
     }
-    let wrap_ttl = match p.headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
+    let wrap_ttl = match request.headers.get("x-vault-wrap-ttl").and_then(|v| v.to_str().ok()) {
         None => None,
         Some(v) if v.trim().is_empty() => None,
         Some(v) => match crate::util::duration::parse_str_seconds_signed(v) {
             Ok(s) if s < 0 => {
-                return Err(p.error_reply(Error::bad(
+                return Err(request.error_reply(Error::bad(
                     "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
                 )))
             }
             Ok(0) => None,
             Ok(s) => Some(s as u64),
             Err(e) => {
-                return Err(p.error_reply(Error::bad(format!("error parsing X-Vault-Wrap-TTL header: {e}"))))
+                return Err(
+                    request.error_reply(Error::bad(format!("error parsing X-Vault-Wrap-TTL header: {e}")))
+                )
             }
         },
     };
     let mut headers = BTreeMap::new();
     for name in ["user-agent", "x-vault-request"] {
-        if let Some(v) = p.headers.get(name).and_then(|v| v.to_str().ok()) {
+        if let Some(v) = request.headers.get(name).and_then(|v| v.to_str().ok()) {
             headers.insert(name.to_owned(), v.to_owned());
         }
     }
     Ok(Request {
-        id: p.request_id.clone(),
+        id: request.request_id.clone(),
         operation,
         path,
         data,
-        token: p.token(),
-        remote_addr: Some(p.remote.ip()),
+        token: request.token(),
+        remote_addr: Some(request.remote.ip()),
         wrap_ttl,
         headers,
     })

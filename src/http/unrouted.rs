@@ -27,37 +27,37 @@ use crate::policy::Operation;
 use crate::util::timefmt::{rfc3339_nano, GO_ZERO_TIME};
 
 /// Serves one of the endpoints.
-pub async fn serve(state: &HttpState, p: &HttpRequest, endpoint: UnroutedPath) -> Reply {
+pub async fn serve(state: &HttpState, request: &HttpRequest, endpoint: UnroutedPath) -> Reply {
     match endpoint {
-        UnroutedPath::Health => health(state, p).await,
-        UnroutedPath::Init => init(state, p).await,
-        UnroutedPath::Leader => match p.method {
+        UnroutedPath::Health => health(state, request).await,
+        UnroutedPath::Init => init(state, request).await,
+        UnroutedPath::Leader => match request.method {
             Method::GET => leader(state),
             _ => method_not_allowed(),
         },
-        UnroutedPath::Seal => seal(state, p).await,
-        UnroutedPath::SealStatus => match p.method {
+        UnroutedPath::Seal => seal(state, request).await,
+        UnroutedPath::SealStatus => match request.method {
             Method::GET => match state.core.seal_status().await {
                 Ok(s) => Reply::json_value(StatusCode::OK, &json!(s)),
-                Err(e) => p.error_reply(e),
+                Err(e) => request.error_reply(e),
             },
             _ => method_not_allowed(),
         },
-        UnroutedPath::StepDown => step_down(state, p).await,
-        UnroutedPath::Unseal => unseal(state, p).await,
+        UnroutedPath::StepDown => step_down(state, request).await,
+        UnroutedPath::Unseal => unseal(state, request).await,
     }
 }
 
-async fn init(state: &HttpState, p: &HttpRequest) -> Reply {
-    match p.method {
+async fn init(state: &HttpState, request: &HttpRequest) -> Reply {
+    match request.method {
         Method::GET => match state.core.is_initialized().await {
             Ok(i) => Reply::json_value(StatusCode::OK, &json!({ "initialized": i })),
-            Err(e) => p.error_reply(e),
+            Err(e) => request.error_reply(e),
         },
         Method::PUT | Method::POST => {
-            let params = match p.json_body().and_then(|body| init_params(&body)) {
+            let params = match request.json_body().and_then(|body| init_params(&body)) {
                 Ok(x) => x,
-                Err(e) => return p.error_reply(e),
+                Err(e) => return request.error_reply(e),
             };
             match state.core.init(params).await {
                 Ok(result) => {
@@ -76,7 +76,7 @@ async fn init(state: &HttpState, p: &HttpRequest) -> Reply {
                     let body = Zeroizing::new(Value::Object(m).to_string());
                     Reply::json(StatusCode::OK, body.as_bytes().to_vec())
                 }
-                Err(e) => p.error_reply(e),
+                Err(e) => request.error_reply(e),
             }
         }
         _ => method_not_allowed(),
@@ -97,13 +97,13 @@ fn init_params(body: &Map<String, Value>) -> Result<InitParams, Error> {
     })
 }
 
-async fn unseal(state: &HttpState, p: &HttpRequest) -> Reply {
-    if !matches!(p.method, Method::PUT | Method::POST) {
+async fn unseal(state: &HttpState, request: &HttpRequest) -> Reply {
+    if !matches!(request.method, Method::PUT | Method::POST) {
         return method_not_allowed();
     }
-    let body = match p.json_body() {
+    let body = match request.json_body() {
         Ok(b) => b,
-        Err(e) => return p.error_reply(e),
+        Err(e) => return request.error_reply(e),
     };
     // Vault's unseal struct has no JSON tags: field names match case-insensitively.
     let reset = match field_ignoring_case(&body, "reset") {
@@ -118,35 +118,35 @@ async fn unseal(state: &HttpState, p: &HttpRequest) -> Reply {
     };
     match state.core.unseal(key.as_deref().map(String::as_str), reset).await {
         Ok(s) => Reply::json_value(StatusCode::OK, &json!(s)),
-        Err(e) => p.error_reply(e),
+        Err(e) => request.error_reply(e),
     }
 }
 
-async fn seal(state: &HttpState, p: &HttpRequest) -> Reply {
-    if !matches!(p.method, Method::PUT | Method::POST) {
+async fn seal(state: &HttpState, request: &HttpRequest) -> Reply {
+    if !matches!(request.method, Method::PUT | Method::POST) {
         return method_not_allowed();
     }
     let access = Access { operation: Operation::Update, sudo: true, anonymous_ok: false };
-    let admitted = match state.core.admit(admission_request(p, access)).await {
+    let admitted = match state.core.admit(admission_request(request, access)).await {
         Ok(a) => a,
-        Err(e) => return p.error_reply(e),
+        Err(e) => return request.error_reply(e),
     };
     // Sealing cannot fail, and afterwards nothing can be written: the response record is
     // written and a spent token revoked first. No record, no seal.
     if let Err(e) = state.core.conclude(admitted, Ok(None)).await {
-        return p.error_reply(e);
+        return request.error_reply(e);
     }
     state.core.seal().await;
     Reply::no_content()
 }
 
-async fn step_down(state: &HttpState, p: &HttpRequest) -> Reply {
-    if !matches!(p.method, Method::PUT | Method::POST) {
+async fn step_down(state: &HttpState, request: &HttpRequest) -> Reply {
+    if !matches!(request.method, Method::PUT | Method::POST) {
         return method_not_allowed();
     }
     let access = Access { operation: Operation::Update, sudo: true, anonymous_ok: false };
     // A single node is always the active node; there is nobody to step down to.
-    guarded(state, p, access, BodyStyle::Plain, |_| async { Ok(Reply::no_content().into()) }).await
+    guarded(state, request, access, BodyStyle::Plain, |_| async { Ok(Reply::no_content().into()) }).await
 }
 
 fn leader(state: &HttpState) -> Reply {
@@ -176,15 +176,15 @@ struct HealthQuery {
 
 impl HealthQuery {
     /// `None`: a bad flag or status code (400 with an empty error list, as Vault answers).
-    fn parse(p: &HttpRequest) -> Option<Self> {
+    fn parse(request: &HttpRequest) -> Option<Self> {
         let code = |name: &str, default: u16| -> Option<u16> {
-            match p.query_param(name) {
+            match request.query_param(name) {
                 None => Some(default),
                 Some(v) => v.parse::<u16>().ok().filter(|c| (100..=999).contains(c)),
             }
         };
         let flag = |name: &str| -> Option<bool> {
-            match p.query_param(name) {
+            match request.query_param(name) {
                 None | Some("") => Some(false),
                 Some(v) => fields::parse_bool_str(v),
             }
@@ -211,18 +211,18 @@ impl HealthQuery {
     }
 }
 
-async fn health(state: &HttpState, p: &HttpRequest) -> Reply {
-    let head = match p.method {
+async fn health(state: &HttpState, request: &HttpRequest) -> Reply {
+    let head = match request.method {
         Method::GET => false,
         Method::HEAD => true,
         _ => return method_not_allowed(),
     };
-    let Some(query) = HealthQuery::parse(p) else {
+    let Some(query) = HealthQuery::parse(request) else {
         return error::empty(StatusCode::BAD_REQUEST);
     };
     let initialized = match state.core.is_initialized().await {
         Ok(i) => i,
-        Err(e) => return p.error_reply(e),
+        Err(e) => return request.error_reply(e),
     };
     let active = state.core.active().ok();
     let sealed = active.is_none();

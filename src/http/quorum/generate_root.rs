@@ -59,16 +59,16 @@ fn legacy_progress(r: &GenerateRootProgress) -> Value {
 }
 
 /// The `otp` and whether a `pgp_key` was given, from a start request.
-fn start_params(p: &HttpRequest) -> Result<(Option<Zeroizing<String>>, bool), Error> {
-    let body = p.json_body()?;
+fn start_params(request: &HttpRequest) -> Result<(Option<Zeroizing<String>>, bool), Error> {
+    let body = request.json_body()?;
     let otp = fields::string(&body, "otp")?.map(Zeroizing::new);
     let pgp = fields::string(&body, "pgp_key")?.is_some_and(|k| !k.is_empty());
     Ok((otp, pgp))
 }
 
 /// `sys/generate-root/{attempt,update}`.
-pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step) -> Reply {
-    let Some(acl_op) = acl_operation(&p.method) else { return method_not_allowed() };
+pub async fn serve_legacy(state: &HttpState, request: &HttpRequest, step: Step) -> Reply {
+    let Some(acl_op) = acl_operation(&request.method) else { return method_not_allowed() };
     if step == Step::Update && acl_op != Operation::Update {
         return method_not_allowed();
     }
@@ -77,7 +77,7 @@ pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step) -> Rep
         sudo: false,
         anonymous_ok: state.core.config.unauthenticated_generate_root,
     };
-    guarded(state, p, access, BodyStyle::Plain, |anonymous| async move {
+    guarded(state, request, access, BodyStyle::Plain, |anonymous| async move {
         let core = &state.core;
         match (step, acl_op) {
             (Step::Attempt, Operation::Read) => {
@@ -85,17 +85,17 @@ pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step) -> Rep
                 Ok(secret_json(legacy_status(&status)).into())
             }
             (Step::Attempt, Operation::Update) => {
-                let (otp, pgp) = start_params(p)?;
+                let (otp, pgp) = start_params(request)?;
                 let status = core.generate_root_init(otp, pgp).await?;
                 Ok(secret_json(legacy_status(&status)).into())
             }
             (Step::Attempt, _) => {
-                let nonce = cancel_nonce(p)?;
+                let nonce = cancel_nonce(request)?;
                 core.generate_root_cancel(nonce.as_deref(), anonymous).await?;
                 Ok(Reply::no_content().into())
             }
             (Step::Update, _) => {
-                let (key, nonce) = key_and_nonce(p)?;
+                let (key, nonce) = key_and_nonce(request)?;
                 let progress = core.generate_root_update(key, &nonce).await?;
                 Ok(secret_json(legacy_progress(&progress)).into())
             }
@@ -105,15 +105,15 @@ pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step) -> Rep
 }
 
 /// OpenBao's authenticated `sys/generate-root-token/{attempt,update}`.
-pub async fn serve_authenticated(state: &HttpState, p: &HttpRequest, step: Step) -> Reply {
-    let acl_op = match acl_operation(&p.method) {
+pub async fn serve_authenticated(state: &HttpState, request: &HttpRequest, step: Step) -> Reply {
+    let acl_op = match acl_operation(&request.method) {
         Some(o) if step == Step::Attempt || o == Operation::Update => o,
-        _ => return p.error_reply(Error::UnsupportedOperation),
+        _ => return request.error_reply(Error::UnsupportedOperation),
     };
     let access = Access { operation: acl_op, sudo: false, anonymous_ok: false };
-    guarded(state, p, access, BodyStyle::Envelope, |_| async move {
-        let resp = authenticated_action(state, p, step, acl_op).await?;
-        Ok(Reply::from_response(resp, &p.request_id).into())
+    guarded(state, request, access, BodyStyle::Envelope, |_| async move {
+        let resp = authenticated_action(state, request, step, acl_op).await?;
+        Ok(Reply::from_response(resp, &request.request_id).into())
     })
     .await
 }
@@ -147,7 +147,7 @@ fn progress_data(r: &GenerateRootProgress) -> Map<String, Value> {
 
 async fn authenticated_action(
     state: &HttpState,
-    p: &HttpRequest,
+    request: &HttpRequest,
     step: Step,
     acl_op: Operation,
 ) -> Result<Response, Error> {
@@ -157,16 +157,16 @@ async fn authenticated_action(
             Ok(Response::data(status_data(&core.generate_root_status().await?)))
         }
         (Step::Attempt, Operation::Update) => {
-            let (otp, pgp) = start_params(p)?;
+            let (otp, pgp) = start_params(request)?;
             Ok(Response::data(status_data(&core.generate_root_init(otp, pgp).await?)))
         }
         (Step::Attempt, _) => {
-            let nonce = cancel_nonce(p)?;
+            let nonce = cancel_nonce(request)?;
             core.generate_root_cancel(nonce.as_deref(), false).await?;
             Ok(Response::empty())
         }
         (Step::Update, Operation::Update) => {
-            let body = p.json_body()?;
+            let body = request.json_body()?;
             let nonce = fields::string(&body, "nonce")?.unwrap_or_default();
             let key = fields::string(&body, "key")?.map(Zeroizing::new).unwrap_or_default();
             if nonce.is_empty() {

@@ -46,23 +46,27 @@ use crate::http::routes::QuorumPath;
 use crate::http::state::HttpState;
 
 /// Serves one quorum-operation request.
-pub async fn serve(state: &HttpState, p: &HttpRequest, endpoint: QuorumPath) -> Reply {
+pub async fn serve(state: &HttpState, request: &HttpRequest, endpoint: QuorumPath) -> Reply {
     match endpoint {
         QuorumPath::GenerateRootAttempt => {
-            generate_root::serve_legacy(state, p, generate_root::Step::Attempt).await
+            generate_root::serve_legacy(state, request, generate_root::Step::Attempt).await
         }
         QuorumPath::GenerateRootUpdate => {
-            generate_root::serve_legacy(state, p, generate_root::Step::Update).await
+            generate_root::serve_legacy(state, request, generate_root::Step::Update).await
         }
         QuorumPath::GenerateRootTokenAttempt => {
-            generate_root::serve_authenticated(state, p, generate_root::Step::Attempt).await
+            generate_root::serve_authenticated(state, request, generate_root::Step::Attempt).await
         }
         QuorumPath::GenerateRootTokenUpdate => {
-            generate_root::serve_authenticated(state, p, generate_root::Step::Update).await
+            generate_root::serve_authenticated(state, request, generate_root::Step::Update).await
         }
-        QuorumPath::RekeyBackup(_) => rekey::serve_backup(state, p).await,
-        QuorumPath::RekeyInit(target) => rekey::serve_legacy(state, p, rekey::Step::Init, target).await,
-        QuorumPath::RekeyUpdate(target) => rekey::serve_legacy(state, p, rekey::Step::Update, target).await,
-        QuorumPath::RekeyVerify(target) => rekey::serve_legacy(state, p, rekey::Step::Verify, target).await,
+        QuorumPath::RekeyBackup(_) => rekey::serve_backup(state, request).await,
+        QuorumPath::RekeyInit(target) => rekey::serve_legacy(state, request, rekey::Step::Init, target).await,
+        QuorumPath::RekeyUpdate(target) => {
+            rekey::serve_legacy(state, request, rekey::Step::Update, target).await
+        }
+        QuorumPath::RekeyVerify(target) => {
+            rekey::serve_legacy(state, request, rekey::Step::Verify, target).await
+        }
     }
 }

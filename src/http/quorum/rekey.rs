@@ -63,25 +63,30 @@ fn params(body: &Map<String, Value>) -> Result<RekeyParams, Error> {
 }
 
 /// `sys/rekey/*` and `sys/rekey-recovery-key/*` (`init`, `update`, `verify`).
-pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step, target: RekeyTarget) -> Reply {
-    let Some(acl_op) = acl_operation(&p.method) else { return method_not_allowed() };
+pub async fn serve_legacy(
+    state: &HttpState,
+    request: &HttpRequest,
+    step: Step,
+    target: RekeyTarget,
+) -> Reply {
+    let Some(acl_op) = acl_operation(&request.method) else { return method_not_allowed() };
     if step == Step::Update && acl_op != Operation::Update {
         return method_not_allowed();
     }
     let access =
         Access { operation: acl_op, sudo: false, anonymous_ok: state.core.config.unauthenticated_rekey };
-    guarded(state, p, access, BodyStyle::Plain, |anonymous| async move {
+    guarded(state, request, access, BodyStyle::Plain, |anonymous| async move {
         let core = &state.core;
         match (step, acl_op) {
             (Step::Init, Operation::Read) => {
                 Ok(secret_json(status_json(&core.rekey_status(target).await?)).into())
             }
             (Step::Init, Operation::Update) => {
-                let params = params(&p.json_body()?)?;
+                let params = params(&request.json_body()?)?;
                 Ok(secret_json(status_json(&core.rekey_init(target, params).await?)).into())
             }
             (Step::Init, _) => {
-                let nonce = cancel_nonce(p)?;
+                let nonce = cancel_nonce(request)?;
                 core.rekey_cancel(target, nonce.as_deref(), anonymous).await?;
                 Ok(Reply::no_content().into())
             }
@@ -89,7 +94,7 @@ pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step, target
                 Ok(secret_json(verify_status_json(&core.rekey_verify_status(target).await?)).into())
             }
             (Step::Verify, Operation::Update) => {
-                let (key, nonce) = key_and_nonce(p)?;
+                let (key, nonce) = key_and_nonce(request)?;
                 match core.rekey_verify_update(target, key, &nonce).await? {
                     RekeyVerifyUpdate::Progress(s) => Ok(secret_json(verify_status_json(&s)).into()),
                     RekeyVerifyUpdate::Complete { nonce } => {
@@ -98,12 +103,12 @@ pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step, target
                 }
             }
             (Step::Verify, _) => {
-                let nonce = cancel_nonce(p)?;
+                let nonce = cancel_nonce(request)?;
                 let s = core.rekey_verify_restart(target, nonce.as_deref(), anonymous).await?;
                 Ok(secret_json(verify_status_json(&s)).into())
             }
             (Step::Update, _) => {
-                let (key, nonce) = key_and_nonce(p)?;
+                let (key, nonce) = key_and_nonce(request)?;
                 match core.rekey_update(target, key, &nonce).await? {
                     RekeyUpdate::Progress(s) => Ok(secret_json(status_json(&s)).into()),
                     RekeyUpdate::Complete(r) => {
@@ -134,13 +139,13 @@ pub async fn serve_legacy(state: &HttpState, p: &HttpRequest, step: Step, target
 }
 
 /// `sys/rekey/backup`: PGP-encrypted backups are not supported, so there is never one to read.
-pub async fn serve_backup(state: &HttpState, p: &HttpRequest) -> Reply {
-    let acl_op = match acl_operation(&p.method) {
+pub async fn serve_backup(state: &HttpState, request: &HttpRequest) -> Reply {
+    let acl_op = match acl_operation(&request.method) {
         Some(o @ (Operation::Read | Operation::Delete)) => o,
         _ => return method_not_allowed(),
     };
     let access = Access { operation: acl_op, sudo: true, anonymous_ok: false };
-    guarded(state, p, access, BodyStyle::Plain, |_| async move {
+    guarded(state, request, access, BodyStyle::Plain, |_| async move {
         match acl_op {
             Operation::Read => Err(Error::bad("no backed-up keys found")),
             _ => Ok(Reply::no_content().into()),

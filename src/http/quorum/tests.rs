@@ -34,7 +34,7 @@ impl Client {
         if !token.is_empty() {
             headers.insert("x-vault-token", token.parse().unwrap());
         }
-        let p = HttpRequest {
+        let request = HttpRequest {
             method: Method::from_bytes(method.as_bytes()).unwrap(),
             path: path.to_owned(),
             query,
@@ -46,7 +46,7 @@ impl Client {
             budget: None,
         };
         let Endpoint::Quorum(endpoint) = Endpoint::parse(path) else { panic!("{path} is not a quorum path") };
-        let reply = serve(&self.state, &p, endpoint).await;
+        let reply = serve(&self.state, &request, endpoint).await;
         let v =
             if reply.body.is_empty() { Value::Null } else { serde_json::from_slice(&reply.body).unwrap() };
         (reply.status.as_u16(), v)

@@ -43,8 +43,8 @@ fn string_ignoring_case(body: &Map<String, Value>, name: &str) -> Option<Zeroizi
 }
 
 /// `key` and `nonce` of an update request (legacy wording of the errors).
-pub fn key_and_nonce(p: &HttpRequest) -> Result<(SecretBytes, String), Error> {
-    let mut body = p.json_body()?;
+pub fn key_and_nonce(request: &HttpRequest) -> Result<(SecretBytes, String), Error> {
+    let mut body = request.json_body()?;
     let key = string_ignoring_case(&body, "key").filter(|k| !k.is_empty());
     let nonce = string_ignoring_case(&body, "nonce").map(|n| n.as_str().to_owned()).unwrap_or_default();
     body.values_mut().for_each(wipe_json);
@@ -53,10 +53,10 @@ pub fn key_and_nonce(p: &HttpRequest) -> Result<(SecretBytes, String), Error> {
 }
 
 /// The nonce a DELETE carries, from the query string or the body.
-pub fn cancel_nonce(p: &HttpRequest) -> Result<Option<String>, Error> {
-    if let Some(n) = p.query_param("nonce") {
+pub fn cancel_nonce(request: &HttpRequest) -> Result<Option<String>, Error> {
+    if let Some(n) = request.query_param("nonce") {
         return Ok(Some(n.to_owned()));
     }
-    let body = p.json_body()?;
+    let body = request.json_body()?;
     Ok(string_ignoring_case(&body, "nonce").map(|n| n.as_str().to_owned()))
 }
