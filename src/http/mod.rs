@@ -18,8 +18,9 @@
 //! outside the router that take a token. [`crate::core::envelope`] renders responses and
 //! [`error`] is the only place errors become statuses.
 //!
-//! Imports point one way: this file and [`dispatch`] import the endpoint modules, the endpoint
-//! modules import only the shared types and the core, and no file imports this one.
+//! Imports point one way: [`dispatch`] imports the endpoint modules ([`unrouted`], [`quorum`],
+//! [`logical`]); they import only the shared types ([`state`], [`request`], [`body`], [`reply`],
+//! [`error`], [`admission`], [`routes`]) and the core; no file of `http` imports this one.
 //!
 //! Resource limits (security.md S4, S25): [`conn`] bounds each connection's life (header, idle,
 //! write and TLS handshake timeouts; `max_connections`; accept back-off) and [`budget`] bounds
