@@ -13,13 +13,12 @@
 //!
 //! # Request lifecycle
 //!
-//! 1. [`http::dispatch`] parses method, path, query, headers and body once and looks the path up
-//!    in the route table ([`http::routes`]): the sealed-state `sys/` endpoints are served by the
-//!    HTTP layer itself, everything else becomes a [`core::request::Request`].
+//! 1. [`http::handler`] parses method, path, query, headers and body once into a
+//!    [`core::request::Request`] (or serves one of the sealed-state `sys/` endpoints itself).
 //! 2. [`core::Core::handle`]: sealed → 503; token looked up by HMAC; route to the longest mount
 //!    prefix; existence check picks create vs update; ACL check (with sudo for root paths).
 //! 3. The backend parses its relative path into a typed enum and serves it from its view.
-//! 4. [`core::envelope`] renders the Vault envelope; [`http::error`] maps errors to statuses.
+//! 4. [`http::envelope`] renders the Vault envelope; [`http::error`] maps errors to statuses.
 //!
 //! Secrets never appear in logs, errors, storage keys or panics: key material and tokens live
 //! in zeroizing types with redacted `Debug` (see `coffer_storage::keys` and

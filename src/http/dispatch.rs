@@ -1,7 +1,6 @@
 //! Every request's way through the HTTP layer: read and parse it once ([`read_request`]), look
 //! its path up in the route table ([`Endpoint`]) and hand it to the endpoint that serves it:
-//! [`unrouted`](crate::http::unrouted), [`quorum`](crate::http::quorum) or the core's router
-//! ([`logical`](crate::http::logical)).
+//! [`unrouted`], [`quorum`] or the core's router ([`logical`]).
 //!
 //! The endpoint modules import only the shared types (state, request, reply, error) and the
 //! core; only this module imports them.

@@ -1,6 +1,5 @@
-//! Requests for the core's router: an [`HttpRequest`] becomes a core
-//! [`Request`](crate::core::request::Request) (operation, path, data, token, wrap TTL) and the
-//! core's answer becomes a reply.
+//! Requests for the core's router: an [`HttpRequest`] becomes a core [`Request`] (operation,
+//! path, data, token, wrap TTL) and the core's answer becomes a reply.
 //!
 //! The operation comes from the method: GET = read (list with `?list=true`), POST/PUT = update
 //! (the core picks create with its existence check), DELETE = delete, PATCH = patch (which
