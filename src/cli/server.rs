@@ -9,11 +9,11 @@ use clap::Args;
 
 use coffer_storage::{MemStorage, SledStorage, Storage};
 
-use crate::config::{Config, ListenerConfig, SealConfig, StorageConfig};
+use crate::config::{Config, ListenerConfig, ListenerLimits, SealConfig, StorageConfig};
 use crate::core::request::Request;
 use crate::core::seal::{InitParams, SealSource};
 use crate::core::{Core, CoreConfig};
-use crate::http::{self, Listener};
+use crate::http::{self, ConnLimits, Listener};
 use crate::policy::Operation;
 
 /// Arguments of `coffer server`.
@@ -154,14 +154,26 @@ async fn bind(l: &ListenerConfig) -> anyhow::Result<Listener> {
         .with_context(|| format!("cannot listen on {}", l.address))?;
     let local = tcp.local_addr()?;
     let tls = match &l.tls {
-        Some(files) => Some(http::tls_config(&files.cert_file, &files.key_file).map_err(anyhow::Error::msg)?),
+        Some(files) => Some(http::tls_config(&files.cert_file, &files.key_file)?),
         None => {
             tracing::warn!(address = %local, "TLS is disabled on this listener (tls_disable): traffic, tokens and secrets travel in clear text");
             None
         }
     };
     tracing::info!(address = %local, tls = tls.is_some(), "listening");
-    Ok(Listener { tcp, tls, max_request_size: l.max_request_size, limits: l.limits })
+    Ok(Listener { tcp, tls, max_request_size: l.max_request_size, limits: conn_limits(&l.limits) })
+}
+
+/// The configured limits as the HTTP layer takes them.
+fn conn_limits(l: &ListenerLimits) -> ConnLimits {
+    ConnLimits {
+        read_header_timeout: l.read_header_timeout,
+        read_timeout: l.read_timeout,
+        idle_timeout: l.idle_timeout,
+        write_timeout: l.write_timeout,
+        tls_handshake_timeout: l.tls_handshake_timeout,
+        max_connections: l.max_connections,
+    }
 }
 
 fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
@@ -174,8 +186,8 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
         listeners: vec![ListenerConfig {
             address,
             tls: None,
-            max_request_size: http::DEFAULT_MAX_REQUEST_SIZE,
-            limits: http::ConnLimits::default(),
+            max_request_size: crate::config::limits::DEFAULT_MAX_REQUEST_SIZE,
+            limits: ListenerLimits::default(),
             cluster_address: None,
             disable_unauthed_generate_root_endpoints: true,
             disable_unauthed_rekey_endpoints: true,

@@ -19,6 +19,7 @@
 
 pub mod de;
 pub mod format;
+pub mod limits;
 pub mod raw;
 pub mod secret;
 
@@ -33,6 +34,7 @@ use coffer_storage::keys::UnsealKey;
 use zeroize::Zeroizing;
 
 pub use self::format::Format;
+pub use self::limits::ListenerLimits;
 use self::raw::{
     RawAudit, RawConfig, RawListener, RawRetryJoin, RawSeal, RawStaticSeal, RawStorage, RawTcpListener,
 };
@@ -103,7 +105,7 @@ pub struct ListenerConfig {
     /// Keep `sys/rekey/*` and `sys/rekey-recovery-key/*` behind a token (default true).
     pub disable_unauthed_rekey_endpoints: bool,
     /// `http_*` timeouts, `tls_handshake_timeout` and `max_connections`.
-    pub limits: crate::http::ConnLimits,
+    pub limits: ListenerLimits,
 }
 
 /// How the root key is protected.
@@ -589,8 +591,8 @@ fn check_tcp(
         ));
     }
     let max_request_size = match l.max_request_size {
-        None => crate::http::DEFAULT_MAX_REQUEST_SIZE,
-        Some(raw::Int(0)) => crate::http::DEFAULT_MAX_REQUEST_SIZE,
+        None => limits::DEFAULT_MAX_REQUEST_SIZE,
+        Some(raw::Int(0)) => limits::DEFAULT_MAX_REQUEST_SIZE,
         Some(raw::Int(n)) if n < 0 => {
             return Err(err(
                 &key("max_request_size"),
@@ -627,8 +629,7 @@ fn check_limits(
     l: &RawTcpListener,
     tls: bool,
     warnings: &mut Vec<String>,
-) -> Result<crate::http::ConnLimits, ConfigError> {
-    use crate::http::conn;
+) -> Result<ListenerLimits, ConfigError> {
     let key = |k: &str| de::join(path, k);
     let timeout = |name: &str, v: Option<raw::Ttl>| -> Result<Option<std::time::Duration>, ConfigError> {
         match v {
@@ -644,7 +645,7 @@ fn check_limits(
         }
     };
     let max_connections = match l.max_connections {
-        None => conn::DEFAULT_MAX_CONNECTIONS,
+        None => limits::DEFAULT_MAX_CONNECTIONS,
         Some(raw::Int(n)) if n < 1 => {
             return Err(err(&key("max_connections"), "must be at least 1"));
         }
@@ -657,15 +658,15 @@ fn check_limits(
     if tls_handshake_timeout.is_some() && !tls {
         warnings.push(format!("{path}: tls_disable is set, so tls_handshake_timeout is not used"));
     }
-    Ok(crate::http::ConnLimits {
+    Ok(ListenerLimits {
         read_header_timeout: timeout("http_read_header_timeout", l.http_read_header_timeout)?
-            .unwrap_or(conn::DEFAULT_READ_HEADER_TIMEOUT),
+            .unwrap_or(limits::DEFAULT_READ_HEADER_TIMEOUT),
         read_timeout: timeout("http_read_timeout", l.http_read_timeout)?
-            .unwrap_or(conn::DEFAULT_READ_TIMEOUT),
+            .unwrap_or(limits::DEFAULT_READ_TIMEOUT),
         idle_timeout: timeout("http_idle_timeout", l.http_idle_timeout)?
-            .unwrap_or(conn::DEFAULT_IDLE_TIMEOUT),
+            .unwrap_or(limits::DEFAULT_IDLE_TIMEOUT),
         write_timeout: timeout("http_write_timeout", l.http_write_timeout)?,
-        tls_handshake_timeout: tls_handshake_timeout.unwrap_or(conn::DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+        tls_handshake_timeout: tls_handshake_timeout.unwrap_or(limits::DEFAULT_TLS_HANDSHAKE_TIMEOUT),
         max_connections,
     })
 }

@@ -56,7 +56,7 @@ fn minimal_toml() {
     let l = &c.listeners[0];
     assert_eq!(l.address, "127.0.0.1:8200".parse().unwrap());
     assert!(l.tls.is_none());
-    assert_eq!(l.max_request_size, crate::http::DEFAULT_MAX_REQUEST_SIZE);
+    assert_eq!(l.max_request_size, limits::DEFAULT_MAX_REQUEST_SIZE);
     assert!(l.disable_unauthed_generate_root_endpoints);
     assert!(l.disable_unauthed_rekey_endpoints);
     assert!(l.cluster_address.is_none());
@@ -300,7 +300,7 @@ fn bad_values_are_named() {
     );
     assert_eq!(
         toml(&toml_with("", "max_request_size = 0")).unwrap().listeners[0].max_request_size,
-        crate::http::DEFAULT_MAX_REQUEST_SIZE
+        limits::DEFAULT_MAX_REQUEST_SIZE
     );
     assert_eq!(
         toml_err(&toml_with("default_lease_ttl = \"forever\"", "")),
@@ -561,7 +561,7 @@ fn listener_limits_default_to_vaults() {
     let l = &toml(&toml_with("", "")).unwrap().listeners[0];
     assert_eq!(
         l.limits,
-        crate::http::ConnLimits {
+        ListenerLimits {
             read_header_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
@@ -570,12 +570,12 @@ fn listener_limits_default_to_vaults() {
             max_connections: 4096,
         }
     );
-    assert_eq!(l.limits, crate::http::ConnLimits::default());
+    assert_eq!(l.limits, ListenerLimits::default());
 }
 
 #[test]
 fn listener_limits_in_three_formats() {
-    let want = crate::http::ConnLimits {
+    let want = ListenerLimits {
         read_header_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(90),
         idle_timeout: Duration::from_secs(3600),
@@ -626,7 +626,7 @@ fn listener_limits_in_three_formats() {
     let c = json(json_text).unwrap();
     assert_eq!(
         c.listeners[0].limits,
-        crate::http::ConnLimits { tls_handshake_timeout: Duration::from_secs(10), ..want }
+        ListenerLimits { tls_handshake_timeout: Duration::from_secs(10), ..want }
     );
 }
 
@@ -637,7 +637,7 @@ fn listener_limits_zero_means_the_default_as_in_vault() {
         "http_read_header_timeout = 0\nhttp_read_timeout = \"0s\"\nhttp_idle_timeout = 0\nhttp_write_timeout = 0\ntls_handshake_timeout = 0",
     ))
     .unwrap();
-    assert_eq!(c.listeners[0].limits, crate::http::ConnLimits::default());
+    assert_eq!(c.listeners[0].limits, ListenerLimits::default());
 }
 
 #[test]

@@ -31,23 +31,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
-/// Vault's default `http_read_header_timeout`.
-pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Vault's default `http_read_timeout`.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Vault's default `http_idle_timeout`.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// Default `tls_handshake_timeout` (Go's `http.Transport` uses the same).
-pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default `max_connections` per listener.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// How long an idle connection that was asked to shut down may take to do so.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// First and largest pause after a failed `accept` (Go's `net/http` uses the same).
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// The limits of one listener.
+/// The limits of one listener (the server fills them from its configuration, whose defaults are
+/// Vault's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnLimits {
     /// From the first byte of a request (or the connection's start) to its last header byte.
@@ -61,19 +52,6 @@ pub struct ConnLimits {
     pub tls_handshake_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
-}
-
-impl Default for ConnLimits {
-    fn default() -> Self {
-        Self {
-            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
-            read_timeout: DEFAULT_READ_TIMEOUT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            write_timeout: None,
-            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
 }
 
 /// Which deadline of a connection has passed.
@@ -331,6 +309,17 @@ pub fn accept_backoff(previous: Option<Duration>) -> Duration {
 mod tests {
     use super::*;
 
+    fn limits() -> ConnLimits {
+        ConnLimits {
+            read_header_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            write_timeout: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+
     #[test]
     fn accept_backoff_doubles_up_to_a_second() {
         let mut d = None;
@@ -376,11 +365,7 @@ mod tests {
 
     #[test]
     fn phases_follow_requests() {
-        let limits = ConnLimits {
-            read_header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            ..ConnLimits::default()
-        };
+        let limits = limits();
         let base = Instant::now();
         let t = |secs: u64| base + Duration::from_secs(secs);
         let start = t(0);
@@ -409,7 +394,7 @@ mod tests {
 
     #[test]
     fn h2_frames_between_requests_do_not_keep_a_connection() {
-        let limits = ConnLimits::default();
+        let limits = limits();
         let base = Instant::now();
         let t = |secs: u64| base + Duration::from_secs(secs);
         let w = ConnWatch::started_at(t(0));

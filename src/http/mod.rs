@@ -1,20 +1,45 @@
-//! The HTTP API: hyper 1 (HTTP/1.1 and h2) over TCP, with rustls unless the listener sets
-//! `tls_disable`.
+//! The HTTP API: hyper 1 (HTTP/1.1 and h2) over TCP, with rustls ([`tls`]) unless the listener
+//! sets `tls_disable`.
 //!
-//! [`handler`] turns requests into core calls, [`sys`] serves the endpoints that work while
-//! sealed, [`sys_ops`] root generation and rekeying, [`crate::core::envelope`] renders responses and [`error`] is the only place errors become
-//! statuses.
+//! # A request's way
+//!
+//! ```text
+//!   serve / serve_conn (this file)    connections, limits, hyper
+//!     └─ dispatch                     read_request once, then the route table decides:
+//!          ├─ unrouted                sys/ init, seal-status, unseal, seal, leader, health, step-down
+//!          ├─ quorum                  generate-root and rekey ceremonies
+//!          └─ logical                 everything else, through the core's router
+//! ```
+//!
+//! [`routes`] is the one route table: the endpoint of every path, and where in a cluster each
+//! request may be served (node-local, leader-bound, or a read after a read barrier).
+//! [`request`] holds the parsed request ([`request::HttpRequest`]), [`reply`] the reply,
+//! [`state`] what a listener's requests share; [`admission`] admits and audits the endpoints
+//! outside the router that take a token. [`crate::core::envelope`] renders responses and
+//! [`error`] is the only place errors become statuses.
+//!
+//! Imports point one way: [`dispatch`] imports the endpoint modules ([`unrouted`], [`quorum`],
+//! [`logical`]); they import only the shared types ([`state`], [`request`], [`body`], [`reply`],
+//! [`error`], [`admission`], [`routes`]) and the core; no file of `http` imports this one.
 //!
 //! Resource limits (security.md S4, S25): [`conn`] bounds each connection's life (header, idle,
 //! write and TLS handshake timeouts; `max_connections`; accept back-off) and [`budget`] bounds
 //! the memory of request bodies in flight.
 
+pub mod admission;
+pub mod body;
 pub mod budget;
 pub mod conn;
+pub mod dispatch;
 pub mod error;
-pub mod handler;
-pub mod sys;
-pub mod sys_ops;
+pub mod logical;
+pub mod quorum;
+pub mod reply;
+pub mod request;
+pub mod routes;
+pub mod state;
+pub mod tls;
+pub mod unrouted;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,10 +59,9 @@ use crate::core::Core;
 use budget::ConnShare;
 pub use conn::ConnLimits;
 use conn::{ConnWatch, Expiry, InFlight, Watched};
-use handler::{HttpState, Reply};
-
-/// Default largest request body (Vault's 32 MiB).
-pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+use reply::Reply;
+use state::HttpState;
+pub use tls::{tls_config, TlsError};
 
 /// One bound listener.
 pub struct Listener {
@@ -72,8 +96,7 @@ fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
 /// the loop with a doubling back-off instead of retrying at once.
 pub async fn serve(core: Arc<Core>, listener: Listener, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let limits = listener.limits;
-    let state =
-        Arc::new(HttpState::new(core, listener.max_request_size).with_read_timeout(limits.read_timeout));
+    let state = Arc::new(HttpState::new(core, listener.max_request_size, limits.read_timeout));
     let acceptor = listener.tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let mut backoff: Option<Duration> = None;
@@ -169,7 +192,7 @@ where
         let share = Arc::clone(&share);
         let in_flight = InFlight::start(&svc_watch, req.version());
         async move {
-            let reply = handler::handle(state, req, remote, share).await;
+            let reply = dispatch::handle(state, req, remote, share).await;
             drop(in_flight);
             Ok::<_, Infallible>(to_hyper(reply))
         }
@@ -226,31 +249,4 @@ where
             _ => {}
         }
     }
-}
-
-/// Loads a rustls server config from PEM files (ALPN h2 + http/1.1).
-pub fn tls_config(
-    cert_file: &std::path::Path,
-    key_file: &std::path::Path,
-) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|e| format!("cannot read tls_cert_file {}: {e}", cert_file.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("invalid PEM in tls_cert_file {}: {e}", cert_file.display()))?;
-    if certs.is_empty() {
-        return Err(format!("tls_cert_file {} holds no certificate", cert_file.display()));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("cannot read tls_key_file {}: {e}", key_file.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS certificate and key do not match or are unsupported: {e}"))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
 }

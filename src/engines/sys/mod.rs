@@ -1,8 +1,9 @@
 //! The `sys/` backend: mounts, auth methods, remount, the UI preflight, key status and rotation,
 //! policies and capabilities.
 //!
-//! Seal, init, unseal, health and leader are special HTTP handlers (they work while sealed) and
-//! live in `http::sys`; everything here runs through the normal request lifecycle.
+//! Seal, init, unseal, health and leader are served by the HTTP layer itself (they work while
+//! sealed: `http::unrouted`), as are root generation and rekeying (`http::quorum`); everything
+//! here runs through the normal request lifecycle.
 
 mod audit;
 mod mounts;

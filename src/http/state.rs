@@ -1,0 +1,32 @@
+//! What every request of one listener shares: the core, the body size limit, the body budget and
+//! the body read timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::Core;
+use crate::http::budget::BodyBudget;
+
+/// Shared state of a listener.
+pub struct HttpState {
+    pub core: Arc<Core>,
+    /// Largest accepted request body, in bytes.
+    pub max_request_size: usize,
+    /// Memory budget for request bodies in flight, charged as bytes arrive (security.md S4,
+    /// S25; see [`BodyBudget`]).
+    pub body_budget: Arc<BodyBudget>,
+    /// How long a request may take to deliver its body after its headers, waiting for body
+    /// budget included (`http_read_timeout`).
+    pub read_timeout: Duration,
+}
+
+/// Default body budget: 32 MiB, or the largest request when that is bigger.
+pub const DEFAULT_BODY_BUDGET: usize = 32 * 1024 * 1024;
+
+impl HttpState {
+    /// State for a listener with the given body limit and `http_read_timeout`.
+    pub fn new(core: Arc<Core>, max_request_size: usize, read_timeout: Duration) -> Self {
+        let pool = DEFAULT_BODY_BUDGET.max(max_request_size);
+        Self { core, max_request_size, body_budget: Arc::new(BodyBudget::new(pool)), read_timeout }
+    }
+}
