@@ -14,6 +14,8 @@
 //! - [`Fault::CutRequests`] / [`Fault::CutResponses`]: swallow only the bytes going to the node
 //!   (requests of the connecting peer) or coming back from it.
 
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
