@@ -115,3 +115,46 @@ fn missing_ca_file_fails_early() {
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
 }
+
+/// `crate::X` modules named outside comments in the production `.rs` files under `src/<dir>`
+/// (`tests.rs` files may use anything).
+fn crate_modules_used(dir: &str) -> std::collections::BTreeSet<String> {
+    fn walk(p: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(p).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir), &mut files);
+    let mut used = std::collections::BTreeSet::new();
+    for f in files {
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            let code = line.split("//").next().unwrap_or("");
+            for (i, _) in code.match_indices("crate::") {
+                let rest = &code[i + "crate::".len()..];
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                used.insert(name);
+            }
+        }
+    }
+    used
+}
+
+#[test]
+fn client_and_resolve_import_nothing_of_the_server() {
+    let allowed = |extra: &[&str]| {
+        let mut a: std::collections::BTreeSet<String> = ["secret", "util"].map(String::from).into();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let client = crate_modules_used("client");
+    assert!(client.is_subset(&allowed(&["client"])), "client uses {client:?}");
+    let resolve = crate_modules_used("resolve");
+    assert!(resolve.is_subset(&allowed(&["client", "resolve"])), "resolve uses {resolve:?}");
+    assert!(resolve.contains("client"), "the scan sees the resolver's use of the client");
+}
