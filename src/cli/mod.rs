@@ -1,5 +1,8 @@
 //! The command line: `coffer server` runs the daemon; every other command is an HTTP client of
-//! the API through [`crate::client`] (like `vault`/`bao`), one file per command group.
+//! the API through [`crate::client`] (like `vault`/`bao`), one file (or folder: `kv/`,
+//! `operator/`) per command group. What several groups share lives in its own file: `mounts.rs`
+//! (enable/disable/list for `secrets`, `auth` and `audit`), `data.rs` (k=v arguments) and
+//! `output.rs` (tables and JSON as the Vault CLI prints them).
 //!
 //! Connection settings come from the environment (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_CACERT`,
 //! `VAULT_SKIP_VERIFY`, `VAULT_NAMESPACE`, and their `BAO_`/`COFFER_` forms) and can be
