@@ -4,9 +4,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use super::mounts::{self, EntryFlags, ListArgs, MountTable, PathArg};
 use super::output::{self, Format};
-use super::secrets::mount_map;
-use super::{data, ensure_trailing_slash, sanitize_path, usage, BackendRequest, Exit};
+use super::{data, Exit, Invocation};
 
 /// `coffer audit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -14,9 +14,9 @@ pub enum AuditCmd {
     /// Enable an audit device.
     Enable(EnableArgs),
     /// List the enabled audit devices.
-    List(super::secrets::ListArgs),
+    List(ListArgs),
     /// Disable an audit device.
-    Disable(super::secrets::PathArg),
+    Disable(PathArg),
     /// Have the server verify an audit log (exit 0 intact, 1 tampered); -offline checks
     /// the file's structure only.
     Verify(VerifyArgs),
@@ -81,13 +81,12 @@ fn device_for_file(devices: &serde_json::Map<String, Value>, file: &std::path::P
 }
 
 /// `coffer audit verify FILE`: the server verifies its own device's file.
-async fn verify(ctx: &BackendRequest, a: &VerifyArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+async fn verify(inv: &Invocation, a: &VerifyArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let device = match &a.device {
-        Some(d) => ensure_trailing_slash(&sanitize_path(d)),
+        Some(d) => mounts::mount_path(d),
         None => {
-            let resp = client.read("sys/audit").await.context("Error listing audits")?.unwrap_or(Value::Null);
-            let devices = mount_map(&resp);
+            let devices = mounts::read_table(&client, MountTable::AuditDevices).await?;
             device_for_file(&devices, &a.file).ok_or_else(|| Exit {
                 code: 2,
                 message: format!(
@@ -104,13 +103,13 @@ async fn verify(ctx: &BackendRequest, a: &VerifyArgs) -> anyhow::Result<u8> {
         .context("Error verifying the audit log")?
         .unwrap_or(Value::Null);
     let data = resp.get("data").cloned().unwrap_or(Value::Null);
-    if ctx.format() == Format::Json {
+    if inv.format() == Format::Json {
         outln!("{}", output::json_pretty(&data));
     }
     let intact = data.get("intact").and_then(Value::as_bool).unwrap_or(false);
     let file = data.get("file_path").and_then(Value::as_str).unwrap_or_default().to_owned();
     let n = |k: &str| data.get(k).and_then(Value::as_u64);
-    if ctx.format() != Format::Json {
+    if inv.format() != Format::Json {
         let range = match (n("first_sequence"), n("last_sequence")) {
             (Some(f), Some(l)) => format!(", sequences {f}..={l}"),
             _ => String::new(),
@@ -148,15 +147,8 @@ async fn verify(ctx: &BackendRequest, a: &VerifyArgs) -> anyhow::Result<u8> {
 /// Arguments of `audit enable`.
 #[derive(Debug, Args)]
 pub struct EnableArgs {
-    /// Device path (default: the type).
-    #[arg(long)]
-    pub path: Option<String>,
-    /// Human-readable description.
-    #[arg(long)]
-    pub description: Option<String>,
-    /// Do not replicate the device to other clusters.
-    #[arg(long)]
-    pub local: bool,
+    #[command(flatten)]
+    pub entry: EntryFlags,
     /// Device type (file, socket, syslog).
     pub device_type: String,
     /// Device options as k=v (file_path=/var/log/audit.log).
@@ -164,43 +156,27 @@ pub struct EnableArgs {
 }
 
 /// Runs an audit subcommand.
-pub async fn run(ctx: &BackendRequest, cmd: AuditCmd) -> anyhow::Result<u8> {
+pub async fn run(inv: &Invocation, cmd: AuditCmd) -> anyhow::Result<u8> {
     if let AuditCmd::Verify(a) = &cmd {
-        return if a.offline { verify_offline(a) } else { verify(ctx, a).await };
+        return if a.offline { verify_offline(a) } else { verify(inv, a).await };
     }
-    let client = ctx.client()?;
+    let client = inv.client()?;
     match cmd {
-        AuditCmd::Verify(a) => verify(ctx, &a).await,
+        AuditCmd::Verify(a) => verify(inv, &a).await,
         AuditCmd::Enable(a) => {
-            let path = ensure_trailing_slash(&sanitize_path(a.path.as_deref().unwrap_or(&a.device_type)));
-            let opts = data::parse(&a.options, &mut std::io::stdin())
-                .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
             let body = json!({
                 "type": a.device_type,
-                "description": a.description.unwrap_or_default(),
-                "options": opts,
-                "local": a.local,
+                "description": a.entry.description.unwrap_or_default(),
+                "options": data::parse_args(&a.options)?,
+                "local": a.entry.local,
             });
-            client
-                .write(&format!("sys/audit/{}", path.trim_end_matches('/')), &body)
-                .await
-                .context("Error enabling audit device")?;
-            outln!("Success! Enabled the {} audit device at: {path}", a.device_type);
-            Ok(0)
+            let path = a.entry.path.as_deref();
+            mounts::enable(&client, MountTable::AuditDevices, &a.device_type, path, &body).await
         }
-        AuditCmd::Disable(a) => {
-            let path = ensure_trailing_slash(&sanitize_path(&a.path));
-            client
-                .delete(&format!("sys/audit/{}", path.trim_end_matches('/')))
-                .await
-                .context("Error disabling audit device")?;
-            outln!("Success! Disabled audit device (if it was enabled) at: {path}");
-            Ok(0)
-        }
+        AuditCmd::Disable(a) => mounts::disable(&client, MountTable::AuditDevices, &a.path).await,
         AuditCmd::List(a) => {
-            let resp = client.read("sys/audit").await.context("Error listing audits")?.unwrap_or(Value::Null);
-            let devices = mount_map(&resp);
-            if ctx.format() == Format::Json {
+            let devices = mounts::read_table(&client, MountTable::AuditDevices).await?;
+            if inv.format() == Format::Json {
                 outln!("{}", output::json_pretty(&Value::Object(devices)));
                 return Ok(0);
             }

@@ -12,6 +12,36 @@ use std::io::Read;
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
 
+use super::usage;
+
+/// [`parse`] with the process's stdin; a failure is a usage error, as the Vault CLI reports it.
+pub fn parse_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
+    parse(args, &mut std::io::stdin()).map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))
+}
+
+/// Query parameters from `k=v` arguments ([`parse_args`], then [`to_query`]).
+pub fn query_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(to_query(&parse_args(args)?))
+}
+
+/// `(k, v)` pairs borrowed, as [`crate::client::Client`] takes query parameters.
+pub fn borrow_pairs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Repeated `-flag=k=v` values (`-options`, `-metadata`, ...) as a JSON object of strings;
+/// `what` names the flag in the usage error.
+pub fn flag_map(flags: &[String], what: &str) -> anyhow::Result<Map<String, Value>> {
+    let mut m = Map::new();
+    for flag in flags {
+        let Some((k, v)) = flag.split_once('=') else {
+            return Err(usage(format!("invalid {what} \"{flag}\": format must be key=value")));
+        };
+        m.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    Ok(m)
+}
+
 /// Parses `args` into a JSON object, reading `-` from `stdin`.
 pub fn parse(args: &[String], stdin: &mut dyn Read) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
@@ -82,8 +112,8 @@ pub fn to_query(m: &Map<String, Value>) -> Vec<(String, String)> {
     let mut q = Vec::new();
     for (k, v) in m {
         match v {
-            Value::Array(a) => q.extend(a.iter().map(|x| (k.clone(), crate::cli::output::go_value(x)))),
-            other => q.push((k.clone(), crate::cli::output::go_value(other))),
+            Value::Array(a) => q.extend(a.iter().map(|x| (k.clone(), super::output::go_value(x)))),
+            other => q.push((k.clone(), super::output::go_value(other))),
         }
     }
     q

@@ -6,7 +6,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::output::{self, Format};
-use super::{data, not_found, print_field, print_secret, usage, BackendRequest};
+use super::{data, not_found, print_secret, usage, Invocation};
 
 /// Arguments of `coffer read`.
 #[derive(Debug, Args)]
@@ -52,24 +52,23 @@ pub struct DeleteArgs {
 }
 
 /// `coffer read`.
-pub async fn read(ctx: &BackendRequest, a: ReadArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn read(inv: &Invocation, a: ReadArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let path = super::sanitize_path(&a.path);
-    let params = data::parse(&a.data, &mut std::io::stdin())
-        .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
-    let query = data::to_query(&params);
-    let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let secret = client.read_with(&path, &q).await.with_context(|| format!("Error reading {path}"))?;
+    let query = data::query_args(&a.data)?;
+    let secret = client
+        .read_with(&path, &data::borrow_pairs(&query))
+        .await
+        .with_context(|| format!("Error reading {path}"))?;
     let Some(secret) = secret else { return Err(not_found(&path)) };
-    print_secret(ctx, &secret, a.field.as_deref())
+    print_secret(inv, &secret, a.field.as_deref())
 }
 
 /// `coffer write`.
-pub async fn write(ctx: &BackendRequest, a: WriteArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn write(inv: &Invocation, a: WriteArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let path = super::sanitize_path(&a.path);
-    let body = data::parse(&a.data, &mut std::io::stdin())
-        .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
+    let body = data::parse_args(&a.data)?;
     if body.is_empty() && !a.force {
         return Err(usage("Must supply data or use -force"));
     }
@@ -79,31 +78,28 @@ pub async fn write(ctx: &BackendRequest, a: WriteArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("Error writing data to {path}"))?;
     match secret {
         None => {
-            if ctx.format() == Format::Table {
+            if inv.format() == Format::Table {
                 outln!("Success! Data written to: {path}");
             }
             Ok(0)
         }
-        Some(s) => match &a.field {
-            Some(f) => print_field(ctx, &s, f),
-            None => print_secret(ctx, &s, None),
-        },
+        Some(s) => print_secret(inv, &s, a.field.as_deref()),
     }
 }
 
 /// `coffer list`.
-pub async fn list(ctx: &BackendRequest, a: ListArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn list(inv: &Invocation, a: ListArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let path = super::ensure_trailing_slash(&super::sanitize_path(&a.path));
     let secret = client.list(&path).await.with_context(|| format!("Error listing {path}"))?;
-    print_list(ctx, secret.as_ref(), &path)
+    print_list(inv, secret.as_ref(), &path)
 }
 
 /// Prints a list response (`Keys` table or the JSON array), or "No value found" (exit 2).
-pub fn print_list(ctx: &BackendRequest, secret: Option<&Value>, path: &str) -> anyhow::Result<u8> {
+pub fn print_list(inv: &Invocation, secret: Option<&Value>, path: &str) -> anyhow::Result<u8> {
     let keys = secret.and_then(output::list_keys).filter(|k| !k.is_empty());
     let Some(keys) = keys else { return Err(not_found(path)) };
-    match ctx.format() {
+    match inv.format() {
         Format::Json => {
             let mut sorted = keys.clone();
             sorted.sort();
@@ -120,17 +116,17 @@ pub fn print_list(ctx: &BackendRequest, secret: Option<&Value>, path: &str) -> a
 }
 
 /// `coffer delete`.
-pub async fn delete(ctx: &BackendRequest, a: DeleteArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn delete(inv: &Invocation, a: DeleteArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let path = super::sanitize_path(&a.path);
-    let params = data::parse(&a.data, &mut std::io::stdin())
-        .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
-    let query = data::to_query(&params);
-    let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let secret = client.delete_with(&path, &q).await.with_context(|| format!("Error deleting {path}"))?;
+    let query = data::query_args(&a.data)?;
+    let secret = client
+        .delete_with(&path, &data::borrow_pairs(&query))
+        .await
+        .with_context(|| format!("Error deleting {path}"))?;
     match secret {
-        Some(s) if ctx.format() == Format::Json || s.get("warnings").is_some_and(|w| !w.is_null()) => {
-            print_secret(ctx, &s, None)
+        Some(s) if inv.format() == Format::Json || s.get("warnings").is_some_and(|w| !w.is_null()) => {
+            print_secret(inv, &s, None)
         }
         _ => {
             outln!("Success! Data deleted (if it existed) at: {path}");

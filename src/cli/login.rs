@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::output::{self, Format};
-use super::{data, print_field, print_secret, prompt_secret, usage, BackendRequest};
+use super::{data, print_field, print_secret, prompt_secret, usage, Invocation};
 use crate::client::{self, Client};
 use crate::secret::ClientToken;
 
@@ -36,8 +36,8 @@ pub struct LoginArgs {
 }
 
 /// Runs `coffer login`.
-pub async fn run(ctx: &BackendRequest, a: LoginArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn run(inv: &Invocation, a: LoginArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let secret = match a.method.as_str() {
         "token" => token_login(&client, &a.args).await?,
         "approle" | "userpass" => method_login(&client, &a).await?,
@@ -70,9 +70,9 @@ pub async fn run(ctx: &BackendRequest, a: LoginArgs) -> anyhow::Result<u8> {
         true
     };
     if let Some(f) = &a.field {
-        return print_field(ctx, &secret, f);
+        return print_field(inv, &secret, f);
     }
-    if ctx.format() == Format::Table {
+    if inv.format() == Format::Table {
         for var in ["VAULT_TOKEN", "BAO_TOKEN", "COFFER_TOKEN"] {
             if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
                 eprintln!(
@@ -98,7 +98,7 @@ pub async fn run(ctx: &BackendRequest, a: LoginArgs) -> anyhow::Result<u8> {
         };
         outln!("{}\n", output::wrap_with_padding(msg, 0));
     }
-    print_secret(ctx, &secret, None)
+    print_secret(inv, &secret, None)
 }
 
 /// Token method: look the token up and present the result as a login (`auth` block).

@@ -1,5 +1,8 @@
 //! The command line: `coffer server` runs the daemon; every other command is an HTTP client of
-//! the API through [`crate::client`] (like `vault`/`bao`), one file per command group.
+//! the API through [`crate::client`] (like `vault`/`bao`), one file (or folder: `kv/`,
+//! `operator/`) per command group. What several groups share lives in its own file: `mounts.rs`
+//! (enable/disable/list for `secrets`, `auth` and `audit`), `data.rs` (k=v arguments) and
+//! `output.rs` (tables and JSON as the Vault CLI prints them).
 //!
 //! Connection settings come from the environment (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_CACERT`,
 //! `VAULT_SKIP_VERIFY`, `VAULT_NAMESPACE`, and their `BAO_`/`COFFER_` forms) and can be
@@ -23,6 +26,7 @@ pub mod data;
 pub mod generic;
 pub mod kv;
 pub mod login;
+pub mod mounts;
 pub mod operator;
 pub mod output;
 pub mod policy;
@@ -145,13 +149,14 @@ pub fn not_found(path: &str) -> anyhow::Error {
     Exit { code: 2, message: format!("No value found at {path}") }.into()
 }
 
-/// What every client command gets: the global flags.
+/// One run of a client command: its global flags, and what they give (the output format, the
+/// connection settings, a client).
 #[derive(Debug)]
-pub struct BackendRequest {
+pub struct Invocation {
     pub global: GlobalArgs,
 }
 
-impl BackendRequest {
+impl Invocation {
     /// The output format: `-format`, else `$VAULT_FORMAT`, else table.
     pub fn format(&self) -> Format {
         self.global.format.or_else(Format::from_env).unwrap_or_default()
@@ -183,25 +188,25 @@ impl BackendRequest {
 
 /// Runs a client command and returns the process exit code. Errors are printed to stderr.
 pub async fn dispatch(global: GlobalArgs, command: Command) -> u8 {
-    let ctx = BackendRequest { global };
+    let inv = Invocation { global };
     let result = match command {
         Command::Server(_) => Err(usage("the server command is dispatched by main")),
-        Command::Status(a) => status::run(&ctx, a).await,
-        Command::Operator(c) => operator::run(&ctx, c).await,
-        Command::Read(a) => generic::read(&ctx, a).await,
-        Command::Write(a) => generic::write(&ctx, a).await,
-        Command::List(a) => generic::list(&ctx, a).await,
-        Command::Delete(a) => generic::delete(&ctx, a).await,
-        Command::Secrets(c) => secrets::run(&ctx, c).await,
-        Command::Auth(c) => auth::run(&ctx, c).await,
-        Command::Login(a) => login::run(&ctx, a).await,
-        Command::Token(c) => token::run(&ctx, c).await,
-        Command::Policy(c) => policy::run(&ctx, c).await,
-        Command::Audit(c) => audit::run(&ctx, c).await,
-        Command::Kv(c) => kv::run(&ctx, c).await,
-        Command::Transit(c) => transit::run(&ctx, c).await,
-        Command::Run(a) => refs::run(&ctx, a).await,
-        Command::Inject(a) => refs::inject(&ctx, a).await,
+        Command::Status(a) => status::run(&inv, a).await,
+        Command::Operator(c) => operator::run(&inv, c).await,
+        Command::Read(a) => generic::read(&inv, a).await,
+        Command::Write(a) => generic::write(&inv, a).await,
+        Command::List(a) => generic::list(&inv, a).await,
+        Command::Delete(a) => generic::delete(&inv, a).await,
+        Command::Secrets(c) => secrets::run(&inv, c).await,
+        Command::Auth(c) => auth::run(&inv, c).await,
+        Command::Login(a) => login::run(&inv, a).await,
+        Command::Token(c) => token::run(&inv, c).await,
+        Command::Policy(c) => policy::run(&inv, c).await,
+        Command::Audit(c) => audit::run(&inv, c).await,
+        Command::Kv(c) => kv::run(&inv, c).await,
+        Command::Transit(c) => transit::run(&inv, c).await,
+        Command::Run(a) => refs::run(&inv, a).await,
+        Command::Inject(a) => refs::inject(&inv, a).await,
     };
     match result {
         Ok(code) => code,
@@ -225,15 +230,11 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 
 /// Prints a response envelope in the chosen format (warnings to stderr for tables), or one
 /// field of it with `-field`. Returns the exit code.
-pub fn print_secret(
-    ctx: &BackendRequest,
-    secret: &serde_json::Value,
-    field: Option<&str>,
-) -> anyhow::Result<u8> {
+pub fn print_secret(inv: &Invocation, secret: &serde_json::Value, field: Option<&str>) -> anyhow::Result<u8> {
     if let Some(name) = field {
-        return print_field(ctx, secret, name);
+        return print_field(inv, secret, name);
     }
-    match ctx.format() {
+    match inv.format() {
         Format::Json => outln!("{}", output::json_secret(secret)),
         Format::Table => {
             if let Some(w) = output::warnings_block(secret) {
@@ -248,10 +249,10 @@ pub fn print_secret(
 }
 
 /// Prints one field of a response envelope raw.
-pub fn print_field(ctx: &BackendRequest, secret: &serde_json::Value, name: &str) -> anyhow::Result<u8> {
+pub fn print_field(inv: &Invocation, secret: &serde_json::Value, name: &str) -> anyhow::Result<u8> {
     match output::secret_field(secret, name) {
         Some(v) => {
-            output::print_raw(&output::field_text(&v, ctx.format()));
+            output::print_raw(&output::field_text(&v, inv.format()));
             Ok(0)
         }
         None => Err(anyhow::anyhow!("Field \"{name}\" not present in secret")),
@@ -259,8 +260,8 @@ pub fn print_field(ctx: &BackendRequest, secret: &serde_json::Value, name: &str)
 }
 
 /// Prints arbitrary data (a map) as JSON or a `Key  Value` table.
-pub fn print_data(ctx: &BackendRequest, data: &serde_json::Value) {
-    match (ctx.format(), data.as_object()) {
+pub fn print_data(inv: &Invocation, data: &serde_json::Value) {
+    match (inv.format(), data.as_object()) {
         (Format::Table, Some(m)) => {
             if let Some(t) = output::map_table(m) {
                 outln!("{t}");
@@ -332,8 +333,8 @@ pub fn ensure_trailing_slash(s: &str) -> String {
 }
 
 /// Vault's duration flags: Go durations (`1h30m`) or plain seconds (`90`).
-pub fn parse_duration_flag(s: &str) -> Result<i64, String> {
-    crate::util::duration::parse_str_seconds_signed(s).map_err(|e| e.to_string())
+pub fn parse_duration_flag(s: &str) -> Result<i64, crate::util::duration::DurationError> {
+    crate::util::duration::parse_str_seconds_signed(s)
 }
 
 /// Vault's CLI sends durations to the API as Go duration strings (`1h0m0s`).
@@ -458,8 +459,8 @@ mod tests {
         ])
         .unwrap();
         let Command::Secrets(secrets::SecretsCmd::Enable(e)) = c.command else { panic!("enable") };
-        assert_eq!(e.path.as_deref(), Some("kv2"));
-        assert_eq!(e.default_lease_ttl, Some(3600));
+        assert_eq!(e.entry.path.as_deref(), Some("kv2"));
+        assert_eq!(e.tuning.default_lease_ttl, Some(3600));
         assert_eq!(e.plugin_type, "kv");
         assert!(parse(&["coffer", "secrets", "enable", "-default-lease-ttl=soon", "kv"]).is_err());
         let c = parse(&[

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::output::{self, Format};
-use super::{usage, BackendRequest, Exit};
+use super::{usage, Exit, Invocation};
 
 /// `coffer policy` subcommands.
 #[derive(Debug, Subcommand)]
@@ -76,11 +76,11 @@ pub fn fmt(a: &FmtArgs) -> anyhow::Result<u8> {
 }
 
 /// Runs a policy subcommand.
-pub async fn run(ctx: &BackendRequest, cmd: PolicyCmd) -> anyhow::Result<u8> {
+pub async fn run(inv: &Invocation, cmd: PolicyCmd) -> anyhow::Result<u8> {
     if let PolicyCmd::Fmt(a) = &cmd {
         return fmt(a);
     }
-    let client = ctx.client()?;
+    let client = inv.client()?;
     match cmd {
         PolicyCmd::Write(a) => {
             let name = a.name.trim().to_lowercase();
@@ -108,7 +108,7 @@ pub async fn run(ctx: &BackendRequest, cmd: PolicyCmd) -> anyhow::Result<u8> {
             let Some(policy) = policy else {
                 return Err(Exit { code: 2, message: format!("No policy named: {name}") }.into());
             };
-            match ctx.format() {
+            match inv.format() {
                 Format::Json => outln!("{}", output::json_pretty(&json!({"policy": policy}))),
                 Format::Table => outln!("{}", output::go_value(&policy).trim_end()),
             }
@@ -118,7 +118,7 @@ pub async fn run(ctx: &BackendRequest, cmd: PolicyCmd) -> anyhow::Result<u8> {
             let resp = client.list("sys/policies/acl").await.context("Error listing policies")?;
             let mut names = resp.as_ref().and_then(output::list_keys).unwrap_or_default();
             names.sort();
-            match ctx.format() {
+            match inv.format() {
                 Format::Json => outln!("{}", output::json_pretty(&Value::from(names))),
                 Format::Table => {
                     for n in names {

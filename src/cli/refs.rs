@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::{usage, BackendRequest};
+use super::{usage, Invocation};
 use crate::resolve::{Document, Format, Layers, Reference, Resolver, SettingsBuilder};
 
 /// Arguments of `coffer run`.
@@ -71,11 +71,11 @@ pub struct InjectArgs {
 /// Resolver settings: flags, then the document's `vault` section, then the environment, with
 /// the document held to S26 (it cannot send the operator's token elsewhere; see
 /// [`Layers`](crate::resolve::Layers)).
-fn settings(ctx: &BackendRequest, doc: Option<&Document>) -> anyhow::Result<crate::resolve::Settings> {
+fn settings(inv: &Invocation, doc: Option<&Document>) -> anyhow::Result<crate::resolve::Settings> {
     let caller = SettingsBuilder {
-        address: ctx.global.address.clone(),
-        ca_cert: ctx.global.ca_cert.as_ref().map(|p| p.to_string_lossy().into_owned()),
-        skip_verify: ctx.global.tls_skip_verify.then_some(true),
+        address: inv.global.address.clone(),
+        ca_cert: inv.global.ca_cert.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        skip_verify: inv.global.tls_skip_verify.then_some(true),
         ..SettingsBuilder::default()
     };
     let document = doc.map(SettingsBuilder::from_document).unwrap_or_default();
@@ -93,7 +93,7 @@ fn load_document(path: &Path, format: Option<&str>) -> anyhow::Result<Document> 
     let text = Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
     );
-    Ok(Document::parse(fmt, &text).with_context(|| format!("in {}", path.display()))?)
+    Document::parse(fmt, &text).with_context(|| format!("in {}", path.display()))
 }
 
 fn report(errors: &[crate::resolve::ResolveError]) -> anyhow::Error {
@@ -131,13 +131,13 @@ pub fn write_atomically(out: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// `coffer inject`.
-pub async fn inject(ctx: &BackendRequest, a: InjectArgs) -> anyhow::Result<u8> {
+pub async fn inject(inv: &Invocation, a: InjectArgs) -> anyhow::Result<u8> {
     let mut doc = load_document(&a.input, a.doc_format.as_deref())?;
     let cfg_doc = match &a.config {
         Some(p) => Some(load_document(p, None)?),
         None => None,
     };
-    let resolver = Resolver::new(settings(ctx, Some(cfg_doc.as_ref().unwrap_or(&doc)))?)?;
+    let resolver = Resolver::new(settings(inv, Some(cfg_doc.as_ref().unwrap_or(&doc)))?)?;
     if a.check {
         let strings = doc.strings();
         let refs =
@@ -239,12 +239,12 @@ async fn render_templates(resolver: &Resolver, a: &RunArgs) -> anyhow::Result<bo
 }
 
 /// `coffer run`.
-pub async fn run(ctx: &BackendRequest, a: RunArgs) -> anyhow::Result<u8> {
+pub async fn run(inv: &Invocation, a: RunArgs) -> anyhow::Result<u8> {
     let cfg_doc = match &a.config {
         Some(p) => Some(load_document(p, None)?),
         None => None,
     };
-    let resolver = Resolver::new(settings(ctx, cfg_doc.as_ref())?)?;
+    let resolver = Resolver::new(settings(inv, cfg_doc.as_ref())?)?;
     let env = resolved_env(&resolver, &a).await?;
     render_templates(&resolver, &a).await?;
     let Some(interval) = &a.watch else {

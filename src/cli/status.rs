@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Map, Value};
 
 use super::output::{self, Format};
-use super::BackendRequest;
+use super::Invocation;
 use crate::client::Client;
 
 /// Arguments of `coffer status` (only the global flags).
@@ -15,19 +15,19 @@ use crate::client::Client;
 pub struct StatusArgs {}
 
 /// Runs `coffer status`.
-pub async fn run(ctx: &BackendRequest, _args: StatusArgs) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn run(inv: &Invocation, _args: StatusArgs) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     let status = client
         .send(Method::GET, "sys/seal-status", &[], None)
         .await
         .and_then(|r| r.into_result())
         .context("Error checking seal status")?
         .unwrap_or(Value::Null);
-    print_seal_status(ctx, &client, &status).await
+    print_seal_status(inv, &client, &status).await
 }
 
 /// Prints a seal status (plus the leader status) and returns 2 when sealed, else 0.
-pub async fn print_seal_status(ctx: &BackendRequest, client: &Client, status: &Value) -> anyhow::Result<u8> {
+pub async fn print_seal_status(inv: &Invocation, client: &Client, status: &Value) -> anyhow::Result<u8> {
     let leader = match client.send(Method::GET, "sys/leader", &[], None).await.and_then(|r| r.into_result()) {
         Ok(l) => l.unwrap_or(Value::Null),
         // Sealed HA nodes cannot answer; the CLI then shows HA as enabled.
@@ -35,7 +35,7 @@ pub async fn print_seal_status(ctx: &BackendRequest, client: &Client, status: &V
         Err(e) => return Err(anyhow::Error::new(e).context("Error checking leader status")),
     };
     let sealed = status.get("sealed").and_then(Value::as_bool).unwrap_or(true);
-    match ctx.format() {
+    match inv.format() {
         Format::Json => outln!("{}", output::json_pretty(&merged(status, &leader))),
         Format::Table => outln!("{}", seal_status_table(status, &leader)),
     }

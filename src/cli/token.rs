@@ -4,8 +4,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
-use super::{duration_to_api, parse_duration_flag, print_secret, usage, BackendRequest};
-use crate::client::Client;
+use super::{data, duration_to_api, parse_duration_flag, print_secret, usage, Invocation};
 
 /// `coffer token` subcommands.
 #[derive(Debug, Subcommand)]
@@ -86,14 +85,8 @@ pub struct RenewArgs {
     /// Requested extension (Go duration or seconds).
     #[arg(long, short = 'i', value_parser = parse_duration_flag)]
     pub increment: Option<i64>,
-    /// Treat the argument as an accessor.
-    #[arg(long)]
-    pub accessor: bool,
-    /// Print only this field.
-    #[arg(long)]
-    pub field: Option<String>,
-    /// The token (or accessor); the current token when omitted.
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// Arguments of `token revoke`.
@@ -113,47 +106,39 @@ pub struct RevokeArgs {
 }
 
 /// Runs a token subcommand.
-pub async fn run(ctx: &BackendRequest, cmd: TokenCmd) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn run(inv: &Invocation, cmd: TokenCmd) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     match cmd {
-        TokenCmd::Create(a) => create(ctx, &client, a).await,
+        TokenCmd::Create(a) => {
+            let body = create_body(&a)?;
+            let path = match (&a.role, a.orphan) {
+                (Some(role), _) => format!("auth/token/create/{role}"),
+                (None, true) => "auth/token/create-orphan".to_owned(),
+                (None, false) => "auth/token/create".to_owned(),
+            };
+            let secret = client.write(&path, &body).await.context("Error creating token")?;
+            print_response(inv, secret, "creating", a.field.as_deref())
+        }
         TokenCmd::Lookup(a) => {
-            let secret = match (&a.token, a.accessor) {
-                (None, true) => {
-                    return Err(usage("Not enough arguments: an accessor is required with -accessor"))
-                }
-                (None, false) => client.read("auth/token/lookup-self").await,
-                (Some(t), false) => client.write("auth/token/lookup", &json!({"token": t})).await,
-                (Some(acc), true) => {
-                    client.write("auth/token/lookup-accessor", &json!({"accessor": acc})).await
+            let secret = match Subject::of(a.token.as_deref(), a.accessor)? {
+                // The Vault CLI reads its own token with GET.
+                Subject::Own => client.read("auth/token/lookup-self").await,
+                other => {
+                    let (path, body) = other.endpoint("lookup");
+                    client.write(&path, &Value::Object(body)).await
                 }
             }
             .context("Error looking up token")?;
-            let secret = secret.ok_or_else(|| anyhow::anyhow!("Error looking up token: empty response"))?;
-            print_secret(ctx, &secret, a.field.as_deref())
+            print_response(inv, secret, "looking up", a.field.as_deref())
         }
         TokenCmd::Renew(a) => {
-            let mut body = Map::new();
+            let (path, mut body) =
+                Subject::of(a.target.token.as_deref(), a.target.accessor)?.endpoint("renew");
             if let Some(i) = a.increment {
                 body.insert("increment".into(), json!(duration_to_api(i)));
             }
-            let path = match (&a.token, a.accessor) {
-                (None, true) => {
-                    return Err(usage("Not enough arguments: an accessor is required with -accessor"))
-                }
-                (None, false) => "auth/token/renew-self",
-                (Some(t), false) => {
-                    body.insert("token".into(), json!(t));
-                    "auth/token/renew"
-                }
-                (Some(acc), true) => {
-                    body.insert("accessor".into(), json!(acc));
-                    "auth/token/renew-accessor"
-                }
-            };
-            let secret = client.write(path, &Value::Object(body)).await.context("Error renewing token")?;
-            let secret = secret.ok_or_else(|| anyhow::anyhow!("Error renewing token: empty response"))?;
-            print_secret(ctx, &secret, a.field.as_deref())
+            let secret = client.write(&path, &Value::Object(body)).await.context("Error renewing token")?;
+            print_response(inv, secret, "renewing", a.target.field.as_deref())
         }
         TokenCmd::Revoke(a) => {
             let (path, body) = match (&a.token, a.self_, a.accessor, a.mode.as_deref()) {
@@ -175,16 +160,47 @@ pub async fn run(ctx: &BackendRequest, cmd: TokenCmd) -> anyhow::Result<u8> {
     }
 }
 
-async fn create(ctx: &BackendRequest, client: &Client, a: CreateArgs) -> anyhow::Result<u8> {
-    let body = create_body(&a)?;
-    let path = match (&a.role, a.orphan) {
-        (Some(role), _) => format!("auth/token/create/{role}"),
-        (None, true) => "auth/token/create-orphan".to_owned(),
-        (None, false) => "auth/token/create".to_owned(),
-    };
-    let secret = client.write(&path, &body).await.context("Error creating token")?;
-    let secret = secret.ok_or_else(|| anyhow::anyhow!("Error creating token: empty response"))?;
-    print_secret(ctx, &secret, a.field.as_deref())
+/// The token a `lookup` or `renew` is about: the caller's own, another token, or the token of
+/// an accessor.
+enum Subject<'a> {
+    Accessor(&'a str),
+    Own,
+    Token(&'a str),
+}
+
+impl<'a> Subject<'a> {
+    /// From the argument and `-accessor`; `-accessor` needs an argument.
+    fn of(token: Option<&'a str>, accessor: bool) -> anyhow::Result<Self> {
+        match (token, accessor) {
+            (None, true) => Err(usage("Not enough arguments: an accessor is required with -accessor")),
+            (None, false) => Ok(Subject::Own),
+            (Some(t), false) => Ok(Subject::Token(t)),
+            (Some(a), true) => Ok(Subject::Accessor(a)),
+        }
+    }
+
+    /// `auth/token/<op>-self`, `auth/token/<op>` with `token`, or `auth/token/<op>-accessor`
+    /// with `accessor`, and the body naming the subject.
+    fn endpoint(&self, op: &str) -> (String, Map<String, Value>) {
+        match self {
+            Subject::Own => (format!("auth/token/{op}-self"), Map::new()),
+            Subject::Token(t) => (format!("auth/token/{op}"), Map::from_iter([("token".into(), json!(t))])),
+            Subject::Accessor(a) => {
+                (format!("auth/token/{op}-accessor"), Map::from_iter([("accessor".into(), json!(a))]))
+            }
+        }
+    }
+}
+
+/// Prints a token response (or one `field` of it); an empty answer is an error.
+fn print_response(
+    inv: &Invocation,
+    secret: Option<Value>,
+    doing: &str,
+    field: Option<&str>,
+) -> anyhow::Result<u8> {
+    let secret = secret.ok_or_else(|| anyhow::anyhow!("Error {doing} token: empty response"))?;
+    print_secret(inv, &secret, field)
 }
 
 /// The body of `auth/token/create`, as `vault token create` sends it.
@@ -198,14 +214,7 @@ pub fn create_body(a: &CreateArgs) -> anyhow::Result<Value> {
         b.insert("policies".into(), json!(p));
     }
     if !a.metadata.is_empty() {
-        let mut m = Map::new();
-        for kv in &a.metadata {
-            let Some((k, v)) = kv.split_once('=') else {
-                return Err(usage(format!("invalid metadata \"{kv}\": format must be key=value")));
-            };
-            m.insert(k.to_owned(), json!(v));
-        }
-        b.insert("meta".into(), Value::Object(m));
+        b.insert("meta".into(), Value::Object(data::flag_map(&a.metadata, "metadata")?));
     }
     if let Some(t) = a.ttl {
         b.insert("ttl".into(), json!(duration_to_api(t)));

@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use super::output::Format;
-use super::{print_secret, sanitize_path, usage, BackendRequest};
+use super::{print_secret, sanitize_path, usage, Invocation};
+use crate::client::Client;
 
 /// `coffer transit` subcommands.
 #[derive(Debug, Subcommand)]
@@ -104,8 +105,8 @@ fn arg_or_stdin(v: Option<String>) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Runs a transit subcommand.
-pub async fn run(ctx: &BackendRequest, cmd: TransitCmd) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn run(inv: &Invocation, cmd: TransitCmd) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     match cmd {
         TransitCmd::Encrypt(a) => {
             let mount = sanitize_path(&a.mount.mount);
@@ -115,13 +116,8 @@ pub async fn run(ctx: &BackendRequest, cmd: TransitCmd) -> anyhow::Result<u8> {
             if let Some(c) = &a.context {
                 body.insert("context".into(), json!(b64(c.as_bytes())));
             }
-            let path = format!("{mount}/encrypt/{}", a.key);
-            let secret = client
-                .write(&path, &Value::Object(body))
-                .await
-                .with_context(|| format!("Error writing data to {path}"))?
-                .ok_or_else(|| anyhow::anyhow!("Error writing data to {path}: empty response"))?;
-            print_secret(ctx, &secret, a.field.as_deref())
+            let secret = write_expecting_data(&client, &format!("{mount}/encrypt/{}", a.key), body).await?;
+            print_secret(inv, &secret, a.field.as_deref())
         }
         TransitCmd::Decrypt(a) => {
             let mount = sanitize_path(&a.mount.mount);
@@ -135,14 +131,9 @@ pub async fn run(ctx: &BackendRequest, cmd: TransitCmd) -> anyhow::Result<u8> {
             if let Some(c) = &a.context {
                 body.insert("context".into(), json!(b64(c.as_bytes())));
             }
-            let path = format!("{mount}/decrypt/{}", a.key);
-            let secret = client
-                .write(&path, &Value::Object(body))
-                .await
-                .with_context(|| format!("Error writing data to {path}"))?
-                .ok_or_else(|| anyhow::anyhow!("Error writing data to {path}: empty response"))?;
-            if ctx.format() == Format::Json {
-                return print_secret(ctx, &secret, None);
+            let secret = write_expecting_data(&client, &format!("{mount}/decrypt/{}", a.key), body).await?;
+            if inv.format() == Format::Json {
+                return print_secret(inv, &secret, None);
             }
             let encoded = secret
                 .get("data")
@@ -168,18 +159,12 @@ pub async fn run(ctx: &BackendRequest, cmd: TransitCmd) -> anyhow::Result<u8> {
                 .write(&path, &json!({}))
                 .await
                 .with_context(|| format!("Error writing data to {path}"))?;
-            match (ctx.format(), resp) {
-                (Format::Json, Some(s)) => {
-                    print_secret(ctx, &s, None)?;
-                }
-                _ => outln!("Success! Rotated key {}", a.key),
-            }
-            Ok(0)
+            print_key_change(inv, resp, &format!("Success! Rotated key {}", a.key))
         }
         TransitCmd::Keys(m) => {
             let path = format!("{}/keys/", sanitize_path(&m.mount));
             let secret = client.list(&path).await.with_context(|| format!("Error listing {path}"))?;
-            super::generic::print_list(ctx, secret.as_ref(), &path)
+            super::generic::print_list(inv, secret.as_ref(), &path)
         }
         TransitCmd::Create(a) => {
             let path = format!("{}/keys/{}", sanitize_path(&a.mount.mount), a.key);
@@ -191,13 +176,31 @@ pub async fn run(ctx: &BackendRequest, cmd: TransitCmd) -> anyhow::Result<u8> {
                 .write(&path, &Value::Object(body))
                 .await
                 .with_context(|| format!("Error writing data to {path}"))?;
-            match (ctx.format(), resp) {
-                (Format::Json, Some(s)) => {
-                    print_secret(ctx, &s, None)?;
-                }
-                _ => outln!("Success! Created key {}", a.key),
-            }
-            Ok(0)
+            print_key_change(inv, resp, &format!("Success! Created key {}", a.key))
         }
     }
+}
+
+/// `PUT path` with `body`; an answer without a body is an error.
+async fn write_expecting_data(
+    client: &Client,
+    path: &str,
+    body: Map<String, Value>,
+) -> anyhow::Result<Value> {
+    client
+        .write(path, &Value::Object(body))
+        .await
+        .with_context(|| format!("Error writing data to {path}"))?
+        .ok_or_else(|| anyhow::anyhow!("Error writing data to {path}: empty response"))
+}
+
+/// After `rotate` / `create`: the response as JSON with `-format=json`, else `success`.
+fn print_key_change(inv: &Invocation, resp: Option<Value>, success: &str) -> anyhow::Result<u8> {
+    match (inv.format(), resp) {
+        (Format::Json, Some(s)) => {
+            print_secret(inv, &s, None)?;
+        }
+        _ => outln!("{success}"),
+    }
+    Ok(0)
 }

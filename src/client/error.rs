@@ -101,12 +101,27 @@ pub enum ClientError {
     /// The CA certificate file cannot be read or parsed.
     #[error("cannot load CA certificate {path}: {message}")]
     CaCert { path: String, message: String },
+    /// The request body cannot be encoded as JSON.
+    #[error("cannot encode request: {message}")]
+    Encode { message: String },
+    /// The HTTP client cannot be built (TLS backend setup).
+    #[error("cannot build HTTP client: {message}")]
+    HttpClient { message: String },
+    /// The namespace cannot be sent as a header.
+    #[error("invalid namespace {namespace:?}")]
+    Namespace { namespace: String },
+    /// `*_SKIP_VERIFY` is not one of Go's boolean spellings.
+    #[error("could not parse SKIP_VERIFY value {value:?}")]
+    SkipVerify { value: String },
+    /// `*_CLIENT_TIMEOUT` is not a duration.
+    #[error("invalid CLIENT_TIMEOUT: {0}")]
+    Timeout(#[source] crate::util::duration::DurationError),
+    /// The token cannot be sent as a header (it is not printed).
+    #[error("the token contains characters not allowed in a header")]
+    TokenHeader,
     /// The token helper file exists but cannot be read or written.
-    #[error("token helper file {path}: {message}")]
-    TokenHelper { path: String, message: String },
-    /// Any other configuration problem (bad environment value, HTTP client setup).
-    #[error("{0}")]
-    Config(String),
+    #[error("token helper file {}: {source}", path.display())]
+    TokenHelper { path: std::path::PathBuf, source: std::io::Error },
 }
 
 impl ClientError {

@@ -43,6 +43,11 @@ impl DeError {
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
     }
+
+    /// What is wrong, without the path.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl fmt::Display for DeError {

@@ -7,82 +7,61 @@
 //!   serde_json::Value
 //!        │  de.rs + raw.rs: serde structs with deny_unknown_fields; errors name the key
 //!   RawConfig
-//!        │  mod.rs: validation and cross-field checks; secret.rs: env:/file: secrets
+//!        │  mod.rs: validation of each block (storage.rs, listeners here, seal.rs, audit.rs,
+//!        │  address.rs) and the cross-field checks; secret.rs: env:/file: secrets
 //!   Config (checked types; `warnings` lists what the server should log)
 //! ```
 //!
-//! Every error names the offending key as a dotted path (`listener.tcp.adress: unknown key`,
-//! `listener[1].tcp.tls_key_file: required when tls_cert_file is set`) and never contains a
-//! secret. Relative paths (storage, TLS files, `file:` secrets) are relative to the directory of
-//! the configuration file, so a service manager's working directory does not matter (Vault uses
-//! its working directory; coffer deliberately does not).
+//! Every error ([`ConfigError`], error.rs) names the offending key as a dotted path
+//! (`listener.tcp.adress: unknown key`, `listener[1].tcp.tls_key_file: required when
+//! tls_cert_file is set`) and never contains a secret. Relative paths (storage, TLS files,
+//! `file:` secrets) are relative to the directory of the configuration file, so a service
+//! manager's working directory does not matter (Vault uses its working directory; coffer
+//! deliberately does not).
+//!
+//! Imports inside `config` go one way: `error` and `de` are leaves; the front ends (`format`,
+//! `unsupported`), the secret loader (`secret`) and the block checks (`address`, `storage`,
+//! `seal`, `audit`) import only those and each other downward; `mod.rs` imports them all.
 
+pub mod address;
+pub mod audit;
 pub mod de;
+pub mod error;
 pub mod format;
 pub mod limits;
 pub mod raw;
+pub mod seal;
 pub mod secret;
+pub mod storage;
+pub mod unsupported;
 
 #[cfg(test)]
 mod tests;
 
 use std::ffi::OsString;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use coffer_storage::keys::UnsealKey;
 use zeroize::Zeroizing;
 
+pub use self::address::DEFAULT_ADDRESS;
+use self::address::{authority, check_cluster_addr, check_url, parse_socket_addr, same_authority};
+use self::audit::check_audit;
+pub use self::error::ConfigError;
 pub use self::format::Format;
 pub use self::limits::ListenerLimits;
-use self::raw::{
-    RawAudit, RawConfig, RawListener, RawRetryJoin, RawSeal, RawStaticSeal, RawStorage, RawTcpListener,
-};
+use self::raw::{RawConfig, RawListener, RawTcpListener};
+use self::seal::check_seal;
+pub use self::seal::{PreviousKey, SealConfig, StaticSeal};
 use self::secret::Resolver;
+use self::storage::check_storage;
+pub use self::storage::{RetryJoin, StorageConfig};
 use crate::audit::{AuditSettings, DeclaredDevice};
 
-/// Vault's default listener address.
-pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8200";
-
-/// Where data lives.
-#[derive(Clone, Debug)]
-pub enum StorageConfig {
-    /// `file` (sled) at `path`.
-    File { path: PathBuf },
-    /// `inmem`: nothing survives a restart.
-    Memory,
-    /// `raft`: replicated storage; parsed now, served by a later release.
-    Raft { path: PathBuf, node_id: Option<String>, retry_join: Vec<RetryJoin> },
-}
-
-impl StorageConfig {
-    /// Name `seal-status` reports.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            StorageConfig::File { .. } => "file",
-            StorageConfig::Memory => "inmem",
-            StorageConfig::Raft { .. } => "raft",
-        }
-    }
-
-    /// The directory data lives in, if any.
-    pub fn dir(&self) -> Option<&Path> {
-        match self {
-            StorageConfig::File { path } | StorageConfig::Raft { path, .. } => Some(path),
-            StorageConfig::Memory => None,
-        }
-    }
-}
-
-/// One `retry_join` block of raft storage: a peer to join through.
-#[derive(Clone, Debug)]
-pub struct RetryJoin {
-    pub leader_api_addr: String,
-    pub leader_ca_cert_file: Option<PathBuf>,
-    pub leader_client_cert_file: Option<PathBuf>,
-    pub leader_client_key_file: Option<PathBuf>,
-    pub leader_tls_servername: Option<String>,
-}
+/// Vault's default for both lease TTLs (768h), used when the file sets none. The same value as
+/// the core's own default (`core::DEFAULT_MAX_TTL`; a test checks they agree), kept here so that
+/// the configuration does not depend on the core.
+pub const DEFAULT_LEASE_TTL: u64 = 768 * 3600;
 
 /// TLS material of a listener.
 #[derive(Clone, Debug)]
@@ -106,31 +85,6 @@ pub struct ListenerConfig {
     pub disable_unauthed_rekey_endpoints: bool,
     /// `http_*` timeouts, `tls_handshake_timeout` and `max_connections`.
     pub limits: ListenerLimits,
-}
-
-/// How the root key is protected.
-#[derive(Debug)]
-pub enum SealConfig {
-    /// No `seal` block: operators unseal with Shamir shares.
-    Shamir,
-    /// OpenBao's `seal "static"`: a 32-byte key from the environment or a file.
-    Static(StaticSeal),
-}
-
-/// A `seal "static"` block with its key material loaded.
-#[derive(Debug)]
-pub struct StaticSeal {
-    pub current_key_id: String,
-    pub current_key: UnsealKey,
-    /// The key being rotated away from, if any.
-    pub previous: Option<PreviousKey>,
-}
-
-/// `previous_key_id` and `previous_key`.
-#[derive(Debug)]
-pub struct PreviousKey {
-    pub key_id: String,
-    pub key: UnsealKey,
 }
 
 /// The validated configuration. Not `Clone`: it may hold key material.
@@ -184,23 +138,12 @@ impl Config {
     }
 }
 
-/// Errors loading a configuration file; the message names the offending key.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-impl From<de::DeError> for ConfigError {
-    fn from(e: de::DeError) -> Self {
-        ConfigError(e.to_string())
-    }
-}
-
 /// Loads and validates a configuration file; the format follows the extension.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let format = Format::from_path(path)?;
     let text = Zeroizing::new(
         std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?,
     );
     let base_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -231,7 +174,7 @@ pub fn parse_with_env(
 }
 
 fn err(key: &str, msg: impl std::fmt::Display) -> ConfigError {
-    ConfigError(format!("{key}: {msg}"))
+    ConfigError::setting(key, msg)
 }
 
 impl Config {
@@ -279,12 +222,12 @@ fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Res
 
     let max_lease_ttl = match raw.max_lease_ttl {
         Some(t) if t.0 > 0 => t.0,
-        _ => crate::core::DEFAULT_MAX_TTL,
+        _ => DEFAULT_LEASE_TTL,
     };
     let default_lease_ttl = match raw.default_lease_ttl {
         Some(t) if t.0 > 0 => {
             if t.0 > max_lease_ttl {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::Conflict(format!(
                     "default_lease_ttl ({}) must not exceed max_lease_ttl ({})",
                     crate::util::duration::format_go_seconds(t.0 as i64),
                     crate::util::duration::format_go_seconds(max_lease_ttl as i64),
@@ -293,12 +236,12 @@ fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Res
             t.0
         }
         // Unset: Vault's 768h, but never above max_lease_ttl.
-        _ => crate::core::DEFAULT_MAX_TTL.min(max_lease_ttl),
+        _ => DEFAULT_LEASE_TTL.min(max_lease_ttl),
     };
 
     if let (Some(api), Some(cluster)) = (&api_addr, &cluster_addr) {
         if same_authority(api, cluster) {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::Conflict(format!(
                 "api_addr and cluster_addr must differ (both are {}): the cluster port is separate from the API port",
                 authority(api)
             )));
@@ -357,138 +300,6 @@ fn from_raw(raw: RawConfig, r: &Resolver<'_>, warnings: &mut Vec<String>) -> Res
         unsafe_allow_api_audit_creation,
         allow_audit_log_prefixing,
         warnings: Vec::new(),
-    })
-}
-
-/// Validates the `audit` blocks: unique paths and files, options the device understands, and
-/// the server rules (no `prefix` without `allow_audit_log_prefixing`, no file in the storage
-/// directory). Relative `file_path`s are relative to the configuration file's directory.
-fn check_audit(
-    raw: Option<Vec<RawAudit>>,
-    rules: &AuditSettings,
-    base: &Path,
-) -> Result<Vec<DeclaredDevice>, ConfigError> {
-    let raw = raw.unwrap_or_default();
-    let n = raw.len();
-    let mut out: Vec<DeclaredDevice> = Vec::with_capacity(n);
-    for (i, a) in raw.into_iter().enumerate() {
-        let key = de::index("audit", i, n);
-        let at = |k: &str| de::join(&key, k);
-        if a.path.0.trim().trim_matches('/').is_empty() {
-            return Err(err(&at("path"), "must not be empty"));
-        }
-        let path = crate::audit::options::normalize_path(&a.path.0);
-        if let Some(j) = out.iter().position(|d| d.path == path) {
-            return Err(err(&at("path"), format!("{path} is already used by {}", de::index("audit", j, n))));
-        }
-        let mut options: std::collections::BTreeMap<String, String> =
-            a.options.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-        for k in ["file_path", "path"] {
-            if let Some(p) = options.get_mut(k) {
-                let trimmed = p.trim();
-                if !trimmed.is_empty() && trimmed != "stdout" && trimmed != "discard" {
-                    let joined = base.join(trimmed);
-                    *p = std::path::absolute(&joined).unwrap_or(joined).display().to_string();
-                }
-            }
-        }
-        let opts = rules.check(&a.kind.0, &options, crate::audit::Origin::Config).map_err(|e| match e {
-            crate::audit::AuditError::Invalid { key: Some(k), message } => err(&at(&k), message),
-            other => err(&key, other),
-        })?;
-        if let crate::audit::options::SinkPath::File(f) = &opts.sink {
-            let same = |d: &DeclaredDevice| {
-                crate::audit::options::parse_file_options(&d.options)
-                    .is_ok_and(|o| o.sink == crate::audit::options::SinkPath::File(f.clone()))
-            };
-            if let Some(j) = out.iter().position(same) {
-                return Err(err(
-                    &at("options.file_path"),
-                    format!(
-                        "{} is already the file of {}; each device needs its own file",
-                        f.display(),
-                        de::index("audit", j, n)
-                    ),
-                ));
-            }
-        }
-        out.push(DeclaredDevice {
-            path,
-            kind: a.kind.0,
-            description: a.description.map(|t| t.0).unwrap_or_default(),
-            local: a.local.map(|f| f.0).unwrap_or(false),
-            options,
-        });
-    }
-    Ok(out)
-}
-
-fn check_storage(
-    storage: Option<Vec<RawStorage>>,
-    backend: Option<Vec<RawStorage>>,
-    base: &Path,
-) -> Result<StorageConfig, ConfigError> {
-    let (key, mut blocks) = match (storage, backend) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError(
-                "storage and backend are both set; backend is Vault's old name for storage, keep one".into(),
-            ));
-        }
-        (Some(s), None) => ("storage", s),
-        (None, Some(b)) => ("backend", b),
-        (None, None) => {
-            return Err(err(
-                "storage",
-                "required (for example storage \"file\" { path = \"/var/lib/coffer\" }, or [storage] type = \"file\" in TOML)",
-            ));
-        }
-    };
-    if blocks.len() != 1 {
-        return Err(err(key, format!("exactly one storage block is allowed, found {}", blocks.len())));
-    }
-    let Some(block) = blocks.pop() else { return Err(err(key, "required")) };
-    let path_of = |sub: &str, p: &str| -> Result<PathBuf, ConfigError> {
-        if p.trim().is_empty() {
-            return Err(err(&format!("{key}.{sub}.path"), "must not be empty"));
-        }
-        Ok(base.join(p))
-    };
-    Ok(match block {
-        RawStorage::File(f) => StorageConfig::File { path: path_of("file", &f.path.0)? },
-        RawStorage::Inmem(_) => StorageConfig::Memory,
-        RawStorage::Raft(r) => {
-            let path = path_of("raft", &r.path.0)?;
-            let node_id = match r.node_id {
-                Some(t) if t.0.trim().is_empty() => {
-                    return Err(err(&format!("{key}.raft.node_id"), "must not be empty"))
-                }
-                Some(t) => Some(t.0),
-                None => None,
-            };
-            let joins = r.retry_join.unwrap_or_default();
-            let n = joins.len();
-            let retry_join = joins
-                .into_iter()
-                .enumerate()
-                .map(|(i, j)| check_retry_join(&de::index(&format!("{key}.raft.retry_join"), i, n), j, base))
-                .collect::<Result<_, _>>()?;
-            StorageConfig::Raft { path, node_id, retry_join }
-        }
-    })
-}
-
-fn check_retry_join(path: &str, j: RawRetryJoin, base: &Path) -> Result<RetryJoin, ConfigError> {
-    let leader_api_addr = check_url(&de::join(path, "leader_api_addr"), &j.leader_api_addr.0)?;
-    let file = |t: Option<raw::Text>| t.map(|t| base.join(t.0));
-    if j.leader_client_cert_file.is_some() != j.leader_client_key_file.is_some() {
-        return Err(err(path, "leader_client_cert_file and leader_client_key_file must be set together"));
-    }
-    Ok(RetryJoin {
-        leader_api_addr,
-        leader_ca_cert_file: file(j.leader_ca_cert_file),
-        leader_client_cert_file: file(j.leader_client_cert_file),
-        leader_client_key_file: file(j.leader_client_key_file),
-        leader_tls_servername: j.leader_tls_servername.map(|t| t.0),
     })
 }
 
@@ -671,84 +482,6 @@ fn check_limits(
     })
 }
 
-/// `IP:port`, `[v6]:port` or `host:port` (resolved now, first address).
-fn parse_socket_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
-    let s = s.trim();
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Ok(a);
-    }
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return Err(err(
-            key,
-            format!("\"{s}\" is not an address (expected host:port, e.g. {DEFAULT_ADDRESS})"),
-        ));
-    };
-    if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(err(
-            key,
-            format!("\"{s}\" is not an address (expected host:port, e.g. {DEFAULT_ADDRESS})"),
-        ));
-    }
-    s.to_socket_addrs()
-        .map_err(|e| err(key, format!("cannot resolve \"{s}\": {e}")))?
-        .next()
-        .ok_or_else(|| err(key, format!("\"{s}\" resolves to no address")))
-}
-
-/// `cluster_addr`: a URL as [`check_url`] checks it, always `https://`. The cluster port speaks
-/// TLS whatever the scheme says, so `http://` (which HashiCorp's integrated-storage tutorial
-/// writes) is accepted with a warning and rewritten, as Vault and OpenBao do.
-fn check_cluster_addr(s: &str, warnings: &mut Vec<String>) -> Result<String, ConfigError> {
-    let url = check_url("cluster_addr", s)?;
-    match url.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => {
-            let https = format!("https://{rest}");
-            warnings.push(format!(
-                "cluster_addr: \"{url}\" uses http, but the cluster port always speaks TLS; using {https}"
-            ));
-            Ok(https)
-        }
-        _ => Ok(url),
-    }
-}
-
-/// An `http(s)://host[:port]` URL with nothing after the authority but an optional `/`.
-fn check_url(key: &str, s: &str) -> Result<String, ConfigError> {
-    let s = s.trim();
-    let uri: http::Uri =
-        s.parse().map_err(|_| err(key, format!("\"{s}\" is not a URL (expected https://host:port)")))?;
-    match uri.scheme_str() {
-        Some("https") | Some("http") => {}
-        _ => return Err(err(key, format!("\"{s}\" must start with http:// or https://"))),
-    }
-    let Some(auth) = uri.authority() else {
-        return Err(err(key, format!("\"{s}\" has no host")));
-    };
-    if auth.host().is_empty() || auth.as_str().contains('@') {
-        return Err(err(key, format!("\"{s}\" must be scheme://host[:port] without credentials")));
-    }
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(err(key, format!("\"{s}\" must not have a path or query")));
-    }
-    Ok(s.trim_end_matches('/').to_owned())
-}
-
-/// `host:port` of a URL, with the scheme's default port.
-fn authority(url: &str) -> String {
-    match url.parse::<http::Uri>() {
-        Ok(u) => {
-            let host = u.host().unwrap_or_default().to_ascii_lowercase();
-            let port = u.port_u16().unwrap_or(if u.scheme_str() == Some("http") { 80 } else { 443 });
-            format!("{host}:{port}")
-        }
-        Err(_) => url.to_owned(),
-    }
-}
-
-fn same_authority(a: &str, b: &str) -> bool {
-    authority(a) == authority(b)
-}
-
 fn check_log_level(s: &str) -> Result<String, ConfigError> {
     let level = s.trim().to_ascii_lowercase();
     match level.as_str() {
@@ -760,81 +493,4 @@ fn check_log_level(s: &str) -> Result<String, ConfigError> {
             format!("unknown level \"{s}\" (expected trace, debug, info, warn or error)"),
         )),
     }
-}
-
-fn check_seal(
-    raw: Option<Vec<RawSeal>>,
-    r: &Resolver<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<SealConfig, ConfigError> {
-    let mut blocks = raw.unwrap_or_default();
-    if blocks.len() > 1 {
-        return Err(err("seal", format!("only one seal block is allowed, found {}", blocks.len())));
-    }
-    match blocks.pop() {
-        None => Ok(SealConfig::Shamir),
-        Some(RawSeal::Static(s)) => check_static_seal(s, r, warnings).map(SealConfig::Static),
-    }
-}
-
-fn check_static_seal(
-    s: RawStaticSeal,
-    r: &Resolver<'_>,
-    warnings: &mut Vec<String>,
-) -> Result<StaticSeal, ConfigError> {
-    const P: &str = "seal.static";
-    if s.disabled.map(|f| f.0).unwrap_or(false) {
-        return Err(err(
-            &format!("{P}.disabled"),
-            "seal migration is not supported; remove the seal block or disabled",
-        ));
-    }
-    let id = |k: &str, t: Option<raw::Text>| -> Result<Option<String>, ConfigError> {
-        match t {
-            Some(t) if t.0.trim().is_empty() => Err(err(&format!("{P}.{k}"), "must not be empty")),
-            other => Ok(other.map(|t| t.0)),
-        }
-    };
-    let current_key_id = id("current_key_id", s.current_key_id)?.ok_or_else(|| {
-        err(&format!("{P}.current_key_id"), "required (a permanent identifier for current_key)")
-    })?;
-    let previous_key_id = id("previous_key_id", s.previous_key_id)?;
-    let load = |k: &str, v: &raw::SecretText, warnings: &mut Vec<String>| -> Result<UnsealKey, ConfigError> {
-        let key = format!("{P}.{k}");
-        if v.0.trim().is_empty() {
-            return Err(err(&key, "must not be empty"));
-        }
-        let bytes = r.resolve(&key, &v.0, warnings)?;
-        secret::decode_key(&key, &bytes)
-    };
-    let current_key = match &s.current_key {
-        Some(v) => load("current_key", v, warnings)?,
-        None => {
-            return Err(err(&format!("{P}.current_key"), "required (env:NAME, file:PATH or the key itself)"))
-        }
-    };
-    let previous = match (previous_key_id, &s.previous_key) {
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(err(&format!("{P}.previous_key"), "required when previous_key_id is set"))
-        }
-        (None, Some(_)) => {
-            return Err(err(&format!("{P}.previous_key_id"), "required when previous_key is set"))
-        }
-        (Some(key_id), Some(v)) => {
-            let key = load("previous_key", v, warnings)?;
-            let same_key = current_key.ct_eq(key.expose());
-            if same_key && key_id != current_key_id {
-                return Err(err(P, "current_key and previous_key are the same key with different ids"));
-            }
-            if !same_key && key_id == current_key_id {
-                return Err(err(P, "current_key and previous_key differ but have the same id"));
-            }
-            warnings.push(format!(
-                "{P}.previous_key: seal key rotation is not implemented yet; only current_key unseals"
-            ));
-            Some(PreviousKey { key_id, key })
-        }
-    };
-    Ok(StaticSeal { current_key_id, current_key, previous })
 }

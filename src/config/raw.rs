@@ -5,7 +5,8 @@
 //! deserialized into these structs with `deny_unknown_fields` by the path-aware deserializer in
 //! `de.rs`. Scalars are as lenient as Vault's: booleans may be written `true`, `"true"` or `1`,
 //! integers as numbers or numeric strings, durations as seconds or Go durations (`"768h"`).
-//! Nothing here is checked beyond its type; `mod.rs` turns these into checked types.
+//! Nothing here is checked beyond its type; `mod.rs` and the block checks beside it
+//! (`storage.rs`, `seal.rs`, `audit.rs`, `address.rs`) turn these into checked types.
 
 use std::collections::BTreeMap;
 use std::fmt;

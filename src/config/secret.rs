@@ -23,7 +23,7 @@ use base64::Engine;
 use coffer_storage::keys::{UnsealKey, KEY_LEN};
 use zeroize::Zeroizing;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// Where a secret setting points.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,30 +68,36 @@ impl Resolver<'_> {
         match SecretRef::parse(value) {
             SecretRef::Env(name) => {
                 if name.is_empty() {
-                    return Err(ConfigError(format!("{key}: env: needs a variable name (env:NAME)")));
+                    return Err(ConfigError::setting(key, "env: needs a variable name (env:NAME)"));
                 }
                 match (self.env)(name) {
                     Some(v) if !v.is_empty() => Ok(Zeroizing::new(v.into_vec())),
-                    _ => Err(ConfigError(format!("{key}: environment variable {name} is not set or empty"))),
+                    _ => Err(ConfigError::setting(
+                        key,
+                        format!("environment variable {name} is not set or empty"),
+                    )),
                 }
             }
             SecretRef::File(p) => {
                 if p.is_empty() {
-                    return Err(ConfigError(format!("{key}: file: needs a path (file:PATH)")));
+                    return Err(ConfigError::setting(key, "file: needs a path (file:PATH)"));
                 }
                 let path = self.base_dir.join(p);
                 check_private(key, &path)?;
                 let bytes = std::fs::read(&path)
-                    .map_err(|e| ConfigError(format!("{key}: cannot read {}: {e}", path.display())))?;
+                    .map_err(|e| ConfigError::setting(key, format!("cannot read {}: {e}", path.display())))?;
                 Ok(Zeroizing::new(bytes))
             }
             SecretRef::Inline => {
                 if let Some(cfg) = self.config_file {
-                    check_private(key, cfg).map_err(|e| {
-                        ConfigError(format!(
-                            "{} (the secret is written inline in the configuration file; or use env:NAME or file:PATH)",
-                            e.0
-                        ))
+                    check_private(key, cfg).map_err(|e| match e {
+                        ConfigError::Setting { key, message } => ConfigError::Setting {
+                            key,
+                            message: format!(
+                                "{message} (the secret is written inline in the configuration file; or use env:NAME or file:PATH)"
+                            ),
+                        },
+                        other => other,
                     })?;
                 }
                 warnings.push(format!(
@@ -106,13 +112,16 @@ impl Resolver<'_> {
 /// Refuses a file that group or others may read, write or execute.
 pub fn check_private(key: &str, path: &Path) -> Result<(), ConfigError> {
     let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigError(format!("{key}: cannot read {}: {e}", path.display())))?;
+        .map_err(|e| ConfigError::setting(key, format!("cannot read {}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(ConfigError(format!(
-            "{key}: {} is accessible by group or others (mode {mode:04o}); restrict it with chmod 600",
-            path.display()
-        )));
+        return Err(ConfigError::setting(
+            key,
+            format!(
+                "{} is accessible by group or others (mode {mode:04o}); restrict it with chmod 600",
+                path.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -120,9 +129,10 @@ pub fn check_private(key: &str, path: &Path) -> Result<(), ConfigError> {
 /// Decodes a 32-byte key from raw bytes, hex or base64; errors never contain the material.
 pub fn decode_key(key: &str, bytes: &[u8]) -> Result<UnsealKey, ConfigError> {
     let bad = || {
-        ConfigError(format!(
-            "{key}: the key must be 32 bytes: raw, or 64 hex digits, or base64 (44 characters)"
-        ))
+        ConfigError::setting(
+            key,
+            "the key must be 32 bytes: raw, or 64 hex digits, or base64 (44 characters)",
+        )
     };
     if bytes.len() == KEY_LEN {
         return UnsealKey::from_slice(bytes).ok_or_else(bad);
@@ -131,16 +141,15 @@ pub fn decode_key(key: &str, bytes: &[u8]) -> Result<UnsealKey, ConfigError> {
     let mut buf = Zeroizing::new([0u8; 48]);
     let n = match text.len() {
         64 => {
-            hex::decode_to_slice(text, &mut buf[..KEY_LEN]).map_err(|_| {
-                ConfigError(format!("{key}: the key is 64 characters long but not valid hex"))
-            })?;
+            hex::decode_to_slice(text, &mut buf[..KEY_LEN])
+                .map_err(|_| ConfigError::setting(key, "the key is 64 characters long but not valid hex"))?;
             KEY_LEN
         }
         44 => base64::engine::general_purpose::STANDARD
             .decode_slice(text, &mut buf[..])
-            .map_err(|_| ConfigError(format!("{key}: the key is 44 characters long but not valid base64")))?,
+            .map_err(|_| ConfigError::setting(key, "the key is 44 characters long but not valid base64"))?,
         43 => base64::engine::general_purpose::URL_SAFE_NO_PAD.decode_slice(text, &mut buf[..]).map_err(
-            |_| ConfigError(format!("{key}: the key is 43 characters long but not valid base64url")),
+            |_| ConfigError::setting(key, "the key is 43 characters long but not valid base64url"),
         )?,
         KEY_LEN => {
             buf[..KEY_LEN].copy_from_slice(text);
@@ -211,13 +220,13 @@ mod tests {
     #[test]
     fn bad_keys_are_refused_without_echo() {
         let secretish = "zz".repeat(32);
-        let e = decode_key("seal.static.current_key", secretish.as_bytes()).unwrap_err().0;
+        let e = decode_key("seal.static.current_key", secretish.as_bytes()).unwrap_err().to_string();
         assert_eq!(e, "seal.static.current_key: the key is 64 characters long but not valid hex");
-        let e = decode_key("k", b"short").unwrap_err().0;
+        let e = decode_key("k", b"short").unwrap_err().to_string();
         assert_eq!(e, "k: the key must be 32 bytes: raw, or 64 hex digits, or base64 (44 characters)");
-        let e = decode_key("k", &[b'!'; 44]).unwrap_err().0;
+        let e = decode_key("k", &[b'!'; 44]).unwrap_err().to_string();
         assert_eq!(e, "k: the key is 44 characters long but not valid base64");
-        let e = decode_key("k", &[b'!'; 43]).unwrap_err().0;
+        let e = decode_key("k", &[b'!'; 43]).unwrap_err().to_string();
         assert_eq!(e, "k: the key is 43 characters long but not valid base64url");
         // Valid base64 of the wrong length (33 bytes).
         let e = decode_key("k", base64::engine::general_purpose::STANDARD.encode([1u8; 31]).as_bytes());
@@ -237,18 +246,21 @@ mod tests {
         assert_eq!(r.resolve("k", "env:K", &mut w).unwrap().as_slice(), b"value");
         assert_eq!(r.resolve("k", "env://K", &mut w).unwrap().as_slice(), b"value");
         assert_eq!(
-            r.resolve("k", "env:NOPE", &mut w).unwrap_err().0,
+            r.resolve("k", "env:NOPE", &mut w).unwrap_err().to_string(),
             "k: environment variable NOPE is not set or empty"
         );
         assert_eq!(
-            r.resolve("k", "env:EMPTY", &mut w).unwrap_err().0,
+            r.resolve("k", "env:EMPTY", &mut w).unwrap_err().to_string(),
             "k: environment variable EMPTY is not set or empty"
         );
-        assert_eq!(r.resolve("k", "env:", &mut w).unwrap_err().0, "k: env: needs a variable name (env:NAME)");
+        assert_eq!(
+            r.resolve("k", "env:", &mut w).unwrap_err().to_string(),
+            "k: env: needs a variable name (env:NAME)"
+        );
         assert_eq!(r.resolve("k", "file:good.key", &mut w).unwrap().as_slice(), KEY);
         let abs = format!("file://{}", dir.path().join("good.key").display());
         assert_eq!(r.resolve("k", &abs, &mut w).unwrap().as_slice(), KEY);
-        let e = r.resolve("seal.static.current_key", "file:loose.key", &mut w).unwrap_err().0;
+        let e = r.resolve("seal.static.current_key", "file:loose.key", &mut w).unwrap_err().to_string();
         assert_eq!(
             e,
             format!(
@@ -256,9 +268,12 @@ mod tests {
                 dir.path().join("loose.key").display()
             )
         );
-        let e = r.resolve("k", "file:missing.key", &mut w).unwrap_err().0;
+        let e = r.resolve("k", "file:missing.key", &mut w).unwrap_err().to_string();
         assert!(e.starts_with("k: cannot read "), "{e}");
-        assert_eq!(r.resolve("k", "file:", &mut w).unwrap_err().0, "k: file: needs a path (file:PATH)");
+        assert_eq!(
+            r.resolve("k", "file:", &mut w).unwrap_err().to_string(),
+            "k: file: needs a path (file:PATH)"
+        );
         assert!(w.is_empty());
     }
 
@@ -276,7 +291,7 @@ mod tests {
             vec!["k: the secret is written inline in the configuration file; prefer env:NAME or file:PATH"]
         );
         let r = Resolver { base_dir: dir.path(), config_file: Some(&public), env: &env };
-        let e = r.resolve("k", "inline-value", &mut w).unwrap_err().0;
+        let e = r.resolve("k", "inline-value", &mut w).unwrap_err().to_string();
         assert!(e.contains("is accessible by group or others (mode 0644)"), "{e}");
         assert!(e.contains("written inline"), "{e}");
         assert!(!e.contains("inline-value"), "{e}");

@@ -34,11 +34,11 @@ fn json(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn toml_err(text: &str) -> String {
-    toml(text).unwrap_err().0
+    toml(text).unwrap_err().to_string()
 }
 
 fn hcl_err(text: &str) -> String {
-    hcl(text).unwrap_err().0
+    hcl(text).unwrap_err().to_string()
 }
 
 /// A minimal valid TOML document plus `extra` top-level settings and `listener` settings.
@@ -751,7 +751,7 @@ fn static_seal_checks() {
         &[("K", "not-a-key-hunter2")],
     )
     .unwrap_err()
-    .0;
+    .to_string();
     assert_eq!(
         e,
         "seal.static.current_key: the key must be 32 bytes: raw, or 64 hex digits, or base64 (44 characters)"
@@ -792,7 +792,7 @@ fn static_seal_key_files_and_inline_keys_via_load() {
     let abs = format!("file://{}", dir.path().join("unseal.key").display());
     assert!(load(&write_cfg("abs.hcl", &abs, 0o644)).is_ok());
     // A loose key file is refused, naming the key and the mode.
-    let e = load(&write_cfg("loose.hcl", "file:loose.key", 0o600)).unwrap_err().0;
+    let e = load(&write_cfg("loose.hcl", "file:loose.key", 0o600)).unwrap_err().to_string();
     assert!(e.starts_with("seal.static.current_key: "), "{e}");
     assert!(
         e.ends_with("loose.key is accessible by group or others (mode 0644); restrict it with chmod 600"),
@@ -804,7 +804,7 @@ fn static_seal_key_files_and_inline_keys_via_load() {
         c.warnings,
         vec!["seal.static.current_key: the secret is written inline in the configuration file; prefer env:NAME or file:PATH"]
     );
-    let e = load(&write_cfg("inline-loose.hcl", HEX_KEY, 0o640)).unwrap_err().0;
+    let e = load(&write_cfg("inline-loose.hcl", HEX_KEY, 0o640)).unwrap_err().to_string();
     assert!(e.contains("(mode 0640)"), "{e}");
     assert!(!e.contains(HEX_KEY), "{e}");
 }
@@ -812,15 +812,15 @@ fn static_seal_key_files_and_inline_keys_via_load() {
 #[test]
 fn load_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let e = load(&dir.path().join("missing.toml")).unwrap_err().0;
+    let e = load(&dir.path().join("missing.toml")).unwrap_err().to_string();
     assert!(e.starts_with("cannot read ") && e.contains("missing.toml"), "{e}");
     let p = dir.path().join("coffer.yaml");
     std::fs::write(&p, "").unwrap();
-    assert!(load(&p).unwrap_err().0.contains("unsupported configuration file extension"));
+    assert!(load(&p).unwrap_err().to_string().contains("unsupported configuration file extension"));
     let p = dir.path().join("bad.toml");
     std::fs::write(&p, "[storage\n").unwrap();
     assert_eq!(
-        load(&p).unwrap_err().0,
+        load(&p).unwrap_err().to_string(),
         "invalid TOML at line 1, column 9: invalid table header; expected `.`, `]`"
     );
 }
@@ -1109,7 +1109,7 @@ fn audit_file_inside_the_storage_directory_is_refused() {
         "./data/../data/x.log".to_owned(),
         data.display().to_string(),
     ] {
-        let e = parse_in(&text(&file), Format::Toml, dir.path(), &[]).unwrap_err().0;
+        let e = parse_in(&text(&file), Format::Toml, dir.path(), &[]).unwrap_err().to_string();
         assert!(e.starts_with("audit.options.file_path: file_path "), "{file}: {e}");
         assert!(e.ends_with("is inside the storage directory; audit logs must be kept outside it"), "{e}");
     }
@@ -1166,7 +1166,32 @@ fn audit_errors_name_the_key() {
     assert_eq!(
         json(r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"tls_disable": true}}, "audit": 3}"#)
             .unwrap_err()
-            .0,
+            .to_string(),
         "audit: expected a block (audit \"TYPE\" \"PATH\" { ... }), found a number"
     );
+}
+
+#[test]
+fn default_lease_ttl_is_the_cores() {
+    assert_eq!(DEFAULT_LEASE_TTL, crate::core::DEFAULT_MAX_TTL);
+}
+
+#[test]
+fn errors_say_what_kind_of_problem_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(load(&dir.path().join("missing.toml")), Err(ConfigError::Read { .. })));
+    assert!(matches!(
+        load(&dir.path().join("coffer.yaml")),
+        Err(ConfigError::UnsupportedExtension { ext: Some(e) }) if e == "yaml"
+    ));
+    assert!(matches!(
+        toml("[storage\n"),
+        Err(ConfigError::Syntax { language: "TOML", at: Some((1, 9)), .. })
+    ));
+    assert!(matches!(json("[1]"), Err(ConfigError::Document(_))));
+    let e = toml(&toml_with("", "adress = \"x\"")).unwrap_err();
+    assert_eq!(e.key(), Some("listener.tcp.adress"));
+    let e = toml(&toml_with("default_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"", "")).unwrap_err();
+    assert!(matches!(e, ConfigError::Conflict(_)), "{e}");
+    assert_eq!(e.key(), None);
 }

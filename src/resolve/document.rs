@@ -81,7 +81,11 @@ impl std::fmt::Debug for Document {
     }
 }
 
-fn parse_env(text: &str) -> Result<Vec<EnvLine>, String> {
+fn parse_env(text: &str) -> Result<Vec<EnvLine>, DocError> {
+    let err = |line: usize, problem: &str| DocError {
+        format: Format::Env,
+        reason: format!("line {line}: {problem}"),
+    };
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let trimmed = raw.trim_start();
@@ -89,11 +93,10 @@ fn parse_env(text: &str) -> Result<Vec<EnvLine>, String> {
             out.push(EnvLine { head: raw.to_owned(), value: None, quote: None, key: String::new() });
             continue;
         }
-        let (key_part, value_part) =
-            raw.split_once('=').ok_or_else(|| format!("line {}: expected KEY=VALUE", i + 1))?;
+        let (key_part, value_part) = raw.split_once('=').ok_or_else(|| err(i + 1, "expected KEY=VALUE"))?;
         let key = key_part.trim().trim_start_matches("export ").trim().to_owned();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-            return Err(format!("line {}: invalid variable name", i + 1));
+            return Err(err(i + 1, "invalid variable name"));
         }
         let v = value_part.trim();
         let (value, quote) = if let Some(inner) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
@@ -129,7 +132,7 @@ impl Document {
     pub fn parse(format: Format, text: &str) -> Result<Self, DocError> {
         let err = |reason: String| DocError { format, reason };
         let inner = match format {
-            Format::Env => Inner::Env(parse_env(text).map_err(err)?),
+            Format::Env => Inner::Env(parse_env(text)?),
             Format::Json => Inner::Json(
                 serde_json::from_str(text)
                     .map_err(|e| err(format!("line {} column {}", e.line(), e.column())))?,

@@ -35,12 +35,19 @@
 //! Every secret path is fetched once per pass. Errors name the reference, never a value;
 //! values live in zeroizing strings.
 
+//!
+//! Files: `reference.rs` (the grammar), `document.rs` (TOML/JSON/YAML/.env documents),
+//! `settings.rs` (settings and their layers), `transport.rs` (how requests are sent),
+//! `error.rs`, and the [`Resolver`] here. `resolve` uses the API client ([`crate::client`]) and
+//! nothing of the server.
+
 pub mod document;
+pub mod error;
 pub mod reference;
+pub mod settings;
 pub mod transport;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,376 +55,33 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 pub use document::{Document, Format};
+pub use error::{AuthError, ErrorKind, LocalValueError, ResolveError};
 pub use reference::{ParseError, Reference};
-pub use transport::{ClientTransport, Transport};
+use settings::read_secret_file;
+pub use settings::{AuthMethod, Layers, Settings, SettingsBuilder, DEFAULT_ADDRESS};
+pub use transport::{ApiCall, ClientTransport, Transport, TransportError};
 
-/// How the resolver authenticates.
-pub enum AuthMethod {
-    /// A token (from settings, `VAULT_TOKEN` or `~/.vault-token`).
-    Token(Zeroizing<String>),
-    /// AppRole login with a role ID and a secret ID read from a file at each login.
-    AppRole { mount: String, role_id: Zeroizing<String>, secret_id_file: PathBuf },
-}
-
-impl std::fmt::Debug for AuthMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AuthMethod::Token(_) => f.write_str("Token([redacted])"),
-            AuthMethod::AppRole { mount, secret_id_file, .. } => {
-                write!(f, "AppRole {{ mount: {mount:?}, secret_id_file: {secret_id_file:?} }}")
-            }
-        }
-    }
-}
-
-/// Checked resolver settings.
-#[derive(Debug)]
-pub struct Settings {
-    pub address: String,
-    pub kv_mount: String,
-    pub transit_mount: String,
-    pub auth: AuthMethod,
-    pub ca_cert: Option<PathBuf>,
-    pub skip_verify: bool,
-}
-
-/// Settings before validation; every field optional so sources can be layered.
-#[derive(Clone, Default)]
-pub struct SettingsBuilder {
-    pub address: Option<String>,
-    pub token: Option<String>,
-    pub kv_mount: Option<String>,
-    pub transit_mount: Option<String>,
-    pub auth_method: Option<String>,
-    pub approle_mount: Option<String>,
-    pub role_id: Option<String>,
-    pub secret_id_file: Option<String>,
-    pub ca_cert: Option<String>,
-    pub skip_verify: Option<bool>,
-}
-
-impl std::fmt::Debug for SettingsBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SettingsBuilder")
-            .field("address", &self.address)
-            .field("auth_method", &self.auth_method)
-            .finish_non_exhaustive()
-    }
-}
-
-fn env_any(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
-/// Where the resolver talks to when nothing names an address.
-pub const DEFAULT_ADDRESS: &str = "https://127.0.0.1:8200";
-
-/// `~/.vault-token`, where `vault login` keeps the operator's token.
-fn token_file() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".vault-token")
-}
-
-/// The operator's own tokens: the environment layer's token setting, the token variables and
-/// the token file (whichever exist).
-fn operator_tokens(env: &SettingsBuilder) -> Vec<Zeroizing<String>> {
-    let mut out: Vec<Zeroizing<String>> =
-        env.token.as_deref().and_then(|t| local_value(t).ok()).into_iter().collect();
-    for name in ["COFFER_TOKEN", "VAULT_TOKEN", "BAO_TOKEN"] {
-        out.extend(std::env::var(name).ok().map(Zeroizing::new));
-    }
-    out.extend(std::fs::read_to_string(token_file()).ok().map(Zeroizing::new));
-    out.retain(|t| !t.trim().is_empty());
-    out
-}
-
-/// A `skip_verify`-style flag value that means yes.
-fn truthy(v: &str) -> bool {
-    matches!(v, "1" | "true" | "TRUE" | "True" | "t")
-}
-
-/// The same address, written with or without a trailing `/`.
-fn same_address(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
-}
-
-impl SettingsBuilder {
-    /// Settings from the environment.
-    pub fn from_env() -> Self {
-        let e = |suffix: &str| {
-            env_any(&[&format!("COFFER_{suffix}"), &format!("VAULT_{suffix}"), &format!("BAO_{suffix}")])
-        };
-        Self {
-            address: e("ADDR"),
-            token: e("TOKEN"),
-            kv_mount: e("KV_MOUNT"),
-            transit_mount: e("TRANSIT_MOUNT"),
-            auth_method: e("AUTH_METHOD"),
-            approle_mount: e("APPROLE_MOUNT"),
-            role_id: e("ROLE_ID"),
-            secret_id_file: e("SECRET_ID_FILE"),
-            ca_cert: e("CACERT"),
-            skip_verify: e("SKIP_VERIFY").map(|v| truthy(&v)),
-        }
-    }
-
-    /// Settings from a document's `vault` section. Merge them through [`Layers`], not
-    /// [`SettingsBuilder::or`], so that the document cannot redirect the operator's credentials.
-    pub fn from_document(doc: &Document) -> Self {
-        let g = |k: &str| doc.vault_setting(k);
-        Self {
-            address: g("address"),
-            token: g("token"),
-            kv_mount: g("kv_mount"),
-            transit_mount: g("transit_mount"),
-            auth_method: g("auth_method"),
-            approle_mount: g("approle_mount"),
-            role_id: g("role_id"),
-            secret_id_file: g("secret_id_file"),
-            ca_cert: g("ca_cert"),
-            skip_verify: g("skip_verify").map(|v| truthy(&v)),
-        }
-    }
-
-    /// Fills unset fields from `lower`.
-    pub fn or(self, lower: SettingsBuilder) -> Self {
-        Self {
-            address: self.address.or(lower.address),
-            token: self.token.or(lower.token),
-            kv_mount: self.kv_mount.or(lower.kv_mount),
-            transit_mount: self.transit_mount.or(lower.transit_mount),
-            auth_method: self.auth_method.or(lower.auth_method),
-            approle_mount: self.approle_mount.or(lower.approle_mount),
-            role_id: self.role_id.or(lower.role_id),
-            secret_id_file: self.secret_id_file.or(lower.secret_id_file),
-            ca_cert: self.ca_cert.or(lower.ca_cert),
-            skip_verify: self.skip_verify.or(lower.skip_verify),
-        }
-    }
-
-    /// Validates. `role_id` and `token` may themselves be `env:`/`file:` references.
-    pub fn build(self) -> Result<Settings, ResolveError> {
-        let setting = |name: &str, msg: String| ResolveError {
-            reference: format!("setting {name}"),
-            kind: ErrorKind::Settings(msg),
-        };
-        let address = self.address.unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
-        let method = self.auth_method.unwrap_or_else(|| {
-            if self.role_id.is_some() {
-                "approle".into()
-            } else {
-                "token".into()
-            }
-        });
-        let auth = match method.as_str() {
-            "token" => {
-                let token = match self.token {
-                    Some(t) => local_value(&t).map_err(|e| setting("token", e))?,
-                    None => match std::fs::read_to_string(token_file()) {
-                        Ok(t) => Zeroizing::new(t.trim().to_owned()),
-                        Err(_) => return Err(setting(
-                            "token",
-                            "no token: set VAULT_TOKEN, the token setting, or use auth_method = \"approle\""
-                                .into(),
-                        )),
-                    },
-                };
-                AuthMethod::Token(token)
-            }
-            "approle" => {
-                let role_id =
-                    self.role_id.ok_or_else(|| setting("role_id", "approle needs role_id".into()))?;
-                let role_id = local_value(&role_id).map_err(|e| setting("role_id", e))?;
-                let secret_id_file = self
-                    .secret_id_file
-                    .ok_or_else(|| setting("secret_id_file", "approle needs secret_id_file".into()))?;
-                AuthMethod::AppRole {
-                    mount: self.approle_mount.unwrap_or_else(|| "approle".into()),
-                    role_id,
-                    secret_id_file: PathBuf::from(secret_id_file),
-                }
-            }
-            other => {
-                return Err(setting(
-                    "auth_method",
-                    format!("unknown auth method {other:?} (token or approle)"),
-                ))
-            }
-        };
-        Ok(Settings {
-            address: address.trim_end_matches('/').to_owned(),
-            kv_mount: self.kv_mount.unwrap_or_else(|| "secret".into()).trim_matches('/').to_owned(),
-            transit_mount: self
-                .transit_mount
-                .unwrap_or_else(|| "transit".into())
-                .trim_matches('/')
-                .to_owned(),
-            auth,
-            ca_cert: self.ca_cert.map(PathBuf::from),
-            skip_verify: self.skip_verify.unwrap_or(false),
-        })
-    }
-}
-
-/// The three sources of settings, kept apart so that a document's settings can be held to the
-/// rules of S26 (see the module documentation).
-#[derive(Debug, Default)]
-pub struct Layers {
-    /// The caller's own choices (command-line flags, or a program's explicit settings).
-    pub caller: SettingsBuilder,
-    /// The document's `vault` section: written by whoever can edit the document.
-    pub document: SettingsBuilder,
-    /// The environment ([`SettingsBuilder::from_env`]); `~/.vault-token` is read by
-    /// [`SettingsBuilder::build`] when no token is set.
-    pub env: SettingsBuilder,
-}
-
-impl Layers {
-    /// Merges the layers (caller, then document, then environment) and validates, refusing a
-    /// document that would redirect the operator's credentials or turn TLS verification off.
-    pub fn build(self) -> Result<Settings, ResolveError> {
-        let setting = |name: &str, msg: String| ResolveError {
-            reference: format!("setting {name}"),
-            kind: ErrorKind::Settings(msg),
-        };
-        let Layers { caller, document, env } = self;
-        let operator_skips = caller.skip_verify.or(env.skip_verify) == Some(true);
-        if document.skip_verify == Some(true) && !operator_skips {
-            return Err(setting(
-                "skip_verify",
-                "the document's skip_verify = true is refused: only the command line \
-                 (-tls-skip-verify) or the environment (VAULT_SKIP_VERIFY) can turn TLS \
-                 verification off"
-                    .into(),
-            ));
-        }
-        let operator_address =
-            caller.address.clone().or_else(|| env.address.clone()).unwrap_or_else(|| DEFAULT_ADDRESS.into());
-        let redirect = match (&caller.address, &document.address) {
-            (None, Some(doc)) if !same_address(doc, &operator_address) => Some(doc.clone()),
-            _ => None,
-        };
-        let Some(doc_address) = redirect else {
-            return caller.or(document).or(env).build();
-        };
-        // The document names its own server: only its own AppRole credentials may go there.
-        let method = document.auth_method.clone().unwrap_or_else(|| "approle".into());
-        let own_credentials = method == "approle"
-            && document.token.is_none()
-            && document.role_id.is_some()
-            && document.secret_id_file.is_some();
-        if !own_credentials {
-            return Err(setting(
-                "address",
-                format!(
-                    "the document's address {doc_address:?} is not the address from -address or \
-                     VAULT_ADDR ({operator_address:?}), and a token from VAULT_TOKEN or \
-                     ~/.vault-token is only sent to that one; a document that names its own \
-                     server must bring its own AppRole credentials (role_id and secret_id_file \
-                     in its [vault] section, no token), or pass -address to send the token there"
-                ),
-            ));
-        }
-        let tokens = operator_tokens(&env);
-        let own = SettingsBuilder {
-            auth_method: Some(method),
-            token: None,
-            role_id: document.role_id.clone(),
-            secret_id_file: document.secret_id_file.clone(),
-            ..document
-        };
-        let env = SettingsBuilder { token: None, role_id: None, secret_id_file: None, ..env };
-        let settings = caller.or(own).or(env).build()?;
-        // "Its own" credentials must not be the operator's token under another name
-        // (`role_id = "env:VAULT_TOKEN"`, `secret_id_file = "~/.vault-token"`).
-        if let AuthMethod::AppRole { role_id, secret_id_file, .. } = &settings.auth {
-            let secret = read_secret_file(&secret_id_file.to_string_lossy()).ok();
-            let is_token = |v: &str| tokens.iter().any(|t| t.trim() == v.trim());
-            if is_token(role_id) || secret.as_deref().is_some_and(|s| is_token(s)) {
-                return Err(setting(
-                    "role_id",
-                    format!(
-                        "the document's AppRole credentials hold the operator's token (from the \
-                         environment or ~/.vault-token); it is not sent to the document's address \
-                         {doc_address:?}"
-                    ),
-                ));
-            }
-        }
-        Ok(settings)
-    }
-}
-
-/// Resolves a setting that may be an `env:`/`file:` reference or a literal.
-fn local_value(s: &str) -> Result<Zeroizing<String>, String> {
-    match Reference::parse(s).map_err(|e| e.to_string())? {
-        Reference::Env { name } => std::env::var(&name)
-            .map(Zeroizing::new)
-            .map_err(|_| format!("environment variable {name} is not set")),
-        Reference::File { path } => read_secret_file(&path).map_err(|e| format!("cannot read {path}: {e}")),
-        Reference::Vault { .. } => Err("a setting cannot be a vault: reference".into()),
-        Reference::Literal(l) => Ok(Zeroizing::new(l)),
-    }
-}
-
-fn read_secret_file(path: &str) -> std::io::Result<Zeroizing<String>> {
-    let mut s = Zeroizing::new(std::fs::read_to_string(path)?);
-    if s.ends_with('\n') {
-        s.pop();
-        if s.ends_with('\r') {
-            s.pop();
-        }
-    }
-    Ok(s)
-}
-
-/// What went wrong with one reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorKind {
-    Auth(String),
-    Deleted { version: u64 },
-    Denied,
-    Destroyed { version: u64 },
-    EnvMissing,
-    FieldMissing { field: String },
-    File(String),
-    Malformed(String),
-    NotFound,
-    Server { status: u16, message: String },
-    Settings(String),
-    Transport(String),
-}
-
-/// An error naming the reference (never its value).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot resolve {reference}: {}", describe(.kind))]
-pub struct ResolveError {
-    /// The reference as written (values never appear here).
-    pub reference: String,
-    pub kind: ErrorKind,
-}
-
-fn describe(k: &ErrorKind) -> String {
-    match k {
-        ErrorKind::Auth(m) => format!("authentication failed: {m}"),
-        ErrorKind::Deleted { version } => format!("version {version} is deleted"),
-        ErrorKind::Denied => "permission denied".into(),
-        ErrorKind::Destroyed { version } => format!("version {version} is destroyed"),
-        ErrorKind::EnvMissing => "environment variable is not set".into(),
-        ErrorKind::FieldMissing { field } => format!("the secret has no field {field:?}"),
-        ErrorKind::File(m) => m.clone(),
-        ErrorKind::Malformed(m) => m.clone(),
-        ErrorKind::NotFound => "no such secret (or version)".into(),
-        ErrorKind::Server { status, message } => format!("server answered {status}: {message}"),
-        ErrorKind::Settings(m) => m.clone(),
-        ErrorKind::Transport(m) => format!("cannot reach the server: {m}"),
-    }
-}
-
+/// The current token and when to renew it.
 struct TokenState {
     token: Zeroizing<String>,
     /// When to renew (two thirds into the lease); `None` = never expires.
     renew_at: Option<Instant>,
     renewable: bool,
+}
+
+impl TokenState {
+    /// A token with a lease of `ttl` seconds (0 = never expires).
+    fn new(token: &str, ttl: u64, renewable: bool) -> Self {
+        Self {
+            token: Zeroizing::new(token.to_owned()),
+            renew_at: (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl * 2 / 3)),
+            renewable,
+        }
+    }
+
+    fn renewal_due(&self) -> bool {
+        self.renew_at.is_some_and(|t| Instant::now() >= t)
+    }
 }
 
 /// The resolver: settings, a transport and the current token.
@@ -443,6 +107,14 @@ fn value_text(v: &Value) -> Zeroizing<String> {
     })
 }
 
+/// One field of a fetched secret version.
+fn field_of(fetched: &Fetched, field: &str, shown: String) -> Result<Zeroizing<String>, ResolveError> {
+    fetched.get(field).map(|v| Zeroizing::new(v.as_str().to_owned())).ok_or_else(|| ResolveError {
+        reference: shown,
+        kind: ErrorKind::FieldMissing { field: field.to_owned() },
+    })
+}
+
 fn server_message(body: &Value) -> String {
     body.get("errors")
         .and_then(Value::as_array)
@@ -460,10 +132,7 @@ impl Resolver {
             dangerous_skip_verify: settings.skip_verify,
             ..crate::client::Settings::default()
         })
-        .map_err(|e| ResolveError {
-            reference: "setting address".into(),
-            kind: ErrorKind::Settings(e.to_string()),
-        })?;
+        .map_err(|e| ResolveError::setting("address", e.to_string()))?;
         Ok(Self::with_transport(settings, Arc::new(ClientTransport::new(client))))
     }
 
@@ -477,87 +146,67 @@ impl Resolver {
         &self.settings
     }
 
-    async fn login(&self) -> Result<TokenState, String> {
+    async fn login(&self) -> Result<TokenState, AuthError> {
         match &self.settings.auth {
             AuthMethod::Token(t) => {
-                let (status, body) = self
-                    .transport
-                    .request("GET", "auth/token/lookup-self", &[], Some(t.as_str()), None)
-                    .await?;
+                let call = ApiCall::get("auth/token/lookup-self", Some(t.as_str()));
+                let (status, body) = self.transport.request(call).await?;
                 if status != 200 {
-                    return Err(format!("token lookup answered {status}: {}", server_message(&body)));
+                    return Err(AuthError::TokenRefused { status, message: server_message(&body) });
                 }
                 let ttl = body["data"]["ttl"].as_u64().unwrap_or(0);
                 let renewable = body["data"]["renewable"].as_bool().unwrap_or(false);
-                Ok(TokenState {
-                    token: Zeroizing::new(t.as_str().to_owned()),
-                    renew_at: (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl * 2 / 3)),
-                    renewable,
-                })
+                Ok(TokenState::new(t.as_str(), ttl, renewable))
             }
             AuthMethod::AppRole { mount, role_id, secret_id_file } => {
-                let secret_id = read_secret_file(&secret_id_file.to_string_lossy())
-                    .map_err(|e| format!("cannot read secret_id_file {}: {e}", secret_id_file.display()))?;
+                let secret_id = read_secret_file(&secret_id_file.to_string_lossy()).map_err(|e| {
+                    AuthError::SecretIdFile { path: secret_id_file.clone(), reason: e.to_string() }
+                })?;
                 let body = json!({"role_id": role_id.as_str(), "secret_id": secret_id.as_str()});
-                let (status, resp) = self
-                    .transport
-                    .request("POST", &format!("auth/{mount}/login"), &[], None, Some(body))
-                    .await?;
+                let path = format!("auth/{mount}/login");
+                let (status, resp) = self.transport.request(ApiCall::post(&path, None, body)).await?;
                 if status != 200 {
-                    return Err(format!("approle login answered {status}: {}", server_message(&resp)));
+                    return Err(AuthError::LoginRefused { status, message: server_message(&resp) });
                 }
-                let token =
-                    resp["auth"]["client_token"].as_str().ok_or("login response has no client_token")?;
+                let token = resp["auth"]["client_token"].as_str().ok_or(AuthError::NoClientToken)?;
                 let ttl = resp["auth"]["lease_duration"].as_u64().unwrap_or(0);
-                Ok(TokenState {
-                    token: Zeroizing::new(token.to_owned()),
-                    renew_at: (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl * 2 / 3)),
-                    renewable: resp["auth"]["renewable"].as_bool().unwrap_or(false),
-                })
+                Ok(TokenState::new(token, ttl, resp["auth"]["renewable"].as_bool().unwrap_or(false)))
             }
         }
     }
 
     /// Renews the token; `Err` when the server refuses.
-    async fn renew(&self, state: &TokenState) -> Result<TokenState, String> {
-        let (status, resp) = self
-            .transport
-            .request("POST", "auth/token/renew-self", &[], Some(state.token.as_str()), Some(json!({})))
-            .await?;
+    async fn renew(&self, state: &TokenState) -> Result<TokenState, AuthError> {
+        let call = ApiCall::post("auth/token/renew-self", Some(state.token.as_str()), json!({}));
+        let (status, resp) = self.transport.request(call).await?;
         if status != 200 {
-            return Err(format!("renewal answered {status}"));
+            return Err(AuthError::RenewalRefused { status });
         }
         let ttl = resp["auth"]["lease_duration"].as_u64().unwrap_or(0);
-        Ok(TokenState {
-            token: Zeroizing::new(state.token.as_str().to_owned()),
-            renew_at: (ttl > 0).then(|| Instant::now() + Duration::from_secs(ttl * 2 / 3)),
-            renewable: resp["auth"]["renewable"].as_bool().unwrap_or(false),
-        })
+        let renewable = resp["auth"]["renewable"].as_bool().unwrap_or(false);
+        Ok(TokenState::new(state.token.as_str(), ttl, renewable))
     }
 
     /// A usable token: logs in at first use, renews before expiry, logs in again when renewal is
-    /// refused.
-    pub async fn token(&self) -> Result<Zeroizing<String>, String> {
+    /// refused. A failed login keeps the previous state (the next call tries again).
+    pub async fn token(&self) -> Result<Zeroizing<String>, AuthError> {
         let mut guard = self.token.lock().await;
-        let due = match guard.as_ref() {
-            None => true,
-            Some(s) => s.renew_at.map(|t| Instant::now() >= t).unwrap_or(false),
-        };
-        if due {
-            let next = match guard.as_ref() {
-                Some(s) if s.renewable => match self.renew(s).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::info!(reason = %e, "token renewal refused; logging in again");
-                        self.login().await?
-                    }
-                },
-                _ => self.login().await?,
-            };
-            *guard = Some(next);
+        if let Some(current) = guard.as_ref().filter(|s| !s.renewal_due()) {
+            return Ok(Zeroizing::new(current.token.as_str().to_owned()));
         }
-        let s = guard.as_ref().ok_or("no token")?;
-        Ok(Zeroizing::new(s.token.as_str().to_owned()))
+        let next = match guard.as_ref() {
+            Some(s) if s.renewable => match self.renew(s).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::info!(reason = %e, "token renewal refused; logging in again");
+                    self.login().await?
+                }
+            },
+            _ => self.login().await?,
+        };
+        let token = Zeroizing::new(next.token.as_str().to_owned());
+        *guard = Some(next);
+        Ok(token)
     }
 
     /// Forces a fresh login at next use (e.g. after a 403).
@@ -571,11 +220,8 @@ impl Resolver {
         let url = format!("{}/data/{}", self.settings.kv_mount, path);
         let v = version.map(|v| v.to_string());
         let query: Vec<(&str, &str)> = v.as_deref().map(|v| vec![("version", v)]).unwrap_or_default();
-        let (status, body) = self
-            .transport
-            .request("GET", &url, &query, Some(token.as_str()), None)
-            .await
-            .map_err(|e| err(ErrorKind::Transport(e)))?;
+        let call = ApiCall { query: &query, ..ApiCall::get(&url, Some(token.as_str())) };
+        let (status, body) = self.transport.request(call).await.map_err(|e| err(ErrorKind::Transport(e)))?;
         match status {
             200 => {
                 let data = body["data"]["data"].as_object().ok_or_else(|| err(ErrorKind::NotFound))?;
@@ -607,24 +253,18 @@ impl Resolver {
                 .map_err(|_| ResolveError { reference: shown, kind: ErrorKind::EnvMissing }),
             Reference::File { path } => read_secret_file(path).map_err(|e| ResolveError {
                 reference: shown,
-                kind: ErrorKind::File(format!("cannot read the file: {e}")),
+                kind: ErrorKind::File { reason: e.to_string() },
             }),
             Reference::Vault { path, field, version } => {
-                let fetched = self.fetch(path, *version, &shown).await?;
-                fetched.get(field).map(|v| Zeroizing::new(v.as_str().to_owned())).ok_or(ResolveError {
-                    reference: shown,
-                    kind: ErrorKind::FieldMissing { field: field.clone() },
-                })
+                field_of(&self.fetch(path, *version, &shown).await?, field, shown)
             }
         }
     }
 
     /// Resolves a string: `Ok(None)` for literals (nothing to replace).
     pub async fn resolve_str(&self, s: &str) -> Result<Option<Zeroizing<String>>, ResolveError> {
-        let r = Reference::parse(s).map_err(|e| ResolveError {
-            reference: s.to_owned(),
-            kind: ErrorKind::Malformed(e.reason.into()),
-        })?;
+        let r = Reference::parse(s)
+            .map_err(|e| ResolveError { reference: s.to_owned(), kind: ErrorKind::Malformed(e.reason) })?;
         match &r {
             Reference::Literal(l) if l == s => Ok(None),
             _ => self.resolve(&r).await.map(Some),
@@ -647,10 +287,7 @@ impl Resolver {
             let r = match Reference::parse(s) {
                 Ok(r) => r,
                 Err(e) => {
-                    errors.push(ResolveError {
-                        reference: s.clone(),
-                        kind: ErrorKind::Malformed(e.reason.into()),
-                    });
+                    errors.push(ResolveError { reference: s.clone(), kind: ErrorKind::Malformed(e.reason) });
                     continue;
                 }
             };
@@ -663,12 +300,7 @@ impl Resolver {
                         cache.insert(key.clone(), fetched);
                     }
                     match cache.get(&key) {
-                        Some(Ok(f)) => {
-                            f.get(field).map(|v| Zeroizing::new(v.as_str().to_owned())).ok_or(ResolveError {
-                                reference: r.to_string(),
-                                kind: ErrorKind::FieldMissing { field: field.clone() },
-                            })
-                        }
+                        Some(Ok(f)) => field_of(f, field, r.to_string()),
                         Some(Err(e)) => Err(ResolveError { reference: r.to_string(), kind: e.kind.clone() }),
                         None => Err(ResolveError { reference: r.to_string(), kind: ErrorKind::NotFound }),
                     }

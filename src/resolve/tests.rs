@@ -15,14 +15,8 @@ struct Fake {
 
 #[async_trait]
 impl Transport for Fake {
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        query: &[(&str, &str)],
-        token: Option<&str>,
-        _body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
+    async fn request(&self, call: ApiCall<'_>) -> Result<(u16, Value), TransportError> {
+        let ApiCall { method, path, query, token, .. } = call;
         let path = match query.first() {
             Some((k, v)) => format!("{path}?{k}={v}"),
             None => path.to_owned(),
@@ -272,14 +266,8 @@ struct AuthFake {
 
 #[async_trait]
 impl Transport for AuthFake {
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        _query: &[(&str, &str)],
-        _token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), String> {
+    async fn request(&self, call: ApiCall<'_>) -> Result<(u16, Value), TransportError> {
+        let ApiCall { method, path, body, .. } = call;
         match (method, path) {
             ("POST", "auth/approle/login") => {
                 let b = body.unwrap_or_default();

@@ -3,18 +3,18 @@
 //! Every command first calls `GET sys/internal/ui/mounts/<path>` (the preflight) to learn the
 //! mount path and the KV version; a 404 means an old server and KV v1. Paths are given as
 //! `secret/foo` or as `-mount=secret foo`. For v2 the API prefix (`data/`, `metadata/`,
-//! `delete/`, `undelete/`, `destroy/`) is inserted after the mount.
+//! `delete/`, `undelete/`, `destroy/`) is inserted after the mount (see `location.rs`).
+
+pub mod location;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+pub use self::location::parse_versions;
+use self::location::{resolve, resolve_v2};
 use super::output::{self, Format};
-use super::{
-    data, not_found, parse_duration_flag, print_field, print_secret, sanitize_path, usage, BackendRequest,
-    Exit,
-};
+use super::{data, not_found, parse_duration_flag, print_field, print_secret, usage, Exit, Invocation};
 use crate::client::Client;
 
 /// `coffer kv` subcommands.
@@ -157,101 +157,13 @@ pub struct MetadataPutArgs {
     pub custom_metadata: Vec<String>,
 }
 
-/// Where a kv path lives: the mount (with trailing slash, "" when unknown), its version, and the
-/// path including the mount.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Resolved {
-    pub mount: String,
-    pub v2: bool,
-    pub partial: String,
-}
-
-impl Resolved {
-    /// The API path under `prefix` (v2) or the plain path (v1).
-    pub fn api_path(&self, prefix: &str) -> String {
-        if self.v2 {
-            add_prefix(&self.partial, &self.mount, prefix)
-        } else {
-            self.partial.clone()
-        }
-    }
-}
-
-/// Joins path pieces with single slashes (Go's `path.Join` without `.`/`..` handling).
-pub fn join(parts: &[&str]) -> String {
-    parts.iter().flat_map(|p| p.split('/')).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
-}
-
-/// Inserts the v2 API prefix after the mount (`secret/foo` → `secret/data/foo`).
-pub fn add_prefix(path: &str, mount: &str, prefix: &str) -> String {
-    let m = mount.trim_end_matches('/');
-    if path == mount || path == m {
-        return join(&[m, prefix]);
-    }
-    let suffix = path.strip_prefix(mount).unwrap_or(path);
-    join(&[m, prefix, suffix])
-}
-
-/// `-versions` values (repeated and/or comma separated), checked to be numbers.
-pub fn parse_versions(raw: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for r in raw {
-        for v in crate::core::fields::split_comma(r) {
-            if v.parse::<u64>().is_err() {
-                return Err(usage(format!("invalid version \"{v}\": versions are numbers")));
-            }
-            out.push(v);
-        }
-    }
-    Ok(out)
-}
-
-/// The preflight: mount path and KV version of `path`.
-pub async fn preflight(client: &Client, path: &str) -> anyhow::Result<(String, bool)> {
-    let r = client.send(Method::GET, &format!("sys/internal/ui/mounts/{path}"), &[], None).await?;
-    if r.status == 404 {
-        return Ok((String::new(), false));
-    }
-    let body = r.into_result()?.ok_or_else(|| anyhow::anyhow!("nil response from pre-flight request"))?;
-    let data = body.get("data").cloned().unwrap_or(Value::Null);
-    let mount = data.get("path").and_then(Value::as_str).unwrap_or("").to_owned();
-    let v2 = data.get("options").and_then(|o| o.get("version")).and_then(Value::as_str) == Some("2");
-    Ok((mount, v2))
-}
-
-/// Resolves a target through the preflight.
-pub async fn resolve(client: &Client, mount: Option<&str>, path: &str) -> anyhow::Result<Resolved> {
-    match mount {
-        Some(m) => {
-            let flag_mount = sanitize_path(m);
-            let (found, v2) = preflight(client, &flag_mount).await?;
-            let mount_path = if found.is_empty() { format!("{flag_mount}/") } else { found };
-            let partial = join(&[&mount_path, &sanitize_path(path)]);
-            Ok(Resolved { mount: mount_path, v2, partial })
-        }
-        None => {
-            let partial = path.trim().trim_start_matches('/').to_owned();
-            let (mount_path, v2) = preflight(client, &sanitize_path(&partial)).await?;
-            Ok(Resolved { mount: mount_path, v2, partial: sanitize_path(&partial) })
-        }
-    }
-}
-
-fn v2_only(r: &Resolved, what: &str) -> anyhow::Result<()> {
-    if r.v2 {
-        Ok(())
-    } else {
-        Err(Exit { code: 2, message: format!("{what} not supported on KV Version 1") }.into())
-    }
-}
-
 /// Runs a kv subcommand.
-pub async fn run(ctx: &BackendRequest, cmd: KvCmd) -> anyhow::Result<u8> {
-    let client = ctx.client()?;
+pub async fn run(inv: &Invocation, cmd: KvCmd) -> anyhow::Result<u8> {
+    let client = inv.client()?;
     match cmd {
-        KvCmd::Get(a) => get(ctx, &client, a).await,
-        KvCmd::Put(a) => put(ctx, &client, a).await,
-        KvCmd::Patch(a) => patch(ctx, &client, a).await,
+        KvCmd::Get(a) => get(inv, &client, a).await,
+        KvCmd::Put(a) => put(inv, &client, a).await,
+        KvCmd::Patch(a) => patch(inv, &client, a).await,
         KvCmd::Delete(a) => {
             let versions = parse_versions(&a.versions)?;
             let r = resolve(&client, a.target.mount.as_deref(), &a.target.path).await?;
@@ -281,13 +193,13 @@ pub async fn run(ctx: &BackendRequest, cmd: KvCmd) -> anyhow::Result<u8> {
                 .list(&super::ensure_trailing_slash(&full))
                 .await
                 .with_context(|| format!("Error listing {full}"))?;
-            super::generic::print_list(ctx, secret.as_ref(), &full)
+            super::generic::print_list(inv, secret.as_ref(), &full)
         }
-        KvCmd::Metadata(KvMetadataCmd::Get(a)) => metadata_get(ctx, &client, a).await,
+        KvCmd::Metadata(KvMetadataCmd::Get(a)) => metadata_get(inv, &client, a).await,
         KvCmd::Metadata(KvMetadataCmd::Put(a)) => {
-            let r = resolve(&client, a.target.mount.as_deref(), &a.target.path).await?;
-            v2_only(&r, "Metadata")?;
-            let full = r.api_path("metadata");
+            let full = resolve_v2(&client, a.target.mount.as_deref(), &a.target.path, "Metadata")
+                .await?
+                .api_path("metadata");
             let mut body = Map::new();
             if let Some(n) = a.max_versions {
                 body.insert("max_versions".into(), json!(n));
@@ -299,15 +211,7 @@ pub async fn run(ctx: &BackendRequest, cmd: KvCmd) -> anyhow::Result<u8> {
                 body.insert("delete_version_after".into(), json!(super::duration_to_api(d)));
             }
             if !a.custom_metadata.is_empty() {
-                let mut m = Map::new();
-                for kv in &a.custom_metadata {
-                    let Some((k, v)) = kv.split_once('=') else {
-                        return Err(usage(format!(
-                            "invalid custom metadata \"{kv}\": format must be key=value"
-                        )));
-                    };
-                    m.insert(k.to_owned(), json!(v));
-                }
+                let m = data::flag_map(&a.custom_metadata, "custom metadata")?;
                 body.insert("custom_metadata".into(), Value::Object(m));
             }
             let resp = client
@@ -321,9 +225,9 @@ pub async fn run(ctx: &BackendRequest, cmd: KvCmd) -> anyhow::Result<u8> {
             Ok(0)
         }
         KvCmd::Metadata(KvMetadataCmd::Delete(a)) => {
-            let r = resolve(&client, a.target.mount.as_deref(), &a.target.path).await?;
-            v2_only(&r, "Metadata")?;
-            let full = r.api_path("metadata");
+            let full = resolve_v2(&client, a.target.mount.as_deref(), &a.target.path, "Metadata")
+                .await?
+                .api_path("metadata");
             client.delete(&full).await.with_context(|| format!("Error deleting {full}"))?;
             outln!("Success! Data deleted (if it existed) at: {full}");
             Ok(0)
@@ -333,9 +237,7 @@ pub async fn run(ctx: &BackendRequest, cmd: KvCmd) -> anyhow::Result<u8> {
 
 async fn versions_op(client: &Client, a: VersionsArgs, prefix: &str, what: &str) -> anyhow::Result<u8> {
     let versions = parse_versions(&a.versions)?;
-    let r = resolve(client, a.target.mount.as_deref(), &a.target.path).await?;
-    v2_only(&r, what)?;
-    let full = r.api_path(prefix);
+    let full = resolve_v2(client, a.target.mount.as_deref(), &a.target.path, what).await?.api_path(prefix);
     client
         .write(&full, &json!({"versions": versions}))
         .await
@@ -356,7 +258,7 @@ fn print_section(title: &str, m: &Map<String, Value>) {
     }
 }
 
-async fn get(ctx: &BackendRequest, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
+async fn get(inv: &Invocation, client: &Client, a: GetArgs) -> anyhow::Result<u8> {
     let r = resolve(client, a.target.mount.as_deref(), &a.target.path).await?;
     let full = r.api_path("data");
     let version = a.version.to_string();
@@ -366,20 +268,20 @@ async fn get(ctx: &BackendRequest, client: &Client, a: GetArgs) -> anyhow::Resul
 
     if let Some(field) = &a.field {
         if !r.v2 {
-            return print_field(ctx, &secret, field);
+            return print_field(inv, &secret, field);
         }
         let Some(inner) = secret.get("data").and_then(|d| d.get("data")).filter(|d| !d.is_null()) else {
             return Err(Exit { code: 2, message: format!("No data found at {full}") }.into());
         };
         return match inner.get(field) {
             Some(v) => {
-                output::print_raw(&output::field_text(v, ctx.format()));
+                output::print_raw(&output::field_text(v, inv.format()));
                 Ok(0)
             }
             None => Err(anyhow::anyhow!("Field \"{field}\" not present in secret")),
         };
     }
-    if ctx.format() == Format::Json {
+    if inv.format() == Format::Json {
         outln!("{}", output::json_secret(&secret));
         return Ok(0);
     }
@@ -403,9 +305,8 @@ async fn get(ctx: &BackendRequest, client: &Client, a: GetArgs) -> anyhow::Resul
     Ok(0)
 }
 
-async fn put(ctx: &BackendRequest, client: &Client, a: PutArgs) -> anyhow::Result<u8> {
-    let data = data::parse(&a.data, &mut std::io::stdin())
-        .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
+async fn put(inv: &Invocation, client: &Client, a: PutArgs) -> anyhow::Result<u8> {
+    let data = data::parse_args(&a.data)?;
     if data.is_empty() {
         return Err(usage("Must supply data"));
     }
@@ -421,25 +322,25 @@ async fn put(ctx: &BackendRequest, client: &Client, a: PutArgs) -> anyhow::Resul
         Value::Object(data)
     };
     let secret = client.write(&full, &body).await.with_context(|| format!("Error writing data to {full}"))?;
-    print_write_result(ctx, secret, &full, a.field.as_deref())
+    print_write_result(inv, secret, &full, a.field.as_deref())
 }
 
 fn print_write_result(
-    ctx: &BackendRequest,
+    inv: &Invocation,
     secret: Option<Value>,
     full: &str,
     field: Option<&str>,
 ) -> anyhow::Result<u8> {
     let Some(secret) = secret else {
-        if ctx.format() == Format::Table {
+        if inv.format() == Format::Table {
             outln!("Success! Data written to: {full}");
         }
         return Ok(0);
     };
     if let Some(f) = field {
-        return print_field(ctx, &secret, f);
+        return print_field(inv, &secret, f);
     }
-    match (ctx.format(), secret.get("data").and_then(Value::as_object)) {
+    match (inv.format(), secret.get("data").and_then(Value::as_object)) {
         (Format::Table, Some(md)) => {
             if let Some(w) = output::warnings_block(&secret) {
                 eprintln!("{w}");
@@ -448,13 +349,12 @@ fn print_write_result(
             print_section("Metadata", md);
             Ok(0)
         }
-        _ => print_secret(ctx, &secret, None),
+        _ => print_secret(inv, &secret, None),
     }
 }
 
-async fn patch(ctx: &BackendRequest, client: &Client, a: PatchArgs) -> anyhow::Result<u8> {
-    let mut data = data::parse(&a.data, &mut std::io::stdin())
-        .map_err(|e| usage(format!("Failed to parse K=V data: {e:#}")))?;
+async fn patch(inv: &Invocation, client: &Client, a: PatchArgs) -> anyhow::Result<u8> {
+    let mut data = data::parse_args(&a.data)?;
     if data.is_empty() && a.remove_data.is_empty() {
         return Err(usage("Must supply data"));
     }
@@ -500,7 +400,7 @@ async fn patch(ctx: &BackendRequest, client: &Client, a: PatchArgs) -> anyhow::R
         }
         Some(other) => return Err(usage(format!("Unsupported method provided to -method flag: {other}"))),
     };
-    print_write_result(ctx, secret, &full, a.field.as_deref())
+    print_write_result(inv, secret, &full, a.field.as_deref())
 }
 
 /// The fallback of `kv patch`: read the current version, merge, write with `cas` = its version.
@@ -533,13 +433,12 @@ async fn read_then_write(
     client.write(full, &body).await.with_context(|| format!("Error writing data to {full}"))
 }
 
-async fn metadata_get(ctx: &BackendRequest, client: &Client, a: TargetArgs) -> anyhow::Result<u8> {
-    let r = resolve(client, a.target.mount.as_deref(), &a.target.path).await?;
-    v2_only(&r, "Metadata")?;
-    let full = r.api_path("metadata");
+async fn metadata_get(inv: &Invocation, client: &Client, a: TargetArgs) -> anyhow::Result<u8> {
+    let full =
+        resolve_v2(client, a.target.mount.as_deref(), &a.target.path, "Metadata").await?.api_path("metadata");
     let secret = client.read(&full).await.with_context(|| format!("Error reading {full}"))?;
     let Some(secret) = secret else { return Err(not_found(&full)) };
-    if ctx.format() == Format::Json {
+    if inv.format() == Format::Json {
         outln!("{}", output::json_secret(&secret));
         return Ok(0);
     }
@@ -557,27 +456,4 @@ async fn metadata_get(ctx: &BackendRequest, client: &Client, a: TargetArgs) -> a
         }
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes() {
-        assert_eq!(add_prefix("secret/foo", "secret/", "data"), "secret/data/foo");
-        assert_eq!(add_prefix("secret/a/b", "secret/", "metadata"), "secret/metadata/a/b");
-        assert_eq!(add_prefix("secret", "secret/", "metadata"), "secret/metadata");
-        assert_eq!(add_prefix("secret/", "secret/", "metadata"), "secret/metadata");
-        assert_eq!(add_prefix("team/kv/x", "team/kv/", "data"), "team/kv/data/x");
-        assert_eq!(join(&["secret/", "/foo//bar/"]), "secret/foo/bar");
-        let r = Resolved { mount: "kv/".into(), v2: false, partial: "kv/x".into() };
-        assert_eq!(r.api_path("data"), "kv/x");
-    }
-
-    #[test]
-    fn versions() {
-        assert_eq!(parse_versions(&["1,2".into(), " 3 ".into()]).unwrap(), vec!["1", "2", "3"]);
-        assert!(parse_versions(&["one".into()]).is_err());
-    }
 }
