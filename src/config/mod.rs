@@ -55,7 +55,7 @@ use self::seal::check_seal;
 pub use self::seal::{PreviousKey, SealConfig, StaticSeal};
 use self::secret::Resolver;
 use self::storage::check_storage;
-pub use self::storage::{RetryJoin, StorageConfig};
+pub use self::storage::{RaftTuning, RetryJoin, StorageConfig};
 use crate::audit::{AuditSettings, DeclaredDevice};
 
 /// Vault's default for both lease TTLs (768h), used when the file sets none. The same value as

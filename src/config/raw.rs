@@ -107,6 +107,21 @@ pub struct RawRaftStorage {
     pub node_id: Option<Text>,
     pub path: Text,
     pub retry_join: Option<Vec<RawRetryJoin>>,
+    /// Entries applied between snapshots (Vault's default 8192).
+    pub snapshot_threshold: Option<Int>,
+    /// Entries kept behind a snapshot for lagging followers (Vault's default 10000).
+    pub trailing_logs: Option<Int>,
+    /// coffer: leader heartbeat interval (Go duration; default 150ms).
+    pub heartbeat_interval: Option<Text>,
+    /// coffer: election timeout (Go duration; default 1s): the longest a leaderless cluster
+    /// waits before electing; the timeout is randomised between 60% and 100% of it.
+    pub election_timeout: Option<Text>,
+    /// coffer: send leader-bound requests from a standby to the leader (default true); when
+    /// false, standbys answer 307 to the leader's `api_addr`.
+    pub request_forwarding: Option<Flag>,
+    /// coffer: `linearizable` (default: a read on any node reflects every acknowledged write)
+    /// or `stale` (standbys serve reads from what they have applied).
+    pub read_consistency: Option<Text>,
 }
 
 /// One `retry_join { ... }` block of `storage "raft"`.

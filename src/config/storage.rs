@@ -6,6 +6,7 @@
 //! checks in `mod.rs`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::address::check_url;
 use super::de;
@@ -19,8 +20,34 @@ pub enum StorageConfig {
     File { path: PathBuf },
     /// `inmem`: nothing survives a restart.
     Memory,
-    /// `raft`: replicated storage; parsed now, served by a later release.
-    Raft { path: PathBuf, node_id: Option<String>, retry_join: Vec<RetryJoin> },
+    /// `raft`: replicated storage.
+    Raft { path: PathBuf, node_id: Option<String>, retry_join: Vec<RetryJoin>, tuning: RaftTuning },
+}
+
+/// Timings and behaviour of a raft node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftTuning {
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    /// Entries applied between snapshots.
+    pub snapshot_threshold: u64,
+    /// Entries kept behind a snapshot.
+    pub trailing_logs: u64,
+    pub request_forwarding: bool,
+    pub stale_reads: bool,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_millis(150),
+            election_timeout: Duration::from_millis(1000),
+            snapshot_threshold: 8192,
+            trailing_logs: 10_000,
+            request_forwarding: true,
+            stale_reads: false,
+        }
+    }
 }
 
 impl StorageConfig {
@@ -91,6 +118,7 @@ pub fn check_storage(
         RawStorage::File(f) => StorageConfig::File { path: path_of("file", &f.path.0)? },
         RawStorage::Inmem(_) => StorageConfig::Memory,
         RawStorage::Raft(r) => {
+            let tuning = check_tuning(key, &r)?;
             let path = path_of("raft", &r.path.0)?;
             let node_id = match r.node_id {
                 Some(t) if t.0.trim().is_empty() => {
@@ -106,9 +134,63 @@ pub fn check_storage(
                 .enumerate()
                 .map(|(i, j)| check_retry_join(&de::index(&format!("{key}.raft.retry_join"), i, n), j, base))
                 .collect::<Result<_, _>>()?;
-            StorageConfig::Raft { path, node_id, retry_join }
+            StorageConfig::Raft { path, node_id, retry_join, tuning }
         }
     })
+}
+
+/// A Go duration of at least 1 ms.
+fn millis(key: &str, t: &raw::Text) -> Result<Duration, ConfigError> {
+    let ns = crate::util::duration::parse_go_duration(&t.0)
+        .map_err(|e| ConfigError::setting(key, format!("invalid duration {:?}: {e}", t.0)))?;
+    if ns < 1_000_000 {
+        return Err(ConfigError::setting(key, "must be at least 1ms"));
+    }
+    Ok(Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+}
+
+fn check_tuning(key: &str, r: &raw::RawRaftStorage) -> Result<RaftTuning, ConfigError> {
+    let mut t = RaftTuning::default();
+    let k = |sub: &str| format!("{key}.raft.{sub}");
+    if let Some(d) = &r.heartbeat_interval {
+        t.heartbeat_interval = millis(&k("heartbeat_interval"), d)?;
+    }
+    if let Some(d) = &r.election_timeout {
+        t.election_timeout = millis(&k("election_timeout"), d)?;
+    }
+    if t.election_timeout < t.heartbeat_interval * 3 {
+        return Err(ConfigError::setting(
+            &k("election_timeout"),
+            "must be at least three heartbeat intervals, or followers elect while the leader is alive",
+        ));
+    }
+    for (name, v, slot) in [
+        ("snapshot_threshold", &r.snapshot_threshold, &mut t.snapshot_threshold),
+        ("trailing_logs", &r.trailing_logs, &mut t.trailing_logs),
+    ] {
+        if let Some(n) = v {
+            *slot = u64::try_from(n.0)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::setting(&k(name), "must be a positive number"))?;
+        }
+    }
+    if let Some(f) = &r.request_forwarding {
+        t.request_forwarding = f.0;
+    }
+    if let Some(c) = &r.read_consistency {
+        t.stale_reads = match c.0.trim() {
+            "" | "linearizable" => false,
+            "stale" => true,
+            other => {
+                return Err(ConfigError::setting(
+                    &k("read_consistency"),
+                    format!("must be \"linearizable\" or \"stale\", not {other:?}"),
+                ))
+            }
+        };
+    }
+    Ok(t)
 }
 
 /// One `retry_join` block; `path` is its dotted key.

@@ -208,7 +208,8 @@ fn vault_json() {
         }"#,
     )
     .unwrap();
-    let StorageConfig::Raft { path, node_id, retry_join } = &c.storage else { panic!() };
+    let StorageConfig::Raft { path, node_id, retry_join, tuning } = &c.storage else { panic!() };
+    assert_eq!(tuning, &crate::config::RaftTuning::default());
     assert_eq!(path, Path::new("/var/lib/coffer"));
     assert_eq!(node_id.as_deref(), Some("node1"));
     assert_eq!(retry_join.len(), 2);
@@ -244,6 +245,62 @@ fn hcl_raft_with_single_retry_join_block() {
     assert_eq!(retry_join.len(), 1);
     assert_eq!(retry_join[0].leader_tls_servername.as_deref(), Some("n1"));
     assert_eq!(c.warnings, vec!["storage.raft.performance_multiplier: ignored (not configurable yet)"]);
+}
+
+#[test]
+fn raft_tuning_in_three_syntaxes() {
+    let want = crate::config::RaftTuning {
+        heartbeat_interval: std::time::Duration::from_millis(100),
+        election_timeout: std::time::Duration::from_millis(750),
+        snapshot_threshold: 500,
+        trailing_logs: 200,
+        request_forwarding: false,
+        stale_reads: true,
+    };
+    let h = hcl(r#"
+        storage "raft" {
+          path = "/d"
+          heartbeat_interval = "100ms"
+          election_timeout = "750ms"
+          snapshot_threshold = 500
+          trailing_logs = 200
+          request_forwarding = false
+          read_consistency = "stale"
+        }
+        listener "tcp" {
+          address = "127.0.0.1:8200"
+          tls_disable = true
+        }
+        "#)
+    .unwrap();
+    let j = json(
+        r#"{"storage": {"raft": {"path": "/d", "heartbeat_interval": "100ms", "election_timeout": "750ms",
+            "snapshot_threshold": 500, "trailing_logs": 200, "request_forwarding": false,
+            "read_consistency": "stale"}},
+            "listener": [{"tcp": {"address": "127.0.0.1:8200", "tls_disable": true}}]}"#,
+    )
+    .unwrap();
+    for c in [h, j] {
+        let StorageConfig::Raft { tuning, .. } = &c.storage else { panic!() };
+        assert_eq!(tuning, &want);
+    }
+    let bad = |extra: &str| {
+        hcl_err(&format!(
+            "storage \"raft\" {{\n path = \"/d\"\n {extra}\n}}\nlistener \"tcp\" {{\n address = \"127.0.0.1:1\"\n tls_disable = true\n}}\n"
+        ))
+    };
+    assert!(
+        bad("election_timeout = \"100ms\"")
+            .starts_with("storage.raft.election_timeout: must be at least three heartbeat"),
+        "{}",
+        bad("election_timeout = \"100ms\"")
+    );
+    assert!(bad("read_consistency = \"eventual\"").starts_with("storage.raft.read_consistency:"));
+    assert!(
+        bad("heartbeat_interval = \"fast\"").starts_with("storage.raft.heartbeat_interval: invalid duration")
+    );
+    assert!(bad("snapshot_threshold = 0")
+        .starts_with("storage.raft.snapshot_threshold: must be a positive number"));
 }
 
 #[test]

@@ -103,8 +103,6 @@ const RAFT_STORAGE: &[(&str, Unsupported)] = &[
     ("raft_log_verification_interval", Ignore("not configurable yet")),
     ("raft_log_verifier_enabled", Ignore("not configurable yet")),
     ("snapshot_interval", Ignore("not configurable yet")),
-    ("snapshot_threshold", Ignore("not configurable yet")),
-    ("trailing_logs", Ignore("not configurable yet")),
 ];
 
 const RETRY_JOIN: &[(&str, Unsupported)] = &[
