@@ -1,7 +1,8 @@
 //! Storage of key policies through the mount's view, with a cache of decoded policies.
 //!
 //! Every change is a read-modify-write guarded by a precondition on the record's storage
-//! version (`Batch::require`); a lost race re-reads and re-applies the change, so concurrent
+//! version (`Batch::require_version` / `require_absent`, applied with `View::try_apply`, where a
+//! lost precondition is `Ok(None)`); a lost race re-reads and re-applies the change, so concurrent
 //! rotations on any node each add a version. The cache maps a name to the policy decoded from
 //! one storage version; a read whose storage version differs (a change here or on another node)
 //! decodes again, and every local change drops the entry, so the cache never serves stale keys.
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use coffer_storage::{Batch, View};
 
 use super::policy::Policy;
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Storage key of a policy.
 pub fn policy_key(name: &str) -> String {
@@ -120,13 +121,10 @@ impl KeyStore {
             let p = make()?;
             let mut raw = p.encode().map_err(Error::internal)?;
             let key = policy_key(name);
-            match view.apply(Batch::new().put(&key, std::mem::take(&mut *raw)).require_absent(&key)).await {
-                Ok(_) => {
-                    self.invalidate(name);
-                    return Ok(Upserted { policy: Arc::new(p), created: true });
-                }
-                Err(e) if is_precondition_failure(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let batch = Batch::new().put(&key, std::mem::take(&mut *raw)).require_absent(&key);
+            if view.try_apply(batch).await?.is_some() {
+                self.invalidate(name);
+                return Ok(Upserted { policy: Arc::new(p), created: true });
             }
         }
     }
@@ -148,16 +146,11 @@ impl KeyStore {
                 Change::Write(out) => out,
             };
             let mut raw = p.encode().map_err(Error::internal)?;
-            match view
-                .apply(Batch::new().put(&key, std::mem::take(&mut *raw)).require_version(&key, entry.version))
-                .await
-            {
-                Ok(_) => {
-                    self.invalidate(name);
-                    return Ok(Some((Arc::new(p), out)));
-                }
-                Err(e) if is_precondition_failure(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let batch =
+                Batch::new().put(&key, std::mem::take(&mut *raw)).require_version(&key, entry.version);
+            if view.try_apply(batch).await?.is_some() {
+                self.invalidate(name);
+                return Ok(Some((Arc::new(p), out)));
             }
         }
     }
@@ -168,13 +161,9 @@ impl KeyStore {
         let mut raw = p.encode().map_err(Error::internal)?;
         let batch = Batch::new().put(&key, std::mem::take(&mut *raw));
         let batch = if force { batch } else { batch.require_absent(&key) };
-        let r = view.apply(batch).await;
+        let applied = view.try_apply(batch).await;
         self.invalidate(&p.name);
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(applied?.is_some())
     }
 
     /// Deletes a policy if `allowed` says so for its current state. `Ok(None)` when missing.
@@ -191,13 +180,10 @@ impl KeyStore {
             if !allowed(&p) {
                 return Ok(Some(false));
             }
-            match view.apply(Batch::new().delete(&key).require_version(&key, entry.version)).await {
-                Ok(_) => {
-                    self.invalidate(name);
-                    return Ok(Some(true));
-                }
-                Err(e) if is_precondition_failure(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let batch = Batch::new().delete(&key).require_version(&key, entry.version);
+            if view.try_apply(batch).await?.is_some() {
+                self.invalidate(name);
+                return Ok(Some(true));
             }
         }
     }
