@@ -1,7 +1,7 @@
 //! Key management: create, read, list, delete, config, rotate, trim, export, backup, restore,
 //! and the mount's `cache-config` and `config/keys`.
 //!
-//! Backups are Vault's format: base64 of `{"policy": <keysutil.Policy>, "archived_keys":
+//! Backups are Vault's format: base64 of `{"policy": <keysutil.TransitKey>, "archived_keys":
 //! {"keys": [...]}}`, where archive slot `i` holds version `i + min_available_version` (slot 0 is
 //! Go's zero entry while nothing was trimmed).
 
@@ -12,9 +12,10 @@ use zeroize::Zeroizing;
 use coffer_storage::View;
 
 use super::crypto::{self, KeyType};
-use super::policy::{KeyEntry, NewKey, OpError, OpInfo, Policy};
+use super::error::{internal_visible, KeyOpError};
+use super::key::{KeyEntry, NewKey, OpInfo, TransitKey, KDF_COUNTER};
 use super::store::Change;
-use super::{internal_visible, Transit};
+use super::Transit;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
@@ -48,15 +49,9 @@ struct CacheConfig {
     size: i64,
 }
 
-fn op_err(e: OpError) -> Error {
-    match e {
-        OpError::User(m) => Error::BadRequest(m),
-        OpError::Internal(m) => internal_visible(m),
-    }
-}
-
-fn policy_response(p: &Policy) -> Result<Response> {
-    Ok(Response::data(p.to_json(None).map_err(op_err)?))
+/// The key read payload of `key`.
+fn key_response(key: &TransitKey) -> Result<Response> {
+    Ok(Response::data(key_payload(key, None)?))
 }
 
 /// Reads `config/keys`.
@@ -67,6 +62,95 @@ pub async fn read_config_keys(view: &View) -> Result<ConfigKeys> {
             serde_json::from_slice(&e.value).map_err(|e| Error::internal(format!("corrupt config/keys: {e}")))
         }
     }
+}
+
+/// The key read payload (Vault's `formatKeyPolicy`); `context` derives the public keys of a
+/// derived Ed25519 key.
+fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, Value>, KeyOpError> {
+    let kt = key.supported_type()?;
+    let mut d = Map::new();
+    d.insert("name".into(), json!(key.name));
+    d.insert("type".into(), json!(kt.name()));
+    d.insert("derived".into(), json!(key.derived));
+    d.insert("deletion_allowed".into(), json!(key.deletion_allowed));
+    d.insert("min_available_version".into(), json!(key.min_available_version));
+    d.insert("min_decryption_version".into(), json!(key.min_decryption_version));
+    d.insert("min_encryption_version".into(), json!(key.min_encryption_version));
+    d.insert("latest_version".into(), json!(key.latest_version));
+    d.insert("exportable".into(), json!(key.exportable));
+    d.insert("allow_plaintext_backup".into(), json!(key.allow_plaintext_backup));
+    d.insert("supports_encryption".into(), json!(kt.encryption_supported()));
+    d.insert("supports_decryption".into(), json!(kt.encryption_supported()));
+    d.insert("supports_signing".into(), json!(kt.signing_supported()));
+    d.insert("supports_derivation".into(), json!(kt.derivation_supported()));
+    d.insert("auto_rotate_period".into(), json!(key.auto_rotate_secs()));
+    d.insert("imported_key".into(), json!(key.imported));
+    d.insert("soft_deleted".into(), json!(key.soft_deleted));
+    if key.key_size != 0 {
+        d.insert("key_size".into(), json!(key.key_size));
+    }
+    if key.imported {
+        d.insert("imported_key_allow_rotation".into(), json!(key.allow_imported_key_rotation));
+    }
+    if let Some(b) = &key.backup_info {
+        d.insert("backup_info".into(), json!({"time": b.time, "version": b.version}));
+    }
+    if let Some(r) = &key.restore_info {
+        d.insert("restore_info".into(), json!({"time": r.time, "version": r.version}));
+    }
+    if key.derived {
+        if key.kdf == KDF_COUNTER {
+            d.insert("kdf".into(), json!("hmac-sha256-counter"));
+            d.insert("kdf_mode".into(), json!("hmac-sha256-counter"));
+        } else {
+            d.insert("kdf".into(), json!("hkdf_sha256"));
+        }
+        d.insert("convergent_encryption".into(), json!(key.convergent_encryption));
+        if key.convergent_encryption {
+            d.insert("convergent_encryption_version".into(), json!(key.convergent_version));
+        }
+    }
+    match kt {
+        KeyType::Aes128Gcm96 | KeyType::Aes256Gcm96 | KeyType::ChaCha20Poly1305 => {
+            let keys: Map<String, Value> =
+                key.visible_versions().map(|(v, e)| (v.to_string(), json!(e.creation_time))).collect();
+            d.insert("keys".into(), Value::Object(keys));
+        }
+        KeyType::Ed25519 => {
+            let mut keys = Map::new();
+            for (v, e) in key.visible_versions() {
+                let public = if key.derived {
+                    match context {
+                        Some(c) if !c.is_empty() => {
+                            let k = key.derive_key(c, *v as i64, 32).map_err(|e| {
+                                KeyOpError::internal(format!(
+                                    "failed to derive key to return public component: {}",
+                                    e.message()
+                                ))
+                            })?;
+                            crypto::b64(&k.expose()[32..])
+                        }
+                        _ => String::new(),
+                    }
+                } else {
+                    e.public_key.clone()
+                };
+                let created = if e.time == crate::util::timefmt::GO_ZERO_TIME {
+                    rfc3339_nano(e.created())
+                } else {
+                    e.time.clone()
+                };
+                keys.insert(
+                    v.to_string(),
+                    json!({"name": "ed25519", "public_key": public, "creation_time": created,
+                           "certificate_chain": ""}),
+                );
+            }
+            d.insert("keys".into(), Value::Object(keys));
+        }
+        KeyType::Hmac => {}
+    }
+    Ok(d)
 }
 
 /// LIST `keys`.
@@ -128,9 +212,12 @@ pub async fn create(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
         key_size,
     };
     let now = ctx.now;
-    let up = t.store().upsert(&ctx.view, name, || Policy::create(name, &opts, now).map_err(op_err)).await?;
+    let up = t
+        .store()
+        .upsert(&ctx.view, name, || TransitKey::create(name, &opts, now).map_err(Error::from))
+        .await?;
     // Vault adds `key <name> already existed` here; OpenBao 2.x answers without a warning.
-    policy_response(&up.policy)
+    key_response(&up.key)
 }
 
 /// GET `keys/<name>`.
@@ -139,7 +226,7 @@ pub async fn read(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Respo
     let context = fields::string_or_empty(&ctx.data, "context")?;
     let context =
         crypto::go_b64_secret(&context).map_err(|_| Error::bad("failed to base64-decode context"))?;
-    Ok(Response::data(p.to_json(Some(&context)).map_err(op_err)?))
+    Ok(Response::data(key_payload(&p, Some(&context))?))
 }
 
 /// DELETE `keys/<name>`.
@@ -252,7 +339,7 @@ pub async fn config(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
     let Some((p, ())) = r else {
         return Err(Error::bad(format!("no existing key named {name} could be found")));
     };
-    let mut resp = policy_response(&p)?;
+    let mut resp = key_response(&p)?;
     if let Some(w) = warning {
         resp.warnings.push(w.into());
     }
@@ -265,7 +352,7 @@ pub async fn rotate_key(
     view: &View,
     name: &str,
     now: time::OffsetDateTime,
-) -> Result<Option<std::sync::Arc<Policy>>> {
+) -> Result<Option<std::sync::Arc<TransitKey>>> {
     let r = t
         .store()
         .modify(view, name, |p| {
@@ -275,7 +362,7 @@ pub async fn rotate_key(
                     p.name
                 )));
             }
-            p.rotate_in_memory(now).map_err(op_err)?;
+            p.rotate_in_memory(now).map_err(Error::from)?;
             Ok(Change::Write(()))
         })
         .await?;
@@ -286,7 +373,7 @@ pub async fn rotate_key(
 pub async fn rotate(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
     match rotate_key(t, &ctx.view, name, ctx.now).await? {
         None => Err(Error::bad("key not found")),
-        Some(p) => policy_response(&p),
+        Some(p) => key_response(&p),
     }
 }
 
@@ -330,7 +417,7 @@ pub async fn trim(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Respo
         .await?;
     match r {
         None => Err(Error::bad("invalid key name")),
-        Some((p, ())) => policy_response(&p),
+        Some((p, ())) => key_response(&p),
     }
 }
 
@@ -434,7 +521,7 @@ pub async fn export(
             let ver = if v == "latest" {
                 p.latest_version
             } else {
-                super::policy::go_atoi(v.strip_prefix('v').unwrap_or(v))
+                super::cipher::go_atoi(v.strip_prefix('v').unwrap_or(v))
                     .ok_or_else(|| Error::bad("invalid key version"))?
             };
             if ver < p.min_decryption_version {
@@ -469,12 +556,12 @@ struct Archive {
 
 #[derive(Deserialize)]
 struct KeyData {
-    policy: Option<Policy>,
+    policy: Option<TransitKey>,
     archived_keys: Option<Archive>,
 }
 
 /// The backup blob of a policy in Vault's format.
-pub fn backup_blob(p: &Policy) -> Result<Zeroizing<String>> {
+pub fn backup_blob(p: &TransitKey) -> Result<Zeroizing<String>> {
     // The policy as Vault persists it: `keys` holds only versions ≥ min_decryption_version.
     let mut pv: Value = serde_json::to_value(p).map_err(Error::internal)?;
     if let Some(keys) = pv.get_mut("keys").and_then(Value::as_object_mut) {
@@ -531,7 +618,7 @@ pub async fn backup(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
 }
 
 /// Parses a backup blob into a policy holding every archived and current version.
-pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -> Result<Policy> {
+pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -> Result<TransitKey> {
     let raw = crypto::go_b64_secret(blob).map_err(internal_visible)?;
     let kd: KeyData =
         serde_json::from_slice(&raw).map_err(|e| internal_visible(format!("invalid backup: {e}")))?;
@@ -635,7 +722,7 @@ mod tests {
     fn backup_round_trip_and_archive_layout() {
         let now = time::OffsetDateTime::now_utc();
         let opts = NewKey { exportable: true, allow_plaintext_backup: true, ..NEW_KEY_DEFAULTS };
-        let mut p = Policy::create("k", &opts, now).unwrap();
+        let mut p = TransitKey::create("k", &opts, now).unwrap();
         p.rotate_in_memory(now).unwrap();
         let ct = p.encrypt(1, b"", b"v1 data", b"").unwrap();
         let blob = backup_blob(&p).unwrap();

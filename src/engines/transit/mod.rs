@@ -2,26 +2,31 @@
 //!
 //! # What it trusts and guarantees
 //!
-//! * Keys are Vault `keysutil` policies ([`policy`]) stored through the barrier in the mount's
-//!   view; a record never leaves the barrier unencrypted. Backups (`backup/<name>`) use Vault's
-//!   exact format, so keys move between coffer and Vault/OpenBao in both directions.
-//! * Ciphertexts are `vault:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>` ([`crypto`]); a fresh
-//!   random 96-bit nonce per encryption, or for convergent keys the nonce Vault derives (HMAC of
-//!   the plaintext under a key derived from the context). A client-supplied `nonce` is refused.
+//! * A key is a [`key::TransitKey`] (Vault's `keysutil.Policy`, field for field) stored through
+//!   the barrier in the mount's view; a record never leaves the barrier unencrypted. Backups
+//!   (`backup/<name>`) use Vault's exact format, so keys move between coffer and Vault/OpenBao in
+//!   both directions.
+//! * Ciphertexts are `vault:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>` ([`cipher`] on top of the
+//!   primitives in [`crypto`]); a fresh random 96-bit nonce per encryption, or for convergent
+//!   keys the nonce Vault derives (HMAC of the plaintext under a key derived from the context).
+//!   A client-supplied `nonce` is refused.
 //! * Every change to a key is a compare-and-set on its storage version ([`store`]); concurrent
 //!   rotations each add a version. Decoded keys are cached per storage version.
 //! * Key material sits in locked, zeroized memory; plaintexts are zeroized after use; no error
-//!   text contains a plaintext or key.
-//! * Keys with `auto_rotate_period` are rotated by a background task per mount ([`rotation`]),
-//!   which stops when the mount is removed or the node seals.
+//!   text contains a plaintext or key. Failures are typed and become the core's errors in one
+//!   place (`error`).
+//! * Keys with `auto_rotate_period` are rotated by the core's leader-gated scheduler through
+//!   [`Backend::periodic`] ([`rotation`]).
 //!
 //! Paths are parsed once into [`TransitPath`] and matched exhaustively.
 
 mod batch;
+pub mod cipher;
 pub mod crypto;
+mod error;
+pub mod key;
 mod keys;
 mod ops;
-pub mod policy;
 pub mod rotation;
 pub mod store;
 pub mod tools;
@@ -140,11 +145,6 @@ impl Transit {
     }
 }
 
-/// A 500 whose text Vault shows to clients (a plain Go error from a handler).
-pub(crate) fn internal_visible(msg: impl std::fmt::Display) -> Error {
-    Error::InternalVisible(format!("1 error occurred:\n\t* {msg}\n\n"))
-}
-
 #[async_trait]
 impl Backend for Transit {
     fn periodic_interval(&self) -> Option<std::time::Duration> {
@@ -162,7 +162,7 @@ impl Backend for Transit {
 
     /// A key record changed on another node: drop its decoded copy.
     fn invalidate(&self, key: Option<&str>) {
-        match key.and_then(|k| k.strip_prefix("policy/")) {
+        match key.and_then(|k| k.strip_prefix(store::RECORD_PREFIX)) {
             Some(name) => self.keys.invalidate(name),
             None => self.keys.clear(),
         }

@@ -7,9 +7,10 @@ use zeroize::Zeroizing;
 
 use super::batch::{self, Flags, Item, Require};
 use super::crypto::{self, HashAlg, KeyType};
+use super::error::{internal_visible, KeyOpError};
+use super::key::{NewKey, TransitKey};
 use super::keys::{read_config_keys, NEW_KEY_DEFAULTS};
-use super::policy::{OpError, Policy};
-use super::{internal_visible, Transit};
+use super::Transit;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
@@ -25,14 +26,7 @@ type Secret = Zeroizing<Vec<u8>>;
 /// A signature string and, for derived keys, the public key.
 type Signed = (String, Option<Vec<u8>>);
 
-fn op_err(e: OpError) -> Error {
-    match e {
-        OpError::User(m) => Error::BadRequest(m),
-        OpError::Internal(m) => internal_visible(m),
-    }
-}
-
-fn flag(flags: &mut Flags, e: &OpError) {
+fn flag(flags: &mut Flags, e: &KeyOpError) {
     if e.is_internal() {
         flags.internal_error = true;
     } else {
@@ -70,7 +64,11 @@ fn check_context_consistency(items: &[Item]) -> Result<bool> {
 }
 
 /// Decodes `associated_data` for an item; `Ok(None)` + item error when the type is not AEAD.
-fn aad_for(p: &Policy, i: usize, item: &Item) -> std::result::Result<Option<Zeroizing<Vec<u8>>>, OpError> {
+fn aad_for(
+    p: &TransitKey,
+    i: usize,
+    item: &Item,
+) -> std::result::Result<Option<Zeroizing<Vec<u8>>>, KeyOpError> {
     if item.associated_data.is_empty() {
         return Ok(Some(Zeroizing::new(Vec::new())));
     }
@@ -78,14 +76,14 @@ fn aad_for(p: &Policy, i: usize, item: &Item) -> std::result::Result<Option<Zero
         Some(kt) if kt.is_aead() => {}
         _ => {
             let name = p.key_type().map(|k| k.name()).unwrap_or("[unknown]");
-            return Err(OpError::User(format!(
+            return Err(KeyOpError::User(format!(
                 "'[{i}].associated_data' provided for non-AEAD cipher suite {name}"
             )));
         }
     }
     // Bad base64 is the caller's mistake: 400 (OpenBao answers 500 with the same text).
     crypto::go_b64_secret(&item.associated_data).map(Some).map_err(|e| {
-        OpError::User(format!("unable to get associated_data/additional_data from factory[0]: {e}"))
+        KeyOpError::User(format!("unable to get associated_data/additional_data from factory[0]: {e}"))
     })
 }
 
@@ -116,7 +114,7 @@ pub async fn encrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Re
             Ok(pt) => pt,
             Err(e) => {
                 flags.user_error = true;
-                errors[i] = Some(e);
+                errors[i] = Some(e.to_string());
                 decoded.push(Default::default());
                 continue;
             }
@@ -125,7 +123,7 @@ pub async fn encrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Re
             Ok(c) => c,
             Err(e) => {
                 flags.user_error = true;
-                errors[i] = Some(e);
+                errors[i] = Some(e.to_string());
                 decoded.push(Default::default());
                 continue;
             }
@@ -133,7 +131,7 @@ pub async fn encrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Re
         decoded.push((pt, c));
     }
 
-    let (policy, created): (Arc<Policy>, bool) = if ctx.operation == Operation::Create {
+    let (policy, created): (Arc<TransitKey>, bool) = if ctx.operation == Operation::Create {
         let convergent = fields::boolean_or(data, "convergent_encryption", false)?;
         if convergent && !context_set {
             return Err(Error::bad(
@@ -156,13 +154,13 @@ pub async fn encrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Re
                 None => return Err(Error::bad("encryption key not found")),
             }
         } else {
-            let opts = super::policy::NewKey { kind, derived: context_set, convergent, ..NEW_KEY_DEFAULTS };
+            let opts = NewKey { kind, derived: context_set, convergent, ..NEW_KEY_DEFAULTS };
             let now = ctx.now;
             let up = t
                 .store()
-                .upsert(&ctx.view, name, || Policy::create(name, &opts, now).map_err(op_err))
+                .upsert(&ctx.view, name, || TransitKey::create(name, &opts, now).map_err(Error::from))
                 .await?;
-            (up.policy, up.created)
+            (up.key, up.created)
         }
     } else {
         match t.store().get(&ctx.view, name).await? {
@@ -268,7 +266,7 @@ pub async fn decrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Re
             Ok(c) => contexts.push(c),
             Err(e) => {
                 flags.user_error = true;
-                errors[i] = Some(e);
+                errors[i] = Some(e.to_string());
                 contexts.push(Default::default());
             }
         }
@@ -344,7 +342,7 @@ pub async fn rewrap(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
         match crypto::go_b64_secret(&item.context) {
             Ok(c) => contexts.push(c),
             Err(e) => {
-                errors[i] = Some(e);
+                errors[i] = Some(e.to_string());
                 contexts.push(Default::default());
             }
         }
@@ -415,12 +413,12 @@ pub async fn datakey(t: &Transit, ctx: &BackendRequest, kind: &str, name: &str) 
     let aad = match aad_for(&policy, 0, &item) {
         Ok(Some(a)) => a,
         Ok(None) => Zeroizing::new(Vec::new()),
-        Err(e) => return Err(op_err(e)),
+        Err(e) => return Err(Error::from(e)),
     };
     let key = coffer_storage::keys::SecretBytes::random(len).map_err(Error::internal)?;
     let key_b64 = Zeroizing::new(crypto::b64(key.expose()));
     let ver = fields::int_or(data, "key_version", 0)?;
-    let ct = policy.encrypt(ver, &context, key_b64.as_bytes(), &aad).map_err(op_err)?;
+    let ct = policy.encrypt(ver, &context, key_b64.as_bytes(), &aad).map_err(Error::from)?;
     let kv = if ver == 0 { policy.latest_version } else { ver };
     let mut out = Map::new();
     out.insert("ciphertext".into(), json!(ct));
@@ -460,7 +458,7 @@ pub async fn hmac(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option
     {
         return Err(Error::bad("cannot generate HMAC: version is too old (disallowed by policy)"));
     }
-    let key = policy.hmac_key(ver).map_err(Error::BadRequest)?;
+    let key = policy.hmac_key(ver)?;
     let Some(alg) = HashAlg::from_name(&algorithm) else {
         return Err(Error::bad("unsupported algorithm '\\x00'"));
     };
@@ -609,7 +607,10 @@ pub async fn sign(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option
             let context = crypto::go_b64_secret(batch::get(item, "context").unwrap_or(""))
                 .map_err(|_| ("failed to base64-decode context".to_owned(), true))?;
             // Version errors are the caller's (400); OpenBao answers them with 500.
-            policy.sign(ver, &context, &input).map_err(|e| (e.message().to_owned(), !e.is_internal()))
+            policy
+                .sign(ver, &context, &input)
+                .map(|s| (s.text, s.derived_public_key))
+                .map_err(|e| (e.message().to_owned(), !e.is_internal()))
         })();
         match res {
             Ok((sig, public)) => {
@@ -726,13 +727,13 @@ pub async fn verify(
     let mut single_err = None;
     for item in &items {
         let mut r = Map::new();
-        let res: std::result::Result<bool, OpError> = (|| {
-            let input = batch::get(item, "input").ok_or(OpError::User("missing input".into()))?;
+        let res: std::result::Result<bool, KeyOpError> = (|| {
+            let input = batch::get(item, "input").ok_or(KeyOpError::User("missing input".into()))?;
             let input = crypto::go_b64_secret(input)
-                .map_err(|e| OpError::User(format!("unable to decode input as base64: {e}")))?;
-            let sig = batch::get(item, "signature").ok_or(OpError::User("missing signature".into()))?;
+                .map_err(|e| KeyOpError::User(format!("unable to decode input as base64: {e}")))?;
+            let sig = batch::get(item, "signature").ok_or(KeyOpError::User("missing signature".into()))?;
             let context = crypto::go_b64_secret(batch::get(item, "context").unwrap_or(""))
-                .map_err(|_| OpError::User("failed to base64-decode context".into()))?;
+                .map_err(|_| KeyOpError::User("failed to base64-decode context".into()))?;
             let sig = if opts.jws { from_jws(sig) } else { sig.to_owned() };
             policy.verify(&context, &input, &sig)
         })();
@@ -744,7 +745,7 @@ pub async fn verify(
                 r.insert("valid".into(), json!(false));
                 r.insert("error".into(), json!(e.message()));
                 if single_err.is_none() {
-                    single_err = Some(op_err(e));
+                    single_err = Some(Error::from(e));
                 }
             }
         }
@@ -807,7 +808,7 @@ async fn verify_hmac(
             let mac = batch::get(item, "hmac").ok_or("missing hmac")?;
             let rest = mac.strip_prefix("vault:v").ok_or("invalid HMAC to verify: no prefix")?;
             let (v, b) = rest.split_once(':').ok_or("invalid HMAC: wrong number of fields")?;
-            let ver = super::policy::go_atoi(v).ok_or("invalid HMAC: version number could not be decoded")?;
+            let ver = super::cipher::go_atoi(v).ok_or("invalid HMAC: version number could not be decoded")?;
             let given = crypto::go_b64_decode(b)
                 .map_err(|e| format!("unable to decode verification HMAC as base64: {e}"))?;
             if ver > policy.latest_version {
@@ -816,7 +817,7 @@ async fn verify_hmac(
             if policy.min_decryption_version > 0 && ver < policy.min_decryption_version {
                 return Err("cannot verify HMAC: version is too old (disallowed by policy)".into());
             }
-            let key = policy.hmac_key(ver)?;
+            let key = policy.hmac_key(ver).map_err(|e| e.message().to_owned())?;
             let mac = alg.hmac(key, &input).unwrap_or_default();
             Ok(subtle::ConstantTimeEq::ct_eq(mac.as_slice(), given.as_slice()).into())
         })();
