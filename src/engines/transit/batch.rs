@@ -9,7 +9,7 @@
 //! 400 if any item had a user error, else 500 if any had an internal error, unless some item
 //! succeeded and `partial_failure_response_code` overrides it.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::core::error::{Error, Result};
 use crate::core::fields;
@@ -176,6 +176,19 @@ pub fn decode_string_maps(raw: &Value) -> Result<Vec<Map<String, Value>>> {
 /// A string from a string map (absent → `None`).
 pub fn get<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str)
+}
+
+/// The `batch_results` answer of sign, verify and hmac: each item's result with its `reference`.
+pub fn results_with_references(results: Vec<Map<String, Value>>, items: &[Map<String, Value>]) -> Response {
+    let results: Vec<Value> = results
+        .into_iter()
+        .zip(items)
+        .map(|(mut r, item)| {
+            r.insert("reference".into(), json!(get(item, "reference").unwrap_or("")));
+            Value::Object(r)
+        })
+        .collect();
+    Response::json(json!({"batch_results": results}))
 }
 
 /// Outcome flags of a batch.

@@ -23,11 +23,12 @@
 mod batch;
 pub mod cipher;
 pub mod crypto;
+mod encryption;
 mod error;
 pub mod key;
 mod keys;
-mod ops;
 pub mod rotation;
+mod signing;
 pub mod store;
 pub mod tools;
 
@@ -228,13 +229,13 @@ impl Transit {
             (P::CacheConfig, _) if write => keys::cache_config_write(self, ctx).await,
             (P::ConfigKeys, O::Read) => keys::config_keys_read(ctx).await,
             (P::ConfigKeys, _) if write => keys::config_keys_write(ctx).await,
-            (P::Encrypt(n), _) if write => ops::encrypt(self, ctx, n).await,
-            (P::Decrypt(n), _) if write => ops::decrypt(self, ctx, n).await,
-            (P::Rewrap(n), _) if write => ops::rewrap(self, ctx, n).await,
-            (P::Datakey(kind, n), _) if write => ops::datakey(self, ctx, kind, n).await,
-            (P::Hmac(n, alg), _) if write => ops::hmac(self, ctx, n, *alg).await,
-            (P::Sign(n, alg), _) if write => ops::sign(self, ctx, n, *alg).await,
-            (P::Verify(n, alg), _) if write => ops::verify(self, ctx, n, *alg).await,
+            (P::Encrypt(n), _) if write => encryption::encrypt(self, ctx, n).await,
+            (P::Decrypt(n), _) if write => encryption::decrypt(self, ctx, n).await,
+            (P::Rewrap(n), _) if write => encryption::rewrap(self, ctx, n).await,
+            (P::Datakey(kind, n), _) if write => encryption::datakey(self, ctx, kind, n).await,
+            (P::Hmac(n, alg), _) if write => signing::hmac(self, ctx, n, *alg).await,
+            (P::Sign(n, alg), _) if write => signing::sign(self, ctx, n, *alg).await,
+            (P::Verify(n, alg), _) if write => signing::verify(self, ctx, n, *alg).await,
             (P::Hash(alg), _) if write => tools::hash(&ctx.data, *alg),
             (P::Random(tail), _) if write => {
                 let (source, bytes) = tools::random_url_parts(tail);
