@@ -20,13 +20,16 @@
 //!
 //! Paths are parsed once into [`TransitPath`] and matched exhaustively.
 
+mod backup;
 mod batch;
 pub mod cipher;
 pub mod crypto;
 mod encryption;
 mod error;
+mod export;
 pub mod key;
 mod keys;
+mod mount_config;
 pub mod rotation;
 mod signing;
 pub mod store;
@@ -221,14 +224,14 @@ impl Transit {
             (P::KeyRotate(n), _) if write => keys::rotate(self, ctx, n).await,
             (P::KeyTrim(n), _) if write => keys::trim(self, ctx, n).await,
             (P::Export { kind, name, version }, O::Read) => {
-                keys::export(self, ctx, kind, name, *version).await
+                export::export(self, ctx, kind, name, *version).await
             }
-            (P::Backup(n), O::Read) => keys::backup(self, ctx, n).await,
-            (P::Restore(n), _) if write => keys::restore(self, ctx, *n).await,
-            (P::CacheConfig, O::Read) => keys::cache_config_read(self, ctx).await,
-            (P::CacheConfig, _) if write => keys::cache_config_write(self, ctx).await,
-            (P::ConfigKeys, O::Read) => keys::config_keys_read(ctx).await,
-            (P::ConfigKeys, _) if write => keys::config_keys_write(ctx).await,
+            (P::Backup(n), O::Read) => backup::backup(self, ctx, n).await,
+            (P::Restore(n), _) if write => backup::restore(self, ctx, *n).await,
+            (P::CacheConfig, O::Read) => mount_config::cache_config_read(self, ctx).await,
+            (P::CacheConfig, _) if write => mount_config::cache_config_write(self, ctx).await,
+            (P::ConfigKeys, O::Read) => mount_config::config_keys_read(ctx).await,
+            (P::ConfigKeys, _) if write => mount_config::config_keys_write(ctx).await,
             (P::Encrypt(n), _) if write => encryption::encrypt(self, ctx, n).await,
             (P::Decrypt(n), _) if write => encryption::decrypt(self, ctx, n).await,
             (P::Rewrap(n), _) if write => encryption::rewrap(self, ctx, n).await,
