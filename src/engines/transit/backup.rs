@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::crypto;
 use super::error::internal_visible;
-use super::key::{KeyEntry, OpInfo, TransitKey};
+use super::key::{BackupRestoreInfo, KeyEntry, TransitKey};
 use super::store::Change;
 use super::Transit;
 use crate::core::error::{Error, Result};
@@ -81,18 +81,18 @@ fn zeroize_value(v: &mut Value) {
 }
 
 /// GET `backup/<name>`.
-pub async fn backup(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    let now = rfc3339_nano(ctx.now);
+pub async fn backup(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    let now = rfc3339_nano(req.now);
     let r = t
         .store()
-        .modify(&ctx.view, name, |p| {
+        .modify(&req.view, name, |p| {
             if !p.exportable {
                 return Err(internal_visible("exporting is disallowed on the policy"));
             }
             if !p.allow_plaintext_backup {
                 return Err(internal_visible("plaintext backup is disallowed on the policy"));
             }
-            p.backup_info = Some(OpInfo { time: now.clone(), version: p.latest_version });
+            p.backup_info = Some(BackupRestoreInfo { time: now.clone(), version: p.latest_version });
             Ok(Change::Write(()))
         })
         .await?;
@@ -121,7 +121,7 @@ pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -
             p.keys.entry(v).or_insert(e);
         }
     }
-    p.restore_info = Some(OpInfo { time: rfc3339_nano(now), version: p.latest_version });
+    p.restore_info = Some(BackupRestoreInfo { time: rfc3339_nano(now), version: p.latest_version });
     p.archive_version = p.latest_version;
     p.check().map_err(|e| internal_visible(format!("failed to restore the policy {:?}: {e}", p.name)))?;
     for v in 1..=p.latest_version {
@@ -136,9 +136,9 @@ pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -
 }
 
 /// POST `restore[/<name>]`.
-pub async fn restore(t: &Transit, ctx: &BackendRequest, name: Option<&str>) -> Result<Response> {
-    let blob = Zeroizing::new(fields::string_or_empty(&ctx.data, "backup")?);
-    let force = fields::boolean_or(&ctx.data, "force", false)?;
+pub async fn restore(t: &Transit, req: &BackendRequest, name: Option<&str>) -> Result<Response> {
+    let blob = Zeroizing::new(fields::string_or_empty(&req.data, "backup")?);
+    let force = fields::boolean_or(&req.data, "force", false)?;
     if blob.is_empty() {
         return Err(Error::bad("'backup' must be supplied"));
     }
@@ -150,11 +150,11 @@ pub async fn restore(t: &Transit, ctx: &BackendRequest, name: Option<&str>) -> R
             return Err(Error::UnsupportedPath);
         }
     }
-    let p = parse_backup(&blob, name, ctx.now)?;
+    let p = parse_backup(&blob, name, req.now)?;
     if !super::valid_name(&p.name) {
         return Err(internal_visible("key names cannot be paths"));
     }
-    if !t.store().put(&ctx.view, &p, force).await? {
+    if !t.store().put(&req.view, &p, force).await? {
         return Err(internal_visible(format!("key {:?} already exists", p.name)));
     }
     Ok(Response::empty())
@@ -164,12 +164,11 @@ pub async fn restore(t: &Transit, ctx: &BackendRequest, name: Option<&str>) -> R
 mod tests {
     use super::*;
     use crate::engines::transit::key::NewKey;
-    use crate::engines::transit::keys::NEW_KEY_DEFAULTS;
 
     #[test]
     fn backup_round_trip_and_archive_layout() {
         let now = time::OffsetDateTime::now_utc();
-        let opts = NewKey { exportable: true, allow_plaintext_backup: true, ..NEW_KEY_DEFAULTS };
+        let opts = NewKey { exportable: true, allow_plaintext_backup: true, ..NewKey::DEFAULTS };
         let mut p = TransitKey::create("k", &opts, now).unwrap();
         p.rotate_in_memory(now).unwrap();
         let ct = p.encrypt(1, b"", b"v1 data", b"").unwrap();

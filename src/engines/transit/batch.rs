@@ -52,7 +52,6 @@ pub fn raw(data: &Map<String, Value>) -> Option<&Value> {
     data.get("batch_input").filter(|v| !v.is_null())
 }
 
-/// Decodes encrypt/decrypt/rewrap items (Vault's `decodeBatchRequestItems`).
 /// The request's items: the decoded `batch_input` when present (which must not be empty), else
 /// the one item `single` builds from the top-level fields.
 pub fn items_or<T>(
@@ -72,6 +71,7 @@ pub fn items_or<T>(
     }
 }
 
+/// Decodes encrypt/decrypt/rewrap items (Vault's `decodeBatchRequestItems`).
 pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
     let fail = |m: String| Error::bad(format!("failed to parse batch input: {m}"));
     let Value::Array(items) = raw else {

@@ -307,15 +307,7 @@ mod tests {
     use crate::engines::transit::key::NewKey;
 
     fn opts(kind: KeyType, derived: bool, convergent: bool) -> NewKey {
-        NewKey {
-            kind,
-            derived,
-            convergent,
-            exportable: false,
-            allow_plaintext_backup: false,
-            auto_rotate_period: 0,
-            key_size: 0,
-        }
+        NewKey { kind, derived, convergent, ..NewKey::DEFAULTS }
     }
 
     #[test]
@@ -349,14 +341,14 @@ mod tests {
             aad in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
         ) {
             let now = OffsetDateTime::now_utc();
-            for (spec, ctx) in all_key_specs() {
+            for (spec, context) in all_key_specs() {
                 let mut p = TransitKey::create("k", &spec, now).unwrap();
                 p.rotate_in_memory(now).unwrap();
                 for ver in [1, 2] {
-                    let ct = p.encrypt(ver, ctx, &data, &aad).unwrap();
+                    let ct = p.encrypt(ver, context, &data, &aad).unwrap();
                     let prefix = format!("vault:v{}:", ver);
                     proptest::prop_assert!(ct.starts_with(&prefix));
-                    let pt = p.decrypt(ctx, &ct, &aad).unwrap();
+                    let pt = p.decrypt(context, &ct, &aad).unwrap();
                     proptest::prop_assert_eq!(pt.as_slice(), data.as_slice());
                 }
             }
@@ -367,9 +359,9 @@ mod tests {
     #[test]
     fn every_bit_flip_fails() {
         let now = OffsetDateTime::now_utc();
-        for (spec, ctx) in all_key_specs() {
+        for (spec, context) in all_key_specs() {
             let p = TransitKey::create("k", &spec, now).unwrap();
-            let ct = p.encrypt(0, ctx, b"thirty-two bytes of plaintext!!!", b"ad").unwrap();
+            let ct = p.encrypt(0, context, b"thirty-two bytes of plaintext!!!", b"ad").unwrap();
             let payload = crypto::go_b64_decode(ct.strip_prefix("vault:v1:").unwrap()).unwrap();
             for i in 0..payload.len() {
                 for bit in 0..8 {
@@ -377,7 +369,7 @@ mod tests {
                     bad[i] ^= 1 << bit;
                     let tampered = format!("vault:v1:{}", crypto::b64(&bad));
                     assert!(
-                        p.decrypt(ctx, &tampered, b"ad").is_err(),
+                        p.decrypt(context, &tampered, b"ad").is_err(),
                         "{:?} flip {i}/{bit} accepted",
                         spec.kind
                     );
@@ -387,7 +379,7 @@ mod tests {
             if spec.derived {
                 assert!(p.decrypt(b"other", &ct, b"ad").is_err());
             }
-            assert!(p.decrypt(ctx, &ct, b"AD").is_err());
+            assert!(p.decrypt(context, &ct, b"AD").is_err());
         }
     }
 

@@ -19,7 +19,6 @@ use super::batch::{self, Flags, Item, Require};
 use super::crypto::{self, KeyType};
 use super::error::{internal_visible, KeyOpError};
 use super::key::{NewKey, TransitKey};
-use super::keys::NEW_KEY_DEFAULTS;
 use super::mount_config::read_config_keys;
 use super::Transit;
 use crate::core::error::{Error, Result};
@@ -38,18 +37,18 @@ const MISSING_CIPHERTEXT: &str = "missing ciphertext to decrypt";
 pub(super) const KEY_NOT_FOUND: &str = "encryption key not found";
 
 /// `encrypt/<name>`.
-pub async fn encrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    process(t, ctx, name, ItemOp::Encrypt).await
+pub async fn encrypt(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    process(t, req, name, ItemOp::Encrypt).await
 }
 
 /// `decrypt/<name>`.
-pub async fn decrypt(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    process(t, ctx, name, ItemOp::Decrypt).await
+pub async fn decrypt(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    process(t, req, name, ItemOp::Decrypt).await
 }
 
 /// `rewrap/<name>`.
-pub async fn rewrap(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    process(t, ctx, name, ItemOp::Rewrap).await
+pub async fn rewrap(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    process(t, req, name, ItemOp::Rewrap).await
 }
 
 /// What is done to each item of an encrypt, decrypt or rewrap request.
@@ -185,8 +184,8 @@ fn insert_ciphertext(out: &mut Map<String, Value>, key: &TransitKey, asked: i64,
 }
 
 /// The one path of encrypt, decrypt and rewrap.
-async fn process(t: &Transit, ctx: &BackendRequest, name: &str, op: ItemOp) -> Result<Response> {
-    let data = &ctx.data;
+async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> Result<Response> {
+    let data = &req.data;
     let raw = batch::raw(data);
     let items = batch::items_or(raw, |r| batch::decode_items(r, op.required()), || op.single_item(data))?;
     if items.iter().any(|i| !i.nonce.is_empty()) {
@@ -197,8 +196,8 @@ async fn process(t: &Transit, ctx: &BackendRequest, name: &str, op: ItemOp) -> R
     let decoded: Vec<_> = items.iter().map(|item| op.decode(item)).collect();
     flags.user_error = decoded.iter().any(std::result::Result::is_err);
     let (key, existed_on_create) = match op {
-        ItemOp::Encrypt => encryption_key(t, ctx, name, context_set).await?,
-        ItemOp::Decrypt | ItemOp::Rewrap => (existing_key(t, ctx, name, KEY_NOT_FOUND).await?, false),
+        ItemOp::Encrypt => encryption_key(t, req, name, context_set).await?,
+        ItemOp::Decrypt | ItemOp::Rewrap => (existing_key(t, req, name, KEY_NOT_FOUND).await?, false),
     };
     let mut outcomes = Vec::with_capacity(items.len());
     for (i, (item, input)) in items.iter().zip(decoded).enumerate() {
@@ -282,11 +281,11 @@ fn batch_results(
 /// The named key, or a 400 with `missing` when it does not exist.
 pub(super) async fn existing_key(
     t: &Transit,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     name: &str,
     missing: &str,
 ) -> Result<Arc<TransitKey>> {
-    t.store().get(&ctx.view, name).await?.ok_or_else(|| Error::bad(missing))
+    t.store().get(&req.view, name).await?.ok_or_else(|| Error::bad(missing))
 }
 
 /// The key of an encrypt request: an update needs an existing key; a create (the core's
@@ -294,21 +293,21 @@ pub(super) async fn existing_key(
 /// true when a create found the key already there.
 async fn encryption_key(
     t: &Transit,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     name: &str,
     context_set: bool,
 ) -> Result<(Arc<TransitKey>, bool)> {
-    if ctx.operation != Operation::Create {
-        return Ok((existing_key(t, ctx, name, KEY_NOT_FOUND).await?, false));
+    if req.operation != Operation::Create {
+        return Ok((existing_key(t, req, name, KEY_NOT_FOUND).await?, false));
     }
-    let data = &ctx.data;
+    let data = &req.data;
     let convergent = fields::boolean_or(data, "convergent_encryption", false)?;
     if convergent && !context_set {
         return Err(Error::bad(
             "convergent encryption requires derivation to be enabled, so context is required",
         ));
     }
-    let cfg = read_config_keys(&ctx.view).await?;
+    let cfg = read_config_keys(&req.view).await?;
     let type_name = fields::string(data, "type")?.unwrap_or_else(|| "aes256-gcm96".into());
     let kind = match type_name.as_str() {
         "aes128-gcm96" | "aes256-gcm96" | "chacha20-poly1305" => KeyType::from_name(&type_name),
@@ -319,12 +318,12 @@ async fn encryption_key(
     };
     let Some(kind) = kind else { return Err(Error::bad(format!("unknown key type {type_name}"))) };
     if cfg.disable_upsert {
-        return Ok((existing_key(t, ctx, name, KEY_NOT_FOUND).await?, true));
+        return Ok((existing_key(t, req, name, KEY_NOT_FOUND).await?, true));
     }
-    let opts = NewKey { kind, derived: context_set, convergent, ..NEW_KEY_DEFAULTS };
-    let now = ctx.now;
+    let opts = NewKey { kind, derived: context_set, convergent, ..NewKey::DEFAULTS };
+    let now = req.now;
     let create = || TransitKey::create(name, &opts, now).map_err(Error::from);
-    let up = t.store().upsert(&ctx.view, name, create).await?;
+    let up = t.store().upsert(&req.view, name, create).await?;
     Ok((up.key, !up.created))
 }
 
@@ -353,8 +352,8 @@ fn associated_data(
 }
 
 /// `datakey/<plaintext|wrapped>/<name>`.
-pub async fn datakey(t: &Transit, ctx: &BackendRequest, kind: &str, name: &str) -> Result<Response> {
-    let data = &ctx.data;
+pub async fn datakey(t: &Transit, req: &BackendRequest, kind: &str, name: &str) -> Result<Response> {
+    let data = &req.data;
     let with_plaintext = match kind {
         "plaintext" => true,
         "wrapped" => false,
@@ -365,7 +364,7 @@ pub async fn datakey(t: &Transit, ctx: &BackendRequest, kind: &str, name: &str) 
     if !fields::string_or_empty(data, "nonce")?.is_empty() {
         return Err(Error::bad(NONCE_NOT_ALLOWED));
     }
-    let key = existing_key(t, ctx, name, KEY_NOT_FOUND).await?;
+    let key = existing_key(t, req, name, KEY_NOT_FOUND).await?;
     let len = match fields::int_or(data, "bits", 256)? {
         512 => 64,
         256 => 32,

@@ -76,7 +76,7 @@ fn export_one(kt: KeyType, e: &KeyEntry, kind: &str, format: &str) -> std::resul
 /// GET `export/<type>/<name>[/<version>]`.
 pub async fn export(
     t: &Transit,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     kind: &str,
     name: &str,
     version: Option<&str>,
@@ -84,11 +84,11 @@ pub async fn export(
     if !matches!(kind, "encryption-key" | "signing-key" | "hmac-key" | "public-key" | "certificate-chain") {
         return Err(Error::bad(format!("invalid export type: {kind}")));
     }
-    let format = fields::string_or_empty(&ctx.data, "format")?;
+    let format = fields::string_or_empty(&req.data, "format")?;
     if !matches!(format.as_str(), "" | "raw" | "der" | "pem") {
         return Err(Error::bad(format!("invalid format: {format}")));
     }
-    let Some(p) = t.store().get(&ctx.view, name).await? else { return Err(Error::NotFound(None)) };
+    let Some(p) = t.store().get(&req.view, name).await? else { return Err(Error::NotFound(None)) };
     let kt = p.key_type().ok_or_else(|| Error::internal("unsupported key type"))?;
     if !p.exportable && kind != "public-key" && kind != "certificate-chain" {
         return Err(Error::bad("private key material is not exportable"));

@@ -87,9 +87,10 @@ mod secret_b64 {
     }
 }
 
-/// `backup_info` / `restore_info`.
+/// `backup_info` / `restore_info`: when the key was last backed up or restored (RFC 3339) and its
+/// latest version then.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct OpInfo {
+pub struct BackupRestoreInfo {
     pub time: String,
     pub version: i64,
 }
@@ -229,9 +230,9 @@ pub struct TransitKey {
     #[serde(rename = "type", default)]
     pub kind: i64,
     #[serde(default)]
-    pub backup_info: Option<OpInfo>,
+    pub backup_info: Option<BackupRestoreInfo>,
     #[serde(default)]
-    pub restore_info: Option<OpInfo>,
+    pub restore_info: Option<BackupRestoreInfo>,
     #[serde(default)]
     pub allow_plaintext_backup: bool,
     #[serde(default)]
@@ -275,6 +276,19 @@ pub struct NewKey {
     pub auto_rotate_period: i64,
     /// HMAC keys only (bytes); 0 = default 32.
     pub key_size: i64,
+}
+
+impl NewKey {
+    /// A new key's options when the request says nothing: AES-256-GCM, nothing else enabled.
+    pub const DEFAULTS: NewKey = NewKey {
+        kind: KeyType::Aes256Gcm96,
+        derived: false,
+        convergent: false,
+        exportable: false,
+        allow_plaintext_backup: false,
+        auto_rotate_period: 0,
+        key_size: 0,
+    };
 }
 
 /// The stored record, as written: the JSON field `policy` is Vault's name for the key.
@@ -464,22 +478,14 @@ impl TransitKey {
 mod tests {
     use super::*;
 
-    fn opts(kind: KeyType, derived: bool, convergent: bool) -> NewKey {
-        NewKey {
-            kind,
-            derived,
-            convergent,
-            exportable: false,
-            allow_plaintext_backup: false,
-            auto_rotate_period: 0,
-            key_size: 0,
-        }
-    }
-
     #[test]
     fn record_round_trip_keeps_key_material() {
-        let p = TransitKey::create("k", &opts(KeyType::Aes256Gcm96, true, true), OffsetDateTime::now_utc())
-            .unwrap();
+        let p = TransitKey::create(
+            "k",
+            &NewKey { derived: true, convergent: true, ..NewKey::DEFAULTS },
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
         let ct = p.encrypt(0, b"ctx", b"secret", b"").unwrap();
         let raw = p.encode().unwrap();
         let q = TransitKey::decode(&raw).unwrap();
@@ -492,7 +498,7 @@ mod tests {
     fn debug_never_shows_keys() {
         let p = TransitKey::create(
             "k",
-            &NewKey { key_size: 32, ..opts(KeyType::Hmac, false, false) },
+            &NewKey { kind: KeyType::Hmac, key_size: 32, ..NewKey::DEFAULTS },
             OffsetDateTime::now_utc(),
         )
         .unwrap();

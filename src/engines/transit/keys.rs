@@ -19,17 +19,6 @@ use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
 use crate::util::timefmt::rfc3339_nano;
 
-/// Defaults of a new key.
-pub const NEW_KEY_DEFAULTS: NewKey = NewKey {
-    kind: KeyType::Aes256Gcm96,
-    derived: false,
-    convergent: false,
-    exportable: false,
-    allow_plaintext_backup: false,
-    auto_rotate_period: 0,
-    key_size: 0,
-};
-
 /// The key read payload of `key`.
 fn key_response(key: &TransitKey) -> Result<Response> {
     Ok(Response::data(key_payload(key, None)?))
@@ -125,8 +114,8 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
 }
 
 /// LIST `keys`.
-pub async fn list(t: &Transit, ctx: &BackendRequest) -> Result<Response> {
-    let keys = t.store().list(&ctx.view).await?;
+pub async fn list(t: &Transit, req: &BackendRequest) -> Result<Response> {
+    let keys = t.store().list(&req.view).await?;
     if keys.is_empty() {
         return Err(Error::NotFound(None));
     }
@@ -134,8 +123,8 @@ pub async fn list(t: &Transit, ctx: &BackendRequest) -> Result<Response> {
 }
 
 /// POST `keys/<name>`.
-pub async fn create(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    let d = &ctx.data;
+pub async fn create(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    let d = &req.data;
     let derived = fields::boolean_or(d, "derived", false)?;
     let convergent = fields::boolean_or(d, "convergent_encryption", false)?;
     let type_name = fields::string(d, "type")?.unwrap_or_else(|| "aes256-gcm96".into());
@@ -182,27 +171,27 @@ pub async fn create(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
         auto_rotate_period: auto_rotate,
         key_size,
     };
-    let now = ctx.now;
+    let now = req.now;
     let up = t
         .store()
-        .upsert(&ctx.view, name, || TransitKey::create(name, &opts, now).map_err(Error::from))
+        .upsert(&req.view, name, || TransitKey::create(name, &opts, now).map_err(Error::from))
         .await?;
     // Vault adds `key <name> already existed` here; OpenBao 2.x answers without a warning.
     key_response(&up.key)
 }
 
 /// GET `keys/<name>`.
-pub async fn read(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    let Some(p) = t.store().get(&ctx.view, name).await? else { return Err(Error::NotFound(None)) };
-    let context = fields::string_or_empty(&ctx.data, "context")?;
+pub async fn read(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    let Some(p) = t.store().get(&req.view, name).await? else { return Err(Error::NotFound(None)) };
+    let context = fields::string_or_empty(&req.data, "context")?;
     let context =
         crypto::go_b64_secret(&context).map_err(|_| Error::bad("failed to base64-decode context"))?;
     Ok(Response::data(key_payload(&p, Some(&context))?))
 }
 
 /// DELETE `keys/<name>`.
-pub async fn delete(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    match t.store().delete(&ctx.view, name, |p| p.deletion_allowed).await? {
+pub async fn delete(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    match t.store().delete(&req.view, name, |p| p.deletion_allowed).await? {
         None => Err(Error::bad(format!("error deleting policy {name}: could not delete key; not found"))),
         Some(false) => {
             Err(Error::bad(format!("error deleting policy {name}: deletion is not allowed for this key")))
@@ -212,8 +201,8 @@ pub async fn delete(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
 }
 
 /// POST `keys/<name>/config`.
-pub async fn config(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    let d = &ctx.data;
+pub async fn config(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    let d = &req.data;
     let min_dec = fields::int(d, "min_decryption_version")?;
     let min_enc = fields::int(d, "min_encryption_version")?;
     let deletion = fields::boolean(d, "deletion_allowed")?;
@@ -223,43 +212,21 @@ pub async fn config(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
     let mut warning = None;
     let r = t
         .store()
-        .modify(&ctx.view, name, |p| {
+        .modify(&req.view, name, |p| {
             let mut persist = false;
-            if let Some(mut v) = min_dec {
-                if v < 0 {
-                    return Err(Error::bad("min decryption version cannot be negative"));
-                }
-                if v == 0 {
-                    v = 1;
+            if let Some(v) = min_dec {
+                let v = if v == 0 {
                     warning = Some(
                         "since Vault 0.3 (prior to the OpenBao fork), transit key numbering starts at 1; forcing minimum to 1",
                     );
-                }
-                if v != p.min_decryption_version {
-                    if v > p.latest_version {
-                        return Err(Error::bad(format!(
-                            "cannot set min decryption version of {v}, latest key version is {}",
-                            p.latest_version
-                        )));
-                    }
-                    p.min_decryption_version = v;
-                    persist = true;
-                }
+                    1
+                } else {
+                    v
+                };
+                persist |= set_min_version(&mut p.min_decryption_version, v, p.latest_version, "decryption")?;
             }
             if let Some(v) = min_enc {
-                if v < 0 {
-                    return Err(Error::bad("min encryption version cannot be negative"));
-                }
-                if v != p.min_encryption_version {
-                    if v > p.latest_version {
-                        return Err(Error::bad(format!(
-                            "cannot set min encryption version of {v}, latest key version is {}",
-                            p.latest_version
-                        )));
-                    }
-                    p.min_encryption_version = v;
-                    persist = true;
-                }
+                persist |= set_min_version(&mut p.min_encryption_version, v, p.latest_version, "encryption")?;
             }
             if p.min_encryption_version > 0 && p.min_encryption_version < p.min_decryption_version {
                 return Err(Error::bad(format!(
@@ -317,6 +284,23 @@ pub async fn config(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Res
     Ok(resp)
 }
 
+/// Sets `min_<what>_version` to `v` (≥ 0, ≤ `latest`); whether it changed.
+fn set_min_version(current: &mut i64, v: i64, latest: i64, what: &str) -> Result<bool> {
+    if v < 0 {
+        return Err(Error::bad(format!("min {what} version cannot be negative")));
+    }
+    if v == *current {
+        return Ok(false);
+    }
+    if v > latest {
+        return Err(Error::bad(format!(
+            "cannot set min {what} version of {v}, latest key version is {latest}"
+        )));
+    }
+    *current = v;
+    Ok(true)
+}
+
 /// Rotates `name` once; `None` when the key does not exist.
 pub async fn rotate_key(
     t: &Transit,
@@ -341,19 +325,19 @@ pub async fn rotate_key(
 }
 
 /// POST `keys/<name>/rotate`.
-pub async fn rotate(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    match rotate_key(t, &ctx.view, name, ctx.now).await? {
+pub async fn rotate(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    match rotate_key(t, &req.view, name, req.now).await? {
         None => Err(Error::bad("key not found")),
         Some(p) => key_response(&p),
     }
 }
 
 /// POST `keys/<name>/trim`.
-pub async fn trim(t: &Transit, ctx: &BackendRequest, name: &str) -> Result<Response> {
-    let min = fields::int(&ctx.data, "min_available_version")?;
+pub async fn trim(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    let min = fields::int(&req.data, "min_available_version")?;
     let r = t
         .store()
-        .modify(&ctx.view, name, |p| {
+        .modify(&req.view, name, |p| {
             let Some(min) = min else { return Err(Error::bad("missing min_available_version")) };
             let e = |m: &str| Err(Error::bad(m.to_owned()));
             if min < p.min_available_version {

@@ -172,18 +172,18 @@ impl Backend for Transit {
         }
     }
 
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        match parse(&ctx.path) {
-            TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&ctx.view, name).await?)),
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        match parse(&req.path) {
+            TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&req.view, name).await?)),
             _ => Ok(None),
         }
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
-        let path = parse(&ctx.path);
-        let mut resp = self.dispatch(ctx, &path).await?;
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
+        let path = parse(&req.path);
+        let mut resp = self.dispatch(req, &path).await?;
         // Vault's framework: a body field that is also a path parameter is overwritten.
-        if path.has_name() && ctx.data.contains_key("name") {
+        if path.has_name() && req.data.contains_key("name") {
             resp.warnings.push(
                 "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
                     .into(),
@@ -210,39 +210,39 @@ impl TransitPath<'_> {
 }
 
 impl Transit {
-    async fn dispatch(&self, ctx: &BackendRequest, path: &TransitPath<'_>) -> Result<Response> {
+    async fn dispatch(&self, req: &BackendRequest, path: &TransitPath<'_>) -> Result<Response> {
         use Operation as O;
         use TransitPath as P;
-        let op = ctx.operation;
+        let op = req.operation;
         let write = matches!(op, O::Create | O::Update);
         match (path, op) {
-            (P::Keys, O::List) => keys::list(self, ctx).await,
-            (P::Key(n), _) if write => keys::create(self, ctx, n).await,
-            (P::Key(n), O::Read) => keys::read(self, ctx, n).await,
-            (P::Key(n), O::Delete) => keys::delete(self, ctx, n).await,
-            (P::KeyConfig(n), _) if write => keys::config(self, ctx, n).await,
-            (P::KeyRotate(n), _) if write => keys::rotate(self, ctx, n).await,
-            (P::KeyTrim(n), _) if write => keys::trim(self, ctx, n).await,
+            (P::Keys, O::List) => keys::list(self, req).await,
+            (P::Key(n), _) if write => keys::create(self, req, n).await,
+            (P::Key(n), O::Read) => keys::read(self, req, n).await,
+            (P::Key(n), O::Delete) => keys::delete(self, req, n).await,
+            (P::KeyConfig(n), _) if write => keys::config(self, req, n).await,
+            (P::KeyRotate(n), _) if write => keys::rotate(self, req, n).await,
+            (P::KeyTrim(n), _) if write => keys::trim(self, req, n).await,
             (P::Export { kind, name, version }, O::Read) => {
-                export::export(self, ctx, kind, name, *version).await
+                export::export(self, req, kind, name, *version).await
             }
-            (P::Backup(n), O::Read) => backup::backup(self, ctx, n).await,
-            (P::Restore(n), _) if write => backup::restore(self, ctx, *n).await,
-            (P::CacheConfig, O::Read) => mount_config::cache_config_read(self, ctx).await,
-            (P::CacheConfig, _) if write => mount_config::cache_config_write(self, ctx).await,
-            (P::ConfigKeys, O::Read) => mount_config::config_keys_read(ctx).await,
-            (P::ConfigKeys, _) if write => mount_config::config_keys_write(ctx).await,
-            (P::Encrypt(n), _) if write => encryption::encrypt(self, ctx, n).await,
-            (P::Decrypt(n), _) if write => encryption::decrypt(self, ctx, n).await,
-            (P::Rewrap(n), _) if write => encryption::rewrap(self, ctx, n).await,
-            (P::Datakey(kind, n), _) if write => encryption::datakey(self, ctx, kind, n).await,
-            (P::Hmac(n, alg), _) if write => signing::hmac(self, ctx, n, *alg).await,
-            (P::Sign(n, alg), _) if write => signing::sign(self, ctx, n, *alg).await,
-            (P::Verify(n, alg), _) if write => signing::verify(self, ctx, n, *alg).await,
-            (P::Hash(alg), _) if write => tools::hash(&ctx.data, *alg),
+            (P::Backup(n), O::Read) => backup::backup(self, req, n).await,
+            (P::Restore(n), _) if write => backup::restore(self, req, *n).await,
+            (P::CacheConfig, O::Read) => mount_config::cache_config_read(self, req).await,
+            (P::CacheConfig, _) if write => mount_config::cache_config_write(self, req).await,
+            (P::ConfigKeys, O::Read) => mount_config::config_keys_read(req).await,
+            (P::ConfigKeys, _) if write => mount_config::config_keys_write(req).await,
+            (P::Encrypt(n), _) if write => encryption::encrypt(self, req, n).await,
+            (P::Decrypt(n), _) if write => encryption::decrypt(self, req, n).await,
+            (P::Rewrap(n), _) if write => encryption::rewrap(self, req, n).await,
+            (P::Datakey(kind, n), _) if write => encryption::datakey(self, req, kind, n).await,
+            (P::Hmac(n, alg), _) if write => signing::hmac(self, req, n, *alg).await,
+            (P::Sign(n, alg), _) if write => signing::sign(self, req, n, *alg).await,
+            (P::Verify(n, alg), _) if write => signing::verify(self, req, n, *alg).await,
+            (P::Hash(alg), _) if write => tools::hash(&req.data, *alg),
             (P::Random(tail), _) if write => {
                 let (source, bytes) = tools::random_url_parts(tail);
-                tools::random(&ctx.data, source, bytes)
+                tools::random(&req.data, source, bytes)
             }
             (P::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),

@@ -39,8 +39,8 @@ pub async fn read_config_keys(view: &View) -> Result<ConfigKeys> {
 }
 
 /// GET `cache-config`.
-pub async fn cache_config_read(_t: &Transit, ctx: &BackendRequest) -> Result<Response> {
-    let size = match ctx.view.get(CONFIG_CACHE).await? {
+pub async fn cache_config_read(_t: &Transit, req: &BackendRequest) -> Result<Response> {
+    let size = match req.view.get(CONFIG_CACHE).await? {
         None => 0,
         Some(e) => serde_json::from_slice::<CacheConfig>(&e.value).map_err(Error::internal)?.size,
     };
@@ -48,30 +48,30 @@ pub async fn cache_config_read(_t: &Transit, ctx: &BackendRequest) -> Result<Res
 }
 
 /// POST `cache-config`.
-pub async fn cache_config_write(t: &Transit, ctx: &BackendRequest) -> Result<Response> {
-    let size = fields::int_or(&ctx.data, "size", 0)?;
+pub async fn cache_config_write(t: &Transit, req: &BackendRequest) -> Result<Response> {
+    let size = fields::int_or(&req.data, "size", 0)?;
     if size != 0 && size < 10 {
         return Err(Error::bad("size must be 0 or a value greater or equal to 10"));
     }
     let rec = CacheConfig { v: 1, size };
-    ctx.view.put(CONFIG_CACHE, serde_json::to_vec(&rec)?).await?;
+    req.view.put(CONFIG_CACHE, serde_json::to_vec(&rec)?).await?;
     t.store().set_limit(size as usize);
     Ok(Response::json(json!({"size": size})))
 }
 
 /// GET `config/keys`.
-pub async fn config_keys_read(ctx: &BackendRequest) -> Result<Response> {
-    let c = read_config_keys(&ctx.view).await?;
+pub async fn config_keys_read(req: &BackendRequest) -> Result<Response> {
+    let c = read_config_keys(&req.view).await?;
     Ok(Response::json(json!({"disable_upsert": c.disable_upsert})))
 }
 
 /// POST `config/keys`.
-pub async fn config_keys_write(ctx: &BackendRequest) -> Result<Response> {
-    let mut c = read_config_keys(&ctx.view).await?;
-    if let Some(v) = fields::boolean(&ctx.data, "disable_upsert")? {
+pub async fn config_keys_write(req: &BackendRequest) -> Result<Response> {
+    let mut c = read_config_keys(&req.view).await?;
+    if let Some(v) = fields::boolean(&req.data, "disable_upsert")? {
         c.disable_upsert = v;
     }
     c.v = 1;
-    ctx.view.put(CONFIG_KEYS, serde_json::to_vec(&c)?).await?;
+    req.view.put(CONFIG_KEYS, serde_json::to_vec(&c)?).await?;
     Ok(Response::json(json!({"disable_upsert": c.disable_upsert})))
 }

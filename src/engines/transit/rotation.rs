@@ -68,7 +68,7 @@ mod tests {
     use super::*;
     use crate::engines::transit::crypto::KeyType;
     use crate::engines::transit::key::NewKey;
-    use crate::engines::transit::keys::{self, NEW_KEY_DEFAULTS};
+    use crate::engines::transit::keys;
 
     async fn view() -> View {
         let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
@@ -83,10 +83,10 @@ mod tests {
         let v = view().await;
         let t = Transit { keys: Default::default() };
         let t0 = OffsetDateTime::now_utc();
-        let auto = NewKey { auto_rotate_period: 3600, kind: KeyType::ChaCha20Poly1305, ..NEW_KEY_DEFAULTS };
+        let auto = NewKey { auto_rotate_period: 3600, kind: KeyType::ChaCha20Poly1305, ..NewKey::DEFAULTS };
         t.store().upsert(&v, "auto", || Ok(TransitKey::create("auto", &auto, t0).unwrap())).await.unwrap();
         t.store()
-            .upsert(&v, "manual", || Ok(TransitKey::create("manual", &NEW_KEY_DEFAULTS, t0).unwrap()))
+            .upsert(&v, "manual", || Ok(TransitKey::create("manual", &NewKey::DEFAULTS, t0).unwrap()))
             .await
             .unwrap();
         // Not yet due.
@@ -110,7 +110,7 @@ mod tests {
         let t = Arc::new(Transit { keys: Default::default() });
         let now = OffsetDateTime::now_utc();
         t.store()
-            .upsert(&v, "k", || Ok(TransitKey::create("k", &NEW_KEY_DEFAULTS, now).unwrap()))
+            .upsert(&v, "k", || Ok(TransitKey::create("k", &NewKey::DEFAULTS, now).unwrap()))
             .await
             .unwrap();
         let mut tasks = Vec::new();

@@ -20,11 +20,11 @@ use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
 
 /// `hmac/<name>[/<algorithm>]`.
-pub async fn hmac(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option<&str>) -> Result<Response> {
-    let data = &ctx.data;
+pub async fn hmac(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option<&str>) -> Result<Response> {
+    let data = &req.data;
     let mut ver = fields::int_or(data, "key_version", 0)?;
     let algorithm = algorithm_name(data, url_alg, &["algorithm"])?;
-    let key = existing_key(t, ctx, name, KEY_NOT_FOUND).await?;
+    let key = existing_key(t, req, name, KEY_NOT_FOUND).await?;
     if ver == 0 {
         ver = key.latest_version;
     } else if ver != key.latest_version && key.min_encryption_version > 0 && ver < key.min_encryption_version
@@ -61,11 +61,11 @@ pub async fn hmac(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option
 }
 
 /// `sign/<name>[/<hash_algorithm>]`.
-pub async fn sign(t: &Transit, ctx: &BackendRequest, name: &str, url_alg: Option<&str>) -> Result<Response> {
-    let data = &ctx.data;
+pub async fn sign(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option<&str>) -> Result<Response> {
+    let data = &req.data;
     let ver = fields::int_or(data, "key_version", 0)?;
     let opts = sig_options(data, url_alg)?;
-    let key = existing_key(t, ctx, name, "signing key not found").await?;
+    let key = existing_key(t, req, name, "signing key not found").await?;
     require_signing(&key, "signing")?;
     check_none(data, &opts)?;
     let raw = batch::raw(data);
@@ -120,11 +120,11 @@ fn sign_item(
 /// `verify/<name>[/<hash_algorithm>]`: signatures, or HMACs when `hmac` is given.
 pub async fn verify(
     t: &Transit,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     name: &str,
     url_alg: Option<&str>,
 ) -> Result<Response> {
-    let data = &ctx.data;
+    let data = &req.data;
     let raw = batch::raw(data);
     let items = batch::items_or(raw, batch::decode_string_maps, || {
         let mut m = Map::new();
@@ -168,10 +168,10 @@ pub async fn verify(
         return Err(Error::bad("no batch_input elements have 'signature' or 'hmac'"));
     }
     if hmac_found {
-        return verify_hmac(t, ctx, name, url_alg, &items, single).await;
+        return verify_hmac(t, req, name, url_alg, &items, single).await;
     }
     let opts = sig_options(data, url_alg)?;
-    let key = existing_key(t, ctx, name, "signature verification key not found").await?;
+    let key = existing_key(t, req, name, "signature verification key not found").await?;
     require_signing(&key, "verification")?;
     check_none(data, &opts)?;
     let mut results = Vec::with_capacity(items.len());
@@ -209,14 +209,14 @@ fn verify_item(
 /// `verify` with `hmac`: every failure is the caller's.
 async fn verify_hmac(
     t: &Transit,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     name: &str,
     url_alg: Option<&str>,
     items: &[Map<String, Value>],
     single: bool,
 ) -> Result<Response> {
-    let algorithm = algorithm_name(&ctx.data, url_alg, &["algorithm"])?;
-    let key = existing_key(t, ctx, name, KEY_NOT_FOUND).await?;
+    let algorithm = algorithm_name(&req.data, url_alg, &["algorithm"])?;
+    let key = existing_key(t, req, name, KEY_NOT_FOUND).await?;
     let alg = hmac_algorithm(&algorithm)?;
     let mut results = Vec::with_capacity(items.len());
     for item in items {
