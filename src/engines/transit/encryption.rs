@@ -20,7 +20,7 @@ use super::crypto::{self, KeyType};
 use super::error::{internal_visible, KeyOpError};
 use super::key::{NewKey, TransitKey};
 use super::mount_config::read_config_keys;
-use super::Transit;
+use super::{Transit, KEY_NOT_FOUND};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
@@ -32,9 +32,6 @@ const NONCE_NOT_ALLOWED: &str = "nonce provided when not allowed";
 
 /// Vault's text for an item (or request) without a ciphertext.
 const MISSING_CIPHERTEXT: &str = "missing ciphertext to decrypt";
-
-/// Vault's text when the named key does not exist.
-pub(super) const KEY_NOT_FOUND: &str = "encryption key not found";
 
 /// `encrypt/<name>`.
 pub async fn encrypt(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
@@ -92,28 +89,23 @@ impl ItemOp {
 
     /// The one item of a request without `batch_input`, from the top-level fields.
     fn single_item(self, data: &Map<String, Value>) -> Result<Item> {
-        if self == ItemOp::Encrypt && data.get("plaintext").is_none_or(Value::is_null) {
+        let encrypt = self == ItemOp::Encrypt;
+        if encrypt && data.get("plaintext").is_none_or(Value::is_null) {
             return Err(Error::bad("missing plaintext to encrypt"));
         }
-        let main = if self == ItemOp::Encrypt { "plaintext" } else { "ciphertext" };
+        let plaintext =
+            Zeroizing::new(if encrypt { fields::string_or_empty(data, "plaintext")? } else { String::new() });
+        let ciphertext = if encrypt { String::new() } else { fields::string_or_empty(data, "ciphertext")? };
         let item = Item {
-            plaintext: Zeroizing::new(if main == "plaintext" {
-                fields::string_or_empty(data, "plaintext")?
-            } else {
-                String::new()
-            }),
-            ciphertext: if main == "ciphertext" {
-                fields::string_or_empty(data, "ciphertext")?
-            } else {
-                String::new()
-            },
+            plaintext,
+            ciphertext,
             context: fields::string_or_empty(data, "context")?,
             key_version: fields::int_or(data, "key_version", 0)?,
             associated_data: fields::string_or_empty(data, "associated_data")?,
             nonce: fields::string_or_empty(data, "nonce")?,
             reference: String::new(),
         };
-        if main == "ciphertext" && item.ciphertext.is_empty() {
+        if !encrypt && item.ciphertext.is_empty() {
             return Err(Error::bad(MISSING_CIPHERTEXT));
         }
         Ok(item)
@@ -197,7 +189,7 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
     flags.user_error = decoded.iter().any(std::result::Result::is_err);
     let (key, existed_on_create) = match op {
         ItemOp::Encrypt => encryption_key(t, req, name, context_set).await?,
-        ItemOp::Decrypt | ItemOp::Rewrap => (existing_key(t, req, name, KEY_NOT_FOUND).await?, false),
+        ItemOp::Decrypt | ItemOp::Rewrap => (t.existing_key(req, name, KEY_NOT_FOUND).await?, false),
     };
     let mut outcomes = Vec::with_capacity(items.len());
     for (i, (item, input)) in items.iter().zip(decoded).enumerate() {
@@ -278,16 +270,6 @@ fn batch_results(
     Value::Array(out)
 }
 
-/// The named key, or a 400 with `missing` when it does not exist.
-pub(super) async fn existing_key(
-    t: &Transit,
-    req: &BackendRequest,
-    name: &str,
-    missing: &str,
-) -> Result<Arc<TransitKey>> {
-    t.store().get(&req.view, name).await?.ok_or_else(|| Error::bad(missing))
-}
-
 /// The key of an encrypt request: an update needs an existing key; a create (the core's
 /// existence check found none) makes one unless `config/keys` disables upserts. The flag is
 /// true when a create found the key already there.
@@ -298,7 +280,7 @@ async fn encryption_key(
     context_set: bool,
 ) -> Result<(Arc<TransitKey>, bool)> {
     if req.operation != Operation::Create {
-        return Ok((existing_key(t, req, name, KEY_NOT_FOUND).await?, false));
+        return Ok((t.existing_key(req, name, KEY_NOT_FOUND).await?, false));
     }
     let data = &req.data;
     let convergent = fields::boolean_or(data, "convergent_encryption", false)?;
@@ -318,7 +300,7 @@ async fn encryption_key(
     };
     let Some(kind) = kind else { return Err(Error::bad(format!("unknown key type {type_name}"))) };
     if cfg.disable_upsert {
-        return Ok((existing_key(t, req, name, KEY_NOT_FOUND).await?, true));
+        return Ok((t.existing_key(req, name, KEY_NOT_FOUND).await?, true));
     }
     let opts = NewKey { kind, derived: context_set, convergent, ..NewKey::DEFAULTS };
     let now = req.now;
@@ -364,7 +346,7 @@ pub async fn datakey(t: &Transit, req: &BackendRequest, kind: &str, name: &str) 
     if !fields::string_or_empty(data, "nonce")?.is_empty() {
         return Err(Error::bad(NONCE_NOT_ALLOWED));
     }
-    let key = existing_key(t, req, name, KEY_NOT_FOUND).await?;
+    let key = t.existing_key(req, name, KEY_NOT_FOUND).await?;
     let len = match fields::int_or(data, "bits", 256)? {
         512 => 64,
         256 => 32,

@@ -35,6 +35,8 @@ mod signing;
 pub mod store;
 pub mod tools;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use coffer_storage::View;
@@ -45,7 +47,11 @@ use crate::core::mounts::MountEntry;
 use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
+use self::key::TransitKey;
 use self::store::KeyStore;
+
+/// Vault's text when the named key of an operation does not exist.
+const KEY_NOT_FOUND: &str = "encryption key not found";
 
 /// A parsed transit path.
 #[derive(Debug, PartialEq, Eq)]
@@ -146,6 +152,11 @@ impl Transit {
     /// The key store (tests, the rotation task).
     pub fn store(&self) -> &KeyStore {
         &self.keys
+    }
+
+    /// The named key, or a 400 with `missing` when it does not exist.
+    async fn existing_key(&self, req: &BackendRequest, name: &str, missing: &str) -> Result<Arc<TransitKey>> {
+        self.keys.get(&req.view, name).await?.ok_or_else(|| Error::bad(missing))
     }
 }
 

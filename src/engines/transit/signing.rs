@@ -11,10 +11,9 @@ use zeroize::Zeroizing;
 use super::batch;
 use super::cipher::{go_atoi, Signature};
 use super::crypto::{self, HashAlg, KeyType};
-use super::encryption::{existing_key, KEY_NOT_FOUND};
 use super::error::KeyOpError;
 use super::key::TransitKey;
-use super::Transit;
+use super::{Transit, KEY_NOT_FOUND};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
@@ -24,7 +23,7 @@ pub async fn hmac(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option
     let data = &req.data;
     let mut ver = fields::int_or(data, "key_version", 0)?;
     let algorithm = algorithm_name(data, url_alg, &["algorithm"])?;
-    let key = existing_key(t, req, name, KEY_NOT_FOUND).await?;
+    let key = t.existing_key(req, name, KEY_NOT_FOUND).await?;
     if ver == 0 {
         ver = key.latest_version;
     } else if ver != key.latest_version && key.min_encryption_version > 0 && ver < key.min_encryption_version
@@ -65,7 +64,7 @@ pub async fn sign(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option
     let data = &req.data;
     let ver = fields::int_or(data, "key_version", 0)?;
     let opts = sig_options(data, url_alg)?;
-    let key = existing_key(t, req, name, "signing key not found").await?;
+    let key = t.existing_key(req, name, "signing key not found").await?;
     require_signing(&key, "signing")?;
     check_none(data, &opts)?;
     let raw = batch::raw(data);
@@ -171,7 +170,7 @@ pub async fn verify(
         return verify_hmac(t, req, name, url_alg, &items, single).await;
     }
     let opts = sig_options(data, url_alg)?;
-    let key = existing_key(t, req, name, "signature verification key not found").await?;
+    let key = t.existing_key(req, name, "signature verification key not found").await?;
     require_signing(&key, "verification")?;
     check_none(data, &opts)?;
     let mut results = Vec::with_capacity(items.len());
@@ -216,7 +215,7 @@ async fn verify_hmac(
     single: bool,
 ) -> Result<Response> {
     let algorithm = algorithm_name(&req.data, url_alg, &["algorithm"])?;
-    let key = existing_key(t, req, name, KEY_NOT_FOUND).await?;
+    let key = t.existing_key(req, name, KEY_NOT_FOUND).await?;
     let alg = hmac_algorithm(&algorithm)?;
     let mut results = Vec::with_capacity(items.len());
     for item in items {
