@@ -83,3 +83,31 @@ impl From<KeyOpError> for Error {
 pub(crate) fn internal_visible(msg: impl std::fmt::Display) -> Error {
     Error::InternalVisible(format!("1 error occurred:\n\t* {msg}\n\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::ErrorKind;
+    use crate::engines::transit::crypto::KeyType;
+
+    /// A rejected ciphertext stays the caller's 400 with Go's text; a failed primitive is a 500
+    /// whose text the client sees.
+    #[test]
+    fn crypto_failures_keep_their_blame_and_go_texts() {
+        let rejected = KeyOpError::from(CryptoError::AuthenticationFailed(KeyType::ChaCha20Poly1305));
+        assert!(!rejected.is_internal());
+        assert_eq!(rejected.message(), "chacha20poly1305: message authentication failed");
+        let rejected = Error::from(KeyOpError::from(CryptoError::AuthenticationFailed(KeyType::Aes256Gcm96)));
+        assert_eq!(rejected.kind(), ErrorKind::BadRequest);
+        assert_eq!(rejected.to_string(), "cipher: message authentication failed");
+
+        let derivation = KeyOpError::from(CryptoError::DerivationTooLong { needed: 9000 });
+        assert!(derivation.is_internal());
+        let derivation = Error::from(derivation);
+        assert_eq!(derivation.kind(), ErrorKind::InternalVisible);
+        assert!(derivation.to_string().contains("unable to read enough derived bytes, needed 9000"));
+
+        let base64 = KeyOpError::from(crate::engines::transit::crypto::go_b64_decode("a===").unwrap_err());
+        assert_eq!((base64.is_internal(), base64.message()), (false, "illegal base64 data at input byte 1"));
+    }
+}
