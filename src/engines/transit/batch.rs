@@ -9,7 +9,7 @@
 //! 400 if any item had a user error, else 500 if any had an internal error, unless some item
 //! succeeded and `partial_failure_response_code` overrides it.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::core::error::{Error, Result};
 use crate::core::fields;
@@ -52,7 +52,6 @@ pub fn raw(data: &Map<String, Value>) -> Option<&Value> {
     data.get("batch_input").filter(|v| !v.is_null())
 }
 
-/// Decodes encrypt/decrypt/rewrap items (Vault's `decodeBatchRequestItems`).
 /// The request's items: the decoded `batch_input` when present (which must not be empty), else
 /// the one item `single` builds from the top-level fields.
 pub fn items_or<T>(
@@ -72,6 +71,7 @@ pub fn items_or<T>(
     }
 }
 
+/// Decodes encrypt/decrypt/rewrap items (Vault's `decodeBatchRequestItems`).
 pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
     let fail = |m: String| Error::bad(format!("failed to parse batch input: {m}"));
     let Value::Array(items) = raw else {
@@ -176,6 +176,19 @@ pub fn decode_string_maps(raw: &Value) -> Result<Vec<Map<String, Value>>> {
 /// A string from a string map (absent → `None`).
 pub fn get<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     m.get(key).and_then(Value::as_str)
+}
+
+/// The `batch_results` answer of sign, verify and hmac: each item's result with its `reference`.
+pub fn results_with_references(results: Vec<Map<String, Value>>, items: &[Map<String, Value>]) -> Response {
+    let results: Vec<Value> = results
+        .into_iter()
+        .zip(items)
+        .map(|(mut r, item)| {
+            r.insert("reference".into(), json!(get(item, "reference").unwrap_or("")));
+            Value::Object(r)
+        })
+        .collect();
+    Response::json(json!({"batch_results": results}))
 }
 
 /// Outcome flags of a batch.

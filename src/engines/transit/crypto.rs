@@ -24,6 +24,44 @@ use coffer_storage::keys::SecretBytes;
 /// Nonce size of every AEAD transit supports.
 pub const NONCE_LEN: usize = 12;
 
+/// A failed primitive. Where clients see the text (a rejected ciphertext, a failed derivation),
+/// it is Go's; the engine decides in one place (`super::error`) whose fault each kind is.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The AEAD rejected a ciphertext: tampered, or the wrong key, context or associated data.
+    #[error("{}", .0.open_error())]
+    AuthenticationFailed(KeyType),
+    /// A payload shorter than its nonce.
+    #[error("invalid ciphertext length")]
+    CiphertextTooShort,
+    /// HKDF cannot produce that many bytes.
+    #[error("unable to read enough derived bytes, needed {needed}")]
+    DerivationTooLong { needed: usize },
+    /// The AEAD refused to encrypt (the input is beyond its limits).
+    #[error("encryption failed")]
+    EncryptionFailed,
+    /// An Ed25519 key shorter than its 32-byte seed.
+    #[error("invalid ed25519 key length")]
+    InvalidEd25519Key,
+    /// A key of the wrong length for its cipher (the `crypto-common` text).
+    #[error("Invalid Length")]
+    InvalidKeyLength,
+    /// The operating system's random generator failed.
+    #[error(transparent)]
+    Random(#[from] rand::Error),
+    /// An AEAD operation asked of a key type that has none.
+    #[error("unsupported key type {0}")]
+    UnsupportedKeyType(KeyType),
+}
+
+/// Text that is not Go's standard base64; the text is Go's `CorruptInputError`.
+#[derive(Debug, thiserror::Error)]
+#[error("illegal base64 data at input byte {at}")]
+pub struct Base64Error {
+    /// Offset of the first offending byte.
+    pub at: usize,
+}
+
 /// The key types coffer's transit implements, with Vault's numeric codes (`keysutil.KeyType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {
@@ -197,11 +235,10 @@ impl HashAlg {
 }
 
 /// HKDF-SHA256 with an empty salt and `info = context`, `len` bytes (Vault's `hkdf_sha256`).
-pub fn hkdf_sha256(ikm: &[u8], context: &[u8], len: usize) -> Result<SecretBytes, String> {
+pub fn hkdf_sha256(ikm: &[u8], context: &[u8], len: usize) -> Result<SecretBytes, CryptoError> {
     let hk = hkdf::Hkdf::<Sha256>::new(None, ikm);
     let mut out = SecretBytes::zeroed(len);
-    hk.expand(context, out.expose_mut())
-        .map_err(|_| format!("unable to read enough derived bytes, needed {len}"))?;
+    hk.expand(context, out.expose_mut()).map_err(|_| CryptoError::DerivationTooLong { needed: len })?;
     Ok(out)
 }
 
@@ -227,10 +264,47 @@ pub fn convergent_nonce(nonce_key: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
 }
 
 /// A fresh random nonce from the operating system's CSPRNG.
-pub fn random_nonce() -> Result<[u8; NONCE_LEN], String> {
+pub fn random_nonce() -> Result<[u8; NONCE_LEN], CryptoError> {
     let mut n = [0u8; NONCE_LEN];
-    rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut n).map_err(|e| e.to_string())?;
+    rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut n)?;
     Ok(n)
+}
+
+/// The keyed AEAD of a key type.
+enum Cipher {
+    Aes128Gcm(Aes128Gcm),
+    Aes256Gcm(Aes256Gcm),
+    ChaCha20Poly1305(ChaCha20Poly1305),
+}
+
+impl Cipher {
+    fn new(kt: KeyType, key: &[u8]) -> Result<Self, CryptoError> {
+        let wrong_length = |_| CryptoError::InvalidKeyLength;
+        Ok(match kt {
+            KeyType::Aes128Gcm96 => Cipher::Aes128Gcm(Aes128Gcm::new_from_slice(key).map_err(wrong_length)?),
+            KeyType::Aes256Gcm96 => Cipher::Aes256Gcm(Aes256Gcm::new_from_slice(key).map_err(wrong_length)?),
+            KeyType::ChaCha20Poly1305 => {
+                Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new_from_slice(key).map_err(wrong_length)?)
+            }
+            other => return Err(CryptoError::UnsupportedKeyType(other)),
+        })
+    }
+
+    fn encrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> aes_gcm::aead::Result<Vec<u8>> {
+        match self {
+            Cipher::Aes128Gcm(c) => c.encrypt(nonce.into(), payload),
+            Cipher::Aes256Gcm(c) => c.encrypt(nonce.into(), payload),
+            Cipher::ChaCha20Poly1305(c) => c.encrypt(nonce.into(), payload),
+        }
+    }
+
+    fn decrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> aes_gcm::aead::Result<Vec<u8>> {
+        match self {
+            Cipher::Aes128Gcm(c) => c.decrypt(nonce.into(), payload),
+            Cipher::Aes256Gcm(c) => c.decrypt(nonce.into(), payload),
+            Cipher::ChaCha20Poly1305(c) => c.decrypt(nonce.into(), payload),
+        }
+    }
 }
 
 /// AEAD-encrypts; returns `ciphertext ‖ tag` (the caller prepends the nonce).
@@ -240,56 +314,33 @@ pub fn seal(
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],
     aad: &[u8],
-) -> Result<Vec<u8>, String> {
-    let payload = Payload { msg: plaintext, aad };
-    let r = match kt {
-        KeyType::Aes128Gcm96 => {
-            Aes128Gcm::new_from_slice(key).map_err(|e| e.to_string())?.encrypt(nonce.into(), payload)
-        }
-        KeyType::Aes256Gcm96 => {
-            Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?.encrypt(nonce.into(), payload)
-        }
-        KeyType::ChaCha20Poly1305 => {
-            ChaCha20Poly1305::new_from_slice(key).map_err(|e| e.to_string())?.encrypt(nonce.into(), payload)
-        }
-        other => return Err(format!("unsupported key type {other}")),
-    };
-    r.map_err(|_| "encryption failed".to_owned())
+) -> Result<Vec<u8>, CryptoError> {
+    let cipher = Cipher::new(kt, key)?;
+    cipher.encrypt(nonce, Payload { msg: plaintext, aad }).map_err(|_| CryptoError::EncryptionFailed)
 }
 
-/// AEAD-decrypts `nonce ‖ ciphertext ‖ tag`. `Err` carries Go's message.
-pub fn open(kt: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+/// AEAD-decrypts `nonce ‖ ciphertext ‖ tag`.
+pub fn open(kt: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     if data.len() < NONCE_LEN {
-        return Err("invalid ciphertext length".into());
+        return Err(CryptoError::CiphertextTooShort);
     }
     let (nonce, ct) = data.split_at(NONCE_LEN);
-    let payload = Payload { msg: ct, aad };
-    let r = match kt {
-        KeyType::Aes128Gcm96 => {
-            Aes128Gcm::new_from_slice(key).map_err(|e| e.to_string())?.decrypt(nonce.into(), payload)
-        }
-        KeyType::Aes256Gcm96 => {
-            Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?.decrypt(nonce.into(), payload)
-        }
-        KeyType::ChaCha20Poly1305 => {
-            ChaCha20Poly1305::new_from_slice(key).map_err(|e| e.to_string())?.decrypt(nonce.into(), payload)
-        }
-        other => return Err(format!("unsupported key type {other}")),
-    };
-    r.map(Zeroizing::new).map_err(|_| kt.open_error().to_owned())
+    let cipher = Cipher::new(kt, key)?;
+    let plaintext = cipher.decrypt(nonce, Payload { msg: ct, aad });
+    plaintext.map(Zeroizing::new).map_err(|_| CryptoError::AuthenticationFailed(kt))
 }
 
 /// An Ed25519 signing key from a 32-byte seed (the first 32 bytes of `bytes`).
-pub fn ed25519_signing_key(bytes: &[u8]) -> Result<ed25519_dalek::SigningKey, String> {
+pub fn ed25519_signing_key(bytes: &[u8]) -> Result<ed25519_dalek::SigningKey, CryptoError> {
     let seed: [u8; 32] =
-        bytes.get(..32).and_then(|s| s.try_into().ok()).ok_or("invalid ed25519 key length")?;
+        bytes.get(..32).and_then(|s| s.try_into().ok()).ok_or(CryptoError::InvalidEd25519Key)?;
     let seed = Zeroizing::new(seed);
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }
 
 /// A new Ed25519 key in Go's 64-byte form (seed ‖ public key) and its public key.
-pub fn ed25519_generate() -> Result<(SecretBytes, [u8; 32]), String> {
-    let seed = SecretBytes::random(32).map_err(|e| e.to_string())?;
+pub fn ed25519_generate() -> Result<(SecretBytes, [u8; 32]), CryptoError> {
+    let seed = SecretBytes::random(32)?;
     let sk = ed25519_signing_key(seed.expose())?;
     let public = sk.verifying_key().to_bytes();
     let mut full = SecretBytes::zeroed(64);
@@ -314,7 +365,7 @@ pub fn b64(data: &[u8]) -> String {
 
 /// Go's `base64.StdEncoding.DecodeString`, with its exact error texts
 /// (`illegal base64 data at input byte N`). CR and LF are skipped, as Go does.
-pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, String> {
+pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
     fn val(c: u8) -> Option<u8> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',
@@ -325,7 +376,7 @@ pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, String> {
             _ => return None,
         })
     }
-    let corrupt = |at: usize| format!("illegal base64 data at input byte {at}");
+    let corrupt = |at: usize| Base64Error { at };
     let src = s.as_bytes();
     let mut out = Vec::with_capacity(src.len() / 4 * 3);
     let mut si = 0usize;
@@ -394,7 +445,7 @@ pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// [`go_b64_decode`] into a zeroizing buffer (plaintexts, contexts).
-pub fn go_b64_secret(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn go_b64_secret(s: &str) -> Result<Zeroizing<Vec<u8>>, Base64Error> {
     go_b64_decode(s).map(Zeroizing::new)
 }
 
@@ -406,13 +457,16 @@ mod tests {
     fn go_base64_errors_match_go() {
         assert_eq!(go_b64_decode("aGVsbG8=").unwrap(), b"hello");
         assert_eq!(go_b64_decode("").unwrap(), b"");
-        assert_eq!(go_b64_decode("!!").unwrap_err(), "illegal base64 data at input byte 0");
-        assert_eq!(go_b64_decode("aGVsbG8").unwrap_err(), "illegal base64 data at input byte 4");
+        assert_eq!(go_b64_decode("!!").unwrap_err().to_string(), "illegal base64 data at input byte 0");
+        assert_eq!(go_b64_decode("aGVsbG8").unwrap_err().to_string(), "illegal base64 data at input byte 4");
         assert_eq!(go_b64_decode("aGVs\nbG8=").unwrap(), b"hello");
-        assert_eq!(go_b64_decode("aGVsbG8=x").unwrap_err(), "illegal base64 data at input byte 8");
-        assert_eq!(go_b64_decode("a===").unwrap_err(), "illegal base64 data at input byte 1");
-        assert_eq!(go_b64_decode("aG=").unwrap_err(), "illegal base64 data at input byte 3");
-        assert_eq!(go_b64_decode("aG=x").unwrap_err(), "illegal base64 data at input byte 2");
+        assert_eq!(
+            go_b64_decode("aGVsbG8=x").unwrap_err().to_string(),
+            "illegal base64 data at input byte 8"
+        );
+        assert_eq!(go_b64_decode("a===").unwrap_err().to_string(), "illegal base64 data at input byte 1");
+        assert_eq!(go_b64_decode("aG=").unwrap_err().to_string(), "illegal base64 data at input byte 3");
+        assert_eq!(go_b64_decode("aG=x").unwrap_err().to_string(), "illegal base64 data at input byte 2");
     }
 
     #[test]
@@ -424,8 +478,11 @@ mod tests {
             let mut full = n.to_vec();
             full.extend_from_slice(&ct);
             assert_eq!(open(kt, &key, &full, b"ad").unwrap().as_slice(), b"data");
-            assert_eq!(open(kt, &key, &full, b"").unwrap_err(), kt.open_error());
-            assert_eq!(open(kt, &key, &full[..5], b"ad").unwrap_err(), "invalid ciphertext length");
+            assert_eq!(open(kt, &key, &full, b"").unwrap_err().to_string(), kt.open_error());
+            assert_eq!(
+                open(kt, &key, &full[..5], b"ad").unwrap_err().to_string(),
+                "invalid ciphertext length"
+            );
         }
     }
 

@@ -2,29 +2,40 @@
 //!
 //! # What it trusts and guarantees
 //!
-//! * Keys are Vault `keysutil` policies ([`policy`]) stored through the barrier in the mount's
-//!   view; a record never leaves the barrier unencrypted. Backups (`backup/<name>`) use Vault's
-//!   exact format, so keys move between coffer and Vault/OpenBao in both directions.
-//! * Ciphertexts are `vault:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>` ([`crypto`]); a fresh
-//!   random 96-bit nonce per encryption, or for convergent keys the nonce Vault derives (HMAC of
-//!   the plaintext under a key derived from the context). A client-supplied `nonce` is refused.
+//! * A key is a [`key::TransitKey`] (Vault's `keysutil.Policy`, field for field) stored through
+//!   the barrier in the mount's view; a record never leaves the barrier unencrypted. Backups
+//!   (`backup/<name>`) use Vault's exact format, so keys move between coffer and Vault/OpenBao in
+//!   both directions.
+//! * Ciphertexts are `vault:v<N>:<base64(nonce ‖ ciphertext ‖ tag)>` ([`cipher`] on top of the
+//!   primitives in [`crypto`]); a fresh random 96-bit nonce per encryption, or for convergent
+//!   keys the nonce Vault derives (HMAC of the plaintext under a key derived from the context).
+//!   A client-supplied `nonce` is refused.
 //! * Every change to a key is a compare-and-set on its storage version ([`store`]); concurrent
 //!   rotations each add a version. Decoded keys are cached per storage version.
 //! * Key material sits in locked, zeroized memory; plaintexts are zeroized after use; no error
-//!   text contains a plaintext or key.
-//! * Keys with `auto_rotate_period` are rotated by a background task per mount ([`rotation`]),
-//!   which stops when the mount is removed or the node seals.
+//!   text contains a plaintext or key. Failures are typed and become the core's errors in one
+//!   place (`error`).
+//! * Keys with `auto_rotate_period` are rotated by the core's leader-gated scheduler through
+//!   [`Backend::periodic`] ([`rotation`]).
 //!
 //! Paths are parsed once into [`TransitPath`] and matched exhaustively.
 
+mod backup;
 mod batch;
+pub mod cipher;
 pub mod crypto;
+mod encryption;
+mod error;
+mod export;
+pub mod key;
 mod keys;
-mod ops;
-pub mod policy;
+mod mount_config;
 pub mod rotation;
+mod signing;
 pub mod store;
 pub mod tools;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -36,7 +47,11 @@ use crate::core::mounts::MountEntry;
 use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
+use self::key::TransitKey;
 use self::store::KeyStore;
+
+/// Vault's text when the named key of an operation does not exist.
+const KEY_NOT_FOUND: &str = "encryption key not found";
 
 /// A parsed transit path.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,11 +153,11 @@ impl Transit {
     pub fn store(&self) -> &KeyStore {
         &self.keys
     }
-}
 
-/// A 500 whose text Vault shows to clients (a plain Go error from a handler).
-pub(crate) fn internal_visible(msg: impl std::fmt::Display) -> Error {
-    Error::InternalVisible(format!("1 error occurred:\n\t* {msg}\n\n"))
+    /// The named key, or a 400 with `missing` when it does not exist.
+    async fn existing_key(&self, req: &BackendRequest, name: &str, missing: &str) -> Result<Arc<TransitKey>> {
+        self.keys.get(&req.view, name).await?.ok_or_else(|| Error::bad(missing))
+    }
 }
 
 #[async_trait]
@@ -162,24 +177,24 @@ impl Backend for Transit {
 
     /// A key record changed on another node: drop its decoded copy.
     fn invalidate(&self, key: Option<&str>) {
-        match key.and_then(|k| k.strip_prefix("policy/")) {
+        match key.and_then(|k| k.strip_prefix(store::RECORD_PREFIX)) {
             Some(name) => self.keys.invalidate(name),
             None => self.keys.clear(),
         }
     }
 
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        match parse(&ctx.path) {
-            TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&ctx.view, name).await?)),
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        match parse(&req.path) {
+            TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&req.view, name).await?)),
             _ => Ok(None),
         }
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
-        let path = parse(&ctx.path);
-        let mut resp = self.dispatch(ctx, &path).await?;
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
+        let path = parse(&req.path);
+        let mut resp = self.dispatch(req, &path).await?;
         // Vault's framework: a body field that is also a path parameter is overwritten.
-        if path.has_name() && ctx.data.contains_key("name") {
+        if path.has_name() && req.data.contains_key("name") {
             resp.warnings.push(
                 "Endpoint replaced the value of these parameters with the values captured from the endpoint's path: [name]"
                     .into(),
@@ -206,39 +221,39 @@ impl TransitPath<'_> {
 }
 
 impl Transit {
-    async fn dispatch(&self, ctx: &BackendRequest, path: &TransitPath<'_>) -> Result<Response> {
+    async fn dispatch(&self, req: &BackendRequest, path: &TransitPath<'_>) -> Result<Response> {
         use Operation as O;
         use TransitPath as P;
-        let op = ctx.operation;
+        let op = req.operation;
         let write = matches!(op, O::Create | O::Update);
         match (path, op) {
-            (P::Keys, O::List) => keys::list(self, ctx).await,
-            (P::Key(n), _) if write => keys::create(self, ctx, n).await,
-            (P::Key(n), O::Read) => keys::read(self, ctx, n).await,
-            (P::Key(n), O::Delete) => keys::delete(self, ctx, n).await,
-            (P::KeyConfig(n), _) if write => keys::config(self, ctx, n).await,
-            (P::KeyRotate(n), _) if write => keys::rotate(self, ctx, n).await,
-            (P::KeyTrim(n), _) if write => keys::trim(self, ctx, n).await,
+            (P::Keys, O::List) => keys::list(self, req).await,
+            (P::Key(n), _) if write => keys::create(self, req, n).await,
+            (P::Key(n), O::Read) => keys::read(self, req, n).await,
+            (P::Key(n), O::Delete) => keys::delete(self, req, n).await,
+            (P::KeyConfig(n), _) if write => keys::config(self, req, n).await,
+            (P::KeyRotate(n), _) if write => keys::rotate(self, req, n).await,
+            (P::KeyTrim(n), _) if write => keys::trim(self, req, n).await,
             (P::Export { kind, name, version }, O::Read) => {
-                keys::export(self, ctx, kind, name, *version).await
+                export::export(self, req, kind, name, *version).await
             }
-            (P::Backup(n), O::Read) => keys::backup(self, ctx, n).await,
-            (P::Restore(n), _) if write => keys::restore(self, ctx, *n).await,
-            (P::CacheConfig, O::Read) => keys::cache_config_read(self, ctx).await,
-            (P::CacheConfig, _) if write => keys::cache_config_write(self, ctx).await,
-            (P::ConfigKeys, O::Read) => keys::config_keys_read(ctx).await,
-            (P::ConfigKeys, _) if write => keys::config_keys_write(ctx).await,
-            (P::Encrypt(n), _) if write => ops::encrypt(self, ctx, n).await,
-            (P::Decrypt(n), _) if write => ops::decrypt(self, ctx, n).await,
-            (P::Rewrap(n), _) if write => ops::rewrap(self, ctx, n).await,
-            (P::Datakey(kind, n), _) if write => ops::datakey(self, ctx, kind, n).await,
-            (P::Hmac(n, alg), _) if write => ops::hmac(self, ctx, n, *alg).await,
-            (P::Sign(n, alg), _) if write => ops::sign(self, ctx, n, *alg).await,
-            (P::Verify(n, alg), _) if write => ops::verify(self, ctx, n, *alg).await,
-            (P::Hash(alg), _) if write => tools::hash(&ctx.data, *alg),
+            (P::Backup(n), O::Read) => backup::backup(self, req, n).await,
+            (P::Restore(n), _) if write => backup::restore(self, req, *n).await,
+            (P::CacheConfig, O::Read) => mount_config::cache_config_read(self, req).await,
+            (P::CacheConfig, _) if write => mount_config::cache_config_write(self, req).await,
+            (P::ConfigKeys, O::Read) => mount_config::config_keys_read(req).await,
+            (P::ConfigKeys, _) if write => mount_config::config_keys_write(req).await,
+            (P::Encrypt(n), _) if write => encryption::encrypt(self, req, n).await,
+            (P::Decrypt(n), _) if write => encryption::decrypt(self, req, n).await,
+            (P::Rewrap(n), _) if write => encryption::rewrap(self, req, n).await,
+            (P::Datakey(kind, n), _) if write => encryption::datakey(self, req, kind, n).await,
+            (P::Hmac(n, alg), _) if write => signing::hmac(self, req, n, *alg).await,
+            (P::Sign(n, alg), _) if write => signing::sign(self, req, n, *alg).await,
+            (P::Verify(n, alg), _) if write => signing::verify(self, req, n, *alg).await,
+            (P::Hash(alg), _) if write => tools::hash(&req.data, *alg),
             (P::Random(tail), _) if write => {
                 let (source, bytes) = tools::random_url_parts(tail);
-                tools::random(&ctx.data, source, bytes)
+                tools::random(&req.data, source, bytes)
             }
             (P::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use coffer_storage::View;
 
-use super::policy::Policy;
+use super::key::TransitKey;
 use super::Transit;
 use crate::core::error::Result;
 
@@ -19,7 +19,7 @@ use crate::core::error::Result;
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Whether `p` is due for rotation at `now`.
-pub fn is_due(p: &Policy, now: OffsetDateTime) -> bool {
+pub fn is_due(p: &TransitKey, now: OffsetDateTime) -> bool {
     let period = p.auto_rotate_period;
     if period <= 0 || p.latest_version < 1 {
         return false;
@@ -67,8 +67,8 @@ mod tests {
 
     use super::*;
     use crate::engines::transit::crypto::KeyType;
-    use crate::engines::transit::keys::{self, NEW_KEY_DEFAULTS};
-    use crate::engines::transit::policy::NewKey;
+    use crate::engines::transit::key::NewKey;
+    use crate::engines::transit::keys;
 
     async fn view() -> View {
         let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
@@ -83,10 +83,10 @@ mod tests {
         let v = view().await;
         let t = Transit { keys: Default::default() };
         let t0 = OffsetDateTime::now_utc();
-        let auto = NewKey { auto_rotate_period: 3600, kind: KeyType::ChaCha20Poly1305, ..NEW_KEY_DEFAULTS };
-        t.store().upsert(&v, "auto", || Ok(Policy::create("auto", &auto, t0).unwrap())).await.unwrap();
+        let auto = NewKey { auto_rotate_period: 3600, kind: KeyType::ChaCha20Poly1305, ..NewKey::DEFAULTS };
+        t.store().upsert(&v, "auto", || Ok(TransitKey::create("auto", &auto, t0).unwrap())).await.unwrap();
         t.store()
-            .upsert(&v, "manual", || Ok(Policy::create("manual", &NEW_KEY_DEFAULTS, t0).unwrap()))
+            .upsert(&v, "manual", || Ok(TransitKey::create("manual", &NewKey::DEFAULTS, t0).unwrap()))
             .await
             .unwrap();
         // Not yet due.
@@ -109,7 +109,10 @@ mod tests {
         let v = view().await;
         let t = Arc::new(Transit { keys: Default::default() });
         let now = OffsetDateTime::now_utc();
-        t.store().upsert(&v, "k", || Ok(Policy::create("k", &NEW_KEY_DEFAULTS, now).unwrap())).await.unwrap();
+        t.store()
+            .upsert(&v, "k", || Ok(TransitKey::create("k", &NewKey::DEFAULTS, now).unwrap()))
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let (t, v) = (Arc::clone(&t), v.clone());

@@ -1,8 +1,9 @@
-//! Storage of key policies through the mount's view, with a cache of decoded policies.
+//! Storage of transit keys through the mount's view, with a cache of decoded keys.
 //!
 //! Every change is a read-modify-write guarded by a precondition on the record's storage
-//! version (`Batch::require`); a lost race re-reads and re-applies the change, so concurrent
-//! rotations on any node each add a version. The cache maps a name to the policy decoded from
+//! version (`Batch::require_version` / `require_absent`, applied with `View::try_apply`, where a
+//! lost precondition is `Ok(None)`); a lost race re-reads and re-applies the change, so concurrent
+//! rotations on any node each add a version. The cache maps a name to the key decoded from
 //! one storage version; a read whose storage version differs (a change here or on another node)
 //! decodes again, and every local change drops the entry, so the cache never serves stale keys.
 
@@ -12,18 +13,21 @@ use std::sync::{Arc, Mutex};
 
 use coffer_storage::{Batch, View};
 
-use super::policy::Policy;
-use crate::core::error::{is_precondition_failure, Error, Result};
+use super::key::TransitKey;
+use crate::core::error::{Error, Result};
 
-/// Storage key of a policy.
-pub fn policy_key(name: &str) -> String {
-    format!("policy/{name}")
+/// Where key records live in the mount's view (Vault's layout: `policy/<name>`).
+pub const RECORD_PREFIX: &str = "policy/";
+
+/// Storage key of a key's record.
+pub fn record_key(name: &str) -> String {
+    format!("{RECORD_PREFIX}{name}")
 }
 
-/// The decoded-policy cache and the storage operations on policies.
+/// The decoded-key cache and the storage operations on key records.
 #[derive(Default)]
 pub struct KeyStore {
-    cache: Mutex<HashMap<String, (u64, Arc<Policy>)>>,
+    cache: Mutex<HashMap<String, (u64, Arc<TransitKey>)>>,
     /// Maximum number of cached policies (0 = unlimited).
     limit: AtomicUsize,
 }
@@ -38,13 +42,13 @@ impl std::fmt::Debug for KeyStore {
 pub enum Change<T> {
     /// Leave the record as it is.
     Keep(T),
-    /// Write the changed policy.
+    /// Write the changed key.
     Write(T),
 }
 
 /// Outcome of an upsert.
 pub struct Upserted {
-    pub policy: Arc<Policy>,
+    pub key: Arc<TransitKey>,
     /// True when this call created the key.
     pub created: bool,
 }
@@ -59,21 +63,21 @@ impl KeyStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<Policy>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<TransitKey>)>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drops a cached policy.
+    /// Drops a cached key.
     pub fn invalidate(&self, name: &str) {
         self.lock().remove(name);
     }
 
-    /// Drops every cached policy (unmount, seal).
+    /// Drops every cached key (unmount, seal).
     pub fn clear(&self) {
         self.lock().clear();
     }
 
-    fn remember(&self, name: &str, version: u64, p: Arc<Policy>) {
+    fn remember(&self, name: &str, version: u64, p: Arc<TransitKey>) {
         let limit = self.limit.load(Ordering::Relaxed);
         let mut c = self.lock();
         if limit > 0 && c.len() >= limit && !c.contains_key(name) {
@@ -85,9 +89,9 @@ impl KeyStore {
         c.insert(name.to_owned(), (version, p));
     }
 
-    /// Loads a policy (cached when its storage version is unchanged).
-    pub async fn get(&self, view: &View, name: &str) -> Result<Option<Arc<Policy>>> {
-        let Some(entry) = view.get(&policy_key(name)).await? else {
+    /// Loads a key (cached when its storage version is unchanged).
+    pub async fn get(&self, view: &View, name: &str) -> Result<Option<Arc<TransitKey>>> {
+        let Some(entry) = view.get(&record_key(name)).await? else {
             self.invalidate(name);
             return Ok(None);
         };
@@ -96,114 +100,99 @@ impl KeyStore {
                 return Ok(Some(Arc::clone(p)));
             }
         }
-        let p = Arc::new(Policy::decode(&entry.value).map_err(Error::internal)?);
+        let p = Arc::new(TransitKey::decode(&entry.value).map_err(Error::internal)?);
         self.remember(name, entry.version, Arc::clone(&p));
         Ok(Some(p))
     }
 
-    /// Whether a policy exists.
+    /// Whether a key exists.
     pub async fn exists(&self, view: &View, name: &str) -> Result<bool> {
-        Ok(view.get(&policy_key(name)).await?.is_some())
+        Ok(view.get(&record_key(name)).await?.is_some())
     }
 
-    /// Creates a policy unless one exists; returns the stored one either way.
+    /// Creates a key unless one exists; returns the stored one either way.
     pub async fn upsert(
         &self,
         view: &View,
         name: &str,
-        make: impl Fn() -> Result<Policy>,
+        make: impl Fn() -> Result<TransitKey>,
     ) -> Result<Upserted> {
         loop {
             if let Some(p) = self.get(view, name).await? {
-                return Ok(Upserted { policy: p, created: false });
+                return Ok(Upserted { key: p, created: false });
             }
             let p = make()?;
             let mut raw = p.encode().map_err(Error::internal)?;
-            let key = policy_key(name);
-            match view.apply(Batch::new().put(&key, std::mem::take(&mut *raw)).require_absent(&key)).await {
-                Ok(_) => {
-                    self.invalidate(name);
-                    return Ok(Upserted { policy: Arc::new(p), created: true });
-                }
-                Err(e) if is_precondition_failure(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let key = record_key(name);
+            let batch = Batch::new().put(&key, std::mem::take(&mut *raw)).require_absent(&key);
+            if view.try_apply(batch).await?.is_some() {
+                self.invalidate(name);
+                return Ok(Upserted { key: Arc::new(p), created: true });
             }
         }
     }
 
-    /// Applies `change` to the stored policy under a version precondition, retrying on races.
-    /// `Ok(None)` when the policy does not exist.
+    /// Applies `change` to the stored key under a version precondition, retrying on races.
+    /// `Ok(None)` when the key does not exist.
     pub async fn modify<T>(
         &self,
         view: &View,
         name: &str,
-        mut change: impl FnMut(&mut Policy) -> Result<Change<T>>,
-    ) -> Result<Option<(Arc<Policy>, T)>> {
-        let key = policy_key(name);
+        mut change: impl FnMut(&mut TransitKey) -> Result<Change<T>>,
+    ) -> Result<Option<(Arc<TransitKey>, T)>> {
+        let key = record_key(name);
         loop {
             let Some(entry) = view.get(&key).await? else { return Ok(None) };
-            let mut p = Policy::decode(&entry.value).map_err(Error::internal)?;
+            let mut p = TransitKey::decode(&entry.value).map_err(Error::internal)?;
             let out = match change(&mut p)? {
                 Change::Keep(out) => return Ok(Some((Arc::new(p), out))),
                 Change::Write(out) => out,
             };
             let mut raw = p.encode().map_err(Error::internal)?;
-            match view
-                .apply(Batch::new().put(&key, std::mem::take(&mut *raw)).require_version(&key, entry.version))
-                .await
-            {
-                Ok(_) => {
-                    self.invalidate(name);
-                    return Ok(Some((Arc::new(p), out)));
-                }
-                Err(e) if is_precondition_failure(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let batch =
+                Batch::new().put(&key, std::mem::take(&mut *raw)).require_version(&key, entry.version);
+            if view.try_apply(batch).await?.is_some() {
+                self.invalidate(name);
+                return Ok(Some((Arc::new(p), out)));
             }
         }
     }
 
-    /// Writes a policy (restore): only when absent unless `force`.
-    pub async fn put(&self, view: &View, p: &Policy, force: bool) -> Result<bool> {
-        let key = policy_key(&p.name);
+    /// Writes a key (restore): only when absent unless `force`.
+    pub async fn put(&self, view: &View, p: &TransitKey, force: bool) -> Result<bool> {
+        let key = record_key(&p.name);
         let mut raw = p.encode().map_err(Error::internal)?;
         let batch = Batch::new().put(&key, std::mem::take(&mut *raw));
         let batch = if force { batch } else { batch.require_absent(&key) };
-        let r = view.apply(batch).await;
+        let applied = view.try_apply(batch).await;
         self.invalidate(&p.name);
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(applied?.is_some())
     }
 
-    /// Deletes a policy if `allowed` says so for its current state. `Ok(None)` when missing.
+    /// Deletes a key if `allowed` says so for its current state. `Ok(None)` when missing.
     pub async fn delete(
         &self,
         view: &View,
         name: &str,
-        allowed: impl Fn(&Policy) -> bool,
+        allowed: impl Fn(&TransitKey) -> bool,
     ) -> Result<Option<bool>> {
-        let key = policy_key(name);
+        let key = record_key(name);
         loop {
             let Some(entry) = view.get(&key).await? else { return Ok(None) };
-            let p = Policy::decode(&entry.value).map_err(Error::internal)?;
+            let p = TransitKey::decode(&entry.value).map_err(Error::internal)?;
             if !allowed(&p) {
                 return Ok(Some(false));
             }
-            match view.apply(Batch::new().delete(&key).require_version(&key, entry.version)).await {
-                Ok(_) => {
-                    self.invalidate(name);
-                    return Ok(Some(true));
-                }
-                Err(e) if is_precondition_failure(&e) => continue,
-                Err(e) => return Err(e.into()),
+            let batch = Batch::new().delete(&key).require_version(&key, entry.version);
+            if view.try_apply(batch).await?.is_some() {
+                self.invalidate(name);
+                return Ok(Some(true));
             }
         }
     }
 
-    /// Names of all policies.
+    /// Names of all keys.
     pub async fn list(&self, view: &View) -> Result<Vec<String>> {
-        Ok(view.list("policy/").await?)
+        Ok(view.list(RECORD_PREFIX).await?)
     }
 }

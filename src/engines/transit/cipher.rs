@@ -1,0 +1,416 @@
+//! The operations of a transit key, byte-compatible with Vault's `keysutil`: key derivation,
+//! encryption and decryption of `vault:v<N>:` ciphertexts, the HMAC key of a version, and
+//! Ed25519 signing and verification.
+//!
+//! Every operation enforces Vault's version rules (`min_encryption_version`,
+//! `min_decryption_version`, the latest version) and answers a [`KeyOpError`] that says whose
+//! fault a failure is, with Vault's text. Derived and decrypted bytes are zeroized when dropped.
+
+use zeroize::Zeroizing;
+
+use coffer_storage::keys::SecretBytes;
+
+use super::crypto::{self, KeyType, NONCE_LEN};
+use super::error::KeyOpError;
+use super::key::{TransitKey, CONVERGENT_VERSION, KDF_COUNTER, KDF_HKDF};
+
+/// Vault's text when a version is below `min_decryption_version`.
+pub const ERR_TOO_OLD: &str = "ciphertext or signature version is disallowed by policy (too old)";
+
+/// The prefix of every ciphertext and signature (before the version number).
+const PREFIX: &str = "vault:v";
+
+/// An Ed25519 signature as Vault writes it, and for a derived key the public key it verifies with.
+#[derive(Debug)]
+pub struct Signature {
+    /// `vault:v<N>:<base64>`.
+    pub text: String,
+    pub derived_public_key: Option<Vec<u8>>,
+}
+
+impl TransitKey {
+    /// The convergent-encryption version that applies to key version `ver` (0 when the key is
+    /// not convergent).
+    fn convergent_version_of(&self, ver: i64) -> i64 {
+        if !self.convergent_encryption {
+            return 0;
+        }
+        let mut cv = if self.convergent_version == 0 { 1 } else { self.convergent_version };
+        if let Ok(v) = u64::try_from(ver) {
+            if let Some(e) = self.keys.get(&v) {
+                if e.convergent_version != 0 {
+                    cv = e.convergent_version;
+                }
+            }
+        }
+        cv
+    }
+
+    /// Vault's `DeriveKey` (no check of the `derived` flag).
+    pub fn derive_key(&self, context: &[u8], ver: i64, len: usize) -> Result<SecretBytes, KeyOpError> {
+        let kt = self.supported_type()?;
+        if !kt.derivation_supported() {
+            return Err(KeyOpError::user(format!("derivation not supported for key type {kt}")));
+        }
+        if self.keys.is_empty() || self.latest_version == 0 {
+            return Err(KeyOpError::internal("unable to access the key; no key versions found"));
+        }
+        if ver <= 0 || ver > self.latest_version {
+            return Err(KeyOpError::user("invalid key version"));
+        }
+        if context.is_empty() {
+            return Err(KeyOpError::user("missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key"));
+        }
+        let entry = self.entry(ver)?;
+        let stored =
+            entry.key.as_ref().ok_or_else(|| KeyOpError::internal("key version has no key material"))?;
+        match self.kdf {
+            KDF_COUNTER => Ok(crypto::counter_kdf(stored.expose(), context)),
+            KDF_HKDF => match kt {
+                KeyType::Ed25519 => {
+                    let seed = crypto::hkdf_sha256(stored.expose(), context, 32)?;
+                    let sk = crypto::ed25519_signing_key(seed.expose())?;
+                    let mut full = SecretBytes::zeroed(64);
+                    full.expose_mut()[..32].copy_from_slice(seed.expose());
+                    full.expose_mut()[32..].copy_from_slice(&sk.verifying_key().to_bytes());
+                    Ok(full)
+                }
+                _ => Ok(crypto::hkdf_sha256(stored.expose(), context, len)?),
+            },
+            _ => Err(KeyOpError::internal("unsupported key derivation mode")),
+        }
+    }
+
+    /// Vault's `GetKey`: the stored key of a version, or the one derived from it and `context`
+    /// when the key is derived.
+    fn operation_key(&self, context: &[u8], ver: i64, len: usize) -> Result<SecretBytes, KeyOpError> {
+        if !self.derived {
+            let entry = self.entry(ver)?;
+            return entry
+                .key
+                .as_ref()
+                .map(SecretBytes::duplicate)
+                .ok_or_else(|| KeyOpError::internal("key version has no key material"));
+        }
+        self.derive_key(context, ver, len)
+    }
+
+    /// `vault:v<N>:`.
+    fn prefix(ver: i64) -> String {
+        format!("{PREFIX}{ver}:")
+    }
+
+    /// Resolves `key_version` for encryption (0 = latest) with Vault's checks.
+    pub fn encryption_version(&self, ver: i64, what: &str) -> Result<i64, KeyOpError> {
+        match ver {
+            0 => Ok(self.latest_version),
+            v if v < 0 => Err(KeyOpError::user(format!("requested version for {what} is negative"))),
+            v if v > self.latest_version => Err(KeyOpError::user(format!(
+                "requested version for {what} is higher than the latest key version"
+            ))),
+            v if v < self.min_encryption_version => Err(KeyOpError::user(format!(
+                "requested version for {what} is less than the minimum encryption key version"
+            ))),
+            v => Ok(v),
+        }
+    }
+
+    /// Encrypts a (decoded) plaintext; returns `vault:v<N>:<base64>` (Vault's `EncryptWithFactory`).
+    pub fn encrypt(
+        &self,
+        ver: i64,
+        context: &[u8],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<String, KeyOpError> {
+        let kt = self.supported_type()?;
+        if !kt.encryption_supported() {
+            return Err(KeyOpError::user(format!("message encryption not supported for key type {kt}")));
+        }
+        let ver = self.encryption_version(ver, "encryption")?;
+        let enc_len = kt.key_len();
+        let cv = self.convergent_version_of(ver);
+        let hmac_len = if cv > 2 { 32 } else { 0 };
+        let material = self.operation_key(context, ver, enc_len + hmac_len)?;
+        if material.len() < enc_len + hmac_len {
+            return Err(KeyOpError::internal("could not derive key, length too small"));
+        }
+        let (enc_key, nonce_key) = material.expose().split_at(enc_len);
+        let nonce = if self.convergent_encryption {
+            if cv > 0 && cv < CONVERGENT_VERSION {
+                return Err(KeyOpError::user(format!(
+                    "refusing to support decryption with old convergent encryption key: version {cv}"
+                )));
+            }
+            if cv != CONVERGENT_VERSION {
+                return Err(KeyOpError::internal(format!("unhandled convergent version {cv}")));
+            }
+            crypto::convergent_nonce(nonce_key, plaintext)
+        } else {
+            crypto::random_nonce()?
+        };
+        let ct = crypto::seal(kt, enc_key, &nonce, plaintext, aad)?;
+        let mut payload = Vec::with_capacity(NONCE_LEN + ct.len());
+        payload.extend_from_slice(&nonce);
+        payload.extend_from_slice(&ct);
+        Ok(format!("{}{}", Self::prefix(ver), crypto::b64(&payload)))
+    }
+
+    /// Parses `vault:v<N>:<rest>` with the given error noun (`ciphertext` / `signature`).
+    fn split_versioned<'a>(&self, value: &'a str, noun: &str) -> Result<(i64, &'a str), KeyOpError> {
+        let Some(rest) = value.strip_prefix(PREFIX) else {
+            return Err(KeyOpError::user(format!("invalid {noun}: no prefix")));
+        };
+        let Some((v, data)) = rest.split_once(':') else {
+            return Err(KeyOpError::user(format!("invalid {noun}: wrong number of fields")));
+        };
+        let ver = go_atoi(v).ok_or_else(|| {
+            KeyOpError::user(format!("invalid {noun}: version number could not be decoded"))
+        })?;
+        Ok((ver, data))
+    }
+
+    /// Decrypts `vault:v<N>:...`; returns the plaintext bytes (Vault's `DecryptWithFactory`).
+    pub fn decrypt(&self, context: &[u8], value: &str, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyOpError> {
+        let kt = self.supported_type()?;
+        if !kt.encryption_supported() {
+            return Err(KeyOpError::user(format!("message decryption not supported for key type {kt}")));
+        }
+        let (mut ver, data) = self.split_versioned(value, "ciphertext")?;
+        if ver == 0 {
+            ver = 1;
+        }
+        if ver > self.latest_version {
+            return Err(KeyOpError::user("invalid ciphertext: version is too new"));
+        }
+        if self.min_decryption_version > 0 && ver < self.min_decryption_version {
+            return Err(KeyOpError::user(ERR_TOO_OLD));
+        }
+        let cv = self.convergent_version_of(ver);
+        if self.convergent_encryption && cv < CONVERGENT_VERSION && cv > 0 {
+            return Err(KeyOpError::user(format!(
+                "refusing to support decryption with old convergent encryption key: version {cv}"
+            )));
+        }
+        let decoded = crypto::go_b64_decode(data)
+            .map_err(|_| KeyOpError::user("invalid ciphertext: could not decode base64"))?;
+        let material = self.operation_key(context, ver, kt.key_len())?;
+        if material.len() < kt.key_len() {
+            return Err(KeyOpError::internal("could not derive enc key, length not correct"));
+        }
+        Ok(crypto::open(kt, &material.expose()[..kt.key_len()], &decoded, aad)?)
+    }
+
+    /// The HMAC key of a version (Vault's `HMACKey`); every failure is the caller's.
+    pub fn hmac_key(&self, ver: i64) -> Result<&[u8], KeyOpError> {
+        if ver < 0 {
+            return Err(KeyOpError::user("key version does not exist (cannot be negative)"));
+        }
+        if ver > self.latest_version {
+            return Err(KeyOpError::user(format!(
+                "key version does not exist; latest key version is {}",
+                self.latest_version
+            )));
+        }
+        let entry = self.entry(ver)?;
+        let k = if self.key_type() == Some(KeyType::Hmac) { &entry.key } else { &entry.hmac_key };
+        let k = k.as_ref().map(SecretBytes::expose);
+        k.ok_or_else(|| KeyOpError::user("no HMAC key exists for that key version"))
+    }
+
+    /// Signs with Ed25519 (version 0 = latest).
+    pub fn sign(&self, ver: i64, context: &[u8], input: &[u8]) -> Result<Signature, KeyOpError> {
+        use ed25519_dalek::Signer;
+        let kt = self.supported_type()?;
+        if !kt.signing_supported() {
+            return Err(KeyOpError::internal(format!("message signing not supported for key type {kt}")));
+        }
+        let ver = match ver {
+            0 => self.latest_version,
+            v if v < 0 => return Err(KeyOpError::user("requested version for signing is negative")),
+            v if v > self.latest_version => {
+                return Err(KeyOpError::user(
+                    "requested version for signing is higher than the latest key version",
+                ))
+            }
+            v if self.min_encryption_version > 0 && v < self.min_encryption_version => {
+                return Err(KeyOpError::user(
+                    "requested version for signing is less than the minimum encryption key version",
+                ))
+            }
+            v => v,
+        };
+        let entry = self.entry(ver)?;
+        if entry.key.is_none() {
+            return Err(KeyOpError::user("requested version for signing does not contain a private part"));
+        }
+        let (sk, public) = if self.derived {
+            let k = self
+                .operation_key(context, ver, 32)
+                .map_err(|e| KeyOpError::internal(format!("error deriving key: {}", e.message())))?;
+            let sk = crypto::ed25519_signing_key(k.expose())?;
+            let public = sk.verifying_key().to_bytes().to_vec();
+            (sk, Some(public))
+        } else {
+            let k = entry.key.as_ref().ok_or_else(|| KeyOpError::internal("missing key"))?;
+            (crypto::ed25519_signing_key(k.expose())?, None)
+        };
+        let sig = sk.sign(input).to_bytes();
+        Ok(Signature {
+            text: format!("{}{}", Self::prefix(ver), crypto::b64(&sig)),
+            derived_public_key: public,
+        })
+    }
+
+    /// Verifies an Ed25519 signature string (Vault's `VerifySignatureWithOptions`).
+    pub fn verify(&self, context: &[u8], input: &[u8], sig: &str) -> Result<bool, KeyOpError> {
+        let kt = self.supported_type()?;
+        if !kt.signing_supported() {
+            return Err(KeyOpError::user(format!("message verification not supported for key type {kt}")));
+        }
+        let (ver, data) = self.split_versioned(sig, "signature")?;
+        if ver > self.latest_version {
+            return Err(KeyOpError::user("invalid signature: version is too new"));
+        }
+        if self.min_decryption_version > 0 && ver < self.min_decryption_version {
+            return Err(KeyOpError::user(ERR_TOO_OLD));
+        }
+        let sig_bytes =
+            crypto::go_b64_decode(data).map_err(|_| KeyOpError::user("invalid base64 signature value"))?;
+        let public = if self.derived {
+            let k = self
+                .operation_key(context, ver, 32)
+                .map_err(|e| KeyOpError::internal(format!("error deriving key: {}", e.message())))?;
+            k.expose()[32..].to_vec()
+        } else {
+            let entry = self.entry(ver)?;
+            crypto::go_b64_decode(&entry.public_key).map_err(KeyOpError::internal)?
+        };
+        Ok(crypto::ed25519_verify(&public, input, &sig_bytes))
+    }
+}
+
+/// Go's `strconv.Atoi` (optional sign, decimal digits, 64-bit range).
+pub fn go_atoi(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::engines::transit::key::NewKey;
+
+    fn opts(kind: KeyType, derived: bool, convergent: bool) -> NewKey {
+        NewKey { kind, derived, convergent, ..NewKey::DEFAULTS }
+    }
+
+    #[test]
+    fn atoi_is_go_like() {
+        assert_eq!(go_atoi("12"), Some(12));
+        assert_eq!(go_atoi("+3"), Some(3));
+        assert_eq!(go_atoi("-3"), Some(-3));
+        assert_eq!(go_atoi(""), None);
+        assert_eq!(go_atoi("1a"), None);
+        assert_eq!(go_atoi(" 1"), None);
+    }
+
+    fn all_key_specs() -> Vec<(NewKey, &'static [u8])> {
+        let mut v = Vec::new();
+        for kind in [KeyType::Aes128Gcm96, KeyType::Aes256Gcm96, KeyType::ChaCha20Poly1305] {
+            v.push((opts(kind, false, false), &b""[..]));
+            v.push((opts(kind, true, false), &b"tenant-1"[..]));
+            v.push((opts(kind, true, true), &b"tenant-2"[..]));
+        }
+        v
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// decrypt(encrypt(x)) = x for sizes up to 64 KiB, every AEAD type, with and without
+        /// derivation and convergence, with and without associated data.
+        #[test]
+        fn decrypt_inverts_encrypt(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..65536),
+            aad in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+        ) {
+            let now = OffsetDateTime::now_utc();
+            for (spec, context) in all_key_specs() {
+                let mut p = TransitKey::create("k", &spec, now).unwrap();
+                p.rotate_in_memory(now).unwrap();
+                for ver in [1, 2] {
+                    let ct = p.encrypt(ver, context, &data, &aad).unwrap();
+                    let prefix = format!("vault:v{}:", ver);
+                    proptest::prop_assert!(ct.starts_with(&prefix));
+                    let pt = p.decrypt(context, &ct, &aad).unwrap();
+                    proptest::prop_assert_eq!(pt.as_slice(), data.as_slice());
+                }
+            }
+        }
+    }
+
+    /// Every single-bit flip of the payload of a ciphertext is rejected, for every AEAD type.
+    #[test]
+    fn every_bit_flip_fails() {
+        let now = OffsetDateTime::now_utc();
+        for (spec, context) in all_key_specs() {
+            let p = TransitKey::create("k", &spec, now).unwrap();
+            let ct = p.encrypt(0, context, b"thirty-two bytes of plaintext!!!", b"ad").unwrap();
+            let payload = crypto::go_b64_decode(ct.strip_prefix("vault:v1:").unwrap()).unwrap();
+            for i in 0..payload.len() {
+                for bit in 0..8 {
+                    let mut bad = payload.clone();
+                    bad[i] ^= 1 << bit;
+                    let tampered = format!("vault:v1:{}", crypto::b64(&bad));
+                    assert!(
+                        p.decrypt(context, &tampered, b"ad").is_err(),
+                        "{:?} flip {i}/{bit} accepted",
+                        spec.kind
+                    );
+                }
+            }
+            // Wrong context and wrong associated data fail too.
+            if spec.derived {
+                assert!(p.decrypt(b"other", &ct, b"ad").is_err());
+            }
+            assert!(p.decrypt(context, &ct, b"AD").is_err());
+        }
+    }
+
+    /// 100,000 encryptions under one key version never repeat a nonce.
+    #[test]
+    fn no_repeated_nonce_in_1e5_encryptions() {
+        let p = TransitKey::create("k", &opts(KeyType::Aes256Gcm96, false, false), OffsetDateTime::now_utc())
+            .unwrap();
+        let mut seen = std::collections::HashSet::with_capacity(100_000);
+        for _ in 0..100_000 {
+            let ct = p.encrypt(0, b"", b"same plaintext", b"").unwrap();
+            let payload = crypto::go_b64_decode(&ct["vault:v1:".len()..]).unwrap();
+            let nonce: [u8; NONCE_LEN] = payload[..NONCE_LEN].try_into().unwrap();
+            assert!(seen.insert(nonce), "nonce repeated");
+        }
+        assert_eq!(seen.len(), 100_000);
+    }
+
+    #[test]
+    fn version_rules() {
+        let now = OffsetDateTime::now_utc();
+        let mut p = TransitKey::create("k", &opts(KeyType::Aes256Gcm96, false, false), now).unwrap();
+        let ct1 = p.encrypt(0, b"", b"x", b"").unwrap();
+        p.rotate_in_memory(now).unwrap();
+        p.min_decryption_version = 2;
+        assert_eq!(p.decrypt(b"", &ct1, b"").unwrap_err().message(), ERR_TOO_OLD);
+        p.min_encryption_version = 2;
+        assert_eq!(
+            p.encrypt(1, b"", b"x", b"").unwrap_err().message(),
+            "requested version for encryption is less than the minimum encryption key version"
+        );
+        assert!(p.encrypt(0, b"", b"x", b"").unwrap().starts_with("vault:v2:"));
+    }
+}

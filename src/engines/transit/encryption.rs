@@ -1,0 +1,367 @@
+//! `encrypt`, `decrypt`, `rewrap` and `datakey`.
+//!
+//! Encrypt, decrypt and rewrap share one path ([`process`]): the request's items (each element
+//! of `batch_input`, or one item built from the top-level fields) are decoded, the key is loaded
+//! (encrypt may create it), each item is processed on its own with its [`ItemOp`], and the answer
+//! is either `batch_results` (one entry per item, in order, echoing its `reference`) or the single
+//! item's data or error. The batch status follows [`batch::respond`] for encrypt and decrypt;
+//! rewrap answers 200 whatever its items did, as Vault does.
+//!
+//! A client-supplied `nonce` is refused on every one of them ([`NONCE_NOT_ALLOWED`]). Decoded
+//! plaintexts, contexts and associated data are zeroized when dropped.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use super::batch::{self, Flags, Item, Require};
+use super::crypto::{self, KeyType};
+use super::error::{internal_visible, KeyOpError};
+use super::key::{NewKey, TransitKey};
+use super::mount_config::read_config_keys;
+use super::{Transit, KEY_NOT_FOUND};
+use crate::core::error::{Error, Result};
+use crate::core::fields;
+use crate::core::request::{BackendRequest, Response};
+use crate::policy::Operation;
+
+/// `nonce` is refused everywhere: coffer has no convergent v1 keys, and for every other key
+/// Vault rejects it (CVE-2023-4680). OpenBao ignores the field instead.
+const NONCE_NOT_ALLOWED: &str = "nonce provided when not allowed";
+
+/// Vault's text for an item (or request) without a ciphertext.
+const MISSING_CIPHERTEXT: &str = "missing ciphertext to decrypt";
+
+/// `encrypt/<name>`.
+pub async fn encrypt(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    process(t, req, name, ItemOp::Encrypt).await
+}
+
+/// `decrypt/<name>`.
+pub async fn decrypt(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    process(t, req, name, ItemOp::Decrypt).await
+}
+
+/// `rewrap/<name>`.
+pub async fn rewrap(t: &Transit, req: &BackendRequest, name: &str) -> Result<Response> {
+    process(t, req, name, ItemOp::Rewrap).await
+}
+
+/// What is done to each item of an encrypt, decrypt or rewrap request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ItemOp {
+    Decrypt,
+    Encrypt,
+    Rewrap,
+}
+
+/// One item's decoded inputs.
+struct Decoded {
+    /// Encrypt only (empty otherwise).
+    plaintext: Zeroizing<Vec<u8>>,
+    context: Zeroizing<Vec<u8>>,
+}
+
+/// How one item failed.
+enum ItemError {
+    /// A bad `associated_data`: reported in the item only; it does not change the batch status.
+    AssociatedData(KeyOpError),
+    /// The operation failed: counted in the batch status as the caller's or the server's fault.
+    Failed(KeyOpError),
+}
+
+impl From<KeyOpError> for ItemError {
+    fn from(e: KeyOpError) -> Self {
+        ItemError::Failed(e)
+    }
+}
+
+impl ItemOp {
+    /// What every `batch_input` element must carry.
+    fn required(self) -> Require {
+        match self {
+            ItemOp::Decrypt => Require::Ciphertext,
+            ItemOp::Encrypt => Require::Plaintext,
+            ItemOp::Rewrap => Require::Nothing,
+        }
+    }
+
+    /// The one item of a request without `batch_input`, from the top-level fields.
+    fn single_item(self, data: &Map<String, Value>) -> Result<Item> {
+        let encrypt = self == ItemOp::Encrypt;
+        if encrypt && data.get("plaintext").is_none_or(Value::is_null) {
+            return Err(Error::bad("missing plaintext to encrypt"));
+        }
+        let plaintext =
+            Zeroizing::new(if encrypt { fields::string_or_empty(data, "plaintext")? } else { String::new() });
+        let ciphertext = if encrypt { String::new() } else { fields::string_or_empty(data, "ciphertext")? };
+        let item = Item {
+            plaintext,
+            ciphertext,
+            context: fields::string_or_empty(data, "context")?,
+            key_version: fields::int_or(data, "key_version", 0)?,
+            associated_data: fields::string_or_empty(data, "associated_data")?,
+            nonce: fields::string_or_empty(data, "nonce")?,
+            reference: String::new(),
+        };
+        if !encrypt && item.ciphertext.is_empty() {
+            return Err(Error::bad(MISSING_CIPHERTEXT));
+        }
+        Ok(item)
+    }
+
+    /// Decodes an item's base64 fields (before the key is loaded); every failure is the caller's.
+    fn decode(self, item: &Item) -> std::result::Result<Decoded, KeyOpError> {
+        let no_plaintext = || Zeroizing::new(Vec::new());
+        match self {
+            ItemOp::Encrypt => {
+                let plaintext = crypto::go_b64_secret(&item.plaintext)?;
+                Ok(Decoded { plaintext, context: crypto::go_b64_secret(&item.context)? })
+            }
+            ItemOp::Decrypt => {
+                if item.ciphertext.is_empty() {
+                    return Err(KeyOpError::user(MISSING_CIPHERTEXT));
+                }
+                Ok(Decoded { plaintext: no_plaintext(), context: crypto::go_b64_secret(&item.context)? })
+            }
+            ItemOp::Rewrap => {
+                let context = crypto::go_b64_secret(&item.context)?;
+                if item.ciphertext.is_empty() {
+                    return Err(KeyOpError::user(MISSING_CIPHERTEXT));
+                }
+                Ok(Decoded { plaintext: no_plaintext(), context })
+            }
+        }
+    }
+
+    /// Processes item `index` under `key`; the result fields of a success.
+    fn apply(
+        self,
+        key: &TransitKey,
+        index: usize,
+        item: &Item,
+        input: &Decoded,
+    ) -> std::result::Result<Map<String, Value>, ItemError> {
+        let mut out = Map::new();
+        match self {
+            ItemOp::Encrypt => {
+                let aad =
+                    associated_data(key, index, &item.associated_data).map_err(ItemError::AssociatedData)?;
+                let ct = key.encrypt(item.key_version, &input.context, &input.plaintext, &aad)?;
+                insert_ciphertext(&mut out, key, item.key_version, ct);
+            }
+            ItemOp::Decrypt => {
+                let aad =
+                    associated_data(key, index, &item.associated_data).map_err(ItemError::AssociatedData)?;
+                let pt = key.decrypt(&input.context, &item.ciphertext, &aad)?;
+                out.insert("plaintext".into(), json!(crypto::b64(&pt)));
+            }
+            ItemOp::Rewrap => {
+                // Rewrap ignores `associated_data`, as Vault does.
+                let pt = key.decrypt(&input.context, &item.ciphertext, &[])?;
+                let ct = key.encrypt(item.key_version, &input.context, &pt, &[])?;
+                insert_ciphertext(&mut out, key, item.key_version, ct);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `ciphertext` and the `key_version` it was made with (0 asked = the latest).
+fn insert_ciphertext(out: &mut Map<String, Value>, key: &TransitKey, asked: i64, ct: String) {
+    let version = if asked == 0 { key.latest_version } else { asked };
+    out.insert("ciphertext".into(), json!(ct));
+    out.insert("key_version".into(), json!(version));
+}
+
+/// The one path of encrypt, decrypt and rewrap.
+async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> Result<Response> {
+    let data = &req.data;
+    let raw = batch::raw(data);
+    let items = batch::items_or(raw, |r| batch::decode_items(r, op.required()), || op.single_item(data))?;
+    if items.iter().any(|i| !i.nonce.is_empty()) {
+        return Err(Error::bad(NONCE_NOT_ALLOWED));
+    }
+    let context_set = check_context_consistency(&items)?;
+    let mut flags = Flags::default();
+    let decoded: Vec<_> = items.iter().map(|item| op.decode(item)).collect();
+    flags.user_error = decoded.iter().any(std::result::Result::is_err);
+    let (key, existed_on_create) = match op {
+        ItemOp::Encrypt => encryption_key(t, req, name, context_set).await?,
+        ItemOp::Decrypt | ItemOp::Rewrap => (t.existing_key(req, name, KEY_NOT_FOUND).await?, false),
+    };
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (i, (item, input)) in items.iter().zip(decoded).enumerate() {
+        let outcome = match input.map_err(ItemError::Failed).and_then(|d| op.apply(&key, i, item, &d)) {
+            Ok(fields) => {
+                flags.success = true;
+                Ok(fields)
+            }
+            Err(ItemError::AssociatedData(e)) => Err(e.to_string()),
+            Err(ItemError::Failed(e)) => {
+                if e.is_internal() {
+                    flags.internal_error = true;
+                } else {
+                    flags.user_error = true;
+                }
+                Err(e.to_string())
+            }
+        };
+        outcomes.push(outcome);
+    }
+    let mut resp = if raw.is_some() {
+        Response::json(json!({"batch_results": batch_results(op, outcomes, &items)}))
+    } else {
+        // Without `batch_input` there is exactly one item.
+        match outcomes.swap_remove(0) {
+            Ok(fields) => Response::data(fields),
+            Err(e) if flags.internal_error => return Err(internal_visible(e)),
+            Err(e) => return Err(Error::BadRequest(e)),
+        }
+    };
+    if existed_on_create {
+        resp.warnings.push(
+            "Attempted creation of the key during the encrypt operation, but it was created beforehand"
+                .into(),
+        );
+    }
+    match op {
+        ItemOp::Rewrap => Ok(resp),
+        ItemOp::Decrypt | ItemOp::Encrypt => batch::respond(data, resp, &flags),
+    }
+}
+
+/// Every item has a `context`, or none has; whether they have.
+fn check_context_consistency(items: &[Item]) -> Result<bool> {
+    let Some(first) = items.first() else { return Ok(false) };
+    let set = !first.context.is_empty();
+    if items.iter().any(|i| i.context.is_empty() == set) {
+        return Err(Error::bad("context should be set either in all the request blocks or in none"));
+    }
+    Ok(set)
+}
+
+/// `batch_results`: each item's fields or `error`, and its `reference`.
+fn batch_results(
+    op: ItemOp,
+    outcomes: Vec<std::result::Result<Map<String, Value>, String>>,
+    items: &[Item],
+) -> Value {
+    let out = outcomes
+        .into_iter()
+        .zip(items)
+        .map(|(outcome, item)| {
+            let (mut r, error) = match outcome {
+                Ok(fields) => (fields, None),
+                Err(e) => (Map::new(), Some(e)),
+            };
+            if op == ItemOp::Decrypt {
+                // Vault's decrypt items always carry `plaintext` (no `omitempty`).
+                r.entry("plaintext").or_insert_with(|| json!(""));
+            }
+            if let Some(e) = error {
+                r.insert("error".into(), json!(e));
+            }
+            r.insert("reference".into(), json!(item.reference));
+            Value::Object(r)
+        })
+        .collect();
+    Value::Array(out)
+}
+
+/// The key of an encrypt request: an update needs an existing key; a create (the core's
+/// existence check found none) makes one unless `config/keys` disables upserts. The flag is
+/// true when a create found the key already there.
+async fn encryption_key(
+    t: &Transit,
+    req: &BackendRequest,
+    name: &str,
+    context_set: bool,
+) -> Result<(Arc<TransitKey>, bool)> {
+    if req.operation != Operation::Create {
+        return Ok((t.existing_key(req, name, KEY_NOT_FOUND).await?, false));
+    }
+    let data = &req.data;
+    let convergent = fields::boolean_or(data, "convergent_encryption", false)?;
+    if convergent && !context_set {
+        return Err(Error::bad(
+            "convergent encryption requires derivation to be enabled, so context is required",
+        ));
+    }
+    let cfg = read_config_keys(&req.view).await?;
+    let type_name = fields::string(data, "type")?.unwrap_or_else(|| "aes256-gcm96".into());
+    let kind = match type_name.as_str() {
+        "aes128-gcm96" | "aes256-gcm96" | "chacha20-poly1305" => KeyType::from_name(&type_name),
+        "ecdsa-p256" | "ecdsa-p384" | "ecdsa-p521" => {
+            return Err(Error::bad(format!("key type {type_name} not supported for this operation")))
+        }
+        _ => None,
+    };
+    let Some(kind) = kind else { return Err(Error::bad(format!("unknown key type {type_name}"))) };
+    if cfg.disable_upsert {
+        return Ok((t.existing_key(req, name, KEY_NOT_FOUND).await?, true));
+    }
+    let opts = NewKey { kind, derived: context_set, convergent, ..NewKey::DEFAULTS };
+    let now = req.now;
+    let create = || TransitKey::create(name, &opts, now).map_err(Error::from);
+    let up = t.store().upsert(&req.view, name, create).await?;
+    Ok((up.key, !up.created))
+}
+
+/// Decodes `associated_data` (item `index`); only AEAD key types take it.
+fn associated_data(
+    key: &TransitKey,
+    index: usize,
+    text: &str,
+) -> std::result::Result<Zeroizing<Vec<u8>>, KeyOpError> {
+    if text.is_empty() {
+        return Ok(Zeroizing::new(Vec::new()));
+    }
+    match key.key_type() {
+        Some(kt) if kt.is_aead() => {}
+        other => {
+            let name = other.map(KeyType::name).unwrap_or("[unknown]");
+            return Err(KeyOpError::user(format!(
+                "'[{index}].associated_data' provided for non-AEAD cipher suite {name}"
+            )));
+        }
+    }
+    // Bad base64 is the caller's mistake: 400 (OpenBao answers 500 with the same text).
+    crypto::go_b64_secret(text).map_err(|e| {
+        KeyOpError::user(format!("unable to get associated_data/additional_data from factory[0]: {e}"))
+    })
+}
+
+/// `datakey/<plaintext|wrapped>/<name>`.
+pub async fn datakey(t: &Transit, req: &BackendRequest, kind: &str, name: &str) -> Result<Response> {
+    let data = &req.data;
+    let with_plaintext = match kind {
+        "plaintext" => true,
+        "wrapped" => false,
+        _ => return Err(Error::bad("Invalid path, must be 'plaintext' or 'wrapped'")),
+    };
+    let context = crypto::go_b64_secret(&fields::string_or_empty(data, "context")?)
+        .map_err(|_| Error::bad("failed to base64-decode context"))?;
+    if !fields::string_or_empty(data, "nonce")?.is_empty() {
+        return Err(Error::bad(NONCE_NOT_ALLOWED));
+    }
+    let key = t.existing_key(req, name, KEY_NOT_FOUND).await?;
+    let len = match fields::int_or(data, "bits", 256)? {
+        512 => 64,
+        256 => 32,
+        128 => 16,
+        _ => return Err(Error::bad("invalid bit length")),
+    };
+    let aad = associated_data(&key, 0, &fields::string_or_empty(data, "associated_data")?)?;
+    let data_key = coffer_storage::keys::SecretBytes::random(len).map_err(Error::internal)?;
+    let data_key_b64 = Zeroizing::new(crypto::b64(data_key.expose()));
+    let ver = fields::int_or(data, "key_version", 0)?;
+    let ct = key.encrypt(ver, &context, data_key_b64.as_bytes(), &aad)?;
+    let mut out = Map::new();
+    insert_ciphertext(&mut out, &key, ver, ct);
+    if with_plaintext {
+        out.insert("plaintext".into(), json!(*data_key_b64));
+    }
+    Ok(Response::data(out))
+}
