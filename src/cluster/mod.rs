@@ -10,9 +10,11 @@
 //! from that name (the first 8 bytes of its SHA-256), so a node restarted under its name keeps
 //! its id, and a wiped node restarted under an old name is refused by the leader (R13).
 
+pub mod admin;
 pub mod ca;
 pub mod forward;
 pub mod join;
+pub mod snapshot;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -92,7 +94,7 @@ impl std::fmt::Debug for ClusterNode {
     }
 }
 
-fn raft_error(e: coffer_raft::RaftError) -> Error {
+pub(crate) fn raft_error(e: coffer_raft::RaftError) -> Error {
     use coffer_raft::RaftError as R;
     match e {
         R::NotLeader { leader } => Error::Standby { leader: leader.map(|l| l.api_addr) },
@@ -120,7 +122,7 @@ impl ClusterNode {
         core.set_cluster_hooks(Arc::clone(self) as Arc<dyn ClusterHooks>);
     }
 
-    fn core(&self) -> Result<Arc<Core>> {
+    pub(crate) fn core(&self) -> Result<Arc<Core>> {
         self.core
             .get()
             .and_then(Weak::upgrade)
@@ -223,7 +225,13 @@ impl ClusterNode {
     /// Tries the configured `retry_join` leaders until one hands out a challenge; a node that
     /// is initialized or already a member does nothing.
     pub fn spawn_retry_join(self: &Arc<Self>) {
-        if self.settings.retry_join.is_empty() {
+        self.spawn_join_retry(self.settings.retry_join.clone());
+    }
+
+    /// Tries `targets` in turn, every two seconds, until one hands out a challenge or the node
+    /// is initialized or a member.
+    pub fn spawn_join_retry(self: &Arc<Self>, targets: Vec<JoinTarget>) {
+        if targets.is_empty() {
             return;
         }
         let me = Arc::clone(self);
@@ -234,7 +242,7 @@ impl ClusterNode {
                 if initialized || me.raft.is_admitted() {
                     return;
                 }
-                for target in &me.settings.retry_join {
+                for target in &targets {
                     match me.request_join(target.clone()).await {
                         Ok(()) => return,
                         Err(e) => {

@@ -1,6 +1,7 @@
 //! Every request's way through the HTTP layer: read and parse it once ([`read_request`]), look
 //! its path up in the route table ([`Endpoint`]) and hand it to the endpoint that serves it:
-//! [`unrouted`], [`quorum`] or the core's router ([`logical`]).
+//! [`unrouted`], [`quorum`] or the core's router ([`logical`]). On a cluster, [`forwarding`]
+//! first decides whether the request is served here or on the leader.
 //!
 //! The endpoint modules import only the shared types (state, request, reply, error) and the
 //! core; only this module imports them.
@@ -10,10 +11,16 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::cluster::forward::{ForwardedRequest, ForwardedResponse, FORWARDED_HEADER};
 use crate::core::error::Error;
 use crate::http::budget::ConnShare;
+use crate::http::forwarding::{self, Decision};
 use crate::http::logical;
 use crate::http::quorum;
+use crate::http::raft;
 use crate::http::reply::Reply;
 use crate::http::request::{read_request, HttpRequest};
 use crate::http::routes::Endpoint;
@@ -49,16 +56,79 @@ pub async fn handle(
     reply
 }
 
-async fn serve(state: &HttpState, request: &HttpRequest) -> Reply {
+/// Serves a parsed request (also a request another node forwarded here).
+pub async fn serve(state: &HttpState, request: &HttpRequest) -> Reply {
     if let Some(ns) = request.headers.get("x-vault-namespace").and_then(|v| v.to_str().ok()) {
         let ns = ns.trim().trim_end_matches('/');
         if !ns.is_empty() && ns != "root" {
             return request.error_reply(Error::bad("namespaces are not supported by this server"));
         }
     }
-    match Endpoint::parse(&request.path) {
-        Endpoint::Logical => logical::serve(state, request).await,
+    let endpoint = Endpoint::parse(&request.path);
+    if let Some(cluster) = &state.cluster {
+        if let Decision::Answered(reply) = forwarding::decide(state, cluster, request, endpoint).await {
+            return reply;
+        }
+    }
+    match endpoint {
+        Endpoint::Logical => match logical::serve_checked(state, request).await {
+            Ok(reply) => reply,
+            // A write this follower's storage refused: nothing was written here, the leader
+            // runs it (the route table's backstop).
+            Err(Error::Standby { leader }) => match &state.cluster {
+                Some(cluster) if !request.headers.contains_key(FORWARDED_HEADER) => {
+                    forwarding::to_leader(cluster, request, false).await
+                }
+                _ => request.error_reply(Error::Standby { leader }),
+            },
+            Err(e) => request.error_reply(e),
+        },
         Endpoint::Quorum(endpoint) => quorum::serve(state, request, endpoint).await,
         Endpoint::Unrouted(endpoint) => unrouted::serve(state, request, endpoint).await,
+        Endpoint::Raft(endpoint) => raft::serve(state, request, endpoint).await,
     }
+}
+
+/// Leader side: runs a forwarded request through this node's HTTP handling and returns the
+/// response to send back.
+pub async fn serve_forwarded(state: &HttpState, fwd: ForwardedRequest) -> ForwardedResponse {
+    let failed = |status: StatusCode, msg: &str| {
+        let body = serde_json::json!({ "errors": [msg] }).to_string();
+        ForwardedResponse::new(status.as_u16(), Vec::new(), body.as_bytes())
+    };
+    let Ok(method) = Method::from_bytes(fwd.method.as_bytes()) else {
+        return failed(StatusCode::BAD_REQUEST, "invalid forwarded method");
+    };
+    let body = match fwd.body_bytes() {
+        Ok(b) => Bytes::from(b),
+        Err(_) => return failed(StatusCode::BAD_REQUEST, "invalid forwarded body"),
+    };
+    let mut headers = HeaderMap::new();
+    for (k, v) in &fwd.headers {
+        if let (Ok(name), Ok(value)) =
+            (http::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v))
+        {
+            headers.append(name, value);
+        }
+    }
+    headers.insert(FORWARDED_HEADER, HeaderValue::from_static("1"));
+    let remote = SocketAddr::new(fwd.remote_addr, 0);
+    let request = match crate::http::request::forwarded_request(
+        method,
+        &fwd.path_and_query,
+        headers,
+        body,
+        remote,
+        state.max_request_size,
+    ) {
+        Ok(r) => r,
+        Err(reply) => return ForwardedResponse::new(reply.status.as_u16(), Vec::new(), &reply.body),
+    };
+    let reply = serve(state, &request).await;
+    let headers = reply
+        .headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+        .collect();
+    ForwardedResponse::new(reply.status.as_u16(), headers, &reply.body)
 }

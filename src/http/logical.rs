@@ -22,15 +22,20 @@ use crate::util::strconv::parse_bool_str;
 
 /// Hands the request to the core and renders its answer.
 pub async fn serve(state: &HttpState, request: &HttpRequest) -> Reply {
+    serve_checked(state, request).await.unwrap_or_else(|e| request.error_reply(e))
+}
+
+/// Like [`serve`], but hands the core's error back (the dispatcher forwards `Standby` errors).
+pub async fn serve_checked(state: &HttpState, request: &HttpRequest) -> Result<Reply, Error> {
     let for_core = match core_request(request) {
         Ok(r) => r,
-        Err(reply) => return reply,
+        Err(reply) => return Ok(reply),
     };
     let is_list = for_core.operation == Operation::List;
     match state.core.handle(for_core).await {
-        Ok(resp) if is_list && is_empty_listing(&resp) => error::empty(StatusCode::NOT_FOUND),
-        Ok(resp) => Reply::from_response(resp, &request.request_id),
-        Err(e) => request.error_reply(e),
+        Ok(resp) if is_list && is_empty_listing(&resp) => Ok(error::empty(StatusCode::NOT_FOUND)),
+        Ok(resp) => Ok(Reply::from_response(resp, &request.request_id)),
+        Err(e) => Err(e),
     }
 }
 

@@ -32,8 +32,10 @@ pub mod budget;
 pub mod conn;
 pub mod dispatch;
 pub mod error;
+pub mod forwarding;
 pub mod logical;
 pub mod quorum;
+pub mod raft;
 pub mod reply;
 pub mod request;
 pub mod routes;
@@ -74,10 +76,11 @@ pub struct Listener {
 }
 
 fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
-    let mut builder = hyper::Response::builder()
-        .status(reply.status)
-        .header(http::header::CACHE_CONTROL, "no-store")
-        .header(http::header::CONTENT_TYPE, "application/json");
+    let mut builder =
+        hyper::Response::builder().status(reply.status).header(http::header::CACHE_CONTROL, "no-store");
+    if !reply.headers.iter().any(|(k, _)| k == http::header::CONTENT_TYPE) {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+    }
     for (k, v) in reply.headers {
         builder = builder.header(k, v);
     }
@@ -94,9 +97,15 @@ fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
 /// accepting, so further connections wait in the kernel's accept queue (they are not closed) and
 /// are served as others close. A failed `accept` (out of file descriptors, for example) pauses
 /// the loop with a doubling back-off instead of retrying at once.
-pub async fn serve(core: Arc<Core>, listener: Listener, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    core: Arc<Core>,
+    listener: Listener,
+    cluster: Option<Arc<crate::cluster::ClusterNode>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let limits = listener.limits;
-    let state = Arc::new(HttpState::new(core, listener.max_request_size, limits.read_timeout));
+    let state =
+        Arc::new(HttpState::new(core, listener.max_request_size, limits.read_timeout).with_cluster(cluster));
     let acceptor = listener.tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let mut backoff: Option<Duration> = None;

@@ -87,6 +87,51 @@ pub fn clean_path(p: &str) -> String {
     out
 }
 
+/// Splits a request URI into the logical path (after `/v1/`, percent-decoded, `//` collapsed),
+/// the query pairs and the original path and query. `Err` is a finished reply.
+fn split_target(uri: &http::Uri, request_id: &str) -> Result<(String, Vec<(String, String)>, String), Reply> {
+    let raw_path = uri.path();
+    let Some(rest) = raw_path.strip_prefix("/v1/") else {
+        return Err(error::empty(StatusCode::NOT_FOUND));
+    };
+    let target = uri.path_and_query().map_or(raw_path, |pq| pq.as_str()).to_owned();
+    let context = ErrorContext { request_id, target: &target };
+    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy().into_owned();
+    if decoded.chars().any(|c| c.is_control()) {
+        return Err(error::reply(Error::bad("path contains non-printable characters"), context));
+    }
+    if decoded.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(error::reply(Error::bad("relative paths are not supported"), context));
+    }
+    let path = clean_path(&decoded);
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+        })
+        .unwrap_or_default();
+    Ok((path, query, target))
+}
+
+/// A request a standby forwarded, as this (leader) node serves it: the body was read and
+/// bounded by the cluster port, the client address is the one the standby saw.
+pub fn forwarded_request(
+    method: Method,
+    target: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    remote: SocketAddr,
+    max_request_size: usize,
+) -> Result<HttpRequest, Reply> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let uri: http::Uri = target.parse().map_err(|_| error::empty(StatusCode::BAD_REQUEST))?;
+    let (path, query, target) = split_target(&uri, &request_id)?;
+    if body.len() > max_request_size {
+        return Err(error::reply(Error::TooLarge, ErrorContext { request_id: &request_id, target: &target }));
+    }
+    Ok(HttpRequest { method, path, query, headers, body, remote, request_id, target, budget: None })
+}
+
 /// Reads and limits the body, splits the URI. `Err` is a finished reply.
 pub async fn read_request(
     state: &HttpState,
@@ -96,27 +141,8 @@ pub async fn read_request(
 ) -> Result<HttpRequest, Reply> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
-    let raw_path = parts.uri.path();
-    let Some(rest) = raw_path.strip_prefix("/v1/") else {
-        return Err(error::empty(StatusCode::NOT_FOUND));
-    };
-    let target = parts.uri.path_and_query().map_or(raw_path, |pq| pq.as_str()).to_owned();
+    let (path, query, target) = split_target(&parts.uri, &request_id)?;
     let context = ErrorContext { request_id: &request_id, target: &target };
-    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy().into_owned();
-    if decoded.chars().any(|c| c.is_control()) {
-        return Err(error::reply(Error::bad("path contains non-printable characters"), context));
-    }
-    if decoded.split('/').any(|seg| seg == ".." || seg == ".") {
-        return Err(error::reply(Error::bad("relative paths are not supported"), context));
-    }
-    let path = clean_path(&decoded);
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-        })
-        .unwrap_or_default();
     if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
         if len.parse::<usize>().map(|l| l > state.max_request_size).unwrap_or(false) {
             return Err(error::reply(Error::TooLarge, context));

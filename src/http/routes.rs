@@ -9,7 +9,8 @@
 //!
 //! * **Node-local** ([`Placement::NodeLocal`]): the node's own state, served where the request
 //!   lands, sealed or not, standby or not: `sys/health`, `sys/seal-status`, `sys/leader`,
-//!   `sys/init`, `sys/unseal`, and the raft steps that run on the node joining a cluster
+//!   `sys/init`, `sys/unseal`, `sys/seal` (a standby refuses it, as Vault's does: it is never
+//!   forwarded), and the raft steps that run on the node joining a cluster
 //!   (`sys/storage/raft/join`, `sys/storage/raft/bootstrap`).
 //! * **Leader-bound** ([`Placement::LeaderBound`]): everything that changes state or reads state
 //!   only the leader holds:
@@ -19,7 +20,7 @@
 //!     (`auth/token/create*`), whatever the method;
 //!   - `sys/wrapping/{wrap,unwrap,rewrap}`, and any request asking for a wrapped response
 //!     (`X-Vault-Wrap-TTL` with any value): wrapping stores a token;
-//!   - the generate-root and rekey ceremonies (their progress lives on the leader), `sys/seal`,
+//!   - the generate-root and rekey ceremonies (their progress lives on the leader),
 //!     `sys/step-down`;
 //!   - the rest of `sys/storage/raft/` (membership, snapshots, autopilot: the leader's view).
 //! * **Read after a read barrier** ([`Placement::ReadAfterBarrier`]): every other `GET` or
@@ -59,6 +60,33 @@ pub enum Endpoint {
     Quorum(QuorumPath),
     /// The seal lifecycle and the node's status (`http::unrouted`).
     Unrouted(UnroutedPath),
+    /// Integrated storage: `sys/storage/raft/*` (`http::raft`).
+    Raft(RaftPath),
+}
+
+/// The `sys/storage/raft/` endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaftPath {
+    /// `join`: this (new) node asks a leader for a join challenge.
+    Join,
+    /// `bootstrap`: Vault's raft-as-HA-only bootstrap (refused: raft is coffer's storage).
+    Bootstrap,
+    /// `bootstrap/challenge` (leader).
+    Challenge,
+    /// `bootstrap/answer` (leader).
+    Answer,
+    /// `configuration`.
+    Configuration,
+    /// `remove-peer`.
+    RemovePeer,
+    /// `autopilot/state`.
+    AutopilotState,
+    /// `autopilot/configuration`.
+    AutopilotConfiguration,
+    /// `snapshot`: save (GET) or restore (POST).
+    Snapshot,
+    /// `snapshot-force`: restore without the same-keys check.
+    SnapshotForce,
 }
 
 /// The `sys/` endpoints served outside the router because they must work while sealed or
@@ -126,6 +154,16 @@ impl Endpoint {
             "sys/rekey-recovery-key/init" => Endpoint::Quorum(QuorumPath::RekeyInit(Recovery)),
             "sys/rekey-recovery-key/update" => Endpoint::Quorum(QuorumPath::RekeyUpdate(Recovery)),
             "sys/rekey-recovery-key/verify" => Endpoint::Quorum(QuorumPath::RekeyVerify(Recovery)),
+            "sys/storage/raft/join" => Endpoint::Raft(RaftPath::Join),
+            "sys/storage/raft/bootstrap" => Endpoint::Raft(RaftPath::Bootstrap),
+            "sys/storage/raft/bootstrap/challenge" => Endpoint::Raft(RaftPath::Challenge),
+            "sys/storage/raft/bootstrap/answer" => Endpoint::Raft(RaftPath::Answer),
+            "sys/storage/raft/configuration" => Endpoint::Raft(RaftPath::Configuration),
+            "sys/storage/raft/remove-peer" => Endpoint::Raft(RaftPath::RemovePeer),
+            "sys/storage/raft/autopilot/state" => Endpoint::Raft(RaftPath::AutopilotState),
+            "sys/storage/raft/autopilot/configuration" => Endpoint::Raft(RaftPath::AutopilotConfiguration),
+            "sys/storage/raft/snapshot" => Endpoint::Raft(RaftPath::Snapshot),
+            "sys/storage/raft/snapshot-force" => Endpoint::Raft(RaftPath::SnapshotForce),
             _ => Endpoint::Logical,
         }
     }
@@ -134,10 +172,9 @@ impl Endpoint {
 /// Where a request may be served (see the module docs for the rule).
 pub fn placement(method: &Method, path: &str, headers: &HeaderMap) -> Placement {
     match Endpoint::parse(path) {
-        Endpoint::Unrouted(UnroutedPath::Seal | UnroutedPath::StepDown) | Endpoint::Quorum(_) => {
-            Placement::LeaderBound
-        }
-        Endpoint::Unrouted(_) => Placement::NodeLocal,
+        Endpoint::Unrouted(UnroutedPath::StepDown) | Endpoint::Quorum(_) => Placement::LeaderBound,
+        Endpoint::Unrouted(_) | Endpoint::Raft(RaftPath::Join | RaftPath::Bootstrap) => Placement::NodeLocal,
+        Endpoint::Raft(_) => Placement::LeaderBound,
         Endpoint::Logical => logical_placement(method, path.trim_end_matches('/'), headers),
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cluster::ClusterNode;
 use crate::core::Core;
 use crate::http::budget::BodyBudget;
 
@@ -18,6 +19,8 @@ pub struct HttpState {
     /// How long a request may take to deliver its body after its headers, waiting for body
     /// budget included (`http_read_timeout`).
     pub read_timeout: Duration,
+    /// This node's cluster membership (raft storage); `None` for a standalone server.
+    pub cluster: Option<Arc<ClusterNode>>,
 }
 
 /// Default body budget: 32 MiB, or the largest request when that is bigger.
@@ -27,6 +30,18 @@ impl HttpState {
     /// State for a listener with the given body limit and `http_read_timeout`.
     pub fn new(core: Arc<Core>, max_request_size: usize, read_timeout: Duration) -> Self {
         let pool = DEFAULT_BODY_BUDGET.max(max_request_size);
-        Self { core, max_request_size, body_budget: Arc::new(BodyBudget::new(pool)), read_timeout }
+        Self {
+            core,
+            max_request_size,
+            body_budget: Arc::new(BodyBudget::new(pool)),
+            read_timeout,
+            cluster: None,
+        }
+    }
+
+    /// The same, on a cluster member.
+    pub fn with_cluster(mut self, cluster: Option<Arc<ClusterNode>>) -> Self {
+        self.cluster = cluster;
+        self
     }
 }

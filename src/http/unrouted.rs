@@ -131,6 +131,12 @@ async fn seal(state: &HttpState, request: &HttpRequest) -> Reply {
         Ok(a) => a,
         Err(e) => return request.error_reply(e),
     };
+    if state.core.replication().is_ha() && !state.core.replication().role().is_leader() {
+        let refusal =
+            Error::InternalVisible("vault cannot seal when in standby mode; please restart instead".into());
+        let _ = state.core.conclude(admitted, Err(&refusal)).await;
+        return request.error_reply(refusal);
+    }
     // Sealing cannot fail, and afterwards nothing can be written: the response record is
     // written and a spent token revoked first. No record, no seal.
     if let Err(e) = state.core.conclude(admitted, Ok(None)).await {
@@ -145,22 +151,50 @@ async fn step_down(state: &HttpState, request: &HttpRequest) -> Reply {
         return method_not_allowed();
     }
     let access = Access { operation: Operation::Update, sudo: true, anonymous_ok: false };
-    // A single node is always the active node; there is nobody to step down to.
-    guarded(state, request, access, BodyStyle::Plain, |_| async { Ok(Reply::no_content().into()) }).await
+    // A single node is always the active node (nobody to step down to); a cluster leader hands
+    // leadership over and does not stand for election for a while.
+    guarded(state, request, access, BodyStyle::Plain, |_| async {
+        state.core.replication().step_down().await.map_err(Error::from)?;
+        Ok(Reply::no_content().into())
+    })
+    .await
 }
 
 fn leader(state: &HttpState) -> Reply {
     let active = state.core.active().ok();
+    let Some(cluster) = &state.cluster else {
+        return Reply::json_value(
+            StatusCode::OK,
+            &json!({
+                "ha_enabled": false,
+                "is_self": false,
+                "active_time": active.as_ref().map(|a| rfc3339_nano(a.since)).unwrap_or_else(|| GO_ZERO_TIME.to_owned()),
+                "leader_address": "",
+                "leader_cluster_address": "",
+                "performance_standby": false,
+                "performance_standby_last_remote_wal": 0,
+            }),
+        );
+    };
+    let raft = cluster.raft();
+    let is_self = raft.role().is_leader() && active.is_some();
+    let leader = raft.leader();
+    let metrics = raft.metrics();
     Reply::json_value(
         StatusCode::OK,
         &json!({
-            "ha_enabled": false,
-            "is_self": false,
-            "active_time": active.as_ref().map(|a| rfc3339_nano(a.since)).unwrap_or_else(|| GO_ZERO_TIME.to_owned()),
-            "leader_address": "",
-            "leader_cluster_address": "",
+            "ha_enabled": true,
+            "is_self": is_self,
+            "active_time": match (&active, is_self) {
+                (Some(a), true) => rfc3339_nano(a.since),
+                _ => GO_ZERO_TIME.to_owned(),
+            },
+            "leader_address": leader.as_ref().map(|l| l.api_addr.clone()).unwrap_or_default(),
+            "leader_cluster_address": leader.as_ref().map(|l| format!("https://{}", l.cluster_addr)).unwrap_or_default(),
             "performance_standby": false,
             "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": metrics.committed_index.unwrap_or(0),
+            "raft_applied_index": metrics.applied_index.unwrap_or(0),
         }),
     )
 }
@@ -226,7 +260,7 @@ async fn health(state: &HttpState, request: &HttpRequest) -> Reply {
     };
     let active = state.core.active().ok();
     let sealed = active.is_none();
-    let standby = false;
+    let standby = !sealed && state.core.replication().is_ha() && !state.core.replication().role().is_leader();
     let status = if !initialized {
         query.uninitcode
     } else if sealed {

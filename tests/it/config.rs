@@ -225,10 +225,10 @@ fn bad_configs_exit_nonzero_naming_the_key() {
         (
             "raft.hcl",
             format!(
-                "disable_mlock = true\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = 1\n}}\n",
+                "disable_mlock = true\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n  election_timeout = \"100ms\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:0\"\n  tls_disable = 1\n}}\n",
                 dir.path().join("raft").display()
             ),
-            "storage \"raft\" is not supported by this version of coffer yet",
+            "storage.raft.election_timeout: must be at least three heartbeat intervals",
         ),
         (
             "seal.hcl",
@@ -245,12 +245,7 @@ fn bad_configs_exit_nonzero_naming_the_key() {
         let (status, stderr) = run_to_exit(cmd);
         assert_eq!(status.code(), Some(1), "{name}: {stderr}");
         assert!(stderr.contains(want), "{name}: expected {want:?} in:\n{stderr}");
-        if name != "raft.hcl" {
-            assert!(
-                stderr.contains(&format!("invalid configuration in {}", path.display())),
-                "{name}: {stderr}"
-            );
-        }
+        assert!(stderr.contains(&format!("invalid configuration in {}", path.display())), "{name}: {stderr}");
     }
     assert!(!dir.path().join("raft").exists(), "refused raft storage must not create its directory");
 }

@@ -30,7 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "util", "secret", "process", "policy", "audit", "config", "core", "engines", "auth", "builtin",
-            "http", "client", "resolve",
+            "cluster", "http", "client", "resolve",
         ],
     ),
 ];
@@ -41,11 +41,7 @@ const MAX_PRODUCTION_LINES: usize = 600;
 /// Known violations still being removed (issue 10 work in flight). Each entry must still be a
 /// violation (the test fails on a stale entry), so this list only shrinks; it must be empty when
 /// the restructuring is done.
-const KNOWN: &[&str] = &[
-    "src/audit/device.rs",
-    "src/auth/token/mod.rs",
-    "src/engines/kv/v2/handlers.rs",
-];
+const KNOWN: &[&str] = &["src/audit/device.rs", "src/auth/token/mod.rs", "src/engines/kv/v2/handlers.rs"];
 
 /// Drops violations listed in [`KNOWN`] (matched by prefix, line numbers aside) and returns the
 /// rest, after checking that every entry of `known` in `scope` still matches something.

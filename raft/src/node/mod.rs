@@ -151,6 +151,8 @@ pub struct NodeMetrics {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     /// Leader only: time since a quorum last acknowledged it.
     pub millis_since_quorum_ack: Option<u64>,
+    /// Leader only: the last log index each member is known to hold.
+    pub matched: BTreeMap<NodeId, Option<u64>>,
 }
 
 /// Serializable name of a [`Role`].
@@ -404,6 +406,11 @@ impl RaftNode {
             learners,
             nodes,
             millis_since_quorum_ack: m.millis_since_quorum_ack,
+            matched: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
         }
     }
 

@@ -52,7 +52,7 @@ const TABLE: &[(&str, &str, Placement)] = &[
     ("GET", "sys/rekey/backup", LeaderBound),
     ("GET", "sys/rekey-recovery-key/init", LeaderBound),
     ("DELETE", "sys/rekey/recovery-key-backup", LeaderBound),
-    ("PUT", "sys/seal", LeaderBound),
+    ("PUT", "sys/seal", NodeLocal),
     ("PUT", "sys/step-down", LeaderBound),
     // Raft membership, snapshots and the joining handshake's leader side.
     ("GET", "sys/storage/raft/configuration", LeaderBound),

@@ -1,5 +1,7 @@
 //! `coffer server`: load the configuration, harden the process, open storage, serve.
 
+mod raft;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Args;
 
+use coffer_storage::replication::{Replication, SingleNode};
 use coffer_storage::{MemStorage, SledStorage, Storage};
 
 use crate::config::{Config, ListenerConfig, ListenerLimits, SealConfig, StorageConfig};
@@ -62,11 +65,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");
     }
-    if let StorageConfig::Raft { .. } = &config.storage {
-        bail!(
-            "storage \"raft\" is not supported by this version of coffer yet (replicated storage comes in a later release); use storage \"file\" for a single node"
-        );
-    }
 
     let hardening = crate::process::harden(config.disable_mlock);
     if !hardening.core_dumps_disabled {
@@ -83,12 +81,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
-    let storage: Arc<dyn Storage> = match &config.storage {
-        StorageConfig::Memory => Arc::new(MemStorage::new()),
-        StorageConfig::File { path } => Arc::new(
-            SledStorage::open(path).with_context(|| format!("cannot open storage at {}", path.display()))?,
+    let mut raft_server = None;
+    let (storage, replication): (Arc<dyn Storage>, Arc<dyn Replication>) = match &config.storage {
+        StorageConfig::Memory => (Arc::new(MemStorage::new()), Arc::new(SingleNode::new())),
+        StorageConfig::File { path } => (
+            Arc::new(
+                SledStorage::open(path)
+                    .with_context(|| format!("cannot open storage at {}", path.display()))?,
+            ),
+            Arc::new(SingleNode::new()),
         ),
-        StorageConfig::Raft { .. } => bail!("storage \"raft\" is not supported yet"),
+        StorageConfig::Raft { path, node_id, retry_join, tuning } => {
+            let server = raft::open(&config, path, node_id.as_deref(), retry_join, tuning).await?;
+            let storage = Arc::new(server.raft.storage());
+            raft_server = Some(server);
+            (storage.clone() as Arc<dyn Storage>, storage as Arc<dyn Replication>)
+        }
     };
     let seal = match std::mem::replace(&mut config.seal, SealConfig::Shamir) {
         SealConfig::Shamir => SealSource::Shamir,
@@ -119,7 +127,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         audit: config.audit_settings(),
         ..CoreConfig::default()
     };
-    let core = Core::standalone(core_config, storage, seal, Arc::new(crate::builtin::Builtin));
+    let core = Core::new(core_config, storage, replication, seal, Arc::new(crate::builtin::Builtin));
+    let cluster = raft_server.as_ref().map(|s| Arc::clone(&s.cluster));
+    if let Some(c) = &cluster {
+        c.attach(&core);
+    }
     core.start().await.context("auto-unseal failed")?;
 
     let mut bound = Vec::new();
@@ -134,8 +146,22 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
+    let mut cluster_port = None;
+    if let Some(server) = raft_server {
+        let limits = config.listeners.first().map(|l| (l.max_request_size, l.limits.read_timeout));
+        let (max, read_timeout) = limits
+            .unwrap_or((crate::config::limits::DEFAULT_MAX_REQUEST_SIZE, std::time::Duration::from_secs(30)));
+        let state = Arc::new(
+            http::state::HttpState::new(Arc::clone(&core), max, read_timeout).with_cluster(cluster.clone()),
+        );
+        let raft = Arc::clone(&server.raft);
+        cluster_port = Some((raft::serve_cluster_port(server, state), raft));
+    }
     for listener in bound {
-        tasks.push(tokio::spawn(http::serve(Arc::clone(&core), listener, rx.clone())));
+        tasks.push(tokio::spawn(http::serve(Arc::clone(&core), listener, cluster.clone(), rx.clone())));
+    }
+    if let Some(c) = &cluster {
+        c.spawn_retry_join();
     }
 
     wait_for_signal().await;
@@ -145,6 +171,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let _ = t.await;
     }
     core.seal().await;
+    if let Some((task, raft)) = cluster_port {
+        task.abort();
+        if let Err(e) = raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
     Ok(())
 }
 
