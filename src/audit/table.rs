@@ -3,16 +3,12 @@
 
 use std::sync::Arc;
 
-use coffer_storage::{Barrier, BarrierError, Batch, StorageError};
+use coffer_storage::{Barrier, Batch};
 
 use super::chain;
 use super::error::AuditError;
 use super::options::{AuditSettings, DeclaredDevice};
 use super::{DeviceConfig, Source, StoredTable, TABLE_PATH, TABLE_VERSION};
-
-fn lost_race(e: &BarrierError) -> bool {
-    matches!(e, BarrierError::Storage(StorageError::PreconditionFailed { .. }))
-}
 
 /// The stored table, its storage version, and whether it was in an older format (it is then
 /// upgraded in memory: every device gets an id).
@@ -46,11 +42,7 @@ pub async fn write(
 ) -> Result<bool, AuditError> {
     let t = StoredTable { version: TABLE_VERSION, devices: devices.to_vec() };
     let bytes = serde_json::to_vec(&t).map_err(|e| AuditError::State(e.to_string()))?;
-    match barrier.apply(Batch::new().put(TABLE_PATH, bytes).require(TABLE_PATH, expected)).await {
-        Ok(_) => Ok(true),
-        Err(e) if lost_race(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(barrier.try_apply(Batch::new().put(TABLE_PATH, bytes).require(TABLE_PATH, expected)).await?.is_some())
 }
 
 /// Deletes a device's chain key and head (after it was disabled). Best effort.

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use coffer_storage::{Barrier, View};
 
 use crate::core::backend::Backend;
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Format version of the stored mount tables.
 pub const MOUNT_TABLE_VERSION: u32 = 1;
@@ -266,11 +266,7 @@ impl Mounts {
         let batch = coffer_storage::Batch::new()
             .put(Self::table_path(table), serde_json::to_vec(&stored)?)
             .require(Self::table_path(table), expected);
-        match self.barrier.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.barrier.try_apply(batch).await?.is_some())
     }
 
     /// Rebuilds the router from storage (at unseal and when another node changed a table).

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use coffer_storage::{Batch, View};
 
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::util::duration::format_go_seconds;
 use crate::util::timefmt::rfc3339_nano;
 
@@ -307,11 +307,7 @@ impl Store {
 
     /// Applies a batch; `Ok(false)` when a precondition failed (a concurrent change won).
     pub async fn apply(&self, batch: Batch) -> Result<bool> {
-        match self.view.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.view.try_apply(batch).await?.is_some())
     }
 }
 
