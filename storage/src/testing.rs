@@ -1,8 +1,12 @@
 //! The conformance suite every [`Storage`] implementation must pass.
 //!
 //! Call [`conformance`] with a fresh, empty store. It panics (test failure) with a message naming
-//! the broken rule. The same suite runs against `MemStorage`, `SledStorage` and, once it exists,
-//! the replicated store.
+//! the broken rule. The same suite runs against `MemStorage`, `SledStorage`, the
+//! replication wrapper and `RaftStorage` (raft crate tests).
+//!
+//! Test code only: the module exists in this crate's test builds and, for other crates' tests,
+//! behind the `testing` cargo feature, which they enable as a dev-dependency feature, so no
+//! production build contains it.
 
 use std::sync::Arc;
 
