@@ -37,65 +37,39 @@ impl Backend for Cubbyhole {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use base64::Engine;
     use serde_json::{json, Value};
 
-    use coffer_storage::MemStorage;
-
     use crate::core::error::Error;
+    use crate::core::quorum::fixtures::{self, Node};
     use crate::core::request::{Request, Response};
-    use crate::core::seal::{InitParams, SealSource};
-    use crate::core::{Core, CoreConfig};
     use crate::policy::Operation;
     use crate::secret::ClientToken;
 
-    /// An unsealed core with root token `root` and a kv v1 mount at `kv/`.
-    async fn core() -> Arc<Core> {
-        let core = Core::standalone(
-            CoreConfig::default(),
-            Arc::new(MemStorage::new()),
-            SealSource::Shamir,
-            Arc::new(crate::builtin::Builtin),
-        );
-        let params = InitParams {
-            secret_shares: 1,
-            secret_threshold: 1,
-            root_token_id: Some("root".into()),
-            ..InitParams::default()
-        };
-        let init = core.init(params).await.unwrap();
-        let key = base64::engine::general_purpose::STANDARD.encode(init.keys[0].expose());
-        core.unseal(Some(&key), false).await.unwrap();
-        call(&core, Operation::Update, "sys/mounts/kv", json!({"type": "kv"})).await.unwrap();
-        core
-    }
-
-    async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Response, Error> {
+    async fn call(node: &Node, op: Operation, path: &str, data: Value) -> Result<Response, Error> {
         let mut req = Request::new(op, path);
-        req.token = Some(ClientToken::new("root".to_owned()));
+        req.token = Some(ClientToken::new(node.root_token.clone()));
         req.data = data.as_object().cloned().unwrap_or_default();
-        core.handle(req).await
+        node.core.handle(req).await
     }
 
     #[tokio::test]
     async fn cubbyhole_keeps_ttl_as_data_where_kv_v1_makes_it_a_lease() {
-        let core = core().await;
+        let node = fixtures::shamir(1, 1).await;
+        call(&node, Operation::Update, "sys/mounts/kv", json!({"type": "kv"})).await.unwrap();
         // kv v1 refuses a ttl it cannot parse and reports a parsed one as the lease.
-        let bad = call(&core, Operation::Update, "kv/a", json!({"ttl": "soon"})).await;
+        let bad = call(&node, Operation::Update, "kv/a", json!({"ttl": "soon"})).await;
         assert!(matches!(bad, Err(Error::BadRequest(m)) if m == "failed to parse ttl for entry"));
-        call(&core, Operation::Update, "kv/a", json!({"ttl": "1h", "v": 1})).await.unwrap();
-        assert_eq!(call(&core, Operation::Read, "kv/a", json!({})).await.unwrap().lease_duration, 3600);
+        call(&node, Operation::Update, "kv/a", json!({"ttl": "1h", "v": 1})).await.unwrap();
+        assert_eq!(call(&node, Operation::Read, "kv/a", json!({})).await.unwrap().lease_duration, 3600);
         // Cubbyhole stores any ttl and reports no lease.
-        call(&core, Operation::Update, "cubbyhole/a", json!({"ttl": "soon"})).await.unwrap();
-        call(&core, Operation::Update, "cubbyhole/b", json!({"ttl": "1h"})).await.unwrap();
+        call(&node, Operation::Update, "cubbyhole/a", json!({"ttl": "soon"})).await.unwrap();
+        call(&node, Operation::Update, "cubbyhole/b", json!({"ttl": "1h"})).await.unwrap();
         for key in ["a", "b"] {
-            let read = call(&core, Operation::Read, &format!("cubbyhole/{key}"), json!({})).await.unwrap();
+            let read = call(&node, Operation::Read, &format!("cubbyhole/{key}"), json!({})).await.unwrap();
             assert_eq!(read.lease_duration, 0);
             assert!(read.data.unwrap().contains_key("ttl"));
         }
-        let listed = call(&core, Operation::List, "cubbyhole/", json!({})).await.unwrap();
+        let listed = call(&node, Operation::List, "cubbyhole/", json!({})).await.unwrap();
         assert_eq!(listed.data.unwrap()["keys"], json!(["a", "b"]));
     }
 }
