@@ -61,6 +61,26 @@ pub struct MountConfig {
     pub user_lockout_config: Option<UserLockoutConfig>,
 }
 
+impl MountConfig {
+    /// The default lease TTL in force on this mount: its tune, else `system` (seconds).
+    pub fn default_lease_ttl_or(&self, system: u64) -> u64 {
+        if self.default_lease_ttl > 0 {
+            self.default_lease_ttl
+        } else {
+            system
+        }
+    }
+
+    /// The maximum lease TTL in force on this mount: its tune, else `system` (seconds).
+    pub fn max_lease_ttl_or(&self, system: u64) -> u64 {
+        if self.max_lease_ttl > 0 {
+            self.max_lease_ttl
+        } else {
+            system
+        }
+    }
+}
+
 /// Vault's per-mount `user_lockout_config`. Zero values mean "use the default" (5 attempts,
 /// 15 minutes locked, counter reset after 15 minutes).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
