@@ -88,10 +88,7 @@ impl AppRole {
 
     /// The mount's maximum lease TTL (its tune, else the system's).
     fn mount_max(&self, ctx: &BackendRequest) -> u64 {
-        if ctx.mount.config.max_lease_ttl > 0 {
-            return ctx.mount.config.max_lease_ttl;
-        }
-        self.system.max_lease_ttl()
+        ctx.mount.config.max_lease_ttl_or(self.system.max_lease_ttl())
     }
 
     fn tidy(&self, ctx: &BackendRequest, salt: Arc<SecretBytes>) -> Response {

@@ -278,12 +278,8 @@ pub fn read_tune(core: &Core, active: &Active, table: Table, path: &str) -> Resu
     let Some(e) = find(active, table, path) else {
         return Err(Error::bad(format!("cannot fetch sysview for path \"{}\"", normalize(path))));
     };
-    let def = if e.config.default_lease_ttl > 0 {
-        e.config.default_lease_ttl
-    } else {
-        core.config.default_lease_ttl
-    };
-    let max = if e.config.max_lease_ttl > 0 { e.config.max_lease_ttl } else { core.config.max_lease_ttl };
+    let def = e.config.default_lease_ttl_or(core.config.default_lease_ttl);
+    let max = e.config.max_lease_ttl_or(core.config.max_lease_ttl);
     let mut m = Map::new();
     m.insert("default_lease_ttl".into(), json!(def));
     m.insert("max_lease_ttl".into(), json!(max));
