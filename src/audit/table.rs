@@ -138,18 +138,9 @@ pub async fn reconcile(
 mod tests {
     use std::collections::BTreeMap;
 
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::MemStorage;
+    use coffer_storage::testing::mem_barrier as barrier;
 
     use super::*;
-
-    async fn barrier() -> Arc<Barrier> {
-        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        b
-    }
 
     fn declared(path: &str, file: &str) -> DeclaredDevice {
         DeclaredDevice {

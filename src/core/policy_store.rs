@@ -357,15 +357,12 @@ impl PolicyStore {
 mod tests {
     use super::*;
     use crate::policy::Operation;
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
+    use coffer_storage::testing::mem_barrier;
+    use coffer_storage::Barrier;
     use serde_json::Map;
 
     async fn store() -> (Arc<Barrier>, PolicyStore) {
-        let barrier = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        barrier.initialize(&root).await.unwrap();
-        barrier.unseal(root).await.unwrap();
+        let barrier = mem_barrier().await;
         let view = View::new(Arc::clone(&barrier), "sys/policy/");
         (barrier, PolicyStore::open(view).await.unwrap())
     }

@@ -5,20 +5,11 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::BufRead;
 
-use coffer_storage::keys::RootKey;
-use coffer_storage::MemStorage;
+use coffer_storage::testing::mem_barrier as barrier;
 use serde_json::json;
 
 use super::*;
 use crate::audit::{verify, AuditBroker, RequestInfo, Source};
-
-async fn barrier() -> Arc<Barrier> {
-    let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-    let root = RootKey::generate().unwrap();
-    b.initialize(&root).await.unwrap();
-    b.unseal(root).await.unwrap();
-    b
-}
 
 fn config_with(path: &str, extra: &[(&str, &str)]) -> DeviceConfig {
     let mut options: BTreeMap<String, String> = [("file_path".to_owned(), path.to_owned())].into();

@@ -349,8 +349,8 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
+    use coffer_storage::testing::unsealed_barrier;
+    use coffer_storage::MemStorage;
     use time::OffsetDateTime;
 
     use super::*;
@@ -358,11 +358,8 @@ pub(crate) mod tests {
     /// An unsealed in-memory barrier and a view on it.
     pub async fn view() -> (Arc<MemStorage>, View) {
         let mem = Arc::new(MemStorage::new());
-        let b = Arc::new(Barrier::new(mem.clone()));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        (mem, coffer_storage::View::new(std::sync::Arc::clone(&b), "auth/test/"))
+        let barrier = unsealed_barrier(mem.clone()).await;
+        (mem, View::new(barrier, "auth/test/"))
     }
 
     pub fn entry(num_uses: u64) -> SecretIdEntry {

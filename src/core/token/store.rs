@@ -421,19 +421,12 @@ impl TokenStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
+    use coffer_storage::testing::mem_barrier;
 
     use super::*;
 
     async fn store() -> TokenStore {
-        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        TokenStore::open(coffer_storage::View::new(Arc::clone(&b), "sys/token/")).await.unwrap()
+        TokenStore::open(View::new(mem_barrier().await, "sys/token/")).await.unwrap()
     }
 
     /// S11: revoking any token of a random tree leaves no live descendant of it, and every

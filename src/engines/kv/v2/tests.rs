@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-use coffer_storage::keys::RootKey;
-use coffer_storage::{Barrier, MemStorage};
+use coffer_storage::testing::unsealed_barrier;
+use coffer_storage::MemStorage;
 
 use super::record::{version_key, Store};
 use super::KvV2;
@@ -25,11 +25,8 @@ struct Env {
 
 async fn env() -> Env {
     let mem = Arc::new(MemStorage::new());
-    let barrier = Arc::new(Barrier::new(mem.clone()));
-    let root = RootKey::generate().unwrap();
-    barrier.initialize(&root).await.unwrap();
-    barrier.unseal(root).await.unwrap();
-    let store = Store { view: coffer_storage::View::new(Arc::clone(&barrier), "logical/test/") };
+    let barrier = unsealed_barrier(mem.clone()).await;
+    let store = Store { view: coffer_storage::View::new(barrier, "logical/test/") };
     Env { mem, store, backend: KvV2 { inner: Arc::new(super::Inner::default()) } }
 }
 
