@@ -165,17 +165,10 @@ async fn a_stale_read_never_commits() {
     e.call(Operation::Update, "data/s", json!({"data": {"v": 2}})).await.unwrap();
     let (config, _) = e.store.config().await.unwrap();
     let now = super::record::nanos(OffsetDateTime::now_utc());
-    let out = super::handlers::commit_version(
-        &e.store,
-        "s",
-        stale,
-        Some(read_at),
-        &config,
-        Default::default(),
-        now,
-    )
-    .await
-    .unwrap();
+    let out =
+        super::data::commit_version(&e.store, "s", stale, Some(read_at), &config, Default::default(), now)
+            .await
+            .unwrap();
     assert!(out.is_none(), "a batch built on a stale read must not apply");
     let (meta, _) = e.store.meta("s").await.unwrap().unwrap();
     assert_eq!(meta.current_version, 2);
@@ -197,14 +190,14 @@ async fn expired_versions_are_hidden_and_swept() {
         "an expired version must read as deleted even before the cleaner runs"
     );
     let shown = data_of(&e.call_at(Operation::Read, "metadata/x", json!({}), later).await.unwrap());
-    let swept = super::handlers::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap();
+    let swept = super::data::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap();
     assert_eq!(swept, 1);
     let (meta, _) = e.store.meta("x").await.unwrap().unwrap();
     let vm = &meta.versions[&1];
     assert!(vm.expires_at.is_none() && vm.deletion_time.is_some(), "the cleaner records the deletion");
     let after = data_of(&e.call_at(Operation::Read, "metadata/x", json!({}), later).await.unwrap());
     assert_eq!(after["versions"], shown["versions"], "sweeping changes nothing clients see");
-    assert_eq!(super::handlers::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap(), 0);
+    assert_eq!(super::data::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap(), 0);
     // Undelete re-applies delete_version_after from now.
     e.call_at(Operation::Update, "undelete/x", json!({"versions": [1]}), later).await.unwrap();
     let r = e.call_at(Operation::Read, "data/x", json!({}), later).await.unwrap();
