@@ -226,25 +226,25 @@ fn role_policies(
     no_default: bool,
     is_sudo: bool,
 ) -> Result<Vec<String>> {
-    let req = sanitize_policies(requested.unwrap_or_default(), !no_default);
+    let asked = sanitize_policies(requested.unwrap_or_default(), !no_default);
     let policies = if !role.allowed_policies.is_empty() || !role.allowed_policies_glob.is_empty() {
         let allowed = sanitize_policies(&role.allowed_policies, !no_default);
         if requested.is_none() {
             allowed
         } else {
-            let ok = req.iter().all(|p| allowed.contains(p) || glob_any(&role.allowed_policies_glob, p));
+            let ok = asked.iter().all(|p| allowed.contains(p) || glob_any(&role.allowed_policies_glob, p));
             if !ok {
                 return Err(Error::bad(format!(
                     "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ({})",
-                    go_list(&req),
+                    go_list(&asked),
                     go_list(&allowed),
                     go_list(&role.allowed_policies_glob)
                 )));
             }
-            req
+            asked
         }
     } else {
-        let base = if requested.is_some() { req } else { sanitize_policies(&parent.policies, !no_default) };
+        let base = if requested.is_some() { asked } else { sanitize_policies(&parent.policies, !no_default) };
         check_subset_of_parent(parent, &base, is_sudo)?;
         base
     };
