@@ -82,20 +82,20 @@ impl AppRole {
         }
     }
 
-    async fn salt(&self, ctx: &BackendRequest) -> Result<Arc<SecretBytes>> {
-        self.salt.get_or_try_init(|| async { store::load_salt(&ctx.view).await.map(Arc::new) }).await.cloned()
+    async fn salt(&self, req: &BackendRequest) -> Result<Arc<SecretBytes>> {
+        self.salt.get_or_try_init(|| async { store::load_salt(&req.view).await.map(Arc::new) }).await.cloned()
     }
 
     /// The mount's maximum lease TTL (its tune, else the system's).
-    fn mount_max(&self, ctx: &BackendRequest) -> u64 {
-        ctx.mount.config.max_lease_ttl_or(self.system.max_lease_ttl())
+    fn mount_max(&self, req: &BackendRequest) -> u64 {
+        req.mount.config.max_lease_ttl_or(self.system.max_lease_ttl())
     }
 
-    fn tidy(&self, ctx: &BackendRequest, salt: Arc<SecretBytes>) -> Response {
+    fn tidy(&self, req: &BackendRequest, salt: Arc<SecretBytes>) -> Response {
         if self.tidy_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Response::empty().warn(TIDY_RUNNING);
         }
-        let (view, mount, running) = (ctx.view.clone(), ctx.mount.clone(), Arc::clone(&self.tidy_running));
+        let (view, mount, running) = (req.view.clone(), req.mount.clone(), Arc::clone(&self.tidy_running));
         tokio::spawn(async move { tidy_pass(&view, &salt, &mount, &running).await });
         Response::empty().warn(TIDY_STARTED).with_status(202)
     }
@@ -126,44 +126,44 @@ impl Backend for AppRole {
         path == "login"
     }
 
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        match P::parse(&ctx.path) {
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        match P::parse(&req.path) {
             Some(P::Role(name)) => {
-                Ok(Some(ctx.view.get(&format!("role/{}", name.canonical())).await?.is_some()))
+                Ok(Some(req.view.get(&format!("role/{}", name.canonical())).await?.is_some()))
             }
             _ => Ok(None),
         }
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
-        let Some(path) = P::parse(&ctx.path) else { return Err(Error::UnsupportedPath) };
-        let salt = self.salt(ctx).await?;
-        let store = Store::new(&ctx.view, &salt);
-        let max = self.mount_max(ctx);
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
+        let Some(path) = P::parse(&req.path) else { return Err(Error::UnsupportedPath) };
+        let salt = self.salt(req).await?;
+        let store = Store::new(&req.view, &salt);
+        let max = self.mount_max(req);
         use self::handlers as h;
         use Operation::{Create, Delete, List, Read, Update};
-        match (&path, ctx.operation) {
-            (P::Login, Create | Update) => login::login(ctx, &store, &self.failures).await,
+        match (&path, req.operation) {
+            (P::Login, Create | Update) => login::login(req, &store, &self.failures).await,
             (P::RoleList, List) => h::list_roles(&store).await,
             (P::Role(n), Read) => h::read_role(&store, n).await,
-            (P::Role(n), Create | Update) => h::write_role(ctx, &store, n, max).await,
+            (P::Role(n), Create | Update) => h::write_role(req, &store, n, max).await,
             (P::Role(n), Delete) => h::delete_role(&store, n).await,
             (P::RoleField(n, f), Read) => h::read_field(&store, n, *f).await,
-            (P::RoleField(n, f), Create | Update) => h::write_field(ctx, &store, n, *f, max).await,
+            (P::RoleField(n, f), Create | Update) => h::write_field(req, &store, n, *f, max).await,
             (P::RoleField(n, f), Delete) => h::delete_field(&store, n, *f).await,
             (P::RoleId(n), Read) => h::read_role_id(&store, n).await,
-            (P::RoleId(n), Create | Update) => h::write_role_id(ctx, &store, n).await,
-            (P::SecretId(n), Create | Update) => h::create_secret_id(ctx, &store, n, None, max).await,
+            (P::RoleId(n), Create | Update) => h::write_role_id(req, &store, n).await,
+            (P::SecretId(n), Create | Update) => h::create_secret_id(req, &store, n, None, max).await,
             (P::SecretId(n), List) => h::list_secret_ids(&store, n).await,
             (P::CustomSecretId(n), Create | Update) => {
-                let custom = login::secret_field(&ctx.data, "secret_id")?;
-                h::create_secret_id(ctx, &store, n, Some(custom), max).await
+                let custom = login::secret_field(&req.data, "secret_id")?;
+                h::create_secret_id(req, &store, n, Some(custom), max).await
             }
-            (P::SecretIdLookup(n), Create | Update) => h::lookup_secret_id(ctx, &store, n).await,
-            (P::SecretIdDestroy(n), Create | Update | Delete) => h::destroy_secret_id(ctx, &store, n).await,
-            (P::AccessorLookup(n), Create | Update) => h::lookup_accessor(ctx, &store, n).await,
-            (P::AccessorDestroy(n), Create | Update | Delete) => h::destroy_accessor(ctx, &store, n).await,
-            (P::TidySecretId, Create | Update) => Ok(self.tidy(ctx, Arc::clone(&salt))),
+            (P::SecretIdLookup(n), Create | Update) => h::lookup_secret_id(req, &store, n).await,
+            (P::SecretIdDestroy(n), Create | Update | Delete) => h::destroy_secret_id(req, &store, n).await,
+            (P::AccessorLookup(n), Create | Update) => h::lookup_accessor(req, &store, n).await,
+            (P::AccessorDestroy(n), Create | Update | Delete) => h::destroy_accessor(req, &store, n).await,
+            (P::TidySecretId, Create | Update) => Ok(self.tidy(req, Arc::clone(&salt))),
             _ => Err(Error::UnsupportedOperation),
         }
     }
