@@ -16,22 +16,22 @@ use crate::engines::kv::v1::{self, TtlField};
 pub struct Cubbyhole;
 
 /// The caller's cubbyhole: the mount's view narrowed to the token's id HMAC.
-fn token_view(ctx: &BackendRequest) -> Result<View> {
-    let token = ctx.token.as_ref().ok_or(Error::PermissionDenied)?;
-    Ok(ctx.view.sub(&format!("{}/", token.id_hmac)))
+fn token_view(req: &BackendRequest) -> Result<View> {
+    let token = req.token.as_ref().ok_or(Error::PermissionDenied)?;
+    Ok(req.view.sub(&format!("{}/", token.id_hmac)))
 }
 
 #[async_trait]
 impl Backend for Cubbyhole {
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        if ctx.path.is_empty() || ctx.path.ends_with('/') {
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        if req.path.is_empty() || req.path.ends_with('/') {
             return Ok(Some(false));
         }
-        v1::exists_in(&token_view(ctx)?, ctx).await
+        v1::exists_in(&token_view(req)?, req).await
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
-        v1::handle_in(&token_view(ctx)?, ctx, TtlField::Data).await
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
+        v1::handle_in(&token_view(req)?, req, TtlField::Data).await
     }
 }
 

@@ -53,69 +53,69 @@ pub enum TtlField {
 
 #[async_trait]
 impl Backend for KvV1 {
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        exists_in(&ctx.view, ctx).await
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        exists_in(&req.view, req).await
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
-        handle_in(&ctx.view, ctx, TtlField::Lease).await
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
+        handle_in(&req.view, req, TtlField::Lease).await
     }
 }
 
 /// The existence check of a kv v1 tree stored in `view` (the mount's view, or a narrower one).
-pub async fn exists_in(view: &View, ctx: &BackendRequest) -> Result<Option<bool>> {
-    if ctx.path.is_empty() || ctx.path.ends_with('/') {
+pub async fn exists_in(view: &View, req: &BackendRequest) -> Result<Option<bool>> {
+    if req.path.is_empty() || req.path.ends_with('/') {
         return Ok(Some(false));
     }
-    Ok(Some(view.get(&ctx.path).await?.is_some()))
+    Ok(Some(view.get(&req.path).await?.is_some()))
 }
 
 /// Serves a kv v1 request against the tree stored in `view` (the mount's view, or a narrower
 /// one such as a token's cubbyhole): list, read, write and delete of whole JSON objects.
-pub async fn handle_in(view: &View, ctx: &BackendRequest, ttl_field: TtlField) -> Result<Response> {
-    match ctx.operation {
+pub async fn handle_in(view: &View, req: &BackendRequest, ttl_field: TtlField) -> Result<Response> {
+    match req.operation {
         Operation::List => {
-            let prefix = if ctx.path.is_empty() || ctx.path.ends_with('/') {
-                ctx.path.clone()
+            let prefix = if req.path.is_empty() || req.path.ends_with('/') {
+                req.path.clone()
             } else {
-                format!("{}/", ctx.path)
+                format!("{}/", req.path)
             };
             Ok(Response::keys(view.list(&prefix).await?))
         }
         Operation::Read => {
-            if ctx.path.is_empty() {
+            if req.path.is_empty() {
                 return Err(Error::NotFound(None));
             }
-            let Some(e) = view.get(&ctx.path).await? else { return Err(Error::NotFound(None)) };
+            let Some(e) = view.get(&req.path).await? else { return Err(Error::NotFound(None)) };
             let data = decode(&e.value)?;
             let lease = match ttl_field {
                 TtlField::Data => 0,
-                TtlField::Lease => lease_of(ctx, &data),
+                TtlField::Lease => lease_of(req, &data),
             };
             let mut resp = Response::data(data);
             resp.lease_duration = lease;
             Ok(resp)
         }
         Operation::Create | Operation::Update => {
-            if ctx.path.is_empty() {
+            if req.path.is_empty() {
                 return Err(Error::bad("missing path"));
             }
-            if ctx.data.is_empty() {
+            if req.data.is_empty() {
                 return Err(Error::bad("missing data fields"));
             }
             if ttl_field == TtlField::Lease {
-                if let Some(ttl) = ctx.data.get("ttl") {
+                if let Some(ttl) = req.data.get("ttl") {
                     if duration::parse_seconds(ttl).is_err() {
                         return Err(Error::bad("failed to parse ttl for entry"));
                     }
                 }
             }
-            view.put(&ctx.path, encode(&ctx.data)?).await?;
+            view.put(&req.path, encode(&req.data)?).await?;
             Ok(Response::empty())
         }
         Operation::Delete => {
-            if !ctx.path.is_empty() {
-                view.delete(&ctx.path).await?;
+            if !req.path.is_empty() {
+                view.delete(&req.path).await?;
             }
             Ok(Response::empty())
         }
@@ -125,8 +125,8 @@ pub async fn handle_in(view: &View, ctx: &BackendRequest, ttl_field: TtlField) -
 
 /// The lease a read reports: the secret's own `ttl` (or `lease`) when it parses, else the
 /// mount's default lease, else Vault's 768h.
-fn lease_of(ctx: &BackendRequest, data: &Map<String, Value>) -> u64 {
-    let mount_default = ctx.mount.config.default_lease_ttl;
+fn lease_of(req: &BackendRequest, data: &Map<String, Value>) -> u64 {
+    let mount_default = req.mount.config.default_lease_ttl;
     let fallback = if mount_default > 0 { mount_default } else { DEFAULT_LEASE };
     data.get("ttl")
         .or_else(|| data.get("lease"))

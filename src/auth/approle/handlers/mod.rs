@@ -13,12 +13,11 @@ mod fields;
 mod roles;
 mod secret_ids;
 
-use crate::core::error::{Error, Result};
-use crate::core::request::Response;
-
 use super::path::RoleName;
 use super::role::RoleEntry;
 use super::store::Store;
+use crate::core::error::{Error, Result};
+use crate::core::request::Response;
 
 pub use self::fields::{delete_field, read_field, write_field};
 pub use self::roles::{delete_role, list_roles, read_role, read_role_id, write_role, write_role_id};

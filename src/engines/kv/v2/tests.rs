@@ -47,7 +47,7 @@ fn entry() -> MountEntry {
 }
 
 impl Env {
-    fn ctx(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> BackendRequest {
+    fn req(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> BackendRequest {
         BackendRequest {
             request_id: "test".into(),
             operation: op,
@@ -70,7 +70,7 @@ impl Env {
         data: Value,
         now: OffsetDateTime,
     ) -> Result<Response, Error> {
-        self.backend.handle(&self.ctx(op, path, data, now)).await
+        self.backend.handle(&self.req(op, path, data, now)).await
     }
 
     async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response, Error> {
@@ -218,8 +218,8 @@ async fn existence_check_covers_data_and_metadata_only() {
 }
 
 async fn exists(e: &Env, path: &str) -> Option<bool> {
-    let ctx = e.ctx(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
-    e.backend.exists(&ctx).await.unwrap()
+    let req = e.req(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
+    e.backend.exists(&req).await.unwrap()
 }
 
 #[tokio::test]
