@@ -99,7 +99,7 @@ pub async fn login(req: &BackendRequest, store: &Store<'_>, failures: &Failures)
         let Some((entry, version)) = found.filter(|(e, _)| !locked && !e.expired_at(req.now)) else {
             return invalid(lock.as_ref(), true, store, req).await;
         };
-        cidr::verify_subset(&entry.cidr_list, &role.secret_id_bound_cidrs).map_err(Error::bad)?;
+        cidr::verify_subset(&entry.cidr_list, &role.secret_id_bound_cidrs)?;
         if !entry.cidr_list.is_empty() {
             let ip = remote(req)?;
             if !cidr::contains(&entry.cidr_list, ip) {
