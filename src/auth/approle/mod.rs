@@ -41,7 +41,7 @@ use tokio::sync::OnceCell;
 use coffer_storage::keys::SecretBytes;
 use coffer_storage::View;
 
-use self::path::ApprolePath as P;
+use self::path::ApprolePath;
 use self::store::Store;
 use crate::core::backend::{AuthRenew, Backend, BackendEnv, SystemView};
 use crate::core::error::{Error, Result};
@@ -127,8 +127,8 @@ impl Backend for AppRole {
     }
 
     async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
-        match P::parse(&req.path) {
-            Some(P::Role(name)) => {
+        match ApprolePath::parse(&req.path) {
+            Some(ApprolePath::Role(name)) => {
                 Ok(Some(req.view.get(&format!("role/{}", name.canonical())).await?.is_some()))
             }
             _ => Ok(None),
@@ -136,34 +136,45 @@ impl Backend for AppRole {
     }
 
     async fn handle(&self, req: &BackendRequest) -> Result<Response> {
-        let Some(path) = P::parse(&req.path) else { return Err(Error::UnsupportedPath) };
+        let Some(path) = ApprolePath::parse(&req.path) else { return Err(Error::UnsupportedPath) };
         let salt = self.salt(req).await?;
         let store = Store::new(&req.view, &salt);
         let max = self.mount_max(req);
-        use self::handlers as h;
         use Operation::{Create, Delete, List, Read, Update};
         match (&path, req.operation) {
-            (P::Login, Create | Update) => login::login(req, &store, &self.failures).await,
-            (P::RoleList, List) => h::list_roles(&store).await,
-            (P::Role(n), Read) => h::read_role(&store, n).await,
-            (P::Role(n), Create | Update) => h::write_role(req, &store, n, max).await,
-            (P::Role(n), Delete) => h::delete_role(&store, n).await,
-            (P::RoleField(n, f), Read) => h::read_field(&store, n, *f).await,
-            (P::RoleField(n, f), Create | Update) => h::write_field(req, &store, n, *f, max).await,
-            (P::RoleField(n, f), Delete) => h::delete_field(&store, n, *f).await,
-            (P::RoleId(n), Read) => h::read_role_id(&store, n).await,
-            (P::RoleId(n), Create | Update) => h::write_role_id(req, &store, n).await,
-            (P::SecretId(n), Create | Update) => h::create_secret_id(req, &store, n, None, max).await,
-            (P::SecretId(n), List) => h::list_secret_ids(&store, n).await,
-            (P::CustomSecretId(n), Create | Update) => {
-                let custom = login::secret_field(&req.data, "secret_id")?;
-                h::create_secret_id(req, &store, n, Some(custom), max).await
+            (ApprolePath::Login, Create | Update) => login::login(req, &store, &self.failures).await,
+            (ApprolePath::RoleList, List) => handlers::list_roles(&store).await,
+            (ApprolePath::Role(n), Read) => handlers::read_role(&store, n).await,
+            (ApprolePath::Role(n), Create | Update) => handlers::write_role(req, &store, n, max).await,
+            (ApprolePath::Role(n), Delete) => handlers::delete_role(&store, n).await,
+            (ApprolePath::RoleField(n, f), Read) => handlers::read_field(&store, n, *f).await,
+            (ApprolePath::RoleField(n, f), Create | Update) => {
+                handlers::write_field(req, &store, n, *f, max).await
             }
-            (P::SecretIdLookup(n), Create | Update) => h::lookup_secret_id(req, &store, n).await,
-            (P::SecretIdDestroy(n), Create | Update | Delete) => h::destroy_secret_id(req, &store, n).await,
-            (P::AccessorLookup(n), Create | Update) => h::lookup_accessor(req, &store, n).await,
-            (P::AccessorDestroy(n), Create | Update | Delete) => h::destroy_accessor(req, &store, n).await,
-            (P::TidySecretId, Create | Update) => Ok(self.tidy(req, Arc::clone(&salt))),
+            (ApprolePath::RoleField(n, f), Delete) => handlers::delete_field(&store, n, *f).await,
+            (ApprolePath::RoleId(n), Read) => handlers::read_role_id(&store, n).await,
+            (ApprolePath::RoleId(n), Create | Update) => handlers::write_role_id(req, &store, n).await,
+            (ApprolePath::SecretId(n), Create | Update) => {
+                handlers::create_secret_id(req, &store, n, None, max).await
+            }
+            (ApprolePath::SecretId(n), List) => handlers::list_secret_ids(&store, n).await,
+            (ApprolePath::CustomSecretId(n), Create | Update) => {
+                let custom = login::secret_field(&req.data, "secret_id")?;
+                handlers::create_secret_id(req, &store, n, Some(custom), max).await
+            }
+            (ApprolePath::SecretIdLookup(n), Create | Update) => {
+                handlers::lookup_secret_id(req, &store, n).await
+            }
+            (ApprolePath::SecretIdDestroy(n), Create | Update | Delete) => {
+                handlers::destroy_secret_id(req, &store, n).await
+            }
+            (ApprolePath::AccessorLookup(n), Create | Update) => {
+                handlers::lookup_accessor(req, &store, n).await
+            }
+            (ApprolePath::AccessorDestroy(n), Create | Update | Delete) => {
+                handlers::destroy_accessor(req, &store, n).await
+            }
+            (ApprolePath::TidySecretId, Create | Update) => Ok(self.tidy(req, Arc::clone(&salt))),
             _ => Err(Error::UnsupportedOperation),
         }
     }
