@@ -11,6 +11,9 @@
 //! behind the `testing` cargo feature, which they enable as a dev-dependency feature, so no
 //! production build contains it.
 
+// Test code: a failed expectation is a failed test, with the expectation as its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use crate::keys::RootKey;
