@@ -58,6 +58,25 @@ enum SysPath<'a> {
     WrappingWrap,
 }
 
+/// A path made of a fixed prefix and a parameter (the rest of the path).
+struct ParameterPath {
+    prefix: &'static str,
+    variant: for<'a> fn(&'a str) -> SysPath<'a>,
+}
+
+/// The parameter paths other than mounts. No prefix is a prefix of another, so their order
+/// does not matter.
+const PARAMETER_PATHS: &[ParameterPath] = &[
+    ParameterPath { prefix: "audit/", variant: |rest| SysPath::AuditDevice(rest) },
+    ParameterPath { prefix: "audit-hash/", variant: |rest| SysPath::AuditHash(rest) },
+    ParameterPath { prefix: "audit-verify/", variant: |rest| SysPath::AuditVerify(rest) },
+    ParameterPath { prefix: "internal/ui/mounts/", variant: |rest| SysPath::UiMount(rest) },
+    ParameterPath { prefix: "policies/acl/", variant: |rest| SysPath::PolicyAcl(rest) },
+    ParameterPath { prefix: "policy/", variant: |rest| SysPath::Policy(rest) },
+    ParameterPath { prefix: "remount/status/", variant: |rest| SysPath::RemountStatus(rest) },
+    ParameterPath { prefix: "tools/", variant: |rest| SysPath::Tools(rest) },
+];
+
 fn parse(path: &str) -> SysPath<'_> {
     let p = path.trim_end_matches('/');
     match p {
@@ -79,12 +98,6 @@ fn parse(path: &str) -> SysPath<'_> {
         "capabilities-accessor" => return SysPath::CapabilitiesAccessor,
         _ => {}
     }
-    if let Some(name) = p.strip_prefix("policies/acl/") {
-        return SysPath::PolicyAcl(name);
-    }
-    if let Some(name) = p.strip_prefix("policy/") {
-        return SysPath::Policy(name);
-    }
     for (prefix, table) in [("mounts/", Table::Secrets), ("auth/", Table::Auth)] {
         if let Some(rest) = p.strip_prefix(prefix) {
             return match rest.strip_suffix("/tune") {
@@ -93,23 +106,10 @@ fn parse(path: &str) -> SysPath<'_> {
             };
         }
     }
-    if let Some(rest) = p.strip_prefix("audit/") {
-        return SysPath::AuditDevice(rest);
-    }
-    if let Some(rest) = p.strip_prefix("audit-hash/") {
-        return SysPath::AuditHash(rest);
-    }
-    if let Some(rest) = p.strip_prefix("audit-verify/") {
-        return SysPath::AuditVerify(rest);
-    }
-    if let Some(rest) = p.strip_prefix("remount/status/") {
-        return SysPath::RemountStatus(rest);
-    }
-    if let Some(rest) = p.strip_prefix("tools/") {
-        return SysPath::Tools(rest);
-    }
-    if let Some(rest) = p.strip_prefix("internal/ui/mounts/") {
-        return SysPath::UiMount(rest);
+    for path in PARAMETER_PATHS {
+        if let Some(rest) = p.strip_prefix(path.prefix) {
+            return (path.variant)(rest);
+        }
     }
     SysPath::Unknown
 }
@@ -273,6 +273,11 @@ mod tests {
         assert_eq!(parse("capabilities-self"), SysPath::CapabilitiesSelf);
         assert_eq!(parse("capabilities-accessor"), SysPath::CapabilitiesAccessor);
         assert_eq!(parse("capabilities"), SysPath::Capabilities);
+        assert_eq!(parse("audit/file"), SysPath::AuditDevice("file"));
+        assert_eq!(parse("audit-hash/file"), SysPath::AuditHash("file"));
+        assert_eq!(parse("audit-verify/file"), SysPath::AuditVerify("file"));
+        assert_eq!(parse("remount/status/id"), SysPath::RemountStatus("id"));
+        assert_eq!(parse("tools/random/32"), SysPath::Tools("random/32"));
         assert!(sys_root_protected("auth/approle"));
         assert!(!sys_root_protected("auth"));
         assert!(!sys_root_protected("mounts/x"));
