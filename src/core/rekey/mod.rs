@@ -395,8 +395,7 @@ impl Core {
         threshold: u8,
     ) -> Result<()> {
         let raw = self.barrier.raw();
-        let cfg_entry =
-            raw.get(seal::SEAL_CONFIG_PATH).await?.ok_or_else(|| Error::internal("seal config vanished"))?;
+        let cfg_entry = self.seal_record(seal::SEAL_CONFIG_PATH, "seal config vanished").await?;
         let mut cfg =
             seal::read_config(raw.as_ref()).await?.ok_or_else(|| Error::internal("seal config vanished"))?;
         let (record_path, record) = match target {
@@ -414,8 +413,7 @@ impl Core {
                 (seal::RECOVERY_CHECK_PATH, seal::recovery_check(new_key.expose())?)
             }
         };
-        let record_entry =
-            raw.get(record_path).await?.ok_or_else(|| Error::internal(format!("{record_path} vanished")))?;
+        let record_entry = self.seal_record(record_path, &format!("{record_path} vanished")).await?;
         let cfg_bytes = Zeroizing::new(serde_json::to_vec(&cfg)?);
         let batch = Batch::new()
             .put(record_path, record)
