@@ -125,6 +125,15 @@ impl Core {
         }
     }
 
+    /// The seal configuration of an initialised node; `not_initialized` when there is none
+    /// (each endpoint words it differently).
+    pub(crate) async fn initialized_seal_config(
+        &self,
+        not_initialized: Error,
+    ) -> Result<seal::StoredSealConfig> {
+        seal::read_config(self.barrier.raw().as_ref()).await?.ok_or(not_initialized)
+    }
+
     /// A seal record (outside the barrier) that every initialised node has; its absence is an
     /// internal error with the log-only text `missing`.
     pub(crate) async fn seal_record(&self, path: &str, missing: &str) -> Result<Entry> {

@@ -176,11 +176,6 @@ impl Core {
         }
     }
 
-    /// Seal config of an initialised node, or the given error.
-    async fn rekey_config(&self, uninitialized: &'static str) -> Result<StoredSealConfig> {
-        seal::read_config(self.barrier.raw().as_ref()).await?.ok_or_else(|| Error::bad(uninitialized))
-    }
-
     fn rekey_status_of(&self, cfg: &StoredSealConfig, op: Option<&RekeyOp>) -> RekeyStatus {
         let required = self.quorum_threshold(cfg);
         match op {
@@ -201,7 +196,7 @@ impl Core {
     /// `GET sys/rekey/init` (or the recovery variant).
     pub async fn rekey_status(&self, target: RekeyTarget) -> Result<RekeyStatus> {
         self.check_rekey_target(target)?;
-        let cfg = self.rekey_config("server is not yet initialized").await?;
+        let cfg = self.initialized_seal_config(Error::bad("server is not yet initialized")).await?;
         self.active()?;
         let mut rekeys = self.rekeys.lock().await;
         let op = rekeys.slot(target).as_ref();
@@ -244,7 +239,7 @@ impl Core {
             seal::validate_shares_as(prefix, params.secret_shares, params.secret_threshold)?
         };
         self.active()?;
-        let cfg = self.rekey_config("Vault is not initialized").await?;
+        let cfg = self.initialized_seal_config(Error::bad("Vault is not initialized")).await?;
         let mut rekeys = self.rekeys.lock().await;
         let slot = rekeys.slot(target);
         if slot.is_some() {
@@ -299,7 +294,7 @@ impl Core {
         }
         let _t = self.transition.lock().await;
         self.active()?;
-        let cfg = self.rekey_config("Vault is not initialized").await?;
+        let cfg = self.initialized_seal_config(Error::bad("Vault is not initialized")).await?;
         let mut rekeys = self.rekeys.lock().await;
         let slot = rekeys.slot(target);
         let Some(op) = slot.as_mut() else {

@@ -26,7 +26,7 @@ impl Core {
     /// `GET sys/rekey/verify`.
     pub async fn rekey_verify_status(&self, target: RekeyTarget) -> Result<RekeyVerifyStatus> {
         self.check_rekey_target(target)?;
-        self.rekey_config("server is not yet initialized").await?;
+        self.initialized_seal_config(Error::bad("server is not yet initialized")).await?;
         self.active()?;
         let mut rekeys = self.rekeys.lock().await;
         let op = rekeys.slot(target).as_ref().ok_or_else(|| Error::bad("no rekey configuration found"))?;
@@ -42,7 +42,7 @@ impl Core {
         nonce_required: bool,
     ) -> Result<RekeyVerifyStatus> {
         self.check_rekey_target(target)?;
-        self.rekey_config("server is not yet initialized").await?;
+        self.initialized_seal_config(Error::bad("server is not yet initialized")).await?;
         self.active()?;
         let mut rekeys = self.rekeys.lock().await;
         let op = rekeys.slot(target).as_mut().ok_or_else(|| Error::bad("no rekey configuration found"))?;
