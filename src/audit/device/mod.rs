@@ -4,7 +4,7 @@
 //!
 //! A device keeps its chain key and its chain head ([`HeadRecord`]) behind the barrier. Each
 //! line is appended (and, with `fsync = true`, synced) under the device's lock; then the new
-//! head is handed to a background writer ([`head`]), which persists the newest head it has been
+//! head is handed to a background writer (`head`), which persists the newest head it has been
 //! given, at most every [`HEAD_WRITE_INTERVAL`], and once more when the device closes (seal,
 //! shutdown, disable). A request never waits for a storage write.
 //!
@@ -16,9 +16,9 @@
 //! tampering. A file that ends before the stored head, or whose head line differs, is logged
 //! and left as it is for `coffer audit verify` to report. A file that no longer holds the
 //! device's segment at all (rotated, replaced, truncated below the segment start) gets a new
-//! segment; the old one is remembered in the head record ([`reopen`]).
+//! segment; the old one is remembered in the head record (`reopen`).
 //!
-//! What a line contains (and what is hashed) is in [`entries`].
+//! What a line contains (and what is hashed) is in `entries`.
 
 mod entries;
 mod head;

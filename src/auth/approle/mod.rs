@@ -4,7 +4,7 @@
 //!
 //! * It trusts the core for routing, ACLs (only `login` is unauthenticated) and for issuing the
 //!   token from the [`LoginSpec`](crate::core::request::LoginSpec) a login returns, and its
-//!   mount's [`View`](coffer_storage::View) for storage (encrypted by the barrier below it).
+//!   mount's [`View`] for storage (encrypted by the barrier below it).
 //! * Secret IDs are never stored, logged or put in a storage key: records live under an HMAC
 //!   with a per-mount random salt (see [`store`]); role IDs and accessors are indexed the same
 //!   way. Lookups are index probes, so no secret comparison exists to leak timing.

@@ -1,6 +1,6 @@
 //! `auth/token/*`: the token auth method's endpoints (contract §3). The token store and the
 //! token lifecycle (tree revocation, expiry tidy) live in the core (`core::token`); this backend
-//! parses the path once ([`path`]) and dispatches to one handler per concept:
+//! parses the path once (`path`) and dispatches to one handler per concept:
 //!
 //! ```text
 //!   create    create, create-orphan, create/<role>        (S19: no privilege escalation)

@@ -21,7 +21,7 @@
 //!
 //! With `require_verification` the new shares are returned but not yet used: holders must
 //! submit a threshold of the *new* shares to `verify` before the switch. Until then the old
-//! shares keep working, and the new key lives only in memory ([`verify`]).
+//! shares keep working, and the new key lives only in memory (`verify`).
 //!
 //! # State
 //!

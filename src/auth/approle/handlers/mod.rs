@@ -7,7 +7,7 @@
 //!
 //! `roles` serves `role/<name>` and `role/<name>/role-id`; `fields` the single-field
 //! sub-paths (`role/<name>/token-ttl`, ...); `secret_ids` secret IDs and their accessors. Every
-//! role change is a read-modify-write guarded by the role record's version ([`modify_role`]).
+//! role change is a read-modify-write guarded by the role record's version (`modify_role`).
 
 mod fields;
 mod roles;

@@ -3,7 +3,7 @@
 //!
 //! # What it trusts and guarantees
 //!
-//! * Storage is reached only through the mount's view (see [`record`] for the layout). Every
+//! * Storage is reached only through the mount's view (see `record` for the layout). Every
 //!   change to a secret is **one** batch guarded by the storage version of the secret's
 //!   metadata record as it was read, so two writers racing with the same `cas` can never both
 //!   win: the loser re-reads, sees the new current version and fails with Vault's mismatch
@@ -16,7 +16,7 @@
 //! # Upgrade from version 1
 //!
 //! After a version 1 mount is tuned to version 2, the first request migrates its secrets
-//! (see [`upgrade`]); the cleaner re-checks for stragglers on every tick.
+//! (see `upgrade`); the cleaner re-checks for stragglers on every tick.
 //!
 //! # Background cleaner
 //!
