@@ -3,16 +3,12 @@
 
 use std::sync::Arc;
 
-use coffer_storage::{Barrier, BarrierError, Batch, StorageError};
+use coffer_storage::{Barrier, Batch};
 
 use super::chain;
 use super::error::AuditError;
 use super::options::{AuditSettings, DeclaredDevice};
 use super::{DeviceConfig, Source, StoredTable, TABLE_PATH, TABLE_VERSION};
-
-fn lost_race(e: &BarrierError) -> bool {
-    matches!(e, BarrierError::Storage(StorageError::PreconditionFailed { .. }))
-}
 
 /// The stored table, its storage version, and whether it was in an older format (it is then
 /// upgraded in memory: every device gets an id).
@@ -46,11 +42,7 @@ pub async fn write(
 ) -> Result<bool, AuditError> {
     let t = StoredTable { version: TABLE_VERSION, devices: devices.to_vec() };
     let bytes = serde_json::to_vec(&t).map_err(|e| AuditError::State(e.to_string()))?;
-    match barrier.apply(Batch::new().put(TABLE_PATH, bytes).require(TABLE_PATH, expected)).await {
-        Ok(_) => Ok(true),
-        Err(e) if lost_race(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(barrier.try_apply(Batch::new().put(TABLE_PATH, bytes).require(TABLE_PATH, expected)).await?.is_some())
 }
 
 /// Deletes a device's chain key and head (after it was disabled). Best effort.
@@ -146,18 +138,9 @@ pub async fn reconcile(
 mod tests {
     use std::collections::BTreeMap;
 
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::MemStorage;
+    use coffer_storage::testing::mem_barrier as barrier;
 
     use super::*;
-
-    async fn barrier() -> Arc<Barrier> {
-        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        b
-    }
 
     fn declared(path: &str, file: &str) -> DeclaredDevice {
         DeclaredDevice {

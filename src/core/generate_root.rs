@@ -121,9 +121,7 @@ pub fn decode_token(encoded: &str, otp: &str) -> Result<Zeroizing<String>> {
 impl Core {
     /// Status of the root generation attempt (`GET sys/generate-root/attempt`).
     pub async fn generate_root_status(&self) -> Result<GenerateRootStatus> {
-        let Some(cfg) = seal::read_config(self.barrier.raw().as_ref()).await? else {
-            return Err(Error::bad("server is not yet initialized"));
-        };
+        let cfg = self.initialized_seal_config(Error::bad("server is not yet initialized")).await?;
         self.active()?;
         let generation = self.root_generation.lock().await;
         Ok(self.root_status(&cfg, generation.as_ref(), None))
@@ -166,9 +164,7 @@ impl Core {
             None => (Zeroizing::new(random_base62(ROOT_TOKEN_LENGTH)), true),
         };
         self.active()?;
-        let Some(cfg) = seal::read_config(self.barrier.raw().as_ref()).await? else {
-            return Err(Error::Sealed);
-        };
+        let cfg = self.initialized_seal_config(Error::Sealed).await?;
         let mut generation = self.root_generation.lock().await;
         if generation.is_some() {
             return Err(Error::bad("root generation already in progress"));
@@ -187,9 +183,7 @@ impl Core {
         if let Some(problem) = quorum::key_length_problem(&key) {
             return Err(Error::bad(format!("invalid key: {problem}")));
         }
-        let Some(cfg) = seal::read_config(self.barrier.raw().as_ref()).await? else {
-            return Err(Error::bad("Vault is not initialized"));
-        };
+        let cfg = self.initialized_seal_config(Error::bad("Vault is not initialized")).await?;
         // Completing issues a token; keep seal/unseal out of the way meanwhile.
         let _t = self.transition.lock().await;
         let active = self.active()?;

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use coffer_storage::{Barrier, View};
 
 use crate::core::backend::Backend;
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 
 /// Format version of the stored mount tables.
 pub const MOUNT_TABLE_VERSION: u32 = 1;
@@ -59,6 +59,26 @@ pub struct MountConfig {
     /// Auth mounts with user lockout (AppRole): Vault's `user_lockout_config` tunables.
     #[serde(default)]
     pub user_lockout_config: Option<UserLockoutConfig>,
+}
+
+impl MountConfig {
+    /// The default lease TTL in force on this mount: its tune, else `system` (seconds).
+    pub fn default_lease_ttl_or(&self, system: u64) -> u64 {
+        if self.default_lease_ttl > 0 {
+            self.default_lease_ttl
+        } else {
+            system
+        }
+    }
+
+    /// The maximum lease TTL in force on this mount: its tune, else `system` (seconds).
+    pub fn max_lease_ttl_or(&self, system: u64) -> u64 {
+        if self.max_lease_ttl > 0 {
+            self.max_lease_ttl
+        } else {
+            system
+        }
+    }
 }
 
 /// Vault's per-mount `user_lockout_config`. Zero values mean "use the default" (5 attempts,
@@ -266,11 +286,7 @@ impl Mounts {
         let batch = coffer_storage::Batch::new()
             .put(Self::table_path(table), serde_json::to_vec(&stored)?)
             .require(Self::table_path(table), expected);
-        match self.barrier.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.barrier.try_apply(batch).await?.is_some())
     }
 
     /// Rebuilds the router from storage (at unseal and when another node changed a table).

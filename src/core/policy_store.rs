@@ -30,9 +30,9 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use coffer_storage::View;
+use coffer_storage::{Batch, View};
 
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::policy::parse::parse;
 use crate::policy::{Acl, Policy};
 
@@ -154,10 +154,10 @@ impl PolicyStore {
                 version: 1,
                 modified_ns: OffsetDateTime::now_utc().unix_timestamp_nanos(),
             };
-            match store.view.put_if(&key, serde_json::to_vec(&record)?, None).await {
+            let batch = Batch::new().put(key.clone(), serde_json::to_vec(&record)?).require_absent(key);
+            // `Ok(None)`: another node wrote it first.
+            match store.view.try_apply(batch).await {
                 Ok(_) => {}
-                // Another node wrote it first.
-                Err(e) if is_precondition_failure(&e) => {}
                 Err(e) => match Error::from(e) {
                     // A node that cannot write (a standby) leaves it to the active node; until
                     // then `default` behaves as empty, which only denies more.
@@ -232,10 +232,12 @@ impl PolicyStore {
                 version: prev_version + 1,
                 modified_ns: OffsetDateTime::now_utc().unix_timestamp_nanos(),
             };
-            match self.view.put_if(&key, serde_json::to_vec(&record)?, expected).await {
-                Ok(_) => break,
+            let batch =
+                Batch::new().put(key.clone(), serde_json::to_vec(&record)?).require(key.clone(), expected);
+            match self.view.try_apply(batch).await {
+                Ok(Some(_)) => break,
                 // A concurrent write won; count versions from it.
-                Err(e) if is_precondition_failure(&e) => continue,
+                Ok(None) => continue,
                 Err(e) => {
                     self.invalidate();
                     return Err(e.into());
@@ -355,15 +357,12 @@ impl PolicyStore {
 mod tests {
     use super::*;
     use crate::policy::Operation;
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
+    use coffer_storage::testing::mem_barrier;
+    use coffer_storage::Barrier;
     use serde_json::Map;
 
     async fn store() -> (Arc<Barrier>, PolicyStore) {
-        let barrier = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        barrier.initialize(&root).await.unwrap();
-        barrier.unseal(root).await.unwrap();
+        let barrier = mem_barrier().await;
         let view = View::new(Arc::clone(&barrier), "sys/policy/");
         (barrier, PolicyStore::open(view).await.unwrap())
     }

@@ -16,6 +16,7 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 
 use coffer_storage::keys::{SecretBytes, UnsealKey};
+use coffer_storage::Entry;
 
 use crate::core::error::{Error, Result};
 use crate::core::seal::{self, SealSource};
@@ -124,28 +125,34 @@ impl Core {
         }
     }
 
+    /// The seal configuration of an initialised node; `not_initialized` when there is none
+    /// (each endpoint words it differently).
+    pub(crate) async fn initialized_seal_config(
+        &self,
+        not_initialized: Error,
+    ) -> Result<seal::StoredSealConfig> {
+        seal::read_config(self.barrier.raw().as_ref()).await?.ok_or(not_initialized)
+    }
+
+    /// A seal record (outside the barrier) that every initialised node has; its absence is an
+    /// internal error with the log-only text `missing`.
+    pub(crate) async fn seal_record(&self, path: &str, missing: &str) -> Result<Entry> {
+        self.barrier.raw().get(path).await?.ok_or_else(|| Error::internal(missing))
+    }
+
     /// Whether `key` (combined from shares) is this node's unseal key (Shamir) or recovery key
     /// (static seal). `Err` only for storage failures.
     pub(crate) async fn quorum_key_matches(&self, key: &SecretBytes) -> Result<bool> {
         match &self.seal_source {
             SealSource::Shamir => {
                 let Some(kek) = UnsealKey::from_slice(key.expose()) else { return Ok(false) };
-                let wrapped = self
-                    .barrier
-                    .raw()
-                    .get(seal::ROOT_KEY_PATH)
-                    .await?
-                    .ok_or_else(|| Error::internal("wrapped root key missing"))?;
+                let wrapped = self.seal_record(seal::ROOT_KEY_PATH, "wrapped root key missing").await?;
                 let Ok(root) = seal::unwrap_root_key(&kek, &wrapped.value) else { return Ok(false) };
                 Ok(self.barrier.with_root_key(|current| current.ct_eq(root.expose()))?)
             }
             SealSource::Static { .. } => {
-                let check = self
-                    .barrier
-                    .raw()
-                    .get(seal::RECOVERY_CHECK_PATH)
-                    .await?
-                    .ok_or_else(|| Error::internal("recovery check record missing"))?;
+                let check =
+                    self.seal_record(seal::RECOVERY_CHECK_PATH, "recovery check record missing").await?;
                 Ok(seal::verify_recovery(key.expose(), &check.value))
             }
         }

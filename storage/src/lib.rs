@@ -34,6 +34,7 @@ pub mod keys;
 pub mod mem;
 pub mod replication;
 pub mod sled_store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod view;
 
@@ -211,7 +212,8 @@ pub enum StorageError {
 
 /// The untrusted physical store: ciphertext in, ciphertext out.
 ///
-/// Implementations must pass [`testing::conformance`].
+/// Implementations must pass the conformance suite, `testing::conformance` (built with the
+/// `testing` feature or in this crate's tests).
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Reads one key.

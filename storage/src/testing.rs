@@ -1,12 +1,38 @@
 //! The conformance suite every [`Storage`] implementation must pass.
 //!
 //! Call [`conformance`] with a fresh, empty store. It panics (test failure) with a message naming
-//! the broken rule. The same suite runs against `MemStorage`, `SledStorage` and, once it exists,
-//! the replicated store.
+//! the broken rule. The same suite runs against `MemStorage`, `SledStorage`, the
+//! replication wrapper and `RaftStorage` (raft crate tests).
+//!
+//! [`unsealed_barrier`] and [`mem_barrier`] give the tests of the layers above the barrier an
+//! unsealed barrier to start from.
+//!
+//! Test code only: the module exists in this crate's test builds and, for other crates' tests,
+//! behind the `testing` cargo feature, which they enable as a dev-dependency feature, so no
+//! production build contains it.
+
+// Test code: a failed expectation is a failed test, with the expectation as its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
-use crate::{Batch, Storage, StorageError};
+use crate::keys::RootKey;
+use crate::{Barrier, Batch, MemStorage, Storage, StorageError};
+
+/// A barrier over `storage`, initialised with a fresh random root key and unsealed: the
+/// starting point of tests of the layers above the barrier.
+pub async fn unsealed_barrier(storage: Arc<dyn Storage>) -> Arc<Barrier> {
+    let barrier = Arc::new(Barrier::new(storage));
+    let root = RootKey::generate().expect("random root key");
+    barrier.initialize(&root).await.expect("barrier initialises");
+    barrier.unseal(root).await.expect("barrier unseals");
+    barrier
+}
+
+/// [`unsealed_barrier`] over a fresh [`MemStorage`].
+pub async fn mem_barrier() -> Arc<Barrier> {
+    unsealed_barrier(Arc::new(MemStorage::new())).await
+}
 
 /// Runs every check against an empty store.
 pub async fn conformance<S: Storage + ?Sized>(s: &S) {

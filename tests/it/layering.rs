@@ -38,39 +38,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// Largest production file, in lines (tests and `#[cfg(test)]` items not counted).
 const MAX_PRODUCTION_LINES: usize = 600;
 
-/// Known violations still being removed (issue 10 work in flight). Each entry must still be a
-/// violation (the test fails on a stale entry), so this list only shrinks; it must be empty when
-/// the restructuring is done.
-const KNOWN: &[&str] = &["src/audit/device.rs", "src/auth/token/mod.rs", "src/engines/kv/v2/handlers.rs"];
-
-/// Drops violations listed in [`KNOWN`] (matched by prefix, line numbers aside) and returns the
-/// rest, after checking that every entry of `known` in `scope` still matches something.
-fn unexpected(found: Vec<String>, scope: &str) -> Vec<String> {
-    let key = |v: &str| -> String {
-        // "file:line: message" -> "file: message"; "file (N lines)" -> "file"
-        let mut parts = v.splitn(3, ':');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(f), Some(l), Some(m)) if l.chars().all(|c| c.is_ascii_digit()) => format!("{f}:{m}"),
-            _ => v.split(" (").next().unwrap_or(v).to_owned(),
-        }
-    };
-    let keys: Vec<String> = found.iter().map(|v| key(v)).collect();
-    for k in KNOWN.iter().filter(|k| scope_of(k) == scope) {
-        assert!(keys.iter().any(|f| f == k), "KNOWN entry {k:?} no longer applies: remove it");
-    }
-    found.into_iter().zip(keys).filter(|(_, k)| !KNOWN.contains(&k.as_str())).map(|(v, _)| v).collect()
-}
-
-fn scope_of(known: &str) -> &'static str {
-    if known.contains("may not import") {
-        "imports"
-    } else if known.ends_with("cycle") {
-        "cycles"
-    } else {
-        "sizes"
-    }
-}
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -232,7 +199,6 @@ fn imports_follow_the_layer_graph() {
             }
         }
     }
-    let violations = unexpected(violations, "imports");
     assert!(violations.is_empty(), "imports against the layer graph:\n{}", violations.join("\n"));
     // Every module of the graph exists (a rename must update the graph, not escape it).
     for (m, _) in ALLOWED {
@@ -335,8 +301,7 @@ fn cycles(src: &Path, dir: &Path) -> Vec<Vec<String>> {
 fn http_files_and_the_barrier_import_without_cycles() {
     let src = root().join("src");
     let http = cycles(&src, &src.join("http"));
-    let known_http_cycle = KNOWN.contains(&"http cycle");
-    assert_eq!(!http.is_empty(), known_http_cycle, "import cycles among src/http files: {http:?}");
+    assert!(http.is_empty(), "import cycles among src/http files: {http:?}");
     let storage = root().join("storage/src");
     let store = cycles(&storage, &storage);
     assert!(store.is_empty(), "import cycles among storage/src files: {store:?}");
@@ -354,7 +319,6 @@ fn production_files_stay_small() {
             }
         }
     }
-    let big = unexpected(big, "sizes");
     assert!(big.is_empty(), "production files over {MAX_PRODUCTION_LINES} lines: {big:?}");
 }
 

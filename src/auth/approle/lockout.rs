@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::store::Store;
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::core::mounts::MountConfig;
 use coffer_storage::{Batch, View};
 
@@ -301,14 +301,9 @@ impl<'f> Lock<'f> {
     pub async fn clear(&self, view: &View) -> Result<()> {
         self.failures.clear(&self.key);
         let Some((_, version)) = &self.record else { return Ok(()) };
-        match view
-            .apply(Batch::new().delete(self.key.clone()).require_version(self.key.clone(), *version))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_precondition_failure(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        view.try_apply(Batch::new().delete(self.key.clone()).require_version(self.key.clone(), *version))
+            .await?;
+        Ok(())
     }
 }
 

@@ -49,16 +49,16 @@ async fn invalid(
     lock: Option<&Lock<'_>>,
     known: bool,
     store: &Store<'_>,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
 ) -> Result<Response> {
     if let Some(l) = lock {
-        l.record_failure(store.view, known, ctx.now).await?;
+        l.record_failure(store.view, known, req.now).await?;
     }
     Err(Error::bad(INVALID))
 }
 
-fn remote(ctx: &BackendRequest) -> Result<IpAddr> {
-    ctx.remote_addr.ok_or_else(|| Error::internal("failed to get connection information"))
+fn remote(req: &BackendRequest) -> Result<IpAddr> {
+    req.remote_addr.ok_or_else(|| Error::internal("failed to get connection information"))
 }
 
 /// Vault's display name for tokens of a login on this mount: its path with `/` as `-`.
@@ -67,15 +67,15 @@ fn display_name(mount_path: &str) -> String {
 }
 
 /// Handles `POST login`; `failures` are the mount's in-memory failure counters.
-pub async fn login(ctx: &BackendRequest, store: &Store<'_>, failures: &Failures) -> Result<Response> {
-    let role_id = fields::string(&ctx.data, "role_id")?.unwrap_or_default();
+pub async fn login(req: &BackendRequest, store: &Store<'_>, failures: &Failures) -> Result<Response> {
+    let role_id = fields::string(&req.data, "role_id")?.unwrap_or_default();
     let role_id = role_id.trim();
     if role_id.is_empty() {
         return Err(Error::bad("missing role_id"));
     }
-    let secret = secret_field(&ctx.data, "secret_id")?;
-    let lock = match Policy::for_mount(&ctx.mount.config) {
-        Some(p) => Some(Lock::check(store, failures, p, role_id, ctx.now).await?),
+    let secret = secret_field(&req.data, "secret_id")?;
+    let lock = match Policy::for_mount(&req.mount.config) {
+        Some(p) => Some(Lock::check(store, failures, p, role_id, req.now).await?),
         None => None,
     };
     let locked = lock.as_ref().map(Lock::locked).unwrap_or(false);
@@ -83,25 +83,25 @@ pub async fn login(ctx: &BackendRequest, store: &Store<'_>, failures: &Failures)
     let Some(role) = store.role_by_role_id(role_id).await? else {
         let h = store.secret_hmac(NO_ROLE, &secret);
         store.secret_id(NO_ROLE, &h).await?;
-        return invalid(lock.as_ref(), false, store, ctx).await;
+        return invalid(lock.as_ref(), false, store, req).await;
     };
 
     let mut pending = None;
     if role.bind_secret_id {
         if secret.is_empty() {
             if locked {
-                return invalid(lock.as_ref(), true, store, ctx).await;
+                return invalid(lock.as_ref(), true, store, req).await;
             }
             return Err(Error::bad("missing secret_id"));
         }
         let h = store.secret_hmac(&role.id, &secret);
         let found = store.secret_id(&role.id, &h).await?;
-        let Some((entry, version)) = found.filter(|(e, _)| !locked && !e.expired_at(ctx.now)) else {
-            return invalid(lock.as_ref(), true, store, ctx).await;
+        let Some((entry, version)) = found.filter(|(e, _)| !locked && !e.expired_at(req.now)) else {
+            return invalid(lock.as_ref(), true, store, req).await;
         };
-        cidr::verify_subset(&entry.cidr_list, &role.secret_id_bound_cidrs).map_err(Error::bad)?;
+        cidr::verify_subset(&entry.cidr_list, &role.secret_id_bound_cidrs)?;
         if !entry.cidr_list.is_empty() {
-            let ip = remote(ctx)?;
+            let ip = remote(req)?;
             if !cidr::contains(&entry.cidr_list, ip) {
                 let how = if entry.num_uses == 0 { "through" } else { "by" };
                 return Err(Error::bad(format!(
@@ -112,10 +112,10 @@ pub async fn login(ctx: &BackendRequest, store: &Store<'_>, failures: &Failures)
         }
         pending = Some((h, entry, version));
     } else if locked {
-        return invalid(lock.as_ref(), true, store, ctx).await;
+        return invalid(lock.as_ref(), true, store, req).await;
     }
     if !role.secret_id_bound_cidrs.is_empty() {
-        let ip = remote(ctx)?;
+        let ip = remote(req)?;
         if !cidr::contains(&role.secret_id_bound_cidrs, ip) {
             return Err(Error::bad(format!(
                 "source address {:?} unauthorized by CIDR restrictions on the role",
@@ -132,9 +132,9 @@ pub async fn login(ctx: &BackendRequest, store: &Store<'_>, failures: &Failures)
     }
 
     let entry = match pending {
-        Some((h, entry, version)) => match store.consume(&role.id, &h, entry, version, ctx.now).await? {
+        Some((h, entry, version)) => match store.consume(&role.id, &h, entry, version, req.now).await? {
             Consumed::Ok(e) => Some(e),
-            Consumed::Invalid => return invalid(lock.as_ref(), true, store, ctx).await,
+            Consumed::Invalid => return invalid(lock.as_ref(), true, store, req).await,
         },
         None => None,
     };
@@ -153,16 +153,16 @@ pub async fn login(ctx: &BackendRequest, store: &Store<'_>, failures: &Failures)
         policies: role.token_policies.clone(),
         no_default_policy: role.token_no_default_policy,
         metadata,
-        display_name: display_name(&ctx.mount.path),
+        display_name: display_name(&req.mount.path),
         ttl: role.token_ttl,
         max_ttl: role.token_max_ttl,
         explicit_max_ttl: role.token_explicit_max_ttl,
         period: role.token_period,
         num_uses: role.token_num_uses,
         renewable: true,
-        token_type: role.token_type.resolve(ctx.mount.config.token_type.as_deref()).to_owned(),
+        token_type: role.token_type.resolve(req.mount.config.token_type.as_deref()).to_owned(),
         bound_cidrs: bound,
-        path: format!("auth/{}login", ctx.mount.path),
+        path: format!("auth/{}login", req.mount.path),
         internal: BTreeMap::from([("role_name".to_owned(), role.name.clone())]),
     };
     Ok(Response { login: Some(spec), ..Response::default() })

@@ -4,7 +4,7 @@
 //!
 //! * It trusts the core for routing, ACLs (only `login` is unauthenticated) and for issuing the
 //!   token from the [`LoginSpec`](crate::core::request::LoginSpec) a login returns, and its
-//!   mount's [`View`](coffer_storage::View) for storage (encrypted by the barrier below it).
+//!   mount's [`View`] for storage (encrypted by the barrier below it).
 //! * Secret IDs are never stored, logged or put in a storage key: records live under an HMAC
 //!   with a per-mount random salt (see [`store`]); role IDs and accessors are indexed the same
 //!   way. Lookups are index probes, so no secret comparison exists to leak timing.
@@ -41,7 +41,7 @@ use tokio::sync::OnceCell;
 use coffer_storage::keys::SecretBytes;
 use coffer_storage::View;
 
-use self::path::ApprolePath as P;
+use self::path::ApprolePath;
 use self::store::Store;
 use crate::core::backend::{AuthRenew, Backend, BackendEnv, SystemView};
 use crate::core::error::{Error, Result};
@@ -82,23 +82,20 @@ impl AppRole {
         }
     }
 
-    async fn salt(&self, ctx: &BackendRequest) -> Result<Arc<SecretBytes>> {
-        self.salt.get_or_try_init(|| async { store::load_salt(&ctx.view).await.map(Arc::new) }).await.cloned()
+    async fn salt(&self, req: &BackendRequest) -> Result<Arc<SecretBytes>> {
+        self.salt.get_or_try_init(|| async { store::load_salt(&req.view).await.map(Arc::new) }).await.cloned()
     }
 
     /// The mount's maximum lease TTL (its tune, else the system's).
-    fn mount_max(&self, ctx: &BackendRequest) -> u64 {
-        if ctx.mount.config.max_lease_ttl > 0 {
-            return ctx.mount.config.max_lease_ttl;
-        }
-        self.system.max_lease_ttl()
+    fn mount_max(&self, req: &BackendRequest) -> u64 {
+        req.mount.config.max_lease_ttl_or(self.system.max_lease_ttl())
     }
 
-    fn tidy(&self, ctx: &BackendRequest, salt: Arc<SecretBytes>) -> Response {
+    fn tidy(&self, req: &BackendRequest, salt: Arc<SecretBytes>) -> Response {
         if self.tidy_running.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return Response::empty().warn(TIDY_RUNNING);
         }
-        let (view, mount, running) = (ctx.view.clone(), ctx.mount.clone(), Arc::clone(&self.tidy_running));
+        let (view, mount, running) = (req.view.clone(), req.mount.clone(), Arc::clone(&self.tidy_running));
         tokio::spawn(async move { tidy_pass(&view, &salt, &mount, &running).await });
         Response::empty().warn(TIDY_STARTED).with_status(202)
     }
@@ -129,44 +126,55 @@ impl Backend for AppRole {
         path == "login"
     }
 
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        match P::parse(&ctx.path) {
-            Some(P::Role(name)) => {
-                Ok(Some(ctx.view.get(&format!("role/{}", name.canonical())).await?.is_some()))
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        match ApprolePath::parse(&req.path) {
+            Some(ApprolePath::Role(name)) => {
+                Ok(Some(req.view.get(&format!("role/{}", name.canonical())).await?.is_some()))
             }
             _ => Ok(None),
         }
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
-        let Some(path) = P::parse(&ctx.path) else { return Err(Error::UnsupportedPath) };
-        let salt = self.salt(ctx).await?;
-        let store = Store::new(&ctx.view, &salt);
-        let max = self.mount_max(ctx);
-        use self::handlers as h;
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
+        let Some(path) = ApprolePath::parse(&req.path) else { return Err(Error::UnsupportedPath) };
+        let salt = self.salt(req).await?;
+        let store = Store::new(&req.view, &salt);
+        let max = self.mount_max(req);
         use Operation::{Create, Delete, List, Read, Update};
-        match (&path, ctx.operation) {
-            (P::Login, Create | Update) => login::login(ctx, &store, &self.failures).await,
-            (P::RoleList, List) => h::list_roles(&store).await,
-            (P::Role(n), Read) => h::read_role(&store, n).await,
-            (P::Role(n), Create | Update) => h::write_role(ctx, &store, n, max).await,
-            (P::Role(n), Delete) => h::delete_role(&store, n).await,
-            (P::RoleField(n, f), Read) => h::read_field(&store, n, *f).await,
-            (P::RoleField(n, f), Create | Update) => h::write_field(ctx, &store, n, *f, max).await,
-            (P::RoleField(n, f), Delete) => h::delete_field(&store, n, *f).await,
-            (P::RoleId(n), Read) => h::read_role_id(&store, n).await,
-            (P::RoleId(n), Create | Update) => h::write_role_id(ctx, &store, n).await,
-            (P::SecretId(n), Create | Update) => h::create_secret_id(ctx, &store, n, None, max).await,
-            (P::SecretId(n), List) => h::list_secret_ids(&store, n).await,
-            (P::CustomSecretId(n), Create | Update) => {
-                let custom = login::secret_field(&ctx.data, "secret_id")?;
-                h::create_secret_id(ctx, &store, n, Some(custom), max).await
+        match (&path, req.operation) {
+            (ApprolePath::Login, Create | Update) => login::login(req, &store, &self.failures).await,
+            (ApprolePath::RoleList, List) => handlers::list_roles(&store).await,
+            (ApprolePath::Role(n), Read) => handlers::read_role(&store, n).await,
+            (ApprolePath::Role(n), Create | Update) => handlers::write_role(req, &store, n, max).await,
+            (ApprolePath::Role(n), Delete) => handlers::delete_role(&store, n).await,
+            (ApprolePath::RoleField(n, f), Read) => handlers::read_field(&store, n, *f).await,
+            (ApprolePath::RoleField(n, f), Create | Update) => {
+                handlers::write_field(req, &store, n, *f, max).await
             }
-            (P::SecretIdLookup(n), Create | Update) => h::lookup_secret_id(ctx, &store, n).await,
-            (P::SecretIdDestroy(n), Create | Update | Delete) => h::destroy_secret_id(ctx, &store, n).await,
-            (P::AccessorLookup(n), Create | Update) => h::lookup_accessor(ctx, &store, n).await,
-            (P::AccessorDestroy(n), Create | Update | Delete) => h::destroy_accessor(ctx, &store, n).await,
-            (P::TidySecretId, Create | Update) => Ok(self.tidy(ctx, Arc::clone(&salt))),
+            (ApprolePath::RoleField(n, f), Delete) => handlers::delete_field(&store, n, *f).await,
+            (ApprolePath::RoleId(n), Read) => handlers::read_role_id(&store, n).await,
+            (ApprolePath::RoleId(n), Create | Update) => handlers::write_role_id(req, &store, n).await,
+            (ApprolePath::SecretId(n), Create | Update) => {
+                handlers::create_secret_id(req, &store, n, None, max).await
+            }
+            (ApprolePath::SecretId(n), List) => handlers::list_secret_ids(&store, n).await,
+            (ApprolePath::CustomSecretId(n), Create | Update) => {
+                let custom = login::secret_field(&req.data, "secret_id")?;
+                handlers::create_secret_id(req, &store, n, Some(custom), max).await
+            }
+            (ApprolePath::SecretIdLookup(n), Create | Update) => {
+                handlers::lookup_secret_id(req, &store, n).await
+            }
+            (ApprolePath::SecretIdDestroy(n), Create | Update | Delete) => {
+                handlers::destroy_secret_id(req, &store, n).await
+            }
+            (ApprolePath::AccessorLookup(n), Create | Update) => {
+                handlers::lookup_accessor(req, &store, n).await
+            }
+            (ApprolePath::AccessorDestroy(n), Create | Update | Delete) => {
+                handlers::destroy_accessor(req, &store, n).await
+            }
+            (ApprolePath::TidySecretId, Create | Update) => Ok(self.tidy(req, Arc::clone(&salt))),
             _ => Err(Error::UnsupportedOperation),
         }
     }

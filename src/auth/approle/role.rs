@@ -299,8 +299,7 @@ impl RoleUpdate {
 
         // tokenutil.ParseTokenFields
         if let Some(raw) = &self.token_bound_cidrs {
-            role.token_bound_cidrs =
-                raw.iter().map(|s| cidr::parse_addr(s)).collect::<Result<_, _>>().map_err(Error::bad)?;
+            role.token_bound_cidrs = raw.iter().map(|s| cidr::parse_addr(s)).collect::<Result<_, _>>()?;
         }
         if let Some(v) = self.token_explicit_max_ttl {
             role.token_explicit_max_ttl = non_negative("token_explicit_max_ttl", v)?;

@@ -119,10 +119,24 @@ impl SecretIdEntry {
     }
 }
 
+/// Why secret ID metadata was refused; the texts are Vault's and never contain the metadata.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// A `k=v` list with a pair that is not `k=v`.
+    #[error("failed to parse the input: invalid <key,value> format")]
+    Format,
+    /// A `k=v` pair with an empty key or value.
+    #[error("failed to parse the input: invalid <key,value> pair")]
+    Pair,
+    /// A JSON object with an empty value for `key`.
+    #[error("invalid value for key {0:?}")]
+    EmptyValue(String),
+}
+
 /// Parses secret ID metadata as Vault's `strutil.ParseArbitraryKeyValues`: the string may be
 /// base64 of the real input; the input is a JSON object of strings or `k=v,k2=v2` (keys and
 /// values then lower-cased, as Vault does). Errors carry Vault's text without the metadata.
-pub fn parse_metadata(input: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_metadata(input: &str) -> Result<BTreeMap<String, String>, MetadataError> {
     let trimmed = input.trim();
     let mut out = BTreeMap::new();
     if trimmed.is_empty() {
@@ -143,18 +157,18 @@ pub fn parse_metadata(input: &str) -> Result<BTreeMap<String, String>, String> {
             for kv in pairs {
                 let shards: Vec<&str> = kv.split('=').collect();
                 let [k, v] = shards.as_slice() else {
-                    return Err("failed to parse the input: invalid <key,value> format".to_owned());
+                    return Err(MetadataError::Format);
                 };
                 let (k, v) = (k.trim(), v.trim());
                 if k.is_empty() || v.is_empty() {
-                    return Err("failed to parse the input: invalid <key,value> pair".to_owned());
+                    return Err(MetadataError::Pair);
                 }
                 out.insert(k.to_owned(), v.to_owned());
             }
         }
     }
     if let Some((k, _)) = out.iter().find(|(k, v)| !k.is_empty() && v.is_empty()) {
-        return Err(format!("invalid value for key {k:?}"));
+        return Err(MetadataError::EmptyValue(k.clone()));
     }
     Ok(out)
 }
@@ -184,12 +198,12 @@ impl NewSecretId {
             cidr::validate_blocks(&cidr_list)
                 .map_err(|e| Error::bad(format!("failed to validate CIDR blocks: {e}")))?;
         }
-        cidr::verify_subset(&cidr_list, &role.secret_id_bound_cidrs).map_err(Error::bad)?;
+        cidr::verify_subset(&cidr_list, &role.secret_id_bound_cidrs)?;
         if !token_bound_cidrs.is_empty() {
             cidr::validate_blocks(&token_bound_cidrs)
                 .map_err(|e| Error::bad(format!("failed to validate token CIDR blocks: {e}")))?;
         }
-        cidr::verify_subset(&token_bound_cidrs, &role.token_bound_cidrs).map_err(Error::bad)?;
+        cidr::verify_subset(&token_bound_cidrs, &role.token_bound_cidrs)?;
 
         let role_uses = role.secret_id_num_uses;
         let num_uses = match num_uses {
@@ -249,12 +263,12 @@ mod tests {
         assert!(parse_metadata("").unwrap().is_empty());
         assert!(parse_metadata("null").unwrap().is_empty());
         assert_eq!(
-            parse_metadata("{bad").unwrap_err(),
+            parse_metadata("{bad").unwrap_err().to_string(),
             "failed to parse the input: invalid <key,value> format"
         );
         // Vault decodes into map[string]string: numbers are refused.
         assert!(parse_metadata("{\"n\":5}").is_err());
-        assert_eq!(parse_metadata("{\"k\":\"\"}").unwrap_err(), "invalid value for key \"k\"");
+        assert_eq!(parse_metadata("{\"k\":\"\"}").unwrap_err().to_string(), "invalid value for key \"k\"");
         assert!(parse_metadata("a=").is_err());
     }
 

@@ -23,7 +23,7 @@ use coffer_storage::{Batch, View};
 
 use super::role::{RoleEntry, ROLE_VERSION};
 use super::secret_id::{SecretId, SecretIdEntry, SECRET_ID_VERSION};
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::util::crypto::hmac_sha256_hex;
 
 const SALT_KEY: &str = "salt";
@@ -38,14 +38,12 @@ pub async fn load_salt(view: &View) -> Result<SecretBytes> {
         return Ok(SecretBytes::from_slice(&e.value));
     }
     let salt = SecretBytes::random(32).map_err(|e| Error::internal(format!("rng: {e}")))?;
-    match view.put_if(SALT_KEY, salt.expose().to_vec(), None).await {
-        Ok(_) => Ok(salt),
-        Err(e) if is_precondition_failure(&e) => {
-            let e = view.get(SALT_KEY).await?.ok_or_else(|| Error::internal("approle salt vanished"))?;
-            Ok(SecretBytes::from_slice(&e.value))
-        }
-        Err(e) => Err(e.into()),
+    let batch = Batch::new().put(SALT_KEY, salt.expose().to_vec()).require_absent(SALT_KEY);
+    if view.try_apply(batch).await?.is_some() {
+        return Ok(salt);
     }
+    let e = view.get(SALT_KEY).await?.ok_or_else(|| Error::internal("approle salt vanished"))?;
+    Ok(SecretBytes::from_slice(&e.value))
 }
 
 /// `role_id/…` record.
@@ -173,21 +171,18 @@ impl<'a> Store<'a> {
             batch =
                 batch.put(new_index.clone(), serde_json::to_vec(&index)?).require_absent(new_index.clone());
         }
-        match self.view.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => {
-                // Either the role changed or another role took the role ID first.
-                if changed_id {
-                    if let Some(e) = self.view.get(&new_index).await? {
-                        if decode::<RoleIdIndex>("role_id", &e.value)?.name != role.name {
-                            return Err(Error::bad("role_id already in use"));
-                        }
-                    }
-                }
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
+        if self.view.try_apply(batch).await?.is_some() {
+            return Ok(true);
         }
+        // Either the role changed or another role took the role ID first.
+        if changed_id {
+            if let Some(e) = self.view.get(&new_index).await? {
+                if decode::<RoleIdIndex>("role_id", &e.value)?.name != role.name {
+                    return Err(Error::bad("role_id already in use"));
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes a role, all its secret IDs and accessors, and its role ID index. Secret IDs go
@@ -239,18 +234,15 @@ impl<'a> Store<'a> {
                 .require_absent(key.clone())
                 .put(acc_key.clone(), serde_json::to_vec(&index)?)
                 .require_absent(acc_key);
-            match self.view.apply(batch).await {
-                Ok(_) => return Ok(()),
-                Err(e) if is_precondition_failure(&e) => {
-                    if self.view.get(&key).await?.is_some() {
-                        return Err(Error::InternalVisible(
-                            "failed to store secret_id: SecretID is already registered".into(),
-                        ));
-                    }
-                    // An accessor collision (random UUIDs): draw another one.
-                }
-                Err(e) => return Err(e.into()),
+            if self.view.try_apply(batch).await?.is_some() {
+                return Ok(());
             }
+            if self.view.get(&key).await?.is_some() {
+                return Err(Error::InternalVisible(
+                    "failed to store secret_id: SecretID is already registered".into(),
+                ));
+            }
+            // An accessor collision (random UUIDs): draw another one.
         }
     }
 
@@ -284,11 +276,7 @@ impl<'a> Store<'a> {
             .delete(key.clone())
             .require_version(key, version)
             .delete(self.accessor_key(&entry.accessor));
-        match self.view.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.view.try_apply(batch).await?.is_some())
     }
 
     /// Deletes a secret ID whatever its state (destroy); no-op when absent.
@@ -331,16 +319,15 @@ impl<'a> Store<'a> {
                     Batch::new().put(key.clone(), serde_json::to_vec(&next)?).require_version(key, version)
                 }
             };
-            match self.view.apply(batch).await {
-                Ok(_) => return Ok(Consumed::Ok(entry)),
-                Err(e) if is_precondition_failure(&e) => match self.secret_id(role, secret_hmac).await? {
-                    Some((e, v)) => {
-                        entry = e;
-                        version = v;
-                    }
-                    None => return Ok(Consumed::Invalid),
-                },
-                Err(e) => return Err(e.into()),
+            if self.view.try_apply(batch).await?.is_some() {
+                return Ok(Consumed::Ok(entry));
+            }
+            match self.secret_id(role, secret_hmac).await? {
+                Some((e, v)) => {
+                    entry = e;
+                    version = v;
+                }
+                None => return Ok(Consumed::Invalid),
             }
         }
     }
@@ -362,8 +349,8 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
+    use coffer_storage::testing::unsealed_barrier;
+    use coffer_storage::MemStorage;
     use time::OffsetDateTime;
 
     use super::*;
@@ -371,11 +358,8 @@ pub(crate) mod tests {
     /// An unsealed in-memory barrier and a view on it.
     pub async fn view() -> (Arc<MemStorage>, View) {
         let mem = Arc::new(MemStorage::new());
-        let b = Arc::new(Barrier::new(mem.clone()));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        (mem, coffer_storage::View::new(std::sync::Arc::clone(&b), "auth/test/"))
+        let barrier = unsealed_barrier(mem.clone()).await;
+        (mem, View::new(barrier, "auth/test/"))
     }
 
     pub fn entry(num_uses: u64) -> SecretIdEntry {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::lockout::{self, Policy};
 use super::store::Store;
-use crate::core::error::{is_precondition_failure, Result};
+use crate::core::error::Result;
 
 /// What one tidy run removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,11 +22,7 @@ pub struct Tidied {
 }
 
 async fn delete_if(view: &View, key: &str, version: u64) -> Result<bool> {
-    match view.apply(Batch::new().delete(key).require_version(key, version)).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_precondition_failure(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(view.try_apply(Batch::new().delete(key).require_version(key, version)).await?.is_some())
 }
 
 /// One tidy pass. `lockout` is the mount's lockout policy (`None` = disabled: all counters go).

@@ -79,19 +79,14 @@ impl Core {
             return Err(Error::bad("auth methods cannot create root tokens"));
         }
         crate::core::policy_store::check_assignable(&spec.policies)?;
-        let sys_max = self.config.max_lease_ttl;
-        let mut max = if mount.config.max_lease_ttl > 0 { mount.config.max_lease_ttl } else { sys_max };
+        let mut max = mount.config.max_lease_ttl_or(self.config.max_lease_ttl);
         if spec.max_ttl > 0 && spec.max_ttl < max {
             max = spec.max_ttl;
         }
         if spec.explicit_max_ttl > 0 && spec.explicit_max_ttl < max {
             max = spec.explicit_max_ttl;
         }
-        let default = if mount.config.default_lease_ttl > 0 {
-            mount.config.default_lease_ttl
-        } else {
-            self.config.default_lease_ttl
-        };
+        let default = mount.config.default_lease_ttl_or(self.config.default_lease_ttl);
         let ttl = if spec.period > 0 {
             spec.period.min(max)
         } else if spec.ttl > 0 {

@@ -8,7 +8,7 @@ use coffer_storage::keys::SecretBytes;
 use coffer_storage::{Batch, View};
 
 use super::{TokenEntry, TokenType, TOKEN_ENTRY_VERSION};
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::secret::ClientToken;
 use crate::util::crypto::{hmac_sha256_hex, random_base62};
 
@@ -73,14 +73,13 @@ impl TokenStore {
             Some(e) => SecretBytes::from_slice(&e.value),
             None => {
                 let salt = SecretBytes::random(32).map_err(|e| Error::internal(format!("rng: {e}")))?;
-                match view.put_if(SALT_KEY, salt.expose().to_vec(), None).await {
-                    Ok(_) => salt,
+                let batch = Batch::new().put(SALT_KEY, salt.expose().to_vec()).require_absent(SALT_KEY);
+                if view.try_apply(batch).await?.is_some() {
+                    salt
+                } else {
                     // Another node created it first: use theirs.
-                    Err(e) if is_precondition_failure(&e) => {
-                        let e = view.get(SALT_KEY).await?.ok_or_else(|| Error::internal("salt vanished"))?;
-                        SecretBytes::from_slice(&e.value)
-                    }
-                    Err(e) => return Err(e.into()),
+                    let e = view.get(SALT_KEY).await?.ok_or_else(|| Error::internal("salt vanished"))?;
+                    SecretBytes::from_slice(&e.value)
                 }
             }
         };
@@ -164,22 +163,19 @@ impl TokenStore {
             if let Some(exp) = entry.expire_time_ns {
                 batch = batch.put(expiry_key(exp, &id_hmac), Vec::new());
             }
-            match self.view.apply(batch).await {
-                Ok(_) => return Ok((token, entry)),
-                Err(e) if is_precondition_failure(&e) => {
-                    // Either the ID exists already, or the parent changed (renewed, marked for
-                    // revocation) since it was read: look again.
-                    let parent_moved = match (&spec.parent, parent_version) {
-                        (Some(parent), Some(v)) => {
-                            self.get_by_hmac(parent).await?.map(|(_, now_v)| now_v != v).unwrap_or(true)
-                        }
-                        _ => false,
-                    };
-                    if !parent_moved {
-                        return Err(Error::bad("cannot create a token with a duplicate ID"));
-                    }
+            if self.view.try_apply(batch).await?.is_some() {
+                return Ok((token, entry));
+            }
+            // Either the ID exists already, or the parent changed (renewed, marked for
+            // revocation) since it was read: look again.
+            let parent_moved = match (&spec.parent, parent_version) {
+                (Some(parent), Some(v)) => {
+                    self.get_by_hmac(parent).await?.map(|(_, now_v)| now_v != v).unwrap_or(true)
                 }
-                Err(e) => return Err(e.into()),
+                _ => false,
+            };
+            if !parent_moved {
+                return Err(Error::bad("cannot create a token with a duplicate ID"));
             }
         }
     }
@@ -278,32 +274,28 @@ impl TokenStore {
                 batch = batch.put(expiry_key(new, &entry.id_hmac), Vec::new());
             }
         }
-        match self.view.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.view.try_apply(batch).await?.is_some())
     }
 
     /// Removes one token's records (entry, accessor index, its own parent link). Children are
     /// left alone (see [`revoke_tree`](Self::revoke_tree) and [`orphan_children`](Self::orphan_children)).
     async fn remove_one(&self, id_hmac: &str) -> Result<Option<TokenEntry>> {
-        let Some((entry, version)) = self.get_by_hmac(id_hmac).await? else { return Ok(None) };
-        let mut batch = Batch::new()
-            .delete(format!("id/{id_hmac}"))
-            .require_version(format!("id/{id_hmac}"), version)
-            .delete(format!("accessor/{}", self.hmac(&entry.accessor)));
-        if let Some(parent) = &entry.parent {
-            batch = batch.delete(format!("parent/{parent}/{id_hmac}"));
-        }
-        if let Some(exp) = entry.expire_time_ns {
-            batch = batch.delete(expiry_key(exp, id_hmac));
-        }
-        match self.view.apply(batch).await {
-            Ok(_) => Ok(Some(entry)),
+        loop {
+            let Some((entry, version)) = self.get_by_hmac(id_hmac).await? else { return Ok(None) };
+            let mut batch = Batch::new()
+                .delete(format!("id/{id_hmac}"))
+                .require_version(format!("id/{id_hmac}"), version)
+                .delete(format!("accessor/{}", self.hmac(&entry.accessor)));
+            if let Some(parent) = &entry.parent {
+                batch = batch.delete(format!("parent/{parent}/{id_hmac}"));
+            }
+            if let Some(exp) = entry.expire_time_ns {
+                batch = batch.delete(expiry_key(exp, id_hmac));
+            }
+            if self.view.try_apply(batch).await?.is_some() {
+                return Ok(Some(entry));
+            }
             // Changed concurrently (use count); try again with the fresh version.
-            Err(e) if is_precondition_failure(&e) => Box::pin(self.remove_one(id_hmac)).await,
-            Err(e) => Err(e.into()),
         }
     }
 
@@ -429,19 +421,12 @@ impl TokenStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
+    use coffer_storage::testing::mem_barrier;
 
     use super::*;
 
     async fn store() -> TokenStore {
-        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        TokenStore::open(coffer_storage::View::new(Arc::clone(&b), "sys/token/")).await.unwrap()
+        TokenStore::open(View::new(mem_barrier().await, "sys/token/")).await.unwrap()
     }
 
     /// S11: revoking any token of a random tree leaves no live descendant of it, and every

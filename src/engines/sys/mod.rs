@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::core::backend::Backend;
 use crate::core::error::{Error, Result};
+use crate::core::mounts::Table;
 use crate::core::request::{BackendRequest, Response};
 use crate::core::{obj, Core};
 use crate::policy::Operation;
@@ -31,16 +32,16 @@ enum SysPath<'a> {
     AuditDevice(&'a str),
     AuditHash(&'a str),
     AuditVerify(&'a str),
-    Auth,
-    AuthMount(&'a str),
-    AuthTune(&'a str),
     Capabilities,
     CapabilitiesAccessor,
     CapabilitiesSelf,
     KeyStatus,
-    Mount(&'a str),
-    Mounts,
-    MountTune(&'a str),
+    /// `sys/mounts/<path>` (secrets) or `sys/auth/<path>` (auth methods).
+    Mount(Table, &'a str),
+    /// `sys/mounts` or `sys/auth`.
+    MountTable(Table),
+    /// `sys/mounts/<path>/tune` or `sys/auth/<path>/tune`.
+    MountTune(Table, &'a str),
     Policies,
     Policy(&'a str),
     PolicyAcl(&'a str),
@@ -58,12 +59,31 @@ enum SysPath<'a> {
     WrappingWrap,
 }
 
+/// A path made of a fixed prefix and a parameter (the rest of the path).
+struct ParameterPath {
+    prefix: &'static str,
+    variant: for<'a> fn(&'a str) -> SysPath<'a>,
+}
+
+/// The parameter paths other than mounts. No prefix is a prefix of another, so their order
+/// does not matter.
+const PARAMETER_PATHS: &[ParameterPath] = &[
+    ParameterPath { prefix: "audit/", variant: |rest| SysPath::AuditDevice(rest) },
+    ParameterPath { prefix: "audit-hash/", variant: |rest| SysPath::AuditHash(rest) },
+    ParameterPath { prefix: "audit-verify/", variant: |rest| SysPath::AuditVerify(rest) },
+    ParameterPath { prefix: "internal/ui/mounts/", variant: |rest| SysPath::UiMount(rest) },
+    ParameterPath { prefix: "policies/acl/", variant: |rest| SysPath::PolicyAcl(rest) },
+    ParameterPath { prefix: "policy/", variant: |rest| SysPath::Policy(rest) },
+    ParameterPath { prefix: "remount/status/", variant: |rest| SysPath::RemountStatus(rest) },
+    ParameterPath { prefix: "tools/", variant: |rest| SysPath::Tools(rest) },
+];
+
 fn parse(path: &str) -> SysPath<'_> {
     let p = path.trim_end_matches('/');
     match p {
-        "mounts" => return SysPath::Mounts,
+        "mounts" => return SysPath::MountTable(Table::Secrets),
         "audit" => return SysPath::Audit,
-        "auth" => return SysPath::Auth,
+        "auth" => return SysPath::MountTable(Table::Auth),
         "remount" => return SysPath::Remount,
         "key-status" => return SysPath::KeyStatus,
         "rotate" | "rotate/keyring" => return SysPath::Rotate,
@@ -79,41 +99,18 @@ fn parse(path: &str) -> SysPath<'_> {
         "capabilities-accessor" => return SysPath::CapabilitiesAccessor,
         _ => {}
     }
-    if let Some(name) = p.strip_prefix("policies/acl/") {
-        return SysPath::PolicyAcl(name);
+    for (prefix, table) in [("mounts/", Table::Secrets), ("auth/", Table::Auth)] {
+        if let Some(rest) = p.strip_prefix(prefix) {
+            return match rest.strip_suffix("/tune") {
+                Some(m) if !m.is_empty() => SysPath::MountTune(table, m),
+                _ => SysPath::Mount(table, rest),
+            };
+        }
     }
-    if let Some(name) = p.strip_prefix("policy/") {
-        return SysPath::Policy(name);
-    }
-    if let Some(rest) = p.strip_prefix("mounts/") {
-        return match rest.strip_suffix("/tune") {
-            Some(m) if !m.is_empty() => SysPath::MountTune(m),
-            _ => SysPath::Mount(rest),
-        };
-    }
-    if let Some(rest) = p.strip_prefix("auth/") {
-        return match rest.strip_suffix("/tune") {
-            Some(m) if !m.is_empty() => SysPath::AuthTune(m),
-            _ => SysPath::AuthMount(rest),
-        };
-    }
-    if let Some(rest) = p.strip_prefix("audit/") {
-        return SysPath::AuditDevice(rest);
-    }
-    if let Some(rest) = p.strip_prefix("audit-hash/") {
-        return SysPath::AuditHash(rest);
-    }
-    if let Some(rest) = p.strip_prefix("audit-verify/") {
-        return SysPath::AuditVerify(rest);
-    }
-    if let Some(rest) = p.strip_prefix("remount/status/") {
-        return SysPath::RemountStatus(rest);
-    }
-    if let Some(rest) = p.strip_prefix("tools/") {
-        return SysPath::Tools(rest);
-    }
-    if let Some(rest) = p.strip_prefix("internal/ui/mounts/") {
-        return SysPath::UiMount(rest);
+    for path in PARAMETER_PATHS {
+        if let Some(rest) = p.strip_prefix(path.prefix) {
+            return (path.variant)(rest);
+        }
     }
     SysPath::Unknown
 }
@@ -166,48 +163,24 @@ impl Backend for Sys {
         sys_root_protected(path)
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
         let core = self.core()?;
         let active = core.active()?;
-        let op = ctx.operation;
+        let op = req.operation;
         let write = matches!(op, Operation::Create | Operation::Update);
-        match (parse(&ctx.path), op) {
-            (SysPath::Mounts, Operation::Read) => {
-                Ok(mounts::list(&active, crate::core::mounts::Table::Secrets))
+        match (parse(&req.path), op) {
+            (SysPath::MountTable(table), Operation::Read) => Ok(mounts::list(&active, table)),
+            (SysPath::Mount(table, p), Operation::Read) => mounts::read(&active, table, p),
+            (SysPath::Mount(table, p), _) if write => {
+                mounts::enable(&core, &active, table, p, &req.data).await
             }
-            (SysPath::Auth, Operation::Read) => Ok(mounts::list(&active, crate::core::mounts::Table::Auth)),
-            (SysPath::Mount(p), Operation::Read) => {
-                mounts::read(&active, crate::core::mounts::Table::Secrets, p)
-            }
-            (SysPath::AuthMount(p), Operation::Read) => {
-                mounts::read(&active, crate::core::mounts::Table::Auth, p)
-            }
-            (SysPath::Mount(p), _) if write => {
-                mounts::enable(&core, &active, crate::core::mounts::Table::Secrets, p, &ctx.data).await
-            }
-            (SysPath::AuthMount(p), _) if write => {
-                mounts::enable(&core, &active, crate::core::mounts::Table::Auth, p, &ctx.data).await
-            }
-            (SysPath::Mount(p), Operation::Delete) => {
-                mounts::disable(&core, &active, crate::core::mounts::Table::Secrets, p).await
-            }
-            (SysPath::AuthMount(p), Operation::Delete) => {
-                mounts::disable(&core, &active, crate::core::mounts::Table::Auth, p).await
-            }
-            (SysPath::MountTune(p), Operation::Read) => {
-                mounts::read_tune(&core, &active, crate::core::mounts::Table::Secrets, p)
-            }
-            (SysPath::AuthTune(p), Operation::Read) => {
-                mounts::read_tune(&core, &active, crate::core::mounts::Table::Auth, p)
-            }
-            (SysPath::MountTune(p), _) if write => {
-                mounts::tune(&core, &active, crate::core::mounts::Table::Secrets, p, &ctx.data).await
-            }
-            (SysPath::AuthTune(p), _) if write => {
-                mounts::tune(&core, &active, crate::core::mounts::Table::Auth, p, &ctx.data).await
+            (SysPath::Mount(table, p), Operation::Delete) => mounts::disable(&core, &active, table, p).await,
+            (SysPath::MountTune(table, p), Operation::Read) => mounts::read_tune(&core, &active, table, p),
+            (SysPath::MountTune(table, p), _) if write => {
+                mounts::tune(&core, &active, table, p, &req.data).await
             }
             (SysPath::Remount, _) if write => {
-                let id = mounts::remount(&core, &active, &ctx.data).await?;
+                let id = mounts::remount(&core, &active, &req.data).await?;
                 let mut resp = Response::data(obj([("migration_id", json!(id.0))])).top_level();
                 resp.warnings.push(
                     "Mount move has been queued. Progress will be reported in Vault's server log, tagged with the returned migration_id"
@@ -227,43 +200,43 @@ impl Backend for Sys {
                     ),
                 ])))
             }
-            (SysPath::UiMounts, Operation::Read) => mounts::ui_list(&active, ctx).await,
-            (SysPath::UiMount(p), Operation::Read) => mounts::ui_mount(&active, ctx, p).await,
+            (SysPath::UiMounts, Operation::Read) => mounts::ui_list(&active, req).await,
+            (SysPath::UiMount(p), Operation::Read) => mounts::ui_mount(&active, req, p).await,
             (SysPath::KeyStatus, Operation::Read) => key_status(&core),
             (SysPath::Rotate, _) if write => {
                 core.barrier().rotate().await?;
                 Ok(Response::empty())
             }
             (SysPath::Audit, Operation::Read) => Ok(audit::list(&active)),
-            (SysPath::AuditDevice(p), _) if write => audit::enable(&core, &active, p, &ctx.data).await,
+            (SysPath::AuditDevice(p), _) if write => audit::enable(&core, &active, p, &req.data).await,
             (SysPath::AuditDevice(p), Operation::Delete) => audit::disable(&core, &active, p).await,
-            (SysPath::AuditHash(p), _) if write => audit::hash(&active, p, &ctx.data),
+            (SysPath::AuditHash(p), _) if write => audit::hash(&active, p, &req.data),
             (SysPath::AuditVerify(p), Operation::Read) => audit::verify(&active, p).await,
-            (SysPath::WrappingUnwrap, _) if write => wrapping::unwrap(&core, &active, ctx).await,
+            (SysPath::WrappingUnwrap, _) if write => wrapping::unwrap(&core, &active, req).await,
             (SysPath::WrappingLookup, _) if write || op == Operation::Read => {
-                wrapping::lookup(&core, &active, ctx).await
+                wrapping::lookup(&core, &active, req).await
             }
-            (SysPath::WrappingWrap, _) if write => wrapping::wrap(ctx).await.map(|r| r.top_level()),
-            (SysPath::WrappingRewrap, _) if write => wrapping::rewrap(&core, &active, ctx).await,
+            (SysPath::WrappingWrap, _) if write => wrapping::wrap(req).await.map(|r| r.top_level()),
+            (SysPath::WrappingRewrap, _) if write => wrapping::rewrap(&core, &active, req).await,
             (SysPath::Policies, Operation::List) => policy::list_acl(&active).await,
             (SysPath::PolicyAcl(name), Operation::Read) => policy::read_acl(&active, name).await,
-            (SysPath::PolicyAcl(name), _) if write => policy::write_acl(&active, name, &ctx.data).await,
+            (SysPath::PolicyAcl(name), _) if write => policy::write_acl(&active, name, &req.data).await,
             (SysPath::PolicyAcl(name) | SysPath::Policy(name), Operation::Delete) => {
                 policy::delete(&active, name).await
             }
             (SysPath::PolicyList, Operation::Read | Operation::List) => policy::list_legacy(&active).await,
             (SysPath::Policy(name), Operation::Read) => policy::read_legacy(&active, name).await,
-            (SysPath::Policy(name), _) if write => policy::write_legacy(&active, name, &ctx.data).await,
+            (SysPath::Policy(name), _) if write => policy::write_legacy(&active, name, &req.data).await,
             (SysPath::CapabilitiesSelf, op) if policy::is_write(op) => {
-                policy::capabilities_self(&active, ctx).await
+                policy::capabilities_self(&active, req).await
             }
             (SysPath::Capabilities, op) if policy::is_write(op) => {
-                policy::capabilities_token(&active, ctx, ctx.now).await
+                policy::capabilities_token(&active, req, req.now).await
             }
             (SysPath::CapabilitiesAccessor, op) if policy::is_write(op) => {
-                policy::capabilities_accessor(&active, ctx, ctx.now).await
+                policy::capabilities_accessor(&active, req, req.now).await
             }
-            (SysPath::Tools(rest), _) => tools::handle(ctx, rest),
+            (SysPath::Tools(rest), _) => tools::handle(req, rest),
             (SysPath::Unknown, _) => Err(Error::UnsupportedPath),
             _ => Err(Error::UnsupportedOperation),
         }
@@ -286,11 +259,12 @@ mod tests {
 
     #[test]
     fn parses_paths() {
-        assert_eq!(parse("mounts"), SysPath::Mounts);
-        assert_eq!(parse("mounts/secret"), SysPath::Mount("secret"));
-        assert_eq!(parse("mounts/a/b/tune"), SysPath::MountTune("a/b"));
-        assert_eq!(parse("auth/approle"), SysPath::AuthMount("approle"));
-        assert_eq!(parse("auth/approle/tune"), SysPath::AuthTune("approle"));
+        assert_eq!(parse("mounts"), SysPath::MountTable(Table::Secrets));
+        assert_eq!(parse("auth"), SysPath::MountTable(Table::Auth));
+        assert_eq!(parse("mounts/secret"), SysPath::Mount(Table::Secrets, "secret"));
+        assert_eq!(parse("mounts/a/b/tune"), SysPath::MountTune(Table::Secrets, "a/b"));
+        assert_eq!(parse("auth/approle"), SysPath::Mount(Table::Auth, "approle"));
+        assert_eq!(parse("auth/approle/tune"), SysPath::MountTune(Table::Auth, "approle"));
         assert_eq!(parse("internal/ui/mounts/secret/foo"), SysPath::UiMount("secret/foo"));
         assert_eq!(parse("nope"), SysPath::Unknown);
         assert_eq!(parse("policies/acl/"), SysPath::Policies);
@@ -300,6 +274,11 @@ mod tests {
         assert_eq!(parse("capabilities-self"), SysPath::CapabilitiesSelf);
         assert_eq!(parse("capabilities-accessor"), SysPath::CapabilitiesAccessor);
         assert_eq!(parse("capabilities"), SysPath::Capabilities);
+        assert_eq!(parse("audit/file"), SysPath::AuditDevice("file"));
+        assert_eq!(parse("audit-hash/file"), SysPath::AuditHash("file"));
+        assert_eq!(parse("audit-verify/file"), SysPath::AuditVerify("file"));
+        assert_eq!(parse("remount/status/id"), SysPath::RemountStatus("id"));
+        assert_eq!(parse("tools/random/32"), SysPath::Tools("random/32"));
         assert!(sys_root_protected("auth/approle"));
         assert!(!sys_root_protected("auth"));
         assert!(!sys_root_protected("mounts/x"));

@@ -134,24 +134,24 @@ async fn capabilities_of(active: &Active, policies: &[String], paths: &[String])
 }
 
 /// `POST sys/capabilities-self`.
-pub async fn capabilities_self(active: &Active, ctx: &BackendRequest) -> Result<Response> {
-    let paths = requested_paths(&ctx.data)?;
-    let Some(entry) = &ctx.token else { return Err(Error::NoToken) };
+pub async fn capabilities_self(active: &Active, req: &BackendRequest) -> Result<Response> {
+    let paths = requested_paths(&req.data)?;
+    let Some(entry) = &req.token else { return Err(Error::NoToken) };
     capabilities_of(active, &entry.policies, &paths).await
 }
 
 /// `POST sys/capabilities` (`token`, `paths`).
 pub async fn capabilities_token(
     active: &Active,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     now: OffsetDateTime,
 ) -> Result<Response> {
-    let token = fields::string_or_empty(&ctx.data, "token")?;
+    let token = fields::string_or_empty(&req.data, "token")?;
     if token.is_empty() {
         return Err(one_error("no token found"));
     }
     let token = ClientToken::new(token);
-    let paths = requested_paths(&ctx.data)?;
+    let paths = requested_paths(&req.data)?;
     let Some((entry, _)) = active.tokens.lookup(&token, now).await? else {
         return Err(one_error("invalid token"));
     };
@@ -161,14 +161,14 @@ pub async fn capabilities_token(
 /// `POST sys/capabilities-accessor` (`accessor`, `paths`).
 pub async fn capabilities_accessor(
     active: &Active,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
     now: OffsetDateTime,
 ) -> Result<Response> {
-    let accessor = fields::string_or_empty(&ctx.data, "accessor")?;
+    let accessor = fields::string_or_empty(&req.data, "accessor")?;
     if accessor.is_empty() {
         return Err(Error::bad("missing accessor"));
     }
-    let paths = requested_paths(&ctx.data)?;
+    let paths = requested_paths(&req.data)?;
     let invalid = || one_error("invalid accessor");
     let id = active.tokens.hmac_for_accessor(&accessor).await?.ok_or_else(invalid)?;
     let (entry, _) = active.tokens.lookup_hmac(&id, now).await?.ok_or_else(invalid)?;

@@ -16,24 +16,24 @@ use crate::secret::ClientToken;
 async fn take_target(
     core: &Core,
     active: &Active,
-    ctx: &BackendRequest,
+    req: &BackendRequest,
 ) -> Result<crate::core::token::TokenEntry> {
-    let given = fields::string_or_empty(&ctx.data, "token")?;
+    let given = fields::string_or_empty(&req.data, "token")?;
     if !given.is_empty() {
-        let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;
-        if !active.tokens.consume(&entry.id_hmac, ctx.now).await? {
+        let entry = core.wrapping_entry(active, &ClientToken::new(given), req.now).await?;
+        if !active.tokens.consume(&entry.id_hmac, req.now).await? {
             return Err(Error::bad(INVALID_WRAPPING_TOKEN));
         }
         return Ok(entry);
     }
-    match &ctx.token {
+    match &req.token {
         Some(e) if e.is_wrapping => Ok((**e).clone()),
         _ => Err(Error::bad(INVALID_WRAPPING_TOKEN)),
     }
 }
 
-pub async fn unwrap(core: &Core, active: &Active, ctx: &BackendRequest) -> Result<Response> {
-    let entry = take_target(core, active, ctx).await?;
+pub async fn unwrap(core: &Core, active: &Active, req: &BackendRequest) -> Result<Response> {
+    let entry = take_target(core, active, req).await?;
     let rec = core.wrapped_record(active, &entry).await?.ok_or_else(|| Error::bad(INVALID_WRAPPING_TOKEN))?;
     // Single use: the token (and its cubbyhole) goes away now, whichever way it was presented.
     core.revoke_tree(active, &entry.id_hmac).await?;
@@ -43,12 +43,12 @@ pub async fn unwrap(core: &Core, active: &Active, ctx: &BackendRequest) -> Resul
     Ok(resp)
 }
 
-pub async fn lookup(core: &Core, active: &Active, ctx: &BackendRequest) -> Result<Response> {
-    let given = fields::string_or_empty(&ctx.data, "token")?;
+pub async fn lookup(core: &Core, active: &Active, req: &BackendRequest) -> Result<Response> {
+    let given = fields::string_or_empty(&req.data, "token")?;
     if given.is_empty() {
         return Err(Error::bad("missing \"token\" value in input"));
     }
-    let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;
+    let entry = core.wrapping_entry(active, &ClientToken::new(given), req.now).await?;
     let rec = core.wrapped_record(active, &entry).await?.ok_or_else(|| Error::bad(INVALID_WRAPPING_TOKEN))?;
     Ok(Response::data(obj([
         ("creation_path", json!(rec.creation_path)),
@@ -57,27 +57,27 @@ pub async fn lookup(core: &Core, active: &Active, ctx: &BackendRequest) -> Resul
     ])))
 }
 
-pub async fn wrap(ctx: &BackendRequest) -> Result<Response> {
-    if ctx.wrap_ttl.unwrap_or(0) == 0 {
+pub async fn wrap(req: &BackendRequest) -> Result<Response> {
+    if req.wrap_ttl.unwrap_or(0) == 0 {
         return Err(Error::bad("endpoint requires response wrapping to be used"));
     }
-    let data: Map<String, Value> = ctx.data.clone();
+    let data: Map<String, Value> = req.data.clone();
     Ok(Response::data(data))
 }
 
-pub async fn rewrap(core: &Core, active: &Active, ctx: &BackendRequest) -> Result<Response> {
-    let given = fields::string_or_empty(&ctx.data, "token")?;
+pub async fn rewrap(core: &Core, active: &Active, req: &BackendRequest) -> Result<Response> {
+    let given = fields::string_or_empty(&req.data, "token")?;
     if given.is_empty() {
         return Err(Error::Forbidden("error validating wrapping token: empty token in request body".into()));
     }
-    let entry = core.wrapping_entry(active, &ClientToken::new(given), ctx.now).await?;
+    let entry = core.wrapping_entry(active, &ClientToken::new(given), req.now).await?;
     // Rewrapping spends the old token: only one concurrent rewrap may succeed.
-    if !active.tokens.consume(&entry.id_hmac, ctx.now).await? {
+    if !active.tokens.consume(&entry.id_hmac, req.now).await? {
         return Err(Error::bad(INVALID_WRAPPING_TOKEN));
     }
     let rec = core.wrapped_record(active, &entry).await?.ok_or_else(|| Error::bad(INVALID_WRAPPING_TOKEN))?;
     let resp = core
-        .store_wrapped(active, rec.response, rec.creation_ttl, &rec.creation_path, String::new(), ctx.now)
+        .store_wrapped(active, rec.response, rec.creation_ttl, &rec.creation_path, String::new(), req.now)
         .await?;
     core.revoke_tree(active, &entry.id_hmac).await?;
     Ok(resp)

@@ -3,7 +3,7 @@
 //!
 //! # What it trusts and guarantees
 //!
-//! * Storage is reached only through the mount's view (see [`record`] for the layout). Every
+//! * Storage is reached only through the mount's view (see `record` for the layout). Every
 //!   change to a secret is **one** batch guarded by the storage version of the secret's
 //!   metadata record as it was read, so two writers racing with the same `cas` can never both
 //!   win: the loser re-reads, sees the new current version and fails with Vault's mismatch
@@ -16,21 +16,28 @@
 //! # Upgrade from version 1
 //!
 //! After a version 1 mount is tuned to version 2, the first request migrates its secrets
-//! (see [`upgrade`]); the cleaner re-checks for stragglers on every tick.
+//! (see `upgrade`); the cleaner re-checks for stragglers on every tick.
 //!
 //! # Background cleaner
 //!
-//! Each backend instance runs a task that periodically records versions whose
-//! `delete_version_after` expiry has passed as soft-deleted. It holds only weak references and
-//! ends when the backend is dropped (mount disabled, retuned or the node sealed and its router
-//! rebuilt) or the core seals. Reads never depend on it: an expired version is hidden as soon
-//! as its time has passed.
+//! The core's leader-gated scheduler runs [`Backend::periodic`] about every
+//! [`SWEEP_INTERVAL`]: it finishes any version 1 migration and records versions whose
+//! `delete_version_after` expiry has passed as soft-deleted. Reads never depend on it: an
+//! expired version is hidden as soon as its time has passed.
+//!
+//! # Files
+//!
+//! `path` parses the relative path once; `data` and `metadata` are the endpoints; `reply` holds
+//! what they share (retry bound, Vault's warnings and 404 envelope); `record` the storage layout
+//! and records; `params` Vault's field decoding; `merge` JSON merge patch and subkeys.
 
-mod handlers;
+mod data;
 mod merge;
+mod metadata;
 mod params;
 mod path;
 mod record;
+mod reply;
 mod upgrade;
 
 use std::sync::Arc;
@@ -46,9 +53,10 @@ use crate::core::mounts::MountEntry;
 use crate::core::request::{BackendRequest, Response};
 use crate::policy::Operation;
 
-use self::handlers::{invalid_path_warning, raw_404, VersionOp, ROOT_WARNING};
+use self::data::VersionOp;
 use self::path::KvPath;
 use self::record::Store;
+use self::reply::{invalid_path_warning, raw_404, ROOT_WARNING};
 
 pub use self::record::ROOT as STORAGE_ROOT;
 
@@ -96,7 +104,7 @@ async fn clean(inner: &Inner, store: &Store, now: time::OffsetDateTime) -> Resul
     inner.ready(store, now).await?;
     // Version 1 writes still in flight during an upgrade land after the first pass.
     upgrade::migrate(store, record::nanos(now)).await?;
-    handlers::sweep_expired(store, record::nanos(now)).await
+    data::sweep_expired(store, record::nanos(now)).await
 }
 
 #[async_trait]
@@ -117,44 +125,44 @@ impl Backend for KvV2 {
         Ok(())
     }
 
-    async fn exists(&self, ctx: &BackendRequest) -> Result<Option<bool>> {
-        let store = Store { view: ctx.view.clone() };
-        self.inner.ready(&store, ctx.now).await?;
-        match KvPath::parse(&ctx.path) {
-            KvPath::Data(key) | KvPath::Metadata(key) => Ok(Some(handlers::key_exists(&store, key).await?)),
+    async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
+        let store = Store { view: req.view.clone() };
+        self.inner.ready(&store, req.now).await?;
+        match KvPath::parse(&req.path) {
+            KvPath::Data(key) | KvPath::Metadata(key) => Ok(Some(metadata::key_exists(&store, key).await?)),
             _ => Ok(None),
         }
     }
 
-    async fn handle(&self, ctx: &BackendRequest) -> Result<Response> {
+    async fn handle(&self, req: &BackendRequest) -> Result<Response> {
         use Operation::{Create, Delete, List, Patch, Read, Update};
-        let store = Store { view: ctx.view.clone() };
-        self.inner.ready(&store, ctx.now).await?;
-        match (KvPath::parse(&ctx.path), ctx.operation) {
-            (KvPath::Root, _) => Err(raw_404(ctx, None, Some(ROOT_WARNING.to_owned()))),
-            (KvPath::Invalid, op) => Err(raw_404(ctx, None, Some(invalid_path_warning(op)))),
-            (KvPath::Config, Read) => handlers::config_read(ctx, &store).await,
-            (KvPath::Config, Create | Update) => handlers::config_write(ctx, &store).await,
-            (KvPath::Data(key), Read) => handlers::data_read(ctx, &store, key).await,
-            (KvPath::Data(key), Create | Update) => handlers::data_write(ctx, &store, key).await,
-            (KvPath::Data(key), Patch) => handlers::data_patch(ctx, &store, key).await,
-            (KvPath::Data(key), Delete) => handlers::data_delete(ctx, &store, key).await,
-            (KvPath::Metadata(key), Read) => handlers::metadata_read(ctx, &store, key).await,
-            (KvPath::Metadata(key), Create | Update) => handlers::metadata_write(ctx, &store, key).await,
-            (KvPath::Metadata(key), Patch) => handlers::metadata_patch(ctx, &store, key).await,
-            (KvPath::Metadata(key), Delete) => handlers::metadata_delete(ctx, &store, key).await,
-            (KvPath::Metadata(prefix), List) => handlers::metadata_list(ctx, &store, prefix).await,
-            (KvPath::DetailedMetadata(prefix), List) => handlers::detailed_list(ctx, &store, prefix).await,
+        let store = Store { view: req.view.clone() };
+        self.inner.ready(&store, req.now).await?;
+        match (KvPath::parse(&req.path), req.operation) {
+            (KvPath::Root, _) => Err(raw_404(req, None, Some(ROOT_WARNING.to_owned()))),
+            (KvPath::Invalid, op) => Err(raw_404(req, None, Some(invalid_path_warning(op)))),
+            (KvPath::Config, Read) => metadata::config_read(req, &store).await,
+            (KvPath::Config, Create | Update) => metadata::config_write(req, &store).await,
+            (KvPath::Data(key), Read) => data::data_read(req, &store, key).await,
+            (KvPath::Data(key), Create | Update) => data::data_write(req, &store, key).await,
+            (KvPath::Data(key), Patch) => data::data_patch(req, &store, key).await,
+            (KvPath::Data(key), Delete) => data::data_delete(req, &store, key).await,
+            (KvPath::Metadata(key), Read) => metadata::metadata_read(req, &store, key).await,
+            (KvPath::Metadata(key), Create | Update) => metadata::metadata_write(req, &store, key).await,
+            (KvPath::Metadata(key), Patch) => metadata::metadata_patch(req, &store, key).await,
+            (KvPath::Metadata(key), Delete) => metadata::metadata_delete(req, &store, key).await,
+            (KvPath::Metadata(prefix), List) => metadata::metadata_list(req, &store, prefix).await,
+            (KvPath::DetailedMetadata(prefix), List) => metadata::detailed_list(req, &store, prefix).await,
             (KvPath::Delete(key), Create | Update) => {
-                handlers::versions(ctx, &store, key, VersionOp::Delete).await
+                data::versions(req, &store, key, VersionOp::Delete).await
             }
             (KvPath::Undelete(key), Create | Update) => {
-                handlers::versions(ctx, &store, key, VersionOp::Undelete).await
+                data::versions(req, &store, key, VersionOp::Undelete).await
             }
             (KvPath::Destroy(key), Create | Update) => {
-                handlers::versions(ctx, &store, key, VersionOp::Destroy).await
+                data::versions(req, &store, key, VersionOp::Destroy).await
             }
-            (KvPath::Subkeys(key), Read) => handlers::subkeys(ctx, &store, key).await,
+            (KvPath::Subkeys(key), Read) => data::subkeys(req, &store, key).await,
             _ => Err(Error::UnsupportedOperation),
         }
     }

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use coffer_storage::{Batch, View};
 
-use crate::core::error::{is_precondition_failure, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::util::duration::format_go_seconds;
 use crate::util::timefmt::rfc3339_nano;
 
@@ -110,8 +110,8 @@ impl VersionMeta {
     /// `{created_time, deletion_time, destroyed}`.
     pub fn to_json(&self) -> Value {
         json!({
-            "created_time": ts(self.created_time),
-            "deletion_time": self.shown_deletion().map(ts).unwrap_or_default(),
+            "created_time": timestamp(self.created_time),
+            "deletion_time": self.shown_deletion().map(timestamp).unwrap_or_default(),
             "destroyed": self.destroyed,
         })
     }
@@ -157,9 +157,9 @@ impl KeyMeta {
     /// The per-version block of data reads and writes.
     pub fn version_block(&self, version: u64, vm: &VersionMeta) -> Map<String, Value> {
         obj(json!({
-            "created_time": ts(vm.created_time),
+            "created_time": timestamp(vm.created_time),
             "custom_metadata": self.custom_json(),
-            "deletion_time": vm.shown_deletion().map(ts).unwrap_or_default(),
+            "deletion_time": vm.shown_deletion().map(timestamp).unwrap_or_default(),
             "destroyed": vm.destroyed,
             "version": version,
         }))
@@ -171,7 +171,7 @@ impl KeyMeta {
             self.versions.iter().map(|(n, vm)| (n.to_string(), vm.to_json())).collect();
         obj(json!({
             "cas_required": self.cas_required,
-            "created_time": ts(self.created_time),
+            "created_time": timestamp(self.created_time),
             "current_metadata_version": self.current_metadata_version,
             "current_version": self.current_version,
             "custom_metadata": self.custom_json(),
@@ -179,7 +179,7 @@ impl KeyMeta {
             "max_versions": self.max_versions,
             "metadata_cas_required": self.metadata_cas_required,
             "oldest_version": self.oldest_version,
-            "updated_time": ts(self.updated_time),
+            "updated_time": timestamp(self.updated_time),
             "versions": versions,
         }))
     }
@@ -237,7 +237,7 @@ pub struct VersionData {
 }
 
 /// RFC 3339 with nanoseconds, as Vault prints timestamps.
-pub fn ts(unix_nanos: i64) -> String {
+pub fn timestamp(unix_nanos: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_nanos))
         .map(rfc3339_nano)
         .unwrap_or_else(|_| crate::util::timefmt::GO_ZERO_TIME.to_owned())
@@ -307,11 +307,7 @@ impl Store {
 
     /// Applies a batch; `Ok(false)` when a precondition failed (a concurrent change won).
     pub async fn apply(&self, batch: Batch) -> Result<bool> {
-        match self.view.apply(batch).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_precondition_failure(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.view.try_apply(batch).await?.is_some())
     }
 }
 
@@ -366,6 +362,6 @@ mod tests {
         let back: KeyMeta = decode("metadata", &raw).unwrap();
         assert_eq!(back.created_time, 5);
         assert!(decode::<KeyMeta>("metadata", br#"{"format":9}"#).is_err());
-        assert_eq!(ts(1_521_685_446_945_319_214), "2018-03-22T02:24:06.945319214Z");
+        assert_eq!(timestamp(1_521_685_446_945_319_214), "2018-03-22T02:24:06.945319214Z");
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-use coffer_storage::keys::RootKey;
-use coffer_storage::{Barrier, MemStorage};
+use coffer_storage::testing::unsealed_barrier;
+use coffer_storage::MemStorage;
 
 use super::record::{version_key, Store};
 use super::KvV2;
@@ -25,11 +25,8 @@ struct Env {
 
 async fn env() -> Env {
     let mem = Arc::new(MemStorage::new());
-    let barrier = Arc::new(Barrier::new(mem.clone()));
-    let root = RootKey::generate().unwrap();
-    barrier.initialize(&root).await.unwrap();
-    barrier.unseal(root).await.unwrap();
-    let store = Store { view: coffer_storage::View::new(Arc::clone(&barrier), "logical/test/") };
+    let barrier = unsealed_barrier(mem.clone()).await;
+    let store = Store { view: coffer_storage::View::new(barrier, "logical/test/") };
     Env { mem, store, backend: KvV2 { inner: Arc::new(super::Inner::default()) } }
 }
 
@@ -50,7 +47,7 @@ fn entry() -> MountEntry {
 }
 
 impl Env {
-    fn ctx(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> BackendRequest {
+    fn req(&self, op: Operation, path: &str, data: Value, now: OffsetDateTime) -> BackendRequest {
         BackendRequest {
             request_id: "test".into(),
             operation: op,
@@ -73,7 +70,7 @@ impl Env {
         data: Value,
         now: OffsetDateTime,
     ) -> Result<Response, Error> {
-        self.backend.handle(&self.ctx(op, path, data, now)).await
+        self.backend.handle(&self.req(op, path, data, now)).await
     }
 
     async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response, Error> {
@@ -168,17 +165,10 @@ async fn a_stale_read_never_commits() {
     e.call(Operation::Update, "data/s", json!({"data": {"v": 2}})).await.unwrap();
     let (config, _) = e.store.config().await.unwrap();
     let now = super::record::nanos(OffsetDateTime::now_utc());
-    let out = super::handlers::commit_version(
-        &e.store,
-        "s",
-        stale,
-        Some(read_at),
-        &config,
-        Default::default(),
-        now,
-    )
-    .await
-    .unwrap();
+    let out =
+        super::data::commit_version(&e.store, "s", stale, Some(read_at), &config, Default::default(), now)
+            .await
+            .unwrap();
     assert!(out.is_none(), "a batch built on a stale read must not apply");
     let (meta, _) = e.store.meta("s").await.unwrap().unwrap();
     assert_eq!(meta.current_version, 2);
@@ -200,14 +190,14 @@ async fn expired_versions_are_hidden_and_swept() {
         "an expired version must read as deleted even before the cleaner runs"
     );
     let shown = data_of(&e.call_at(Operation::Read, "metadata/x", json!({}), later).await.unwrap());
-    let swept = super::handlers::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap();
+    let swept = super::data::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap();
     assert_eq!(swept, 1);
     let (meta, _) = e.store.meta("x").await.unwrap().unwrap();
     let vm = &meta.versions[&1];
     assert!(vm.expires_at.is_none() && vm.deletion_time.is_some(), "the cleaner records the deletion");
     let after = data_of(&e.call_at(Operation::Read, "metadata/x", json!({}), later).await.unwrap());
     assert_eq!(after["versions"], shown["versions"], "sweeping changes nothing clients see");
-    assert_eq!(super::handlers::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap(), 0);
+    assert_eq!(super::data::sweep_expired(&e.store, super::record::nanos(later)).await.unwrap(), 0);
     // Undelete re-applies delete_version_after from now.
     e.call_at(Operation::Update, "undelete/x", json!({"versions": [1]}), later).await.unwrap();
     let r = e.call_at(Operation::Read, "data/x", json!({}), later).await.unwrap();
@@ -228,8 +218,8 @@ async fn existence_check_covers_data_and_metadata_only() {
 }
 
 async fn exists(e: &Env, path: &str) -> Option<bool> {
-    let ctx = e.ctx(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
-    e.backend.exists(&ctx).await.unwrap()
+    let req = e.req(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
+    e.backend.exists(&req).await.unwrap()
 }
 
 #[tokio::test]

@@ -1,0 +1,203 @@
+//! Device tests: fail-closed broker, fsync group commit, reopening after crashes and
+//! replaced files, and head writes kept off the request path.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::BufRead;
+
+use coffer_storage::testing::mem_barrier as barrier;
+use serde_json::json;
+
+use super::*;
+use crate::audit::{verify, AuditBroker, RequestInfo, Source};
+
+fn config_with(path: &str, extra: &[(&str, &str)]) -> DeviceConfig {
+    let mut options: BTreeMap<String, String> = [("file_path".to_owned(), path.to_owned())].into();
+    for (k, v) in extra {
+        options.insert((*k).into(), (*v).into());
+    }
+    DeviceConfig {
+        path: "file/".into(),
+        kind: "file".into(),
+        description: String::new(),
+        options,
+        local: false,
+        salt: "salt".into(),
+        id: "dev-1".into(),
+        source: Source::Api,
+    }
+}
+
+fn config(path: &str) -> DeviceConfig {
+    config_with(path, &[])
+}
+
+fn entry(i: usize) -> Value {
+    json!({"time": "t", "type": "request", "request": {"path": format!("kv/{i}")}})
+}
+
+async fn check(dev: &Device) -> verify::Report {
+    verify::verify_device(dev).unwrap()
+}
+
+#[tokio::test]
+async fn broker_fails_closed_when_no_device_writes() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    // /dev/full is refused by open (not a regular file): it counts as broken.
+    let broker = AuditBroker::open_configs(&b, vec![config("/dev/full")]).await;
+    let req = RequestInfo { path: "kv1/x".into(), ..RequestInfo::default() };
+    assert!(broker.log_request(None, &req, "").is_err(), "a broken device must fail the request");
+    let ok = config(dir.path().join("a.log").to_str().unwrap());
+    let ok = DeviceConfig { id: "dev-2".into(), path: "ok/".into(), ..ok };
+    let broker = AuditBroker::open_configs(&b, vec![config("/dev/full"), ok]).await;
+    assert!(broker.log_request(None, &req, "").is_ok(), "one working device is enough");
+    assert!(AuditBroker::default().log_request(None, &req, "").is_ok());
+}
+
+#[tokio::test]
+async fn fsync_option_syncs_every_line() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let synced =
+        Device::open(config_with(p.to_str().unwrap(), &[("fsync", "true")]), Arc::clone(&b)).await.unwrap();
+    for i in 0..5 {
+        synced.write(entry(i)).unwrap();
+    }
+    assert_eq!(synced.fsyncs(), 5);
+    let q = dir.path().join("b.log");
+    let plain =
+        Device::open(DeviceConfig { id: "dev-2".into(), ..config(q.to_str().unwrap()) }, b).await.unwrap();
+    for i in 0..5 {
+        plain.write(entry(i)).unwrap();
+    }
+    assert_eq!(plain.fsyncs(), 0, "fsync is off by default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_keep_one_intact_chain_with_fsync() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let dev =
+        Arc::new(Device::open(config_with(p.to_str().unwrap(), &[("fsync", "true")]), b).await.unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let dev = Arc::clone(&dev);
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    dev.write(entry(t * 100 + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(dev.fsyncs() >= 1 && dev.fsyncs() <= 200, "{}", dev.fsyncs());
+    assert_eq!(dev.head().last.map(|l| l.seq), Some(199));
+    let r = check(&dev).await;
+    assert_eq!((&r.problem, r.lines), (&None, 200), "{r:?}");
+}
+
+#[tokio::test]
+async fn reopen_accepts_an_authentic_tail_beyond_the_stored_head() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let cfg = config(p.to_str().unwrap());
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    for i in 0..3 {
+        dev.write(entry(i)).unwrap();
+    }
+    dev.close().await;
+    let stored = dev.head();
+    assert_eq!(stored.last.as_ref().map(|l| l.seq), Some(2));
+    drop(dev);
+    // A "crash" after more appends but before their head was stored: open a device whose
+    // head writer never runs (dropped without close).
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    dev.head.stop();
+    for i in 3..6 {
+        dev.write(entry(i)).unwrap();
+    }
+    drop(dev);
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    assert_eq!(dev.head().last.map(|l| l.seq), Some(5), "continues after the authentic tail");
+    dev.write(entry(6)).unwrap();
+    let r = check(&dev).await;
+    assert_eq!(r.problem, None, "{r:?}");
+    assert_eq!((r.first_seq, r.last_seq, r.lines), (Some(0), Some(6), 7));
+    dev.close().await;
+    drop(dev);
+
+    // The same tail without its MACs' key (forged lines) is not accepted.
+    let text = std::fs::read_to_string(&p).unwrap();
+    let forged = text.lines().last().unwrap().replace("kv/6", "kv/X");
+    std::fs::write(&p, format!("{text}{forged}\n")).unwrap();
+    let dev = Device::open(cfg, b).await.unwrap();
+    assert_eq!(dev.head().last.map(|l| l.seq), Some(6), "a forged line does not move the head");
+    let r = check(&dev).await;
+    assert_eq!(r.problem.as_ref().map(|p| p.line), Some(8), "{r:?}");
+}
+
+#[tokio::test]
+async fn reopen_drops_an_interrupted_last_line() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let cfg = config(p.to_str().unwrap());
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    dev.write(entry(0)).unwrap();
+    dev.close().await;
+    drop(dev);
+    let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+    f.write_all(b"{\"time\":\"t\",\"type\":\"req").unwrap();
+    let dev = Device::open(cfg, b).await.unwrap();
+    dev.write(entry(1)).unwrap();
+    let r = check(&dev).await;
+    assert_eq!(r.problem, None, "{r:?}");
+    assert_eq!(std::io::BufReader::new(File::open(&p).unwrap()).lines().count(), 2);
+}
+
+#[tokio::test]
+async fn a_replaced_file_starts_a_new_segment_and_remembers_the_old_one() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let cfg = config(p.to_str().unwrap());
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    for i in 0..4 {
+        dev.write(entry(i)).unwrap();
+    }
+    dev.close().await;
+    drop(dev);
+    std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
+    let dev = Device::open(cfg, b).await.unwrap();
+    dev.write(entry(4)).unwrap();
+    let h = dev.head();
+    assert_eq!((h.segment.start_seq, h.segment.start_offset), (4, 0));
+    assert_eq!(h.earlier.len(), 1);
+    assert_eq!((h.earlier[0].first_seq, h.earlier[0].last_seq), (0, 3));
+    let r = check(&dev).await;
+    assert_eq!(r.problem, None, "{r:?}");
+    assert_eq!(r.first_seq, Some(4));
+}
+
+#[tokio::test]
+async fn head_writes_are_coalesced_off_the_request_path() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let dev = Device::open(config(p.to_str().unwrap()), b).await.unwrap();
+    let before = dev.head_writes();
+    for i in 0..500 {
+        dev.write(entry(i)).unwrap();
+    }
+    // 500 lines written in far less than 500 × HEAD_WRITE_INTERVAL: at most a few heads.
+    let during = dev.head_writes() - before;
+    assert!(during <= 3, "{during} head writes for 500 lines");
+    dev.close().await;
+    assert_eq!(dev.head().last.map(|l| l.seq), Some(499));
+}
