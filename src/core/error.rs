@@ -199,7 +199,3 @@ impl From<serde_json::Error> for Error {
 /// Result alias for the core layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// True if the error is a storage precondition failure (a lost compare-and-set race).
-pub fn is_precondition_failure(e: &BarrierError) -> bool {
-    matches!(e, BarrierError::Storage(StorageError::PreconditionFailed { .. }))
-}

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use coffer_storage::keys::{RootKey, UnsealKey};
 use coffer_storage::{Barrier, View};
 
-use super::error::{self, Error, Result};
+use super::error::{Error, Result};
 use super::mounts::{Mounts, Table};
 use super::policy_store::PolicyStore;
 use super::seal::{self, InitParams, InitResult, SealSource, StoredSealConfig};
@@ -269,17 +269,13 @@ impl Core {
                     .clone()
                     .unwrap_or_else(|| format!("vault-cluster-{}", &id.replace('-', "")[..8]));
                 let info = ClusterInfo { version: 1, name, id };
-                match self
-                    .barrier
-                    .apply(
-                        coffer_storage::Batch::new()
-                            .put(CLUSTER_PATH, serde_json::to_vec(&info)?)
-                            .require_absent(CLUSTER_PATH),
-                    )
-                    .await
-                {
-                    Ok(_) => info,
-                    Err(e) if error::is_precondition_failure(&e) => {
+                let batch = coffer_storage::Batch::new()
+                    .put(CLUSTER_PATH, serde_json::to_vec(&info)?)
+                    .require_absent(CLUSTER_PATH);
+                match self.barrier.try_apply(batch).await? {
+                    Some(_) => info,
+                    // Another node created it first: use theirs.
+                    None => {
                         let e = self
                             .barrier
                             .get(CLUSTER_PATH)
@@ -287,7 +283,6 @@ impl Core {
                             .ok_or_else(|| Error::internal("cluster info vanished"))?;
                         serde_json::from_slice(&e.value)?
                     }
-                    Err(e) => return Err(e.into()),
                 }
             }
         };
