@@ -83,6 +83,13 @@ impl ClusterNode {
         json!({ "config": { "index": m.committed_index.unwrap_or(0), "servers": servers } })
     }
 
+    /// `sys/storage/raft/digest` (coffer): this node's applied index and a SHA-256 over its
+    /// replicated state at that index; equal on every member at the same index.
+    pub fn digest(&self) -> Result<Value> {
+        let (index, digest) = self.raft.digest().map_err(raft_error)?;
+        Ok(json!({ "applied_index": index, "digest": hex::encode(digest) }))
+    }
+
     /// `sys/storage/raft/remove-peer`.
     pub async fn remove_peer(&self, server_id: &str) -> Result<()> {
         if server_id.trim().is_empty() {

@@ -270,6 +270,11 @@ impl ClusterNode {
         if req.server_id.trim().is_empty() {
             return Err(Error::bad("no server id provided"));
         }
+        // A member asking to join again lost its data (R13): refuse at once.
+        let id = node_id_of(req.server_id.trim());
+        if self.raft.metrics().nodes.contains_key(&id) {
+            return Err(raft_error(coffer_raft::RaftError::IdInUse { node_id: id }));
+        }
         let core = self.core()?;
         let active = core.active()?;
         let raw = core.barrier().raw();

@@ -84,6 +84,12 @@ pub async fn serve(state: &HttpState, request: &HttpRequest, path: RaftPath) -> 
             })
             .await
         }
+        RaftPath::Digest if *m == Method::GET => {
+            guarded(state, request, token_access(Operation::Read), BodyStyle::Envelope, |_| async {
+                Ok(envelope(request, cluster.digest()?).into())
+            })
+            .await
+        }
         RaftPath::RemovePeer if write => {
             guarded(state, request, token_access(Operation::Update), BodyStyle::Envelope, |_| async {
                 let body = request.json_body()?;

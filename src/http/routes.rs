@@ -87,6 +87,8 @@ pub enum RaftPath {
     Snapshot,
     /// `snapshot-force`: restore without the same-keys check.
     SnapshotForce,
+    /// `digest` (coffer): this node's applied index and state digest (served where it lands).
+    Digest,
 }
 
 /// The `sys/` endpoints served outside the router because they must work while sealed or
@@ -164,6 +166,7 @@ impl Endpoint {
             "sys/storage/raft/autopilot/configuration" => Endpoint::Raft(RaftPath::AutopilotConfiguration),
             "sys/storage/raft/snapshot" => Endpoint::Raft(RaftPath::Snapshot),
             "sys/storage/raft/snapshot-force" => Endpoint::Raft(RaftPath::SnapshotForce),
+            "sys/storage/raft/digest" => Endpoint::Raft(RaftPath::Digest),
             _ => Endpoint::Logical,
         }
     }
@@ -173,7 +176,9 @@ impl Endpoint {
 pub fn placement(method: &Method, path: &str, headers: &HeaderMap) -> Placement {
     match Endpoint::parse(path) {
         Endpoint::Unrouted(UnroutedPath::StepDown) | Endpoint::Quorum(_) => Placement::LeaderBound,
-        Endpoint::Unrouted(_) | Endpoint::Raft(RaftPath::Join | RaftPath::Bootstrap) => Placement::NodeLocal,
+        Endpoint::Unrouted(_) | Endpoint::Raft(RaftPath::Join | RaftPath::Bootstrap | RaftPath::Digest) => {
+            Placement::NodeLocal
+        }
         Endpoint::Raft(_) => Placement::LeaderBound,
         Endpoint::Logical => logical_placement(method, path.trim_end_matches('/'), headers),
     }

@@ -1,3 +1,6 @@
-//! Multi-node tests: the fault proxy, and (with the Raft cluster) the `TestCluster` harness.
+//! Multi-node tests: real `coffer server` processes in a Raft cluster (`TestCluster`), with a
+//! fault-injecting proxy between every pair of nodes.
 
+mod basics;
+pub mod harness;
 pub mod proxy;

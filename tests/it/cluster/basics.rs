@@ -1,0 +1,118 @@
+//! A three-node cluster from Vault-style configurations: formation, HA status, writes through
+//! followers, reads on every node, the join handshake with Shamir keys.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::harness::{eventually, Options, Seal, TestCluster};
+
+#[test]
+fn three_nodes_join_from_vault_style_configs_and_report_ha_status() {
+    let c = TestCluster::start(Options::default());
+    let leader = c.leader();
+    let (st, b) = c.call(leader, "GET", "sys/storage/raft/configuration", None);
+    assert_eq!(st, 200, "{b}");
+    let servers = b["data"]["config"]["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3, "{b}");
+    assert_eq!(servers.iter().filter(|s| s["leader"] == true).count(), 1);
+    let mut names: Vec<&str> = servers.iter().map(|s| s["node_id"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["node1", "node2", "node3"]);
+    for n in 1..=3 {
+        let (st, b) = c.call_as(n, "", "GET", "sys/leader", None);
+        assert_eq!(st, 200);
+        assert_eq!(b["ha_enabled"], true);
+        assert_eq!(b["is_self"], n == leader, "node {n}: {b}");
+        assert_eq!(b["leader_address"], c.nodes[leader - 1].addr(), "node {n}: {b}");
+        assert!(b["leader_cluster_address"].as_str().unwrap().starts_with("https://"), "{b}");
+        assert!(b["raft_applied_index"].as_u64().unwrap() > 0, "{b}");
+        // Health: 200 on the leader, 429 on standbys, 200 with standbyok.
+        let (st, b) = c.call_as(n, "", "GET", "sys/health", None);
+        let want = if n == leader { 200 } else { 429 };
+        assert_eq!(st, want, "node {n} health: {b}");
+        assert_eq!(b["standby"], n != leader);
+        let (st, _) = c.call_as(n, "", "GET", "sys/health?standbyok=true", None);
+        assert_eq!(st, 200);
+    }
+    // A standby refuses to seal, as Vault's does.
+    let follower = c.other_than(leader);
+    let (st, b) = c.call(follower, "PUT", "sys/seal", None);
+    assert_eq!(
+        (st, b),
+        (500, json!({"errors": ["vault cannot seal when in standby mode; please restart instead"]}))
+    );
+}
+
+#[test]
+fn writes_through_followers_are_read_on_every_node() {
+    let c = TestCluster::start(Options::default());
+    let leader = c.leader();
+    let f1 = c.other_than(leader);
+    let f2 = (1..=3).find(|n| *n != leader && *n != f1).unwrap();
+    // Mount, policy, token, secret: all written through followers.
+    assert_eq!(
+        c.call(f1, "POST", "sys/mounts/kv", Some(json!({"type": "kv", "options": {"version": "2"}}))).0,
+        204
+    );
+    let policy = r#"path "kv/data/app/*" { capabilities = ["read", "create", "update"] }"#;
+    assert_eq!(c.call(f2, "PUT", "sys/policies/acl/app", Some(json!({ "policy": policy }))).0, 204);
+    let (st, b) = c.call(f1, "POST", "auth/token/create", Some(json!({"policies": ["app"], "ttl": "1h"})));
+    assert_eq!(st, 200, "{b}");
+    let token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    for version in 1..=5 {
+        let writer = [f1, f2, leader][version % 3];
+        let (st, b) =
+            c.call_as(writer, &token, "POST", "kv/data/app/db", Some(json!({"data": {"v": version}})));
+        assert_eq!(st, 200, "write via node {writer}: {b}");
+        assert_eq!(b["data"]["version"], version);
+        // Linearizable reads: every node sees the write as soon as it is acknowledged.
+        for reader in 1..=3 {
+            let (st, b) = c.call_as(reader, &token, "GET", "kv/data/app/db", None);
+            assert_eq!(st, 200, "read on node {reader}: {b}");
+            assert_eq!(b["data"]["data"]["v"], version, "stale read on node {reader}");
+        }
+    }
+    // The policy written elsewhere is enforced everywhere.
+    for n in 1..=3 {
+        assert_eq!(c.call_as(n, &token, "GET", "kv/data/other/x", None).0, 403, "node {n}");
+    }
+    // A token whose uses are spent on one node is spent on every node.
+    let (_, b) = c.call(f1, "POST", "auth/token/create", Some(json!({"num_uses": 2})));
+    let limited = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(c.call_as(f1, &limited, "GET", "auth/token/lookup-self", None).0, 200);
+    assert_eq!(c.call_as(f2, &limited, "GET", "auth/token/lookup-self", None).0, 200);
+    assert_eq!(c.call_as(leader, &limited, "GET", "auth/token/lookup-self", None).0, 403);
+    // Stale reads are available on request, linearizable is the default.
+    let (st, _) = c.call_as(f2, &token, "GET", "kv/data/app/db", None);
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn shamir_nodes_join_after_being_unsealed_with_the_clusters_keys() {
+    let c = TestCluster::launch(Options { seal: Seal::Shamir, ..Options::default() });
+    let mut c = c;
+    c.init();
+    // The joiners asked node 1 for a challenge (retry_join); they unseal with node 1's shares.
+    c.unseal(2);
+    c.unseal(3);
+    c.wait_for_members(3);
+    let leader = c.leader();
+    let f = c.other_than(leader);
+    assert_eq!(c.call(f, "POST", "sys/mounts/kv", Some(json!({"type": "kv"}))).0, 204);
+    assert_eq!(c.call(f, "POST", "kv/x", Some(json!({"a": "b"}))).0, 204);
+    for n in 1..=3 {
+        let (st, b) = c.call(n, "GET", "kv/x", None);
+        assert_eq!((st, b["data"]["a"].clone()), (200, json!("b")), "node {n}");
+    }
+    // Every node agrees on the replicated state.
+    let (index, _) = c.wait_same_digest(Duration::from_secs(30));
+    assert!(index > 0);
+    // A joiner refuses `sys/init`: it belongs to a cluster now.
+    let (st, _) =
+        c.call_as(f, "", "PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})));
+    assert_eq!(st, 400);
+    eventually("health on every node", Duration::from_secs(10), || {
+        (1..=3).all(|n| c.call_as(n, "", "GET", "sys/health?standbyok=true", None).0 == 200).then_some(())
+    });
+}
