@@ -37,6 +37,16 @@ use crate::core::{ClusterInfo, Core, CLUSTER_PATH};
 
 use self::join::{AnswerRequest, AnswerResponse, ChallengeRequest, ChallengeResponse};
 
+/// The `errors` of a Vault-shaped error body, joined (or the body's start when it is not one).
+fn leader_errors(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["errors"].as_array().map(|e| e.iter().filter_map(|m| m.as_str()).collect::<Vec<_>>().join("; "))
+        })
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
 /// The Raft node id of a node name.
 pub fn node_id_of(name: &str) -> u64 {
     let h = Sha256::digest(name.as_bytes());
@@ -198,11 +208,13 @@ impl ClusterNode {
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
-            return Err(Error::Unavailable(format!(
-                "the node at {} refused the join ({status}): {}",
-                target.leader_api_addr,
-                body.chars().take(300).collect::<String>()
-            )));
+            let reason = leader_errors(&body);
+            let msg = format!("the node at {} refused the join: {reason}", target.leader_api_addr);
+            return Err(if status.is_client_error() {
+                Error::BadRequest(msg)
+            } else {
+                Error::Unavailable(msg)
+            });
         }
         let challenge: ChallengeResponse = resp
             .json()

@@ -71,33 +71,22 @@ impl RaftNode {
     }
 
     /// One read-barrier round: obtain a read index (locally on the leader, over the cluster port
-    /// on a follower) and wait until it is applied here.
+    /// on a follower) and wait until it is applied here. While no leader is known, or the
+    /// leader changes or cannot be reached, it keeps trying until the round's deadline: a read
+    /// that arrives during an election waits for its outcome instead of failing at once.
     async fn read_round(&self) -> Result<(), String> {
         let deadline = Instant::now() + self.config.read_timeout;
-        if self.is_stepping_down() {
-            return Err("leader is stepping down".into());
-        }
-        let index = if self.role() == Role::Leader {
-            match self.read_index().await {
-                ReadIndexAnswer::Index(i) => i,
-                ReadIndexAnswer::NotLeader { .. } => return Err("leadership changed during the read".into()),
-                ReadIndexAnswer::Unavailable(m) => return Err(m),
-            }
-        } else {
-            let leader = self.leader().ok_or("no leader is known")?;
-            if leader.node_id == self.id {
-                return Err("leadership changed during the read".into());
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let answer: Result<ReadIndexAnswer, TransportError> =
-                self.client.post_json(&leader.cluster_addr, paths::READ_INDEX, &(), remaining).await;
-            match answer {
-                Ok(ReadIndexAnswer::Index(i)) => i,
-                Ok(ReadIndexAnswer::NotLeader { .. }) => {
-                    return Err("the leader changed during the read".into())
+        let mut pause = Duration::from_millis(10);
+        let index = loop {
+            match self.read_index_once(deadline).await {
+                Ok(i) => break i,
+                Err((msg, retry)) => {
+                    if !retry || Instant::now() + pause >= deadline {
+                        return Err(msg);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
                 }
-                Ok(ReadIndexAnswer::Unavailable(m)) => return Err(m),
-                Err(e) => return Err(e.to_string()),
             }
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -107,6 +96,34 @@ impl RaftNode {
             .await
             .map(|_| ())
             .map_err(|e| format!("local state did not reach the read index {index} in time: {e}"))
+    }
+
+    /// Obtains a read index once; the error says whether trying again may help.
+    async fn read_index_once(&self, deadline: Instant) -> Result<u64, (String, bool)> {
+        if self.is_stepping_down() {
+            return Err(("leader is stepping down".into(), false));
+        }
+        if self.role() == Role::Leader {
+            return match self.read_index().await {
+                ReadIndexAnswer::Index(i) => Ok(i),
+                ReadIndexAnswer::NotLeader { .. } => Err(("leadership changed during the read".into(), true)),
+                ReadIndexAnswer::Unavailable(m) => Err((m, false)),
+            };
+        }
+        let Some(leader) = self.leader() else { return Err(("no leader is known".into(), true)) };
+        if leader.node_id == self.id {
+            return Err(("leadership changed during the read".into(), true));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let answer: Result<ReadIndexAnswer, TransportError> =
+            self.client.post_json(&leader.cluster_addr, paths::READ_INDEX, &(), remaining).await;
+        match answer {
+            Ok(ReadIndexAnswer::Index(i)) => Ok(i),
+            Ok(ReadIndexAnswer::NotLeader { .. }) => Err(("the leader changed during the read".into(), true)),
+            Ok(ReadIndexAnswer::Unavailable(m)) => Err((m, false)),
+            Err(e @ TransportError::Timeout { .. }) => Err((e.to_string(), false)),
+            Err(e) => Err((e.to_string(), true)),
+        }
     }
 
     /// Read barrier shared by concurrent callers (see the module docs).

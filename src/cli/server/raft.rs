@@ -98,6 +98,8 @@ pub async fn open(
     rc.snapshot_threshold = tuning.snapshot_threshold;
     rc.logs_to_keep_after_snapshot = tuning.trailing_logs;
     rc.source_address = Some(bound.ip());
+    // A read on a cut-off node fails within two election timeouts (R3) instead of waiting longer.
+    rc.read_timeout = tuning.election_timeout * 2;
     let raft =
         RaftNode::open(rc).await.with_context(|| format!("cannot open raft storage in {}", dir.display()))?;
     tracing::info!(node = %name, api = %api_addr, cluster = %cluster_addr, "raft node opened");

@@ -2,5 +2,6 @@
 //! fault-injecting proxy between every pair of nodes.
 
 mod basics;
+mod faults;
 pub mod harness;
 pub mod proxy;
