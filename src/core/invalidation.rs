@@ -111,8 +111,22 @@ impl Core {
     pub(crate) async fn apply_reload(&self, active: &Active, reload: Reload) {
         let everything = reload == Reload::all();
         if reload.keyring {
-            if let Err(e) = self.barrier.reload_keyring().await {
-                tracing::error!(error = %e, "could not reload the barrier keyring after a replicated change");
+            match self.barrier.reload_keyring().await {
+                Ok(()) => {}
+                // The stored keyring is no longer ours (a snapshot of another cluster was
+                // restored): seal, then unseal again with what the restored data says. A static
+                // seal does that by itself; with Shamir, operators unseal with that cluster's
+                // shares.
+                Err(coffer_storage::BarrierError::WrongRootKey) => {
+                    tracing::warn!(
+                        "the replicated keyring belongs to other keys (snapshot restore); sealing"
+                    );
+                    self.reseal_after_restore().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not reload the barrier keyring after a replicated change")
+                }
             }
         }
         if reload.mounts {
@@ -147,6 +161,20 @@ impl Core {
                 r.backend.invalidate(Some(key));
             }
         }
+    }
+}
+
+impl Core {
+    /// Seals after a restore replaced the keys, and auto-unseals when the seal allows it.
+    async fn reseal_after_restore(&self) {
+        let Ok(me) = self.arc() else { return };
+        // Sealing waits for this very task's unsealed state to go: do it from another task.
+        tokio::spawn(async move {
+            me.seal().await;
+            if let Err(e) = me.start().await {
+                tracing::error!(error = %e, "could not unseal with the restored keys; unseal with that cluster's keys");
+            }
+        });
     }
 }
 

@@ -118,7 +118,7 @@ fn reply_of(resp: ForwardedResponse) -> Result<Reply, Error> {
     let headers = resp
         .headers
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "content-type" | "cache-control" | "content-length"))
+        .filter(|(k, _)| !matches!(k.as_str(), "cache-control" | "content-length"))
         .filter_map(|(k, v)| {
             let name = http::header::HeaderName::from_bytes(k.as_bytes()).ok()?;
             let value = HeaderValue::from_str(v).ok()?;

@@ -44,6 +44,8 @@ pub struct Options {
     pub trailing_logs: u64,
     pub election_timeout: &'static str,
     pub heartbeat_interval: &'static str,
+    /// The static seal key (base64); a random one when `None`.
+    pub static_key: Option<String>,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             trailing_logs: 10_000,
             election_timeout: "1s",
             heartbeat_interval: "150ms",
+            static_key: None,
         }
     }
 }
@@ -115,11 +118,11 @@ impl TestCluster {
     pub fn launch(options: Options) -> TestCluster {
         let tmp = tempfile::tempdir().unwrap();
         let block = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
-        let key_b64 = {
+        let key_b64 = options.static_key.clone().unwrap_or_else(|| {
             use base64::Engine;
             let key: [u8; 32] = rand::random();
             base64::engine::general_purpose::STANDARD.encode(key)
-        };
+        });
         let mut nodes = Vec::new();
         for idx in 1..=options.nodes {
             // 127.0.<100+block>.<idx>: a /24 per cluster.
@@ -389,6 +392,11 @@ impl TestCluster {
     /// The time since `start`, for reports.
     pub fn since(start: Instant) -> Duration {
         start.elapsed()
+    }
+
+    /// The static seal key (base64).
+    pub fn static_key(&self) -> &str {
+        &self.key_b64
     }
 
     /// The temporary directory everything lives in.

@@ -4,4 +4,5 @@
 mod basics;
 mod faults;
 pub mod harness;
+mod operations;
 pub mod proxy;
