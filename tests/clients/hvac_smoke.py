@@ -14,7 +14,7 @@ assert client.sys.is_initialized()
 assert not client.sys.is_sealed()
 st = client.sys.read_seal_status()
 assert st["sealed"] is False and st["t"] >= 1
-health = client.sys.read_health_status(method="GET")
+health = client.sys.read_health_status(method="GET", standby_ok=True)
 assert health["initialized"] and not health["sealed"]
 assert "ha_enabled" in client.sys.read_leader_status()
 client.sys.enable_secrets_engine("kv", path="hv-kv", options={"version": "2"})

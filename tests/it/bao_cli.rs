@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{bao_cli, bao_cli_as, require_bao, Server};
+use crate::harness::{bao_cli, bao_cli_as, bao_cli_at, require_bao, Server};
 
 fn ok(s: &Server, args: &[&str]) -> String {
     ok_as(s, &s.token, args)
@@ -97,50 +97,60 @@ fn bao_cli_policy_token_and_approle_flow() {
         return;
     }
     let s = Server::dev();
+    policy_token_and_approle_flow(&s.addr, &s.token);
+}
+
+/// Policies, tokens, kv v2 and a wrapped AppRole secret ID through the `bao` CLI, against the
+/// server at `addr` (a dev server, or any node of a cluster) whose `secret/` is kv v2.
+pub fn policy_token_and_approle_flow(addr: &str, root: &str) {
+    let ok_as = |token: &str, args: &[&str]| -> String {
+        let (code, out, err) = bao_cli_at(addr, None, token, args);
+        assert_eq!(code, 0, "bao {args:?} failed:\nstdout: {out}\nstderr: {err}");
+        out
+    };
+    let ok = |args: &[&str]| ok_as(root, args);
+    let json_as =
+        |token: &str, args: &[&str]| -> Value { serde_json::from_str(&ok_as(token, args)).unwrap() };
+    let json = |args: &[&str]| json_as(root, args);
+    let cli_as = |token: &str, args: &[&str]| bao_cli_at(addr, None, token, args);
     let dir = tempfile::tempdir().unwrap();
     let pol = dir.path().join("app.hcl");
     std::fs::write(&pol, "path \"secret/data/app/*\" {\n  capabilities = [\"read\", \"create\", \"update\"]\n}\npath \"sys/internal/ui/mounts/*\" {\n  capabilities = [\"read\"]\n}\npath \"auth/token/create\" {\n  capabilities = [\"update\"]\n}\n").unwrap();
-    ok(&s, &["policy", "write", "app", pol.to_str().unwrap()]);
-    assert!(ok(&s, &["policy", "read", "app"]).contains("secret/data/app/*"));
-    ok(&s, &["kv", "put", "secret/app/db", "password=p"]);
-    ok(&s, &["kv", "put", "secret/other/x", "password=q"]);
-    let tok = bao_json(&s, &["token", "create", "-policy=app", "-ttl=10m", "-format=json"]);
+    ok(&["policy", "write", "app", pol.to_str().unwrap()]);
+    assert!(ok(&["policy", "read", "app"]).contains("secret/data/app/*"));
+    ok(&["kv", "put", "secret/app/db", "password=p"]);
+    ok(&["kv", "put", "secret/other/x", "password=q"]);
+    let tok = json(&["token", "create", "-policy=app", "-ttl=10m", "-format=json"]);
     let app_token = tok["auth"]["client_token"].as_str().unwrap().to_owned();
     assert_eq!(
-        bao_json_as(&s, &app_token, &["kv", "get", "-format=json", "secret/app/db"])["data"]["data"]
-            ["password"],
+        json_as(&app_token, &["kv", "get", "-format=json", "secret/app/db"])["data"]["data"]["password"],
         "p"
     );
-    let (code, _, err) = bao_cli_as(&s, &app_token, &["kv", "get", "secret/other/x"]);
+    let (code, _, err) = cli_as(&app_token, &["kv", "get", "secret/other/x"]);
     assert_ne!(code, 0);
     assert!(err.contains("permission denied") || err.contains("403"), "{err}");
-    ok_as(&s, &app_token, &["kv", "put", "secret/app/new", "k=v"]);
-    let (code, _, _) = bao_cli_as(&s, &app_token, &["kv", "put", "secret/other/new", "k=v"]);
+    ok_as(&app_token, &["kv", "put", "secret/app/new", "k=v"]);
+    let (code, _, _) = cli_as(&app_token, &["kv", "put", "secret/other/new", "k=v"]);
     assert_ne!(code, 0);
     // Revoking the parent token revokes what it created.
-    let child = bao_json_as(&s, &app_token, &["token", "create", "-policy=app", "-format=json"]);
+    let child = json_as(&app_token, &["token", "create", "-policy=app", "-format=json"]);
     let child_token = child["auth"]["client_token"].as_str().unwrap().to_owned();
-    ok(&s, &["token", "revoke", &app_token]);
-    let (code, _, _) = bao_cli_as(&s, &child_token, &["token", "lookup"]);
+    ok(&["token", "revoke", &app_token]);
+    let (code, _, _) = cli_as(&child_token, &["token", "lookup"]);
     assert_ne!(code, 0, "child of a revoked token still works");
 
-    ok(&s, &["auth", "enable", "approle"]);
-    ok(
-        &s,
-        &["write", "auth/approle/role/web", "token_policies=app", "secret_id_num_uses=1", "token_num_uses=2"],
-    );
-    let role_id = bao_json(&s, &["read", "-format=json", "auth/approle/role/web/role-id"])["data"]["role_id"]
+    ok(&["auth", "enable", "approle"]);
+    ok(&["write", "auth/approle/role/web", "token_policies=app", "secret_id_num_uses=1", "token_num_uses=2"]);
+    let role_id = json(&["read", "-format=json", "auth/approle/role/web/role-id"])["data"]["role_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let wrapped =
-        bao_json(&s, &["write", "-wrap-ttl=60s", "-f", "-format=json", "auth/approle/role/web/secret-id"]);
+    let wrapped = json(&["write", "-wrap-ttl=60s", "-f", "-format=json", "auth/approle/role/web/secret-id"]);
     let wt = wrapped["wrap_info"]["token"].as_str().unwrap().to_owned();
     assert!(!wrapped["wrap_info"]["wrapped_accessor"].as_str().unwrap_or("").is_empty());
-    let un = bao_json_as(&s, &wt, &["unwrap", "-format=json"]);
+    let un = json_as(&wt, &["unwrap", "-format=json"]);
     let sid = un["data"]["secret_id"].as_str().unwrap().to_owned();
-    let login = bao_json_as(
-        &s,
+    let login = json_as(
         "",
         &[
             "write",
@@ -151,13 +161,12 @@ fn bao_cli_policy_token_and_approle_flow() {
         ],
     );
     let t = login["auth"]["client_token"].as_str().unwrap().to_owned();
-    ok_as(&s, &t, &["kv", "get", "secret/app/db"]); // the CLI makes 2 requests: preflight + read
-    let (code, _, err) = bao_cli_as(&s, &t, &["kv", "get", "secret/app/db"]);
+    ok_as(&t, &["kv", "get", "secret/app/db"]); // the CLI makes 2 requests: preflight + read
+    let (code, _, err) = cli_as(&t, &["kv", "get", "secret/app/db"]);
     assert_ne!(code, 0, "token_num_uses exhausted must be refused");
     assert!(err.contains("permission denied") || err.contains("403"), "{err}");
     // The secret ID was single-use.
-    let (code, _, _) = bao_cli_as(
-        &s,
+    let (code, _, _) = cli_as(
         "",
         &["write", "auth/approle/login", &format!("role_id={role_id}"), &format!("secret_id={sid}")],
     );

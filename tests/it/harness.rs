@@ -406,16 +406,21 @@ pub fn bao_cli(server: &Server, args: &[&str]) -> (i32, String, String) {
 
 /// Runs the `bao` CLI against `server` with `token` ("" for none).
 pub fn bao_cli_as(server: &Server, token: &str, args: &[&str]) -> (i32, String, String) {
+    bao_cli_at(&server.addr, server.ca_pem.as_deref(), token, args)
+}
+
+/// The `bao` CLI against any address (a cluster node), trusting `ca_pem` when given.
+pub fn bao_cli_at(addr: &str, ca_pem: Option<&str>, token: &str, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new("bao");
     cmd.args(args)
-        .env("BAO_ADDR", &server.addr)
+        .env("BAO_ADDR", addr)
         .env("BAO_TOKEN", token)
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_TOKEN")
         .env("HOME", std::env::temp_dir())
         .stdin(Stdio::null());
     let ca_file;
-    if let Some(ca) = &server.ca_pem {
+    if let Some(ca) = ca_pem {
         ca_file = tempfile::NamedTempFile::new().expect("temp CA file");
         std::fs::write(ca_file.path(), ca).expect("write CA");
         cmd.env("BAO_CACERT", ca_file.path());

@@ -316,17 +316,22 @@ fn process_hygiene_h2_and_bearer_tokens() {
 #[test]
 fn vaultrs_policy_limits_a_token() {
     let s = Server::dev();
+    vaultrs_policy_flow(&s.addr, &s.token);
+}
+
+/// The vaultrs policy flow against the server at `addr` (its `secret/` is kv v2).
+pub fn vaultrs_policy_flow(addr: &str, root_token: &str) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = |token: &str| {
         let settings = vaultrs::client::VaultClientSettingsBuilder::default()
-            .address(&s.addr)
+            .address(addr)
             .token(token)
             .build()
             .unwrap();
         vaultrs::client::VaultClient::new(settings).unwrap()
     };
-    let root = client(&s.token);
+    let root = client(root_token);
     rt.block_on(vaultrs::sys::policy::set(
         &root,
         "app",

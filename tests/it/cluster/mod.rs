@@ -2,6 +2,7 @@
 //! fault-injecting proxy between every pair of nodes.
 
 mod basics;
+mod clients;
 mod faults;
 pub mod harness;
 mod operations;
