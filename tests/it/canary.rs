@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::harness::Server;
 
-fn forms(canary: &str) -> Vec<String> {
+pub fn forms(canary: &str) -> Vec<String> {
     let b = canary.as_bytes();
     vec![
         canary.to_owned(),
@@ -23,13 +23,13 @@ fn forms(canary: &str) -> Vec<String> {
     ]
 }
 
-fn random_canary(tag: &str) -> String {
+pub fn random_canary(tag: &str) -> String {
     let mut b = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut b);
     format!("{tag}-{}", hex::encode(b))
 }
 
-fn files_under(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+pub fn files_under(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let p = e.path();
@@ -41,7 +41,7 @@ fn files_under(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

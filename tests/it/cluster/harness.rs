@@ -46,6 +46,7 @@ pub struct Options {
     pub heartbeat_interval: &'static str,
     /// The static seal key (base64); a random one when `None`.
     pub static_key: Option<String>,
+    pub log_level: &'static str,
 }
 
 impl Default for Options {
@@ -58,6 +59,7 @@ impl Default for Options {
             election_timeout: "1s",
             heartbeat_interval: "150ms",
             static_key: None,
+            log_level: "info",
         }
     }
 }
@@ -184,7 +186,7 @@ impl TestCluster {
             "api_addr": n.addr(),
             "cluster_addr": format!("https://{}", n.proxy.addr()),
             "disable_mlock": true,
-            "log_level": "info",
+            "log_level": self.options.log_level,
         });
         if self.options.seal == Seal::Static {
             config["seal"] = seal;

@@ -2,6 +2,7 @@
 //! fault-injecting proxy between every pair of nodes.
 
 mod basics;
+mod canary;
 mod clients;
 mod faults;
 pub mod harness;
