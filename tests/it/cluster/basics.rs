@@ -90,7 +90,9 @@ fn writes_through_followers_are_read_on_every_node() {
 
 #[test]
 fn shamir_nodes_join_after_being_unsealed_with_the_clusters_keys() {
-    let c = TestCluster::launch(Options { seal: Seal::Shamir, ..Options::default() });
+    // Configurations with only keys OpenBao accepts, and OpenBao's steps: start all three, init
+    // one, unseal each.
+    let c = TestCluster::launch(Options { seal: Seal::Shamir, vault_compatible: true, ..Options::default() });
     let mut c = c;
     c.init();
     // The joiners asked node 1 for a challenge (retry_join); they unseal with node 1's shares.
@@ -114,5 +116,50 @@ fn shamir_nodes_join_after_being_unsealed_with_the_clusters_keys() {
     assert_eq!(st, 400);
     eventually("health on every node", Duration::from_secs(10), || {
         (1..=3).all(|n| c.call_as(n, "", "GET", "sys/health?standbyok=true", None).0 == 200).then_some(())
+    });
+}
+
+#[test]
+fn step_down_redirects_and_read_consistency_headers() {
+    let c = TestCluster::start(Options::default());
+    let leader = c.leader();
+    let f = c.other_than(leader);
+    assert_eq!(c.call(f, "POST", "sys/mounts/kv", Some(json!({"type": "kv"}))).0, 204);
+    assert_eq!(c.call(f, "POST", "kv/a", Some(json!({"v": "1"}))).0, 204);
+    // Without forwarding (the client asks), a standby answers 307 to the leader's api_addr.
+    let client =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = client
+        .post(format!("{}/v1/kv/b", c.nodes[f - 1].addr()))
+        .header("X-Vault-Token", &c.root)
+        .header("X-Vault-No-Request-Forwarding", "true")
+        .json(&json!({"v": "2"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    assert_eq!(r.headers()["location"], format!("{}/v1/kv/b", c.nodes[leader - 1].addr()));
+    // Reads: stale on request, forwarded on request, linearizable by default.
+    for header in [
+        ("X-Coffer-Consistency", "stale"),
+        ("X-Vault-Inconsistent", "forward-active-node"),
+        ("X-Coffer-Consistency", "linearizable"),
+    ] {
+        let r = client
+            .get(format!("{}/v1/kv/a", c.nodes[f - 1].addr()))
+            .header("X-Vault-Token", &c.root)
+            .header(header.0, header.1)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{header:?}");
+    }
+    // Step-down sent to a follower is forwarded; another node takes over.
+    let (st, b) = c.call(f, "PUT", "sys/step-down", None);
+    assert_eq!(st, 204, "{b}");
+    let new = c.wait_leader_except(Some(leader));
+    assert_ne!(new, leader);
+    assert_eq!(c.call(new, "POST", "kv/c", Some(json!({"v": "3"}))).0, 204);
+    eventually("the old leader to follow the new one", Duration::from_secs(20), || {
+        let (_, b) = c.call_as(leader, "", "GET", "sys/leader", None);
+        (b["is_self"] == false && b["leader_address"] == c.nodes[new - 1].addr()).then_some(())
     });
 }

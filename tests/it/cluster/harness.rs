@@ -47,6 +47,8 @@ pub struct Options {
     /// The static seal key (base64); a random one when `None`.
     pub static_key: Option<String>,
     pub log_level: &'static str,
+    /// Write only settings OpenBao's own configuration accepts (no coffer tuning keys).
+    pub vault_compatible: bool,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             heartbeat_interval: "150ms",
             static_key: None,
             log_level: "info",
+            vault_compatible: false,
         }
     }
 }
@@ -190,6 +193,17 @@ impl TestCluster {
         });
         if self.options.seal == Seal::Static {
             config["seal"] = seal;
+        }
+        if self.options.vault_compatible {
+            let raft = &mut config["storage"]["raft"];
+            for key in ["election_timeout", "heartbeat_interval"] {
+                if let Some(m) = raft.as_object_mut() {
+                    m.remove(key);
+                }
+            }
+            if let Some(m) = config.as_object_mut() {
+                m.remove("log_level");
+            }
         }
         std::fs::write(&n.config, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
     }
