@@ -83,9 +83,42 @@ fn writes_through_followers_are_read_on_every_node() {
     assert_eq!(c.call_as(f1, &limited, "GET", "auth/token/lookup-self", None).0, 200);
     assert_eq!(c.call_as(f2, &limited, "GET", "auth/token/lookup-self", None).0, 200);
     assert_eq!(c.call_as(leader, &limited, "GET", "auth/token/lookup-self", None).0, 403);
-    // Stale reads are available on request, linearizable is the default.
-    let (st, _) = c.call_as(f2, &token, "GET", "kv/data/app/db", None);
-    assert_eq!(st, 200);
+    // Barrier key rotation on a follower: every node reports the new term at once.
+    assert_eq!(c.call(f2, "POST", "sys/rotate", None).0, 204);
+    for n in 1..=3 {
+        let (st, b) = c.call(n, "GET", "sys/key-status", None);
+        assert_eq!((st, b["data"]["term"].clone()), (200, json!(2)), "node {n}: {b}");
+    }
+    // Transit rotation on one node: encryptions on every node use the new version.
+    assert_eq!(c.call(f1, "POST", "sys/mounts/transit", Some(json!({"type": "transit"}))).0, 204);
+    assert!(matches!(c.call(f2, "POST", "transit/keys/k", Some(json!({}))).0, 200 | 204));
+    assert_eq!(c.call(f1, "POST", "transit/keys/k/rotate", Some(json!({}))).0, 200);
+    for n in 1..=3 {
+        let (st, b) = c.call(n, "POST", "transit/encrypt/k", Some(json!({"plaintext": "aGk="})));
+        assert_eq!(st, 200, "{b}");
+        assert!(b["data"]["ciphertext"].as_str().unwrap().starts_with("vault:v2:"), "node {n}: {b}");
+    }
+    // AppRole secret_id_num_uses = 2: logins spread over the nodes, exactly two succeed.
+    assert_eq!(c.call(f1, "POST", "sys/auth/approle", Some(json!({"type": "approle"}))).0, 204);
+    assert_eq!(c.call(f2, "POST", "auth/approle/role/r", Some(json!({"secret_id_num_uses": 2}))).0, 204);
+    let (_, b) = c.call(leader, "GET", "auth/approle/role/r/role-id", None);
+    let role_id = b["data"]["role_id"].as_str().unwrap().to_owned();
+    let (_, b) = c.call(f1, "POST", "auth/approle/role/r/secret-id", Some(json!({})));
+    let secret_id = b["data"]["secret_id"].as_str().unwrap().to_owned();
+    let logins: Vec<u16> = (0..6)
+        .map(|i| {
+            let node = [f1, f2, leader][i % 3];
+            c.call_as(
+                node,
+                "",
+                "POST",
+                "auth/approle/login",
+                Some(json!({"role_id": role_id, "secret_id": secret_id})),
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(logins.iter().filter(|s| **s == 200).count(), 2, "{logins:?}");
 }
 
 #[test]
