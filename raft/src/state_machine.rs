@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use coffer_storage::replication::written_keys;
-use coffer_storage::{validate_key, Changes, Entry, Expect, Op};
+use coffer_storage::{validate_key, Batch, Changes, Entry, Expect, Op};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use sha2::{Digest as _, Sha256};
@@ -33,8 +33,8 @@ use crate::db::{write_file_durably, Db};
 use crate::error::RaftError;
 use crate::snapshot;
 use crate::types::{
-    Action, ApplyResult, Command, LogEntry, LogId, NodeId, OrStorageError, SnapshotMeta, StoredMembership,
-    TypeConfig, COMMAND_FORMAT,
+    entry_version, Action, ApplyResult, Command, LogEntry, LogId, NodeId, OrStorageError, SnapshotMeta,
+    StoredMembership, TypeConfig, COMMAND_FORMAT, MAX_GROUP,
 };
 
 /// Format of state machine records.
@@ -316,18 +316,37 @@ fn apply_command(
     cmd: &Command,
     index: u64,
     scan: Option<&[sled::IVec]>,
-) -> Result<(ApplyResult, Option<Changes>), ConflictableTransactionError<String>> {
+) -> Result<(ApplyResult, Vec<Changes>), ConflictableTransactionError<String>> {
+    let one = |r: (ApplyResult, Option<Changes>)| (r.0, r.1.into_iter().collect::<Vec<_>>());
     if cmd.format != COMMAND_FORMAT {
-        return Ok(rejected(format!(
+        return Ok(one(rejected(format!(
             "command format {} is not supported (expected {COMMAND_FORMAT})",
             cmd.format
-        )));
+        ))));
     }
-    let batch = match &cmd.action {
-        Action::Write { batch } | Action::RestoreStage { batch } => batch,
+    let version = entry_version(index, 0);
+    match &cmd.action {
+        Action::Write { batch } => Ok(one(apply_write(d, batch, version)?)),
+        Action::WriteMany { batches } => {
+            if batches.len() > MAX_GROUP {
+                return Ok(one(rejected(format!(
+                    "{} batches in one entry (most {MAX_GROUP})",
+                    batches.len()
+                ))));
+            }
+            let mut results = Vec::with_capacity(batches.len());
+            let mut changes = Vec::new();
+            for (i, batch) in batches.iter().enumerate() {
+                let (r, c) = apply_write(d, batch, entry_version(index, i))?;
+                results.push(r);
+                changes.extend(c);
+            }
+            Ok((ApplyResult::Many(results), changes))
+        }
+        Action::RestoreStage { batch } => Ok(one(apply_stage(d, batch, version)?)),
         Action::RestoreAbort | Action::RestoreCommit => {
             let Some(scan) = scan else {
-                return Ok(rejected("restore step applied without a key scan"));
+                return Ok(one(rejected("restore step applied without a key scan")));
             };
             let commit = matches!(cmd.action, Action::RestoreCommit);
             let restored: BTreeSet<&[u8]> =
@@ -336,7 +355,7 @@ fn apply_command(
                 if let Some(real) = k.strip_prefix(STAGE_PREFIX) {
                     if commit {
                         if let Some(raw) = d.get(k)? {
-                            d.insert(real, encode_record(index, raw.get(9..).unwrap_or_default()))?;
+                            d.insert(real, encode_record(version, raw.get(9..).unwrap_or_default()))?;
                         }
                     }
                     d.remove(k)?;
@@ -345,29 +364,52 @@ fn apply_command(
                     d.remove(k)?;
                 }
             }
-            let change = commit.then_some(Changes::All { version: index });
-            return Ok((ApplyResult::Applied { version: index }, change));
-        }
-    };
-    let stage = matches!(cmd.action, Action::RestoreStage { .. });
-    for key in batch.ops.iter().map(Op::key).chain(batch.preconditions.iter().map(|p| p.key.as_str())) {
-        if let Err(e) = validate_key(key) {
-            return Ok(rejected(e.to_string()));
+            let change = commit.then_some(Changes::All { version });
+            Ok(one((ApplyResult::Applied { version }, change)))
         }
     }
-    if stage {
-        if !batch.preconditions.is_empty() {
-            return Ok(rejected("a restore stage carries no preconditions"));
+}
+
+fn invalid_keys(batch: &Batch) -> Option<(ApplyResult, Option<Changes>)> {
+    for key in batch.ops.iter().map(Op::key).chain(batch.preconditions.iter().map(|p| p.key.as_str())) {
+        if let Err(e) = validate_key(key) {
+            return Some(rejected(e.to_string()));
         }
-        for op in &batch.ops {
-            match op {
-                Op::Put { key, value } => {
-                    d.insert(staged_key(key), encode_record(index, value))?;
-                }
-                Op::Delete { .. } => return Ok(rejected("a restore stage only puts")),
+    }
+    None
+}
+
+/// A restore stage: puts into the staging area.
+fn apply_stage(
+    d: &TransactionalTree,
+    batch: &Batch,
+    version: u64,
+) -> Result<(ApplyResult, Option<Changes>), ConflictableTransactionError<String>> {
+    if let Some(r) = invalid_keys(batch) {
+        return Ok(r);
+    }
+    if !batch.preconditions.is_empty() {
+        return Ok(rejected("a restore stage carries no preconditions"));
+    }
+    for op in &batch.ops {
+        match op {
+            Op::Put { key, value } => {
+                d.insert(staged_key(key), encode_record(version, value))?;
             }
+            Op::Delete { .. } => return Ok(rejected("a restore stage only puts")),
         }
-        return Ok((ApplyResult::Applied { version: index }, None));
+    }
+    Ok((ApplyResult::Applied { version }, None))
+}
+
+/// One client batch: preconditions, then its writes at `version`.
+fn apply_write(
+    d: &TransactionalTree,
+    batch: &Batch,
+    version: u64,
+) -> Result<(ApplyResult, Option<Changes>), ConflictableTransactionError<String>> {
+    if let Some(r) = invalid_keys(batch) {
+        return Ok(r);
     }
     for pre in &batch.preconditions {
         let current = d.get(pre.key.as_bytes())?;
@@ -385,13 +427,13 @@ fn apply_command(
                 d.remove(key.as_bytes())?;
             }
             Op::Put { key, value } => {
-                d.insert(key.as_bytes(), encode_record(index, value))?;
+                d.insert(key.as_bytes(), encode_record(version, value))?;
             }
         }
     }
     let keys = written_keys(batch);
-    let change = (!keys.is_empty()).then(|| Changes::Keys { version: index, keys: keys.into() });
-    Ok((ApplyResult::Applied { version: index }, change))
+    let change = (!keys.is_empty()).then(|| Changes::Keys { version, keys: keys.into() });
+    Ok((ApplyResult::Applied { version }, change))
 }
 
 /// The state machine handed to openraft.
@@ -516,7 +558,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(snap_err)?;
         self.shared.db.sync().await.map_err(snap_err)?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        let _ = self.shared.changes.send(Changes::All { version: index });
+        let _ = self.shared.changes.send(Changes::All { version: entry_version(index, 0) });
         Ok(())
     }
 
@@ -594,6 +636,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_group_entry_applies_each_batch_alone_in_order() {
+        let (_d, mut sm, mut rx) = sm();
+        let batches = vec![
+            Batch::new().put("k", vec![1]).require_absent("k"),
+            // Sees batch 0's write: its precondition holds at batch 0's version.
+            Batch::new().put("k", vec![2]).require_version("k", entry_version(3, 0)),
+            // Fails alone (k is no longer at batch 0's version); batch 3 still applies.
+            Batch::new().put("k", vec![9]).require_version("k", entry_version(3, 0)),
+            Batch::new().put("other", vec![4]),
+            Batch::new().put("bad\0key", vec![5]),
+        ];
+        let results = sm.apply(vec![entry(3, Action::WriteMany { batches })]).await.unwrap();
+        let ApplyResult::Many(r) = &results[0] else { panic!("{results:?}") };
+        assert_eq!(r[0], ApplyResult::Applied { version: entry_version(3, 0) });
+        assert_eq!(r[1], ApplyResult::Applied { version: entry_version(3, 1) });
+        assert_eq!(r[2], ApplyResult::PreconditionFailed { key: "k".into() });
+        assert_eq!(r[3], ApplyResult::Applied { version: entry_version(3, 3) });
+        assert!(matches!(r[4], ApplyResult::Rejected { .. }));
+        assert_eq!(value(&sm, "k"), Some((vec![2], entry_version(3, 1))));
+        assert_eq!(value(&sm, "other"), Some((vec![4], entry_version(3, 3))));
+        let mut versions = Vec::new();
+        while let Ok(Changes::Keys { version, .. }) = rx.try_recv() {
+            versions.push(version);
+        }
+        assert_eq!(versions, vec![entry_version(3, 0), entry_version(3, 1), entry_version(3, 3)]);
+        assert!(entry_version(4, 0) > entry_version(3, MAX_GROUP), "versions increase across entries");
+    }
+
+    #[tokio::test]
     async fn a_restore_in_one_apply_call_replaces_everything_at_the_commit_index() {
         let (_d, mut sm, mut rx) = sm();
         let results = sm
@@ -607,22 +678,22 @@ mod tests {
                 ),
                 write(5, Batch::new().put("old/b", vec![5])),
                 entry(6, Action::RestoreCommit),
-                write(7, Batch::new().put("after", vec![7]).require_version("old/a", 6)),
+                write(7, Batch::new().put("after", vec![7]).require_version("old/a", entry_version(6, 0))),
             ])
             .await
             .unwrap();
         assert!(results.iter().all(|r| matches!(r, ApplyResult::Applied { .. })), "{results:?}");
-        assert_eq!(value(&sm, "old/a"), Some((vec![9], 6)));
-        assert_eq!(value(&sm, "new/c"), Some((vec![3], 6)));
+        assert_eq!(value(&sm, "old/a"), Some((vec![9], entry_version(6, 0))));
+        assert_eq!(value(&sm, "new/c"), Some((vec![3], entry_version(6, 0))));
         assert_eq!(value(&sm, "old/b"), None, "keys outside the restored snapshot disappear");
         assert_eq!(value(&sm, "stale/x"), None, "aborted staging is never committed");
-        assert_eq!(value(&sm, "after"), Some((vec![7], 7)));
+        assert_eq!(value(&sm, "after"), Some((vec![7], entry_version(7, 0))));
         let keys: Vec<_> = sm.shared.data.iter().keys().map(|k| k.unwrap().to_vec()).collect();
         assert!(keys.iter().all(|k| !k.starts_with(STAGE_PREFIX)), "staging area left behind");
         let mut got = Vec::new();
         while let Ok(c) = rx.try_recv() {
             got.push(c);
         }
-        assert!(got.contains(&Changes::All { version: 6 }), "{got:?}");
+        assert!(got.contains(&Changes::All { version: entry_version(6, 0) }), "{got:?}");
     }
 }

@@ -10,7 +10,6 @@
 //!   correct leader proposes.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use coffer_storage::{
@@ -20,7 +19,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::node::RaftNode;
 use crate::state_machine::{decode_record, STAGE_PREFIX};
-use crate::types::{ApplyResult, Command};
+use crate::types::ApplyResult;
 use crate::MAX_ENTRY_BYTES;
 
 /// The replicated store of one node. Cheap to clone.
@@ -98,24 +97,10 @@ impl Storage for RaftStorage {
         if self.node.is_stepping_down() {
             return Err(StorageError::NotLeader { leader_api_addr: None });
         }
-        // The leader's clock, recorded in the entry: replicas never read their own.
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        let fut = self.node.raft().client_write(Command::write(batch, now_ns));
-        let resp = match tokio::time::timeout(self.node.write_timeout(), fut).await {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(self.node.map_write_error(e).into()),
-            Err(_) => {
-                return Err(StorageError::Unavailable(
-                    "write not confirmed within the write timeout (no quorum?); its outcome is unknown"
-                        .into(),
-                ))
-            }
-        };
-        match resp.data {
+        let data = self.node.write_batch(batch).await?;
+        match data {
             ApplyResult::Applied { version } => Ok(version),
+            ApplyResult::Many(_) => Err(StorageError::Io("a grouped write returned a group result".into())),
             ApplyResult::PreconditionFailed { key } => Err(StorageError::PreconditionFailed { key }),
             ApplyResult::Rejected { reason } => {
                 Err(StorageError::Unavailable(format!("entry rejected by the state machine: {reason}")))

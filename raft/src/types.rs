@@ -53,9 +53,14 @@ pub struct Command {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Action {
-    /// Apply a storage batch atomically; every key it puts gets the entry's log index as
-    /// its version.
+    /// Apply a storage batch atomically; every key it puts gets [`entry_version`]`(index, 0)`
+    /// as its version.
     Write { batch: Batch },
+    /// Several independent client batches committed as one entry (group commit: one fsync and
+    /// one replication round for all of them). Each applies atomically on its own, in order, as
+    /// if it were its own entry: batch `i` sees the writes of batches before it, its
+    /// preconditions are checked alone, and its keys get [`entry_version`]`(index, i)`.
+    WriteMany { batches: Vec<Batch> },
     /// Snapshot restore, step 1 of 3: forget any staged restore data.
     RestoreAbort,
     /// Snapshot restore, step 2 of 3 (repeated): stage these puts in a reserved key space that
@@ -65,6 +70,18 @@ pub enum Action {
     /// Snapshot restore, step 3 of 3: atomically replace every key with the staged data (all
     /// restored keys get this entry's index as their version) and announce `Changes::All`.
     RestoreCommit,
+}
+
+/// Bits of a stored version below the log index: room for the batches of one
+/// [`Action::WriteMany`] entry.
+pub const VERSION_SHIFT: u32 = 16;
+/// Most batches in one [`Action::WriteMany`] entry.
+pub const MAX_GROUP: usize = (1 << VERSION_SHIFT) - 1;
+
+/// The storage version of batch `sub` of the entry at log `index`: strictly increasing across
+/// the whole store, equal on every replica.
+pub fn entry_version(index: u64, sub: usize) -> u64 {
+    (index << VERSION_SHIFT) | (sub as u64 & ((1 << VERSION_SHIFT) - 1))
 }
 
 impl Command {
@@ -82,8 +99,19 @@ impl Command {
 impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Values are ciphertext, but keep logs small and value-free anyway.
+        if let Action::WriteMany { batches } = &self.action {
+            let ops: usize = batches.iter().map(|b| b.ops.len()).sum();
+            return f
+                .debug_struct("Command::WriteMany")
+                .field("format", &self.format)
+                .field("timestamp_ns", &self.timestamp_ns)
+                .field("batches", &batches.len())
+                .field("ops", &ops)
+                .finish();
+        }
         let (name, batch) = match &self.action {
             Action::Write { batch } => ("Command::Write", Some(batch)),
+            Action::WriteMany { .. } => ("Command::WriteMany", None),
             Action::RestoreAbort => ("Command::RestoreAbort", None),
             Action::RestoreStage { batch } => ("Command::RestoreStage", Some(batch)),
             Action::RestoreCommit => ("Command::RestoreCommit", None),
@@ -109,8 +137,10 @@ impl fmt::Display for Command {
 #[serde(tag = "result", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ApplyResult {
-    /// The batch was applied; its keys are at this version (the entry's log index).
+    /// The batch was applied; its keys are at this version ([`entry_version`]).
     Applied { version: u64 },
+    /// One result per batch of a [`Action::WriteMany`] entry, in order.
+    Many(Vec<ApplyResult>),
     /// A blank or membership entry: nothing for a client.
     Noop,
     /// A precondition on `key` did not hold; nothing was written.

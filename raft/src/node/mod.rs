@@ -211,6 +211,8 @@ pub struct RaftNode {
     /// Set while handing leadership over: writes and reads are refused meanwhile.
     stepping_down: AtomicBool,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Group-commit queue of client writes ([`writes`]).
+    writes: writes::WriteQueue,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -263,7 +265,8 @@ impl RaftNode {
         .await
         .map_err(|e| RaftError::Unavailable(format!("cannot start raft: {e}")))?;
         let (role, _) = watch::channel(Role::Unknown);
-        let node = Arc::new(Self {
+        let node = Arc::new_cyclic(|me| Self {
+            writes: writes::start(me.clone()),
             id: config.node_id,
             config,
             raft,
@@ -439,3 +442,4 @@ impl RaftNode {
 mod membership;
 mod reads;
 mod snapshots;
+pub mod writes;

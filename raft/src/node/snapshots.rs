@@ -79,7 +79,8 @@ impl RaftNode {
         for batch in batches.into_iter().filter(|b| !b.ops.is_empty()) {
             self.propose(Action::RestoreStage { batch }).await?;
         }
-        self.propose(Action::RestoreCommit).await
+        // The entry's version; the caller wants the log index it committed at.
+        Ok(self.propose(Action::RestoreCommit).await? >> crate::types::VERSION_SHIFT)
     }
 
     /// Proposes one command and waits (bounded) for its result; returns the entry's index.
