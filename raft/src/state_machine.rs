@@ -22,12 +22,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use coffer_storage::replication::written_keys;
-use coffer_storage::{validate_key, Batch, Changes, Entry, Expect, Op};
+use coffer_storage::{validate_key, Batch, ChangeFeed, Changes, Entry, Expect, Op};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use sha2::{Digest as _, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, TransactionalTree};
-use tokio::sync::broadcast;
 
 use crate::db::{write_file_durably, Db};
 use crate::error::RaftError;
@@ -54,7 +53,7 @@ pub(crate) struct Shared {
     apply_lock: RwLock<()>,
     /// Serializes writes of the snapshot file.
     file_lock: Mutex<()>,
-    pub(crate) changes: broadcast::Sender<Changes>,
+    pub(crate) changes: ChangeFeed,
 }
 
 /// A consistent view of the state machine.
@@ -103,7 +102,7 @@ fn record_version(raw: &[u8]) -> Option<u64> {
 }
 
 impl Shared {
-    pub(crate) fn open(db: Arc<Db>, changes: broadcast::Sender<Changes>) -> Result<Arc<Self>, RaftError> {
+    pub(crate) fn open(db: Arc<Db>) -> Result<Arc<Self>, RaftError> {
         let data = db.tree("sm_data")?;
         let meta = db.tree("sm_meta")?;
         let io = |e: sled::Error| RaftError::Io(e.to_string());
@@ -132,7 +131,7 @@ impl Shared {
             snapshot_dir,
             apply_lock: RwLock::new(()),
             file_lock: Mutex::new(()),
-            changes,
+            changes: ChangeFeed::new(),
         }))
     }
 
@@ -521,8 +520,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         for c in changed {
-            // No receivers is fine.
-            let _ = self.shared.changes.send(c);
+            self.shared.changes.publish(c);
         }
         Ok(results)
     }
@@ -558,7 +556,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(snap_err)?;
         self.shared.db.sync().await.map_err(snap_err)?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        let _ = self.shared.changes.send(Changes::All { version: entry_version(index, 0) });
+        self.shared.changes.publish(Changes::All { version: entry_version(index, 0) });
         Ok(())
     }
 
@@ -583,12 +581,13 @@ mod tests {
     use super::*;
     use crate::db::FatalHook;
 
-    fn sm() -> (tempfile::TempDir, StateMachine, broadcast::Receiver<Changes>) {
+    fn sm() -> (tempfile::TempDir, StateMachine, tokio::sync::broadcast::Receiver<Changes>) {
         let dir = tempfile::tempdir().unwrap();
         let hook: FatalHook = Arc::new(|m: &str| panic!("fatal: {m}"));
         let db = Db::open(&dir.path().join("raft"), hook).unwrap();
-        let (tx, rx) = broadcast::channel(64);
-        (dir, StateMachine::new(Shared::open(db, tx).unwrap()), rx)
+        let shared = Shared::open(db).unwrap();
+        let rx = shared.changes.subscribe().rx;
+        (dir, StateMachine::new(shared), rx)
     }
 
     fn entry(index: u64, action: Action) -> LogEntry {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_storage::{
-    children, validate_key, Batch, Changes, Entry, LeaderInfo, Op, Replication, Role, Storage, StorageError,
+    children, validate_key, Batch, ChangeFeed, Entry, LeaderInfo, Op, Replication, Role, Storage, StorageError,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::node::RaftNode;
 use crate::state_machine::{decode_record, STAGE_PREFIX};
@@ -124,8 +124,8 @@ impl Replication for RaftStorage {
         self.node.leader()
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Changes> {
-        self.node.subscribe()
+    fn changes(&self) -> &ChangeFeed {
+        self.node.changes()
     }
 
     async fn linearize(&self) -> Result<(), StorageError> {

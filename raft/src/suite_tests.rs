@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use openraft::testing::{StoreBuilder, Suite};
-use tokio::sync::broadcast;
 
 use crate::db::{Db, FatalHook};
 use crate::log_store::LogStore;
@@ -20,8 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let hook: FatalHook = Arc::new(|m: &str| panic!("fatal in suite: {m}"));
         let db = Db::open(&dir.path().join("raft"), hook).expect("open db");
         let log = LogStore::open(Arc::clone(&db)).expect("log store");
-        let (tx, _) = broadcast::channel(16);
-        let sm = StateMachine::new(Shared::open(db, tx).expect("sm"));
+        let sm = StateMachine::new(Shared::open(db).expect("sm"));
         Ok((dir, log, sm))
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Weak};
 
 use coffer_storage::barrier::KEYRING_PATH;
 use coffer_storage::replication::Changes;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::mounts::{AUTH_PATH, MOUNTS_PATH};
 use super::{Active, Core};
@@ -81,18 +81,18 @@ fn mount_key(key: &str) -> Option<(&str, &str)> {
 }
 
 /// Starts the invalidation task for `active` (no-op outside a Tokio runtime).
-pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
+pub(crate) fn spawn(core: &Core, active: &Arc<Active>, mut changes: broadcast::Receiver<Changes>) {
     if tokio::runtime::Handle::try_current().is_err() {
         return;
     }
-    let mut changes = core.replication.subscribe();
     let weak_core = core.me.clone();
     let weak_active: Weak<Active> = Arc::downgrade(active);
     tokio::spawn(async move {
         loop {
-            let reload = match changes.recv().await {
-                Ok(Changes::Keys { keys, .. }) => Reload::of(keys.iter().map(String::as_str)),
-                Ok(_) | Err(RecvError::Lagged(_)) => Reload::all(),
+            let (reload, events) = match changes.recv().await {
+                Ok(Changes::Keys { keys, .. }) => (Reload::of(keys.iter().map(String::as_str)), 1),
+                Ok(_) => (Reload::all(), 1),
+                Err(RecvError::Lagged(missed)) => (Reload::all(), missed),
                 Err(RecvError::Closed) => return,
             };
             let Some(core) = weak_core.upgrade() else { return };
@@ -100,9 +100,53 @@ pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
             if !core.active().map(|a| Arc::ptr_eq(&a, &active)).unwrap_or(false) {
                 return;
             }
+            if let Some(delay) = injected_delay() {
+                tokio::time::sleep(delay).await;
+            }
             core.apply_reload(&active, reload).await;
+            active.handled.send_modify(|n| *n += events);
         }
     });
+}
+
+/// Fault injection for tests, in debug builds only: `COFFER_FAULT_SLOW_INVALIDATION_MS` delays
+/// every cache reload, widening the window between applying an entry and reloading what it
+/// changed (a loaded follower). Release builds never read it.
+fn injected_delay() -> Option<std::time::Duration> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    static DELAY: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        let ms = std::env::var("COFFER_FAULT_SLOW_INVALIDATION_MS").ok()?.parse::<u64>().ok()?;
+        Some(std::time::Duration::from_millis(ms))
+    })
+}
+
+/// How long a read waits for this node's caches to catch up with what it has applied.
+const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Core {
+    /// Read barrier for this node: returns once storage *and* the caches built on it (mount
+    /// router, policies, keyring, backend caches) reflect every write acknowledged anywhere
+    /// before the call. Storage alone is not enough: a follower applies an entry, then
+    /// reloads its caches asynchronously.
+    pub async fn linearize(&self) -> crate::core::error::Result<()> {
+        self.replication.linearize().await?;
+        let target = self.replication.changes().published();
+        let active = self.active()?;
+        let mut handled = active.handled.subscribe();
+        let caught_up = tokio::time::timeout(CACHE_WAIT, handled.wait_for(|n| *n >= target))
+            .await
+            .map(|r| r.map(|_| ()));
+        match caught_up {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(crate::core::error::Error::Sealed),
+            Err(_) => Err(crate::core::error::Error::Unavailable(
+                "this node's caches did not catch up with the replicated state in time; retry".into(),
+            )),
+        }
+    }
 }
 
 impl Core {

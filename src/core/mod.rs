@@ -124,6 +124,10 @@ pub struct Active {
     pub policies: PolicyStore,
     pub cluster: ClusterInfo,
     pub since: OffsetDateTime,
+    /// How many replicated change events the invalidation task has handled, counted like
+    /// [`coffer_storage::ChangeFeed::published`]: caches reflect every change published up to
+    /// this count.
+    pub(crate) handled: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Active {

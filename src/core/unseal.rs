@@ -258,6 +258,10 @@ impl Core {
 
     /// Loads (creating on first unseal) everything the unsealed node serves.
     async fn post_unseal(&self) -> Result<Arc<Active>> {
+        // Subscribe before loading anything: a change applied while the caches load is then
+        // either in what they read or in what the invalidation task receives.
+        let changes = self.replication.changes().subscribe();
+        let (handled, _) = tokio::sync::watch::channel(changes.seen);
         let cluster = match self.barrier.get(CLUSTER_PATH).await? {
             Some(e) => serde_json::from_slice::<ClusterInfo>(&e.value)
                 .map_err(|err| Error::internal(format!("corrupt cluster info: {err}")))?,
@@ -307,10 +311,17 @@ impl Core {
             PolicyStore::open(View::new(Arc::clone(&self.barrier), super::invalidation::POLICY_PREFIX))
                 .await?;
         let audit = crate::audit::AuditBroker::load(&self.barrier, &self.config.audit).await?;
-        let active =
-            Arc::new(Active { audit, mounts, tokens, policies, cluster, since: OffsetDateTime::now_utc() });
+        let active = Arc::new(Active {
+            audit,
+            mounts,
+            tokens,
+            policies,
+            cluster,
+            since: OffsetDateTime::now_utc(),
+            handled,
+        });
         self.set_active(Some(Arc::clone(&active)));
-        super::invalidation::spawn(self, &active);
+        super::invalidation::spawn(self, &active, changes.rx);
         super::scheduler::spawn(self, &active);
         if let Some(hooks) = self.cluster_hooks() {
             if let Err(e) = hooks.after_unseal(&self.barrier).await {

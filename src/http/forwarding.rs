@@ -74,7 +74,7 @@ pub async fn decide(
             if stale {
                 return Decision::Local;
             }
-            match cluster.raft().linearize().await {
+            match state.core.linearize().await {
                 Ok(()) => Decision::Local,
                 Err(e) => {
                     tracing::debug!(error = %e, "read barrier failed");

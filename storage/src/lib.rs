@@ -44,7 +44,7 @@ use async_trait::async_trait;
 
 pub use barrier::{Barrier, BarrierError};
 pub use mem::MemStorage;
-pub use replication::{Changes, LeaderInfo, Replication, Role, SingleNode};
+pub use replication::{ChangeFeed, Changes, LeaderInfo, Replication, Role, SingleNode, Subscription};
 pub use sled_store::SledStorage;
 pub use view::View;
 

@@ -3,11 +3,14 @@
 //! A standalone server uses [`SingleNode`] (always the leader, nothing to wait for); a cluster
 //! uses the raft crate's `RaftStorage`. The core builds three things on [`Replication`]:
 //!
-//! * **Invalidation** — [`Replication::subscribe`] yields, for every entry applied on *this*
-//!   node, the keys it changed and the version it wrote them at. The core maps keys to caches
-//!   (keyring, mount table, policies, …) and reloads them. A receiver that lags
+//! * **Invalidation** — [`Replication::changes`] is a [`ChangeFeed`]: for every entry applied
+//!   on *this* node, the keys it changed and the version it wrote them at. The core maps keys
+//!   to caches (keyring, mount table, policies, …) and reloads them. A receiver that lags
 //!   ([`broadcast::error::RecvError::Lagged`]) has missed changes and **must reload
 //!   everything**, exactly as on [`Changes::All`] (sent when a snapshot replaced the state).
+//!   The feed counts what it published, and a [`Subscription`] says how many events came
+//!   before it, so a subscriber can tell when it has handled everything applied so far: a read
+//!   barrier covers caches too, not only storage.
 //! * **Leader-only work** — [`Replication::watch_role`] tells a scheduler when to start or stop
 //!   periodic jobs.
 //! * **Read freshness** — [`Replication::linearize`] is a read barrier: after `Ok(())`, local
@@ -17,7 +20,8 @@
 //! carries the leader's API address for a redirect; [`Replication::leader`] gives the cluster
 //! address too, for forwarding.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use tokio::sync::{broadcast, watch};
@@ -78,6 +82,65 @@ impl Changes {
     }
 }
 
+/// The stream of [`Changes`] applied on one node, counted.
+///
+/// Events are numbered from 1 in publication order; [`ChangeFeed::published`] is the number of
+/// the last one. A subscriber that counts what it receives (plus what it skipped when it
+/// lagged) from [`Subscription::seen`] knows it has handled everything published up to a
+/// given moment once its count reaches [`ChangeFeed::published`] read at that moment.
+pub struct ChangeFeed {
+    // Publishing and subscribing hold the lock so that a subscription's `seen` and its
+    // receiver's first event agree exactly.
+    tx: Mutex<broadcast::Sender<Changes>>,
+    published: AtomicU64,
+}
+
+impl std::fmt::Debug for ChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeFeed").field("published", &self.published()).finish()
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A receiver of a [`ChangeFeed`] and how many events were published before it.
+#[derive(Debug)]
+pub struct Subscription {
+    pub rx: broadcast::Receiver<Changes>,
+    /// Events published before `rx` was created (none of them reach `rx`).
+    pub seen: u64,
+}
+
+impl ChangeFeed {
+    /// An empty feed.
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(CHANGES_CAPACITY);
+        Self { tx: Mutex::new(tx), published: AtomicU64::new(0) }
+    }
+
+    /// Publishes `changes` to every current subscriber (none is fine).
+    pub fn publish(&self, changes: Changes) {
+        let tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+        self.published.fetch_add(1, Ordering::SeqCst);
+        let _ = tx.send(changes);
+    }
+
+    /// Changes published from now on.
+    pub fn subscribe(&self) -> Subscription {
+        let tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
+        Subscription { rx: tx.subscribe(), seen: self.published.load(Ordering::SeqCst) }
+    }
+
+    /// How many events were published so far.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::SeqCst)
+    }
+}
+
 /// Replication as the core sees it. Object safe: the core holds an `Arc<dyn Replication>`.
 #[async_trait]
 pub trait Replication: Send + Sync + 'static {
@@ -90,8 +153,8 @@ pub trait Replication: Send + Sync + 'static {
     /// The current leader, if one is known.
     fn leader(&self) -> Option<LeaderInfo>;
 
-    /// Changes applied on this node from now on. On `RecvError::Lagged` reload everything.
-    fn subscribe(&self) -> broadcast::Receiver<Changes>;
+    /// Changes applied on this node. On `RecvError::Lagged` reload everything.
+    fn changes(&self) -> &ChangeFeed;
 
     /// Read barrier: returns once local reads reflect every write acknowledged (anywhere)
     /// before this call started. Bounded in time: without a leader or quorum it fails with
@@ -109,7 +172,7 @@ pub trait Replication: Send + Sync + 'static {
 /// Replication of a standalone server: always the leader, reads always fresh.
 pub struct SingleNode {
     role: watch::Sender<Role>,
-    changes: broadcast::Sender<Changes>,
+    changes: ChangeFeed,
 }
 
 impl std::fmt::Debug for SingleNode {
@@ -128,8 +191,7 @@ impl SingleNode {
     /// A standalone node that reports no changes (nobody else writes its storage).
     pub fn new() -> Self {
         let (role, _) = watch::channel(Role::Leader);
-        let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
-        Self { role, changes }
+        Self { role, changes: ChangeFeed::new() }
     }
 
     /// Wraps `storage` so that every successful apply through the wrapper is reported to
@@ -139,8 +201,7 @@ impl SingleNode {
     }
 
     fn publish(&self, changes: Changes) {
-        // No receivers is fine: nobody caches anything yet.
-        let _ = self.changes.send(changes);
+        self.changes.publish(changes);
     }
 }
 
@@ -158,8 +219,8 @@ impl Replication for SingleNode {
         None
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Changes> {
-        self.changes.subscribe()
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
 
     async fn linearize(&self) -> Result<(), StorageError> {
@@ -249,7 +310,7 @@ mod tests {
     async fn wrapped_storage_reports_written_keys_with_their_version() {
         let node = Arc::new(SingleNode::new());
         let store = node.wrap(MemStorage::new());
-        let mut rx = node.subscribe();
+        let mut rx = node.changes().subscribe().rx;
         let v = store.apply(Batch::new().put("a", vec![1]).delete("b")).await.unwrap();
         let got = rx.recv().await.unwrap();
         assert_eq!(got, Changes::Keys { version: v, keys: vec!["a".to_owned(), "b".to_owned()].into() });
@@ -264,6 +325,19 @@ mod tests {
     async fn wrapped_storage_passes_conformance() {
         let node = Arc::new(SingleNode::new());
         crate::testing::conformance(&node.wrap(MemStorage::new())).await;
+    }
+
+    #[tokio::test]
+    async fn a_subscription_counts_what_came_before_it() {
+        let feed = ChangeFeed::new();
+        feed.publish(Changes::All { version: 1 });
+        feed.publish(Changes::All { version: 2 });
+        let mut sub = feed.subscribe();
+        assert_eq!(sub.seen, 2);
+        feed.publish(Changes::All { version: 3 });
+        assert_eq!(feed.published(), 3);
+        assert_eq!(sub.rx.recv().await.unwrap().version(), 3, "events before the subscription never arrive");
+        assert!(sub.rx.try_recv().is_err());
     }
 
     #[test]

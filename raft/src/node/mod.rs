@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use coffer_storage::{Changes, LeaderInfo, Role};
+use coffer_storage::{ChangeFeed, Changes, LeaderInfo, Role};
 use openraft::{ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
@@ -251,8 +251,7 @@ impl RaftNode {
             None => log.record_node_id(config.node_id).await?,
         }
         let admitted = !log.is_pristine()? || log.is_admitted()?;
-        let (changes, _) = broadcast::channel(coffer_storage::replication::CHANGES_CAPACITY);
-        let shared = Shared::open(Arc::clone(&db), changes)?;
+        let shared = Shared::open(Arc::clone(&db))?;
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
         let raft = Raft::new(
@@ -358,9 +357,14 @@ impl RaftNode {
         &self.client
     }
 
-    /// Receives the changes applied on this node.
+    /// Receives the changes applied on this node from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Changes> {
-        self.shared.changes.subscribe()
+        self.shared.changes.subscribe().rx
+    }
+
+    /// The counted feed of changes applied on this node.
+    pub fn changes(&self) -> &ChangeFeed {
+        &self.shared.changes
     }
 
     /// The role right now.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use coffer_storage::keys::UnsealKey;
-use coffer_storage::replication::{Changes, LeaderInfo, Replication, Role, CHANGES_CAPACITY};
+use coffer_storage::replication::{ChangeFeed, LeaderInfo, Replication, Role};
 use coffer_storage::{MemStorage, StorageError, View};
 
 use crate::core::backend::{Backend, BackendEnv, Registry};
@@ -25,7 +25,7 @@ use crate::secret::ClientToken;
 /// A replication whose role the test sets.
 struct Switch {
     role: watch::Sender<Role>,
-    changes: broadcast::Sender<Changes>,
+    changes: ChangeFeed,
 }
 
 #[async_trait]
@@ -39,8 +39,8 @@ impl Replication for Switch {
     fn leader(&self) -> Option<LeaderInfo> {
         None
     }
-    fn subscribe(&self) -> broadcast::Receiver<Changes> {
-        self.changes.subscribe()
+    fn changes(&self) -> &ChangeFeed {
+        &self.changes
     }
     async fn linearize(&self) -> std::result::Result<(), StorageError> {
         Ok(())
@@ -103,8 +103,7 @@ async fn until(what: &str, f: impl Fn() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn housekeeping_runs_only_on_the_leader_and_stops_on_step_down_and_seal() {
     let (role, _) = watch::channel(Role::Leader);
-    let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
-    let switch = Arc::new(Switch { role, changes });
+    let switch = Arc::new(Switch { role, changes: ChangeFeed::new() });
     let runs = Arc::new(AtomicUsize::new(0));
     let config = CoreConfig { scheduler_tick: Duration::from_millis(2), ..CoreConfig::default() };
     let core = Core::new(

@@ -196,3 +196,48 @@ fn step_down_redirects_and_read_consistency_headers() {
         (b["is_self"] == false && b["leader_address"] == c.nodes[new - 1].addr()).then_some(())
     });
 }
+
+/// A read barrier covers what a node caches, not only its storage: a follower applies an
+/// entry, then reloads its mount router, policies and backend caches asynchronously, and a
+/// read must not land in between.
+#[test]
+fn reads_on_any_node_see_mounts_and_policies_changed_just_before() {
+    // Every node reloads its caches 150 ms late, as a loaded follower might.
+    let options =
+        Options { env: vec![("COFFER_FAULT_SLOW_INVALIDATION_MS", "150")], ..Options::default() };
+    let c = TestCluster::start(options);
+    assert_eq!(
+        c.call(1, "POST", "sys/mounts/kv", Some(json!({"type": "kv", "options": {"version": "2"}}))).0,
+        204
+    );
+    let policy = |paths: &[String]| {
+        let rules: String = paths
+            .iter()
+            .map(|p| format!("path \"kv/data/{p}\" {{ capabilities = [\"read\", \"update\", \"create\"] }}\n"))
+            .collect();
+        json!({ "policy": rules })
+    };
+    let mut granted = vec!["base".to_owned()];
+    assert_eq!(c.call(1, "PUT", "sys/policies/acl/grow", Some(policy(&granted))).0, 204);
+    let (st, b) = c.call(2, "POST", "auth/token/create", Some(json!({"policies": ["grow"], "ttl": "1h"})));
+    assert_eq!(st, 200, "{b}");
+    let token = b["auth"]["client_token"].as_str().unwrap().to_owned();
+    for i in 0..12usize {
+        let writer = i % 3 + 1;
+        // A new mount, then a wider policy, both through `writer`…
+        let (st, b) = c.call(writer, "POST", &format!("sys/mounts/m{i}"), Some(json!({"type": "kv"})));
+        assert_eq!(st, 204, "{b}");
+        granted.push(format!("p{i}"));
+        assert_eq!(c.call(writer, "PUT", "sys/policies/acl/grow", Some(policy(&granted))).0, 204);
+        assert_eq!(c.call(writer, "POST", &format!("kv/data/p{i}"), Some(json!({"data": {"i": i}}))).0, 200);
+        // …are in force on every node as soon as they are acknowledged.
+        for reader in 1..=3 {
+            let (st, b) = c.call(reader, "GET", "sys/mounts", None);
+            assert_eq!(st, 200, "{b}");
+            assert!(b["data"][format!("m{i}/")].is_object(), "node {reader} does not list m{i}/ yet");
+            let (st, b) = c.call_as(reader, &token, "GET", &format!("kv/data/p{i}"), None);
+            assert_eq!(st, 200, "node {reader} still enforces the old policy: {b}");
+            assert_eq!(b["data"]["data"]["i"], i);
+        }
+    }
+}

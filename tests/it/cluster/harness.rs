@@ -49,6 +49,8 @@ pub struct Options {
     pub log_level: &'static str,
     /// Write only settings OpenBao's own configuration accepts (no coffer tuning keys).
     pub vault_compatible: bool,
+    /// Extra environment of every node (debug-build fault injection knobs).
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             static_key: None,
             log_level: "info",
             vault_compatible: false,
+            env: Vec::new(),
         }
     }
 }
@@ -210,7 +213,8 @@ impl TestCluster {
 
     /// Starts node `i`'s process (its data directory as it is).
     pub fn start_node(&mut self, i: usize) {
-        let env = [("COFFER_TEST_KEY", self.key_b64.as_str())];
+        let mut env = vec![("COFFER_TEST_KEY", self.key_b64.as_str())];
+        env.extend(self.options.env.iter().copied());
         let config = self.node(i).config.clone();
         let mut s = Server::with_config(&config, None, &env);
         s.token = self.root.clone();
