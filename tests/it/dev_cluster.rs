@@ -170,3 +170,148 @@ fn dev_cluster_refuses_a_bad_node_count_and_dev_together() {
         assert!(stderr.contains(expect), "{args:?}: expected {expect:?} in:\n{stderr}");
     }
 }
+
+/// Runs `coffer ARGS` against `addr` with `token`; returns (exit code, stdout, stderr).
+fn coffer_cli(addr: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(harness::coffer_bin())
+        .args(args)
+        .env("VAULT_ADDR", addr)
+        .env("VAULT_TOKEN", token)
+        .env_remove("COFFER_ADDR")
+        .env_remove("COFFER_TOKEN")
+        .env_remove("BAO_ADDR")
+        .env_remove("BAO_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coffer");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `(node, state, voter)` rows of a `list-peers` table.
+fn peer_rows(table: &str) -> Vec<(String, String, String)> {
+    table
+        .lines()
+        .skip(2)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() == 4).then(|| (cols[0].to_owned(), cols[2].to_owned(), cols[3].to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn operator_raft_cli_lists_peers_saves_restores_removes_and_joins() {
+    let cluster = DevCluster::start(3);
+    let standby = cluster.standbys()[0].clone();
+    let token = cluster.token.as_str();
+
+    // list-peers through a standby: three voters, node1 leads.
+    let (code, out, err) = coffer_cli(&standby, token, &["operator", "raft", "list-peers"]);
+    assert_eq!(code, 0, "list-peers: {err}");
+    let mut rows = peer_rows(&out);
+    rows.sort();
+    let want = |names: &[&str]| -> Vec<(String, String, String)> {
+        names
+            .iter()
+            .map(|n| {
+                (n.to_string(), if *n == "node1" { "leader" } else { "follower" }.to_string(), "true".into())
+            })
+            .collect()
+    };
+    assert_eq!(rows, want(&["node1", "node2", "node3"]), "{out}");
+
+    // snapshot save writes a private gzip archive; restore takes it back.
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("cluster.snap");
+    let snap_arg = snap.to_str().unwrap();
+    let (code, _, err) = coffer_cli(&standby, token, &["operator", "raft", "snapshot", "save", snap_arg]);
+    assert_eq!(code, 0, "snapshot save: {err}");
+    let bytes = std::fs::read(&snap).unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip archive");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777, 0o600);
+    let (code, _, err) = coffer_cli(&standby, token, &["operator", "raft", "snapshot", "restore", snap_arg]);
+    assert_eq!(code, 0, "snapshot restore: {err}");
+
+    // remove-peer node3: two members left.
+    let (code, out, err) = coffer_cli(&standby, token, &["operator", "raft", "remove-peer", "node3"]);
+    assert_eq!(code, 0, "remove-peer: {err}");
+    assert!(out.contains("Peer removed successfully!"), "{out}");
+    let rows = wait_for("node3 to leave the configuration", DEADLINE, || {
+        let (_, out, _) = coffer_cli(&standby, token, &["operator", "raft", "list-peers"]);
+        let mut rows = peer_rows(&out);
+        rows.sort();
+        (rows.len() == 2).then_some(rows)
+    });
+    assert_eq!(rows, want(&["node1", "node2"]));
+
+    // join: a fresh raft node joins through `operator raft join`, then unseals with the key.
+    let port = harness::free_port();
+    let cluster_port = harness::free_port();
+    let config = dir.path().join("node4.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            r#"storage "raft" {{
+  path    = "{data}"
+  node_id = "node4"
+}}
+listener "tcp" {{
+  address         = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cluster_port}"
+  tls_disable     = true
+}}
+api_addr      = "http://127.0.0.1:{port}"
+cluster_addr  = "https://127.0.0.1:{cluster_port}"
+disable_mlock = true
+"#,
+            data = dir.path().join("node4").display()
+        ),
+    )
+    .unwrap();
+    let node4 = harness::Server::with_config(&config, None, &[]);
+    let (_, leader_addr, _) = cluster.nodes.iter().find(|(_, _, r)| r == "leader").unwrap().clone();
+    let (code, out, err) = coffer_cli(&node4.addr, "", &["operator", "raft", "join", &leader_addr]);
+    assert_eq!(code, 0, "join: {err}");
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["Joined", "true"])), "{out}");
+    let (code, _, err) = coffer_cli(&node4.addr, "", &["operator", "unseal", &cluster.unseal_key]);
+    assert_eq!(code, 0, "unseal node4: {err}\n{}", node4.stderr.text());
+    let rows = wait_for("node4 to be a voter", DEADLINE, || {
+        let (_, out, _) = coffer_cli(&node4.addr, token, &["operator", "raft", "list-peers"]);
+        let mut rows = peer_rows(&out);
+        rows.sort();
+        (rows.len() == 3).then_some(rows)
+    });
+    assert_eq!(rows, want(&["node1", "node2", "node4"]));
+    let (code, out, err) = coffer_cli(&node4.addr, token, &["operator", "raft", "join", &leader_addr]);
+    assert_ne!(code, 0, "a member cannot join again: {out}");
+    assert!(err.contains("already"), "{err}");
+}
+
+#[test]
+fn bao_operator_raft_list_peers_works_against_a_dev_cluster() {
+    if !harness::require_bao("bao_operator_raft_list_peers_works_against_a_dev_cluster") {
+        return;
+    }
+    let cluster = DevCluster::start(3);
+    let standby = cluster.standbys()[1].clone();
+    let out = Command::new("bao")
+        .args(["operator", "raft", "list-peers"])
+        .env("VAULT_ADDR", &standby)
+        .env("VAULT_TOKEN", &cluster.token)
+        .env_remove("BAO_ADDR")
+        .env_remove("BAO_TOKEN")
+        .output()
+        .expect("run bao");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut rows = peer_rows(&text);
+    rows.sort();
+    let names: Vec<&str> = rows.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["node1", "node2", "node3"], "{text}");
+    assert_eq!(rows.iter().filter(|(_, s, _)| s == "leader").count(), 1, "{text}");
+}
