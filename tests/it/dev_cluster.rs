@@ -24,7 +24,17 @@ pub struct DevCluster {
 }
 
 impl Drop for DevCluster {
+    /// Stops the cluster as Ctrl-C does, so that it removes its temporary data (SIGKILL would
+    /// leave it behind); kills it if it does not exit in time.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let end = std::time::Instant::now() + DEADLINE;
+            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < end {
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
