@@ -35,7 +35,7 @@ pub struct ServerArgs {
     /// Root token ID to create in dev mode.
     #[arg(long, value_name = "ID", env = "VAULT_DEV_ROOT_TOKEN_ID")]
     pub dev_root_token_id: Option<String>,
-    /// Address the dev server listens on.
+    /// Address the dev server listens on (with --dev-cluster: the first node's).
     #[arg(long, value_name = "ADDR", env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
     pub dev_listen_address: String,
     /// Development cluster: N raft nodes in this process on loopback (API ports from
