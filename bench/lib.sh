@@ -45,3 +45,57 @@ parse_wrk() {
   ' "$1"
 }
 
+
+# ---- Measurement (run.sh, cluster.sh) -------------------------------------------------------
+# CPU ticks (user+system) a process used so far.
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Busy ticks of the whole machine (all CPUs) so far.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+
+# wait_quiet: other developers share this machine. Samples the machine's busy CPU over 1 s
+# windows (our idle servers included) until it is below NOISE_MAX % of a core, for at most
+# QUIET_WAIT seconds; then goes on regardless (the run's own noise figure tells).
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT)) b0 b1 pct
+  while :; do
+    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks) # a 1-second measuring window
+    pct=$(((b1 - b0) * 100 / HZ))
+    ((pct <= NOISE_MAX)) && return 0
+    if ((SECONDS >= deadline)); then
+      echo "  machine still busy (${pct}% of a core) after ${QUIET_WAIT}s; running anyway" >&2
+      return 0
+    fi
+  done
+}
+
+# ---- Summary ---------------------------------------------------------------------------------
+# runstat SCENARIO SERVER COLUMN -> "median min max" over runs
+runstat() {
+  awk -F, -v s="$1" -v n="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == n {print $c}' "$CSV" | sort -g |
+    awk '{v[NR] = $1} END {
+      if (NR == 0) { print "nan nan nan"; exit }
+      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      print m, v[1], v[NR] }'
+}
+
+
+# fsync_probe DIR [N]: "p50 p99" in ms of N (default 300) fsyncs of a 4 KiB append to a file in
+# DIR, the disk's durable-write latency that bounds any fsync-per-commit store.
+fsync_probe() {
+  python3 - "$1" "${2:-300}" <<'EOF'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe.bin")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+lat = []
+for _ in range(int(sys.argv[2])):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter()
+    os.fsync(fd)
+    lat.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(path)
+lat.sort()
+print("%.3f %.3f" % (lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]))
+EOF
+}

@@ -154,28 +154,6 @@ start_server() {
 }
 
 # ---- Measurement ----------------------------------------------------------------------------
-# CPU ticks (user+system) a process used so far.
-proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Busy ticks of the whole machine (all CPUs) so far.
-busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
-HZ=$(getconf CLK_TCK)
-
-# wait_quiet: other developers share this machine. Samples the machine's busy CPU over 1 s
-# windows (our idle servers included) until it is below NOISE_MAX % of a core, for at most
-# QUIET_WAIT seconds; then goes on regardless (the run's own noise figure tells).
-wait_quiet() {
-  local deadline=$((SECONDS + QUIET_WAIT)) b0 b1 pct
-  while :; do
-    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks) # a 1-second measuring window
-    pct=$(((b1 - b0) * 100 / HZ))
-    ((pct <= NOISE_MAX)) && return 0
-    if ((SECONDS >= deadline)); then
-      echo "  machine still busy (${pct}% of a core) after ${QUIET_WAIT}s; running anyway" >&2
-      return 0
-    fi
-  done
-}
-
 # run_wrk SCENARIO SERVER SECONDS RAWFILE: runs wrk; prints the CPU use "server wrk other" (%
 # of one core) to stdout.
 run_wrk() {
@@ -281,15 +259,6 @@ cleanup
 trap - EXIT
 
 # ---- Summary --------------------------------------------------------------------------------
-# runstat SCENARIO SERVER COLUMN -> "median min max" over runs
-runstat() {
-  awk -F, -v s="$1" -v n="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == n {print $c}' "$CSV" | sort -g |
-    awk '{v[NR] = $1} END {
-      if (NR == 0) { print "nan nan nan"; exit }
-      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-      print m, v[1], v[NR] }'
-}
-
 {
   echo
   echo "| scenario | server | req/s median (min–max) | p50 ms | p99 ms | server CPU % | req per server CPU-s | other CPU % |"

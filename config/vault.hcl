@@ -14,7 +14,8 @@
 # has raft only).
 #
 # Differences worth knowing:
-#   - storage "raft" is parsed but refused at start until replicated storage lands; use "file".
+#   - storage "raft" runs a node of a Raft cluster; config/cluster/node{1,2,3}.hcl are a
+#     three-host example.
 #   - relative paths are relative to this file's directory, not the working directory.
 #   - listener "tcp" max_request_size must be positive (coffer always limits bodies).
 

@@ -85,7 +85,7 @@ pub enum Command {
     Server(server::ServerArgs),
     /// Print the seal status (exit 0 unsealed, 2 sealed, 1 error).
     Status(status::StatusArgs),
-    /// Operator commands: init, unseal, seal, step-down, rotate, key-status, generate-root, rekey.
+    /// Operator commands: init, unseal, seal, step-down, rotate, key-status, generate-root, rekey, raft.
     #[command(subcommand)]
     Operator(operator::OperatorCmd),
     /// Read data at a path.

@@ -205,6 +205,40 @@ impl Client {
         Ok(RawResponse { status, body: parsed, method: method_text, url: url_text, raw_error })
     }
 
+    /// Sends raw bytes (or no body) and returns the raw body of a 2xx answer: raft snapshots,
+    /// which are gzip archives, not JSON. Any other status is an [`ApiError`].
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let url = self.url(path, &[]);
+        let url_text = url.to_string();
+        let method_text = method.as_str().to_owned();
+        let mut req = self.http.request(method, url);
+        if let Some(t) = &self.token {
+            let mut v = HeaderValue::from_str(t.expose()).map_err(|_| ClientError::TokenHeader)?;
+            v.set_sensitive(true);
+            req = req.header("X-Vault-Token", v);
+        }
+        if let Some(b) = body {
+            req = req.header(CONTENT_TYPE, "application/octet-stream").body(b);
+        }
+        let transport_error = |e| ClientError::Transport {
+            method: method_text.clone(),
+            url: url_text.clone(),
+            message: transport_message(e),
+        };
+        let resp = req.send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(transport_error)?;
+        if !(200..300).contains(&status) {
+            return Err(ApiError::from_body(&method_text, &url_text, status, &bytes).into());
+        }
+        Ok(bytes)
+    }
+
     /// `GET`: the response envelope, `None` when nothing is there (404).
     pub async fn read(&self, path: &str) -> Result<Option<Value>, ClientError> {
         self.read_with(path, &[]).await

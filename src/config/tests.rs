@@ -972,6 +972,74 @@ fn shipped_examples_load() {
     assert!(!h.unsafe_allow_api_audit_creation && !h.allow_audit_log_prefixing);
 }
 
+/// `config/cluster/node{1,2,3}.{hcl,toml}` load with `load`: a raft node each, TLS on the API
+/// listener, `retry_join` to the other two with their CA, Shamir by default; the HCL and TOML
+/// of a node describe the same server; the commented static seal works when uncommented.
+#[test]
+fn shipped_cluster_examples_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join("cluster");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["node1.hcl", "node1.toml", "node2.hcl", "node2.toml", "node3.hcl", "node3.toml"]);
+    let host = |i: u32| format!("coffer-{i}.example.com");
+    for i in 1..=3u32 {
+        let h = load(&root.join(format!("node{i}.hcl"))).unwrap_or_else(|e| panic!("node{i}.hcl: {e}"));
+        let t = load(&root.join(format!("node{i}.toml"))).unwrap_or_else(|e| panic!("node{i}.toml: {e}"));
+        assert_eq!(format!("{h:?}"), format!("{t:?}"), "node{i}: the HCL and the TOML differ");
+        assert!(h.warnings.is_empty(), "node{i}: {:?}", h.warnings);
+        let StorageConfig::Raft { path, node_id, retry_join, tuning } = &h.storage else {
+            panic!("node{i}: not raft")
+        };
+        assert_eq!(path, &PathBuf::from(format!("/var/lib/coffer/node{i}/data")));
+        assert_eq!(node_id.as_deref(), Some(format!("node{i}").as_str()));
+        assert_eq!(tuning, &crate::config::RaftTuning::default());
+        let others: Vec<String> =
+            (1..=3).filter(|j| *j != i).map(|j| format!("https://{}:8200", host(j))).collect();
+        let joins: Vec<String> = retry_join.iter().map(|j| j.leader_api_addr.clone()).collect();
+        assert_eq!(joins, others, "node{i} joins through the other two");
+        for j in retry_join {
+            assert_eq!(j.leader_ca_cert_file.as_deref(), Some(Path::new("/etc/coffer/tls/ca.pem")));
+        }
+        assert_eq!(h.api_addr.as_deref(), Some(format!("https://{}:8200", host(i)).as_str()));
+        assert_eq!(h.cluster_addr.as_deref(), Some(format!("https://{}:8201", host(i)).as_str()));
+        assert_eq!(h.listeners.len(), 1);
+        let l = &h.listeners[0];
+        let tls = l.tls.as_ref().unwrap_or_else(|| panic!("node{i}: TLS on the API listener"));
+        assert_eq!(tls.cert_file, PathBuf::from(format!("/etc/coffer/tls/node{i}.pem")));
+        assert_eq!(l.cluster_address, Some("0.0.0.0:8201".parse().unwrap()));
+        assert!(matches!(h.seal, SealConfig::Shamir), "node{i}: Shamir by default");
+        assert!(!h.disable_mlock);
+        assert_eq!(h.audit.len(), 1);
+
+        // The commented static seal alternative, uncommented, gives a static seal.
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("unseal.key");
+        write_private(&key_file, &(0u8..32).collect::<Vec<_>>(), 0o600);
+        let text = std::fs::read_to_string(root.join(format!("node{i}.hcl"))).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with("seal \"static\"")
+                        || rest.starts_with("  current_key")
+                        || rest == "}" =>
+                {
+                    rest.to_owned()
+                }
+                _ => l.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("/etc/coffer/unseal.key", key_file.to_str().unwrap());
+        assert_ne!(uncommented, text.trim_end());
+        let s = parse_in(&uncommented, Format::Hcl, &root, &[]).unwrap_or_else(|e| panic!("node{i}: {e}"));
+        assert!(matches!(s.seal, SealConfig::Static(_)), "node{i}: static seal when uncommented");
+    }
+}
+
 /// A typical OpenBao production file (Kubernetes operator style) is accepted with warnings.
 #[test]
 fn openbao_production_style_hcl() {

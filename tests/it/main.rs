@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod config;
+mod dev_cluster;
 mod harness;
 mod http_limits;
 mod kv2;

@@ -24,7 +24,7 @@ fn systemd_analyze() -> bool {
 /// A copy of `unit` in `dir` whose ExecStart runs the binary under test.
 fn unit_copy(dir: &Path, unit: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo().join("systemd").join(unit)).unwrap();
-    assert!(text.contains("ExecStart=/usr/bin/coffer server --config /etc/coffer/"), "{unit}: {text}");
+    assert!(text.contains("ExecStart=/usr/bin/coffer server --config "), "{unit}: {text}");
     let text = text.replace("/usr/bin/coffer", env!("CARGO_BIN_EXE_coffer"));
     let path = dir.join(unit);
     std::fs::write(&path, text).unwrap();
@@ -152,5 +152,33 @@ fn companions_agree_with_the_units_and_examples() {
     for example in ["single.toml", "static-seal.toml", "vault.hcl", "vault.json"] {
         let text = std::fs::read_to_string(repo().join("config").join(example)).unwrap();
         assert!(text.contains("\"/var/lib/coffer/data\""), "{example} stores data under /var/lib/coffer");
+    }
+}
+
+/// `coffer@nodeN` fits a node of `config/cluster/`: the unit writes where the example keeps its
+/// raft data and audit log, and reads `/etc/coffer/nodeN.toml`, or the file `COFFER_CONFIG`
+/// names in `/etc/coffer/nodeN.env` (an `.hcl` node).
+#[test]
+fn instance_unit_fits_the_cluster_examples() {
+    let unit = std::fs::read_to_string(repo().join("systemd/coffer@.service")).unwrap();
+    assert_eq!(directives(&unit, "Environment"), ["COFFER_CONFIG=/etc/coffer/%i.toml"]);
+    assert_eq!(directives(&unit, "EnvironmentFile"), ["-/etc/coffer/%i.env"]);
+    assert_eq!(directives(&unit, "ExecStart"), ["/usr/bin/coffer server --config ${COFFER_CONFIG}"]);
+    // EnvironmentFile= must come after Environment= in the reading order systemd documents
+    // (the file wins either way, but keep the unit readable top to bottom).
+    let env_at = unit.find("Environment=COFFER_CONFIG").unwrap();
+    assert!(env_at < unit.find("EnvironmentFile=").unwrap());
+    for i in 1..=3 {
+        let state_dir = format!("/var/lib/coffer/node{i}");
+        for ext in ["hcl", "toml"] {
+            let text = std::fs::read_to_string(repo().join(format!("config/cluster/node{i}.{ext}"))).unwrap();
+            for path in [format!("{state_dir}/data\""), format!("{state_dir}/audit.log\"")] {
+                assert!(text.contains(&path), "node{i}.{ext} keeps {path} under {state_dir}");
+            }
+            assert!(
+                text.contains(&format!("coffer@node{i}")),
+                "node{i}.{ext} says which unit instance runs it"
+            );
+        }
     }
 }

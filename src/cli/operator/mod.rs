@@ -1,5 +1,5 @@
-//! `coffer operator ...`: init, unseal, seal, step-down, rotate, key-status, generate-root and
-//! rekey, as `vault operator` calls them (`sys/init`, `sys/unseal`, `sys/seal`,
+//! `coffer operator ...`: init, unseal, seal, step-down, rotate, key-status, generate-root,
+//! rekey and raft, as `vault operator` calls them (`sys/init`, `sys/unseal`, `sys/seal`,
 //! `sys/step-down`, `sys/rotate`, `sys/key-status`, `sys/generate-root/*`, `sys/rekey/*`), with
 //! OpenBao's renamed paths (`sys/generate-root-token/*`, `sys/rotate/root/*`) as fallbacks.
 //!
@@ -10,6 +10,7 @@
 //! share (the path fallbacks, the key prompt, the status printing) is here.
 
 pub mod generate_root;
+pub mod raft;
 pub mod rekey;
 
 use anyhow::{bail, Context};
@@ -43,6 +44,9 @@ pub enum OperatorCmd {
     GenerateRoot(GenerateRootArgs),
     /// Generate new unseal keys from a quorum of the current ones.
     Rekey(RekeyArgs),
+    /// Raft cluster operations: list-peers, join, remove-peer, snapshot save|restore.
+    #[command(subcommand)]
+    Raft(raft::RaftCmd),
 }
 
 /// Arguments of `operator init`.
@@ -110,6 +114,7 @@ pub async fn run(inv: &Invocation, cmd: OperatorCmd) -> anyhow::Result<u8> {
         }
         OperatorCmd::GenerateRoot(a) => generate_root::run(inv, &client, a).await,
         OperatorCmd::Rekey(a) => rekey::run(inv, &client, a).await,
+        OperatorCmd::Raft(c) => raft::run(inv, &client, c).await,
     }
 }
 

@@ -1,5 +1,6 @@
 //! `coffer server`: load the configuration, harden the process, open storage, serve.
 
+mod dev_cluster;
 mod raft;
 
 use std::path::PathBuf;
@@ -9,15 +10,18 @@ use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Args;
 
+use coffer_raft::RaftNode;
 use coffer_storage::replication::{Replication, SingleNode};
 use coffer_storage::{MemStorage, SledStorage, Storage};
 
+use crate::cluster::ClusterNode;
 use crate::config::{Config, ListenerConfig, ListenerLimits, SealConfig, StorageConfig};
 use crate::core::request::Request;
 use crate::core::seal::{InitParams, SealSource};
 use crate::core::{Core, CoreConfig};
 use crate::http::{self, ConnLimits, Listener};
 use crate::policy::Operation;
+use crate::secret::ClientToken;
 
 /// Arguments of `coffer server`.
 #[derive(Debug, Args)]
@@ -31,9 +35,14 @@ pub struct ServerArgs {
     /// Root token ID to create in dev mode.
     #[arg(long, value_name = "ID", env = "VAULT_DEV_ROOT_TOKEN_ID")]
     pub dev_root_token_id: Option<String>,
-    /// Address the dev server listens on.
+    /// Address the dev server listens on (with --dev-cluster: the first node's).
     #[arg(long, value_name = "ADDR", env = "VAULT_DEV_LISTEN_ADDRESS", default_value = "127.0.0.1:8200")]
     pub dev_listen_address: String,
+    /// Development cluster: N raft nodes in this process on loopback (API ports from
+    /// --dev-listen-address upwards in steps of two, each cluster port one above its API
+    /// port), initialised and unsealed, data in a temporary directory removed at exit.
+    #[arg(long, value_name = "N", conflicts_with_all = ["dev", "config"])]
+    pub dev_cluster: Option<u8>,
     /// Log level (trace, debug, info, warn, error).
     #[arg(long, value_name = "LEVEL", env = "COFFER_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -53,13 +62,41 @@ fn init_logging(level: &str) {
 
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.dev_cluster {
+        return dev_cluster::run(&args, n).await;
+    }
     let mut config = if args.dev {
         dev_config(&args)?
     } else {
-        let Some(path) = &args.config else { bail!("either --config FILE or --dev is required") };
+        let Some(path) = &args.config else {
+            bail!("either --config FILE, --dev or --dev-cluster N is required")
+        };
         crate::config::load(path).with_context(|| format!("invalid configuration in {}", path.display()))?
     };
-    let level = args.log_level.clone().or_else(|| config.log_level.clone()).unwrap_or_else(|| "info".into());
+    prepare_process(&config, args.log_level.as_deref())?;
+    let node = open_node(&mut config).await?;
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        bound.push(bind(l).await?);
+    }
+    // A dev server is set up completely (root token, `secret/` mount) before it serves: a
+    // client that sees it healthy can use it at once. Connections made meanwhile wait in the
+    // listen backlog.
+    if args.dev {
+        let keys = dev_bootstrap(&node.core, args.dev_root_token_id.clone()).await?;
+        print_dev_banner(&args, &keys);
+    }
+    let serving = serve_node(node, bound);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    serving.stop(true).await;
+    Ok(())
+}
+
+/// Once per process: logging, the TLS crypto provider, configuration warnings, hardening.
+fn prepare_process(config: &Config, log_level: Option<&str>) -> anyhow::Result<()> {
+    let level =
+        log_level.map(str::to_owned).or_else(|| config.log_level.clone()).unwrap_or_else(|| "info".into());
     init_logging(&level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     for w in &config.warnings {
@@ -80,7 +117,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             "failed to lock memory ({e}); grant CAP_IPC_LOCK or raise RLIMIT_MEMLOCK, or set disable_mlock = true to run without it"
         );
     }
+    Ok(())
+}
 
+/// A node whose storage is open and whose core exists (auto-unsealed with a static seal), not
+/// yet serving.
+struct Node {
+    core: Arc<Core>,
+    cluster: Option<Arc<ClusterNode>>,
+    raft_server: Option<raft::RaftServer>,
+    /// The first listener's request size limit and read timeout (for forwarded requests).
+    forward_limits: (usize, std::time::Duration),
+}
+
+/// Opens storage and raft (when configured), creates the core and auto-unseals it.
+async fn open_node(config: &mut Config) -> anyhow::Result<Node> {
     let mut raft_server = None;
     let (storage, replication): (Arc<dyn Storage>, Arc<dyn Replication>) = match &config.storage {
         StorageConfig::Memory => (Arc::new(MemStorage::new()), Arc::new(SingleNode::new())),
@@ -92,7 +143,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             Arc::new(SingleNode::new()),
         ),
         StorageConfig::Raft { path, node_id, retry_join, tuning } => {
-            let server = raft::open(&config, path, node_id.as_deref(), retry_join, tuning).await?;
+            let server = raft::open(config, path, node_id.as_deref(), retry_join, tuning).await?;
             let storage = Arc::new(server.raft.storage());
             raft_server = Some(server);
             (storage.clone() as Arc<dyn Storage>, storage as Arc<dyn Replication>)
@@ -133,57 +184,77 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         c.attach(&core);
     }
     core.start().await.context("auto-unseal failed")?;
+    let forward_limits = config
+        .listeners
+        .first()
+        .map(|l| (l.max_request_size, l.limits.read_timeout))
+        .unwrap_or((crate::config::limits::DEFAULT_MAX_REQUEST_SIZE, std::time::Duration::from_secs(30)));
+    Ok(Node { core, cluster, raft_server, forward_limits })
+}
 
-    let mut bound = Vec::new();
-    for l in &config.listeners {
-        bound.push(bind(l).await?);
-    }
-    // A dev server is set up completely (root token, `secret/` mount) before it serves: a
-    // client that sees it healthy can use it at once. Connections made meanwhile wait in the
-    // listen backlog.
-    if args.dev {
-        dev_setup(&core, &args).await?;
-    }
+/// A node that serves its listeners (and its cluster port, on raft).
+struct Serving {
+    core: Arc<Core>,
+    cluster: Option<Arc<ClusterNode>>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    cluster_port: Option<(tokio::task::JoinHandle<()>, Arc<RaftNode>)>,
+}
+
+/// Starts serving `listeners` (and the cluster port), then starts `retry_join`.
+fn serve_node(node: Node, listeners: Vec<Listener>) -> Serving {
+    let Node { core, cluster, raft_server, forward_limits: (max, read_timeout) } = node;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::new();
     let mut cluster_port = None;
     if let Some(server) = raft_server {
-        let limits = config.listeners.first().map(|l| (l.max_request_size, l.limits.read_timeout));
-        let (max, read_timeout) = limits
-            .unwrap_or((crate::config::limits::DEFAULT_MAX_REQUEST_SIZE, std::time::Duration::from_secs(30)));
         let state = Arc::new(
             http::state::HttpState::new(Arc::clone(&core), max, read_timeout).with_cluster(cluster.clone()),
         );
         let raft = Arc::clone(&server.raft);
         cluster_port = Some((raft::serve_cluster_port(server, state), raft));
     }
-    for listener in bound {
-        tasks.push(tokio::spawn(http::serve(Arc::clone(&core), listener, cluster.clone(), rx.clone())));
-    }
+    let tasks = listeners
+        .into_iter()
+        .map(|l| tokio::spawn(http::serve(Arc::clone(&core), l, cluster.clone(), rx.clone())))
+        .collect();
     if let Some(c) = &cluster {
         c.spawn_retry_join();
     }
+    Serving { core, cluster, shutdown: tx, tasks, cluster_port }
+}
 
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    let _ = tx.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
-    core.seal().await;
-    if let Some((task, raft)) = cluster_port {
-        task.abort();
-        if let Err(e) = raft.shutdown().await {
-            tracing::warn!(error = %e, "raft shutdown");
+impl Serving {
+    /// Stops serving, seals, and stops raft. With `hand_over`, a leader hands leadership to
+    /// another node before it seals; without, raft stops first (every node is going away).
+    async fn stop(self, hand_over: bool) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if hand_over {
+            self.core.seal().await;
+        }
+        if let Some((task, raft)) = self.cluster_port {
+            task.abort();
+            if let Err(e) = raft.shutdown().await {
+                tracing::warn!(error = %e, "raft shutdown");
+            }
+        }
+        if !hand_over {
+            self.core.seal().await;
         }
     }
-    Ok(())
 }
 
 async fn bind(l: &ListenerConfig) -> anyhow::Result<Listener> {
     let tcp = tokio::net::TcpListener::bind(l.address)
         .await
         .with_context(|| format!("cannot listen on {}", l.address))?;
+    listener(tcp, l)
+}
+
+/// `l`'s settings on a bound socket.
+fn listener(tcp: tokio::net::TcpListener, l: &ListenerConfig) -> anyhow::Result<Listener> {
     let local = tcp.local_addr()?;
     let tls = match &l.tls {
         Some(files) => Some(http::tls_config(&files.cert_file, &files.key_file)?),
@@ -240,19 +311,22 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
     })
 }
 
-async fn dev_setup(core: &Arc<Core>, args: &ServerArgs) -> anyhow::Result<()> {
-    let params = InitParams {
-        secret_shares: 1,
-        secret_threshold: 1,
-        root_token_id: args.dev_root_token_id.clone(),
-        ..InitParams::default()
-    };
+/// What a dev server prints: its unseal key (base64) and root token.
+struct DevKeys {
+    unseal_key: zeroize::Zeroizing<String>,
+    root_token: ClientToken,
+}
+
+/// Initialises a dev server's core with one key share, unseals it, and mounts `secret/` as
+/// KV version 2 (as Vault's dev server does).
+async fn dev_bootstrap(core: &Arc<Core>, root_token_id: Option<String>) -> anyhow::Result<DevKeys> {
+    let params = InitParams { secret_shares: 1, secret_threshold: 1, root_token_id, ..InitParams::default() };
     let result = core.init(params).await.map_err(|e| anyhow::anyhow!("dev init failed: {e}"))?;
     let key = result.keys.first().context("dev init returned no key")?;
-    let key_b64 = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
-    core.unseal(Some(&key_b64), false).await.map_err(|e| anyhow::anyhow!("dev unseal failed: {e}"))?;
-    // As Vault's dev server: `secret/` is a KV version 2 mount. Mounted through the normal
-    // request path with the root token, so it is audited and stored like any other mount.
+    let unseal_key = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
+    core.unseal(Some(&unseal_key), false).await.map_err(|e| anyhow::anyhow!("dev unseal failed: {e}"))?;
+    // Mounted through the normal request path with the root token, so it is audited and
+    // stored like any other mount.
     let mut req = Request::new(Operation::Update, "sys/mounts/secret");
     req.token = Some(result.root_token.duplicate());
     if let serde_json::Value::Object(m) = serde_json::json!({
@@ -263,6 +337,10 @@ async fn dev_setup(core: &Arc<Core>, args: &ServerArgs) -> anyhow::Result<()> {
         req.data = m;
     }
     core.handle(req).await.map_err(|e| anyhow::anyhow!("dev mount of secret/ failed: {e}"))?;
+    Ok(DevKeys { unseal_key, root_token: result.root_token })
+}
+
+fn print_dev_banner(args: &ServerArgs, keys: &DevKeys) {
     // Dev mode prints its unseal key and root token on purpose, as Vault's dev server does.
     println!(
         "WARNING! dev mode is enabled! In this mode, coffer runs entirely in-memory\n\
@@ -276,10 +354,9 @@ async fn dev_setup(core: &Arc<Core>, args: &ServerArgs) -> anyhow::Result<()> {
          Root Token: {token}\n\n\
          Development mode should NOT be used in production installations!\n",
         addr = args.dev_listen_address,
-        key = key_b64.as_str(),
-        token = result.root_token.expose(),
+        key = keys.unseal_key.as_str(),
+        token = keys.root_token.expose(),
     );
-    Ok(())
 }
 
 async fn wait_for_signal() {
