@@ -49,8 +49,12 @@ pub struct ServerArgs {
 }
 
 fn init_logging(level: &str) {
+    // openraft narrates every election and membership change at info, with whole state dumps;
+    // operators see its warnings unless they ask for debug or trace.
+    let verbose = matches!(level.to_ascii_lowercase().as_str(), "debug" | "trace");
+    let raft = if verbose { "" } else { ",openraft=warn" };
     let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{level},sled=warn,hyper=warn,h2=warn,rustls=warn"))
+        tracing_subscriber::EnvFilter::try_new(format!("{level},sled=warn,hyper=warn,h2=warn,rustls=warn{raft}"))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
