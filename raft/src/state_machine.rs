@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     /// Serializes writes of the snapshot file.
     file_lock: Mutex<()>,
     pub(crate) changes: broadcast::Sender<Changes>,
+    /// Snapshots installed from a leader since the node started (metrics).
+    pub(crate) snapshot_installs: std::sync::atomic::AtomicU64,
 }
 
 /// A consistent view of the state machine.
@@ -133,6 +135,7 @@ impl Shared {
             apply_lock: RwLock::new(()),
             file_lock: Mutex::new(()),
             changes,
+            snapshot_installs: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -516,6 +519,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(snap_err)?;
         self.shared.db.sync().await.map_err(snap_err)?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        self.shared.snapshot_installs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.shared.changes.send(Changes::All { version: index });
         Ok(())
     }

@@ -103,9 +103,13 @@ impl Storage for RaftStorage {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0);
+        let started = std::time::Instant::now();
         let fut = self.node.raft().client_write(Command::write(batch, now_ns));
         let resp = match tokio::time::timeout(self.node.write_timeout(), fut).await {
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(resp)) => {
+                self.node.observe_write(started.elapsed());
+                resp
+            }
             Ok(Err(e)) => return Err(self.node.map_write_error(e).into()),
             Err(_) => {
                 return Err(StorageError::Unavailable(
