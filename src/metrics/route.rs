@@ -64,28 +64,34 @@ impl Route {
     pub const INVALID: Route = Route(0);
     pub const UNKNOWN: Route = Route(1);
     const OTHER: Route = Route(2);
-
-    fn named(name: &str) -> Route {
-        Route(ROUTES.iter().position(|r| *r == name).unwrap_or(Self::OTHER.0))
-    }
+    const AUTH_APPROLE: Route = Route(3);
+    const AUTH_OTHER: Route = Route(4);
+    const AUTH_TOKEN: Route = Route(5);
+    const CUBBYHOLE: Route = Route(6);
+    const IDENTITY: Route = Route(7);
+    const KV: Route = Route(8);
+    const TRANSIT: Route = Route(9);
+    const SYS_OTHER: Route = Route(FIRST_SYS);
 
     /// The family of a logical path (no `/v1/`) under `sys/`; `None` for other paths.
     pub fn of_sys_path(path: &str) -> Option<Route> {
         let rest = path.strip_prefix("sys/").or_else(|| (path == "sys").then_some(""))?;
         let segment = rest.split('/').next().unwrap_or_default();
         let found = ROUTES[FIRST_SYS..].iter().position(|r| r.strip_prefix("sys/") == Some(segment));
-        Some(Route(FIRST_SYS + found.unwrap_or(0)))
+        Some(found.map_or(Self::SYS_OTHER, |i| Route(FIRST_SYS + i)))
     }
 
     /// The family of a mount of type `kind` (an auth method when `auth`).
     pub fn of_mount(auth: bool, kind: &str) -> Route {
         match (auth, kind) {
-            (true, "approle") => Route::named("auth/approle"),
-            (true, "token") => Route::named("auth/token"),
-            (true, _) => Route::named("auth/other"),
-            (false, "kv" | "generic" | "kv-v1" | "kv-v2") => Route::named("kv"),
-            (false, "transit" | "cubbyhole" | "identity") => Route::named(kind),
-            (false, "system") => Route(FIRST_SYS),
+            (true, "approle") => Self::AUTH_APPROLE,
+            (true, "token") => Self::AUTH_TOKEN,
+            (true, _) => Self::AUTH_OTHER,
+            (false, "kv" | "generic" | "kv-v1" | "kv-v2") => Self::KV,
+            (false, "transit") => Self::TRANSIT,
+            (false, "cubbyhole") => Self::CUBBYHOLE,
+            (false, "identity") => Self::IDENTITY,
+            (false, "system") => Self::SYS_OTHER,
             (false, _) => Self::OTHER,
         }
     }
@@ -126,6 +132,8 @@ mod tests {
         assert_eq!(Route::of_mount(false, "kv").name(), "kv");
         assert_eq!(Route::of_mount(false, "generic").name(), "kv");
         assert_eq!(Route::of_mount(false, "transit").name(), "transit");
+        assert_eq!(Route::of_mount(false, "cubbyhole").name(), "cubbyhole");
+        assert_eq!(Route::of_mount(false, "identity").name(), "identity");
         assert_eq!(Route::of_mount(false, "plugin-x").name(), "other");
         assert_eq!(Route::of_mount(false, "system").name(), "sys/other");
         assert_eq!(Route::of_mount(true, "approle").name(), "auth/approle");
