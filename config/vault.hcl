@@ -41,6 +41,11 @@ listener "tcp" {
 
   disable_unauthed_generate_root_endpoints = true
   disable_unauthed_rekey_endpoints         = true
+
+  # /v1/sys/metrics needs a token with read on sys/metrics unless this is true (as in Vault).
+  telemetry {
+    unauthenticated_metrics_access = false
+  }
 }
 
 # OpenBao's static seal: auto-unseal with a 32-byte key. "env://NAME" and "file:///PATH"
@@ -69,6 +74,6 @@ audit "file" "main" {
 # unsafe_allow_api_audit_creation = false
 # allow_audit_log_prefixing       = false
 
-telemetry {                               # ignored: metrics export is not implemented
+telemetry {                               # ignored: metrics are served at /v1/sys/metrics
   disable_hostname = true
 }

@@ -22,6 +22,9 @@
 //!    ├── policy    pure: model, HCL/JSON parser, compiled ACL, Operation
 //!    └── secret, util   leaves: client-visible secret newtypes; formats and helpers
 //!
+//!   metrics        → util only: counters and histograms every layer may record into, and
+//!                  the `sys/metrics` exposition (Prometheus, OpenMetrics, Vault's JSON)
+//!
 //!   config         → util, secret, audit     (parsed once, handed to cli/server)
 //!   client         → util, secret            (the HTTP client every CLI command uses)
 //!   resolve        → util, secret, client    (`vault:` references)
@@ -57,6 +60,7 @@ pub mod config;
 pub mod core;
 pub mod engines;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod process;
 pub mod resolve;

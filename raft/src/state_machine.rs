@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     /// Serializes writes of the snapshot file.
     file_lock: Mutex<()>,
     pub(crate) changes: ChangeFeed,
+    /// Snapshots installed from a leader since the node started (metrics).
+    pub(crate) snapshot_installs: std::sync::atomic::AtomicU64,
 }
 
 /// A consistent view of the state machine.
@@ -132,6 +134,7 @@ impl Shared {
             apply_lock: RwLock::new(()),
             file_lock: Mutex::new(()),
             changes: ChangeFeed::new(),
+            snapshot_installs: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -556,6 +559,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(snap_err)?;
         self.shared.db.sync().await.map_err(snap_err)?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        self.shared.snapshot_installs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.changes.publish(Changes::All { version: entry_version(index, 0) });
         Ok(())
     }

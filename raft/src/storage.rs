@@ -97,7 +97,9 @@ impl Storage for RaftStorage {
         if self.node.is_stepping_down() {
             return Err(StorageError::NotLeader { leader_api_addr: None });
         }
+        let started = std::time::Instant::now();
         let data = self.node.write_batch(batch).await?;
+        self.node.observe_write(started.elapsed());
         match data {
             ApplyResult::Applied { version } => Ok(version),
             ApplyResult::Many(_) => Err(StorageError::Io("a grouped write returned a group result".into())),

@@ -102,6 +102,15 @@ impl ClusterNode {
     /// Sends `req` to the leader and returns its response. `Standby` errors carry the leader's
     /// API address (for a 307) when it is known but unreachable.
     pub async fn forward(&self, req: &ForwardedRequest) -> Result<ForwardedResponse> {
+        let result = self.forward_once(req).await;
+        match &result {
+            Ok(_) => self.stats.forwarded.inc(),
+            Err(_) => self.stats.forward_failures.inc(),
+        }
+        result
+    }
+
+    async fn forward_once(&self, req: &ForwardedRequest) -> Result<ForwardedResponse> {
         if self.raft.role() == Role::Leader {
             return Err(Error::internal("a leader does not forward"));
         }

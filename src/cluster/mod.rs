@@ -15,6 +15,7 @@ pub mod ca;
 pub mod forward;
 pub mod join;
 pub mod snapshot;
+mod stats;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -96,6 +97,8 @@ pub struct ClusterNode {
     core: OnceLock<Weak<Core>>,
     pending: Mutex<Option<PendingJoin>>,
     http: reqwest::Client,
+    /// Forwarded requests and write latency, for `sys/metrics`.
+    stats: stats::ClusterStats,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -123,7 +126,8 @@ impl ClusterNode {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| Error::internal(format!("join client: {e}")))?;
-        Ok(Arc::new(Self { raft, settings, core: OnceLock::new(), pending: Mutex::new(None), http }))
+        let stats = stats::ClusterStats::for_node(&raft);
+        Ok(Arc::new(Self { raft, settings, core: OnceLock::new(), pending: Mutex::new(None), http, stats }))
     }
 
     /// Binds the glue to its core (once) and installs the core's hooks.

@@ -85,6 +85,9 @@ pub struct ListenerConfig {
     pub disable_unauthed_rekey_endpoints: bool,
     /// `http_*` timeouts, `tls_handshake_timeout` and `max_connections`.
     pub limits: ListenerLimits,
+    /// `telemetry { unauthenticated_metrics_access = true }`: serve `sys/metrics` on this
+    /// listener without a token (default false, as in Vault).
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// The validated configuration. Not `Clone`: it may hold key material.
@@ -425,6 +428,11 @@ fn check_tcp(
             .map(|f| f.0)
             .unwrap_or(true),
         disable_unauthed_rekey_endpoints: l.disable_unauthed_rekey_endpoints.map(|f| f.0).unwrap_or(true),
+        unauthenticated_metrics_access: l
+            .telemetry
+            .and_then(|t| t.unauthenticated_metrics_access)
+            .map(|f| f.0)
+            .unwrap_or(false),
     })
 }
 

@@ -156,12 +156,22 @@ pub struct RawTcpListener {
     pub http_write_timeout: Option<Ttl>,
     pub max_connections: Option<Int>,
     pub max_request_size: Option<Int>,
+    /// Vault's `telemetry { ... }` block of a listener.
+    pub telemetry: Option<RawListenerTelemetry>,
     pub tls_cert_file: Option<Text>,
     pub tls_disable: Option<Flag>,
     pub tls_handshake_timeout: Option<Ttl>,
     pub tls_key_file: Option<Text>,
     pub tls_min_version: Option<Text>,
     pub tls_require_and_verify_client_cert: Option<Flag>,
+}
+
+/// The `telemetry` block of a `tcp` listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTelemetry {
+    /// Serve `sys/metrics` on this listener without a token.
+    pub unauthenticated_metrics_access: Option<Flag>,
 }
 
 /// A `seal "TYPE" { ... }` block.

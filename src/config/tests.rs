@@ -186,7 +186,7 @@ fn vault_hcl() {
     assert_eq!(
         c.warnings,
         vec![
-            "telemetry: ignored (metrics export is not implemented)",
+            "telemetry: ignored (coffer serves its metrics at sys/metrics; metric sinks and their settings are not implemented)",
             "ui: ignored (coffer has no web UI)",
             "seal.static.previous_key: seal key rotation is not implemented yet; only current_key unseals",
         ]
@@ -1319,4 +1319,46 @@ fn errors_say_what_kind_of_problem_they_are() {
     let e = toml(&toml_with("default_lease_ttl = \"2h\"\nmax_lease_ttl = \"1h\"", "")).unwrap_err();
     assert!(matches!(e, ConfigError::Conflict(_)), "{e}");
     assert_eq!(e.key(), None);
+}
+
+#[test]
+fn listener_telemetry_opens_metrics_in_three_syntaxes() {
+    // Closed by default.
+    assert!(!toml(&toml_with("", "")).unwrap().listeners[0].unauthenticated_metrics_access);
+    let from_toml =
+        toml(&toml_with("", "[listener.telemetry]\nunauthenticated_metrics_access = true")).unwrap();
+    let from_hcl = hcl(r#"
+        storage "inmem" {}
+        listener "tcp" {
+          address     = "127.0.0.1:8200"
+          tls_disable = 1
+          telemetry {
+            unauthenticated_metrics_access = "true"
+          }
+        }
+        listener "tcp" {
+          address     = "127.0.0.1:8300"
+          tls_disable = 1
+        }
+        "#)
+    .unwrap();
+    let from_json = json(
+        r#"{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:8200", "tls_disable": true,
+            "telemetry": [{"unauthenticated_metrics_access": true}]}}}"#,
+    )
+    .unwrap();
+    for c in [&from_toml, &from_hcl, &from_json] {
+        assert!(c.listeners[0].unauthenticated_metrics_access);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+    assert!(!from_hcl.listeners[1].unauthenticated_metrics_access, "the setting is per listener");
+    // Unknown keys inside the block are named; the key outside it is ignored with a pointer.
+    let e = toml_err(&toml_with("", "[listener.telemetry]\nunauthenticated_metrics = true"));
+    assert!(e.contains("listener.tcp.telemetry.unauthenticated_metrics"), "{e}");
+    let c = toml(&toml_with("", "unauthenticated_metrics_access = true")).unwrap();
+    assert!(!c.listeners[0].unauthenticated_metrics_access);
+    assert_eq!(
+        c.warnings,
+        vec!["listener.tcp.unauthenticated_metrics_access: ignored (it belongs in the listener's telemetry block: telemetry { unauthenticated_metrics_access = true })"]
+    );
 }

@@ -54,7 +54,10 @@ const TOP_LEVEL: &[(&str, Unsupported)] = &[
     ("plugin_tmpdir", Ignore("coffer has no plugins")),
     ("raw_storage_endpoint", Ignore("sys/raw is not implemented")),
     ("service_registration", Ignore("service registration is not implemented")),
-    ("telemetry", Ignore("metrics export is not implemented")),
+    (
+        "telemetry",
+        Ignore("coffer serves its metrics at sys/metrics; metric sinks and their settings are not implemented"),
+    ),
     ("ui", Ignore("coffer has no web UI")),
     ("user_lockout", Ignore("not configurable yet")),
 ];
@@ -74,7 +77,6 @@ const TCP_LISTENER: &[(&str, Unsupported)] = &[
     ("redact_addresses", Ignore("not implemented")),
     ("redact_cluster_name", Ignore("not implemented")),
     ("redact_version", Ignore("not implemented")),
-    ("telemetry", Ignore("metrics export is not implemented")),
     ("tls_acme_ca_directory", Refuse("ACME certificates are not supported; use tls_cert_file")),
     ("tls_acme_domains", Refuse("ACME certificates are not supported; use tls_cert_file")),
     ("tls_acme_email", Refuse("ACME certificates are not supported; use tls_cert_file")),
@@ -85,7 +87,10 @@ const TCP_LISTENER: &[(&str, Unsupported)] = &[
     ("tls_disable_client_certs", Ignore("coffer does not request client certificates")),
     ("tls_max_version", Ignore("coffer negotiates TLS 1.2 and 1.3")),
     ("tls_prefer_server_cipher_suites", Ignore("rustls chooses cipher suites")),
-    ("unauthenticated_metrics_access", Ignore("metrics export is not implemented")),
+    (
+        "unauthenticated_metrics_access",
+        Ignore("it belongs in the listener's telemetry block: telemetry { unauthenticated_metrics_access = true }"),
+    ),
     ("x_forwarded_for_authorized_addrs", Ignore("X-Forwarded-For is not interpreted")),
     ("x_forwarded_for_client_cert_header", Ignore("X-Forwarded-For is not interpreted")),
     ("x_forwarded_for_client_cert_header_decoders", Ignore("X-Forwarded-For is not interpreted")),
@@ -126,6 +131,13 @@ pub fn strip_unsupported(tree: &mut Value, warnings: &mut Vec<String>) -> Result
             let Some(Value::Object(body)) = item.get_mut(kind) else { continue };
             let path = join(&index(key, i, n), kind);
             strip(body, &path, table, warnings)?;
+            // A block written as a list of one (Vault's JSON form) is the block.
+            if let Some(Value::Array(blocks)) = body.get_mut("telemetry") {
+                if blocks.len() == 1 {
+                    let block = blocks.remove(0);
+                    body.insert("telemetry".into(), block);
+                }
+            }
             if kind == "raft" {
                 if let Some(rj) = body.get_mut("retry_join") {
                     if rj.is_object() {

@@ -29,6 +29,7 @@ use zeroize::Zeroize;
 
 use crate::audit::{AuthInfo, RequestInfo};
 use crate::core::token::TokenEntry;
+use crate::metrics::{AuditRecord, Metrics, TokenLookup};
 use crate::secret::ClientToken;
 
 use super::error::{Error, Result};
@@ -86,9 +87,11 @@ impl Core {
         now: OffsetDateTime,
     ) -> Result<std::result::Result<Authenticated, Refusal>> {
         let Some((entry, _)) = active.tokens.lookup(&token, now).await? else {
+            self.metrics().record_token_lookup(TokenLookup::Invalid);
             return Ok(Err(Refusal::Invalid));
         };
         if !network_allowed(&entry.bound_cidrs, remote_addr) {
+            self.metrics().record_token_lookup(TokenLookup::WrongNetwork);
             return Ok(Err(Refusal::WrongNetwork(Arc::new(entry))));
         }
         let mut last_use = false;
@@ -96,9 +99,13 @@ impl Core {
             match active.tokens.use_once(&entry.id_hmac, now).await? {
                 Some(last) => last_use = last,
                 // Spent by a concurrent request since the lookup.
-                None => return Ok(Err(Refusal::Invalid)),
+                None => {
+                    self.metrics().record_token_lookup(TokenLookup::Invalid);
+                    return Ok(Err(Refusal::Invalid));
+                }
             }
         }
+        self.metrics().record_token_lookup(TokenLookup::Valid);
         Ok(Ok(Authenticated { entry: Arc::new(entry), token, last_use }))
     }
 
@@ -139,6 +146,7 @@ impl Core {
         let mount = active.mounts.get("sys/").map(|r| r.entry);
         let mut trail = Trail::new(
             &active,
+            self.metrics(),
             TrailStart {
                 id: &req.id,
                 operation: req.operation,
@@ -281,6 +289,8 @@ pub(crate) struct TrailStart<'a> {
 /// when devices are enabled; the devices hash tokens and data.
 pub(crate) struct Trail {
     active: Arc<Active>,
+    /// Counts the records no device wrote.
+    metrics: Arc<Metrics>,
     records: Option<Records>,
 }
 
@@ -303,7 +313,7 @@ impl Drop for Records {
 }
 
 impl Trail {
-    pub(crate) fn new(active: &Arc<Active>, start: TrailStart<'_>) -> Self {
+    pub(crate) fn new(active: &Arc<Active>, metrics: &Arc<Metrics>, start: TrailStart<'_>) -> Self {
         let records = (!active.audit.is_empty()).then(|| Records {
             auth: None,
             info: RequestInfo {
@@ -321,7 +331,7 @@ impl Trail {
                 headers: std::collections::BTreeMap::new(),
             },
         });
-        Self { active: Arc::clone(active), records }
+        Self { active: Arc::clone(active), metrics: Arc::clone(metrics), records }
     }
 
     /// The token was accepted: record who the caller is and what the ACL said.
@@ -363,7 +373,10 @@ impl Trail {
     /// Writes the request record.
     pub(crate) fn request(&self, error: &str) -> Result<()> {
         match &self.records {
-            Some(r) => Ok(self.active.audit.log_request(r.auth.as_ref(), &r.info, error)?),
+            Some(r) => self.active.audit.log_request(r.auth.as_ref(), &r.info, error).map_err(|e| {
+                self.metrics.record_audit_failure(AuditRecord::Request);
+                e.into()
+            }),
             None => Ok(()),
         }
     }
@@ -371,7 +384,10 @@ impl Trail {
     /// Writes the response record; `resp` is the response as rendered for the client.
     pub(crate) fn response(&self, resp: Option<&Value>, error: &str) -> Result<()> {
         match &self.records {
-            Some(r) => Ok(self.active.audit.log_response(r.auth.as_ref(), &r.info, resp, error)?),
+            Some(r) => self.active.audit.log_response(r.auth.as_ref(), &r.info, resp, error).map_err(|e| {
+                self.metrics.record_audit_failure(AuditRecord::Response);
+                e.into()
+            }),
             None => Ok(()),
         }
     }

@@ -49,6 +49,7 @@ use coffer_storage::{Barrier, Storage};
 
 use crate::core::policy_store::PolicyStore;
 use crate::core::token::TokenStore;
+use crate::metrics::{BarrierReadings, Metrics, Readings, Route};
 
 use self::backend::{BackendEnv, Registry, SystemView};
 use self::error::{Error, Result};
@@ -181,6 +182,8 @@ pub struct Core {
     replication: Arc<dyn Replication>,
     /// The leader-gated scheduler's counters.
     pub scheduler_stats: scheduler::Stats,
+    /// What `sys/metrics` shows: recorded by the HTTP layer and the request pipeline.
+    metrics: Arc<Metrics>,
     /// Init/unseal/seal/join hooks of a replicated deployment (unset when standalone).
     cluster: std::sync::OnceLock<Arc<dyn cluster::ClusterHooks>>,
     me: Weak<Core>,
@@ -225,6 +228,7 @@ impl Core {
                 registry,
                 replication,
                 scheduler_stats: scheduler::Stats::default(),
+                metrics: Arc::new(Metrics::new()),
                 cluster: std::sync::OnceLock::new(),
                 me: me.clone(),
             }
@@ -262,6 +266,39 @@ impl Core {
     /// This node's replication (role, leader, change stream).
     pub fn replication(&self) -> &Arc<dyn Replication> {
         &self.replication
+    }
+
+    /// This node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The values `sys/metrics` reads from the core when scraped: seal state and the barrier's
+    /// counts (a cluster member adds its Raft readings).
+    pub fn metric_readings(&self) -> Readings {
+        let counters = self.barrier.counters();
+        Readings {
+            unsealed: !self.is_sealed(),
+            barrier: BarrierReadings {
+                encryptions: counters.encryptions(),
+                decryptions: counters.decryptions(),
+                decrypt_failures: counters.decrypt_failures(),
+            },
+            cluster: None,
+        }
+    }
+
+    /// The route family of a logical path, for the request metrics: the `sys/` endpoint, or the
+    /// type of the mount serving it (unknown while sealed or when no mount serves it).
+    pub fn route_family(&self, path: &str) -> Route {
+        if let Some(route) = Route::of_sys_path(path) {
+            return route;
+        }
+        let Ok(active) = self.active() else { return Route::UNKNOWN };
+        match active.mounts.entry_for(path) {
+            Some(e) => Route::of_mount(e.table == mounts::Table::Auth, &e.kind),
+            None => Route::UNKNOWN,
+        }
     }
 
     /// The barrier.

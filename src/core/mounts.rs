@@ -350,6 +350,17 @@ impl Mounts {
         Some(Routed { route: route.clone(), relative })
     }
 
+    /// The entry of the mount serving a logical path, found without allocating (the request
+    /// metrics label requests with its type).
+    pub fn entry_for(&self, path: &str) -> Option<Arc<MountEntry>> {
+        let routes = self.snapshot();
+        let serves = |prefix: &str| {
+            path.starts_with(prefix) || prefix.strip_suffix('/').is_some_and(|bare| bare == path)
+        };
+        let best = routes.iter().filter(|(p, _)| serves(p)).max_by_key(|(p, _)| p.len());
+        best.map(|(_, route)| Arc::clone(&route.entry))
+    }
+
     /// The route registered at exactly `prefix`.
     pub fn get(&self, prefix: &str) -> Option<Route> {
         self.snapshot().get(prefix).cloned()

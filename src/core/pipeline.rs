@@ -35,6 +35,7 @@ impl Core {
         let token = token.filter(|t| !t.expose().is_empty());
         let mut trail = Trail::new(
             &active,
+            self.metrics(),
             TrailStart {
                 id: &id,
                 operation,

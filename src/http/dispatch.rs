@@ -19,6 +19,7 @@ use crate::core::error::Error;
 use crate::http::budget::ConnShare;
 use crate::http::forwarding::{self, Decision};
 use crate::http::logical;
+use crate::http::metrics;
 use crate::http::quorum;
 use crate::http::raft;
 use crate::http::reply::Reply;
@@ -39,10 +40,12 @@ pub async fn handle(
         Ok(r) => r,
         Err(reply) => {
             tracing::debug!(%remote, status = reply.status.as_u16(), "request refused before parsing");
+            metrics::record(&state, None, reply.status, started.elapsed());
             return reply;
         }
     };
     let reply = serve(&state, &request).await;
+    metrics::record(&state, Some(&request.path), reply.status, started.elapsed());
     // Method, path, status and timing only: bodies, headers and tokens are never logged.
     tracing::debug!(
         request_id = %request.request_id,
@@ -86,6 +89,7 @@ pub async fn serve(state: &HttpState, request: &HttpRequest) -> Reply {
         Endpoint::Quorum(endpoint) => quorum::serve(state, request, endpoint).await,
         Endpoint::Unrouted(endpoint) => unrouted::serve(state, request, endpoint).await,
         Endpoint::Raft(endpoint) => raft::serve(state, request, endpoint).await,
+        Endpoint::Metrics => metrics::serve(state, request).await,
     }
 }
 
@@ -124,7 +128,9 @@ pub async fn serve_forwarded(state: &HttpState, fwd: ForwardedRequest) -> Forwar
         Ok(r) => r,
         Err(reply) => return ForwardedResponse::new(reply.status.as_u16(), Vec::new(), &reply.body),
     };
+    let started = std::time::Instant::now();
     let reply = serve(state, &request).await;
+    metrics::record(state, Some(&request.path), reply.status, started.elapsed());
     let headers = reply
         .headers
         .iter()

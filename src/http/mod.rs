@@ -8,6 +8,7 @@
 //!     └─ dispatch                     read_request once, then the route table decides:
 //!          ├─ unrouted                sys/ init, seal-status, unseal, seal, leader, health, step-down
 //!          ├─ quorum                  generate-root and rekey ceremonies
+//!          ├─ metrics                 sys/metrics; records every request into the node's metrics
 //!          └─ logical                 everything else, through the core's router
 //! ```
 //!
@@ -34,6 +35,7 @@ pub mod dispatch;
 pub mod error;
 pub mod forwarding;
 pub mod logical;
+pub mod metrics;
 pub mod quorum;
 pub mod raft;
 pub mod reply;
@@ -73,6 +75,8 @@ pub struct Listener {
     pub max_request_size: usize,
     /// Timeouts and the connection cap.
     pub limits: ConnLimits,
+    /// Serve `sys/metrics` without a token (the listener's `telemetry` block).
+    pub unauthenticated_metrics_access: bool,
 }
 
 fn to_hyper(reply: Reply) -> hyper::Response<Full<Bytes>> {
@@ -104,8 +108,11 @@ pub async fn serve(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let limits = listener.limits;
-    let state =
-        Arc::new(HttpState::new(core, listener.max_request_size, limits.read_timeout).with_cluster(cluster));
+    let state = Arc::new(
+        HttpState::new(core, listener.max_request_size, limits.read_timeout)
+            .with_cluster(cluster)
+            .with_unauthenticated_metrics(listener.unauthenticated_metrics_access),
+    );
     let acceptor = listener.tls.map(TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let mut backoff: Option<Duration> = None;

@@ -9,7 +9,7 @@
 //!
 //! * **Node-local** ([`Placement::NodeLocal`]): the node's own state, served where the request
 //!   lands, sealed or not, standby or not: `sys/health`, `sys/seal-status`, `sys/leader`,
-//!   `sys/init`, `sys/unseal`, `sys/seal` (a standby refuses it, as Vault's does: it is never
+//!   `sys/metrics`, `sys/init`, `sys/unseal`, `sys/seal` (a standby refuses it, as Vault's does: it is never
 //!   forwarded), and the raft steps that run on the node joining a cluster
 //!   (`sys/storage/raft/join`, `sys/storage/raft/bootstrap`).
 //! * **Leader-bound** ([`Placement::LeaderBound`]): everything that changes state or reads state
@@ -62,6 +62,8 @@ pub enum Endpoint {
     Unrouted(UnroutedPath),
     /// Integrated storage: `sys/storage/raft/*` (`http::raft`).
     Raft(RaftPath),
+    /// `sys/metrics`: this node's metrics (`http::metrics`).
+    Metrics,
 }
 
 /// The `sys/storage/raft/` endpoints.
@@ -167,6 +169,7 @@ impl Endpoint {
             "sys/storage/raft/snapshot" => Endpoint::Raft(RaftPath::Snapshot),
             "sys/storage/raft/snapshot-force" => Endpoint::Raft(RaftPath::SnapshotForce),
             "sys/storage/raft/digest" => Endpoint::Raft(RaftPath::Digest),
+            "sys/metrics" => Endpoint::Metrics,
             _ => Endpoint::Logical,
         }
     }
@@ -176,9 +179,9 @@ impl Endpoint {
 pub fn placement(method: &Method, path: &str, headers: &HeaderMap) -> Placement {
     match Endpoint::parse(path) {
         Endpoint::Unrouted(UnroutedPath::StepDown) | Endpoint::Quorum(_) => Placement::LeaderBound,
-        Endpoint::Unrouted(_) | Endpoint::Raft(RaftPath::Join | RaftPath::Bootstrap | RaftPath::Digest) => {
-            Placement::NodeLocal
-        }
+        Endpoint::Unrouted(_)
+        | Endpoint::Metrics
+        | Endpoint::Raft(RaftPath::Join | RaftPath::Bootstrap | RaftPath::Digest) => Placement::NodeLocal,
         Endpoint::Raft(_) => Placement::LeaderBound,
         Endpoint::Logical => logical_placement(method, path.trim_end_matches('/'), headers),
     }

@@ -21,6 +21,8 @@ pub struct HttpState {
     pub read_timeout: Duration,
     /// This node's cluster membership (raft storage); `None` for a standalone server.
     pub cluster: Option<Arc<ClusterNode>>,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
+    pub unauthenticated_metrics: bool,
 }
 
 /// Default body budget: 32 MiB, or the largest request when that is bigger.
@@ -36,7 +38,14 @@ impl HttpState {
             body_budget: Arc::new(BodyBudget::new(pool)),
             read_timeout,
             cluster: None,
+            unauthenticated_metrics: false,
         }
+    }
+
+    /// The same, serving `sys/metrics` without a token when `open` is set.
+    pub fn with_unauthenticated_metrics(mut self, open: bool) -> Self {
+        self.unauthenticated_metrics = open;
+        self
     }
 
     /// The same, on a cluster member.

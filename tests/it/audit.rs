@@ -278,6 +278,14 @@ fn audit_fails_closed_when_the_device_cannot_write() {
     let (st, body) = s.call("GET", "kv1/app", None);
     assert_eq!(st, 500, "{body}");
     assert!(!body.to_string().contains(secret), "secret leaked although the audit write failed");
+    // The failure shows in the metrics operators scrape (dev listeners serve them without a
+    // token, as OpenBao's do).
+    let (st, _, metrics) = crate::metrics::scrape(&s.addr, "", "?format=prometheus");
+    assert_eq!(st, 200, "{metrics}");
+    let failed = |record: &str| {
+        crate::metrics::count(&metrics, &format!("coffer_audit_failures_total{{record=\"{record}\"}}"))
+    };
+    assert!(failed("request") + failed("response") >= 1.0, "{metrics}");
     // Space back: requests work again, and the failed writes left no half line behind.
     std::fs::remove_file(&filler).unwrap();
     let (st, body) = s.call("GET", "kv1/app", None);

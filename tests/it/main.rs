@@ -17,6 +17,7 @@ mod kv2;
 mod layering;
 mod lifecycle;
 mod malformed;
+mod metrics;
 mod packaging;
 mod policy;
 mod regression;

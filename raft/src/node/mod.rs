@@ -31,8 +31,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use coffer_storage::{ChangeFeed, Changes, LeaderInfo, Role};
@@ -203,6 +203,10 @@ pub struct RaftNode {
     refused_rpcs: AtomicU64,
     /// Read-barrier rounds run (each serves every caller that joined it).
     read_rounds: AtomicU64,
+    /// Times this node saw a new leader (a new term's leader, or another node).
+    leader_changes: AtomicU64,
+    /// Told the latency of every write this node proposed and saw applied (metrics).
+    write_observer: OnceLock<Arc<dyn Fn(Duration) + Send + Sync>>,
     membership_lock: tokio::sync::Mutex<()>,
     /// The round not yet started that new linearize callers join.
     next_round: Mutex<Option<watch::Receiver<RoundResult>>>,
@@ -278,6 +282,8 @@ impl RaftNode {
             admitted: AtomicBool::new(admitted),
             refused_rpcs: AtomicU64::new(0),
             read_rounds: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
+            write_observer: OnceLock::new(),
             membership_lock: tokio::sync::Mutex::new(()),
             next_round: Mutex::new(None),
             round_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -287,11 +293,19 @@ impl RaftNode {
         let weak = Arc::downgrade(&node);
         let mut metrics = node.raft.metrics();
         let handle = tokio::spawn(async move {
+            let mut seen_leader = None;
             loop {
-                let role = role_of(&metrics.borrow_and_update());
+                let (role, leader) = {
+                    let m = metrics.borrow_and_update();
+                    (role_of(&m), m.current_leader.map(|l| (m.current_term, l)))
+                };
                 match weak.upgrade() {
                     Some(n) => {
                         n.role.send_if_modified(|r| std::mem::replace(r, role) != role);
+                        if leader.is_some() && leader != seen_leader {
+                            seen_leader = leader;
+                            n.leader_changes.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     None => return,
                 }
@@ -430,6 +444,29 @@ impl RaftNode {
     /// `(applied index, SHA-256 of the applied state)`: equal on every replica at the same index.
     pub fn digest(&self) -> Result<(u64, [u8; 32]), RaftError> {
         self.shared.digest().map_err(io)
+    }
+
+    /// Times this node saw the leader change (the first leader it saw included).
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes.load(Ordering::Relaxed)
+    }
+
+    /// Snapshots this node installed from a leader since it started.
+    pub fn snapshot_installs(&self) -> u64 {
+        self.shared.snapshot_installs.load(Ordering::Relaxed)
+    }
+
+    /// Installs the function told the latency (propose → commit → apply) of every write this
+    /// node proposes through [`crate::RaftStorage`] and sees applied (once; later calls are
+    /// ignored). It runs on the write path: it must be cheap.
+    pub fn set_write_observer(&self, observe: Arc<dyn Fn(Duration) + Send + Sync>) {
+        let _ = self.write_observer.set(observe);
+    }
+
+    pub(crate) fn observe_write(&self, latency: Duration) {
+        if let Some(f) = self.write_observer.get() {
+            f(latency);
+        }
     }
 
     /// Number of fsyncs performed (tests and benchmarks).

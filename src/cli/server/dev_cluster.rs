@@ -86,6 +86,8 @@ fn node_config(root: &Path, index: usize, api: SocketAddr, cluster: SocketAddr) 
             cluster_address: Some(cluster),
             disable_unauthed_generate_root_endpoints: true,
             disable_unauthed_rekey_endpoints: true,
+            // As the single-node dev server: metrics are readable without a token.
+            unauthenticated_metrics_access: true,
         }],
         seal: SealConfig::Shamir,
         api_addr: Some(format!("http://{api}")),

@@ -268,7 +268,13 @@ fn listener(tcp: tokio::net::TcpListener, l: &ListenerConfig) -> anyhow::Result<
         }
     };
     tracing::info!(address = %local, tls = tls.is_some(), "listening");
-    Ok(Listener { tcp, tls, max_request_size: l.max_request_size, limits: conn_limits(&l.limits) })
+    Ok(Listener {
+        tcp,
+        tls,
+        max_request_size: l.max_request_size,
+        limits: conn_limits(&l.limits),
+        unauthenticated_metrics_access: l.unauthenticated_metrics_access,
+    })
 }
 
 /// The configured limits as the HTTP layer takes them.
@@ -298,6 +304,8 @@ fn dev_config(args: &ServerArgs) -> anyhow::Result<Config> {
             cluster_address: None,
             disable_unauthed_generate_root_endpoints: true,
             disable_unauthed_rekey_endpoints: true,
+            // As `bao server -dev`: metrics are readable without a token.
+            unauthenticated_metrics_access: true,
         }],
         seal: SealConfig::Shamir,
         api_addr: Some(format!("http://{}", args.dev_listen_address)),

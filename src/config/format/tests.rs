@@ -150,7 +150,7 @@ fn unsupported_vault_keys_warn_or_refuse() {
         w,
         vec![
             "pid_file: ignored (use the service manager to track the process)",
-            "telemetry: ignored (metrics export is not implemented)",
+            "telemetry: ignored (coffer serves its metrics at sys/metrics; metric sinks and their settings are not implemented)",
             "listener.tcp.x_forwarded_for_hop_skips: ignored (X-Forwarded-For is not interpreted)",
             "storage.raft.performance_multiplier: ignored (not configurable yet)",
         ]

@@ -97,6 +97,33 @@ pub struct KeyStatus {
     pub encryptions: u64,
 }
 
+/// What the barrier did since it was created, for the server's metrics: values encrypted,
+/// values decrypted, and values that failed to decrypt (damaged, moved to another key, or under
+/// a term this node does not know). Relaxed atomics; read them with the accessors.
+#[derive(Debug, Default)]
+pub struct BarrierCounters {
+    encryptions: AtomicU64,
+    decryptions: AtomicU64,
+    decrypt_failures: AtomicU64,
+}
+
+impl BarrierCounters {
+    /// Values encrypted (each put of an applied batch).
+    pub fn encryptions(&self) -> u64 {
+        self.encryptions.load(Ordering::Relaxed)
+    }
+
+    /// Values read and decrypted.
+    pub fn decryptions(&self) -> u64 {
+        self.decryptions.load(Ordering::Relaxed)
+    }
+
+    /// Values read that did not decrypt.
+    pub fn decrypt_failures(&self) -> u64 {
+        self.decrypt_failures.load(Ordering::Relaxed)
+    }
+}
+
 struct Unsealed {
     root: RootKey,
     keyring: Keyring,
@@ -113,6 +140,7 @@ pub struct Barrier {
     persist_every: AtomicU64,
     rotating: tokio::sync::Mutex<()>,
     auto_rotating: std::sync::atomic::AtomicBool,
+    counters: BarrierCounters,
 }
 
 impl std::fmt::Debug for Barrier {
@@ -131,7 +159,13 @@ impl Barrier {
             persist_every: AtomicU64::new(DEFAULT_PERSIST_EVERY),
             rotating: tokio::sync::Mutex::new(()),
             auto_rotating: std::sync::atomic::AtomicBool::new(false),
+            counters: BarrierCounters::default(),
         }
+    }
+
+    /// What this barrier encrypted and decrypted so far.
+    pub fn counters(&self) -> &BarrierCounters {
+        &self.counters
     }
 
     /// The storage below the barrier (ciphertext only), for the seal's own raw records.
@@ -292,14 +326,20 @@ impl Barrier {
     pub async fn get(&self, key: &str) -> Result<Option<PlainEntry>, BarrierError> {
         self.current()?;
         let Some(entry) = self.storage.get(key).await? else { return Ok(None) };
-        let value = match self.open(key, &entry.value) {
+        let opened = match self.open(key, &entry.value) {
             // Possibly rotated on another node: reload once before giving up.
             Err(BarrierError::UnknownTerm { .. }) => {
                 self.reload_keyring().await?;
-                self.open(key, &entry.value)?
+                self.open(key, &entry.value)
             }
-            other => other?,
+            other => other,
         };
+        match &opened {
+            Ok(_) => self.counters.decryptions.fetch_add(1, Ordering::Relaxed),
+            Err(BarrierError::Sealed) => 0,
+            Err(_) => self.counters.decrypt_failures.fetch_add(1, Ordering::Relaxed),
+        };
+        let value = opened?;
         Ok(Some(PlainEntry { value, version: entry.version }))
     }
 
@@ -345,6 +385,7 @@ impl Barrier {
                 }
             }
         }
+        self.counters.encryptions.fetch_add(count, Ordering::Relaxed);
         let before = active.encryptions.fetch_add(count, Ordering::Relaxed);
         let total = before + count;
         let every = self.persist_every.load(Ordering::Relaxed);

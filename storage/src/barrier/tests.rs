@@ -184,3 +184,21 @@ fn version_1_keyrings_still_decode() {
     assert_eq!(d.active_term(), 1);
     assert!(d.term(1).unwrap().key.ct_eq(k.term(1).unwrap().key.expose()));
 }
+
+#[tokio::test]
+async fn counters_follow_encryptions_decryptions_and_failures() {
+    let (mem, b) = unsealed().await;
+    let start = (b.counters().encryptions(), b.counters().decryptions(), b.counters().decrypt_failures());
+    b.apply(Batch::new().put("c/one", b"1".to_vec()).put("c/two", b"2".to_vec()).delete("c/three"))
+        .await
+        .unwrap();
+    assert_eq!(b.counters().encryptions(), start.0 + 2, "two puts, a delete encrypts nothing");
+    b.get("c/one").await.unwrap();
+    assert!(b.get("c/missing").await.unwrap().is_none());
+    assert_eq!(b.counters().decryptions(), start.1 + 1, "a missing key decrypts nothing");
+    let raw = mem.get("c/one").await.unwrap().unwrap().value;
+    mem.apply(Batch::new().put("c/two", raw)).await.unwrap();
+    assert!(b.get("c/two").await.is_err());
+    assert_eq!(b.counters().decrypt_failures(), start.2 + 1);
+    assert_eq!(b.counters().decryptions(), start.1 + 1);
+}

@@ -6,5 +6,6 @@ mod canary;
 mod clients;
 mod faults;
 pub mod harness;
+mod metrics;
 mod operations;
 pub mod proxy;
