@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use coffer_storage::View;
 
-use super::crypto::{self, KeyType};
+use super::crypto::{self, Curve, KeyType};
 use super::error::{internal_visible, KeyOpError};
 use super::key::{NewKey, TransitKey, KDF_COUNTER};
 use super::store::Change;
@@ -71,15 +71,19 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
         }
     }
     match kt {
-        KeyType::Aes128Gcm96 | KeyType::Aes256Gcm96 | KeyType::ChaCha20Poly1305 => {
+        KeyType::Aes128Gcm96
+        | KeyType::Aes256Gcm96
+        | KeyType::ChaCha20Poly1305
+        | KeyType::XChaCha20Poly1305 => {
             let keys: Map<String, Value> =
                 key.visible_versions().map(|(v, e)| (v.to_string(), json!(e.creation_time))).collect();
             d.insert("keys".into(), Value::Object(keys));
         }
-        KeyType::Ed25519 => {
+        KeyType::Hmac => {}
+        _ => {
             let mut keys = Map::new();
             for (v, e) in key.visible_versions() {
-                let public = if key.derived {
+                let public = if kt == KeyType::Ed25519 && key.derived {
                     match context {
                         Some(c) if !c.is_empty() => {
                             let k = key.derive_key(c, *v as i64, 32).map_err(|e| {
@@ -93,22 +97,22 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
                         _ => String::new(),
                     }
                 } else {
-                    e.public_key.clone()
+                    e.public_key_text(kt)?
                 };
                 let created = if e.time == crate::util::timefmt::GO_ZERO_TIME {
                     rfc3339_nano(e.created())
                 } else {
                     e.time.clone()
                 };
+                let name = kt.curve().map(Curve::name).unwrap_or(kt.name());
                 keys.insert(
                     v.to_string(),
-                    json!({"name": "ed25519", "public_key": public, "creation_time": created,
+                    json!({"name": name, "public_key": public, "creation_time": created,
                            "certificate_chain": ""}),
                 );
             }
             d.insert("keys".into(), Value::Object(keys));
         }
-        KeyType::Hmac => {}
     }
     Ok(d)
 }

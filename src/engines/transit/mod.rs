@@ -20,17 +20,22 @@
 //!
 //! Paths are parsed once into [`TransitPath`] and matched exhaustively.
 
+mod asym;
 mod backup;
 mod batch;
+mod bignum;
 pub mod cipher;
 pub mod crypto;
 mod encryption;
 mod error;
 mod export;
 pub mod key;
+mod key_type;
 mod keys;
+mod material;
 mod mount_config;
 pub mod rotation;
+mod signature;
 mod signing;
 pub mod store;
 pub mod tools;
