@@ -198,3 +198,4 @@ impl From<serde_json::Error> for Error {
 
 /// Result alias for the core layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
