@@ -62,7 +62,47 @@ fn kat_keys() -> Vec<(&'static str, Value, &'static str)> {
         ("ed", with(json!({"type": "ed25519"})), ""),
         ("ed-derived", with(json!({"type": "ed25519", "derived": true})), ctx),
         ("hm", with(json!({"type": "hmac", "key_size": 48})), ""),
+        ("xchacha", with(json!({"type": "xchacha20-poly1305"})), ""),
+        (
+            "xchacha-conv",
+            with(json!({"type": "xchacha20-poly1305", "derived": true, "convergent_encryption": true})),
+            ctx,
+        ),
+        ("p256", with(json!({"type": "ecdsa-p256"})), ""),
+        ("p384", with(json!({"type": "ecdsa-p384"})), ""),
+        ("p521", with(json!({"type": "ecdsa-p521"})), ""),
+        ("rsa2048", with(json!({"type": "rsa-2048"})), ""),
+        ("rsa3072", with(json!({"type": "rsa-3072"})), ""),
+        ("rsa4096", with(json!({"type": "rsa-4096"})), ""),
     ]
+}
+
+/// The sign/verify options the known-answer test uses per key type, each with the input it signs
+/// (`prehashed` options sign a digest-sized input).
+fn sign_options(kind: &str, pt: &str) -> Vec<Value> {
+    let digest = b64(&[0x5a; 32]);
+    let mut out = vec![json!({"input": pt})];
+    if kind.starts_with("ecdsa") {
+        out.extend([
+            json!({"input": pt, "hash_algorithm": "sha2-512", "marshaling_algorithm": "jws"}),
+            json!({"input": pt, "hash_algorithm": "sha3-384"}),
+            json!({"input": pt, "algorithm": "sha1", "marshaling_algorithm": "jws"}),
+            json!({"input": digest, "prehashed": true}),
+        ]);
+    }
+    if kind.starts_with("rsa") {
+        out.extend([
+            json!({"input": pt, "signature_algorithm": "pkcs1v15"}),
+            json!({"input": pt, "signature_algorithm": "pkcs1v15", "hash_algorithm": "sha2-512"}),
+            json!({"input": pt, "signature_algorithm": "pkcs1v15", "hash_algorithm": "sha1"}),
+            json!({"input": pt, "hash_algorithm": "sha3-256"}),
+            json!({"input": pt, "salt_length": "hash", "marshaling_algorithm": "jws"}),
+            json!({"input": pt, "salt_length": "20", "hash_algorithm": "sha2-384"}),
+            json!({"input": digest, "prehashed": true, "signature_algorithm": "pkcs1v15"}),
+            json!({"input": pt, "prehashed": true, "hash_algorithm": "none", "signature_algorithm": "pkcs1v15"}),
+        ]);
+    }
+    out
 }
 
 struct Produced {
@@ -71,7 +111,8 @@ struct Produced {
     /// (plaintext b64, ciphertext, associated data b64) per version.
     ciphertexts: Vec<(String, String, String)>,
     hmacs: Vec<(String, String)>,
-    signatures: Vec<(String, String)>,
+    /// (sign request, signature).
+    signatures: Vec<(Value, String)>,
 }
 
 /// Creates the KAT keys on `s` (two versions each) and produces ciphertexts, HMACs, signatures.
@@ -89,7 +130,12 @@ fn produce(s: &Server) -> Vec<Produced> {
                 let pt: Vec<u8> = (0..size).map(|j| (j * 7 + i + round) as u8).collect();
                 let pt = b64(&pt);
                 let input = json!({"input": pt, "context": context});
-                if kind.starts_with("aes") || kind.starts_with("chacha") {
+                let aead = kind.starts_with("aes") || kind.contains("chacha");
+                if kind.starts_with("rsa") && size < 100 {
+                    let v = ok(s, "POST", &format!("transit/encrypt/{name}"), json!({"plaintext": pt}));
+                    p.ciphertexts.push((pt.clone(), data_str(&v, "ciphertext"), String::new()));
+                }
+                if aead {
                     let ad = if context.is_empty() && i == 2 { b64(b"header") } else { String::new() };
                     let mut req = json!({"plaintext": pt, "context": context});
                     if !ad.is_empty() {
@@ -100,7 +146,13 @@ fn produce(s: &Server) -> Vec<Produced> {
                 }
                 if kind == "ed25519" {
                     let v = ok(s, "POST", &format!("transit/sign/{name}"), input.clone());
-                    p.signatures.push((pt.clone(), data_str(&v, "signature")));
+                    p.signatures.push((input.clone(), data_str(&v, "signature")));
+                }
+                if (kind.starts_with("ecdsa") || kind.starts_with("rsa")) && (1..=2).contains(&i) {
+                    for req in sign_options(kind, &pt) {
+                        let v = ok(s, "POST", &format!("transit/sign/{name}"), req.clone());
+                        p.signatures.push((req, data_str(&v, "signature")));
+                    }
                 }
                 let v = ok(s, "POST", &format!("transit/hmac/{name}"), json!({"input": pt}));
                 p.hmacs.push((pt.clone(), data_str(&v, "hmac")));
@@ -160,22 +212,28 @@ fn check(s: &Server, produced: &[Produced], origin: &str) {
             );
             assert_eq!(&data_str(&v, "hmac"), mac, "{origin} hmac of {} recomputed", p.name);
         }
-        for (pt, sig) in &p.signatures {
-            let v = ok(
-                s,
-                "POST",
-                &format!("transit/verify/{}", p.name),
-                json!({"input": pt, "signature": sig, "context": p.context}),
+        for (req, sig) in &p.signatures {
+            let mut verify = req.clone();
+            verify["signature"] = json!(sig);
+            let v = ok(s, "POST", &format!("transit/verify/{}", p.name), verify.clone());
+            assert_eq!(v["data"]["valid"], true, "{origin} signature of {} verifies: {req}", p.name);
+            // A signature of other input does not.
+            let mut other = verify.clone();
+            other["input"] = json!(b64(&[0x33; 32]));
+            let v = ok(s, "POST", &format!("transit/verify/{}", p.name), other);
+            assert_eq!(
+                v["data"]["valid"], false,
+                "{origin} signature of {} rejects other input: {req}",
+                p.name
             );
-            assert_eq!(v["data"]["valid"], true, "{origin} signature of {} verifies", p.name);
+            if !p.name.starts_with("ed") {
+                continue;
+            }
             // Ed25519 is deterministic: re-signing gives the same signature.
             let version: i64 = sig.split(':').nth(1).unwrap()[1..].parse().unwrap();
-            let v = ok(
-                s,
-                "POST",
-                &format!("transit/sign/{}", p.name),
-                json!({"input": pt, "context": p.context, "key_version": version}),
-            );
+            let mut again = req.clone();
+            again["key_version"] = json!(version);
+            let v = ok(s, "POST", &format!("transit/sign/{}", p.name), again);
             assert_eq!(&data_str(&v, "signature"), sig, "{origin} signature of {} reproduced", p.name);
         }
         // Exported key material matches between the servers.
@@ -208,20 +266,26 @@ fn known_answers_across_openbao_and_coffer() {
         for field in ["type", "derived", "latest_version", "min_decryption_version", "exportable", "kdf"] {
             assert_eq!(a["data"][field], b["data"][field], "{name}.{field}");
         }
-        if a["data"]["type"] == "ed25519" {
+        let kind = a["data"]["type"].as_str().unwrap_or_default();
+        if kind == "ed25519" || kind.starts_with("ecdsa") || kind.starts_with("rsa") {
             for v in ["1", "2"] {
-                assert_eq!(
-                    a["data"]["keys"][v]["public_key"], b["data"]["keys"][v]["public_key"],
-                    "{name} v{v}"
-                );
+                for field in ["public_key", "name", "creation_time"] {
+                    assert_eq!(
+                        a["data"]["keys"][v][field], b["data"]["keys"][v][field],
+                        "{name} v{v} {field}"
+                    );
+                }
             }
         }
         for kind in ["hmac-key", "encryption-key", "signing-key", "public-key"] {
-            let path = format!("transit/export/{kind}/{name}");
-            let (sa, ea) = bao.call("GET", &path, None);
-            let (sb, eb) = coffer.call("GET", &path, None);
-            assert_eq!(sa, sb, "{path}: {ea} vs {eb}");
-            assert_eq!(ea["data"], eb["data"], "{path}");
+            for format in ["", "?format=der", "?format=pem", "?format=raw"] {
+                let path = format!("transit/export/{kind}/{name}{format}");
+                let (sa, ea) = bao.call("GET", &path, None);
+                let (sb, eb) = coffer.call("GET", &path, None);
+                assert_eq!(sa, sb, "{path}: {ea} vs {eb}");
+                assert_eq!(ea["data"], eb["data"], "{path}");
+                assert_eq!(ea["errors"], eb["errors"], "{path}");
+            }
         }
     }
 

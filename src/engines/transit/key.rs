@@ -257,6 +257,10 @@ pub struct TransitKey {
     pub allow_imported_key_rotation: bool,
     #[serde(default)]
     pub soft_deleted: bool,
+    /// coffer only: `jwks/<name>` may be read without a token. Vault and OpenBao ignore the field
+    /// in a backup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jwks_public: bool,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -317,7 +321,21 @@ struct Stored {
 impl TransitKey {
     /// A new key with its first version (Vault's `GetPolicy` upsert + `Rotate`).
     pub fn create(name: &str, opts: &NewKey, now: OffsetDateTime) -> Result<TransitKey, KeyOpError> {
-        let mut p = TransitKey {
+        let mut p = TransitKey::empty(name, opts);
+        p.rotate_in_memory(now)?;
+        Ok(p)
+    }
+
+    /// A new key whose first version is `first` (generated ahead, or imported).
+    pub fn create_with(name: &str, opts: &NewKey, first: KeyEntry) -> TransitKey {
+        let mut p = TransitKey::empty(name, opts);
+        p.add_version(first);
+        p
+    }
+
+    /// A key without versions.
+    fn empty(name: &str, opts: &NewKey) -> TransitKey {
+        TransitKey {
             name: name.to_owned(),
             key: None,
             key_size: if opts.kind == KeyType::Hmac { opts.key_size } else { 0 },
@@ -344,9 +362,8 @@ impl TransitKey {
             imported: false,
             allow_imported_key_rotation: false,
             soft_deleted: false,
-        };
-        p.rotate_in_memory(now)?;
-        Ok(p)
+            jwks_public: false,
+        }
     }
 
     /// Decodes a stored record.

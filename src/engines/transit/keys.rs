@@ -11,7 +11,7 @@ use coffer_storage::View;
 
 use super::crypto::{self, Curve, KeyType};
 use super::error::{internal_visible, KeyOpError};
-use super::key::{NewKey, TransitKey, KDF_COUNTER};
+use super::key::{KeyEntry, NewKey, TransitKey, KDF_COUNTER};
 use super::store::Change;
 use super::Transit;
 use crate::core::error::{Error, Result};
@@ -164,6 +164,11 @@ pub async fn create(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
                 "key derivation and convergent encryption not supported for keys of type {kind}"
             )))
         }
+        k if (k.curve().is_some() || k.rsa_bits().is_some()) && (derived || convergent) => {
+            return Err(internal_visible(format!(
+                "key derivation and convergent encryption not supported for keys of type {kind}"
+            )))
+        }
         _ => {}
     }
     let opts = NewKey {
@@ -176,9 +181,19 @@ pub async fn create(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
         key_size,
     };
     let now = req.now;
+    if let Some(existing) = t.store().get(&req.view, name).await? {
+        return key_response(&existing);
+    }
+    let first = std::sync::Mutex::new(generate_ahead(kind, key_size, now).await?);
     let up = t
         .store()
-        .upsert(&req.view, name, || TransitKey::create(name, &opts, now).map_err(Error::from))
+        .upsert(&req.view, name, || {
+            let first = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match first {
+                Some(entry) => Ok(TransitKey::create_with(name, &opts, entry)),
+                None => TransitKey::create(name, &opts, now).map_err(Error::from),
+            }
+        })
         .await?;
     // Vault adds `key <name> already existed` here; OpenBao 2.x answers without a warning.
     key_response(&up.key)
@@ -305,6 +320,18 @@ fn set_min_version(current: &mut i64, v: i64, latest: i64, what: &str) -> Result
     Ok(true)
 }
 
+/// A new version's material generated off the async workers when that is slow (RSA); `None`
+/// for the other types, which generate in place.
+async fn generate_ahead(kind: KeyType, key_size: i64, now: time::OffsetDateTime) -> Result<Option<KeyEntry>> {
+    if kind.rsa_bits().is_none() {
+        return Ok(None);
+    }
+    let entry = tokio::task::spawn_blocking(move || KeyEntry::generate(kind, key_size, now))
+        .await
+        .map_err(Error::internal)??;
+    Ok(Some(entry))
+}
+
 /// Rotates `name` once; `None` when the key does not exist.
 pub async fn rotate_key(
     t: &Transit,
@@ -312,6 +339,9 @@ pub async fn rotate_key(
     name: &str,
     now: time::OffsetDateTime,
 ) -> Result<Option<std::sync::Arc<TransitKey>>> {
+    let Some(current) = t.store().get(view, name).await? else { return Ok(None) };
+    let kind = current.supported_type()?;
+    let mut ahead = generate_ahead(kind, current.key_size, now).await?;
     let r = t
         .store()
         .modify(view, name, |p| {
@@ -321,7 +351,10 @@ pub async fn rotate_key(
                     p.name
                 )));
             }
-            p.rotate_in_memory(now).map_err(Error::from)?;
+            match ahead.take() {
+                Some(entry) if p.key_type() == Some(kind) => p.add_version(entry),
+                _ => p.rotate_in_memory(now).map_err(Error::from)?,
+            }
             Ok(Change::Write(()))
         })
         .await?;
