@@ -49,6 +49,9 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
     if key.key_size != 0 {
         d.insert("key_size".into(), json!(key.key_size));
     }
+    if key.jwks_public {
+        d.insert("jwks_public".into(), json!(true));
+    }
     if key.imported {
         d.insert("imported_key_allow_rotation".into(), json!(key.allow_imported_key_rotation));
     }
@@ -228,6 +231,7 @@ pub async fn config(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
     let exportable = fields::boolean(d, "exportable")?;
     let backup = fields::boolean(d, "allow_plaintext_backup")?;
     let rotate = fields::duration_secs(d, "auto_rotate_period")?;
+    let jwks_public = fields::boolean(d, "jwks_public")?;
     let mut warning = None;
     let r = t
         .store()
@@ -269,6 +273,10 @@ pub async fn config(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
             }
             if backup == Some(true) && !p.allow_plaintext_backup {
                 p.allow_plaintext_backup = true;
+                persist = true;
+            }
+            if let Some(v) = jwks_public.filter(|v| *v != p.jwks_public) {
+                p.jwks_public = v;
                 persist = true;
             }
             if let Some(secs) = rotate {
