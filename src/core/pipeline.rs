@@ -35,7 +35,9 @@ impl Core {
         let token = token.filter(|t| !t.expose().is_empty());
         let unauth = unauth
             || match (&token, &routed) {
-                (None, Some(r)) => r.route.backend.anonymous_allowed(&r.route.view, operation, &r.relative).await?,
+                (None, Some(r)) => {
+                    r.route.backend.anonymous_allowed(&r.route.view, operation, &r.relative).await?
+                }
                 _ => false,
             };
         let mut trail = Trail::new(
