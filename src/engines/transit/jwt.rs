@@ -234,14 +234,21 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> std::result::Result<
     }
 }
 
-/// Checks a token against `key`; the verified header, claims and key version.
+/// A token that passed every check.
+struct Verified {
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+    version: i64,
+}
+
+/// Checks a token against `key`.
 fn check_token(
     key: &TransitKey,
     name: &str,
     token: &str,
     now: i64,
     leeway: i64,
-) -> std::result::Result<(Map<String, Value>, Map<String, Value>, i64), KeyOpError> {
+) -> std::result::Result<Verified, KeyOpError> {
     let kt = key.supported_type()?;
     let parts: Vec<&str> = token.split('.').collect();
     let [h, c, s] = parts.as_slice() else {
@@ -296,7 +303,7 @@ fn check_token(
             return Err(KeyOpError::user(format!("JWT not valid before {nbf}")));
         }
     }
-    Ok((header, claims, ver))
+    Ok(Verified { header, claims, version: ver })
 }
 
 /// POST `jwt/verify/<name>`.
@@ -309,7 +316,8 @@ pub async fn verify(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
     let key = t.existing_key(req, name, "signature verification key not found").await?;
     jwt_key_type(&key)?;
     let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
-    let (header, claims, ver) = check_token(&key, name, &token, req.now.unix_timestamp(), leeway)?;
+    let Verified { header, claims, version: ver } =
+        check_token(&key, name, &token, req.now.unix_timestamp(), leeway)?;
     Ok(Response::json(json!({
         "valid": true,
         "header": header,

@@ -94,7 +94,10 @@ impl KeyEntry {
         self.public_key = pem("PUBLIC KEY", &der);
         self.ec_x = Some(PublicInt(trim(x)));
         self.ec_y = Some(PublicInt(trim(y)));
-        self.ec_d = d.map(|d| SecretInt(SecretBytes::from_slice(&trim(d.expose().to_vec()))));
+        self.ec_d = d.map(|d| {
+            let zeros = d.expose().iter().take_while(|b| **b == 0).count();
+            SecretInt(SecretBytes::from_slice(&d.expose()[zeros..]))
+        });
         Ok(())
     }
 

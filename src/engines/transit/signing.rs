@@ -381,12 +381,10 @@ fn sig_options(data: &Map<String, Value>, url_alg: Option<&str>) -> Result<SigOp
 
 /// `hash_algorithm=none` is only for prehashed PKCS#1 v1.5 signatures.
 fn check_none(o: &SigOptions) -> Result<()> {
-    if o.alg == HashAlg::None {
-        if !o.prehashed || o.signature_algorithm != "pkcs1v15" {
-            return Err(Error::bad(
-                "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
-            ));
-        }
+    if o.alg == HashAlg::None && (!o.prehashed || o.signature_algorithm != "pkcs1v15") {
+        return Err(Error::bad(
+            "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
+        ));
     }
     Ok(())
 }
