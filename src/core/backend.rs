@@ -26,6 +26,7 @@ use crate::core::error::Result;
 use crate::core::mounts::{MountEntry, Table};
 use crate::core::request::{BackendRequest, Response};
 use crate::core::Core;
+use crate::policy::Operation;
 
 /// The contract between the core and an engine or auth method.
 #[async_trait]
@@ -33,6 +34,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Relative paths served without a token (e.g. `login`).
     fn unauthenticated(&self, _path: &str) -> bool {
         false
+    }
+
+    /// Whether a request that presents no token may be served on `path` all the same, decided
+    /// from the mount's stored state (a resource its operator made public, e.g. transit's
+    /// `jwks/<name>` of a `jwks_public` key). Asked only when no token was presented and
+    /// [`unauthenticated`](Self::unauthenticated) said no; a presented token is always checked
+    /// against its ACL.
+    async fn anonymous_allowed(&self, _view: &View, _operation: Operation, _path: &str) -> Result<bool> {
+        Ok(false)
     }
 
     /// Relative paths that need `sudo` in addition to the operation's capability.

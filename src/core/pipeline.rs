@@ -33,6 +33,13 @@ impl Core {
         let unauth = Self::core_unauthenticated(&path)
             || routed.as_ref().is_some_and(|r| r.route.backend.unauthenticated(&r.relative));
         let token = token.filter(|t| !t.expose().is_empty());
+        let unauth = unauth
+            || match (&token, &routed) {
+                (None, Some(r)) => {
+                    r.route.backend.anonymous_allowed(&r.route.view, operation, &r.relative).await?
+                }
+                _ => false,
+            };
         let mut trail = Trail::new(
             &active,
             self.metrics(),

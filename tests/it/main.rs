@@ -28,3 +28,4 @@ mod sys_auth;
 mod token_security;
 mod tokens;
 mod transit;
+mod transit_signing;

@@ -69,6 +69,18 @@ fn endpoints() -> Vec<(&'static str, &'static str)> {
         ("POST", "transit/random"),
         ("POST", "transit/restore"),
         ("POST", "transit/cache-config"),
+        ("POST", "transit/sign/p256"),
+        ("POST", "transit/verify/rsa"),
+        ("POST", "transit/encrypt/rsa"),
+        ("POST", "transit/decrypt/rsa"),
+        ("POST", "transit/encrypt/xc"),
+        ("GET", "transit/wrapping_key"),
+        ("POST", "transit/keys/new/import"),
+        ("POST", "transit/keys/imp/import_version"),
+        ("POST", "transit/jwt/sign/rsa"),
+        ("POST", "transit/jwt/verify/p256"),
+        ("GET", "transit/jwks/p256"),
+        ("GET", "transit/export/public-key/p256"),
         ("POST", "cubbyhole/x"),
     ]
 }
@@ -134,6 +146,18 @@ const FIELDS: &[&str] = &[
     "meta",
     "renewable",
     "display_name",
+    "claims",
+    "alg",
+    "leeway",
+    "public_key",
+    "hash_function",
+    "signature_algorithm",
+    "marshaling_algorithm",
+    "salt_length",
+    "prehashed",
+    "version",
+    "jwks_public",
+    "allow_rotation",
 ];
 
 fn values() -> Vec<Value> {
@@ -175,6 +199,9 @@ fn malformed_input_never_gets_a_5xx() {
         ("POST", "sys/mounts/transit", json!({"type": "transit"})),
         ("POST", "transit/keys/k", json!({})),
         ("POST", "transit/keys/ed", json!({"type": "ed25519"})),
+        ("POST", "transit/keys/p256", json!({"type": "ecdsa-p256", "exportable": true})),
+        ("POST", "transit/keys/rsa", json!({"type": "rsa-2048", "exportable": true})),
+        ("POST", "transit/keys/xc", json!({"type": "xchacha20-poly1305"})),
         ("POST", "sys/auth/approle", json!({"type": "approle"})),
         ("POST", "auth/approle/role/web", json!({"token_policies": "default"})),
         ("POST", "secret/data/x", json!({"data": {"a": "b"}})),
@@ -182,6 +209,12 @@ fn malformed_input_never_gets_a_5xx() {
         let (st, body) = s.call(m, p, Some(b));
         assert!(st < 300, "setup {p}: {st} {body}");
     }
+    // A key imported from its public key alone, for `import_version`.
+    let (_, public) = s.call("GET", "transit/export/public-key/p256/1", None);
+    let pem = public["data"]["keys"]["1"].as_str().unwrap_or_default().to_owned();
+    let (st, body) =
+        s.call("POST", "transit/keys/imp/import", Some(json!({"type": "ecdsa-p256", "public_key": pem})));
+    assert_eq!(st, 204, "setup import: {body}");
     let dir = tempfile::tempdir().unwrap();
     s.call(
         "PUT",

@@ -7,8 +7,11 @@
 //! like a stored one ([`TransitKey::check`]) and must hold every available version. Every buffer
 //! of a backup is zeroized after use.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use super::crypto;
@@ -28,8 +31,19 @@ struct ArchiveRef<'a> {
 
 #[derive(Serialize)]
 struct KeyDataRef<'a> {
-    policy: &'a Value,
+    policy: &'a RawValue,
     archived_keys: ArchiveRef<'a>,
+}
+
+/// A JSON object as its fields' raw texts (big numbers stay exact).
+type RawObject = BTreeMap<String, Box<RawValue>>;
+
+/// Zeroizes the texts of a raw object (they held key material).
+fn zeroize_raw(o: RawObject) {
+    for (_, v) in o {
+        let mut text: Box<str> = v.into();
+        zeroize::Zeroize::zeroize(&mut *text);
+    }
 }
 
 #[derive(Deserialize)]
@@ -45,17 +59,31 @@ struct KeyData {
 }
 
 /// The backup blob of a policy in Vault's format.
+///
+/// The policy is rewritten as raw JSON (never through `serde_json::Value`, which would round big
+/// numbers): `keys` keeps only versions ≥ min_decryption_version, as Vault persists it.
 pub fn backup_blob(p: &TransitKey) -> Result<Zeroizing<String>> {
-    // The policy as Vault persists it: `keys` holds only versions ≥ min_decryption_version.
-    let mut pv: Value = serde_json::to_value(p).map_err(Error::internal)?;
-    if let Some(keys) = pv.get_mut("keys").and_then(Value::as_object_mut) {
+    let internal = |e: serde_json::Error| Error::internal(e);
+    let full = Zeroizing::new(serde_json::to_vec(p).map_err(internal)?);
+    let mut policy: RawObject = serde_json::from_slice(&full).map_err(internal)?;
+    if let Some(keys) = policy.remove("keys") {
+        let mut versions: RawObject = serde_json::from_str(keys.get()).map_err(internal)?;
+        zeroize_raw(BTreeMap::from([(String::new(), keys)]));
         let min = p.min_decryption_version.max(0) as u64;
-        keys.retain(|k, _| k.parse::<u64>().map(|v| v >= min).unwrap_or(false));
+        let dropped: Vec<String> =
+            versions.keys().filter(|k| k.parse::<u64>().map(|v| v < min).unwrap_or(true)).cloned().collect();
+        let dropped = dropped.into_iter().filter_map(|k| versions.remove_entry(&k)).collect();
+        zeroize_raw(dropped);
+        let text = serde_json::to_string(&versions).map_err(internal)?;
+        zeroize_raw(versions);
+        policy.insert("keys".into(), RawValue::from_string(text).map_err(internal)?);
     }
-    if let Some(o) = pv.as_object_mut() {
-        o.insert("archive_version".into(), json!(p.latest_version));
-        o.insert("archive_min_version".into(), json!(p.min_available_version));
-    }
+    let number = |n: i64| RawValue::from_string(n.to_string()).map_err(internal);
+    policy.insert("archive_version".into(), number(p.latest_version)?);
+    policy.insert("archive_min_version".into(), number(p.min_available_version)?);
+    let policy_text = serde_json::to_string(&policy).map_err(internal)?;
+    zeroize_raw(policy);
+    let policy_raw = RawValue::from_string(policy_text).map_err(internal)?;
     let empty = KeyEntry::empty();
     let min = p.min_available_version.max(0);
     let mut archive = Vec::new();
@@ -63,21 +91,11 @@ pub fn backup_blob(p: &TransitKey) -> Result<Zeroizing<String>> {
         archive.push(u64::try_from(v).ok().and_then(|v| p.keys.get(&v)).unwrap_or(&empty));
     }
     let json = Zeroizing::new(
-        serde_json::to_vec(&KeyDataRef { policy: &pv, archived_keys: ArchiveRef { keys: archive } })
-            .map_err(Error::internal)?,
+        serde_json::to_vec(&KeyDataRef { policy: &policy_raw, archived_keys: ArchiveRef { keys: archive } })
+            .map_err(internal)?,
     );
-    zeroize_value(&mut pv);
+    zeroize_raw(BTreeMap::from([(String::new(), policy_raw)]));
     Ok(Zeroizing::new(crypto::b64(&json)))
-}
-
-/// Overwrites every string of a JSON value (it held key material).
-fn zeroize_value(v: &mut Value) {
-    match v {
-        Value::String(s) => zeroize::Zeroize::zeroize(s),
-        Value::Array(a) => a.iter_mut().for_each(zeroize_value),
-        Value::Object(o) => o.values_mut().for_each(zeroize_value),
-        _ => {}
-    }
 }
 
 /// GET `backup/<name>`.
@@ -162,8 +180,29 @@ pub async fn restore(t: &Transit, req: &BackendRequest, name: Option<&str>) -> R
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
+    use crate::engines::transit::crypto::KeyType;
     use crate::engines::transit::key::NewKey;
+    use crate::engines::transit::signature::SignOptions;
+
+    /// ECDSA and RSA keys survive a backup exactly: big numbers are not rounded, and a restored
+    /// key verifies what the original signed.
+    #[test]
+    fn asymmetric_keys_survive_backup_exactly() {
+        let now = time::OffsetDateTime::now_utc();
+        for kind in [KeyType::EcdsaP521, KeyType::Rsa2048] {
+            let opts = NewKey { kind, exportable: true, allow_plaintext_backup: true, ..NewKey::DEFAULTS };
+            let p = TransitKey::create("k", &opts, now).unwrap();
+            let sig = p.sign(0, b"", b"data", &SignOptions::DEFAULT).unwrap().text;
+            let blob = backup_blob(&p).unwrap();
+            let q = parse_backup(&blob, None, now).unwrap();
+            assert!(q.verify(b"", b"data", &sig, &SignOptions::DEFAULT).unwrap(), "{kind:?}");
+            let again = q.sign(0, b"", b"data", &SignOptions::DEFAULT).unwrap().text;
+            assert!(p.verify(b"", b"data", &again, &SignOptions::DEFAULT).unwrap(), "{kind:?}");
+        }
+    }
 
     #[test]
     fn backup_round_trip_and_archive_layout() {

@@ -1,6 +1,6 @@
 //! The operations of a transit key, byte-compatible with Vault's `keysutil`: key derivation,
-//! encryption and decryption of `vault:v<N>:` ciphertexts, the HMAC key of a version, and
-//! Ed25519 signing and verification.
+//! encryption and decryption of `vault:v<N>:` ciphertexts (AEAD types and RSA-OAEP), and the
+//! HMAC key of a version. Signatures are in `signature`.
 //!
 //! Every operation enforces Vault's version rules (`min_encryption_version`,
 //! `min_decryption_version`, the latest version) and answers a [`KeyOpError`] that says whose
@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use coffer_storage::keys::SecretBytes;
 
-use super::crypto::{self, KeyType, NONCE_LEN};
+use super::asym;
+use super::crypto::{self, HashAlg, KeyType};
 use super::error::KeyOpError;
 use super::key::{TransitKey, CONVERGENT_VERSION, KDF_COUNTER, KDF_HKDF};
 
@@ -19,14 +20,6 @@ pub const ERR_TOO_OLD: &str = "ciphertext or signature version is disallowed by 
 
 /// The prefix of every ciphertext and signature (before the version number).
 const PREFIX: &str = "vault:v";
-
-/// An Ed25519 signature as Vault writes it, and for a derived key the public key it verifies with.
-#[derive(Debug)]
-pub struct Signature {
-    /// `vault:v<N>:<base64>`.
-    pub text: String,
-    pub derived_public_key: Option<Vec<u8>>,
-}
 
 impl TransitKey {
     /// The convergent-encryption version that applies to key version `ver` (0 when the key is
@@ -83,7 +76,12 @@ impl TransitKey {
 
     /// Vault's `GetKey`: the stored key of a version, or the one derived from it and `context`
     /// when the key is derived.
-    fn operation_key(&self, context: &[u8], ver: i64, len: usize) -> Result<SecretBytes, KeyOpError> {
+    pub(super) fn operation_key(
+        &self,
+        context: &[u8],
+        ver: i64,
+        len: usize,
+    ) -> Result<SecretBytes, KeyOpError> {
         if !self.derived {
             let entry = self.entry(ver)?;
             return entry
@@ -96,7 +94,7 @@ impl TransitKey {
     }
 
     /// `vault:v<N>:`.
-    fn prefix(ver: i64) -> String {
+    pub(super) fn prefix(ver: i64) -> String {
         format!("{PREFIX}{ver}:")
     }
 
@@ -128,6 +126,10 @@ impl TransitKey {
             return Err(KeyOpError::user(format!("message encryption not supported for key type {kt}")));
         }
         let ver = self.encryption_version(ver, "encryption")?;
+        if kt.rsa_bits().is_some() {
+            let ct = asym::rsa_encrypt(&self.entry(ver)?.rsa_public()?, plaintext)?;
+            return Ok(format!("{}{}", Self::prefix(ver), crypto::b64(&ct)));
+        }
         let enc_len = kt.key_len();
         let cv = self.convergent_version_of(ver);
         let hmac_len = if cv > 2 { 32 } else { 0 };
@@ -145,19 +147,23 @@ impl TransitKey {
             if cv != CONVERGENT_VERSION {
                 return Err(KeyOpError::internal(format!("unhandled convergent version {cv}")));
             }
-            crypto::convergent_nonce(nonce_key, plaintext)
+            crypto::convergent_nonce(nonce_key, plaintext, kt.nonce_len())
         } else {
-            crypto::random_nonce()?
+            crypto::random_nonce(kt.nonce_len())?
         };
         let ct = crypto::seal(kt, enc_key, &nonce, plaintext, aad)?;
-        let mut payload = Vec::with_capacity(NONCE_LEN + ct.len());
+        let mut payload = Vec::with_capacity(nonce.len() + ct.len());
         payload.extend_from_slice(&nonce);
         payload.extend_from_slice(&ct);
         Ok(format!("{}{}", Self::prefix(ver), crypto::b64(&payload)))
     }
 
     /// Parses `vault:v<N>:<rest>` with the given error noun (`ciphertext` / `signature`).
-    fn split_versioned<'a>(&self, value: &'a str, noun: &str) -> Result<(i64, &'a str), KeyOpError> {
+    pub(super) fn split_versioned<'a>(
+        &self,
+        value: &'a str,
+        noun: &str,
+    ) -> Result<(i64, &'a str), KeyOpError> {
         let Some(rest) = value.strip_prefix(PREFIX) else {
             return Err(KeyOpError::user(format!("invalid {noun}: no prefix")));
         };
@@ -194,6 +200,14 @@ impl TransitKey {
         }
         let decoded = crypto::go_b64_decode(data)
             .map_err(|_| KeyOpError::user("invalid ciphertext: could not decode base64"))?;
+        if kt.rsa_bits().is_some() {
+            let private = self.entry(ver)?.rsa_key.as_ref().ok_or_else(|| {
+                KeyOpError::internal(
+                    "cannot decrypt ciphertext, key version does not have a private counterpart",
+                )
+            })?;
+            return Ok(asym::rsa_decrypt(&private.key()?, HashAlg::Sha2_256, &decoded)?);
+        }
         let material = self.operation_key(context, ver, kt.key_len())?;
         if material.len() < kt.key_len() {
             return Err(KeyOpError::internal("could not derive enc key, length not correct"));
@@ -216,77 +230,6 @@ impl TransitKey {
         let k = if self.key_type() == Some(KeyType::Hmac) { &entry.key } else { &entry.hmac_key };
         let k = k.as_ref().map(SecretBytes::expose);
         k.ok_or_else(|| KeyOpError::user("no HMAC key exists for that key version"))
-    }
-
-    /// Signs with Ed25519 (version 0 = latest).
-    pub fn sign(&self, ver: i64, context: &[u8], input: &[u8]) -> Result<Signature, KeyOpError> {
-        use ed25519_dalek::Signer;
-        let kt = self.supported_type()?;
-        if !kt.signing_supported() {
-            return Err(KeyOpError::internal(format!("message signing not supported for key type {kt}")));
-        }
-        let ver = match ver {
-            0 => self.latest_version,
-            v if v < 0 => return Err(KeyOpError::user("requested version for signing is negative")),
-            v if v > self.latest_version => {
-                return Err(KeyOpError::user(
-                    "requested version for signing is higher than the latest key version",
-                ))
-            }
-            v if self.min_encryption_version > 0 && v < self.min_encryption_version => {
-                return Err(KeyOpError::user(
-                    "requested version for signing is less than the minimum encryption key version",
-                ))
-            }
-            v => v,
-        };
-        let entry = self.entry(ver)?;
-        if entry.key.is_none() {
-            return Err(KeyOpError::user("requested version for signing does not contain a private part"));
-        }
-        let (sk, public) = if self.derived {
-            let k = self
-                .operation_key(context, ver, 32)
-                .map_err(|e| KeyOpError::internal(format!("error deriving key: {}", e.message())))?;
-            let sk = crypto::ed25519_signing_key(k.expose())?;
-            let public = sk.verifying_key().to_bytes().to_vec();
-            (sk, Some(public))
-        } else {
-            let k = entry.key.as_ref().ok_or_else(|| KeyOpError::internal("missing key"))?;
-            (crypto::ed25519_signing_key(k.expose())?, None)
-        };
-        let sig = sk.sign(input).to_bytes();
-        Ok(Signature {
-            text: format!("{}{}", Self::prefix(ver), crypto::b64(&sig)),
-            derived_public_key: public,
-        })
-    }
-
-    /// Verifies an Ed25519 signature string (Vault's `VerifySignatureWithOptions`).
-    pub fn verify(&self, context: &[u8], input: &[u8], sig: &str) -> Result<bool, KeyOpError> {
-        let kt = self.supported_type()?;
-        if !kt.signing_supported() {
-            return Err(KeyOpError::user(format!("message verification not supported for key type {kt}")));
-        }
-        let (ver, data) = self.split_versioned(sig, "signature")?;
-        if ver > self.latest_version {
-            return Err(KeyOpError::user("invalid signature: version is too new"));
-        }
-        if self.min_decryption_version > 0 && ver < self.min_decryption_version {
-            return Err(KeyOpError::user(ERR_TOO_OLD));
-        }
-        let sig_bytes =
-            crypto::go_b64_decode(data).map_err(|_| KeyOpError::user("invalid base64 signature value"))?;
-        let public = if self.derived {
-            let k = self
-                .operation_key(context, ver, 32)
-                .map_err(|e| KeyOpError::internal(format!("error deriving key: {}", e.message())))?;
-            k.expose()[32..].to_vec()
-        } else {
-            let entry = self.entry(ver)?;
-            crypto::go_b64_decode(&entry.public_key).map_err(KeyOpError::internal)?
-        };
-        Ok(crypto::ed25519_verify(&public, input, &sig_bytes))
     }
 }
 
@@ -322,7 +265,12 @@ mod tests {
 
     fn all_key_specs() -> Vec<(NewKey, &'static [u8])> {
         let mut v = Vec::new();
-        for kind in [KeyType::Aes128Gcm96, KeyType::Aes256Gcm96, KeyType::ChaCha20Poly1305] {
+        for kind in [
+            KeyType::Aes128Gcm96,
+            KeyType::Aes256Gcm96,
+            KeyType::ChaCha20Poly1305,
+            KeyType::XChaCha20Poly1305,
+        ] {
             v.push((opts(kind, false, false), &b""[..]));
             v.push((opts(kind, true, false), &b"tenant-1"[..]));
             v.push((opts(kind, true, true), &b"tenant-2"[..]));
@@ -392,7 +340,7 @@ mod tests {
         for _ in 0..100_000 {
             let ct = p.encrypt(0, b"", b"same plaintext", b"").unwrap();
             let payload = crypto::go_b64_decode(&ct["vault:v1:".len()..]).unwrap();
-            let nonce: [u8; NONCE_LEN] = payload[..NONCE_LEN].try_into().unwrap();
+            let nonce: [u8; 12] = payload[..12].try_into().unwrap();
             assert!(seen.insert(nonce), "nonce repeated");
         }
         assert_eq!(seen.len(), 100_000);

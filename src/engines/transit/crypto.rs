@@ -1,7 +1,7 @@
 //! The cryptography of transit, per key type, byte-compatible with Vault's `keysutil`.
 //!
 //! * AES-GCM (128/256) and ChaCha20-Poly1305: 12-byte nonce, 16-byte tag, payload
-//!   `nonce ‖ ciphertext ‖ tag`.
+//!   `nonce ‖ ciphertext ‖ tag`; XChaCha20-Poly1305 the same with a 24-byte nonce.
 //! * Derivation (`hkdf_sha256`): HKDF-SHA256, empty salt, info = context; output length = the key
 //!   length, or key length + 32 for convergent version 3 (the extra bytes key the nonce HMAC).
 //! * Ed25519: the stored key is Go's 64-byte private key (seed ‖ public); a derived key uses the
@@ -13,15 +13,15 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
-use chacha20poly1305::ChaCha20Poly1305;
-use hmac::{Mac, SimpleHmac};
-use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
-use sha3::{Sha3_224, Sha3_256, Sha3_384, Sha3_512};
+use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use coffer_storage::keys::SecretBytes;
 
-/// Nonce size of every AEAD transit supports.
+pub use super::key_type::{Curve, HashAlg, KeyType};
+
+/// Nonce size of AES-GCM and ChaCha20-Poly1305 (XChaCha20-Poly1305's is 24 bytes).
 pub const NONCE_LEN: usize = 12;
 
 /// A failed primitive. Where clients see the text (a rejected ciphertext, a failed derivation),
@@ -40,18 +40,54 @@ pub enum CryptoError {
     /// The AEAD refused to encrypt (the input is beyond its limits).
     #[error("encryption failed")]
     EncryptionFailed,
+    /// A prehashed input whose length is not the hash's (Go's text).
+    #[error("crypto/rsa: input must be hashed message")]
+    InputNotHashed,
+    /// An EC key that is not a valid key of its curve.
+    #[error("invalid EC key")]
+    InvalidEcKey,
     /// An Ed25519 key shorter than its 32-byte seed.
     #[error("invalid ed25519 key length")]
     InvalidEd25519Key,
     /// A key of the wrong length for its cipher (the `crypto-common` text).
     #[error("Invalid Length")]
     InvalidKeyLength,
+    /// A nonce of the wrong length for its cipher.
+    #[error("invalid nonce length")]
+    InvalidNonceLength,
+    /// An RSA key that cannot be used (the library's reason).
+    #[error("invalid RSA key: {0}")]
+    InvalidRsaKey(String),
+    /// An RSA-PSS salt length beyond the key's maximum (Vault's text).
+    #[error("requested salt length {0} is invalid")]
+    InvalidSaltLength(usize),
+    /// An ASN.1 ECDSA signature that does not parse (Vault's text).
+    #[error("supplied signature is invalid")]
+    InvalidSignatureEncoding,
     /// The operating system's random generator failed.
     #[error(transparent)]
     Random(#[from] rand::Error),
+    /// RSA-OAEP rejected a ciphertext (Vault's text).
+    #[error("failed to RSA decrypt the ciphertext: crypto/rsa: decryption error")]
+    RsaDecryptionFailed,
+    /// A plaintext too long for RSA-OAEP with the key (Vault's text).
+    #[error("failed to RSA encrypt the plaintext: crypto/rsa: message too long for RSA key size")]
+    RsaMessageTooLong,
+    /// An ASN.1 ECDSA signature followed by other bytes (Vault's text).
+    #[error("supplied signature contains extra data")]
+    SignatureExtraData,
+    /// The signing primitive failed.
+    #[error("signing failed")]
+    SigningFailed,
+    /// A hash the operation cannot use (`none` outside PKCS#1 v1.5).
+    #[error("unsupported hash algorithm")]
+    UnsupportedHash,
     /// An AEAD operation asked of a key type that has none.
     #[error("unsupported key type {0}")]
     UnsupportedKeyType(KeyType),
+    /// Imported key material that is not a key of the key's type.
+    #[error("error parsing asymmetric key: the key is not of the expected type")]
+    WrongImportedKey,
 }
 
 /// Text that is not Go's standard base64; the text is Go's `CorruptInputError`.
@@ -60,178 +96,6 @@ pub enum CryptoError {
 pub struct Base64Error {
     /// Offset of the first offending byte.
     pub at: usize,
-}
-
-/// The key types coffer's transit implements, with Vault's numeric codes (`keysutil.KeyType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyType {
-    Aes128Gcm96,
-    Aes256Gcm96,
-    ChaCha20Poly1305,
-    Ed25519,
-    Hmac,
-}
-
-impl KeyType {
-    /// From Vault's stored integer.
-    pub fn from_code(code: i64) -> Option<Self> {
-        Some(match code {
-            0 => KeyType::Aes256Gcm96,
-            2 => KeyType::Ed25519,
-            5 => KeyType::ChaCha20Poly1305,
-            8 => KeyType::Aes128Gcm96,
-            10 => KeyType::Hmac,
-            _ => return None,
-        })
-    }
-
-    /// Vault's stored integer.
-    pub fn code(self) -> i64 {
-        match self {
-            KeyType::Aes256Gcm96 => 0,
-            KeyType::Ed25519 => 2,
-            KeyType::ChaCha20Poly1305 => 5,
-            KeyType::Aes128Gcm96 => 8,
-            KeyType::Hmac => 10,
-        }
-    }
-
-    /// From the API's `type` string.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "aes128-gcm96" => KeyType::Aes128Gcm96,
-            "aes256-gcm96" => KeyType::Aes256Gcm96,
-            "chacha20-poly1305" => KeyType::ChaCha20Poly1305,
-            "ed25519" => KeyType::Ed25519,
-            "hmac" => KeyType::Hmac,
-            _ => return None,
-        })
-    }
-
-    /// The API's `type` string.
-    pub fn name(self) -> &'static str {
-        match self {
-            KeyType::Aes128Gcm96 => "aes128-gcm96",
-            KeyType::Aes256Gcm96 => "aes256-gcm96",
-            KeyType::ChaCha20Poly1305 => "chacha20-poly1305",
-            KeyType::Ed25519 => "ed25519",
-            KeyType::Hmac => "hmac",
-        }
-    }
-
-    /// Symmetric AEAD types (encrypt, decrypt, associated data, convergence).
-    pub fn is_aead(self) -> bool {
-        matches!(self, KeyType::Aes128Gcm96 | KeyType::Aes256Gcm96 | KeyType::ChaCha20Poly1305)
-    }
-
-    pub fn encryption_supported(self) -> bool {
-        self.is_aead()
-    }
-
-    pub fn signing_supported(self) -> bool {
-        self == KeyType::Ed25519
-    }
-
-    pub fn derivation_supported(self) -> bool {
-        self.is_aead() || self == KeyType::Ed25519
-    }
-
-    /// Length of the (non-derived) encryption key.
-    pub fn key_len(self) -> usize {
-        match self {
-            KeyType::Aes128Gcm96 => 16,
-            _ => 32,
-        }
-    }
-
-    /// Go's error text when the AEAD rejects a ciphertext.
-    fn open_error(self) -> &'static str {
-        match self {
-            KeyType::ChaCha20Poly1305 => "chacha20poly1305: message authentication failed",
-            _ => "cipher: message authentication failed",
-        }
-    }
-}
-
-impl std::fmt::Display for KeyType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Hash algorithms of `hash`, `hmac`, `sign` and `verify` (Vault's `HashTypeMap`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashAlg {
-    None,
-    Sha1,
-    Sha2_224,
-    Sha2_256,
-    Sha2_384,
-    Sha2_512,
-    Sha3_224,
-    Sha3_256,
-    Sha3_384,
-    Sha3_512,
-}
-
-impl HashAlg {
-    /// From the API name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "none" => HashAlg::None,
-            "sha1" => HashAlg::Sha1,
-            "sha2-224" => HashAlg::Sha2_224,
-            "sha2-256" => HashAlg::Sha2_256,
-            "sha2-384" => HashAlg::Sha2_384,
-            "sha2-512" => HashAlg::Sha2_512,
-            "sha3-224" => HashAlg::Sha3_224,
-            "sha3-256" => HashAlg::Sha3_256,
-            "sha3-384" => HashAlg::Sha3_384,
-            "sha3-512" => HashAlg::Sha3_512,
-            _ => return None,
-        })
-    }
-
-    /// The digest of `data`; `None` for [`HashAlg::None`].
-    pub fn digest(self, data: &[u8]) -> Option<Vec<u8>> {
-        Some(match self {
-            HashAlg::None => return None,
-            HashAlg::Sha1 => sha1::Sha1::digest(data).to_vec(),
-            HashAlg::Sha2_224 => Sha224::digest(data).to_vec(),
-            HashAlg::Sha2_256 => Sha256::digest(data).to_vec(),
-            HashAlg::Sha2_384 => Sha384::digest(data).to_vec(),
-            HashAlg::Sha2_512 => Sha512::digest(data).to_vec(),
-            HashAlg::Sha3_224 => Sha3_224::digest(data).to_vec(),
-            HashAlg::Sha3_256 => Sha3_256::digest(data).to_vec(),
-            HashAlg::Sha3_384 => Sha3_384::digest(data).to_vec(),
-            HashAlg::Sha3_512 => Sha3_512::digest(data).to_vec(),
-        })
-    }
-
-    /// HMAC of `data` under `key`; `None` for [`HashAlg::None`].
-    pub fn hmac(self, key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
-        fn mac<D: Digest + hmac::digest::core_api::BlockSizeUser>(key: &[u8], data: &[u8]) -> Vec<u8> {
-            // SimpleHmac accepts keys of any length (long keys are hashed, as RFC 2104 says).
-            let mut m = match <SimpleHmac<D> as Mac>::new_from_slice(key) {
-                Ok(m) => m,
-                Err(_) => return Vec::new(),
-            };
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        Some(match self {
-            HashAlg::None => return None,
-            HashAlg::Sha1 => mac::<sha1::Sha1>(key, data),
-            HashAlg::Sha2_224 => mac::<Sha224>(key, data),
-            HashAlg::Sha2_256 => mac::<Sha256>(key, data),
-            HashAlg::Sha2_384 => mac::<Sha384>(key, data),
-            HashAlg::Sha2_512 => mac::<Sha512>(key, data),
-            HashAlg::Sha3_224 => mac::<Sha3_224>(key, data),
-            HashAlg::Sha3_256 => mac::<Sha3_256>(key, data),
-            HashAlg::Sha3_384 => mac::<Sha3_384>(key, data),
-            HashAlg::Sha3_512 => mac::<Sha3_512>(key, data),
-        })
-    }
 }
 
 /// HKDF-SHA256 with an empty salt and `info = context`, `len` bytes (Vault's `hkdf_sha256`).
@@ -255,17 +119,17 @@ pub fn counter_kdf(key: &[u8], context: &[u8]) -> SecretBytes {
     s
 }
 
-/// The convergent-encryption nonce: the first 12 bytes of HMAC-SHA256(nonce key, plaintext).
-pub fn convergent_nonce(nonce_key: &[u8], plaintext: &[u8]) -> [u8; NONCE_LEN] {
-    let mac = HashAlg::Sha2_256.hmac(nonce_key, plaintext).unwrap_or_default();
-    let mut n = [0u8; NONCE_LEN];
-    n.copy_from_slice(&mac[..NONCE_LEN]);
-    n
+/// The convergent-encryption nonce: the first `len` (12 or 24) bytes of
+/// HMAC-SHA256(nonce key, plaintext).
+pub fn convergent_nonce(nonce_key: &[u8], plaintext: &[u8], len: usize) -> Vec<u8> {
+    let mut mac = HashAlg::Sha2_256.hmac(nonce_key, plaintext).unwrap_or_default();
+    mac.truncate(len);
+    mac
 }
 
-/// A fresh random nonce from the operating system's CSPRNG.
-pub fn random_nonce() -> Result<[u8; NONCE_LEN], CryptoError> {
-    let mut n = [0u8; NONCE_LEN];
+/// A fresh random nonce of `len` bytes from the operating system's CSPRNG.
+pub fn random_nonce(len: usize) -> Result<Vec<u8>, CryptoError> {
+    let mut n = vec![0u8; len];
     rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut n)?;
     Ok(n)
 }
@@ -275,6 +139,7 @@ enum Cipher {
     Aes128Gcm(Aes128Gcm),
     Aes256Gcm(Aes256Gcm),
     ChaCha20Poly1305(ChaCha20Poly1305),
+    XChaCha20Poly1305(XChaCha20Poly1305),
 }
 
 impl Cipher {
@@ -286,6 +151,9 @@ impl Cipher {
             KeyType::ChaCha20Poly1305 => {
                 Cipher::ChaCha20Poly1305(ChaCha20Poly1305::new_from_slice(key).map_err(wrong_length)?)
             }
+            KeyType::XChaCha20Poly1305 => {
+                Cipher::XChaCha20Poly1305(XChaCha20Poly1305::new_from_slice(key).map_err(wrong_length)?)
+            }
             other => return Err(CryptoError::UnsupportedKeyType(other)),
         })
     }
@@ -295,6 +163,7 @@ impl Cipher {
             Cipher::Aes128Gcm(c) => c.encrypt(nonce.into(), payload),
             Cipher::Aes256Gcm(c) => c.encrypt(nonce.into(), payload),
             Cipher::ChaCha20Poly1305(c) => c.encrypt(nonce.into(), payload),
+            Cipher::XChaCha20Poly1305(c) => c.encrypt(nonce.into(), payload),
         }
     }
 
@@ -303,28 +172,33 @@ impl Cipher {
             Cipher::Aes128Gcm(c) => c.decrypt(nonce.into(), payload),
             Cipher::Aes256Gcm(c) => c.decrypt(nonce.into(), payload),
             Cipher::ChaCha20Poly1305(c) => c.decrypt(nonce.into(), payload),
+            Cipher::XChaCha20Poly1305(c) => c.decrypt(nonce.into(), payload),
         }
     }
 }
 
-/// AEAD-encrypts; returns `ciphertext ‖ tag` (the caller prepends the nonce).
+/// AEAD-encrypts; returns `ciphertext ‖ tag` (the caller prepends the nonce, of
+/// [`KeyType::nonce_len`] bytes).
 pub fn seal(
     kt: KeyType,
     key: &[u8],
-    nonce: &[u8; NONCE_LEN],
+    nonce: &[u8],
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
+    if nonce.len() != kt.nonce_len() {
+        return Err(CryptoError::InvalidNonceLength);
+    }
     let cipher = Cipher::new(kt, key)?;
     cipher.encrypt(nonce, Payload { msg: plaintext, aad }).map_err(|_| CryptoError::EncryptionFailed)
 }
 
 /// AEAD-decrypts `nonce ‖ ciphertext ‖ tag`.
 pub fn open(kt: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    if data.len() < NONCE_LEN {
+    if data.len() < kt.nonce_len() {
         return Err(CryptoError::CiphertextTooShort);
     }
-    let (nonce, ct) = data.split_at(NONCE_LEN);
+    let (nonce, ct) = data.split_at(kt.nonce_len());
     let cipher = Cipher::new(kt, key)?;
     let plaintext = cipher.decrypt(nonce, Payload { msg: ct, aad });
     plaintext.map(Zeroizing::new).map_err(|_| CryptoError::AuthenticationFailed(kt))
@@ -471,9 +345,14 @@ mod tests {
 
     #[test]
     fn aead_round_trip_and_tamper() {
-        for kt in [KeyType::Aes128Gcm96, KeyType::Aes256Gcm96, KeyType::ChaCha20Poly1305] {
+        for kt in [
+            KeyType::Aes128Gcm96,
+            KeyType::Aes256Gcm96,
+            KeyType::ChaCha20Poly1305,
+            KeyType::XChaCha20Poly1305,
+        ] {
             let key = vec![7u8; kt.key_len()];
-            let n = random_nonce().unwrap();
+            let n = random_nonce(kt.nonce_len()).unwrap();
             let ct = seal(kt, &key, &n, b"data", b"ad").unwrap();
             let mut full = n.to_vec();
             full.extend_from_slice(&ct);

@@ -292,7 +292,9 @@ async fn encryption_key(
     let cfg = read_config_keys(&req.view).await?;
     let type_name = fields::string(data, "type")?.unwrap_or_else(|| "aes256-gcm96".into());
     let kind = match type_name.as_str() {
-        "aes128-gcm96" | "aes256-gcm96" | "chacha20-poly1305" => KeyType::from_name(&type_name),
+        "aes128-gcm96" | "aes256-gcm96" | "chacha20-poly1305" | "xchacha20-poly1305" => {
+            KeyType::from_name(&type_name)
+        }
         "ecdsa-p256" | "ecdsa-p384" | "ecdsa-p521" => {
             return Err(Error::bad(format!("key type {type_name} not supported for this operation")))
         }

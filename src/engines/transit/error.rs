@@ -44,19 +44,31 @@ impl KeyOpError {
     }
 }
 
-/// A rejected or malformed ciphertext is the caller's; every other primitive failure (key
-/// material, derivation, the random generator) is the server's.
+/// A rejected or malformed ciphertext, signature, prehashed input or imported key, or an option
+/// the key cannot honour, is the caller's; every other primitive failure (stored key material,
+/// derivation, the random generator) is the server's.
 impl From<CryptoError> for KeyOpError {
     fn from(e: CryptoError) -> Self {
         match e {
-            CryptoError::AuthenticationFailed(_) | CryptoError::CiphertextTooShort => {
-                KeyOpError::user(e.to_string())
-            }
+            CryptoError::AuthenticationFailed(_)
+            | CryptoError::CiphertextTooShort
+            | CryptoError::InputNotHashed
+            | CryptoError::InvalidSaltLength(_)
+            | CryptoError::InvalidSignatureEncoding
+            | CryptoError::RsaDecryptionFailed
+            | CryptoError::RsaMessageTooLong
+            | CryptoError::SignatureExtraData
+            | CryptoError::UnsupportedHash
+            | CryptoError::WrongImportedKey => KeyOpError::user(e.to_string()),
             CryptoError::DerivationTooLong { .. }
             | CryptoError::EncryptionFailed
+            | CryptoError::InvalidEcKey
             | CryptoError::InvalidEd25519Key
             | CryptoError::InvalidKeyLength
+            | CryptoError::InvalidNonceLength
+            | CryptoError::InvalidRsaKey(_)
             | CryptoError::Random(_)
+            | CryptoError::SigningFailed
             | CryptoError::UnsupportedKeyType(_) => KeyOpError::internal(e),
         }
     }

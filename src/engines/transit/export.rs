@@ -2,30 +2,94 @@
 //!
 //! Private material leaves only for keys created or configured `exportable`; public keys always
 //! may. Encryption and HMAC keys export raw (base64); Ed25519 keys also as PKCS#8 / SPKI DER or
-//! PEM. Buffers that held key material are zeroized.
+//! PEM; ECDSA keys as SEC1 or PKCS#8, RSA keys as PKCS#1 or PKCS#8, public keys as SPKI, each in
+//! the PEM layout Vault writes (some with a trailing newline, some without). Buffers that held key material are zeroized.
 
 use serde_json::{json, Map};
 use zeroize::Zeroizing;
 
+use super::asym;
 use super::cipher::go_atoi;
 use super::crypto::{self, KeyType};
 use super::error::internal_visible;
 use super::key::KeyEntry;
+use super::material;
 use super::Transit;
 use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::{BackendRequest, Response};
 
-/// PEM with 64-column lines, no trailing newline (Go's `pem.EncodeToMemory` + `TrimSpace`).
+/// PEM without the trailing newline (Go's `pem.EncodeToMemory` + `TrimSpace`).
 fn pem(label: &str, der: &[u8]) -> String {
-    let b = crypto::b64(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or(""));
-        out.push('\n');
+    let mut p = material::pem(label, der);
+    p.truncate(p.trim_end().len());
+    p
+}
+
+/// An RSA private key: PKCS#1 PEM by default, PKCS#8 for `der` / `pem` (Vault keeps the PEM's
+/// trailing newline here).
+fn rsa_private(e: &KeyEntry, format: &str) -> std::result::Result<String, Error> {
+    if format == "raw" {
+        return Err(internal_visible(
+            "unknown key format for rsa key; supported values are ``, `der`, or `pem`",
+        ));
     }
-    out.push_str(&format!("-----END {label}-----"));
-    out
+    let Some(k) = &e.rsa_key else { return Ok(String::new()) };
+    let key = k.key().map_err(internal_visible)?;
+    Ok(match format {
+        "" => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            let der = key.to_pkcs1_der().map_err(internal_visible)?;
+            material::pem("RSA PRIVATE KEY", der.as_bytes())
+        }
+        _ => {
+            let der = asym::rsa_pkcs8_der(&key).map_err(internal_visible)?;
+            if format == "der" {
+                crypto::b64(&der)
+            } else {
+                material::pem("PRIVATE KEY", &der)
+            }
+        }
+    })
+}
+
+/// An EC private key: SEC1 PEM by default, PKCS#8 for `der` / `pem`.
+fn ec_private(kt: KeyType, e: &KeyEntry, format: &str) -> std::result::Result<String, Error> {
+    if format == "raw" {
+        return Err(internal_visible(
+            "unknown key format for ec key; supported values are ``, `der`, or `pem`",
+        ));
+    }
+    let Some(d) = &e.ec_d else { return Ok(String::new()) };
+    let curve = material::ec_curve(kt)?;
+    Ok(match format {
+        "" => pem("EC PRIVATE KEY", &asym::ec_sec1_der(curve, d.0.expose()).map_err(internal_visible)?),
+        _ => {
+            let der = asym::ec_pkcs8_der(curve, d.0.expose()).map_err(internal_visible)?;
+            if format == "der" {
+                crypto::b64(&der)
+            } else {
+                pem("PRIVATE KEY", &der)
+            }
+        }
+    })
+}
+
+/// An ECDSA or RSA public key: SubjectPublicKeyInfo PEM (RSA keeps the trailing newline), or
+/// base64 DER for `der`.
+fn asym_public(kt: KeyType, e: &KeyEntry, format: &str) -> std::result::Result<String, Error> {
+    let what = if kt.curve().is_some() { "ec" } else { "rsa" };
+    if format == "raw" {
+        return Err(internal_visible(format!(
+            "unknown key format for {what} key; supported values are ``, `der`, or `pem`"
+        )));
+    }
+    let der = e.public_der(kt)?;
+    Ok(match format {
+        "der" => crypto::b64(&der),
+        _ if what == "ec" => pem("PUBLIC KEY", &der),
+        _ => material::pem("PUBLIC KEY", &der),
+    })
 }
 
 fn export_one(kt: KeyType, e: &KeyEntry, kind: &str, format: &str) -> std::result::Result<String, Error> {
@@ -46,6 +110,9 @@ fn export_one(kt: KeyType, e: &KeyEntry, kind: &str, format: &str) -> std::resul
             }
             Ok(e.key.as_ref().map(|k| crypto::b64(k.expose())).unwrap_or_default())
         }
+        "encryption-key" | "signing-key" if kt.rsa_bits().is_some() => rsa_private(e, format),
+        "signing-key" if kt.curve().is_some() => ec_private(kt, e, format),
+        "public-key" if kt.curve().is_some() || kt.rsa_bits().is_some() => asym_public(kt, e, format),
         "signing-key" if kt == KeyType::Ed25519 => {
             let Some(k) = &e.key else { return Ok(String::new()) };
             if format.is_empty() || format == "raw" {

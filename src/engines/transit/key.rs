@@ -24,9 +24,9 @@ use zeroize::Zeroizing;
 
 use coffer_storage::keys::SecretBytes;
 
+use super::bignum::{PublicInt, RsaKeyMaterial, RsaPublicParts, SecretInt};
 use super::crypto::{self, KeyType};
 use super::error::KeyOpError;
-use crate::util::timefmt::rfc3339_nano;
 
 /// Format version of the stored record.
 pub const RECORD_VERSION: u32 = 1;
@@ -51,6 +51,8 @@ pub enum KeyRecordError {
     Ed25519KeyLength(u64),
     #[error("key version {0} has a key of the wrong length")]
     KeyLength(u64),
+    #[error("key version {0} has invalid key material: {1}")]
+    Material(u64, String),
     #[error("legacy single-key policies are not supported")]
     LegacySingleKey,
     #[error("key version {0} has no key")]
@@ -104,16 +106,18 @@ pub struct KeyEntry {
     pub hmac_key: Option<SecretBytes>,
     #[serde(default = "go_zero_time")]
     pub time: String,
+    /// ECDSA public point and secret scalar (Go `*big.Int`: JSON numbers).
     #[serde(default)]
-    pub ec_x: Value,
+    pub ec_x: Option<PublicInt>,
     #[serde(default)]
-    pub ec_y: Value,
+    pub ec_y: Option<PublicInt>,
     #[serde(default)]
-    pub ec_d: Value,
+    pub ec_d: Option<SecretInt>,
+    /// RSA private key (Go `*rsa.PrivateKey`) and, for imported public keys, the public key.
     #[serde(default)]
-    pub rsa_key: Value,
+    pub rsa_key: Option<RsaKeyMaterial>,
     #[serde(default)]
-    pub rsa_public_key: Value,
+    pub rsa_public_key: Option<RsaPublicParts>,
     #[serde(default)]
     pub public_key: String,
     #[serde(default)]
@@ -143,11 +147,11 @@ impl KeyEntry {
             key: None,
             hmac_key: None,
             time: go_zero_time(),
-            ec_x: Value::Null,
-            ec_y: Value::Null,
-            ec_d: Value::Null,
-            rsa_key: Value::Null,
-            rsa_public_key: Value::Null,
+            ec_x: None,
+            ec_y: None,
+            ec_d: None,
+            rsa_key: None,
+            rsa_public_key: None,
             public_key: String::new(),
             convergent_version: 0,
             creation_time: 0,
@@ -158,7 +162,12 @@ impl KeyEntry {
 
     /// True for Go's zero entry (an unused archive slot).
     pub fn is_empty(&self) -> bool {
-        self.key.is_none() && self.hmac_key.is_none() && self.public_key.is_empty() && self.ec_d.is_null()
+        self.key.is_none()
+            && self.hmac_key.is_none()
+            && self.public_key.is_empty()
+            && self.ec_x.is_none()
+            && self.rsa_key.is_none()
+            && self.rsa_public_key.is_none()
     }
 
     /// An independent copy (explicit: entries hold key material).
@@ -169,8 +178,8 @@ impl KeyEntry {
             time: self.time.clone(),
             ec_x: self.ec_x.clone(),
             ec_y: self.ec_y.clone(),
-            ec_d: self.ec_d.clone(),
-            rsa_key: self.rsa_key.clone(),
+            ec_d: self.ec_d.as_ref().map(|d| SecretInt(d.0.duplicate())),
+            rsa_key: self.rsa_key.as_ref().map(RsaKeyMaterial::duplicate),
             rsa_public_key: self.rsa_public_key.clone(),
             public_key: self.public_key.clone(),
             convergent_version: self.convergent_version,
@@ -248,6 +257,10 @@ pub struct TransitKey {
     pub allow_imported_key_rotation: bool,
     #[serde(default)]
     pub soft_deleted: bool,
+    /// coffer only: `jwks/<name>` may be read without a token. Vault and OpenBao ignore the field
+    /// in a backup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jwks_public: bool,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -308,7 +321,21 @@ struct Stored {
 impl TransitKey {
     /// A new key with its first version (Vault's `GetPolicy` upsert + `Rotate`).
     pub fn create(name: &str, opts: &NewKey, now: OffsetDateTime) -> Result<TransitKey, KeyOpError> {
-        let mut p = TransitKey {
+        let mut p = TransitKey::empty(name, opts);
+        p.rotate_in_memory(now)?;
+        Ok(p)
+    }
+
+    /// A new key whose first version is `first` (generated ahead, or imported).
+    pub fn create_with(name: &str, opts: &NewKey, first: KeyEntry) -> TransitKey {
+        let mut p = TransitKey::empty(name, opts);
+        p.add_version(first);
+        p
+    }
+
+    /// A key without versions.
+    fn empty(name: &str, opts: &NewKey) -> TransitKey {
+        TransitKey {
             name: name.to_owned(),
             key: None,
             key_size: if opts.kind == KeyType::Hmac { opts.key_size } else { 0 },
@@ -335,9 +362,8 @@ impl TransitKey {
             imported: false,
             allow_imported_key_rotation: false,
             soft_deleted: false,
-        };
-        p.rotate_in_memory(now)?;
-        Ok(p)
+            jwks_public: false,
+        }
     }
 
     /// Decodes a stored record.
@@ -375,24 +401,7 @@ impl TransitKey {
             if v as i64 > self.latest_version {
                 return Err(KeyRecordError::VersionAboveLatest(v));
             }
-            let len = e.key.as_ref().map(SecretBytes::len);
-            match kt {
-                KeyType::Aes128Gcm96 | KeyType::Aes256Gcm96 | KeyType::ChaCha20Poly1305 => {
-                    if len != Some(kt.key_len()) {
-                        return Err(KeyRecordError::KeyLength(v));
-                    }
-                }
-                KeyType::Ed25519 => {
-                    if len != Some(64) {
-                        return Err(KeyRecordError::Ed25519KeyLength(v));
-                    }
-                }
-                KeyType::Hmac => {
-                    if len.unwrap_or(0) == 0 {
-                        return Err(KeyRecordError::MissingKey(v));
-                    }
-                }
-            }
+            e.check_material(kt, v)?;
         }
         Ok(())
     }
@@ -414,33 +423,13 @@ impl TransitKey {
 
     /// Adds a new version with fresh key material (Vault's `RotateInMemory`).
     pub fn rotate_in_memory(&mut self, now: OffsetDateTime) -> Result<(), KeyOpError> {
-        let kt = self.supported_type()?;
-        let rng = |n: usize| SecretBytes::random(n).map_err(KeyOpError::internal);
-        let mut entry = KeyEntry::empty();
-        entry.time = rfc3339_nano(now);
-        entry.creation_time = now.unix_timestamp();
-        entry.hmac_key = Some(rng(32)?);
-        match kt {
-            KeyType::Aes128Gcm96 | KeyType::Aes256Gcm96 | KeyType::ChaCha20Poly1305 => {
-                entry.key = Some(rng(kt.key_len())?);
-            }
-            KeyType::Hmac => {
-                let n = self.key_size;
-                if !(32..=512).contains(&n) {
-                    return Err(KeyOpError::internal(
-                        "invalid key size for HMAC key, must be between 32 and 512 bytes",
-                    ));
-                }
-                let k = rng(n as usize)?;
-                entry.hmac_key = Some(k.duplicate());
-                entry.key = Some(k);
-            }
-            KeyType::Ed25519 => {
-                let (full, public) = crypto::ed25519_generate()?;
-                entry.key = Some(full);
-                entry.public_key = crypto::b64(&public);
-            }
-        }
+        let entry = KeyEntry::generate(self.supported_type()?, self.key_size, now)?;
+        self.add_version(entry);
+        Ok(())
+    }
+
+    /// Adds `entry` as the new latest version.
+    pub fn add_version(&mut self, mut entry: KeyEntry) {
         if self.convergent_encryption && (self.convergent_version == -1 || self.convergent_version > 1) {
             entry.convergent_version = CONVERGENT_VERSION;
         }
@@ -451,7 +440,6 @@ impl TransitKey {
         }
         self.archive_version = self.latest_version;
         self.imported = false;
-        Ok(())
     }
 
     /// Drops versions below `min_available_version` (after `trim`).

@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use coffer_storage::View;
 
-use super::crypto::{self, KeyType};
+use super::crypto::{self, Curve, KeyType};
 use super::error::{internal_visible, KeyOpError};
-use super::key::{NewKey, TransitKey, KDF_COUNTER};
+use super::key::{KeyEntry, NewKey, TransitKey, KDF_COUNTER};
 use super::store::Change;
 use super::Transit;
 use crate::core::error::{Error, Result};
@@ -49,6 +49,9 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
     if key.key_size != 0 {
         d.insert("key_size".into(), json!(key.key_size));
     }
+    if key.jwks_public {
+        d.insert("jwks_public".into(), json!(true));
+    }
     if key.imported {
         d.insert("imported_key_allow_rotation".into(), json!(key.allow_imported_key_rotation));
     }
@@ -71,15 +74,19 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
         }
     }
     match kt {
-        KeyType::Aes128Gcm96 | KeyType::Aes256Gcm96 | KeyType::ChaCha20Poly1305 => {
+        KeyType::Aes128Gcm96
+        | KeyType::Aes256Gcm96
+        | KeyType::ChaCha20Poly1305
+        | KeyType::XChaCha20Poly1305 => {
             let keys: Map<String, Value> =
                 key.visible_versions().map(|(v, e)| (v.to_string(), json!(e.creation_time))).collect();
             d.insert("keys".into(), Value::Object(keys));
         }
-        KeyType::Ed25519 => {
+        KeyType::Hmac => {}
+        _ => {
             let mut keys = Map::new();
             for (v, e) in key.visible_versions() {
-                let public = if key.derived {
+                let public = if kt == KeyType::Ed25519 && key.derived {
                     match context {
                         Some(c) if !c.is_empty() => {
                             let k = key.derive_key(c, *v as i64, 32).map_err(|e| {
@@ -93,22 +100,22 @@ fn key_payload(key: &TransitKey, context: Option<&[u8]>) -> Result<Map<String, V
                         _ => String::new(),
                     }
                 } else {
-                    e.public_key.clone()
+                    e.public_key_text(kt)?
                 };
                 let created = if e.time == crate::util::timefmt::GO_ZERO_TIME {
                     rfc3339_nano(e.created())
                 } else {
                     e.time.clone()
                 };
+                let name = kt.curve().map(Curve::name).unwrap_or(kt.name());
                 keys.insert(
                     v.to_string(),
-                    json!({"name": "ed25519", "public_key": public, "creation_time": created,
+                    json!({"name": name, "public_key": public, "creation_time": created,
                            "certificate_chain": ""}),
                 );
             }
             d.insert("keys".into(), Value::Object(keys));
         }
-        KeyType::Hmac => {}
     }
     Ok(d)
 }
@@ -160,6 +167,11 @@ pub async fn create(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
                 "key derivation and convergent encryption not supported for keys of type {kind}"
             )))
         }
+        k if (k.curve().is_some() || k.rsa_bits().is_some()) && (derived || convergent) => {
+            return Err(internal_visible(format!(
+                "key derivation and convergent encryption not supported for keys of type {kind}"
+            )))
+        }
         _ => {}
     }
     let opts = NewKey {
@@ -172,9 +184,19 @@ pub async fn create(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
         key_size,
     };
     let now = req.now;
+    if let Some(existing) = t.store().get(&req.view, name).await? {
+        return key_response(&existing);
+    }
+    let first = std::sync::Mutex::new(generate_ahead(kind, key_size, now).await?);
     let up = t
         .store()
-        .upsert(&req.view, name, || TransitKey::create(name, &opts, now).map_err(Error::from))
+        .upsert(&req.view, name, || {
+            let first = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match first {
+                Some(entry) => Ok(TransitKey::create_with(name, &opts, entry)),
+                None => TransitKey::create(name, &opts, now).map_err(Error::from),
+            }
+        })
         .await?;
     // Vault adds `key <name> already existed` here; OpenBao 2.x answers without a warning.
     key_response(&up.key)
@@ -209,6 +231,7 @@ pub async fn config(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
     let exportable = fields::boolean(d, "exportable")?;
     let backup = fields::boolean(d, "allow_plaintext_backup")?;
     let rotate = fields::duration_secs(d, "auto_rotate_period")?;
+    let jwks_public = fields::boolean(d, "jwks_public")?;
     let mut warning = None;
     let r = t
         .store()
@@ -250,6 +273,10 @@ pub async fn config(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
             }
             if backup == Some(true) && !p.allow_plaintext_backup {
                 p.allow_plaintext_backup = true;
+                persist = true;
+            }
+            if let Some(v) = jwks_public.filter(|v| *v != p.jwks_public) {
+                p.jwks_public = v;
                 persist = true;
             }
             if let Some(secs) = rotate {
@@ -301,6 +328,18 @@ fn set_min_version(current: &mut i64, v: i64, latest: i64, what: &str) -> Result
     Ok(true)
 }
 
+/// A new version's material generated off the async workers when that is slow (RSA); `None`
+/// for the other types, which generate in place.
+async fn generate_ahead(kind: KeyType, key_size: i64, now: time::OffsetDateTime) -> Result<Option<KeyEntry>> {
+    if kind.rsa_bits().is_none() {
+        return Ok(None);
+    }
+    let entry = tokio::task::spawn_blocking(move || KeyEntry::generate(kind, key_size, now))
+        .await
+        .map_err(Error::internal)??;
+    Ok(Some(entry))
+}
+
 /// Rotates `name` once; `None` when the key does not exist.
 pub async fn rotate_key(
     t: &Transit,
@@ -308,6 +347,9 @@ pub async fn rotate_key(
     name: &str,
     now: time::OffsetDateTime,
 ) -> Result<Option<std::sync::Arc<TransitKey>>> {
+    let Some(current) = t.store().get(view, name).await? else { return Ok(None) };
+    let kind = current.supported_type()?;
+    let mut ahead = generate_ahead(kind, current.key_size, now).await?;
     let r = t
         .store()
         .modify(view, name, |p| {
@@ -317,7 +359,10 @@ pub async fn rotate_key(
                     p.name
                 )));
             }
-            p.rotate_in_memory(now).map_err(Error::from)?;
+            match ahead.take() {
+                Some(entry) if p.key_type() == Some(kind) => p.add_version(entry),
+                _ => p.rotate_in_memory(now).map_err(Error::from)?,
+            }
             Ok(Change::Write(()))
         })
         .await?;

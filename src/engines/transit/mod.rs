@@ -20,17 +20,25 @@
 //!
 //! Paths are parsed once into [`TransitPath`] and matched exhaustively.
 
+mod asym;
 mod backup;
 mod batch;
+mod bignum;
 pub mod cipher;
 pub mod crypto;
 mod encryption;
 mod error;
 mod export;
+mod import;
+mod jwks;
+mod jwt;
 pub mod key;
+mod key_type;
 mod keys;
+mod material;
 mod mount_config;
 pub mod rotation;
+mod signature;
 mod signing;
 pub mod store;
 pub mod tools;
@@ -65,9 +73,14 @@ pub enum TransitPath<'a> {
     Export { kind: &'a str, name: &'a str, version: Option<&'a str> },
     Hash(Option<&'a str>),
     Hmac(&'a str, Option<&'a str>),
+    Jwks(&'a str),
+    JwtSign(&'a str),
+    JwtVerify(&'a str),
     Key(&'a str),
     KeyConfig(&'a str),
     KeyRotate(&'a str),
+    KeyImport(&'a str),
+    KeyImportVersion(&'a str),
     KeyTrim(&'a str),
     Keys,
     Random(&'a str),
@@ -76,6 +89,7 @@ pub enum TransitPath<'a> {
     Sign(&'a str, Option<&'a str>),
     Unknown,
     Verify(&'a str, Option<&'a str>),
+    WrappingKey,
 }
 
 /// Vault's `GenericNameRegex`: `\w(([\w-.]+)?\w)?`.
@@ -111,6 +125,12 @@ pub fn parse(path: &str) -> TransitPath<'_> {
         ["keys", n, "config"] => name(n).map(P::KeyConfig),
         ["keys", n, "rotate"] => name(n).map(P::KeyRotate),
         ["keys", n, "trim"] => name(n).map(P::KeyTrim),
+        ["keys", n, "import"] => name(n).map(P::KeyImport),
+        ["keys", n, "import_version"] => name(n).map(P::KeyImportVersion),
+        ["wrapping_key"] => Some(P::WrappingKey),
+        ["jwt", "sign", n] => name(n).map(P::JwtSign),
+        ["jwt", "verify", n] => name(n).map(P::JwtVerify),
+        ["jwks", n] => name(n).map(P::Jwks),
         ["encrypt", n] => name(n).map(P::Encrypt),
         ["decrypt", n] => name(n).map(P::Decrypt),
         ["rewrap", n] => name(n).map(P::Rewrap),
@@ -183,6 +203,14 @@ impl Backend for Transit {
         }
     }
 
+    /// `jwks/<name>` is readable without a token when the key is marked `jwks_public`.
+    async fn anonymous_allowed(&self, view: &View, operation: Operation, path: &str) -> Result<bool> {
+        match (parse(path), operation) {
+            (TransitPath::Jwks(name), Operation::Read) => jwks::anonymous_readable(self, view, name).await,
+            _ => Ok(false),
+        }
+    }
+
     async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
         match parse(&req.path) {
             TransitPath::Encrypt(name) => Ok(Some(self.keys.exists(&req.view, name).await?)),
@@ -216,6 +244,7 @@ impl TransitPath<'_> {
                 | TransitPath::Random(_)
                 | TransitPath::Restore(None)
                 | TransitPath::Unknown
+                | TransitPath::WrappingKey
         )
     }
 }
@@ -234,6 +263,12 @@ impl Transit {
             (P::KeyConfig(n), _) if write => keys::config(self, req, n).await,
             (P::KeyRotate(n), _) if write => keys::rotate(self, req, n).await,
             (P::KeyTrim(n), _) if write => keys::trim(self, req, n).await,
+            (P::KeyImport(n), _) if write => import::import(self, req, n).await,
+            (P::KeyImportVersion(n), _) if write => import::import_version(self, req, n).await,
+            (P::WrappingKey, O::Read) => import::read_wrapping_key(req).await,
+            (P::JwtSign(n), _) if write => jwt::sign(self, req, n).await,
+            (P::JwtVerify(n), _) if write => jwt::verify(self, req, n).await,
+            (P::Jwks(n), O::Read) => jwks::read(self, req, n).await,
             (P::Export { kind, name, version }, O::Read) => {
                 export::export(self, req, kind, name, *version).await
             }

@@ -8,11 +8,13 @@
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use super::asym::{RsaScheme, SaltLength};
 use super::batch;
-use super::cipher::{go_atoi, Signature};
+use super::cipher::go_atoi;
 use super::crypto::{self, HashAlg, KeyType};
 use super::error::KeyOpError;
 use super::key::TransitKey;
+use super::signature::{SignOptions, Signature};
 use super::{Transit, KEY_NOT_FOUND};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
@@ -66,7 +68,8 @@ pub async fn sign(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option
     let opts = sig_options(data, url_alg)?;
     let key = t.existing_key(req, name, "signing key not found").await?;
     require_signing(&key, "signing")?;
-    check_none(data, &opts)?;
+    check_none(&opts)?;
+    let opts = opts.for_key(&key)?;
     let raw = batch::raw(data);
     let items = batch::items_or(raw, batch::decode_string_maps, || {
         let mut m = Map::new();
@@ -78,9 +81,8 @@ pub async fn sign(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option
     let mut results = Vec::with_capacity(items.len());
     for item in &items {
         let mut r = Map::new();
-        match sign_item(&key, ver, item) {
+        match sign_item(&key, ver, item, &opts) {
             Ok(Signature { text, derived_public_key }) => {
-                let text = if opts.jws { to_jws(&text) } else { text };
                 r.insert("signature".into(), json!(text));
                 if let Some(pk) = derived_public_key {
                     // The batch field is `publickey`; a single answer calls it `public_key`.
@@ -110,10 +112,11 @@ fn sign_item(
     key: &TransitKey,
     ver: i64,
     item: &Map<String, Value>,
+    opts: &SignOptions,
 ) -> std::result::Result<Signature, KeyOpError> {
     let input = decoded_input(item, "missing input")?;
     let context = decoded_context(item)?;
-    key.sign(ver, &context, &input)
+    key.sign(ver, &context, &input, opts)
 }
 
 /// `verify/<name>[/<hash_algorithm>]`: signatures, or HMACs when `hmac` is given.
@@ -172,7 +175,8 @@ pub async fn verify(
     let opts = sig_options(data, url_alg)?;
     let key = t.existing_key(req, name, "signature verification key not found").await?;
     require_signing(&key, "verification")?;
-    check_none(data, &opts)?;
+    check_none(&opts)?;
+    let opts = opts.for_key(&key)?;
     let mut results = Vec::with_capacity(items.len());
     for item in &items {
         match verify_item(&key, &opts, item) {
@@ -195,14 +199,13 @@ pub async fn verify(
 /// One signature check: `input` and `context` are base64, `signature` is Vault's string form.
 fn verify_item(
     key: &TransitKey,
-    opts: &SigOptions,
+    opts: &SignOptions,
     item: &Map<String, Value>,
 ) -> std::result::Result<bool, KeyOpError> {
     let input = decoded_input(item, "missing input")?;
     let sig = batch::get(item, "signature").ok_or_else(|| KeyOpError::user("missing signature"))?;
     let context = decoded_context(item)?;
-    let sig = if opts.jws { from_jws(sig) } else { sig.to_owned() };
-    key.verify(&context, &input, &sig)
+    key.verify(&context, &input, sig, opts)
 }
 
 /// `verify` with `hmac`: every failure is the caller's.
@@ -314,10 +317,31 @@ fn require_signing(key: &TransitKey, action: &str) -> Result<()> {
     Err(Error::bad(format!("key type {n} does not support {action}")))
 }
 
-/// Signature options shared by sign and verify.
+/// Signature options shared by sign and verify, before the key is known.
 struct SigOptions {
     alg: HashAlg,
     jws: bool,
+    prehashed: bool,
+    /// `None` for a `signature_algorithm` other than `pss` / `pkcs1v15` (refused for RSA keys).
+    rsa: Option<RsaScheme>,
+    signature_algorithm: String,
+}
+
+impl SigOptions {
+    /// The options for `key`: an unknown `signature_algorithm` is refused only for RSA keys.
+    fn for_key(&self, key: &TransitKey) -> Result<SignOptions> {
+        let rsa = match self.rsa {
+            Some(rsa) => rsa,
+            None if key.key_type().and_then(KeyType::rsa_bits).is_some() => {
+                return Err(Error::bad(format!(
+                    "unsupported rsa signature algorithm {}",
+                    self.signature_algorithm
+                )))
+            }
+            None => RsaScheme::Pkcs1v15,
+        };
+        Ok(SignOptions { hash: self.alg, prehashed: self.prehashed, jws: self.jws, rsa })
+    }
 }
 
 fn sig_options(data: &Map<String, Value>, url_alg: Option<&str>) -> Result<SigOptions> {
@@ -332,53 +356,35 @@ fn sig_options(data: &Map<String, Value>, url_alg: Option<&str>) -> Result<SigOp
         other => return Err(Error::bad(format!("invalid marshaling type \"{other}\""))),
     };
     let salt = fields::string(data, "salt_length")?.unwrap_or_else(|| "auto".into());
-    match salt.to_lowercase().as_str() {
-        "auto" | "hash" => {}
+    let salt = match salt.to_lowercase().as_str() {
+        "auto" => SaltLength::Auto,
+        "hash" => SaltLength::EqualsHash,
         other => match other.parse::<i64>() {
-            Ok(n) if n >= -1 => {}
-            Ok(n) => return Err(Error::bad(format!("salt length is invalid: {n}"))),
+            Ok(n) => match SaltLength::from_go(n) {
+                Some(s) => s,
+                None => return Err(Error::bad(format!("salt length is invalid: {n}"))),
+            },
             Err(_) => {
                 return Err(Error::bad(format!("salt length neither 'auto', 'hash', nor an int: {salt}")))
             }
         },
-    }
-    Ok(SigOptions { alg, jws })
+    };
+    let prehashed = fields::boolean_or(data, "prehashed", false)?;
+    let signature_algorithm = fields::string_or_empty(data, "signature_algorithm")?;
+    let rsa = match signature_algorithm.as_str() {
+        "" | "pss" => Some(RsaScheme::Pss(salt)),
+        "pkcs1v15" => Some(RsaScheme::Pkcs1v15),
+        _ => None,
+    };
+    Ok(SigOptions { alg, jws, prehashed, rsa, signature_algorithm })
 }
 
 /// `hash_algorithm=none` is only for prehashed PKCS#1 v1.5 signatures.
-fn check_none(data: &Map<String, Value>, o: &SigOptions) -> Result<()> {
-    if o.alg == HashAlg::None {
-        let prehashed = fields::boolean_or(data, "prehashed", false)?;
-        let sig_alg = fields::string_or_empty(data, "signature_algorithm")?;
-        if !prehashed || sig_alg != "pkcs1v15" {
-            return Err(Error::bad(
-                "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
-            ));
-        }
+fn check_none(o: &SigOptions) -> Result<()> {
+    if o.alg == HashAlg::None && (!o.prehashed || o.signature_algorithm != "pkcs1v15") {
+        return Err(Error::bad(
+            "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
+        ));
     }
     Ok(())
-}
-
-/// Re-encodes a `vault:vN:<std b64>` signature for JWS marshaling (base64url, no padding).
-fn to_jws(sig: &str) -> String {
-    use base64::Engine;
-    match sig.rsplit_once(':') {
-        Some((prefix, b)) => match crypto::go_b64_decode(b) {
-            Ok(raw) => format!("{prefix}:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)),
-            Err(_) => sig.to_owned(),
-        },
-        None => sig.to_owned(),
-    }
-}
-
-/// A JWS-marshaled signature back to standard base64 (so one parser serves both).
-fn from_jws(sig: &str) -> String {
-    use base64::Engine;
-    match sig.rsplit_once(':') {
-        Some((prefix, b)) => match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b) {
-            Ok(raw) => format!("{prefix}:{}", crypto::b64(&raw)),
-            Err(_) => format!("{prefix}:!"),
-        },
-        None => sig.to_owned(),
-    }
 }
