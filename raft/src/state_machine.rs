@@ -136,6 +136,12 @@ impl Shared {
         }))
     }
 
+    /// The database (tests reach the trees through it).
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     fn snapshot_path(&self) -> PathBuf {
         self.snapshot_dir.join(SNAPSHOT_FILE)
     }
@@ -359,12 +365,13 @@ fn apply_command(
         if !batch.preconditions.is_empty() {
             return Ok(rejected("a restore stage carries no preconditions"));
         }
+        // Checked before anything is staged: a rejected entry writes nothing.
+        if batch.ops.iter().any(|op| matches!(op, Op::Delete { .. })) {
+            return Ok(rejected("a restore stage only puts"));
+        }
         for op in &batch.ops {
-            match op {
-                Op::Put { key, value } => {
-                    d.insert(staged_key(key), encode_record(index, value))?;
-                }
-                Op::Delete { .. } => return Ok(rejected("a restore stage only puts")),
+            if let Op::Put { key, value } = op {
+                d.insert(staged_key(key), encode_record(index, value))?;
             }
         }
         return Ok((ApplyResult::Applied { version: index }, None));

@@ -93,7 +93,8 @@ pub fn cases(default: u32) -> u32 {
     std::env::var(CASES_ENV).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-fn seed() -> u64 {
+/// The seed of this run's random choices: `COFFER_FUZZ_SEED` or a fresh one.
+pub fn seed() -> u64 {
     match std::env::var(SEED_ENV).ok().and_then(|v| v.trim().parse().ok()) {
         Some(s) => s,
         None => {
@@ -339,6 +340,31 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic".into())
+}
+
+/// A small deterministic generator (SplitMix64) for tests that draw their own random choices
+/// (corruption schedules); seed it with [`seed`] and print the seed.
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// A generator starting at `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
