@@ -1005,3 +1005,30 @@ fn a_log_record_with_a_changed_digit_or_index_is_refused() {
     assert_eq!(decode_entry(&index_key(3), &legacy).unwrap(), e);
     assert!(decode_entry(&index_key(4), &legacy).is_err());
 }
+
+/// A snapshot could carry a key that is not UTF-8 or not a storage key, or a record reads
+/// cannot decode: it was installed, and the key's prefix could no longer be listed nor the key
+/// read. Found by `raft_snapshot` (corpus seed `non-utf8-key.snap`).
+#[test]
+fn a_snapshot_with_an_unreadable_key_or_record_is_refused() {
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id(1, 1, 9)),
+        last_membership: StoredMembership::default(),
+        snapshot_id: "9-1".into(),
+    };
+    let good = crate::state_machine::encode_record(3, b"ciphertext");
+    let decodes =
+        |records: Vec<(Vec<u8>, Vec<u8>)>| snapshot::decode(&snapshot::encode(&meta, &records).unwrap());
+    assert!(decodes(vec![(b"logical/x".to_vec(), good.clone())]).is_ok());
+    let staged = [STAGE_PREFIX, b"logical/x"].concat();
+    assert!(decodes(vec![(staged, good.clone())]).is_ok(), "a restore's staged key was refused");
+    for bad_key in [&b"l\x80gical/x"[..], b"", b"logical/", b"a\0b"] {
+        assert!(decodes(vec![(bad_key.to_vec(), good.clone())]).is_err(), "key {bad_key:?} was accepted");
+    }
+    for bad_record in [&b""[..], b"\x01\x00\x00", &[&[9u8][..], &good[1..]].concat()] {
+        assert!(
+            decodes(vec![(b"k".to_vec(), bad_record.to_vec())]).is_err(),
+            "record {bad_record:?} accepted"
+        );
+    }
+}

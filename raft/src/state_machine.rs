@@ -94,7 +94,7 @@ pub(crate) fn decode_record(key: &str, raw: &[u8]) -> Result<Entry, coffer_stora
     }
 }
 
-fn record_version(raw: &[u8]) -> Option<u64> {
+pub(crate) fn record_version(raw: &[u8]) -> Option<u64> {
     if raw.len() < 9 || raw[0] != RECORD_FORMAT {
         return None;
     }
