@@ -66,3 +66,6 @@ pub mod process;
 pub mod resolve;
 pub mod secret;
 pub mod util;
+
+#[cfg(test)]
+mod fuzz_tests;

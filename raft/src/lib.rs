@@ -101,4 +101,6 @@ pub use types::{NodeId, NodeInfo};
 pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod suite_tests;

@@ -11,8 +11,12 @@
 //! * `save_committed` is not synced: losing it only means re-applying from the state machine's
 //!   durable `last_applied`.
 //!
-//! Records: tree `log` maps the big-endian `u64` index to `format (u8 = 1) | JSON(Entry)`;
-//! tree `log_meta` holds `format`, `vote`, `committed`, `last_purged` (JSON) and `node_id`.
+//! Records: tree `log` maps the big-endian `u64` index to
+//! `format (u8 = 2) | SHA-256(index BE ‖ JSON) | JSON(Entry)`; the checksum binds the entry to
+//! its index, so a damaged record or one moved to another index is refused when read (records
+//! of format 1, `1 | JSON(Entry)`, written before checksums, are still read). Tree `log_meta`
+//! holds `format` (of the trees' layout, 1), `vote`, `committed`, `last_purged` (JSON) and
+//! `node_id`.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -20,13 +24,18 @@ use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError, Vote};
+use sha2::{Digest as _, Sha256};
 
 use crate::db::Db;
 use crate::error::RaftError;
 use crate::types::{LogEntry, LogId, NodeId, OrStorageError, TypeConfig};
 
-/// Format of log records and of the `log_meta` tree.
+/// Format of the trees' layout (the `format` key of `log_meta`).
 pub const LOG_FORMAT: u8 = 1;
+/// Format of the log records this build writes (with a checksum).
+pub const RECORD_FORMAT: u8 = 2;
+/// Format of log records written before checksums; still read.
+const RECORD_FORMAT_V1: u8 = 1;
 
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_VOTE: &[u8] = b"vote";
@@ -57,25 +66,60 @@ fn write_err(e: impl std::fmt::Display) -> OrStorageError {
     StorageIOError::<NodeId>::write_logs(AnyError::error(e)).into()
 }
 
-fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = vec![LOG_FORMAT];
-    serde_json::to_writer(&mut out, entry)?;
+/// Length of a record's checksum.
+const CHECKSUM_LEN: usize = 32;
+
+/// `SHA-256(index BE ‖ json)`: detects damage to a record and its move to another index.
+fn checksum(index: u64, json: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut h = Sha256::new();
+    h.update(index.to_be_bytes());
+    h.update(json);
+    h.finalize().into()
+}
+
+pub(crate) fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Error> {
+    let json = serde_json::to_vec(entry)?;
+    let mut out = Vec::with_capacity(1 + CHECKSUM_LEN + json.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&checksum(entry.get_log_id().index, &json));
+    out.extend_from_slice(&json);
     Ok(out)
 }
 
-fn decode_entry(raw: &[u8]) -> Result<LogEntry, String> {
-    match raw.split_first() {
-        Some((&LOG_FORMAT, json)) => {
-            serde_json::from_slice(json).map_err(|e| format!("undecodable log entry: {e}"))
+/// Decodes the record stored under `key` (the big-endian index), verifying its checksum and
+/// that it holds the entry of that index.
+pub(crate) fn decode_entry(key: &[u8], raw: &[u8]) -> Result<LogEntry, String> {
+    let index = <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| "log record key is not a big-endian u64".to_owned())?;
+    let json = match raw.split_first() {
+        Some((&RECORD_FORMAT, rest)) => {
+            if rest.len() < CHECKSUM_LEN {
+                return Err(format!("log record {index} is truncated"));
+            }
+            let (sum, json) = rest.split_at(CHECKSUM_LEN);
+            if checksum(index, json).as_slice() != sum {
+                return Err(format!("log record {index} is damaged (checksum mismatch)"));
+            }
+            json
         }
+        Some((&RECORD_FORMAT_V1, json)) => json,
         Some((f, _)) => {
-            Err(format!("log entry format {f} is not supported by this build (expected {LOG_FORMAT})"))
+            return Err(format!(
+                "log record format {f} is not supported by this build (expected {RECORD_FORMAT})"
+            ))
         }
-        None => Err("empty log record".to_owned()),
+        None => return Err(format!("log record {index} is empty")),
+    };
+    let entry: LogEntry =
+        serde_json::from_slice(json).map_err(|e| format!("undecodable log record {index}: {e}"))?;
+    if entry.get_log_id().index != index {
+        return Err(format!("log record {index} holds the entry of index {}", entry.get_log_id().index));
     }
+    Ok(entry)
 }
 
-fn index_key(index: u64) -> [u8; 8] {
+pub(crate) fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
@@ -183,8 +227,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let mut out = Vec::new();
         for item in self.log.range::<[u8; 8], _>((start, end)) {
-            let (_, raw) = item.map_err(read_err)?;
-            out.push(decode_entry(&raw).map_err(read_err)?);
+            let (key, raw) = item.map_err(read_err)?;
+            out.push(decode_entry(&key, &raw).map_err(read_err)?);
         }
         Ok(out)
     }
@@ -197,7 +241,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id = self.last_purged().map_err(read_err)?;
         let last = match self.log.last().map_err(read_err)? {
             None => None,
-            Some((_, raw)) => Some(*decode_entry(&raw).map_err(read_err)?.get_log_id()),
+            Some((key, raw)) => Some(*decode_entry(&key, &raw).map_err(read_err)?.get_log_id()),
         };
         Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
     }

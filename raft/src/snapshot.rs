@@ -8,10 +8,13 @@
 //!
 //! A record is the state machine's stored form (`format | version u64 BE | value`), so a
 //! snapshot restores versions exactly. Values are ciphertext; nothing here logs them.
-//! `decode` checks magic, format, framing and checksum before anything is installed.
+//! `decode` checks magic, format, framing, checksum, keys and records before anything is
+//! installed.
 
+use coffer_storage::validate_key;
 use sha2::{Digest as _, Sha256};
 
+use crate::state_machine::{record_version, STAGE_PREFIX};
 use crate::types::SnapshotMeta;
 
 /// Magic bytes at the start of every snapshot.
@@ -92,6 +95,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
                     return Err("snapshot record too long".into());
                 }
                 let v = r.take(vl)?.to_vec();
+                check_record(&k, &v)?;
                 if records.last().is_some_and(|(prev, _): &(Vec<u8>, Vec<u8>)| prev >= &k) {
                     return Err("snapshot keys are not strictly sorted".into());
                 }
@@ -104,6 +108,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, String> {
         return Err("trailing bytes after snapshot records".into());
     }
     Ok(Decoded { meta, records })
+}
+
+/// A record as the state machine holds it: a storage key (or a restore's staged one) and a
+/// record reads can decode. Anything else is refused before it is installed, where it would
+/// make its prefix unlistable and its key unreadable.
+fn check_record(key: &[u8], record: &[u8]) -> Result<(), String> {
+    let real = key.strip_prefix(STAGE_PREFIX).unwrap_or(key);
+    let real = std::str::from_utf8(real).map_err(|_| "snapshot key is not UTF-8".to_owned())?;
+    validate_key(real).map_err(|_| "snapshot key is not a valid storage key".to_owned())?;
+    if record_version(record).is_none() {
+        return Err("unreadable snapshot record".into());
+    }
+    Ok(())
 }
 
 /// Reads only the metadata (after verifying the checksum).

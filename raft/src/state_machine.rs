@@ -95,7 +95,7 @@ pub(crate) fn decode_record(key: &str, raw: &[u8]) -> Result<Entry, coffer_stora
     }
 }
 
-fn record_version(raw: &[u8]) -> Option<u64> {
+pub(crate) fn record_version(raw: &[u8]) -> Option<u64> {
     if raw.len() < 9 || raw[0] != RECORD_FORMAT {
         return None;
     }
@@ -136,6 +136,12 @@ impl Shared {
             changes: ChangeFeed::new(),
             snapshot_installs: std::sync::atomic::AtomicU64::new(0),
         }))
+    }
+
+    /// The database (tests reach the trees through it).
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     fn snapshot_path(&self) -> PathBuf {
@@ -393,12 +399,13 @@ fn apply_stage(
     if !batch.preconditions.is_empty() {
         return Ok(rejected("a restore stage carries no preconditions"));
     }
+    // Checked before anything is staged: a rejected entry writes nothing.
+    if batch.ops.iter().any(|op| matches!(op, Op::Delete { .. })) {
+        return Ok(rejected("a restore stage only puts"));
+    }
     for op in &batch.ops {
-        match op {
-            Op::Put { key, value } => {
-                d.insert(staged_key(key), encode_record(version, value))?;
-            }
-            Op::Delete { .. } => return Ok(rejected("a restore stage only puts")),
+        if let Op::Put { key, value } = op {
+            d.insert(staged_key(key), encode_record(version, value))?;
         }
     }
     Ok((ApplyResult::Applied { version }, None))

@@ -152,7 +152,7 @@ pub fn issue_challenge(
 
 fn open_challenge(root: &RootKey, cluster_id: &str, challenge: &str) -> Result<ChallengePlain> {
     let sealed = B64.decode(challenge.trim()).map_err(|_| bad_challenge())?;
-    let plain = aead::open(challenge_key(root, cluster_id).as_ref(), CHALLENGE_AAD, &sealed)
+    let plain = aead::open(challenge_key(root, cluster_id).as_ref(), 0, CHALLENGE_AAD, &sealed)
         .map_err(|_| bad_challenge())?;
     let c: ChallengePlain = serde_json::from_slice(&plain).map_err(|_| bad_challenge())?;
     if c.v != CHALLENGE_VERSION {
@@ -200,7 +200,7 @@ pub fn open_bundle(root: &RootKey, answer_b64: &str, bundle_b64: &str) -> Result
     let nonce = B64.decode(answer_b64).map_err(|_| bad_challenge())?;
     let sealed = B64.decode(bundle_b64.trim()).map_err(|_| bad_challenge())?;
     let plain =
-        aead::open(bundle_key(root, &nonce).as_ref(), BUNDLE_AAD, &sealed).map_err(|_| bad_challenge())?;
+        aead::open(bundle_key(root, &nonce).as_ref(), 0, BUNDLE_AAD, &sealed).map_err(|_| bad_challenge())?;
     serde_json::from_slice(&plain).map_err(|_| bad_challenge())
 }
 

@@ -132,7 +132,7 @@ pub fn unpack(root: &RootKey, archive: &[u8], force: bool) -> Result<Unpacked> {
         return Err(bad("checksum mismatch"));
     }
     if !force {
-        let opened = aead::open(sums_key(root).as_ref(), SUMS_AAD, &sealed);
+        let opened = aead::open(sums_key(root).as_ref(), 0, SUMS_AAD, &sealed);
         match opened {
             Ok(s) if s.as_slice() == want.as_bytes() => {}
             _ => {

@@ -189,7 +189,7 @@ pub fn wrap_root_key(unseal: &UnsealKey, root: &RootKey) -> Result<Vec<u8>> {
 
 /// Decrypts the root key; a wrong unseal key gives "unseal failed, invalid key".
 pub fn unwrap_root_key(unseal: &UnsealKey, wrapped: &[u8]) -> Result<RootKey> {
-    let plain = aead::open(unseal.expose(), ROOT_KEY_PATH.as_bytes(), wrapped)
+    let plain = aead::open(unseal.expose(), 0, ROOT_KEY_PATH.as_bytes(), wrapped)
         .map_err(|_| Error::bad("unseal failed, invalid key"))?;
     RootKey::from_slice(&plain).ok_or_else(|| Error::internal("stored root key has the wrong length"))
 }
@@ -202,7 +202,7 @@ pub fn recovery_check(recovery: &[u8]) -> Result<Vec<u8>> {
 
 /// True if `recovery` opens the stored check record.
 pub fn verify_recovery(recovery: &[u8], check: &[u8]) -> bool {
-    aead::open(recovery, RECOVERY_CHECK_PATH.as_bytes(), check).is_ok()
+    aead::open(recovery, 0, RECOVERY_CHECK_PATH.as_bytes(), check).is_ok()
 }
 
 /// Reads the seal config (raw).

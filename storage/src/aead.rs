@@ -31,6 +31,10 @@ pub enum AeadError {
     Rng,
     #[error("invalid key length")]
     KeyLength,
+    /// The header names another term than the key the caller holds (the term is not covered by
+    /// the tag, so it is checked explicitly: a damaged header is never silently accepted).
+    #[error("value is recorded under term {found}, not the expected term")]
+    WrongTerm { found: u32 },
 }
 
 /// Term recorded in a value's header, if the value is long enough to have one.
@@ -56,10 +60,15 @@ pub fn seal(key: &[u8], term: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u
     Ok(out)
 }
 
-/// Decrypts a value produced by [`seal`] with the same key and `aad`.
-pub fn open(key: &[u8], aad: &[u8], value: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
+/// Decrypts a value produced by [`seal`] with the same key, `term` and `aad`.
+pub fn open(key: &[u8], term: u32, aad: &[u8], value: &[u8]) -> Result<Zeroizing<Vec<u8>>, AeadError> {
     if value.len() < HEADER_LEN + TAG_LEN {
         return Err(AeadError::Truncated);
+    }
+    match term_of(value) {
+        Some(found) if found == term => {}
+        Some(found) => return Err(AeadError::WrongTerm { found }),
+        None => return Err(AeadError::Truncated),
     }
     if value[4] != FORMAT {
         return Err(AeadError::UnknownFormat(value[4]));
@@ -84,23 +93,23 @@ mod tests {
         assert_eq!(term_of(&ct), Some(7));
         assert_eq!(ct[4], FORMAT);
         assert_eq!(ct.len(), HEADER_LEN + 6 + TAG_LEN);
-        assert_eq!(open(&KEY, b"logical/x", &ct).unwrap().as_slice(), b"secret");
+        assert_eq!(open(&KEY, 7, b"logical/x", &ct).unwrap().as_slice(), b"secret");
     }
 
     #[test]
     fn wrong_aad_key_or_any_bit_flip_fails() {
         let ct = seal(&KEY, 1, b"a", b"payload").unwrap();
-        assert_eq!(open(&KEY, b"b", &ct), Err(AeadError::Authentication));
-        assert_eq!(open(&[8; 32], b"a", &ct), Err(AeadError::Authentication));
-        for i in 4..ct.len() {
+        assert_eq!(open(&KEY, 1, b"b", &ct), Err(AeadError::Authentication));
+        assert_eq!(open(&[8; 32], 1, b"a", &ct), Err(AeadError::Authentication));
+        for i in 0..ct.len() {
             for bit in 0..8 {
                 let mut bad = ct.clone();
                 bad[i] ^= 1 << bit;
-                assert!(open(&KEY, b"a", &bad).is_err(), "flip at byte {i} bit {bit} accepted");
+                assert!(open(&KEY, 1, b"a", &bad).is_err(), "flip at byte {i} bit {bit} accepted");
             }
         }
         for len in 0..ct.len() {
-            assert!(open(&KEY, b"a", &ct[..len]).is_err(), "truncation to {len} accepted");
+            assert!(open(&KEY, 1, b"a", &ct[..len]).is_err(), "truncation to {len} accepted");
         }
     }
 

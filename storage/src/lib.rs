@@ -30,6 +30,8 @@
 
 pub mod aead;
 pub mod barrier;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod keys;
 pub mod mem;
 pub mod replication;
@@ -37,6 +39,9 @@ pub mod sled_store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod view;
+
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::fmt;
 

@@ -38,7 +38,7 @@ mod keys;
 mod material;
 mod mount_config;
 pub mod rotation;
-mod signature;
+pub(crate) mod signature;
 mod signing;
 pub mod store;
 pub mod tools;

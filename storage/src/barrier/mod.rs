@@ -351,7 +351,7 @@ impl Barrier {
             return Err(BarrierError::Decrypt { key: key.into() });
         }
         let tk = cur.keyring.term(term).ok_or_else(|| BarrierError::UnknownTerm { key: key.into(), term })?;
-        aead::open(tk.key.expose(), key.as_bytes(), value)
+        aead::open(tk.key.expose(), term, key.as_bytes(), value)
             .map_err(|_| BarrierError::Decrypt { key: key.into() })
     }
 
@@ -446,7 +446,7 @@ fn encrypt_keyring(root: &RootKey, keyring: &Keyring) -> Result<Vec<u8>, Barrier
 }
 
 fn decrypt_keyring(root: &RootKey, value: &[u8]) -> Result<Keyring, BarrierError> {
-    let plain = aead::open(root.expose(), KEYRING_PATH.as_bytes(), value).map_err(|e| match e {
+    let plain = aead::open(root.expose(), 0, KEYRING_PATH.as_bytes(), value).map_err(|e| match e {
         AeadError::Authentication => BarrierError::WrongRootKey,
         other => BarrierError::KeyringCorrupt(other.to_string()),
     })?;

@@ -1,0 +1,2 @@
+storage "file" {
+  path = "data"

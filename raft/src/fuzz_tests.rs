@@ -1,0 +1,1034 @@
+//! Fuzz targets of the raft crate and the log tamper-detection test.
+//!
+//! * `raft_log_entry`: a log record as sled holds it (`index key ‖ record`) decodes to the entry
+//!   of that index or to a typed refusal; entries round-trip through the record format.
+//! * `raft_command`: a [`Command`] as JSON (the payload of every entry) decodes or is refused;
+//!   what decodes round-trips and is applied by the state machine without a panic.
+//! * `raft_snapshot`: snapshot files (also with their checksum recomputed, so the framing
+//!   behind it is reached) decode or are refused; what decodes round-trips, installs into a
+//!   state machine exactly, and is restored through a node's log or refused.
+//! * `raft_apply`: sequences of arbitrary entries (bad formats, invalid and reserved keys,
+//!   preconditions, restore steps in any order, membership and blank entries) applied by the
+//!   state machine: never a panic, the results and state of a reference model, and the same
+//!   results and digest whether applied in one call or one entry per call.
+//! * `raft_rpc`: the cluster port's raft RPCs (append, vote, snapshot, read-index) with
+//!   arbitrary bodies and with well-typed but arbitrary requests, on a live single-node
+//!   cluster: a 400 for what does not decode, never a panic, and the node keeps working.
+//! * `raft_log_detects_random_corruptions`: 1,000 random corruptions of log records written
+//!   through a node, every one refused when read.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coffer_storage::fuzzing::{bytes_from, report, seed, SplitMix, Structured, Suite};
+use coffer_storage::{validate_key, Batch, Expect, Op, Precondition};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::storage::{RaftLogReader, RaftLogStorage, RaftStateMachine};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, Membership, Vote};
+use proptest::collection::{btree_map, btree_set, vec};
+use proptest::prelude::*;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::broadcast;
+
+use crate::db::{Db, FatalHook};
+use crate::log_store::{decode_entry, encode_entry, index_key, LogStore};
+use crate::network::paths;
+use crate::node::{RaftConfig, RaftNode};
+use crate::snapshot;
+use crate::state_machine::{Shared, StateMachine, STAGE_PREFIX};
+use crate::types::{
+    Action, ApplyResult, Command, LogEntry, LogId, NodeId, NodeInfo, SnapshotMeta, StoredMembership,
+    TypeConfig, COMMAND_FORMAT,
+};
+
+static SUITE: Suite = Suite::new("coffer-raft", 5);
+
+const JSON_DICT: &[&[u8]] = &[
+    b"\"format\"",
+    b"\"timestamp_ns\"",
+    b"\"action\"",
+    b"\"type\"",
+    b"\"write\"",
+    b"\"restore_abort\"",
+    b"\"restore_stage\"",
+    b"\"restore_commit\"",
+    b"\"batch\"",
+    b"\"ops\"",
+    b"\"preconditions\"",
+    b"\"op\"",
+    b"\"put\"",
+    b"\"delete\"",
+    b"\"key\"",
+    b"\"value\"",
+    b"\"expect\"",
+    b"\"Absent\"",
+    b"{\"Version\":1}",
+    b"\"log_id\"",
+    b"\"leader_id\"",
+    b"\"term\"",
+    b"\"node_id\"",
+    b"\"index\"",
+    b"\"payload\"",
+    b"\"Blank\"",
+    b"\"Normal\"",
+    b"\"Membership\"",
+    b"\"configs\"",
+    b"\"nodes\"",
+    b"\"vote\"",
+    b"\"committed\"",
+    b"\"prev_log_id\"",
+    b"\"entries\"",
+    b"\"leader_commit\"",
+    b"\"last_log_id\"",
+    b"\"meta\"",
+    b"\"offset\"",
+    b"\"data\"",
+    b"\"done\"",
+    b"\"\\u0000restore/\"",
+    b"\"AAAA\"",
+    b"\"=\"",
+];
+
+const SNAPSHOT_DICT: &[&[u8]] = &[
+    b"COFFSNAP",
+    &[1],
+    &[0],
+    &[0, 0, 0, 0],
+    &[0, 0, 0, 1],
+    &[0xff, 0xff, 0xff, 0xff],
+    &[0x04, 0, 0, 1],
+    b"\0restore/",
+    &[1, 0, 0, 0, 0, 0, 0, 0, 9],
+];
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn fatal_hook() -> FatalHook {
+    Arc::new(|m: &str| panic!("fatal: {m}"))
+}
+
+fn fast_config(dir: &std::path::Path) -> RaftConfig {
+    let mut c = RaftConfig::new(
+        1,
+        dir,
+        NodeInfo {
+            name: "n1".into(),
+            api_addr: "https://127.0.0.1:1".into(),
+            cluster_addr: "127.0.0.1:2".into(),
+        },
+    );
+    c.heartbeat_interval = Duration::from_millis(20);
+    c.election_timeout_min = Duration::from_millis(60);
+    c.election_timeout_max = Duration::from_millis(120);
+    c.read_timeout = Duration::from_millis(500);
+    c.write_timeout = Duration::from_secs(2);
+    c.fatal = fatal_hook();
+    c
+}
+
+/// A state machine on a fresh sled database, with its shared part for inspection.
+fn state_machine() -> (tempfile::TempDir, StateMachine, Arc<Shared>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("raft"), fatal_hook()).unwrap();
+    let (tx, _) = broadcast::channel(1024);
+    let shared = Shared::open(db, tx).unwrap();
+    (dir, StateMachine::new(Arc::clone(&shared)), shared)
+}
+
+/// The `sm_meta` tree of a state machine (to empty it between cases).
+fn sm_meta(shared: &Shared) -> sled::Tree {
+    shared.db().tree("sm_meta").unwrap()
+}
+
+fn log_id(term: u64, node: NodeId, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, node), index)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies: arbitrary values of the log's types
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => "[a-c]{1,2}(/[a-c]{1,2}){0,2}",
+        1 => Just(String::new()),
+        1 => Just("a\0b".to_owned()),
+        1 => Just("\0restore/a".to_owned()),
+        1 => Just("a/".to_owned()),
+        1 => any::<String>().prop_map(|s| s.chars().take(8).collect()),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (key(), vec(any::<u8>(), 0..16)).prop_map(|(key, value)| Op::Put { key, value }),
+        1 => key().prop_map(|key| Op::Delete { key }),
+    ]
+}
+
+fn precondition() -> impl Strategy<Value = Precondition> {
+    let expect = prop_oneof![Just(Expect::Absent), (0u64..16).prop_map(Expect::Version)];
+    (key(), expect).prop_map(|(key, expect)| Precondition { key, expect })
+}
+
+fn batch() -> impl Strategy<Value = Batch> {
+    (vec(op(), 0..5), vec(precondition(), 0..3)).prop_map(|(ops, preconditions)| Batch { ops, preconditions })
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    // `Action` has no `Debug` (its values stay out of logs), so it is built inside the map.
+    let format = prop_oneof![15 => Just(COMMAND_FORMAT), 1 => any::<u8>()];
+    (format, any::<u64>(), 0u8..13, batch()).prop_map(|(format, timestamp_ns, kind, batch)| {
+        let action = match kind {
+            0..=7 => Action::Write { batch },
+            8 => Action::RestoreAbort,
+            9..=11 => Action::RestoreStage { batch },
+            _ => Action::RestoreCommit,
+        };
+        Command { format, timestamp_ns, action }
+    })
+}
+
+fn node_info() -> impl Strategy<Value = NodeInfo> {
+    ("[a-z0-9]{0,4}", "[a-z0-9:/.]{0,16}", "[a-z0-9:.]{0,16}")
+        .prop_map(|(name, api_addr, cluster_addr)| NodeInfo { name, api_addr, cluster_addr })
+}
+
+fn membership() -> impl Strategy<Value = Membership<NodeId, NodeInfo>> {
+    (btree_set(0u64..5, 1..4), btree_map(0u64..5, node_info(), 0..4))
+        .prop_map(|(voters, nodes)| Membership::new(vec![voters], nodes))
+}
+
+fn payload() -> impl Strategy<Value = EntryPayload<TypeConfig>> {
+    prop_oneof![
+        1 => Just(EntryPayload::Blank),
+        10 => command().prop_map(EntryPayload::Normal),
+        1 => membership().prop_map(EntryPayload::Membership),
+    ]
+}
+
+fn entry() -> impl Strategy<Value = LogEntry> {
+    (0u64..6, 0u64..4, 0u64..64, payload())
+        .prop_map(|(term, node, index, payload)| Entry { log_id: log_id(term, node, index), payload })
+}
+
+/// Entries with consecutive indexes from 1 and non-decreasing terms, as a log holds them.
+fn entry_sequence() -> impl Strategy<Value = Vec<LogEntry>> {
+    vec((0u64..2, payload()), 1..16).prop_map(|items| {
+        let mut term = 1;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (bump, payload))| {
+                term += bump;
+                Entry { log_id: log_id(term, 1, i as u64 + 1), payload }
+            })
+            .collect()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// raft_log_entry
+
+/// `input = index key (8 bytes, big-endian) ‖ record`, as sled holds a log record.
+fn split_record(input: &[u8]) -> (&[u8], &[u8]) {
+    input.split_at(input.len().min(8))
+}
+
+#[test]
+fn raft_log_entry() {
+    let mut t = SUITE.target("raft_log_entry", 1500);
+    let check = |input: &[u8]| -> Result<(), String> {
+        let (key, raw) = split_record(input);
+        let Ok(entry) = decode_entry(key, raw) else { return Ok(()) };
+        if key != index_key(entry.log_id.index) {
+            return Err(format!("the record under {key:?} decoded to entry {}", entry.log_id.index));
+        }
+        let again = encode_entry(&entry).map_err(|e| e.to_string())?;
+        match decode_entry(key, &again) {
+            Ok(back) if back == entry => Ok(()),
+            other => Err(format!("round trip changed the entry: {other:?}")),
+        }
+    };
+    t.replay(check);
+    let n = t.cases() / 2;
+    t.generate_n(n, bytes_from(t.seeds(), JSON_DICT), |b| check(b));
+    // Round trip of arbitrary entries, and no other index accepts their record.
+    t.generate_n(n, entry().prop_map(Structured), |Structured(e)| {
+        let raw = encode_entry(e).map_err(|e| e.to_string())?;
+        match decode_entry(&index_key(e.log_id.index), &raw) {
+            Ok(back) if back == *e => {}
+            other => return Err(format!("round trip changed the entry: {other:?}")),
+        }
+        match decode_entry(&index_key(e.log_id.index + 1), &raw) {
+            Err(_) => Ok(()),
+            Ok(_) => Err("a record was accepted under another index".into()),
+        }
+    });
+    t.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// raft_command
+
+#[test]
+fn raft_command() {
+    let mut t = SUITE.target("raft_command", 800);
+    let rt = rt();
+    let (_dir, sm, _shared) = state_machine();
+    let sm = std::sync::Mutex::new(sm);
+    let next = std::sync::atomic::AtomicU64::new(1);
+    let apply = |cmd: Command| -> Result<(), String> {
+        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry = Entry { log_id: log_id(1, 1, index), payload: EntryPayload::Normal(cmd) };
+        let mut sm = sm.lock().unwrap();
+        match rt.block_on(sm.apply(vec![entry])) {
+            Ok(r) if r.len() == 1 => Ok(()),
+            other => Err(format!("apply failed: {other:?}")),
+        }
+    };
+    let check = |raw: &[u8]| -> Result<(), String> {
+        let Ok(cmd) = serde_json::from_slice::<Command>(raw) else { return Ok(()) };
+        let json = serde_json::to_vec(&cmd).map_err(|e| e.to_string())?;
+        match serde_json::from_slice::<Command>(&json) {
+            Ok(back) if back == cmd => {}
+            other => return Err(format!("round trip changed the command: {other:?}")),
+        }
+        apply(cmd)
+    };
+    t.replay(check);
+    let n = t.cases() / 2;
+    t.generate_n(n, bytes_from(t.seeds(), JSON_DICT), |b| check(b));
+    t.generate_n(n, command().prop_map(Structured), |Structured(c)| {
+        let json = serde_json::to_vec(c).map_err(|e| e.to_string())?;
+        check(&json)
+    });
+    t.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// raft_snapshot
+
+/// `bytes` with its trailing checksum replaced by the right one (so that damage to the body
+/// reaches the framing parser instead of stopping at the checksum).
+fn resealed(bytes: &[u8]) -> Vec<u8> {
+    let body = &bytes[..bytes.len().saturating_sub(32)];
+    let mut out = body.to_vec();
+    out.extend_from_slice(&Sha256::digest(body));
+    out
+}
+
+#[test]
+fn raft_snapshot() {
+    let mut t = SUITE.target("raft_snapshot", 600);
+    let rt = rt();
+    let (_dir, sm, shared) = state_machine();
+    let sm = std::sync::Mutex::new(sm);
+    let installed = std::sync::atomic::AtomicU64::new(0);
+    let check = |raw: &[u8]| -> Result<(), String> {
+        if raw.len() >= 32
+            && snapshot::decode(raw).is_ok()
+            && Sha256::digest(&raw[..raw.len() - 32])[..] != raw[raw.len() - 32..]
+        {
+            return Err("decoded a snapshot whose checksum is wrong".into());
+        }
+        let bytes = resealed(raw);
+        let Ok(d) = snapshot::decode(&bytes) else { return Ok(()) };
+        let again = snapshot::encode(&d.meta, &d.records)?;
+        let back = snapshot::decode(&again).map_err(|e| format!("re-encoded snapshot refused: {e}"))?;
+        if back.meta != d.meta || back.records != d.records {
+            return Err("round trip changed the snapshot".into());
+        }
+        // Installed as a follower would install it: exactly its records, or a typed refusal.
+        let mut sm = sm.lock().unwrap();
+        match rt.block_on(sm.install_snapshot(&d.meta, Box::new(Cursor::new(bytes)))) {
+            Ok(()) => {
+                installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let dump = shared.dump()?;
+                if dump.records != d.records || dump.last_applied != d.meta.last_log_id {
+                    return Err("the installed state differs from the snapshot".into());
+                }
+                for (k, raw) in &dump.records {
+                    let key =
+                        std::str::from_utf8(k).map_err(|_| "installed a key that is not UTF-8".to_owned())?;
+                    crate::state_machine::decode_record(key, raw)
+                        .map_err(|e| format!("installed a record reads cannot decode: {e}"))?;
+                }
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    };
+    t.replay(check);
+    t.generate(bytes_from(t.seeds(), SNAPSHOT_DICT), |b| check(b));
+    t.note(format!("installed={}", installed.load(std::sync::atomic::Ordering::Relaxed)));
+    t.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// raft_apply
+
+/// What the state machine should hold: real keys with version and value, staged restore data.
+#[derive(Debug, Default, PartialEq)]
+struct Model {
+    real: BTreeMap<String, (u64, Vec<u8>)>,
+    staged: BTreeMap<String, Vec<u8>>,
+}
+
+fn rejected() -> ApplyResult {
+    ApplyResult::Rejected { reason: String::new() }
+}
+
+/// The result an entry should have, applying it to `m`.
+fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
+    let index = e.log_id.index;
+    let EntryPayload::Normal(cmd) = &e.payload else { return ApplyResult::Noop };
+    if cmd.format != COMMAND_FORMAT {
+        return rejected();
+    }
+    let batch = match &cmd.action {
+        Action::RestoreAbort => {
+            m.staged.clear();
+            return ApplyResult::Applied { version: index };
+        }
+        Action::RestoreCommit => {
+            let staged = std::mem::take(&mut m.staged);
+            m.real = staged.into_iter().map(|(k, v)| (k, (index, v))).collect();
+            return ApplyResult::Applied { version: index };
+        }
+        Action::Write { batch } | Action::RestoreStage { batch } => batch,
+    };
+    let keys = batch.ops.iter().map(Op::key).chain(batch.preconditions.iter().map(|p| p.key.as_str()));
+    if keys.into_iter().any(|k| validate_key(k).is_err()) {
+        return rejected();
+    }
+    if matches!(cmd.action, Action::RestoreStage { .. }) {
+        if !batch.preconditions.is_empty() || batch.ops.iter().any(|op| matches!(op, Op::Delete { .. })) {
+            return rejected();
+        }
+        for op in &batch.ops {
+            if let Op::Put { key, value } = op {
+                m.staged.insert(key.clone(), value.clone());
+            }
+        }
+        return ApplyResult::Applied { version: index };
+    }
+    for p in &batch.preconditions {
+        let ok = match p.expect {
+            Expect::Absent => !m.real.contains_key(&p.key),
+            Expect::Version(v) => m.real.get(&p.key).is_some_and(|(ver, _)| *ver == v),
+        };
+        if !ok {
+            return ApplyResult::PreconditionFailed { key: p.key.clone() };
+        }
+    }
+    for op in &batch.ops {
+        match op {
+            Op::Delete { key } => {
+                m.real.remove(key);
+            }
+            Op::Put { key, value } => {
+                m.real.insert(key.clone(), (index, value.clone()));
+            }
+        }
+    }
+    ApplyResult::Applied { version: index }
+}
+
+/// The state machine's contents in the model's terms.
+fn observed(shared: &Shared) -> Result<Model, String> {
+    let mut m = Model::default();
+    for (k, raw) in shared.dump()?.records {
+        let value = raw.get(9..).ok_or("short record")?.to_vec();
+        match k.strip_prefix(STAGE_PREFIX) {
+            Some(real) => {
+                m.staged.insert(String::from_utf8(real.to_vec()).map_err(|e| e.to_string())?, value);
+            }
+            None => {
+                let key = String::from_utf8(k).map_err(|e| e.to_string())?;
+                let entry = crate::state_machine::decode_record(&key, &raw).map_err(|e| e.to_string())?;
+                m.real.insert(key, (entry.version, value));
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn canonical(results: Vec<ApplyResult>) -> Vec<ApplyResult> {
+    results
+        .into_iter()
+        .map(|r| if matches!(r, ApplyResult::Rejected { .. }) { rejected() } else { r })
+        .collect()
+}
+
+#[test]
+fn raft_apply() {
+    let mut t = SUITE.target("raft_apply", 300);
+    let rt = rt();
+    // Two state machines reused by every case, emptied first (opening sled databases per case
+    // would cost most of the time).
+    let (_d1, whole, shared_whole) = state_machine();
+    let (_d2, single, shared_single) = state_machine();
+
+    let machines = std::sync::Mutex::new((whole, single));
+    let check = |entries: &[LogEntry]| -> Result<(), String> {
+        let mut model = Model::default();
+        let expected: Vec<ApplyResult> = entries.iter().map(|e| model_apply(&mut model, e)).collect();
+        let mut guard = machines.lock().unwrap_or_else(|p| p.into_inner());
+        let (whole, single) = &mut *guard;
+        for shared in [&shared_whole, &shared_single] {
+            shared.data.clear().unwrap();
+            sm_meta(shared).clear().unwrap();
+        }
+        // The same entries in one call, and one entry per call.
+        let got = rt.block_on(whole.apply(entries.to_vec())).map_err(|e| format!("apply failed: {e}"))?;
+        let mut one_by_one = Vec::new();
+        for e in entries {
+            one_by_one.extend(
+                rt.block_on(single.apply(vec![e.clone()])).map_err(|e| format!("apply failed: {e}"))?,
+            );
+        }
+        let got = canonical(got);
+        if got != expected {
+            return Err(format!("results {got:?}, the model expects {expected:?}"));
+        }
+        if canonical(one_by_one) != expected {
+            return Err("applying one entry per call gave other results".into());
+        }
+        let state = observed(&shared_whole)?;
+        if state != model {
+            return Err(format!("state {state:?}, the model holds {model:?}"));
+        }
+        if shared_whole.digest()? != shared_single.digest()? {
+            return Err("applying one entry per call gave another state".into());
+        }
+        let (last, membership) = shared_whole.applied_state()?;
+        if last != entries.last().map(|e| e.log_id) {
+            return Err(format!("last applied {last:?}"));
+        }
+        let want_membership = entries.iter().rev().find_map(|e| match &e.payload {
+            EntryPayload::Membership(m) => Some(StoredMembership::new(Some(e.log_id), m.clone())),
+            _ => None,
+        });
+        if membership != want_membership.unwrap_or_default() {
+            return Err("stored membership is not the last membership entry".into());
+        }
+        Ok(())
+    };
+    // Corpus: JSON arrays of entries.
+    t.replay(|raw| match serde_json::from_slice::<Vec<LogEntry>>(raw) {
+        Ok(entries) => check(&entries),
+        Err(e) => Err(format!("corpus file is not a JSON list of entries: {e}")),
+    });
+    t.generate(entry_sequence().prop_map(Structured), |Structured(entries)| check(entries));
+    t.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// raft_rpc
+
+/// `input = selector ‖ body`: `a` append, `v` vote, `s` snapshot, `r` read-index, anything
+/// else an unknown RPC path.
+fn rpc_path(selector: Option<&u8>) -> &'static str {
+    match selector {
+        Some(b'a') => paths::APPEND,
+        Some(b'v') => paths::VOTE,
+        Some(b's') => paths::SNAPSHOT,
+        Some(b'r') => paths::READ_INDEX,
+        _ => "/v1/raft/unknown",
+    }
+}
+
+/// A well-typed raft request with arbitrary contents, as `selector ‖ JSON`.
+fn typed_rpc() -> impl Strategy<Value = Vec<u8>> {
+    let vote = (0u64..4, 0u64..4, any::<bool>()).prop_map(|(t, n, c)| {
+        if c {
+            Vote::new_committed(t, n)
+        } else {
+            Vote::new(t, n)
+        }
+    });
+    let opt_log_id = proptest::option::of((0u64..4, 0u64..4, 0u64..40).prop_map(|(t, n, i)| log_id(t, n, i)));
+    let append = (vote.clone(), opt_log_id.clone(), vec(entry(), 0..4), opt_log_id.clone()).prop_map(
+        |(vote, prev_log_id, entries, leader_commit)| {
+            let req = AppendEntriesRequest::<TypeConfig> { vote, prev_log_id, entries, leader_commit };
+            [b"a".to_vec(), serde_json::to_vec(&req).unwrap()].concat()
+        },
+    );
+    let vote_req = (vote.clone(), opt_log_id.clone()).prop_map(|(vote, last_log_id)| {
+        [b"v".to_vec(), serde_json::to_vec(&VoteRequest { vote, last_log_id }).unwrap()].concat()
+    });
+    let snap = (vote, opt_log_id, 0u64..64, vec(any::<u8>(), 0..64), any::<bool>()).prop_map(
+        |(vote, last_log_id, offset, data, done)| {
+            let meta =
+                SnapshotMeta { last_log_id, last_membership: Default::default(), snapshot_id: "x".into() };
+            let req = InstallSnapshotRequest::<TypeConfig> { vote, meta, offset, data, done };
+            [b"s".to_vec(), serde_json::to_vec(&req).unwrap()].concat()
+        },
+    );
+    prop_oneof![3 => append, 2 => vote_req, 1 => snap, 1 => Just(b"r".to_vec())]
+}
+
+#[test]
+fn raft_rpc() {
+    let mut t = SUITE.target("raft_rpc", 600);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let node = rt.block_on(leader(&tmp.path().join("n1")));
+    let alive = |node: &RaftNode| -> Result<(), String> {
+        match &node.raft().metrics().borrow().running_state {
+            Ok(()) => Ok(()),
+            Err(fatal) => Err(format!("raft stopped: {fatal}")),
+        }
+    };
+    let replies = std::sync::Mutex::new(BTreeMap::<String, usize>::new());
+    let check = |input: &[u8]| -> Result<(), String> {
+        let (selector, body) = input.split_first().map_or((None, &[][..]), |(s, b)| (Some(s), b));
+        let path = rpc_path(selector);
+        let (status, reply) = rt.block_on(node.handle_rpc(path, body));
+        let name = path.rsplit('/').next().unwrap_or_default();
+        *replies.lock().unwrap().entry(format!("{name}:{}", status.as_u16())).or_default() += 1;
+        let json: serde_json::Value =
+            serde_json::from_slice(&reply).map_err(|_| format!("{path}: reply is not JSON ({status})"))?;
+        match status.as_u16() {
+            200 => {}
+            400 | 404 if json["errors"].is_array() => {}
+            other => return Err(format!("{path}: status {other}: {json}")),
+        }
+        alive(&node)
+    };
+    t.replay(check);
+    let n = t.cases() / 2;
+    t.generate_n(n, bytes_from(t.seeds(), JSON_DICT), |b| check(b));
+    t.generate_n(n, typed_rpc(), |b| check(b));
+    let m = node.raft().metrics().borrow().clone();
+    t.note(format!("replies {:?}, node now term {} {:?}", replies.lock().unwrap(), m.current_term, m.state));
+    t.finish();
+    rt.block_on(node.shutdown()).unwrap();
+}
+
+/// A single-node cluster in `dir`, leader.
+async fn leader(dir: &std::path::Path) -> Arc<RaftNode> {
+    let node = RaftNode::open(fast_config(dir)).await.unwrap();
+    node.initialize_single().await.unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while node.role() != coffer_storage::Role::Leader {
+        assert!(Instant::now() < end, "single node did not become leader");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    node
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log tamper detection
+
+/// How a log record is damaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Corruption {
+    BitFlip,
+    ByteSet,
+    DigitEdit,
+    Truncate,
+    Extend,
+    ZeroFill,
+    FormatEdit,
+    MoveFromOtherIndex,
+    SwapWithOtherIndex,
+}
+
+const KINDS: [Corruption; 9] = [
+    Corruption::BitFlip,
+    Corruption::ByteSet,
+    Corruption::DigitEdit,
+    Corruption::Truncate,
+    Corruption::Extend,
+    Corruption::ZeroFill,
+    Corruption::FormatEdit,
+    Corruption::MoveFromOtherIndex,
+    Corruption::SwapWithOtherIndex,
+];
+
+/// Damaged records for position `at` of `originals` (and for a swap, the other one too).
+fn corrupt(rng: &mut SplitMix, kind: Corruption, at: usize, originals: &[Vec<u8>]) -> Vec<(usize, Vec<u8>)> {
+    let orig = &originals[at];
+    let other = loop {
+        let o = rng.below(originals.len());
+        if o != at && originals[o] != *orig {
+            break o;
+        }
+    };
+    let mut v = orig.clone();
+    match kind {
+        Corruption::BitFlip => {
+            let i = rng.below(v.len());
+            v[i] ^= 1 << rng.below(8);
+        }
+        Corruption::ByteSet => {
+            let i = rng.below(v.len());
+            v[i] = v[i].wrapping_add(1 + rng.below(255) as u8);
+        }
+        Corruption::DigitEdit => {
+            // The quiet kind: one decimal digit of the JSON (an index, a term, a version, a
+            // timestamp) changed into another digit, which still parses.
+            let digits: Vec<usize> = (1..v.len()).filter(|&i| v[i].is_ascii_digit()).collect();
+            let i = digits[rng.below(digits.len())];
+            v[i] = b'0' + ((v[i] - b'0' + 1 + rng.below(9) as u8) % 10);
+        }
+        Corruption::Truncate => v.truncate(rng.below(v.len())),
+        Corruption::Extend => {
+            let n = 1 + rng.below(16);
+            v.extend((0..n).map(|_| rng.next_u64() as u8));
+        }
+        Corruption::ZeroFill => {
+            let from = rng.below(v.len());
+            let to = from + 1 + rng.below(v.len() - from);
+            let before = v.clone();
+            v[from..to].fill(0);
+            if v == before {
+                v[from] = 1;
+            }
+        }
+        Corruption::FormatEdit => v[0] = v[0].wrapping_add(1 + rng.below(255) as u8),
+        Corruption::MoveFromOtherIndex => return vec![(at, originals[other].clone())],
+        Corruption::SwapWithOtherIndex => return vec![(at, originals[other].clone()), (other, orig.clone())],
+    }
+    assert_ne!(&v, orig, "{kind:?} left the record unchanged");
+    vec![(at, v)]
+}
+
+/// Security bullet of issue 13: 1,000 random corruptions of raft log entries (written through
+/// a node: barrier ciphertext in every entry) are all detected when the log is read back.
+#[test]
+fn raft_log_detects_random_corruptions() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let seed = seed();
+    let n = coffer_storage::fuzzing::cases(1000) as usize;
+    let started = Instant::now();
+    let mut rng = SplitMix::new(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node1");
+    rt.block_on(async {
+        let node = leader(&dir).await;
+        let barrier = coffer_storage::testing::unsealed_barrier(Arc::new(node.storage())).await;
+        for i in 0..40 {
+            let value = format!("secret number {i} ").repeat(i % 5 + 1).into_bytes();
+            barrier.put(&format!("logical/kv/{i:02}"), value).await.unwrap();
+        }
+        barrier.delete("logical/kv/00").await.unwrap();
+        node.shutdown().await.unwrap();
+    });
+    let db = Db::open(&dir, fatal_hook()).unwrap();
+    let tree = db.tree("log").unwrap();
+    let mut log = LogStore::open(Arc::clone(&db)).unwrap();
+    let keys: Vec<sled::IVec> = tree.iter().keys().map(Result::unwrap).collect();
+    let originals: Vec<Vec<u8>> = keys.iter().map(|k| tree.get(k).unwrap().unwrap().to_vec()).collect();
+    let index = |k: &sled::IVec| u64::from_be_bytes(k.as_ref().try_into().unwrap());
+    let (first, last) = (index(&keys[0]), index(&keys[keys.len() - 1]));
+    let intact: Vec<LogEntry> = rt.block_on(log.try_get_log_entries(first..=last)).unwrap();
+    assert!(intact.len() > 40, "only {} entries in the log", intact.len());
+    let mut counts = std::collections::BTreeMap::new();
+    for done in 0..n {
+        let at = rng.below(keys.len());
+        let kind = KINDS[done % KINDS.len()];
+        let edits = corrupt(&mut rng, kind, at, &originals);
+        for (i, v) in &edits {
+            tree.insert(&keys[*i], v.as_slice()).unwrap();
+        }
+        for (i, _) in &edits {
+            let idx = index(&keys[*i]);
+            let one = rt.block_on(log.try_get_log_entries(idx..=idx));
+            assert!(one.is_err(), "{kind:?} of entry {idx} accepted: {:?}", one.map(|e| format!("{e:?}")));
+            let all = rt.block_on(log.try_get_log_entries(first..=last));
+            assert!(all.is_err(), "{kind:?} of entry {idx} accepted in a range read");
+        }
+        if edits.iter().any(|(i, _)| *i == keys.len() - 1) {
+            assert!(rt.block_on(log.get_log_state()).is_err(), "{kind:?} of the last entry accepted");
+        }
+        for (i, _) in &edits {
+            tree.insert(&keys[*i], originals[*i].as_slice()).unwrap();
+        }
+        *counts.entry(kind).or_insert(0usize) += 1;
+    }
+    // The restored log reads back whole: the reads above failed because of the damage alone.
+    assert_eq!(rt.block_on(log.try_get_log_entries(first..=last)).unwrap(), intact);
+    // A node whose last entry is damaged refuses to start (typed error), it does not panic.
+    tree.insert(&keys[keys.len() - 1], &originals[keys.len() - 1][..originals[keys.len() - 1].len() - 3])
+        .unwrap();
+    drop((log, tree, db));
+    let reopened = rt.block_on(RaftNode::open(fast_config(&dir)));
+    assert!(reopened.is_err(), "a node started on a damaged log");
+    report(&format!(
+        "raft log tamper detection: {n} corruptions of {} log entries, all {n} refused when read, {:.1} s \
+         (seed {seed}) {counts:?}",
+        keys.len(),
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corpus
+
+fn write_entry(index: u64, batch: Batch) -> LogEntry {
+    Entry {
+        log_id: log_id(1, 1, index),
+        payload: EntryPayload::Normal(Command::write(batch, 1_700_000_000_000_000_000)),
+    }
+}
+
+fn action_entry(index: u64, action: Action) -> LogEntry {
+    Entry {
+        log_id: log_id(1, 1, index),
+        payload: EntryPayload::Normal(Command::new(action, 1_700_000_000_000_000_000)),
+    }
+}
+
+fn sample_membership() -> Membership<NodeId, NodeInfo> {
+    let info = |n: u64| NodeInfo {
+        name: format!("node{n}"),
+        api_addr: format!("https://127.0.0.{n}:8200"),
+        cluster_addr: format!("127.0.0.{n}:8201"),
+    };
+    Membership::new(
+        vec![[1, 2, 3].into_iter().collect()],
+        (1..=3).map(|n| (n, info(n))).collect::<BTreeMap<_, _>>(),
+    )
+}
+
+/// Rewrites the corpora of this crate's targets. Run after a format change:
+/// `cargo test -p coffer-raft --lib write_fuzz_corpus -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_corpus() {
+    use coffer_storage::fuzzing::write_corpus_file;
+    let batch = Batch::new()
+        .put("logical/5f1e/secret", b"\0\0\0\x01\x02ciphertext-bytes".to_vec())
+        .delete("logical/5f1e/old")
+        .require_version("logical/5f1e/secret", 4)
+        .require_absent("core/lock");
+    let entries = vec![
+        Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Blank },
+        Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Membership(sample_membership()) },
+        write_entry(3, batch.clone()),
+        action_entry(4, Action::RestoreAbort),
+        action_entry(5, Action::RestoreStage { batch: Batch::new().put("a/b", vec![1, 2, 3]) }),
+        action_entry(6, Action::RestoreCommit),
+    ];
+    // raft_log_entry: index key ‖ record.
+    for e in &entries {
+        let record = [index_key(e.log_id.index).to_vec(), encode_entry(e).unwrap()].concat();
+        write_corpus_file("raft_log_entry", &format!("entry-{}.bin", e.log_id.index), &record);
+    }
+    let legacy = [index_key(3).to_vec(), vec![1], serde_json::to_vec(&entries[2]).unwrap()].concat();
+    write_corpus_file("raft_log_entry", "legacy-format-1.bin", &legacy);
+    let moved = [index_key(9).to_vec(), encode_entry(&entries[2]).unwrap()].concat();
+    write_corpus_file("raft_log_entry", "moved-to-index-9.bin", &moved);
+    write_corpus_file("raft_log_entry", "short-key.bin", &[0, 0, 1]);
+
+    // raft_command: the JSON payload of an entry.
+    let commands = [
+        ("write", Command::write(batch.clone(), 1)),
+        ("restore-abort", Command::new(Action::RestoreAbort, 2)),
+        (
+            "restore-stage",
+            Command::new(Action::RestoreStage { batch: Batch::new().put("k", vec![0; 20]) }, 3),
+        ),
+        ("restore-commit", Command::new(Action::RestoreCommit, 4)),
+        ("future-format", Command { format: 9, ..Command::write(Batch::new().put("k", vec![1]), 5) }),
+        ("invalid-keys", Command::write(Batch::new().put("", vec![1]).put("a\0b", vec![2]).delete("x/"), 6)),
+    ];
+    for (name, c) in &commands {
+        write_corpus_file("raft_command", &format!("{name}.json"), &serde_json::to_vec_pretty(c).unwrap());
+    }
+    write_corpus_file(
+        "raft_command",
+        "bad-base64.json",
+        br#"{"format":1,"timestamp_ns":0,"action":{"type":"write","batch":{"ops":[{"op":"put","key":"k","value":"!!"}],"preconditions":[]}}}"#,
+    );
+    write_corpus_file(
+        "raft_command",
+        "unknown-field.json",
+        br#"{"format":1,"timestamp_ns":0,"action":{"type":"restore_abort"},"extra":true}"#,
+    );
+
+    // raft_snapshot: snapshot files.
+    let meta = |index: u64| SnapshotMeta {
+        last_log_id: Some(log_id(2, 1, index)),
+        last_membership: StoredMembership::new(Some(log_id(1, 1, 2)), sample_membership()),
+        snapshot_id: format!("{index}-1"),
+    };
+    let rec = |version: u64, value: &[u8]| crate::state_machine::encode_record(version, value);
+    let records = vec![
+        (b"core/keyring".to_vec(), rec(3, b"\0\0\0\0\x02keyring-ciphertext")),
+        (b"logical/5f1e/secret".to_vec(), rec(7, b"\0\0\0\x01\x02value")),
+        (b"sys/token/id/h1".to_vec(), rec(9, b"")),
+    ];
+    write_corpus_file("raft_snapshot", "three-records.snap", &snapshot::encode(&meta(9), &records).unwrap());
+    write_corpus_file("raft_snapshot", "empty-state.snap", &snapshot::encode(&meta(2), &[]).unwrap());
+    let mut staged = records.clone();
+    staged.insert(0, ([STAGE_PREFIX, b"logical/x"].concat(), rec(8, b"staged")));
+    write_corpus_file(
+        "raft_snapshot",
+        "with-staged-restore.snap",
+        &snapshot::encode(&meta(10), &staged).unwrap(),
+    );
+    let no_log =
+        SnapshotMeta { last_log_id: None, last_membership: Default::default(), snapshot_id: String::new() };
+    write_corpus_file("raft_snapshot", "no-log-id.snap", &snapshot::encode(&no_log, &records[..1]).unwrap());
+    let mut bad_magic = snapshot::encode(&meta(9), &records).unwrap();
+    bad_magic[0] = b'X';
+    write_corpus_file("raft_snapshot", "bad-magic.snap", &resealed(&bad_magic));
+    let mut future = snapshot::encode(&meta(9), &records).unwrap();
+    future[8] = 2;
+    write_corpus_file("raft_snapshot", "format-2.snap", &resealed(&future));
+
+    // raft_apply: sequences of entries (JSON lists).
+    write_corpus_file("raft_apply", "all-kinds.json", &serde_json::to_vec_pretty(&entries).unwrap());
+    let restore = vec![
+        write_entry(1, Batch::new().put("old/a", vec![1]).put("old/b", vec![2])),
+        action_entry(2, Action::RestoreStage { batch: Batch::new().put("stale/x", vec![0]) }),
+        action_entry(3, Action::RestoreAbort),
+        action_entry(
+            4,
+            Action::RestoreStage { batch: Batch::new().put("old/a", vec![9]).put("new/c", vec![3]) },
+        ),
+        write_entry(5, Batch::new().put("old/b", vec![5])),
+        action_entry(6, Action::RestoreCommit),
+        write_entry(7, Batch::new().put("after", vec![7]).require_version("old/a", 6)),
+    ];
+    write_corpus_file("raft_apply", "restore.json", &serde_json::to_vec_pretty(&restore).unwrap());
+    let cas = vec![
+        write_entry(1, Batch::new().put("k", vec![1]).require_absent("k")),
+        write_entry(2, Batch::new().put("k", vec![2]).require_absent("k")),
+        write_entry(3, Batch::new().put("k", vec![3]).require_version("k", 1)),
+        write_entry(4, Batch::new().delete("k").require_version("k", 1)),
+    ];
+    write_corpus_file("raft_apply", "compare-and-set.json", &serde_json::to_vec_pretty(&cas).unwrap());
+    let stage_then_delete = vec![
+        action_entry(1, Action::RestoreStage { batch: Batch::new().put("a", vec![1]).delete("b") }),
+        action_entry(2, Action::RestoreCommit),
+    ];
+    write_corpus_file(
+        "raft_apply",
+        "stage-with-delete.json",
+        &serde_json::to_vec_pretty(&stage_then_delete).unwrap(),
+    );
+
+    // raft_rpc: selector ‖ body.
+    let append = AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: Some(log_id(1, 1, 2)),
+        entries: entries[2..4]
+            .iter()
+            .map(|e| Entry { log_id: log_id(1, 1, e.log_id.index), payload: e.payload.clone() })
+            .collect(),
+        leader_commit: Some(log_id(1, 1, 2)),
+    };
+    write_corpus_file(
+        "raft_rpc",
+        "append.json",
+        &[b"a".to_vec(), serde_json::to_vec(&append).unwrap()].concat(),
+    );
+    let heartbeat = AppendEntriesRequest::<TypeConfig> {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    write_corpus_file(
+        "raft_rpc",
+        "heartbeat.json",
+        &[b"a".to_vec(), serde_json::to_vec(&heartbeat).unwrap()].concat(),
+    );
+    let vote = VoteRequest { vote: Vote::new(0, 2), last_log_id: Some(log_id(0, 2, 1)) };
+    write_corpus_file(
+        "raft_rpc",
+        "vote-stale-term.json",
+        &[b"v".to_vec(), serde_json::to_vec(&vote).unwrap()].concat(),
+    );
+    let snap = InstallSnapshotRequest::<TypeConfig> {
+        vote: Vote::new_committed(0, 2),
+        meta: meta(9),
+        offset: 0,
+        data: snapshot::encode(&meta(9), &records).unwrap(),
+        done: false,
+    };
+    write_corpus_file(
+        "raft_rpc",
+        "snapshot-chunk.json",
+        &[b"s".to_vec(), serde_json::to_vec(&snap).unwrap()].concat(),
+    );
+    write_corpus_file("raft_rpc", "read-index.json", b"rnull");
+    write_corpus_file("raft_rpc", "unknown-path.json", b"x{}");
+    write_corpus_file("raft_rpc", "append-not-json.bin", b"a\xff\xfe");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions found by the targets above
+
+/// A restore stage holding a delete after a put was answered `Rejected` ("nothing was
+/// written") but kept the put staged, and the next commit restored it. Found by `raft_apply`.
+#[tokio::test]
+async fn a_rejected_restore_stage_stages_nothing() {
+    let (_dir, mut sm, shared) = state_machine();
+    let results = sm
+        .apply(vec![
+            action_entry(1, Action::RestoreStage { batch: Batch::new().put("a", vec![1]).delete("b") }),
+            action_entry(2, Action::RestoreCommit),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(results[0], ApplyResult::Rejected { .. }), "{results:?}");
+    assert_eq!(observed(&shared).unwrap(), Model::default(), "the rejected stage left data behind");
+}
+
+/// Log records carried no checksum: a changed digit (an index, a version in a precondition, a
+/// timestamp) still parsed and was replayed as a different command, and a record copied to
+/// another index was read as that index's entry. Found by `raft_log_detects_random_corruptions`.
+#[test]
+fn a_log_record_with_a_changed_digit_or_index_is_refused() {
+    let e = write_entry(3, Batch::new().put("k", vec![1]).require_version("k", 2));
+    let raw = encode_entry(&e).unwrap();
+    assert_eq!(decode_entry(&index_key(3), &raw).unwrap(), e);
+    let text = String::from_utf8_lossy(&raw[33..]).into_owned();
+    let digit = text.find("\"timestamp_ns\":").unwrap() + "\"timestamp_ns\":".len();
+    let mut changed = raw.clone();
+    changed[33 + digit] = if changed[33 + digit] == b'1' { b'2' } else { b'1' };
+    assert!(decode_entry(&index_key(3), &changed).is_err(), "a changed timestamp was accepted");
+    assert!(decode_entry(&index_key(4), &raw).is_err(), "a record was accepted under another index");
+    // Records written before checksums are still read, and still bound to their index.
+    let legacy = [vec![1], serde_json::to_vec(&e).unwrap()].concat();
+    assert_eq!(decode_entry(&index_key(3), &legacy).unwrap(), e);
+    assert!(decode_entry(&index_key(4), &legacy).is_err());
+}
+
+/// A snapshot could carry a key that is not UTF-8 or not a storage key, or a record reads
+/// cannot decode: it was installed, and the key's prefix could no longer be listed nor the key
+/// read. Found by `raft_snapshot` (corpus seed `non-utf8-key.snap`).
+#[test]
+fn a_snapshot_with_an_unreadable_key_or_record_is_refused() {
+    let meta = SnapshotMeta {
+        last_log_id: Some(log_id(1, 1, 9)),
+        last_membership: StoredMembership::default(),
+        snapshot_id: "9-1".into(),
+    };
+    let good = crate::state_machine::encode_record(3, b"ciphertext");
+    let decodes =
+        |records: Vec<(Vec<u8>, Vec<u8>)>| snapshot::decode(&snapshot::encode(&meta, &records).unwrap());
+    assert!(decodes(vec![(b"logical/x".to_vec(), good.clone())]).is_ok());
+    let staged = [STAGE_PREFIX, b"logical/x"].concat();
+    assert!(decodes(vec![(staged, good.clone())]).is_ok(), "a restore's staged key was refused");
+    for bad_key in [&b"l\x80gical/x"[..], b"", b"logical/", b"a\0b"] {
+        assert!(decodes(vec![(bad_key.to_vec(), good.clone())]).is_err(), "key {bad_key:?} was accepted");
+    }
+    for bad_record in [&b""[..], b"\x01\x00\x00", &[&[9u8][..], &good[1..]].concat()] {
+        assert!(
+            decodes(vec![(b"k".to_vec(), bad_record.to_vec())]).is_err(),
+            "record {bad_record:?} accepted"
+        );
+    }
+}
