@@ -32,7 +32,6 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, Membership, Vote};
 use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::broadcast;
 
 use crate::db::{Db, FatalHook};
 use crate::log_store::{decode_entry, encode_entry, index_key, LogStore};
@@ -42,8 +41,9 @@ use crate::snapshot;
 use crate::state_machine::{Shared, StateMachine, STAGE_PREFIX};
 use crate::types::{
     Action, ApplyResult, Command, LogEntry, LogId, NodeId, NodeInfo, SnapshotMeta, StoredMembership,
-    TypeConfig, COMMAND_FORMAT,
+    TypeConfig, COMMAND_FORMAT, MAX_GROUP,
 };
+use crate::types::entry_version;
 
 static SUITE: Suite = Suite::new("coffer-raft", 5);
 
@@ -136,8 +136,7 @@ fn fast_config(dir: &std::path::Path) -> RaftConfig {
 fn state_machine() -> (tempfile::TempDir, StateMachine, Arc<Shared>) {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("raft"), fatal_hook()).unwrap();
-    let (tx, _) = broadcast::channel(1024);
-    let shared = Shared::open(db, tx).unwrap();
+    let shared = Shared::open(db).unwrap();
     (dir, StateMachine::new(Arc::clone(&shared)), shared)
 }
 
@@ -183,11 +182,12 @@ fn batch() -> impl Strategy<Value = Batch> {
 fn command() -> impl Strategy<Value = Command> {
     // `Action` has no `Debug` (its values stay out of logs), so it is built inside the map.
     let format = prop_oneof![15 => Just(COMMAND_FORMAT), 1 => any::<u8>()];
-    (format, any::<u64>(), 0u8..13, batch()).prop_map(|(format, timestamp_ns, kind, batch)| {
+    (format, any::<u64>(), 0u8..15, batch(), vec(batch(), 0..4)).prop_map(|(format, timestamp_ns, kind, batch, more)| {
         let action = match kind {
             0..=7 => Action::Write { batch },
             8 => Action::RestoreAbort,
             9..=11 => Action::RestoreStage { batch },
+            12 | 13 => Action::WriteMany { batches: std::iter::once(batch).chain(more).collect() },
             _ => Action::RestoreCommit,
         };
         Command { format, timestamp_ns, action }
@@ -387,6 +387,7 @@ fn rejected() -> ApplyResult {
 /// The result an entry should have, applying it to `m`.
 fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
     let index = e.log_id.index;
+    let version = entry_version(index, 0);
     let EntryPayload::Normal(cmd) = &e.payload else { return ApplyResult::Noop };
     if cmd.format != COMMAND_FORMAT {
         return rejected();
@@ -394,12 +395,20 @@ fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
     let batch = match &cmd.action {
         Action::RestoreAbort => {
             m.staged.clear();
-            return ApplyResult::Applied { version: index };
+            return ApplyResult::Applied { version };
         }
         Action::RestoreCommit => {
             let staged = std::mem::take(&mut m.staged);
-            m.real = staged.into_iter().map(|(k, v)| (k, (index, v))).collect();
-            return ApplyResult::Applied { version: index };
+            m.real = staged.into_iter().map(|(k, v)| (k, (version, v))).collect();
+            return ApplyResult::Applied { version };
+        }
+        Action::WriteMany { batches } => {
+            if batches.len() > MAX_GROUP {
+                return rejected();
+            }
+            let results =
+                batches.iter().enumerate().map(|(i, b)| model_write(m, b, entry_version(index, i))).collect();
+            return ApplyResult::Many(results);
         }
         Action::Write { batch } | Action::RestoreStage { batch } => batch,
     };
@@ -416,7 +425,16 @@ fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
                 m.staged.insert(key.clone(), value.clone());
             }
         }
-        return ApplyResult::Applied { version: index };
+        return ApplyResult::Applied { version };
+    }
+    model_write(m, batch, version)
+}
+
+/// One client batch applied to `m` at `version`.
+fn model_write(m: &mut Model, batch: &Batch, version: u64) -> ApplyResult {
+    let keys = batch.ops.iter().map(Op::key).chain(batch.preconditions.iter().map(|p| p.key.as_str()));
+    if keys.into_iter().any(|k| validate_key(k).is_err()) {
+        return rejected();
     }
     for p in &batch.preconditions {
         let ok = match p.expect {
@@ -433,11 +451,11 @@ fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
                 m.real.remove(key);
             }
             Op::Put { key, value } => {
-                m.real.insert(key.clone(), (index, value.clone()));
+                m.real.insert(key.clone(), (version, value.clone()));
             }
         }
     }
-    ApplyResult::Applied { version: index }
+    ApplyResult::Applied { version }
 }
 
 /// The state machine's contents in the model's terms.
@@ -460,10 +478,16 @@ fn observed(shared: &Shared) -> Result<Model, String> {
 }
 
 fn canonical(results: Vec<ApplyResult>) -> Vec<ApplyResult> {
-    results
-        .into_iter()
-        .map(|r| if matches!(r, ApplyResult::Rejected { .. }) { rejected() } else { r })
-        .collect()
+    results.into_iter().map(canonical_one).collect()
+}
+
+/// A result with rejection reasons dropped (the model does not word them).
+fn canonical_one(r: ApplyResult) -> ApplyResult {
+    match r {
+        ApplyResult::Rejected { .. } => rejected(),
+        ApplyResult::Many(results) => ApplyResult::Many(canonical(results)),
+        r => r,
+    }
 }
 
 #[test]
