@@ -664,6 +664,13 @@ fn scenario(s: &Server) -> Vec<(String, Value)> {
     call("export version below min", "GET", "transit/export/hmac-key/ch/0", None);
     call("export version missing", "GET", "transit/export/hmac-key/ch/7", None);
     call("restore missing backup", "POST", "transit/restore", Some(json!({})));
+    call("restore undecodable backup", "POST", "transit/restore", Some(json!({"backup": "!!!"})));
+    call(
+        "restore invalid policy",
+        "POST",
+        "transit/restore",
+        Some(json!({"backup": b64(br#"{"policy":{"name":"x"}}"#)})),
+    );
     call(
         "create backupable",
         "POST",
@@ -796,13 +803,16 @@ fn scenario(s: &Server) -> Vec<(String, Value)> {
 /// These are the client's mistakes that OpenBao answers 500 with Go's multierror wrapping, and
 /// coffer 400 with the same text unwrapped: a `batch_input` that does not decode (wrong JSON
 /// type, missing or wrongly typed field), an RSA-PSS salt length beyond the key's maximum, a
-/// public-key import for a symmetric type.
+/// public-key import for a symmetric type, a restore backup that does not decode or holds an
+/// invalid policy.
 fn intended_divergence(openbao: &Value) -> Value {
     const WRAP: &str = "1 error occurred:\n\t* ";
-    const CLIENT_MISTAKES: [&str; 3] = [
+    const CLIENT_MISTAKES: [&str; 5] = [
         "failed to parse batch input: ",
         "requested salt length ",
         "provided type does not support public_key import",
+        "illegal base64 data at input byte ",
+        "failed to restore the policy ",
     ];
     let mut want = openbao.clone();
     if want["status"] == 500 {

@@ -121,10 +121,11 @@ pub async fn backup(t: &Transit, req: &BackendRequest, name: &str) -> Result<Res
 
 /// Parses a backup blob into a policy holding every archived and current version.
 pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -> Result<TransitKey> {
-    let raw = crypto::go_b64_secret(blob).map_err(internal_visible)?;
-    let kd: KeyData =
-        serde_json::from_slice(&raw).map_err(|e| internal_visible(format!("invalid backup: {e}")))?;
-    let Some(mut p) = kd.policy else { return Err(internal_visible("invalid backup: no policy")) };
+    // A blob that does not decode is malformed input: 400 with Vault's text, where Vault
+    // answers 500. The refusals clients test for (an existing key, a disallowed backup) stay 500.
+    let raw = crypto::go_b64_secret(blob).map_err(|e| Error::bad(e.to_string()))?;
+    let kd: KeyData = serde_json::from_slice(&raw).map_err(|e| Error::bad(format!("invalid backup: {e}")))?;
+    let Some(mut p) = kd.policy else { return Err(Error::bad("invalid backup: no policy")) };
     if let Some(n) = name {
         p.name = n.to_owned();
     }
@@ -141,10 +142,16 @@ pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -
     }
     p.restore_info = Some(BackupRestoreInfo { time: rfc3339_nano(now), version: p.latest_version });
     p.archive_version = p.latest_version;
-    p.check().map_err(|e| internal_visible(format!("failed to restore the policy {:?}: {e}", p.name)))?;
+    if p.min_decryption_version < 1 {
+        return Err(Error::bad(format!(
+            "failed to restore the policy {:?}: minimum decryption version of {} is less than 1",
+            p.name, p.min_decryption_version
+        )));
+    }
+    p.check().map_err(|e| Error::bad(format!("failed to restore the policy {:?}: {e}", p.name)))?;
     for v in 1..=p.latest_version {
         if v >= p.min_available_version && !p.keys.contains_key(&(v as u64)) {
-            return Err(internal_visible(format!(
+            return Err(Error::bad(format!(
                 "failed to restore the policy {:?}: key version {v} is missing from the backup",
                 p.name
             )));
