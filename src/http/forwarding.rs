@@ -3,6 +3,9 @@
 //!
 //! The route table ([`placement`]) decides first:
 //! - node-local requests are served where they land;
+//! - leader-bound requests on the leader run after the same barrier as reads (below): what the
+//!   leader reads before it proposes (a check-and-set version, a transit key version, a use
+//!   count) is then current even on a leader elected a moment ago or deposed without knowing;
 //! - leader-bound requests on a standby are forwarded to the leader (or redirected when
 //!   forwarding is off, or when the client sent `X-Vault-No-Request-Forwarding`). Raft
 //!   snapshots are forwarded too: Vault redirects them, and its own CLI, which does not follow
@@ -48,19 +51,32 @@ pub async fn decide(
     request: &HttpRequest,
     _endpoint: Endpoint,
 ) -> Decision {
-    // A request the standby already forwarded is served here, whatever this node thinks.
-    if request.headers.contains_key(FORWARDED_HEADER) {
-        return Decision::Local;
-    }
     let placed = placement(&request.method, &request.path, &request.headers);
     // A sealed node serves nothing but its own status; the core answers "Vault is sealed".
-    if placed != Placement::NodeLocal && state.core.is_sealed() {
+    if placed == Placement::NodeLocal || state.core.is_sealed() {
         return Decision::Local;
+    }
+    // A request a standby forwarded is served here, whatever this node thinks, after the
+    // barrier: never forwarded again (no loops); a write this node cannot commit fails here.
+    if request.headers.contains_key(FORWARDED_HEADER) {
+        return match barrier(state).await {
+            Ok(()) => Decision::Local,
+            Err(reply) => Decision::Answered(request.error_reply(reply)),
+        };
     }
     let is_leader = cluster.raft().role().is_leader();
     match placed {
         Placement::NodeLocal => Decision::Local,
-        Placement::LeaderBound if is_leader => Decision::Local,
+        // The leader decides leader-bound requests from its own state (a kv v2 check-and-set,
+        // the key version transit encrypts under, a token's use count) before it proposes
+        // anything. That state must be current: a new leader may not have applied what its
+        // predecessor committed, and a deposed one may not know yet that it was replaced.
+        // The barrier confirms leadership with a quorum and waits for the apply and the caches.
+        Placement::LeaderBound if is_leader => match barrier(state).await {
+            Ok(()) if cluster.raft().role().is_leader() => Decision::Local,
+            Ok(()) => Decision::Answered(to_leader(cluster, request, false).await),
+            Err(e) => Decision::Answered(request.error_reply(e)),
+        },
         Placement::LeaderBound => Decision::Answered(to_leader(cluster, request, false).await),
         Placement::ReadAfterBarrier => {
             if !is_leader && header_is(&request.headers, "x-vault-inconsistent", "forward-active-node") {
@@ -74,17 +90,23 @@ pub async fn decide(
             if stale {
                 return Decision::Local;
             }
-            match state.core.linearize().await {
+            match barrier(state).await {
                 Ok(()) => Decision::Local,
-                Err(e) => {
-                    tracing::debug!(error = %e, "read barrier failed");
-                    Decision::Answered(request.error_reply(Error::Unavailable(
-                        "cannot confirm this node is up to date with the cluster (no quorum or no leader); retry".into(),
-                    )))
-                }
+                Err(e) => Decision::Answered(request.error_reply(e)),
             }
         }
     }
+}
+
+/// The read barrier: this node has applied (and its caches hold) everything the cluster had
+/// committed when the request arrived, confirmed by a quorum.
+async fn barrier(state: &HttpState) -> Result<(), Error> {
+    state.core.linearize().await.map_err(|e| {
+        tracing::debug!(error = %e, "read barrier failed");
+        Error::Unavailable(
+            "cannot confirm this node is up to date with the cluster (no quorum or no leader); retry".into(),
+        )
+    })
 }
 
 /// Sends a leader-bound request to the leader: forwarded when forwarding is on (and the client
