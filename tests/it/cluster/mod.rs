@@ -6,6 +6,7 @@ mod canary;
 mod clients;
 mod faults;
 pub mod harness;
+pub mod history;
 mod metrics;
 mod operations;
 pub mod proxy;
