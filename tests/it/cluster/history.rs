@@ -517,26 +517,23 @@ pub struct Final {
 /// write (nothing after it, nothing unknown) holds that write's value.
 pub fn check_lost_writes(entries: &[Entry], finals: &[Final]) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut acked: BTreeMap<&str, &Entry> = BTreeMap::new();
-    let mut last_change: BTreeMap<&str, Nanos> = BTreeMap::new();
+    let mut acked: BTreeMap<&str, (u64, &Entry)> = BTreeMap::new();
+    let mut changes: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
         let (Op::Write { key, .. } | Op::Delete { key }) = &e.op else { continue };
-        let definite_change = match (&e.op, &e.outcome) {
+        let change = match (&e.op, &e.outcome) {
             (Op::Write { .. }, Outcome::Ok(Ret::Written { .. })) => true,
             (Op::Delete { .. }, Outcome::Ok(_)) => true,
             (_, Outcome::Unknown(_)) => true,
             _ => false,
         };
-        if definite_change {
-            let t = last_change.entry(key).or_insert(0);
-            *t = (*t).max(e.invoke);
+        if change {
+            changes.entry(key).or_default().push(e);
         }
         if let Outcome::Ok(Ret::Written { version }) = &e.outcome {
-            let best = acked.entry(key).or_insert(e);
-            if let Outcome::Ok(Ret::Written { version: b }) = &best.outcome {
-                if version > b {
-                    *best = e;
-                }
+            let best = acked.entry(key).or_insert((*version, e));
+            if *version > best.0 {
+                *best = (*version, e);
             }
         }
     }
@@ -544,25 +541,22 @@ pub fn check_lost_writes(entries: &[Entry], finals: &[Final]) -> Vec<Violation> 
     for f in finals {
         by_key.entry(&f.key).or_default().push(f);
     }
-    for (key, w) in &acked {
-        let (Op::Write { value, .. }, Outcome::Ok(Ret::Written { version })) = (&w.op, &w.outcome) else {
-            continue;
-        };
+    for (key, (version, w)) in &acked {
+        let Op::Write { value, .. } = &w.op else { continue };
         let Some(fs) = by_key.get(key) else {
             out.push(violation("lost write", format!("key {key}: no final read, last acknowledged {w}")));
             continue;
         };
+        // Every other change of the key ended before this write began: its value is the one
+        // every node must hold.
+        let last = changes[key].iter().all(|e| e.id == w.id || e.effective_complete() < w.invoke);
         for f in fs {
             if f.version < *version {
                 out.push(violation(
                     "lost write",
                     format!("node {} holds version {} of {key} after acknowledging {w}", f.node, f.version),
                 ));
-            }
-            // Nothing (definite or unknown) touched the key after this write began: it is the
-            // value every node must hold.
-            let untouched = last_change.get(key).is_none_or(|t| *t <= w.invoke);
-            if untouched && (f.version != *version || f.value.as_deref() != Some(value.as_str())) {
+            } else if last && (f.version != *version || f.value.as_deref() != Some(value.as_str())) {
                 out.push(violation(
                     "lost write",
                     format!(

@@ -3,6 +3,7 @@
 
 mod basics;
 mod canary;
+mod chaos;
 mod clients;
 mod faults;
 pub mod harness;
