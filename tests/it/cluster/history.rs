@@ -521,12 +521,12 @@ pub fn check_lost_writes(entries: &[Entry], finals: &[Final]) -> Vec<Violation> 
     let mut changes: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
         let (Op::Write { key, .. } | Op::Delete { key }) = &e.op else { continue };
-        let change = match (&e.op, &e.outcome) {
-            (Op::Write { .. }, Outcome::Ok(Ret::Written { .. })) => true,
-            (Op::Delete { .. }, Outcome::Ok(_)) => true,
-            (_, Outcome::Unknown(_)) => true,
-            _ => false,
-        };
+        let change = matches!(
+            (&e.op, &e.outcome),
+            (Op::Write { .. }, Outcome::Ok(Ret::Written { .. }))
+                | (Op::Delete { .. }, Outcome::Ok(_))
+                | (_, Outcome::Unknown(_))
+        );
         if change {
             changes.entry(key).or_default().push(e);
         }
