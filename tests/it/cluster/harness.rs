@@ -377,6 +377,32 @@ impl TestCluster {
         }
     }
 
+    /// Cuts one direction: nothing node `from` sends reaches node `to` (its requests to `to`
+    /// and its answers to `to`'s requests are swallowed); `to` still reaches `from`.
+    pub fn cut(&self, from: usize, to: usize) {
+        let (from_ip, to_ip) = (self.node(from).ip, self.node(to).ip);
+        // `from` dialing `to`: the proxy in front of `to`, bytes going to `to`.
+        self.node(to).proxy.set(from_ip, Fault::CutRequests);
+        // `to` dialing `from`: the proxy in front of `from`, bytes coming back from `from`.
+        self.node(from).proxy.set(to_ip, Fault::CutResponses);
+    }
+
+    /// SIGSTOP on node `i`: the process freezes (a paused leader still believes it leads).
+    pub fn pause(&self, i: usize) {
+        self.signal(i, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// SIGCONT on node `i`.
+    pub fn resume(&self, i: usize) {
+        self.signal(i, nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, i: usize, sig: nix::sys::signal::Signal) {
+        let s = self.node(i).server.as_ref().unwrap_or_else(|| panic!("node {i} is not running"));
+        let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap_or_else(|e| panic!("{sig} to node {i}: {e}"));
+    }
+
     /// Every link passes again.
     pub fn heal(&self) {
         for n in &self.nodes {

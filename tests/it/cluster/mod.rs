@@ -3,9 +3,11 @@
 
 mod basics;
 mod canary;
+mod chaos;
 mod clients;
 mod faults;
 pub mod harness;
+pub mod history;
 mod metrics;
 mod operations;
 pub mod proxy;
