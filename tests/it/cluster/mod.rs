@@ -4,6 +4,7 @@
 mod basics;
 mod canary;
 mod clients;
+mod crash;
 mod faults;
 pub mod harness;
 mod metrics;
