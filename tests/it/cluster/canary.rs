@@ -18,15 +18,26 @@ fn no_canary_reaches_any_nodes_raft_log_state_machine_snapshots_or_logs() {
         trailing_logs: 5,
         ..Options::default()
     });
-    // A file audit device declared in every node's configuration (the same declaration on each
-    // node, as the device table is replicated; on one machine they share one file).
+    // A file audit device on the cluster. It is created through the API (allowed by
+    // `unsafe_allow_api_audit_creation`, set one node at a time): adding an `audit` block to the
+    // configuration of a running cluster's nodes fails their auto-unseal, which writes the
+    // device table ("node is not active" on a follower; "raft unavailable" on a node that comes
+    // back as leader before its cluster TLS is loaded). The device table is replicated, so every
+    // node writes the same file.
     let audit = c.dir().join("audit.log");
-    for i in 1..=3 {
-        let file = audit.display().to_string();
-        reconfigure(&mut c, i, |v| {
-            v["audit"] = json!([{"file": {"file": {"options": {"file_path": file}}}}]);
-        });
+    let first = c.leader();
+    let order: Vec<usize> = (1..=3).filter(|n| *n != first).chain([first]).collect();
+    for i in order {
+        reconfigure(&mut c, i, |v| v["unsafe_allow_api_audit_creation"] = json!(true));
     }
+    let leader = c.leader();
+    let (st, b) = c.call(
+        leader,
+        "PUT",
+        "sys/audit/file",
+        Some(json!({"type": "file", "options": {"file_path": audit.display().to_string()}})),
+    );
+    assert_eq!(st, 204, "{b}");
     let leader = c.leader();
     let f = c.other_than(leader);
     let (st, b) = c.call(f, "GET", "sys/audit", None);
