@@ -568,10 +568,10 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the file system of `dir` with `dir/filler` until ENOSPC; returns the bytes written.
+/// Appends to `dir/filler` until the file system is full (ENOSPC); returns the bytes written.
 fn fill(dir: &Path) -> u64 {
     use std::io::Write;
-    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("filler")).unwrap();
     let mut written = 0u64;
     for chunk in [1 << 20, 4096, 64] {
         let buf = vec![0u8; chunk];
@@ -604,12 +604,14 @@ fn a_node_whose_disk_fills_stops_and_catches_up_after_space_is_freed() {
     };
     c.start_node(victim);
     c.wait_for_members(3);
-    let writers = Writers::start(&c, 3, "full", 512);
+    let writers = Writers::start(&c, 3, "full", 4096);
     writers.wait_more("writes before the disk fills", 30, Duration::from_secs(60));
-    let filler = fill(&dir);
+    let mut filler = fill(&dir);
     let filled_at = Instant::now();
+    // Whatever the node frees (sled reuses segments) is taken again while it runs.
     let status =
-        eventually(&format!("node {victim} to stop on a full disk"), Duration::from_secs(60), || {
+        eventually(&format!("node {victim} to stop on a full disk"), Duration::from_secs(120), || {
+            filler += fill(&dir);
             c.nodes[victim - 1].server.as_mut().unwrap().child.try_wait().ok().flatten()
         });
     let stopped_after = filled_at.elapsed();
