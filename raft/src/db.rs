@@ -93,7 +93,12 @@ impl Db {
     /// Flush + fsync everything written so far. On failure the fatal hook runs first.
     pub(crate) async fn sync(self: &Arc<Self>) -> Result<(), std::io::Error> {
         let _guard = self.sync_lock.lock().await;
-        let injected = self.fail_next_sync.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let injected = self
+            .fail_next_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .or_else(|| injected_sync_failure(&self.dir));
         let this = Arc::clone(self);
         let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
             if let Some(msg) = injected {
@@ -117,6 +122,19 @@ impl Db {
             }
         }
     }
+}
+
+/// Fault injection for tests, in debug builds only: with `COFFER_FAULT_FAIL_SYNC=<name>` set, a
+/// sync fails while a file `<name>` exists in the raft directory, so a test can make one chosen
+/// node's next fsync fail from outside the process. Release builds never read it.
+fn injected_sync_failure(dir: &Path) -> Option<String> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let name = NAME.get_or_init(|| std::env::var("COFFER_FAULT_FAIL_SYNC").ok().filter(|n| !n.is_empty()));
+    let name = name.as_deref()?;
+    dir.join(name).exists().then(|| "injected failure (COFFER_FAULT_FAIL_SYNC)".to_owned())
 }
 
 /// Writes `bytes` to `path` durably: temp file, fsync, rename, fsync of the directory.

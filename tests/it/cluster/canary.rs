@@ -1,10 +1,12 @@
 //! S1 on a cluster: secrets written through followers never reach any node's data directory
-//! (raft log, state machine, snapshots), any node's trace-level log, or error bodies.
+//! (raft log, state machine, snapshots), any node's trace-level log, the audit file, or error
+//! bodies.
 
 use std::time::Duration;
 
 use serde_json::json;
 
+use super::crash::reconfigure;
 use super::harness::{eventually, Options, TestCluster};
 use crate::canary::{files_under, forms, random_canary};
 
@@ -16,8 +18,30 @@ fn no_canary_reaches_any_nodes_raft_log_state_machine_snapshots_or_logs() {
         trailing_logs: 5,
         ..Options::default()
     });
+    // A file audit device on the cluster. It is created through the API (allowed by
+    // `unsafe_allow_api_audit_creation`, set one node at a time): adding an `audit` block to the
+    // configuration of a running cluster's nodes fails their auto-unseal, which writes the
+    // device table ("node is not active" on a follower; "raft unavailable" on a node that comes
+    // back as leader before its cluster TLS is loaded). The device table is replicated, so every
+    // node writes the same file.
+    let audit = c.dir().join("audit.log");
+    let first = c.leader();
+    let order: Vec<usize> = (1..=3).filter(|n| *n != first).chain([first]).collect();
+    for i in order {
+        reconfigure(&mut c, i, |v| v["unsafe_allow_api_audit_creation"] = json!(true));
+    }
+    let leader = c.leader();
+    let (st, b) = c.call(
+        leader,
+        "PUT",
+        "sys/audit/file",
+        Some(json!({"type": "file", "options": {"file_path": audit.display().to_string()}})),
+    );
+    assert_eq!(st, 204, "{b}");
     let leader = c.leader();
     let f = c.other_than(leader);
+    let (st, b) = c.call(f, "GET", "sys/audit", None);
+    assert_eq!((st, b["data"]["file/"]["type"].clone()), (200, json!("file")), "{b}");
     let mut secrets = vec![c.root.clone(), c.static_key().to_owned()];
     secrets.extend(c.shares.iter().cloned());
     assert_eq!(
@@ -91,5 +115,12 @@ fn no_canary_reaches_any_nodes_raft_log_state_machine_snapshots_or_logs() {
         }
     }
     assert!(files.len() > 6, "scanned only {} files", files.len());
+    let audit_text =
+        files.iter().find(|(p, _)| p.ends_with("audit.log")).map(|(_, t)| t.as_str()).unwrap_or("");
+    assert!(
+        audit_text.lines().count() > 100 && audit_text.contains("hmac-sha256:"),
+        "the audit file was not written: {} lines",
+        audit_text.lines().count()
+    );
     assert!(hits.is_empty(), "{} secrets found in clear: {hits:?}", hits.len());
 }
