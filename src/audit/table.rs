@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use coffer_storage::{Barrier, Batch};
+use coffer_storage::{Barrier, BarrierError, Batch, StorageError};
 
 use super::chain;
 use super::error::AuditError;
@@ -124,8 +124,21 @@ pub async fn reconcile(
                 }
             }
         }
-        if changed && !write(barrier, &devices, version).await? {
-            continue;
+        if changed {
+            match write(barrier, &devices, version).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                // On a cluster, a standby (or a node that has not rejoined yet) cannot write the
+                // shared table: it runs the declared devices from its own configuration, and the
+                // active node stores the table when it unseals with the same declarations.
+                Err(AuditError::Barrier(BarrierError::Storage(
+                    e @ (StorageError::NotLeader { .. } | StorageError::Unavailable(_)),
+                ))) => {
+                    tracing::warn!(error = %e, "audit devices declared in the configuration run here without updating the stored table (this node cannot write now)");
+                    return Ok(devices);
+                }
+                Err(e) => return Err(e),
+            }
         }
         for d in &removed {
             forget_chain(barrier, &d.id).await;
@@ -201,5 +214,45 @@ mod tests {
         let (again, _, upgraded) = read(&b).await.unwrap();
         assert!(!upgraded, "written back in format {TABLE_VERSION}");
         assert_eq!(again[0].id, t[0].id);
+    }
+
+    /// A store that turns into a standby: reads work, writes are refused as on a follower.
+    struct Standby {
+        inner: coffer_storage::mem::MemStorage,
+        standby: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl coffer_storage::Storage for Standby {
+        async fn get(&self, key: &str) -> Result<Option<coffer_storage::Entry>, StorageError> {
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.list(prefix).await
+        }
+        async fn apply(&self, batch: Batch) -> Result<u64, StorageError> {
+            if self.standby.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StorageError::NotLeader { leader_api_addr: None });
+            }
+            self.inner.apply(batch).await
+        }
+    }
+
+    /// A node restarted with an audit block while another node leads must still unseal
+    /// (found by the cluster canary test: "auto-unseal failed: node is not active").
+    #[tokio::test]
+    async fn a_standby_runs_declared_devices_without_writing_the_table() {
+        let store = Arc::new(Standby {
+            inner: coffer_storage::mem::MemStorage::new(),
+            standby: std::sync::atomic::AtomicBool::new(false),
+        });
+        let b = coffer_storage::testing::unsealed_barrier(store.clone()).await;
+        store.standby.store(true, std::sync::atomic::Ordering::SeqCst);
+        let settings = AuditSettings { declared: vec![declared("file/", "/tmp/a.log")], ..AuditSettings::default() };
+        let devices = reconcile(&b, &settings).await.unwrap();
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].path, "file/");
+        let (stored, _, _) = read(&b).await.unwrap();
+        assert!(stored.is_empty(), "nothing written by a standby");
     }
 }
