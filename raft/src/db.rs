@@ -41,6 +41,8 @@ pub(crate) struct Db {
     sync_lock: tokio::sync::Mutex<()>,
     syncs: AtomicU64,
     fail_next_sync: std::sync::Mutex<Option<String>>,
+    /// The fatal hook ran (it runs once, however many paths see the failure).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Db {
@@ -69,6 +71,7 @@ impl Db {
             sync_lock: tokio::sync::Mutex::new(()),
             syncs: AtomicU64::new(0),
             fail_next_sync: std::sync::Mutex::new(None),
+            failed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -83,6 +86,13 @@ impl Db {
     /// Number of completed flush+fsync rounds.
     pub(crate) fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Runs the fatal hook (in production: the process exits), once.
+    pub(crate) fn fail_stop(&self, msg: &str) {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            (self.fatal)(msg);
+        }
     }
 
     /// Failure injection: the next sync fails with `msg` (tests of the fail-stop path).
@@ -117,7 +127,7 @@ impl Db {
                 Ok(())
             }
             Err(msg) => {
-                (self.fatal)(&msg);
+                self.fail_stop(&msg);
                 Err(std::io::Error::other(msg))
             }
         }

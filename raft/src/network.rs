@@ -43,8 +43,10 @@ pub mod paths {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// The peer could not be reached (connection, TLS handshake, no TLS material yet).
+    /// `sent` is false when the request certainly never left this node (it failed while
+    /// connecting), so sending it again cannot run it twice.
     #[error("peer {addr} unreachable: {reason}")]
-    Unreachable { addr: String, reason: String },
+    Unreachable { addr: String, reason: String, sent: bool },
     /// The request did not complete in time.
     #[error("request to {addr} timed out after {timeout:?}")]
     Timeout { addr: String, timeout: Duration },
@@ -118,6 +120,7 @@ impl ClusterClient {
             return Err(TransportError::Unreachable {
                 addr: addr.to_owned(),
                 reason: "cluster TLS is not configured yet".into(),
+                sent: false,
             });
         };
         let bytes = serde_json::to_vec(body).map_err(|e| TransportError::BadResponse {
@@ -161,7 +164,7 @@ fn classify(addr: &str, e: reqwest::Error) -> TransportError {
     if e.is_timeout() {
         TransportError::Timeout { addr: addr.to_owned(), timeout: Duration::ZERO }
     } else if e.is_connect() || e.is_request() {
-        TransportError::Unreachable { addr: addr.to_owned(), reason }
+        TransportError::Unreachable { addr: addr.to_owned(), reason, sent: !e.is_connect() }
     } else {
         TransportError::BadResponse { addr: addr.to_owned(), reason }
     }

@@ -8,12 +8,13 @@
 //! (CIDR-bound tokens and audit records see the real client).
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use coffer_raft::network::TransportError;
 use coffer_storage::replication::Role;
 
 use super::ClusterNode;
@@ -101,8 +102,25 @@ impl ForwardedResponse {
 impl ClusterNode {
     /// Sends `req` to the leader and returns its response. `Standby` errors carry the leader's
     /// API address (for a 307) when it is known but unreachable.
+    ///
+    /// During an election the request waits for its outcome (up to three election timeouts)
+    /// instead of failing at once: while no leader is known, and when the leader could not be
+    /// connected to (the request never left this node, so sending it to the next leader cannot
+    /// run it twice). A request that may have reached the leader is never sent again.
     pub async fn forward(&self, req: &ForwardedRequest) -> Result<ForwardedResponse> {
-        let result = self.forward_once(req).await;
+        let deadline = Instant::now() + self.raft.election_timeout() * 3;
+        let mut pause = Duration::from_millis(10);
+        let result = loop {
+            let attempt = self.forward_once(req).await;
+            match attempt {
+                Err(Attempt::NoLeader | Attempt::NotSent(_)) if Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Ok(resp) => break Ok(resp),
+                Err(a) => break Err(a.into_error()),
+            }
+        };
         match &result {
             Ok(_) => self.stats.forwarded.inc(),
             Err(_) => self.stats.forward_failures.inc(),
@@ -110,12 +128,14 @@ impl ClusterNode {
         result
     }
 
-    async fn forward_once(&self, req: &ForwardedRequest) -> Result<ForwardedResponse> {
+    async fn forward_once(&self, req: &ForwardedRequest) -> std::result::Result<ForwardedResponse, Attempt> {
         if self.raft.role() == Role::Leader {
-            return Err(Error::internal("a leader does not forward"));
+            return Err(Attempt::Failed(Error::Unavailable(
+                "this node became the active node while the request waited for one; retry".into(),
+            )));
         }
         let Some(leader) = self.raft.leader() else {
-            return Err(Error::Standby { leader: None });
+            return Err(Attempt::NoLeader);
         };
         self.raft
             .cluster_client()
@@ -123,7 +143,32 @@ impl ClusterNode {
             .await
             .map_err(|e| {
                 tracing::warn!(leader = %leader.cluster_addr, error = %e, "forwarding to the leader failed");
-                Error::Unavailable(format!("could not forward the request to the active node: {e}"))
+                let not_sent = matches!(e, TransportError::Unreachable { sent: false, .. });
+                let err = Error::Unavailable(format!("could not forward the request to the active node: {e}"));
+                if not_sent {
+                    Attempt::NotSent(err)
+                } else {
+                    Attempt::Failed(err)
+                }
             })
+    }
+}
+
+/// One forwarding attempt's failure.
+enum Attempt {
+    /// No leader is known (an election is under way).
+    NoLeader,
+    /// The leader could not be connected to; the request was not sent.
+    NotSent(Error),
+    /// Anything else, including a request that may have reached the leader.
+    Failed(Error),
+}
+
+impl Attempt {
+    fn into_error(self) -> Error {
+        match self {
+            Attempt::NoLeader => Error::Standby { leader: None },
+            Attempt::NotSent(e) | Attempt::Failed(e) => e,
+        }
     }
 }

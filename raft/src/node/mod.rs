@@ -295,10 +295,24 @@ impl RaftNode {
         let handle = tokio::spawn(async move {
             let mut seen_leader = None;
             loop {
-                let (role, leader) = {
+                let (role, leader, broken) = {
                     let m = metrics.borrow_and_update();
-                    (role_of(&m), m.current_leader.map(|l| (m.current_term, l)))
+                    // openraft stops its core on a storage error it was handed (a write the
+                    // disk refused, a full disk): the node can no longer take part, and must
+                    // not linger as a process that answers but never catches up.
+                    let broken = match &m.running_state {
+                        Err(openraft::error::Fatal::StorageError(e)) => Some(format!("raft storage error: {e}")),
+                        Err(openraft::error::Fatal::Panicked) => Some("raft core panicked".to_owned()),
+                        _ => None,
+                    };
+                    (role_of(&m), m.current_leader.map(|l| (m.current_term, l)), broken)
                 };
+                if let Some(msg) = broken {
+                    if let Some(n) = weak.upgrade() {
+                        n.db.fail_stop(&msg);
+                    }
+                    return;
+                }
                 match weak.upgrade() {
                     Some(n) => {
                         n.role.send_if_modified(|r| std::mem::replace(r, role) != role);
@@ -379,6 +393,12 @@ impl RaftNode {
     /// The counted feed of changes applied on this node.
     pub fn changes(&self) -> &ChangeFeed {
         &self.shared.changes
+    }
+
+    /// The longest election timeout (how long a leaderless cluster may take to start an
+    /// election).
+    pub fn election_timeout(&self) -> Duration {
+        self.config.election_timeout_max
     }
 
     /// The role right now.
