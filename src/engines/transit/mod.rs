@@ -37,6 +37,8 @@ mod key_type;
 mod keys;
 mod material;
 mod mount_config;
+#[cfg(test)]
+mod perf_tests;
 pub mod rotation;
 pub(crate) mod signature;
 mod signing;
