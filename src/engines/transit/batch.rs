@@ -85,26 +85,25 @@ pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item<'_>>> {
             return Err(fail(format!("[{i}] expected a map, got '{}'", go_type(item))));
         };
         let mut it = Item::default();
-        let string =
-            |key: &str, required: Option<&str>, allow_null: bool, errs: &mut Vec<String>| -> &str {
-                match m.get(key) {
-                    Some(Value::String(s)) => s.as_str(),
-                    Some(Value::Null) if allow_null => "",
-                    Some(v) => {
-                        errs.push(format!(
-                            "'[{i}].{key}' expected type 'string', got unconvertible type '{}'",
-                            go_type(v)
-                        ));
-                        ""
-                    }
-                    None => {
-                        if let Some(msg) = required {
-                            errs.push(format!("'[{i}].{key}' {msg}"));
-                        }
-                        ""
-                    }
+        let string = |key: &str, required: Option<&str>, allow_null: bool, errs: &mut Vec<String>| -> &str {
+            match m.get(key) {
+                Some(Value::String(s)) => s.as_str(),
+                Some(Value::Null) if allow_null => "",
+                Some(v) => {
+                    errs.push(format!(
+                        "'[{i}].{key}' expected type 'string', got unconvertible type '{}'",
+                        go_type(v)
+                    ));
+                    ""
                 }
-            };
+                None => {
+                    if let Some(msg) = required {
+                        errs.push(format!("'[{i}].{key}' {msg}"));
+                    }
+                    ""
+                }
+            }
+        };
         it.context = string("context", None, true, &mut errs);
         it.ciphertext = string(
             "ciphertext",

@@ -376,10 +376,11 @@ mod tests {
 
     #[test]
     fn fast_base64_agrees_with_the_exact_decoder() {
-        let mut inputs: Vec<String> = ["", "aGk=", "aGl=", "aGk", "aG==", "a===", "====", "aGk=aGk=", "aGVsbG8=x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut inputs: Vec<String> =
+            ["", "aGk=", "aGl=", "aGk", "aG==", "a===", "====", "aGk=aGk=", "aGVsbG8=x"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         for len in 0..40u8 {
             let data: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37).wrapping_add(len)).collect();
             let text = b64(&data);

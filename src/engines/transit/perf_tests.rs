@@ -89,7 +89,8 @@ fn transit_request_profile() {
         assert!(reply.status.as_u16() < 300);
         call(&state, &root, "transit/keys/bench", &Bytes::from_static(b"{}")).await;
         let body = Bytes::from(json!({"plaintext": plaintext}).to_string());
-        let out: Value = serde_json::from_slice(&call(&state, &root, "transit/encrypt/bench", &body).await).unwrap();
+        let out: Value =
+            serde_json::from_slice(&call(&state, &root, "transit/encrypt/bench", &body).await).unwrap();
         out["data"]["ciphertext"].as_str().unwrap().to_owned()
     });
     let batch = |field: &str, value: &str| {
