@@ -105,6 +105,12 @@ pub trait SystemView: Send + Sync {
     fn max_lease_ttl(&self) -> u64;
     /// True while this node is the leader (writes and housekeeping happen there).
     fn is_leader(&self) -> bool;
+    /// How many change events this node's replicated change feed has published: it moves
+    /// whenever another node's write (or a snapshot) reaches this node's storage, before the
+    /// write is acknowledged. `None` when unknown (caches must then check storage).
+    fn applied_changes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Everything a backend is built with: its mount and the system view.

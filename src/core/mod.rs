@@ -388,6 +388,10 @@ impl SystemView for CoreSystemView {
     fn is_leader(&self) -> bool {
         self.replication.role().is_leader()
     }
+
+    fn applied_changes(&self) -> Option<u64> {
+        Some(self.replication.changes().published())
+    }
 }
 
 /// Helper for backends: a data map from pairs.

@@ -15,16 +15,17 @@ use crate::core::error::{Error, Result};
 use crate::core::fields;
 use crate::core::request::Response;
 
-/// One decoded item of encrypt/decrypt/rewrap.
+/// One decoded item of encrypt/decrypt/rewrap. Its strings borrow from the request (no copy
+/// of a plaintext is made here, so none needs zeroizing).
 #[derive(Default)]
-pub struct Item {
-    pub plaintext: zeroize::Zeroizing<String>,
-    pub ciphertext: String,
-    pub context: String,
+pub struct Item<'a> {
+    pub plaintext: &'a str,
+    pub ciphertext: &'a str,
+    pub context: &'a str,
     pub key_version: i64,
-    pub associated_data: String,
-    pub nonce: String,
-    pub reference: String,
+    pub associated_data: &'a str,
+    pub nonce: &'a str,
+    pub reference: &'a str,
 }
 
 /// Go's `%T` of a decoded JSON value.
@@ -54,9 +55,9 @@ pub fn raw(data: &Map<String, Value>) -> Option<&Value> {
 
 /// The request's items: the decoded `batch_input` when present (which must not be empty), else
 /// the one item `single` builds from the top-level fields.
-pub fn items_or<T>(
-    raw: Option<&Value>,
-    decode: impl FnOnce(&Value) -> Result<Vec<T>>,
+pub fn items_or<'v, T>(
+    raw: Option<&'v Value>,
+    decode: impl FnOnce(&'v Value) -> Result<Vec<T>>,
     single: impl FnOnce() -> Result<T>,
 ) -> Result<Vec<T>> {
     match raw {
@@ -72,7 +73,7 @@ pub fn items_or<T>(
 }
 
 /// Decodes encrypt/decrypt/rewrap items (Vault's `decodeBatchRequestItems`).
-pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
+pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item<'_>>> {
     let fail = |m: String| Error::bad(format!("failed to parse batch input: {m}"));
     let Value::Array(items) = raw else {
         return Err(fail(format!("source data must be an array or slice, got {}", go_type(raw))));
@@ -84,26 +85,25 @@ pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
             return Err(fail(format!("[{i}] expected a map, got '{}'", go_type(item))));
         };
         let mut it = Item::default();
-        let string =
-            |key: &str, required: Option<&str>, allow_null: bool, errs: &mut Vec<String>| -> String {
-                match m.get(key) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) if allow_null => String::new(),
-                    Some(v) => {
-                        errs.push(format!(
-                            "'[{i}].{key}' expected type 'string', got unconvertible type '{}'",
-                            go_type(v)
-                        ));
-                        String::new()
-                    }
-                    None => {
-                        if let Some(msg) = required {
-                            errs.push(format!("'[{i}].{key}' {msg}"));
-                        }
-                        String::new()
-                    }
+        let string = |key: &str, required: Option<&str>, allow_null: bool, errs: &mut Vec<String>| -> &str {
+            match m.get(key) {
+                Some(Value::String(s)) => s.as_str(),
+                Some(Value::Null) if allow_null => "",
+                Some(v) => {
+                    errs.push(format!(
+                        "'[{i}].{key}' expected type 'string', got unconvertible type '{}'",
+                        go_type(v)
+                    ));
+                    ""
                 }
-            };
+                None => {
+                    if let Some(msg) = required {
+                        errs.push(format!("'[{i}].{key}' {msg}"));
+                    }
+                    ""
+                }
+            }
+        };
         it.context = string("context", None, true, &mut errs);
         it.ciphertext = string(
             "ciphertext",
@@ -112,12 +112,12 @@ pub fn decode_items(raw: &Value, require: Require) -> Result<Vec<Item>> {
             &mut errs,
         );
         if m.contains_key("plaintext") || require == Require::Plaintext {
-            it.plaintext = zeroize::Zeroizing::new(string(
+            it.plaintext = string(
                 "plaintext",
                 (require == Require::Plaintext).then_some("missing plaintext to encrypt"),
                 false,
                 &mut errs,
-            ));
+            );
         }
         match m.get("key_version") {
             None | Some(Value::Null) => {}
@@ -237,7 +237,8 @@ mod tests {
             "failed to parse batch input: '[0].plaintext' missing plaintext to encrypt\n'[1].plaintext' expected type 'string', got unconvertible type 'json.Number'"
         );
         assert_eq!(e.kind(), crate::core::error::ErrorKind::BadRequest);
-        let ok = decode_items(&json!([{"plaintext": "", "reference": "r"}]), Require::Plaintext).unwrap();
+        let raw = json!([{"plaintext": "", "reference": "r"}]);
+        let ok = decode_items(&raw, Require::Plaintext).unwrap();
         assert_eq!(ok[0].reference, "r");
     }
 }

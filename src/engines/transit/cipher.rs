@@ -74,23 +74,23 @@ impl TransitKey {
         }
     }
 
-    /// Vault's `GetKey`: the stored key of a version, or the one derived from it and `context`
-    /// when the key is derived.
+    /// Vault's `GetKey`: the stored key of a version (borrowed, not copied), or the one derived
+    /// from it and `context` when the key is derived.
     pub(super) fn operation_key(
         &self,
         context: &[u8],
         ver: i64,
         len: usize,
-    ) -> Result<SecretBytes, KeyOpError> {
+    ) -> Result<OperationKey<'_>, KeyOpError> {
         if !self.derived {
             let entry = self.entry(ver)?;
             return entry
                 .key
                 .as_ref()
-                .map(SecretBytes::duplicate)
+                .map(OperationKey::Stored)
                 .ok_or_else(|| KeyOpError::internal("key version has no key material"));
         }
-        self.derive_key(context, ver, len)
+        self.derive_key(context, ver, len).map(OperationKey::Derived)
     }
 
     /// `vault:v<N>:`.
@@ -230,6 +230,28 @@ impl TransitKey {
         let k = if self.key_type() == Some(KeyType::Hmac) { &entry.key } else { &entry.hmac_key };
         let k = k.as_ref().map(SecretBytes::expose);
         k.ok_or_else(|| KeyOpError::user("no HMAC key exists for that key version"))
+    }
+}
+
+/// The key of one operation: a version's stored key, borrowed from the decoded key (so an
+/// operation allocates and locks no memory for it), or a key derived for the request's context.
+pub(super) enum OperationKey<'a> {
+    Stored(&'a SecretBytes),
+    Derived(SecretBytes),
+}
+
+impl OperationKey<'_> {
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8] {
+        match self {
+            OperationKey::Stored(k) => k.expose(),
+            OperationKey::Derived(k) => k.expose(),
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.expose().len()
     }
 }
 

@@ -237,9 +237,37 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// Canonical, padded standard base64 with any trailing bits: every input it accepts, Go's
+/// `base64.StdEncoding` (which is not strict) accepts with the same bytes. What it refuses
+/// (line breaks, which Go skips, and every malformed input) goes through the exact decoder.
+const GO_STD_FAST: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+);
+
+/// Decodes with [`GO_STD_FAST`] into a buffer sized once (never reallocated, so a secret
+/// leaves no copy behind); `None` when the input needs the exact decoder.
+fn b64_fast(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+    use base64::Engine;
+    let mut out = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(s.len())]);
+    let n = GO_STD_FAST.decode_slice(s, &mut out[..]).ok()?;
+    out.truncate(n);
+    Some(out)
+}
+
 /// Go's `base64.StdEncoding.DecodeString`, with its exact error texts
 /// (`illegal base64 data at input byte N`). CR and LF are skipped, as Go does.
 pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
+    match b64_fast(s) {
+        Some(mut out) => Ok(std::mem::take(&mut *out)),
+        None => go_b64_decode_exact(s),
+    }
+}
+
+/// [`go_b64_decode`] byte by byte: Go's algorithm, for what the fast path refuses.
+fn go_b64_decode_exact(s: &str) -> Result<Vec<u8>, Base64Error> {
     fn val(c: u8) -> Option<u8> {
         Some(match c {
             b'A'..=b'Z' => c - b'A',
@@ -320,7 +348,10 @@ pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
 
 /// [`go_b64_decode`] into a zeroizing buffer (plaintexts, contexts).
 pub fn go_b64_secret(s: &str) -> Result<Zeroizing<Vec<u8>>, Base64Error> {
-    go_b64_decode(s).map(Zeroizing::new)
+    match b64_fast(s) {
+        Some(out) => Ok(out),
+        None => go_b64_decode_exact(s).map(Zeroizing::new),
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +372,32 @@ mod tests {
         assert_eq!(go_b64_decode("a===").unwrap_err().to_string(), "illegal base64 data at input byte 1");
         assert_eq!(go_b64_decode("aG=").unwrap_err().to_string(), "illegal base64 data at input byte 3");
         assert_eq!(go_b64_decode("aG=x").unwrap_err().to_string(), "illegal base64 data at input byte 2");
+    }
+
+    #[test]
+    fn fast_base64_agrees_with_the_exact_decoder() {
+        let mut inputs: Vec<String> =
+            ["", "aGk=", "aGl=", "aGk", "aG==", "a===", "====", "aGk=aGk=", "aGVsbG8=x"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        for len in 0..40u8 {
+            let data: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37).wrapping_add(len)).collect();
+            let text = b64(&data);
+            inputs.push(text.clone());
+            inputs.push(text.trim_end_matches('=').to_owned());
+            inputs.push(format!("{text}\n"));
+            inputs.push(format!("{text}="));
+            inputs.push(text.replacen('A', "-", 1));
+        }
+        for s in &inputs {
+            let exact = go_b64_decode_exact(s).map_err(|e| e.to_string());
+            assert_eq!(go_b64_decode(s).map_err(|e| e.to_string()), exact, "{s:?}");
+            assert_eq!(go_b64_secret(s).map(|v| v.to_vec()).map_err(|e| e.to_string()), exact, "{s:?}");
+            if let Some(fast) = b64_fast(s) {
+                assert_eq!(Ok(fast.to_vec()), exact, "fast path accepted {s:?}");
+            }
+        }
     }
 
     #[test]

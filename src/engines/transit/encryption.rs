@@ -56,6 +56,31 @@ enum ItemOp {
     Rewrap,
 }
 
+/// The fields of a request without `batch_input`, decoded weakly (numbers become strings), as
+/// Vault's field data does.
+struct SingleFields {
+    plaintext: Zeroizing<String>,
+    ciphertext: String,
+    context: String,
+    key_version: i64,
+    associated_data: String,
+    nonce: String,
+}
+
+impl SingleFields {
+    fn item(&self) -> Item<'_> {
+        Item {
+            plaintext: &self.plaintext,
+            ciphertext: &self.ciphertext,
+            context: &self.context,
+            key_version: self.key_version,
+            associated_data: &self.associated_data,
+            nonce: &self.nonce,
+            reference: "",
+        }
+    }
+}
+
 /// One item's decoded inputs.
 struct Decoded {
     /// Encrypt only (empty otherwise).
@@ -87,8 +112,8 @@ impl ItemOp {
         }
     }
 
-    /// The one item of a request without `batch_input`, from the top-level fields.
-    fn single_item(self, data: &Map<String, Value>) -> Result<Item> {
+    /// The top-level fields of a request without `batch_input` (its one item).
+    fn single_fields(self, data: &Map<String, Value>) -> Result<SingleFields> {
         let encrypt = self == ItemOp::Encrypt;
         if encrypt && data.get("plaintext").is_none_or(Value::is_null) {
             return Err(Error::bad("missing plaintext to encrypt"));
@@ -96,37 +121,36 @@ impl ItemOp {
         let plaintext =
             Zeroizing::new(if encrypt { fields::string_or_empty(data, "plaintext")? } else { String::new() });
         let ciphertext = if encrypt { String::new() } else { fields::string_or_empty(data, "ciphertext")? };
-        let item = Item {
+        let single = SingleFields {
             plaintext,
             ciphertext,
             context: fields::string_or_empty(data, "context")?,
             key_version: fields::int_or(data, "key_version", 0)?,
             associated_data: fields::string_or_empty(data, "associated_data")?,
             nonce: fields::string_or_empty(data, "nonce")?,
-            reference: String::new(),
         };
-        if !encrypt && item.ciphertext.is_empty() {
+        if !encrypt && single.ciphertext.is_empty() {
             return Err(Error::bad(MISSING_CIPHERTEXT));
         }
-        Ok(item)
+        Ok(single)
     }
 
     /// Decodes an item's base64 fields (before the key is loaded); every failure is the caller's.
-    fn decode(self, item: &Item) -> std::result::Result<Decoded, KeyOpError> {
+    fn decode(self, item: &Item<'_>) -> std::result::Result<Decoded, KeyOpError> {
         let no_plaintext = || Zeroizing::new(Vec::new());
         match self {
             ItemOp::Encrypt => {
-                let plaintext = crypto::go_b64_secret(&item.plaintext)?;
-                Ok(Decoded { plaintext, context: crypto::go_b64_secret(&item.context)? })
+                let plaintext = crypto::go_b64_secret(item.plaintext)?;
+                Ok(Decoded { plaintext, context: crypto::go_b64_secret(item.context)? })
             }
             ItemOp::Decrypt => {
                 if item.ciphertext.is_empty() {
                     return Err(KeyOpError::user(MISSING_CIPHERTEXT));
                 }
-                Ok(Decoded { plaintext: no_plaintext(), context: crypto::go_b64_secret(&item.context)? })
+                Ok(Decoded { plaintext: no_plaintext(), context: crypto::go_b64_secret(item.context)? })
             }
             ItemOp::Rewrap => {
-                let context = crypto::go_b64_secret(&item.context)?;
+                let context = crypto::go_b64_secret(item.context)?;
                 if item.ciphertext.is_empty() {
                     return Err(KeyOpError::user(MISSING_CIPHERTEXT));
                 }
@@ -140,26 +164,26 @@ impl ItemOp {
         self,
         key: &TransitKey,
         index: usize,
-        item: &Item,
+        item: &Item<'_>,
         input: &Decoded,
     ) -> std::result::Result<Map<String, Value>, ItemError> {
         let mut out = Map::new();
         match self {
             ItemOp::Encrypt => {
                 let aad =
-                    associated_data(key, index, &item.associated_data).map_err(ItemError::AssociatedData)?;
+                    associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
                 let ct = key.encrypt(item.key_version, &input.context, &input.plaintext, &aad)?;
                 insert_ciphertext(&mut out, key, item.key_version, ct);
             }
             ItemOp::Decrypt => {
                 let aad =
-                    associated_data(key, index, &item.associated_data).map_err(ItemError::AssociatedData)?;
-                let pt = key.decrypt(&input.context, &item.ciphertext, &aad)?;
-                out.insert("plaintext".into(), json!(crypto::b64(&pt)));
+                    associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
+                let pt = key.decrypt(&input.context, item.ciphertext, &aad)?;
+                out.insert("plaintext".into(), Value::String(crypto::b64(&pt)));
             }
             ItemOp::Rewrap => {
                 // Rewrap ignores `associated_data`, as Vault does.
-                let pt = key.decrypt(&input.context, &item.ciphertext, &[])?;
+                let pt = key.decrypt(&input.context, item.ciphertext, &[])?;
                 let ct = key.encrypt(item.key_version, &input.context, &pt, &[])?;
                 insert_ciphertext(&mut out, key, item.key_version, ct);
             }
@@ -171,7 +195,7 @@ impl ItemOp {
 /// `ciphertext` and the `key_version` it was made with (0 asked = the latest).
 fn insert_ciphertext(out: &mut Map<String, Value>, key: &TransitKey, asked: i64, ct: String) {
     let version = if asked == 0 { key.latest_version } else { asked };
-    out.insert("ciphertext".into(), json!(ct));
+    out.insert("ciphertext".into(), Value::String(ct));
     out.insert("key_version".into(), json!(version));
 }
 
@@ -179,7 +203,15 @@ fn insert_ciphertext(out: &mut Map<String, Value>, key: &TransitKey, asked: i64,
 async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> Result<Response> {
     let data = &req.data;
     let raw = batch::raw(data);
-    let items = batch::items_or(raw, |r| batch::decode_items(r, op.required()), || op.single_item(data))?;
+    let single = match raw {
+        None => Some(op.single_fields(data)?),
+        Some(_) => None,
+    };
+    let items = batch::items_or(
+        raw,
+        |r| batch::decode_items(r, op.required()),
+        || single.as_ref().map(SingleFields::item).ok_or_else(|| Error::internal("no single item")),
+    )?;
     if items.iter().any(|i| !i.nonce.is_empty()) {
         return Err(Error::bad(NONCE_NOT_ALLOWED));
     }
@@ -211,7 +243,9 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
         outcomes.push(outcome);
     }
     let mut resp = if raw.is_some() {
-        Response::json(json!({"batch_results": batch_results(op, outcomes, &items)}))
+        let mut out = Map::new();
+        out.insert("batch_results".into(), batch_results(op, outcomes, &items));
+        Response::data(out)
     } else {
         // Without `batch_input` there is exactly one item.
         match outcomes.swap_remove(0) {
@@ -233,7 +267,7 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
 }
 
 /// Every item has a `context`, or none has; whether they have.
-fn check_context_consistency(items: &[Item]) -> Result<bool> {
+fn check_context_consistency(items: &[Item<'_>]) -> Result<bool> {
     let Some(first) = items.first() else { return Ok(false) };
     let set = !first.context.is_empty();
     if items.iter().any(|i| i.context.is_empty() == set) {
@@ -246,7 +280,7 @@ fn check_context_consistency(items: &[Item]) -> Result<bool> {
 fn batch_results(
     op: ItemOp,
     outcomes: Vec<std::result::Result<Map<String, Value>, String>>,
-    items: &[Item],
+    items: &[Item<'_>],
 ) -> Value {
     let out = outcomes
         .into_iter()
@@ -258,12 +292,12 @@ fn batch_results(
             };
             if op == ItemOp::Decrypt {
                 // Vault's decrypt items always carry `plaintext` (no `omitempty`).
-                r.entry("plaintext").or_insert_with(|| json!(""));
+                r.entry("plaintext").or_insert_with(|| Value::String(String::new()));
             }
             if let Some(e) = error {
-                r.insert("error".into(), json!(e));
+                r.insert("error".into(), Value::String(e));
             }
-            r.insert("reference".into(), json!(item.reference));
+            r.insert("reference".into(), Value::String(item.reference.to_owned()));
             Value::Object(r)
         })
         .collect();

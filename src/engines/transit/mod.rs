@@ -11,7 +11,8 @@
 //!   keys the nonce Vault derives (HMAC of the plaintext under a key derived from the context).
 //!   A client-supplied `nonce` is refused.
 //! * Every change to a key is a compare-and-set on its storage version ([`store`]); concurrent
-//!   rotations each add a version. Decoded keys are cached per storage version.
+//!   rotations each add a version. Decoded keys are cached and served without a storage read
+//!   while the node's change count and the process's key writes say nothing changed ([`store`]).
 //! * Key material sits in locked, zeroized memory; plaintexts are zeroized after use; no error
 //!   text contains a plaintext or key. Failures are typed and become the core's errors in one
 //!   place (`error`).
@@ -37,6 +38,8 @@ mod key_type;
 mod keys;
 mod material;
 mod mount_config;
+#[cfg(test)]
+mod perf_tests;
 pub mod rotation;
 pub(crate) mod signature;
 mod signing;
@@ -165,8 +168,8 @@ impl std::fmt::Debug for Transit {
 
 impl Transit {
     /// A backend for a mount (automatic rotation runs through [`Backend::periodic`]).
-    pub fn new(_env: BackendEnv) -> Self {
-        Transit { keys: KeyStore::default() }
+    pub fn new(env: BackendEnv) -> Self {
+        Transit { keys: KeyStore::new(env.system) }
     }
 
     /// The key store (tests, the rotation task).
