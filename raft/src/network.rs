@@ -87,6 +87,7 @@ impl ClusterClient {
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(cfg)
             .http2_prior_knowledge()
+            .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(2))
             .local_address(self.source)

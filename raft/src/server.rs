@@ -49,6 +49,9 @@ pub async fn serve_cluster(listener: TcpListener, node: Arc<RaftNode>, extra: Op
                 continue;
             }
         };
+        // Raft RPCs and forwarded requests are small request/response exchanges: Nagle's
+        // algorithm against the peer's delayed ACK would hold replies back for up to 40 ms.
+        let _ = stream.set_nodelay(true);
         let Some(cfg) = node.server_tls() else {
             tracing::debug!(%peer, "cluster TLS not configured yet; closing connection");
             continue;

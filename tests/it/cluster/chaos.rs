@@ -782,7 +782,12 @@ fn run_chaos(counts: Counts, results: &str) {
     for v in &violations {
         report.push_str(&format!("  {v}\n"));
     }
-    eprintln!("{report}");
+    // Written to the stream itself: libtest captures `eprintln!` of a passing test, and the
+    // counts are wanted in every `cargo test` run.
+    {
+        use std::io::Write;
+        let _ = std::io::stderr().lock().write_all(report.as_bytes());
+    }
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
     let target = dir.join(results);
     if let Err(e) = std::fs::write(&target, &report) {
