@@ -136,7 +136,10 @@ fn verify_reply_echo(what: &str, status: u16, body: &[u8], echo_allowed: bool) -
             serde_json::from_slice(body).map_err(|_| format!("{what}: {status} body is not JSON: {text}"))?;
         // kv v2 answers a path outside its API with Vault's 404 envelope carrying a warning.
         let kv2_warning = status == 404 && v["warnings"].as_array().is_some_and(|w| !w.is_empty());
-        if !kv2_warning && !v["errors"].as_array().is_some_and(|e| e.iter().all(Value::is_string)) {
+        // kv v2 answers a deleted or destroyed version with Vault's 404 carrying its metadata
+        // (`data.data` null), as hvac and the CLI expect.
+        let kv2_deleted = status == 404 && v["data"]["data"].is_null() && v["data"]["metadata"].is_object();
+        if !kv2_warning && !kv2_deleted && !v["errors"].as_array().is_some_and(|e| e.iter().all(Value::is_string)) {
             return Err(format!("{what}: {status} body has no errors list: {text}"));
         }
         if text.contains(CANARY) && !echo_allowed {
