@@ -39,11 +39,11 @@ use crate::network::paths;
 use crate::node::{RaftConfig, RaftNode};
 use crate::snapshot;
 use crate::state_machine::{Shared, StateMachine, STAGE_PREFIX};
+use crate::types::entry_version;
 use crate::types::{
     Action, ApplyResult, Command, LogEntry, LogId, NodeId, NodeInfo, SnapshotMeta, StoredMembership,
     TypeConfig, COMMAND_FORMAT, MAX_GROUP,
 };
-use crate::types::entry_version;
 
 static SUITE: Suite = Suite::new("coffer-raft", 5);
 
@@ -182,16 +182,18 @@ fn batch() -> impl Strategy<Value = Batch> {
 fn command() -> impl Strategy<Value = Command> {
     // `Action` has no `Debug` (its values stay out of logs), so it is built inside the map.
     let format = prop_oneof![15 => Just(COMMAND_FORMAT), 1 => any::<u8>()];
-    (format, any::<u64>(), 0u8..15, batch(), vec(batch(), 0..4)).prop_map(|(format, timestamp_ns, kind, batch, more)| {
-        let action = match kind {
-            0..=7 => Action::Write { batch },
-            8 => Action::RestoreAbort,
-            9..=11 => Action::RestoreStage { batch },
-            12 | 13 => Action::WriteMany { batches: std::iter::once(batch).chain(more).collect() },
-            _ => Action::RestoreCommit,
-        };
-        Command { format, timestamp_ns, action }
-    })
+    (format, any::<u64>(), 0u8..15, batch(), vec(batch(), 0..4)).prop_map(
+        |(format, timestamp_ns, kind, batch, more)| {
+            let action = match kind {
+                0..=7 => Action::Write { batch },
+                8 => Action::RestoreAbort,
+                9..=11 => Action::RestoreStage { batch },
+                12 | 13 => Action::WriteMany { batches: std::iter::once(batch).chain(more).collect() },
+                _ => Action::RestoreCommit,
+            };
+            Command { format, timestamp_ns, action }
+        },
+    )
 }
 
 fn node_info() -> impl Strategy<Value = NodeInfo> {

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_storage::{
-    children, validate_key, Batch, ChangeFeed, Entry, LeaderInfo, Op, Replication, Role, Storage, StorageError,
+    children, validate_key, Batch, ChangeFeed, Entry, LeaderInfo, Op, Replication, Role, Storage,
+    StorageError,
 };
 use tokio::sync::watch;
 

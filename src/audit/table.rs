@@ -248,7 +248,8 @@ mod tests {
         });
         let b = coffer_storage::testing::unsealed_barrier(store.clone()).await;
         store.standby.store(true, std::sync::atomic::Ordering::SeqCst);
-        let settings = AuditSettings { declared: vec![declared("file/", "/tmp/a.log")], ..AuditSettings::default() };
+        let settings =
+            AuditSettings { declared: vec![declared("file/", "/tmp/a.log")], ..AuditSettings::default() };
         let devices = reconcile(&b, &settings).await.unwrap();
         assert_eq!(devices.len(), 1);
         assert_eq!(devices[0].path, "file/");

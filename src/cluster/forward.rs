@@ -144,7 +144,8 @@ impl ClusterNode {
             .map_err(|e| {
                 tracing::warn!(leader = %leader.cluster_addr, error = %e, "forwarding to the leader failed");
                 let not_sent = matches!(e, TransportError::Unreachable { sent: false, .. });
-                let err = Error::Unavailable(format!("could not forward the request to the active node: {e}"));
+                let err =
+                    Error::Unavailable(format!("could not forward the request to the active node: {e}"));
                 if not_sent {
                     Attempt::NotSent(err)
                 } else {

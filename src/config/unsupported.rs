@@ -56,7 +56,9 @@ const TOP_LEVEL: &[(&str, Unsupported)] = &[
     ("service_registration", Ignore("service registration is not implemented")),
     (
         "telemetry",
-        Ignore("coffer serves its metrics at sys/metrics; metric sinks and their settings are not implemented"),
+        Ignore(
+            "coffer serves its metrics at sys/metrics; metric sinks and their settings are not implemented",
+        ),
     ),
     ("ui", Ignore("coffer has no web UI")),
     ("user_lockout", Ignore("not configurable yet")),

@@ -136,9 +136,8 @@ impl Core {
         let target = self.replication.changes().published();
         let active = self.active()?;
         let mut handled = active.handled.subscribe();
-        let caught_up = tokio::time::timeout(CACHE_WAIT, handled.wait_for(|n| *n >= target))
-            .await
-            .map(|r| r.map(|_| ()));
+        let caught_up =
+            tokio::time::timeout(CACHE_WAIT, handled.wait_for(|n| *n >= target)).await.map(|r| r.map(|_| ()));
         match caught_up {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(crate::core::error::Error::Sealed),

@@ -139,7 +139,10 @@ fn verify_reply_echo(what: &str, status: u16, body: &[u8], echo_allowed: bool) -
         // kv v2 answers a deleted or destroyed version with Vault's 404 carrying its metadata
         // (`data.data` null), as hvac and the CLI expect.
         let kv2_deleted = status == 404 && v["data"]["data"].is_null() && v["data"]["metadata"].is_object();
-        if !kv2_warning && !kv2_deleted && !v["errors"].as_array().is_some_and(|e| e.iter().all(Value::is_string)) {
+        if !kv2_warning
+            && !kv2_deleted
+            && !v["errors"].as_array().is_some_and(|e| e.iter().all(Value::is_string))
+        {
             return Err(format!("{what}: {status} body has no errors list: {text}"));
         }
         if text.contains(CANARY) && !echo_allowed {

@@ -65,7 +65,9 @@ fn format_of(request: &HttpRequest) -> Result<Format, Error> {
             })
         }
         // The value is not echoed: error bodies never repeat what a client sent.
-        Some(_) => Err(Error::bad("metric response format unknown (use format=prometheus, or none for JSON)")),
+        Some(_) => {
+            Err(Error::bad("metric response format unknown (use format=prometheus, or none for JSON)"))
+        }
     }
 }
 

@@ -67,7 +67,8 @@ fn two_listeners() -> TwoListeners {
     )
     .unwrap();
     let mut s = Server::with_config(&config, None, &[]);
-    let (st, init) = s.call_as("", "PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})));
+    let (st, init) =
+        s.call_as("", "PUT", "sys/init", Some(json!({"secret_shares": 1, "secret_threshold": 1})));
     assert_eq!(st, 200, "{init}");
     s.token = init["root_token"].as_str().unwrap().to_owned();
     let unseal_key = init["keys"][0].as_str().unwrap().to_owned();
@@ -114,7 +115,11 @@ fn metrics_need_read_on_sys_metrics_unless_the_listener_opens_them() {
     for key in ["Timestamp", "Gauges", "Points", "Counters", "Samples"] {
         assert!(!v[key].is_null(), "{key} missing in {v}");
     }
-    assert!(v["Gauges"].as_array().unwrap().iter().any(|g| g["Name"] == "coffer_core_unsealed" && g["Value"] == 1));
+    assert!(v["Gauges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["Name"] == "coffer_core_unsealed" && g["Value"] == 1));
     let resp = harness::http_client(None)
         .get(format!("{}/v1/sys/metrics", t.open))
         .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
@@ -143,12 +148,17 @@ fn scraped_counters_move_with_the_requests_served() {
     let s = &t.s;
     // Mount names and secret paths are operator and client data: they never become labels.
     let mount = "team-canary-7c1";
-    let (st, b) = s.call("POST", &format!("sys/mounts/{mount}"), Some(json!({"type": "kv", "options": {"version": "2"}})));
+    let (st, b) = s.call(
+        "POST",
+        &format!("sys/mounts/{mount}"),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
     assert_eq!(st, 204, "{b}");
     let before = scrape(&t.closed, &s.token, "?format=prometheus").2;
 
     for i in 0..3 {
-        let (st, b) = s.call("POST", &format!("{mount}/data/app-canary-{i}"), Some(json!({"data": {"v": i}})));
+        let (st, b) =
+            s.call("POST", &format!("{mount}/data/app-canary-{i}"), Some(json!({"data": {"v": i}})));
         assert_eq!(st, 200, "{b}");
     }
     for i in 0..2 {

@@ -301,7 +301,9 @@ impl RaftNode {
                     // disk refused, a full disk): the node can no longer take part, and must
                     // not linger as a process that answers but never catches up.
                     let broken = match &m.running_state {
-                        Err(openraft::error::Fatal::StorageError(e)) => Some(format!("raft storage error: {e}")),
+                        Err(openraft::error::Fatal::StorageError(e)) => {
+                            Some(format!("raft storage error: {e}"))
+                        }
                         Err(openraft::error::Fatal::Panicked) => Some("raft core panicked".to_owned()),
                         _ => None,
                     };

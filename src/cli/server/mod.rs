@@ -53,9 +53,10 @@ fn init_logging(level: &str) {
     // operators see its warnings unless they ask for debug or trace.
     let verbose = matches!(level.to_ascii_lowercase().as_str(), "debug" | "trace");
     let raft = if verbose { "" } else { ",openraft=warn" };
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{level},sled=warn,hyper=warn,h2=warn,rustls=warn{raft}"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},sled=warn,hyper=warn,h2=warn,rustls=warn{raft}"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

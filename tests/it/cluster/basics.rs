@@ -203,8 +203,7 @@ fn step_down_redirects_and_read_consistency_headers() {
 #[test]
 fn reads_on_any_node_see_mounts_and_policies_changed_just_before() {
     // Every node reloads its caches 150 ms late, as a loaded follower might.
-    let options =
-        Options { env: vec![("COFFER_FAULT_SLOW_INVALIDATION_MS", "150")], ..Options::default() };
+    let options = Options { env: vec![("COFFER_FAULT_SLOW_INVALIDATION_MS", "150")], ..Options::default() };
     let c = TestCluster::start(options);
     assert_eq!(
         c.call(1, "POST", "sys/mounts/kv", Some(json!({"type": "kv", "options": {"version": "2"}}))).0,
@@ -213,7 +212,9 @@ fn reads_on_any_node_see_mounts_and_policies_changed_just_before() {
     let policy = |paths: &[String]| {
         let rules: String = paths
             .iter()
-            .map(|p| format!("path \"kv/data/{p}\" {{ capabilities = [\"read\", \"update\", \"create\"] }}\n"))
+            .map(|p| {
+                format!("path \"kv/data/{p}\" {{ capabilities = [\"read\", \"update\", \"create\"] }}\n")
+            })
             .collect();
         json!({ "policy": rules })
     };

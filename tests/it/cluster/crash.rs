@@ -418,7 +418,8 @@ fn every_acknowledged_write_was_fsynced_on_the_leader_and_a_follower_before_the_
         let mut windows = Vec::new();
         for i in 0..WRITES {
             let from = now_secs();
-            let (st, b) = c.call(leader, "POST", &format!("kv/data/sync{i}"), Some(json!({"data": {"i": i}})));
+            let (st, b) =
+                c.call(leader, "POST", &format!("kv/data/sync{i}"), Some(json!({"data": {"i": i}})));
             let to = now_secs();
             assert_eq!(st, 200, "{b}");
             windows.push((from, to));

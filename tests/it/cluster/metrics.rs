@@ -54,7 +54,11 @@ fn raft_metrics_report_leadership_progress_and_forwarding_per_node() {
     assert_eq!(moved(&fol0, &fol1, "coffer_cluster_forwarded_requests_total{result=\"ok\"}"), w, "{fol1}");
     assert_eq!(moved(&fol0, &fol1, "coffer_http_requests_total{route=\"kv\",status=\"2xx\"}"), w);
     // The leader ran them: its request metrics, commit latencies and indexes moved.
-    assert_eq!(moved(&lead0, &lead1, "coffer_http_requests_total{route=\"kv\",status=\"2xx\"}"), w, "{lead1}");
+    assert_eq!(
+        moved(&lead0, &lead1, "coffer_http_requests_total{route=\"kv\",status=\"2xx\"}"),
+        w,
+        "{lead1}"
+    );
     assert!(moved(&lead0, &lead1, "coffer_raft_commit_duration_seconds_count") >= w, "{lead1}");
     assert!(moved(&lead0, &lead1, "coffer_raft_commit_duration_seconds_sum") > 0.0);
     for series in ["coffer_raft_applied_index", "coffer_raft_commit_index", "coffer_raft_last_log_index"] {
@@ -72,7 +76,8 @@ fn raft_metrics_report_leadership_progress_and_forwarding_per_node() {
 
 #[test]
 fn a_follower_that_catches_up_through_a_snapshot_counts_the_install() {
-    let mut c = TestCluster::start(Options { snapshot_threshold: 20, trailing_logs: 5, ..Options::default() });
+    let mut c =
+        TestCluster::start(Options { snapshot_threshold: 20, trailing_logs: 5, ..Options::default() });
     let leader = c.leader();
     assert_eq!(c.call(leader, "POST", "sys/mounts/kv", Some(json!({"type": "kv"}))).0, 204);
     let lagging = c.other_than(leader);
