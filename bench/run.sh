@@ -214,45 +214,7 @@ for sc in "${SELECTED[@]}"; do
       DONE_SETUP[$key]=1
     fi
   done
-  for name in "${SERVER_LIST[@]}"; do
-    if ((WARMUP > 0)); then
-      echo "$sc: warm-up $name ${WARMUP}s" >&2
-      run_wrk "$sc" "$name" "$WARMUP" "$OUT/$sc.$name.warmup.txt" >/dev/null
-      read -r _ _ _ _ n2 se < <(parse_wrk "$OUT/$sc.$name.warmup.txt")
-      ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors in warm-up; see $OUT/$sc.$name.warmup.txt and $OUT/$name.log"
-    fi
-  done
-  for ((r = 1; r <= RUNS; r++)); do
-    # Alternate which server goes first so slow drift on the machine hits both alike.
-    order=("${SERVER_LIST[@]}")
-    if ((r % 2 == 0)); then
-      order=(); for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do order+=("${SERVER_LIST[$i]}"); done
-    fi
-    for name in "${order[@]}"; do
-      raw=$OUT/$sc.$name.$r.txt
-      # Noisy runs are repeated; the attempt with the least foreign load is kept.
-      best=
-      for ((attempt = 0; attempt <= RETRIES; attempt++)); do
-        ((QUIET_WAIT > 0)) && wait_quiet
-        read -r scpu wcpu ocpu < <(run_wrk "$sc" "$name" "$DURATION" "$raw.try$attempt")
-        read -r rps p50 p99 req n2 se < <(parse_wrk "$raw.try$attempt")
-        printf '%-10s %-6s run %d: %9s req/s  p50 %7s ms  p99 %7s ms  cpu: server %s%% wrk %s%% other %s%%\n' \
-          "$sc" "$name" "$r" "$rps" "$p50" "$p99" "$scpu" "$wcpu" "$ocpu" >&2
-        ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors; see $raw.try$attempt and $OUT/$name.log"
-        if [[ -z $best ]] || ((ocpu < ${best##* })); then
-          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu"
-        fi
-        ((ocpu <= NOISE_MAX)) && break
-        echo "  noisy: ${ocpu}% of a core busy outside server and wrk$( ((attempt < RETRIES)) && echo '; repeating')" >&2
-      done
-      read -r attempt rps p50 p99 req n2 se scpu wcpu ocpu <<<"$best"
-      mv "$raw.try$attempt" "$raw"
-      mv "$raw.try$attempt.time" "$raw.time"
-      # Requests per CPU-second the server used: less sensitive to foreign load than req/s.
-      eff=$(awk -v r="$rps" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0) ? r * 100 / c : 0 }')
-      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff" >>"$CSV"
-    done
-  done
+  measure_scenario "$sc" 10 server
 done
 
 cleanup
