@@ -39,6 +39,14 @@ pub mod paths {
     pub const READ_INDEX: &str = "/v1/raft/read-index";
 }
 
+/// Clock headers of the cluster port (see `coffer_storage::clock`): every request carries the
+/// sender's cluster time, every raft answer the responder's raw clock, both in nanoseconds
+/// since the Unix epoch.
+pub mod clock_headers {
+    pub const SENDER_CLUSTER_TIME: &str = "x-coffer-cluster-time";
+    pub const RESPONDER_RAW_TIME: &str = "x-coffer-raw-time";
+}
+
 /// A transport failure of a cluster request.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -62,6 +70,8 @@ pub struct ClusterClient {
     /// Local address outgoing connections are made from (the node's cluster IP), so a peer —
     /// or a test's fault proxy — can tell nodes apart by source address.
     source: Option<std::net::IpAddr>,
+    /// The peers' clocks as measured from this node's append-entries answers.
+    pub(crate) clocks: coffer_storage::clock::PeerClocks,
 }
 
 impl std::fmt::Debug for ClusterClient {
@@ -78,7 +88,7 @@ impl ClusterClient {
 
     /// A pending client whose connections leave from `source`.
     pub fn pending_from(source: Option<std::net::IpAddr>) -> Self {
-        Self { client: RwLock::new(None), source: source.filter(|ip| !ip.is_unspecified()) }
+        Self { source: source.filter(|ip| !ip.is_unspecified()), ..Self::default() }
     }
 
     /// Installs (or replaces) the TLS material.
@@ -96,6 +106,18 @@ impl ClusterClient {
             .map_err(|e| RaftError::Tls(format!("cannot build cluster client: {e}")))?;
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(client);
         Ok(())
+    }
+
+    /// Leader side of the cluster clock: records a follower's clock reading and moves this
+    /// node's correction to the median of the voters' clocks.
+    fn observe_peer_clock(&self, peer: NodeId, r: PeerClockReading) {
+        use coffer_storage::clock;
+        self.clocks.observe(peer, r.sent_raw_ns, r.rtt, r.peer_raw_ns);
+        if let Some(c) = self.clocks.leader_correction(clock::correction_ns()) {
+            if c != clock::correction_ns() && !clock::set_correction_ns(c) {
+                tracing::warn!(correction_ns = c, "refusing a cluster clock correction of more than a year");
+            }
+        }
     }
 
     /// Drops the TLS material (seal): back to pending.
@@ -116,6 +138,17 @@ impl ClusterClient {
         body: &Q,
         timeout: Duration,
     ) -> Result<A, TransportError> {
+        self.post_json_timed(addr, path, body, timeout).await.map(|(a, _)| a)
+    }
+
+    /// [`Self::post_json`], also returning what the answer says about the peer's clock.
+    pub(crate) async fn post_json_timed<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &Q,
+        timeout: Duration,
+    ) -> Result<(A, Option<PeerClockReading>), TransportError> {
         let client = self.client.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(client) = client else {
             return Err(TransportError::Unreachable {
@@ -130,13 +163,22 @@ impl ClusterClient {
         })?;
         let url = format!("https://{addr}{path}");
         let send = async {
+            let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
+            let started = std::time::Instant::now();
             let resp = client
                 .post(&url)
                 .header(http::header::CONTENT_TYPE, "application/json")
+                .header(clock_headers::SENDER_CLUSTER_TIME, coffer_storage::clock::now_unix_ns())
                 .body(bytes)
                 .send()
                 .await
                 .map_err(|e| classify(addr, e))?;
+            let reading = resp
+                .headers()
+                .get(clock_headers::RESPONDER_RAW_TIME)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|peer_raw_ns| PeerClockReading { sent_raw_ns, rtt: started.elapsed(), peer_raw_ns });
             let status = resp.status();
             let body = resp.bytes().await.map_err(|e| classify(addr, e))?;
             if !status.is_success() {
@@ -148,16 +190,25 @@ impl ClusterClient {
                     ),
                 });
             }
-            serde_json::from_slice(&body).map_err(|e| TransportError::BadResponse {
+            let answer = serde_json::from_slice(&body).map_err(|e| TransportError::BadResponse {
                 addr: addr.to_owned(),
                 reason: format!("decode: {e}"),
-            })
+            })?;
+            Ok((answer, reading))
         };
         match tokio::time::timeout(timeout, send).await {
             Ok(r) => r,
             Err(_) => Err(TransportError::Timeout { addr: addr.to_owned(), timeout }),
         }
     }
+}
+
+/// A peer's raw clock read from its answer, with when the request left and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerClockReading {
+    sent_raw_ns: i64,
+    rtt: Duration,
+    peer_raw_ns: i64,
 }
 
 fn classify(addr: &str, e: reqwest::Error) -> TransportError {
@@ -221,8 +272,15 @@ impl Network {
         E: std::error::Error + DeserializeOwned,
     {
         let timeout = option.soft_ttl();
-        let answer: Result<Result<A, OrRaftError<NodeId, E>>, TransportError> =
-            self.client.post_json(&self.addr, path, req, timeout).await;
+        let answer: Result<(Result<A, OrRaftError<NodeId, E>>, _), TransportError> =
+            self.client.post_json_timed(&self.addr, path, req, timeout).await;
+        let answer = answer.map(|(a, reading)| {
+            // Only a leader sends append-entries: its peers' clocks set the cluster's time.
+            if let (RPCTypes::AppendEntries, Some(r)) = (&action, reading) {
+                self.client.observe_peer_clock(self.target, r);
+            }
+            a
+        });
         match answer {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::network::paths;
+use crate::network::{clock_headers, paths};
 use crate::node::RaftNode;
 
 /// Largest request body accepted on the cluster port (an append of many large entries).
@@ -79,6 +79,24 @@ pub async fn serve_cluster(listener: TcpListener, node: Arc<RaftNode>, extra: Op
     }
 }
 
+/// Follower side of the cluster clock: append-entries come only from a leader, and carry its
+/// estimate of the cluster's time, which this node follows from now on.
+fn adopt_leader_clock(headers: &http::HeaderMap) {
+    let Some(t) = headers
+        .get(clock_headers::SENDER_CLUSTER_TIME)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return;
+    };
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !coffer_storage::clock::adopt_leader_time(t)
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(leader_time_ns = t, "refusing the leader's clock: more than a year from this host's");
+    }
+}
+
 fn respond(status: http::StatusCode, body: Bytes) -> http::Response<Full<Bytes>> {
     let mut r = http::Response::new(Full::new(body));
     *r.status_mut() = status;
@@ -108,8 +126,17 @@ async fn handle(
                 Bytes::from_static(br#"{"errors":["raft RPCs are POST"]}"#),
             ));
         }
-        let (status, body) = node.handle_rpc(parts.uri.path(), &bytes).await;
-        return Ok(respond(status, Bytes::from(body)));
+        let path = parts.uri.path();
+        let (status, body) = node.handle_rpc(path, &bytes).await;
+        if path == paths::APPEND && status == http::StatusCode::OK {
+            adopt_leader_clock(&parts.headers);
+        }
+        let mut resp = respond(status, Bytes::from(body));
+        resp.headers_mut().insert(
+            clock_headers::RESPONDER_RAW_TIME,
+            http::HeaderValue::from(coffer_storage::clock::raw_unix_ns()),
+        );
+        return Ok(resp);
     }
     match extra {
         Some(h) => {

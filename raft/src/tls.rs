@@ -94,7 +94,7 @@ fn ca_params(common_name: &str) -> Result<CertificateParams, RaftError> {
 }
 
 fn validity(p: &mut CertificateParams, days: i64) {
-    let now = time::OffsetDateTime::now_utc();
+    let now = coffer_storage::clock::now();
     p.not_before = now - time::Duration::hours(1);
     p.not_after = now + time::Duration::days(days);
 }

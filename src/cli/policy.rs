@@ -53,7 +53,7 @@ pub struct FmtArgs {
 pub fn fmt(a: &FmtArgs) -> anyhow::Result<u8> {
     let text =
         std::fs::read_to_string(&a.file).map_err(|e| usage(format!("Error opening policy file: {e}")))?;
-    crate::policy::parse::parse(&text, time::OffsetDateTime::now_utc())
+    crate::policy::parse::parse(&text, coffer_storage::clock::now())
         .map_err(|e| anyhow::anyhow!("Error parsing policy {}: {e}", a.file))?;
     let formatted = if text.trim_start().starts_with('{') {
         let v: serde_json::Value = serde_json::from_str(&text)

@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn only_the_root_key_holder_answers_and_gets_the_bundle() {
         let root = RootKey::generate().unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let ch = issue_challenge(&root, "cid", "node2", now).unwrap();
         // The right key answers; the bundle opens with the same key and nonce.
         let nonce = answer_challenge(&root, "cid", &ch).unwrap();

@@ -298,7 +298,7 @@ impl ClusterNode {
         let wrapped =
             raw.get(ROOT_KEY_PATH).await?.ok_or_else(|| Error::internal("wrapped root key missing"))?;
         let check = raw.get(RECOVERY_CHECK_PATH).await?.map(|e| B64.encode(e.value));
-        let now = time::OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let cluster_id = active.cluster.id.clone();
         let challenge = core
             .barrier()
@@ -318,7 +318,7 @@ impl ClusterNode {
         self.require_leader()?;
         let core = self.core()?;
         let active = core.active()?;
-        let now = time::OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let cluster_id = active.cluster.id.clone();
         let nonce =
             core.barrier().with_root_key(|root| join::verify_answer(root, &cluster_id, &req, now))??;

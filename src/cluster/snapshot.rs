@@ -64,7 +64,7 @@ pub fn pack(root: &RootKey, state: &[u8], index: u64, cluster_id: &str) -> Resul
         version: ARCHIVE_VERSION,
         index,
         cluster_id: cluster_id.to_owned(),
-        created: crate::util::timefmt::rfc3339_nano(time::OffsetDateTime::now_utc()),
+        created: crate::util::timefmt::rfc3339_nano(coffer_storage::clock::now()),
     };
     let meta = serde_json::to_vec_pretty(&meta)?;
     let sums = sums(&meta, state);

@@ -141,7 +141,7 @@ impl Core {
     /// reports its outcome to [`Core::conclude`].
     pub async fn admit(&self, mut req: SpecialRequest) -> Result<Admitted> {
         let active = self.active()?;
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let token = req.token.take().filter(|t| !t.expose().is_empty());
         let mount = active.mounts.get("sys/").map(|r| r.entry);
         let mut trail = Trail::new(

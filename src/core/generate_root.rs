@@ -252,7 +252,6 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use time::OffsetDateTime;
 
     use super::*;
     use crate::core::quorum::fixtures::{self, Node};
@@ -280,7 +279,7 @@ mod tests {
         let active = node.core.active().unwrap();
         let (entry, _) = active
             .tokens
-            .lookup(&ClientToken::new(token.to_owned()), OffsetDateTime::now_utc())
+            .lookup(&ClientToken::new(token.to_owned()), coffer_storage::clock::now())
             .await
             .unwrap()
             .expect("the generated token exists");

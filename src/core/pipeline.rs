@@ -24,7 +24,7 @@ impl Core {
     /// Runs a routed request through the lifecycle described in the module docs.
     pub async fn handle(&self, req: Request) -> Result<Response> {
         let active = self.active()?;
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         if req.operation.is_write() && req.path.ends_with('/') {
             return Err(Error::bad("cannot write to a path ending in '/'"));
         }

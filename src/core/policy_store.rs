@@ -137,7 +137,7 @@ fn decode_record(bytes: &[u8]) -> Result<PolicyRecord> {
 impl PolicyStore {
     /// Opens the store over its view, writing the `default` policy if it is missing.
     pub async fn open(view: View) -> Result<Self> {
-        let response_wrapping = parse(RESPONSE_WRAPPING_POLICY, OffsetDateTime::now_utc())
+        let response_wrapping = parse(RESPONSE_WRAPPING_POLICY, coffer_storage::clock::now())
             .map_err(|e| Error::internal(format!("built-in response-wrapping policy: {e}")))?;
         let store = Self {
             view,
@@ -152,7 +152,7 @@ impl PolicyStore {
                 name: "default".to_owned(),
                 raw: DEFAULT_POLICY.to_owned(),
                 version: 1,
-                modified_ns: OffsetDateTime::now_utc().unix_timestamp_nanos(),
+                modified_ns: coffer_storage::clock::now().unix_timestamp_nanos(),
             };
             let batch = Batch::new().put(key.clone(), serde_json::to_vec(&record)?).require_absent(key);
             // `Ok(None)`: another node wrote it first.
@@ -217,7 +217,7 @@ impl PolicyStore {
         if clean == "root" || clean == RESPONSE_WRAPPING {
             return Err(Error::bad(format!("cannot update \"{clean}\" policy")));
         }
-        parse(raw, OffsetDateTime::now_utc()).map_err(|e| Error::BadRequest(e.to_string()))?;
+        parse(raw, coffer_storage::clock::now()).map_err(|e| Error::BadRequest(e.to_string()))?;
         let key = storage_key(&clean);
         loop {
             let existing = self.view.get(&key).await?;
@@ -230,7 +230,7 @@ impl PolicyStore {
                 name: clean.clone(),
                 raw: raw.to_owned(),
                 version: prev_version + 1,
-                modified_ns: OffsetDateTime::now_utc().unix_timestamp_nanos(),
+                modified_ns: coffer_storage::clock::now().unix_timestamp_nanos(),
             };
             let batch =
                 Batch::new().put(key.clone(), serde_json::to_vec(&record)?).require(key.clone(), expected);
@@ -293,7 +293,7 @@ impl PolicyStore {
             Some(entry) => {
                 let r = decode_record(&entry.value)?;
                 // Fail closed: a policy that no longer parses might hold a deny.
-                let p = parse(&r.raw, OffsetDateTime::now_utc())
+                let p = parse(&r.raw, coffer_storage::clock::now())
                     .map_err(|e| Error::internal(format!("stored policy {name:?} does not parse: {e}")))?;
                 Some(Arc::new(p))
             }
@@ -327,7 +327,7 @@ impl PolicyStore {
             names.iter().map(|n| sanitize_name(n)).filter(|n| !n.is_empty() && n != "root").collect();
         key.sort();
         key.dedup();
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let generation = {
             let c = self.lock();
             if let Some(acl) = c.acls.get(&key).filter(|a| a.valid_at(now)) {

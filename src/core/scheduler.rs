@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::{Active, Core};
@@ -119,7 +118,8 @@ async fn run_due(core: &Arc<Core>, active: &Arc<Active>, due: &mut HashMap<Strin
             continue;
         }
         core.scheduler_stats.jobs_run.fetch_add(1, Ordering::SeqCst);
-        if let Err(e) = route.backend.periodic(&route.view, &route.entry, OffsetDateTime::now_utc()).await {
+        if let Err(e) = route.backend.periodic(&route.view, &route.entry, coffer_storage::clock::now()).await
+        {
             tracing::warn!(mount = %route.entry.route_prefix(), error = %e, "periodic task failed");
         }
         ran.push((route.entry.uuid.clone(), every));
@@ -150,7 +150,7 @@ impl Core {
             return Ok(());
         }
         let active = self.active()?;
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         for route in active.mounts.all() {
             if route.backend.periodic_interval().is_some() {
                 route.backend.periodic(&route.view, &route.entry, now).await?;

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use coffer_storage::keys::{RootKey, UnsealKey};
 use coffer_storage::{Barrier, View};
 
@@ -126,7 +124,7 @@ impl Core {
             renewable: false,
             ..NewToken::default()
         };
-        let (token, _) = active.tokens.create(spec, OffsetDateTime::now_utc()).await?;
+        let (token, _) = active.tokens.create(spec, coffer_storage::clock::now()).await?;
         Ok(token)
     }
 
@@ -317,7 +315,7 @@ impl Core {
             tokens,
             policies,
             cluster,
-            since: OffsetDateTime::now_utc(),
+            since: coffer_storage::clock::now(),
             handled,
         });
         self.set_active(Some(Arc::clone(&active)));

@@ -78,7 +78,7 @@ fn render_reply(state: &HttpState, format: Format) -> Result<Reply, Error> {
     let families = render::families(metrics, &readings);
     let (body, content_type) = match format {
         Format::Json => {
-            let v = render::json(&families, metrics.uptime().as_secs_f64(), time::OffsetDateTime::now_utc());
+            let v = render::json(&families, metrics.uptime().as_secs_f64(), coffer_storage::clock::now());
             (v.to_string(), "application/json")
         }
         Format::OpenMetrics => (encode(families, format)?, OPENMETRICS_CONTENT_TYPE),

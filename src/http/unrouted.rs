@@ -277,7 +277,7 @@ async fn health(state: &HttpState, request: &HttpRequest) -> Reply {
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
-        "server_time_utc": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "server_time_utc": coffer_storage::clock::now().unix_timestamp(),
         "version": VERSION,
     });
     if let (Some(a), Some(o)) = (&active, body.as_object_mut()) {

@@ -30,6 +30,7 @@
 
 pub mod aead;
 pub mod barrier;
+pub mod clock;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod keys;

@@ -85,10 +85,7 @@ impl RaftNode {
 
     /// Proposes one command and waits (bounded) for its result; returns the entry's index.
     async fn propose(&self, action: crate::types::Action) -> Result<u64, RaftError> {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let now_ns = coffer_storage::clock::now_unix_ns();
         let fut = self.raft.client_write(crate::types::Command::new(action, now_ns));
         let resp = match tokio::time::timeout(self.config.write_timeout, fut).await {
             Ok(Ok(r)) => r,

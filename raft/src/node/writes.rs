@@ -108,10 +108,7 @@ impl RaftNode {
     }
 
     async fn commit_group(&self, group: &mut [Pending]) -> Result<ApplyResult, RaftError> {
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let now_ns = coffer_storage::clock::now_unix_ns();
         let action = if group.len() == 1 {
             Action::Write { batch: std::mem::take(&mut group[0].batch) }
         } else {

@@ -71,7 +71,7 @@ impl Device {
     /// The request entry for this device (hashed).
     pub fn request_line(&self, auth: Option<&AuthInfo>, req: &RequestInfo, error: &str) -> Value {
         omit_empty(json!({
-            "time": rfc3339_nano(time::OffsetDateTime::now_utc()),
+            "time": rfc3339_nano(coffer_storage::clock::now()),
             "type": "request",
             "auth": self.auth(auth),
             "request": self.request(req),
@@ -131,7 +131,7 @@ impl Device {
             out
         });
         omit_empty(json!({
-            "time": rfc3339_nano(time::OffsetDateTime::now_utc()),
+            "time": rfc3339_nano(coffer_storage::clock::now()),
             "type": "response",
             "auth": self.auth(auth),
             "request": self.request(req),

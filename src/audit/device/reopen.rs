@@ -109,7 +109,7 @@ fn start_segment(head: &mut HeadRecord, file: &str, offset: u64, reason: Option<
                 first_seq: head.segment.start_seq,
                 last_seq: last.seq,
                 reason: reason.to_owned(),
-                noticed: rfc3339_nano(time::OffsetDateTime::now_utc()),
+                noticed: rfc3339_nano(coffer_storage::clock::now()),
             });
             let n = head.earlier.len();
             if n > EARLIER_SEGMENTS {

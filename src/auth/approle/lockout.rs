@@ -337,7 +337,7 @@ mod tests {
         let s = Store::new(&v, &salt);
         let f = Failures::default();
         let p = Policy { threshold: 3, duration: 60, counter_reset: 600 };
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = coffer_storage::clock::now();
         // "Alice" names no role (role IDs match exactly); "alice" does.
         for (i, (id, known)) in [("Alice", false), ("alice", true), (" alice ", true)].iter().enumerate() {
             let l = Lock::check(&s, &f, p, id, t0).await.unwrap();
@@ -368,7 +368,7 @@ mod tests {
         let s = Store::new(&v, &salt);
         let f = Failures::default();
         let p = Policy { threshold: 2, duration: 60, counter_reset: 10 };
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = coffer_storage::clock::now();
         Lock::check(&s, &f, p, "r", t0).await.unwrap().record_failure(&v, true, t0).await.unwrap();
         let t1 = t0 + Duration::from_secs(11);
         Lock::check(&s, &f, p, "r", t1).await.unwrap().record_failure(&v, true, t1).await.unwrap();
@@ -393,7 +393,7 @@ mod tests {
         let s = Store::new(&v, &salt);
         let f = Failures::default();
         let p = Policy { threshold: 2, duration: 60, counter_reset: 600 };
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = coffer_storage::clock::now();
         for _ in 0..5 {
             Lock::check(&s, &f, p, "ghost", t0).await.unwrap().record_failure(&v, false, t0).await.unwrap();
         }
@@ -407,7 +407,7 @@ mod tests {
     fn flood_stays_within_capacity_and_keeps_real_roles_counted() {
         let f = Failures::with_capacity(8);
         let p = Policy { threshold: 3, duration: 60, counter_reset: 600 };
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = coffer_storage::clock::now();
         assert!(f.fail("lockout/real", true, &p, t0).is_none());
         assert!(f.fail("lockout/real", true, &p, t0).is_none());
         for i in 0..1000 {

@@ -104,8 +104,7 @@ impl AppRole {
 /// One tidy pass; the caller has set `running`, which is cleared at the end.
 async fn tidy_pass(view: &View, salt: &SecretBytes, mount: &MountEntry, running: &AtomicBool) {
     let store = Store::new(view, salt);
-    match tidy::run(&store, lockout::Policy::for_mount(&mount.config), time::OffsetDateTime::now_utc()).await
-    {
+    match tidy::run(&store, lockout::Policy::for_mount(&mount.config), coffer_storage::clock::now()).await {
         Ok(t) if t == tidy::Tidied::default() => {}
         Ok(t) => tracing::info!(
             mount = %mount.route_prefix(),
@@ -273,7 +272,7 @@ mod tests {
             table: Table::Auth,
         };
         assert_eq!(s.accessors("uid").await.unwrap().len(), 1);
-        b.periodic(&v, &mount, time::OffsetDateTime::now_utc()).await.unwrap();
+        b.periodic(&v, &mount, coffer_storage::clock::now()).await.unwrap();
         assert!(s.accessors("uid").await.unwrap().is_empty());
         assert!(!b.tidy_running.load(Ordering::Acquire));
     }

@@ -351,7 +351,6 @@ pub(crate) mod tests {
 
     use coffer_storage::testing::unsealed_barrier;
     use coffer_storage::MemStorage;
-    use time::OffsetDateTime;
 
     use super::*;
 
@@ -459,7 +458,7 @@ pub(crate) mod tests {
                 let s = Store::new(&v, &salt);
                 let Some((e, ver)) = s.secret_id(&id, &h).await.unwrap() else { return false };
                 matches!(
-                    s.consume(&id, &h, e, ver, OffsetDateTime::now_utc()).await.unwrap(),
+                    s.consume(&id, &h, e, ver, coffer_storage::clock::now()).await.unwrap(),
                     Consumed::Ok(_)
                 )
             }));

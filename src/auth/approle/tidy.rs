@@ -92,7 +92,7 @@ mod tests {
         let (_, v) = view().await;
         let salt = load_salt(&v).await.unwrap();
         let s = Store::new(&v, &salt);
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let mut r = RoleEntry::new("web", "role-uid".into());
         r.role_id = "rid".into();
         s.put_role(&r, None).await.unwrap();

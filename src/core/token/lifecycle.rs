@@ -34,7 +34,7 @@ impl Core {
         let active = self.active()?;
         let mut removed = 0;
         loop {
-            let now = OffsetDateTime::now_utc();
+            let now = coffer_storage::clock::now();
             let due = active.tokens.due_for_expiry(now, 256).await?;
             if due.is_empty() {
                 return Ok(removed);
@@ -53,7 +53,7 @@ impl Core {
     pub async fn tidy_tokens_full(&self) -> Result<usize> {
         let mut removed = self.tidy_tokens().await?;
         let active = self.active()?;
-        let now_ns = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let now_ns = coffer_storage::clock::now().unix_timestamp_nanos();
         for id in active.tokens.all_ids().await? {
             if let Some((e, _)) = active.tokens.get_by_hmac(&id).await? {
                 if e.unusable_at(now_ns) {

@@ -435,7 +435,7 @@ mod tests {
     async fn revoking_leaves_no_live_descendant_in_random_trees() {
         use rand::{Rng, SeedableRng};
         let s = store().await;
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_0011);
         for _ in 0..1000 {
             let n = rng.gen_range(1..24);
@@ -480,12 +480,12 @@ mod tests {
     #[tokio::test]
     async fn expiry_index_follows_create_renew_and_revoke() {
         let s = store().await;
-        let past = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let past = coffer_storage::clock::now() - time::Duration::hours(2);
         let spec = |ttl| NewToken { policies: vec!["default".into()], ttl, ..NewToken::default() };
         let (_, expired) = s.create(spec(60), past).await.unwrap();
         let (_, live) = s.create(spec(3600 * 5), past).await.unwrap();
         let (_, forever) = s.create(spec(0), past).await.unwrap();
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         assert_eq!(s.due_for_expiry(now, 100).await.unwrap(), vec![expired.id_hmac.clone()]);
         // Renewing moves the index entry; the old bucket no longer yields the token.
         let (mut e, v) = s.get_by_hmac(&expired.id_hmac).await.unwrap().unwrap();

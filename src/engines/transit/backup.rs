@@ -198,7 +198,7 @@ mod tests {
     /// key verifies what the original signed.
     #[test]
     fn asymmetric_keys_survive_backup_exactly() {
-        let now = time::OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         for kind in [KeyType::EcdsaP521, KeyType::Rsa2048] {
             let opts = NewKey { kind, exportable: true, allow_plaintext_backup: true, ..NewKey::DEFAULTS };
             let p = TransitKey::create("k", &opts, now).unwrap();
@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn backup_round_trip_and_archive_layout() {
-        let now = time::OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let opts = NewKey { exportable: true, allow_plaintext_backup: true, ..NewKey::DEFAULTS };
         let mut p = TransitKey::create("k", &opts, now).unwrap();
         p.rotate_in_memory(now).unwrap();

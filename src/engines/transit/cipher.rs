@@ -266,7 +266,6 @@ pub fn go_atoi(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use time::OffsetDateTime;
 
     use super::*;
     use crate::engines::transit::key::NewKey;
@@ -310,7 +309,7 @@ mod tests {
             data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..65536),
             aad in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
         ) {
-            let now = OffsetDateTime::now_utc();
+            let now = coffer_storage::clock::now();
             for (spec, context) in all_key_specs() {
                 let mut p = TransitKey::create("k", &spec, now).unwrap();
                 p.rotate_in_memory(now).unwrap();
@@ -328,7 +327,7 @@ mod tests {
     /// Every single-bit flip of the payload of a ciphertext is rejected, for every AEAD type.
     #[test]
     fn every_bit_flip_fails() {
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         for (spec, context) in all_key_specs() {
             let p = TransitKey::create("k", &spec, now).unwrap();
             let ct = p.encrypt(0, context, b"thirty-two bytes of plaintext!!!", b"ad").unwrap();
@@ -356,8 +355,9 @@ mod tests {
     /// 100,000 encryptions under one key version never repeat a nonce.
     #[test]
     fn no_repeated_nonce_in_1e5_encryptions() {
-        let p = TransitKey::create("k", &opts(KeyType::Aes256Gcm96, false, false), OffsetDateTime::now_utc())
-            .unwrap();
+        let p =
+            TransitKey::create("k", &opts(KeyType::Aes256Gcm96, false, false), coffer_storage::clock::now())
+                .unwrap();
         let mut seen = std::collections::HashSet::with_capacity(100_000);
         for _ in 0..100_000 {
             let ct = p.encrypt(0, b"", b"same plaintext", b"").unwrap();
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn version_rules() {
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         let mut p = TransitKey::create("k", &opts(KeyType::Aes256Gcm96, false, false), now).unwrap();
         let ct1 = p.encrypt(0, b"", b"x", b"").unwrap();
         p.rotate_in_memory(now).unwrap();

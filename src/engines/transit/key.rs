@@ -471,7 +471,7 @@ mod tests {
         let p = TransitKey::create(
             "k",
             &NewKey { derived: true, convergent: true, ..NewKey::DEFAULTS },
-            OffsetDateTime::now_utc(),
+            coffer_storage::clock::now(),
         )
         .unwrap();
         let ct = p.encrypt(0, b"ctx", b"secret", b"").unwrap();
@@ -487,7 +487,7 @@ mod tests {
         let p = TransitKey::create(
             "k",
             &NewKey { kind: KeyType::Hmac, key_size: 32, ..NewKey::DEFAULTS },
-            OffsetDateTime::now_utc(),
+            coffer_storage::clock::now(),
         )
         .unwrap();
         let s = format!("{p:?} {:?}", p.keys.get(&1).unwrap());

@@ -82,7 +82,7 @@ mod tests {
     async fn due_keys_rotate_once_and_others_stay() {
         let v = view().await;
         let t = Transit { keys: Default::default() };
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = coffer_storage::clock::now();
         let auto = NewKey { auto_rotate_period: 3600, kind: KeyType::ChaCha20Poly1305, ..NewKey::DEFAULTS };
         t.store().upsert(&v, "auto", || Ok(TransitKey::create("auto", &auto, t0).unwrap())).await.unwrap();
         t.store()
@@ -108,7 +108,7 @@ mod tests {
     async fn concurrent_rotations_never_lose_a_version() {
         let v = view().await;
         let t = Arc::new(Transit { keys: Default::default() });
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         t.store()
             .upsert(&v, "k", || Ok(TransitKey::create("k", &NewKey::DEFAULTS, now).unwrap()))
             .await

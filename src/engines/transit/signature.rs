@@ -219,7 +219,6 @@ impl TransitKey {
 
 #[cfg(test)]
 mod tests {
-    use time::OffsetDateTime;
 
     use super::*;
     use crate::engines::transit::asym::SaltLength;
@@ -229,7 +228,7 @@ mod tests {
     /// `min_decryption_version` no longer verifies.
     #[test]
     fn every_signing_type_round_trips() {
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         for kind in
             [KeyType::Ed25519, KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::EcdsaP521, KeyType::Rsa2048]
         {

@@ -311,7 +311,6 @@ mod tests {
 
     use coffer_storage::keys::RootKey;
     use coffer_storage::{Barrier, MemStorage};
-    use time::OffsetDateTime;
 
     use super::*;
     use crate::engines::transit::key::NewKey;
@@ -347,12 +346,12 @@ mod tests {
     async fn rotate_behind_the_cache(view: &View, name: &str) {
         let entry = view.get(&record_key(name)).await.unwrap().unwrap();
         let mut p = TransitKey::decode(&entry.value).unwrap();
-        p.rotate_in_memory(OffsetDateTime::now_utc()).unwrap();
+        p.rotate_in_memory(coffer_storage::clock::now()).unwrap();
         view.put(&record_key(name), p.encode().unwrap().to_vec()).await.unwrap();
     }
 
     async fn create(store: &KeyStore, view: &View, name: &str) {
-        let now = OffsetDateTime::now_utc();
+        let now = coffer_storage::clock::now();
         store.upsert(view, name, || Ok(TransitKey::create(name, &NewKey::DEFAULTS, now)?)).await.unwrap();
     }
 
@@ -392,7 +391,7 @@ mod tests {
         assert_eq!(new.get(&v, "k").await.unwrap().unwrap().latest_version, 1);
         let rotated = old
             .modify(&v, "k", |p| {
-                p.rotate_in_memory(OffsetDateTime::now_utc())?;
+                p.rotate_in_memory(coffer_storage::clock::now())?;
                 Ok(Change::Write(()))
             })
             .await

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::*;
 use crate::core::generate_root::decode_token;
@@ -92,7 +91,7 @@ async fn token_without_policies(node: &Node) -> String {
         path: "auth/token/create".into(),
         ..NewToken::default()
     };
-    let (t, _) = active.tokens.create(spec, OffsetDateTime::now_utc()).await.unwrap();
+    let (t, _) = active.tokens.create(spec, coffer_storage::clock::now()).await.unwrap();
     t.expose().to_owned()
 }
 

@@ -52,7 +52,7 @@ impl Keyring {
             1,
             TermKey {
                 key: DataKey::generate()?,
-                install_time: OffsetDateTime::now_utc(),
+                install_time: crate::clock::now(),
                 encryptions: AtomicU64::new(0),
             },
         );
@@ -92,7 +92,7 @@ impl Keyring {
             next,
             TermKey {
                 key: DataKey::generate()?,
-                install_time: OffsetDateTime::now_utc(),
+                install_time: crate::clock::now(),
                 encryptions: AtomicU64::new(0),
             },
         );

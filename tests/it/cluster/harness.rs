@@ -51,6 +51,8 @@ pub struct Options {
     pub vault_compatible: bool,
     /// Extra environment of every node (debug-build fault injection knobs).
     pub env: Vec<(&'static str, &'static str)>,
+    /// Extra environment of one node: `(node index, name, value)`.
+    pub node_env: Vec<(usize, &'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             log_level: "info",
             vault_compatible: false,
             env: Vec::new(),
+            node_env: Vec::new(),
         }
     }
 }
@@ -215,6 +218,7 @@ impl TestCluster {
     pub fn start_node(&mut self, i: usize) {
         let mut env = vec![("COFFER_TEST_KEY", self.key_b64.as_str())];
         env.extend(self.options.env.iter().copied());
+        env.extend(self.options.node_env.iter().filter(|(n, _, _)| *n == i).map(|&(_, k, v)| (k, v)));
         let config = self.node(i).config.clone();
         let mut s = Server::with_config(&config, None, &env);
         s.token = self.root.clone();

@@ -5,6 +5,7 @@ mod basics;
 mod canary;
 mod chaos;
 mod clients;
+mod clock;
 mod crash;
 mod faults;
 pub mod harness;

@@ -74,7 +74,7 @@ impl Env {
     }
 
     async fn call(&self, op: Operation, path: &str, data: Value) -> Result<Response, Error> {
-        self.call_at(op, path, data, OffsetDateTime::now_utc()).await
+        self.call_at(op, path, data, coffer_storage::clock::now()).await
     }
 
     /// Every plaintext storage key of the mount.
@@ -164,7 +164,7 @@ async fn a_stale_read_never_commits() {
     // Another writer lands in between.
     e.call(Operation::Update, "data/s", json!({"data": {"v": 2}})).await.unwrap();
     let (config, _) = e.store.config().await.unwrap();
-    let now = super::record::nanos(OffsetDateTime::now_utc());
+    let now = super::record::nanos(coffer_storage::clock::now());
     let out =
         super::data::commit_version(&e.store, "s", stale, Some(read_at), &config, Default::default(), now)
             .await
@@ -179,7 +179,7 @@ async fn a_stale_read_never_commits() {
 #[tokio::test]
 async fn expired_versions_are_hidden_and_swept() {
     let e = env().await;
-    let t0 = OffsetDateTime::now_utc();
+    let t0 = coffer_storage::clock::now();
     e.call_at(Operation::Update, "config", json!({"delete_version_after": "10s"}), t0).await.unwrap();
     e.call_at(Operation::Create, "data/x", json!({"data": {"a": 1}}), t0).await.unwrap();
     let before = e.call_at(Operation::Read, "data/x", json!({}), t0 + Duration::seconds(5)).await.unwrap();
@@ -218,7 +218,7 @@ async fn existence_check_covers_data_and_metadata_only() {
 }
 
 async fn exists(e: &Env, path: &str) -> Option<bool> {
-    let req = e.req(Operation::Update, path, json!({}), OffsetDateTime::now_utc());
+    let req = e.req(Operation::Update, path, json!({}), coffer_storage::clock::now());
     e.backend.exists(&req).await.unwrap()
 }
 
@@ -249,12 +249,12 @@ async fn the_periodic_cleaner_soft_deletes_expired_versions() {
     use crate::core::backend::Backend;
 
     let e = env().await;
-    let past = OffsetDateTime::now_utc() - Duration::seconds(60);
+    let past = coffer_storage::clock::now() - Duration::seconds(60);
     e.call_at(Operation::Update, "config", json!({"delete_version_after": "1s"}), past).await.unwrap();
     e.call_at(Operation::Create, "data/one", json!({"data": {"a": 1}}), past).await.unwrap();
     e.call(Operation::Create, "data/fresh", json!({"data": {"a": 1}})).await.unwrap();
     assert_eq!(e.backend.periodic_interval(), Some(super::SWEEP_INTERVAL));
-    e.backend.periodic(&e.store.view, &entry(), OffsetDateTime::now_utc()).await.unwrap();
+    e.backend.periodic(&e.store.view, &entry(), coffer_storage::clock::now()).await.unwrap();
     let (meta, _) = e.store.meta("one").await.unwrap().unwrap();
     assert!(meta.versions[&1].deletion_time.is_some(), "the expired version was not swept");
     let (meta, _) = e.store.meta("fresh").await.unwrap().unwrap();

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
-use time::OffsetDateTime;
 
 use coffer_storage::MemStorage;
 
@@ -75,7 +74,7 @@ impl Env {
         let mut p: Vec<String> = policies.iter().map(|s| s.to_string()).collect();
         p.push("default".into());
         let spec = NewToken { policies: p, path: "auth/token/create".into(), ..NewToken::default() };
-        let (token, entry) = active.tokens.create(spec, OffsetDateTime::now_utc()).await.unwrap();
+        let (token, entry) = active.tokens.create(spec, coffer_storage::clock::now()).await.unwrap();
         (token.expose().to_owned(), entry.accessor)
     }
 }
