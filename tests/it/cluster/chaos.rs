@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 
 use super::harness::{eventually, Options, TestCluster};
 use super::history::{
-    check_logins, check_lost_writes, check_registers, check_transit, Final, LeaderLog, Op, Outcome, Recorder,
-    Ret, Violation,
+    check_logins, check_lost_writes, check_registers, check_transit, enters_register_search, Final,
+    LeaderLog, Op, Outcome, Recorder, Ret, Violation,
 };
 use crate::metrics::sample;
 
@@ -35,7 +35,11 @@ const ELECTION: Duration = Duration::from_secs(1);
 /// late answer is recorded and checked).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(6);
 /// KV keys of the workload.
-const KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+const KEYS: [&str; 12] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11"];
+/// KV client threads (R2 asks for at least 5k operations through the linearizability search
+/// per CI run: clients spend much of a run waiting out faults, so throughput comes from more of
+/// them; more keys keep the concurrency per key, and so the search, about where it was).
+const KV_CLIENTS: usize = 14;
 /// The key the schedule writes to push followers behind a snapshot.
 const BULK: &str = "bulk";
 const TRANSIT_KEY: &str = "chaos";
@@ -48,9 +52,13 @@ struct Counts {
     partitions: usize,
     pauses: usize,
     snapshot_restarts: usize,
+    /// R2: the history holds at least this many kv operations (the workload goes on, healed,
+    /// after the schedule until it does).
+    min_kv_ops: usize,
 }
 
-const CI: Counts = Counts { leader_kills: 20, partitions: 10, pauses: 5, snapshot_restarts: 5 };
+const CI: Counts =
+    Counts { leader_kills: 20, partitions: 10, pauses: 5, snapshot_restarts: 5, min_kv_ops: 5_000 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Fault {
@@ -598,17 +606,17 @@ fn run_chaos(counts: Counts, results: &str) {
     let leaders = Arc::new(Mutex::new(LeaderLog::default()));
     let ciphertexts: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut threads = Vec::new();
-    for client in 1..=3 {
+    for client in 1..=KV_CLIENTS {
         let ctx = ctx.clone();
         threads.push(std::thread::spawn(move || kv_client(ctx, client, seed)));
     }
     {
         let (ctx, acked) = (ctx.clone(), Arc::clone(&ciphertexts));
-        threads.push(std::thread::spawn(move || transit_client(ctx, 4, seed, acked)));
+        threads.push(std::thread::spawn(move || transit_client(ctx, KV_CLIENTS + 1, seed, acked)));
     }
     {
         let ctx = ctx.clone();
-        threads.push(std::thread::spawn(move || approle_client(ctx, 5, seed, role_id)));
+        threads.push(std::thread::spawn(move || approle_client(ctx, KV_CLIENTS + 2, seed, role_id)));
     }
     let watcher = {
         let (ctx, log) = (ctx.clone(), Arc::clone(&leaders));
@@ -640,9 +648,17 @@ fn run_chaos(counts: Counts, results: &str) {
         timeline.push('\n');
     }
 
-    // Heal everything, stop the workload, wait for one state everywhere.
+    // Heal everything, let the workload reach R2's history length, stop it, wait for one state
+    // everywhere.
     d.c.heal();
     d.settle();
+    let topped_up = Instant::now();
+    eventually(
+        &format!("the history to hold {} kv operations for the linearizability search", counts.min_kv_ops),
+        Duration::from_secs(300),
+        || (ctx.rec.count(enters_register_search) >= counts.min_kv_ops).then_some(()),
+    );
+    let topped_up = topped_up.elapsed();
     ctx.stop.store(true, Ordering::SeqCst);
     for t in threads {
         t.join().expect("a client thread panicked");
@@ -758,7 +774,11 @@ fn run_chaos(counts: Counts, results: &str) {
         }
     }
     let mut report = String::new();
-    report.push_str(&format!("chaos run: COFFER_CHAOS_SEED={seed}, {:?} in all\n", started.elapsed()));
+    report.push_str(&format!(
+        "chaos run: COFFER_CHAOS_SEED={seed}, {:?} in all ({topped_up:?} of it healed, after the schedule, until the history held {} kv operations)\n",
+        started.elapsed(),
+        counts.min_kv_ops
+    ));
     report.push_str(&format!(
         "operations checked: {} ({} in the per-key linearizability search over {} keys; checked in {check_took:?})\n",
         entries.len(),
@@ -823,7 +843,7 @@ fn run_chaos(counts: Counts, results: &str) {
         .sum();
     assert_eq!(partitions, counts.partitions);
     assert!(
-        stats.ops > 0 && leaders.claims.len() > counts.leader_kills,
+        stats.ops >= counts.min_kv_ops && leaders.claims.len() > counts.leader_kills,
         "the run checked too little:\n{report}"
     );
     assert!(violations.is_empty(), "{} violations (seed {seed}):\n{report}", violations.len());
@@ -860,6 +880,7 @@ fn soak_chaos_mixed_workload_under_seeded_faults_has_no_violations() {
         partitions: CI.partitions * 10,
         pauses: CI.pauses * 10,
         snapshot_restarts: CI.snapshot_restarts * 10,
+        min_kv_ops: CI.min_kv_ops * 10,
     };
     run_chaos(x10, "chaos-soak-results.txt");
 }

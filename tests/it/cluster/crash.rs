@@ -194,12 +194,19 @@ fn crash_loop(rounds: usize) {
         );
     }
     c.wait_same_digest(Duration::from_secs(60));
-    eprintln!(
+    let report = format!(
         "crash loop: {rounds} rounds ({leader_kills} leader kills), {} writes acknowledged and \
-         verified on every node, {refused} failed attempts (refused by a killed node, 5xx, timeouts), 0 lost, in {:?}",
+         verified on every node, {refused} failed attempts (refused by a killed node, 5xx, timeouts), 0 lost, in {:?}\n",
         all.len(),
         started.elapsed()
     );
+    eprint!("{report}");
+    // The counts, for the soak tier's results (bench/soak collects them).
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir");
+    let name = if rounds >= 200 { "crash-loop-soak-results.txt" } else { "crash-loop-results.txt" };
+    if let Err(e) = std::fs::write(dir.join(name), &report) {
+        eprintln!("could not write {name}: {e}");
+    }
 }
 
 /// R1: kill -9 during writes, reopen, verify everything acknowledged (CI tier: 15 rounds).

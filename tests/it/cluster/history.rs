@@ -180,6 +180,11 @@ impl Recorder {
         outcome
     }
 
+    /// How many recorded operations `f` selects.
+    pub fn count(&self, f: impl Fn(&Entry) -> bool) -> usize {
+        self.entries.lock().unwrap().iter().filter(|e| f(e)).count()
+    }
+
     /// Everything recorded so far.
     pub fn entries(&self) -> Vec<Entry> {
         self.entries.lock().unwrap().clone()
@@ -451,6 +456,13 @@ pub struct RegisterStats {
     pub keys: usize,
     /// Operations that entered the search (definite and unknown writes, definite reads).
     pub ops: usize,
+}
+
+/// Whether `e` goes into the per-key linearizability search (see [`RegisterStats::ops`]).
+pub fn enters_register_search(e: &Entry) -> bool {
+    e.op.register_key().is_some()
+        && !matches!(e.outcome, Outcome::Fail(..))
+        && !matches!((&e.op, &e.outcome), (Op::Read { .. }, Outcome::Unknown(_)))
 }
 
 /// Per-key linearizability of the KV v2 registers in `entries`.
