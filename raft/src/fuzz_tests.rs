@@ -733,6 +733,8 @@ fn corrupt(rng: &mut SplitMix, kind: Corruption, at: usize, originals: &[Vec<u8>
 fn raft_log_detects_random_corruptions() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let seed = seed();
+    // Shown with the failure (libtest prints a failing test's captured output): replay with it.
+    eprintln!("raft_log_detects_random_corruptions: COFFER_FUZZ_SEED={seed}");
     let n = coffer_storage::fuzzing::cases(1000) as usize;
     let started = Instant::now();
     let mut rng = SplitMix::new(seed);
