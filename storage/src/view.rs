@@ -52,6 +52,11 @@ impl View {
         self.barrier.get(&self.full(key)?).await
     }
 
+    /// The stored version of a relative key, without decrypting it ([`Barrier::version`]).
+    pub async fn version(&self, key: &str) -> Result<Option<u64>, BarrierError> {
+        self.barrier.version(&self.full(key)?).await
+    }
+
     /// Lists immediate children of `prefix` (relative; empty or ending in `/`).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
         if !prefix.is_empty() {

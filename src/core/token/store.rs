@@ -1,6 +1,7 @@
 //! Storage of token entries, keyed by HMAC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
@@ -58,7 +59,17 @@ impl std::fmt::Debug for NewToken {
 pub struct TokenStore {
     view: View,
     salt: SecretBytes,
+    /// Entries as decoded, by id HMAC, with the storage version they were read at. A lookup
+    /// reads the stored version first (no decryption) and reuses the decoded entry when it is
+    /// the same: a version names one write, so equal versions are equal bytes, and no
+    /// invalidation is needed — a changed or deleted entry simply misses. Saves the barrier
+    /// decryption and JSON decode of every request's token (about a fifth of a kv read).
+    decoded: Mutex<HashMap<String, (u64, TokenEntry)>>,
 }
+
+/// Decoded token entries kept at most (the map is emptied when it fills: tokens in use come
+/// back on their next request).
+const DECODED_CAP: usize = 4096;
 
 impl std::fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,7 +94,7 @@ impl TokenStore {
                 }
             }
         };
-        Ok(Self { view, salt })
+        Ok(Self { view, salt, decoded: Mutex::default() })
     }
 
     /// The store's view (for the token backend's own records, e.g. roles).
@@ -182,13 +193,34 @@ impl TokenStore {
 
     /// Reads an entry by id HMAC, with its storage version.
     pub async fn get_by_hmac(&self, id_hmac: &str) -> Result<Option<(TokenEntry, u64)>> {
-        let Some(e) = self.view.get(&format!("id/{id_hmac}")).await? else { return Ok(None) };
+        let key = format!("id/{id_hmac}");
+        let cached = self.decoded_lock().get(id_hmac).map(|(v, _)| *v);
+        if let Some(cached) = cached {
+            if self.view.version(&key).await? == Some(cached) {
+                if let Some((v, entry)) = self.decoded_lock().get(id_hmac).filter(|(v, _)| *v == cached) {
+                    return Ok(Some((entry.clone(), *v)));
+                }
+            }
+        }
+        let Some(e) = self.view.get(&key).await? else {
+            self.decoded_lock().remove(id_hmac);
+            return Ok(None);
+        };
         let entry: TokenEntry = serde_json::from_slice(&e.value)
             .map_err(|err| Error::internal(format!("corrupt token entry: {err}")))?;
         if entry.v != TOKEN_ENTRY_VERSION {
             return Err(Error::internal(format!("unsupported token entry version {}", entry.v)));
         }
+        let mut decoded = self.decoded_lock();
+        if decoded.len() >= DECODED_CAP {
+            decoded.clear();
+        }
+        decoded.insert(id_hmac.to_owned(), (e.version, entry.clone()));
         Ok(Some((entry, e.version)))
+    }
+
+    fn decoded_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, TokenEntry)>> {
+        self.decoded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Looks up a live token: `None` if unknown, expired or pending revocation. Expired tokens
@@ -421,6 +453,8 @@ impl TokenStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use coffer_storage::testing::mem_barrier;
 
     use super::*;
@@ -475,6 +509,39 @@ mod tests {
         }
         assert!(s.view().list("parent/").await.unwrap().is_empty());
         assert!(s.view().list("id/").await.unwrap().is_empty());
+    }
+
+    /// The decoded-entry cache never serves a stale entry, also when another store over the
+    /// same storage (another node applying the log) changes or removes the token.
+    #[tokio::test]
+    async fn decoded_entries_follow_writes_made_through_another_store() {
+        let barrier = mem_barrier().await;
+        let a = TokenStore::open(View::new(Arc::clone(&barrier), "sys/token/")).await.unwrap();
+        let b = TokenStore::open(View::new(barrier, "sys/token/")).await.unwrap();
+        let now = coffer_storage::clock::now();
+        let spec = NewToken { policies: vec!["default".into()], num_uses: 5, ..NewToken::default() };
+        let (token, _) = a.create(spec, now).await.unwrap();
+        for left in (1..=5).rev() {
+            // Twice through `a` (the second a cache hit), then a use through `b`.
+            for _ in 0..2 {
+                let (e, _) = a.lookup(&token, now).await.unwrap().unwrap();
+                assert_eq!(e.num_uses, left);
+            }
+            let id = b.hmac(token.expose());
+            assert_eq!(b.use_once(&id, now).await.unwrap(), Some(left == 1));
+        }
+        assert!(a.lookup(&token, now).await.unwrap().is_none(), "used up, but still served");
+        let (token, _) =
+            a.create(NewToken { policies: vec!["x".into()], ..NewToken::default() }, now).await.unwrap();
+        assert!(a.lookup(&token, now).await.unwrap().is_some());
+        b.revoke_tree(&b.hmac(token.expose())).await.unwrap();
+        assert!(a.lookup(&token, now).await.unwrap().is_none(), "revoked elsewhere, but still served");
+        // Past the cap the map starts over and lookups still answer.
+        for _ in 0..DECODED_CAP + 10 {
+            let (t, _) = a.create(NewToken::default(), now).await.unwrap();
+            assert!(a.lookup(&t, now).await.unwrap().is_some());
+        }
+        assert!(a.decoded_lock().len() <= DECODED_CAP);
     }
 
     #[tokio::test]

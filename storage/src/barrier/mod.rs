@@ -343,6 +343,14 @@ impl Barrier {
         Ok(Some(PlainEntry { value, version: entry.version }))
     }
 
+    /// The version of `key` as stored, without decrypting it (`None` when absent). Equal
+    /// versions of one key mean equal bytes (see [`crate::Storage`]), so a caller holding what
+    /// it decrypted and decoded at a version can tell whether it is still current.
+    pub async fn version(&self, key: &str) -> Result<Option<u64>, BarrierError> {
+        self.current()?;
+        Ok(self.storage.get(key).await?.map(|e| e.version))
+    }
+
     fn open(&self, key: &str, value: &[u8]) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
         let cur = self.current()?;
         let term = aead::term_of(value).ok_or_else(|| BarrierError::Decrypt { key: key.into() })?;
