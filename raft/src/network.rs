@@ -63,6 +63,11 @@ pub enum TransportError {
     BadResponse { addr: String, reason: String },
 }
 
+/// How often an idle or busy cluster connection is pinged, and how long a ping may go
+/// unanswered before the connection is dropped.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// HTTP/2 + mTLS client for the cluster port, shared by all peers of a node.
 #[derive(Default)]
 pub struct ClusterClient {
@@ -97,6 +102,13 @@ impl ClusterClient {
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(cfg)
             .http2_prior_knowledge()
+            // A connection that went silent (a partition that swallowed its packets, a peer
+            // host gone without a reset) would otherwise stay in the pool and hold every RPC
+            // to that peer until each times out: pings find it and drop it, and the next RPC
+            // connects afresh.
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .http2_keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .http2_keep_alive_while_idle(true)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(2))

@@ -495,6 +495,30 @@ impl Driver {
         sample(&r.text().ok()?, series)
     }
 
+    /// What every node says about itself, and the end of its log: for a failure message.
+    fn diagnose(&self) -> String {
+        let mut out = String::new();
+        for n in self.all() {
+            let leader = self.answer(n, "GET", "sys/leader");
+            let m = |s| self.metric(n, s).map_or("?".to_owned(), |v| v.to_string());
+            out.push_str(&format!(
+                "node {n}: up {}, sys/leader {}, term {}, leader {}, commit {}, applied {}\n",
+                self.c.is_up(n),
+                leader.map_or("no answer".to_owned(), |b| b.to_string()),
+                m("coffer_raft_term"),
+                m("coffer_raft_is_leader"),
+                m("coffer_raft_commit_index"),
+                m("coffer_raft_applied_index"),
+            ));
+            let log = self.c.log(n);
+            let lines: Vec<&str> = log.lines().collect();
+            for l in &lines[lines.len().saturating_sub(40)..] {
+                out.push_str(&format!("  node {n} | {l}\n"));
+            }
+        }
+        out
+    }
+
     /// Injects `fault`; says which nodes it hit.
     fn inject(&mut self, fault: Fault) -> String {
         let leader = self.settle();
@@ -545,22 +569,36 @@ impl Driver {
                 let start = self.metric(leader, "coffer_raft_applied_index").unwrap_or(0.0) as u64;
                 let threshold = self.c.options.snapshot_threshold + self.c.options.trailing_logs;
                 // Push the leader well past a snapshot and a log purge.
-                eventually("the leader to move past a snapshot", Duration::from_secs(60), || {
-                    let now = self.metric(leader, "coffer_raft_applied_index")? as u64;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let now = self.metric(leader, "coffer_raft_applied_index").unwrap_or(0.0) as u64;
                     if now >= start + 2 * threshold {
-                        return Some(());
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        panic!(
+                            "timed out after 60 s waiting for node {leader} to move past a snapshot \
+                             (node {follower} stopped; applied index {start} -> {now})\n{}",
+                            self.diagnose()
+                        );
                     }
                     for _ in 0..10 {
                         self.bulk += 1;
                         let value = format!("bulk-{}", self.bulk);
                         self.ctx.kv_write(&self.http, SCHEDULER + 2, leader, BULK, &value, None);
                     }
-                    None
-                });
+                }
                 self.c.start_node(follower);
-                eventually("the restarted follower to install a snapshot", Duration::from_secs(60), || {
-                    (self.metric(follower, "coffer_raft_snapshot_installs_total")? >= 1.0).then_some(())
-                });
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while self.metric(follower, "coffer_raft_snapshot_installs_total").unwrap_or(0.0) < 1.0 {
+                    if Instant::now() > deadline {
+                        panic!(
+                            "timed out after 60 s waiting for node {follower} to install a snapshot\n{}",
+                            self.diagnose()
+                        );
+                    }
+                    std::thread::park_timeout(Duration::from_millis(100));
+                }
             }
         }
         *self.injected.entry(fault).or_default() += 1;
