@@ -7,46 +7,59 @@ use crate::core::request::Response;
 /// Renders a response in the envelope (with top-level injection when asked).
 ///
 /// The keys come out sorted (serde_json's `Map` is ordered), as they always have: the common
-/// case serialises a borrowed struct whose fields are declared in that order, without building
-/// and cloning a `Value` tree; `auth` and `wrap_info` still go through `Value` so their own keys
-/// stay sorted too. Legacy top-level responses take the general path.
+/// case writes them in that order straight from the borrowed response with
+/// [`crate::util::json`] (no `Value` tree, no copy of `data`); `auth` and `wrap_info` still go
+/// through `Value` so their own keys stay sorted too. Legacy top-level responses take the
+/// general path. Both write the same bytes (tested).
 pub fn render(resp: Response, request_id: &str) -> Vec<u8> {
     if resp.top_level {
         return render_general(resp, request_id);
     }
+    use crate::util::json::{write_map, write_str, write_value};
     let wrapped = resp.wrap_info.is_some();
-    let envelope = Envelope {
-        auth: resp.auth.as_ref().map(|a| json!(a)).unwrap_or(Value::Null),
-        data: resp.data.as_ref(),
-        lease_duration: resp.lease_duration,
-        lease_id: &resp.lease_id,
-        mount_type: &resp.mount_type,
-        renewable: resp.renewable,
-        request_id: if wrapped { "" } else { request_id },
-        warnings: (!resp.warnings.is_empty()).then_some(&resp.warnings),
-        wrap_info: resp.wrap_info.as_ref().map(|w| json!(w)).unwrap_or(Value::Null),
-    };
-    let mut body = Vec::with_capacity(256 + resp.data.as_ref().map_or(0, |_| 512));
-    if serde_json::to_writer(&mut body, &envelope).is_err() {
-        body = b"{}".to_vec();
+    let mut out = Vec::with_capacity(256 + resp.data.as_ref().map_or(0, |_| 512));
+    // The keys in the order a sorted map writes them.
+    out.extend_from_slice(b"{\"auth\":");
+    match &resp.auth {
+        Some(a) => write_value(&mut out, &json!(a)),
+        None => out.extend_from_slice(b"null"),
     }
-    body.push(b'\n');
-    body
-}
-
-/// The envelope's fields in the order a sorted map writes them.
-#[derive(serde::Serialize)]
-struct Envelope<'a> {
-    auth: Value,
-    data: Option<&'a Map<String, Value>>,
-    lease_duration: u64,
-    lease_id: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    mount_type: &'a str,
-    renewable: bool,
-    request_id: &'a str,
-    warnings: Option<&'a Vec<String>>,
-    wrap_info: Value,
+    out.extend_from_slice(b",\"data\":");
+    match &resp.data {
+        Some(d) => write_map(&mut out, d),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"lease_duration\":");
+    out.extend_from_slice(resp.lease_duration.to_string().as_bytes());
+    out.extend_from_slice(b",\"lease_id\":");
+    write_str(&mut out, &resp.lease_id);
+    if !resp.mount_type.is_empty() {
+        out.extend_from_slice(b",\"mount_type\":");
+        write_str(&mut out, &resp.mount_type);
+    }
+    out.extend_from_slice(if resp.renewable { b",\"renewable\":true" } else { b",\"renewable\":false" });
+    out.extend_from_slice(b",\"request_id\":");
+    write_str(&mut out, if wrapped { "" } else { request_id });
+    out.extend_from_slice(b",\"warnings\":");
+    if resp.warnings.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'[');
+        for (i, w) in resp.warnings.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, w);
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b",\"wrap_info\":");
+    match &resp.wrap_info {
+        Some(w) => write_value(&mut out, &json!(w)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+    out
 }
 
 /// Builds the envelope as a map (top-level injection: `data`'s keys beside the envelope's).

@@ -4,6 +4,7 @@
 
 pub mod crypto;
 pub mod duration;
+pub mod json;
 pub mod net;
 pub mod strconv;
 pub mod timefmt;
