@@ -446,7 +446,22 @@ impl Driver {
     }
 
     fn wait_leader_among(&self, among: &[usize], what: &str) -> usize {
-        eventually(what, Duration::from_secs(60), || self.leader_among(among))
+        self.wait(what, Duration::from_secs(60), |d| d.leader_among(among))
+    }
+
+    /// Polls `f` until it answers, for at most `limit`; on timeout fails with every node's
+    /// state and log tail ([`Self::diagnose`]).
+    fn wait<T>(&self, what: &str, limit: Duration, mut f: impl FnMut(&Self) -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(t) = f(self) {
+                return t;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {limit:?} waiting for {what}\n{}", self.diagnose());
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
     }
 
     fn all(&self) -> Vec<usize> {
@@ -459,18 +474,18 @@ impl Driver {
 
     /// Waits until every node runs unsealed and follows one leader; returns it.
     fn settle(&self) -> usize {
-        eventually(
+        self.wait(
             "the cluster to settle (one leader, everyone unsealed and following)",
             Duration::from_secs(90),
-            || {
-                let leader = self.leader_among(&self.all())?;
-                let addr = self.ctx.addr(leader).to_owned();
-                for n in self.all() {
-                    let b = self.answer(n, "GET", "sys/leader")?;
+            |d| {
+                let leader = d.leader_among(&d.all())?;
+                let addr = d.ctx.addr(leader).to_owned();
+                for n in d.all() {
+                    let b = d.answer(n, "GET", "sys/leader")?;
                     if b["leader_address"] != addr.as_str() {
                         return None;
                     }
-                    let s = self.answer(n, "GET", "sys/seal-status")?;
+                    let s = d.answer(n, "GET", "sys/seal-status")?;
                     if s["sealed"] != false {
                         return None;
                     }
