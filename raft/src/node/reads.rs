@@ -10,6 +10,16 @@ use openraft::error::{CheckIsLeaderError, RaftError as OrRaftError};
 use super::*;
 use crate::error::RaftError;
 
+/// Whether, and for how long, a failed read-index attempt is worth repeating.
+#[derive(Debug, Clone, Copy)]
+enum Retry {
+    No,
+    /// Until the read's deadline (no leader known yet, leadership moved, peer unreachable).
+    UntilDeadline,
+    /// For one election timeout from the read's start (the leader could not confirm itself).
+    WithinElectionTimeout,
+}
+
 impl RaftNode {
     /// Handles one raft RPC from the cluster port: `(status, JSON body)`.
     pub async fn handle_rpc(&self, path: &str, body: &[u8]) -> (http::StatusCode, Vec<u8>) {
@@ -75,13 +85,23 @@ impl RaftNode {
     /// leader changes or cannot be reached, it keeps trying until the round's deadline: a read
     /// that arrives during an election waits for its outcome instead of failing at once.
     async fn read_round(&self) -> Result<(), String> {
-        let deadline = Instant::now() + self.config.read_timeout;
+        let started = Instant::now();
+        let deadline = started + self.config.read_timeout;
+        // A leader that cannot confirm its leadership is retried for one election timeout
+        // only: long enough to ride out a starved or slow heartbeat round, short enough that a
+        // leader cut off from its quorum refuses within two election timeouts (R3).
+        let unconfirmed_until = started + self.election_timeout();
         let mut pause = Duration::from_millis(10);
         let index = loop {
             match self.read_index_once(deadline).await {
                 Ok(i) => break i,
                 Err((msg, retry)) => {
-                    if !retry || Instant::now() + pause >= deadline {
+                    let until = match retry {
+                        Retry::No => return Err(msg),
+                        Retry::UntilDeadline => deadline,
+                        Retry::WithinElectionTimeout => unconfirmed_until.min(deadline),
+                    };
+                    if Instant::now() + pause >= until {
                         return Err(msg);
                     }
                     tokio::time::sleep(pause).await;
@@ -99,30 +119,38 @@ impl RaftNode {
     }
 
     /// Obtains a read index once; the error says whether trying again may help.
-    async fn read_index_once(&self, deadline: Instant) -> Result<u64, (String, bool)> {
+    async fn read_index_once(&self, deadline: Instant) -> Result<u64, (String, Retry)> {
         if self.is_stepping_down() {
-            return Err(("leader is stepping down".into(), false));
+            return Err(("leader is stepping down".into(), Retry::No));
         }
         if self.role() == Role::Leader {
             return match self.read_index().await {
                 ReadIndexAnswer::Index(i) => Ok(i),
-                ReadIndexAnswer::NotLeader { .. } => Err(("leadership changed during the read".into(), true)),
-                ReadIndexAnswer::Unavailable(m) => Err((m, false)),
+                ReadIndexAnswer::NotLeader { .. } => {
+                    Err(("leadership changed during the read".into(), Retry::UntilDeadline))
+                }
+                // A heartbeat round that missed its quorum (a busy or starved machine, a slow
+                // follower): another round may well succeed.
+                ReadIndexAnswer::Unavailable(m) => Err((m, Retry::WithinElectionTimeout)),
             };
         }
-        let Some(leader) = self.leader() else { return Err(("no leader is known".into(), true)) };
+        let Some(leader) = self.leader() else {
+            return Err(("no leader is known".into(), Retry::UntilDeadline));
+        };
         if leader.node_id == self.id {
-            return Err(("leadership changed during the read".into(), true));
+            return Err(("leadership changed during the read".into(), Retry::UntilDeadline));
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let answer: Result<ReadIndexAnswer, TransportError> =
             self.client.post_json(&leader.cluster_addr, paths::READ_INDEX, &(), remaining).await;
         match answer {
             Ok(ReadIndexAnswer::Index(i)) => Ok(i),
-            Ok(ReadIndexAnswer::NotLeader { .. }) => Err(("the leader changed during the read".into(), true)),
-            Ok(ReadIndexAnswer::Unavailable(m)) => Err((m, false)),
-            Err(e @ TransportError::Timeout { .. }) => Err((e.to_string(), false)),
-            Err(e) => Err((e.to_string(), true)),
+            Ok(ReadIndexAnswer::NotLeader { .. }) => {
+                Err(("the leader changed during the read".into(), Retry::UntilDeadline))
+            }
+            Ok(ReadIndexAnswer::Unavailable(m)) => Err((m, Retry::WithinElectionTimeout)),
+            Err(e @ TransportError::Timeout { .. }) => Err((e.to_string(), Retry::No)),
+            Err(e) => Err((e.to_string(), Retry::UntilDeadline)),
         }
     }
 
