@@ -103,9 +103,11 @@ EOF
 # Warm-up, then RUNS measured runs of scenario $1 on every server of SERVER_LIST (run.sh and
 # cluster.sh): alternating order, noisy runs repeated, every response 2xx or the bench dies, one
 # CSV row per run. $2: width of the scenario column, $3: what the server CPU column is called.
+# run_wrk prints "server% wrk% other% [EXTRA...]"; when the caller defines csv_extra, it is
+# called as `csv_extra "EXTRA..." REQUESTS` and its output (",a,b,...") ends the CSV row.
 measure_scenario() {
   local sc=$1 width=$2 who=$3
-  local name order r i raw best attempt scpu wcpu ocpu rps p50 p99 req n2 se eff
+  local name order r i raw best best_ocpu attempt scpu wcpu ocpu rest rps p50 p99 req n2 se eff extra
   for name in "${SERVER_LIST[@]}"; do
     if ((WARMUP > 0)); then
       echo "$sc: warm-up $name ${WARMUP}s" >&2
@@ -124,25 +126,29 @@ measure_scenario() {
       raw=$OUT/$sc.$name.$r.txt
       # Noisy runs are repeated; the attempt with the least foreign load is kept.
       best=
+      best_ocpu=
       for ((attempt = 0; attempt <= RETRIES; attempt++)); do
         ((QUIET_WAIT > 0)) && wait_quiet
-        read -r scpu wcpu ocpu < <(run_wrk "$sc" "$name" "$DURATION" "$raw.try$attempt")
+        read -r scpu wcpu ocpu rest < <(run_wrk "$sc" "$name" "$DURATION" "$raw.try$attempt")
         read -r rps p50 p99 req n2 se < <(parse_wrk "$raw.try$attempt")
         printf "%-${width}s %-6s run %d: %9s req/s  p50 %7s ms  p99 %7s ms  cpu: $who %s%% wrk %s%% other %s%%\n" \
           "$sc" "$name" "$r" "$rps" "$p50" "$p99" "$scpu" "$wcpu" "$ocpu" >&2
         ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors; see $raw.try$attempt and the server logs in $OUT"
-        if [[ -z $best ]] || ((ocpu < ${best##* })); then
-          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu"
+        if [[ -z $best ]] || ((ocpu < best_ocpu)); then
+          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu $rest"
+          best_ocpu=$ocpu
         fi
         ((ocpu <= NOISE_MAX)) && break
         echo "  noisy: ${ocpu}% of a core busy outside $who and wrk$( ((attempt < RETRIES)) && echo '; repeating')" >&2
       done
-      read -r attempt rps p50 p99 req n2 se scpu wcpu ocpu <<<"$best"
+      read -r attempt rps p50 p99 req n2 se scpu wcpu ocpu rest <<<"$best"
       mv "$raw.try$attempt" "$raw"
       mv "$raw.try$attempt.time" "$raw.time"
       # Requests per CPU-second the server used: less sensitive to foreign load than req/s.
       eff=$(awk -v r="$rps" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0) ? r * 100 / c : 0 }')
-      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff" >>"$CSV"
+      extra=
+      if declare -F csv_extra >/dev/null; then extra=$(csv_extra "$rest" "$req"); fi
+      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff$extra" >>"$CSV"
     done
   done
 }
