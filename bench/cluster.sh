@@ -49,8 +49,8 @@ usage: bench/cluster.sh [options]
   --pin split|none  split: all nodes on CPU 1, wrk on CPU 0; none: no pinning (default $PIN)
   --scenarios LIST  comma-separated subset (default: all; see --list)
   --servers LIST    any of coffer,bao,etcd (default $SERVERS)
-  --quick           one 3 s run per cell, 1 s warm-up, 100 keys, 50 strace writes, 5 s
-                    quiet-wait, no retries: everything in under 3 minutes (flags after it win)
+  --quick           one 3 s run per cell, 1 s warm-up, 100 keys, 50 strace writes, no
+                    idle wait, no retries: everything in under 3 minutes (flags after it win)
   --no-build        do not run cargo build --release
   --out DIR         where raw output and the nodes' data go (default bench/out/cluster-<UTC time>)
   --noise-max PCT   as in run.sh (default $NOISE_MAX), with --retries N (default $RETRIES)
@@ -109,7 +109,7 @@ declare -A C_GOAL=(
 # --quick sets shorter defaults before the other flags are read, so flags after it still win.
 for a in "$@"; do
   if [[ $a == --quick ]]; then
-    DURATION=3; RUNS=1; WARMUP=1; KEYS=100; SYNC_WRITES=50; QUIET_WAIT=5; RETRIES=0
+    DURATION=3; RUNS=1; WARMUP=1; KEYS=100; SYNC_WRITES=50; QUIET_WAIT=0; RETRIES=0
   fi
 done
 
@@ -370,7 +370,7 @@ run_wrk() {
   read -r -a n0 < <(node_ticks "$name"); b0=$(busy_ticks); t0=$(date +%s%N)
   {
     TIMEFORMAT='%U %S'
-    time env BENCH_LUA_DIR="$BENCH_DIR/lua" BENCH_TOKEN="${TOKENS[$name]:-}" BENCH_KEYS="$KEYS" "${extra_env[@]}" \
+    time env BENCH_SHOW_ERRORS=1 BENCH_LUA_DIR="$BENCH_DIR/lua" BENCH_TOKEN="${TOKENS[$name]:-}" BENCH_KEYS="$KEYS" "${extra_env[@]}" \
       "${LOAD_PIN[@]}" wrk -t"$THREADS" -c"${C_CONN[$sc]}" -d"${secs}s" --timeout 5s --latency \
       -s "$BENCH_DIR/lua/$lua" "$url" >"$raw" 2>&1
   } 2>"$raw.time"
@@ -664,6 +664,8 @@ goal() {
   for name in "${SERVER_LIST[@]}"; do
     echo "$(label "$name") leader: ${SYNC_PER_WRITE[$name]} syncs per sequential write, median ${SYNC_MS[$name]} ms each (strace)"
   done
+  report_failures || true
 } | tee "$OUT/summary.md"
 echo >&2
 echo "raw output: $OUT" >&2
+report_failures >/dev/null

@@ -70,9 +70,10 @@ wait_quiet() {
 }
 
 # ---- Summary ---------------------------------------------------------------------------------
-# runstat SCENARIO SERVER COLUMN -> "median min max" over runs
+# runstat SCENARIO SERVER COLUMN -> "median min max" over the runs where every response was 2xx
+# (failed runs stay in the CSV with their non-2xx count, but never in a median).
 runstat() {
-  awk -F, -v s="$1" -v n="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == n {print $c}' "$CSV" | sort -g |
+  awk -F, -v s="$1" -v n="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == n && $8 == 0 && $9 == 0 {print $c}' "$CSV" | sort -g |
     awk '{v[NR] = $1} END {
       if (NR == 0) { print "nan nan nan"; exit }
       m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -100,9 +101,23 @@ print("%.3f %.3f" % (lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.
 EOF
 }
 
+# Runs with a non-2xx answer or a socket error, "scenario server run: what" (measure_scenario).
+FAILED_RUNS=()
+
+# report_failures: prints the failed runs (for the summary); returns 1 when there were any.
+report_failures() {
+  ((${#FAILED_RUNS[@]})) || return 0
+  echo
+  echo "FAILED runs (not in any median; the bench exits 1):"
+  local f
+  for f in "${FAILED_RUNS[@]}"; do echo "- $f"; done
+  return 1
+}
+
 # Warm-up, then RUNS measured runs of scenario $1 on every server of SERVER_LIST (run.sh and
 # cluster.sh): alternating order, noisy runs repeated, every response 2xx or the bench dies, one
-# CSV row per run. $2: width of the scenario column, $3: what the server CPU column is called.
+# CSV row per run (a run with a non-2xx answer or socket error is recorded as failed, and the
+# bench goes on with the next cell and exits 1 at the end). $2: width of the scenario column, $3: what the server CPU column is called.
 # run_wrk prints "server% wrk% other% [EXTRA...]"; when the caller defines csv_extra, it is
 # called as `csv_extra "EXTRA..." REQUESTS` and its output (",a,b,...") ends the CSV row.
 measure_scenario() {
@@ -113,7 +128,10 @@ measure_scenario() {
       echo "$sc: warm-up $name ${WARMUP}s" >&2
       run_wrk "$sc" "$name" "$WARMUP" "$OUT/$sc.$name.warmup.txt" >/dev/null
       read -r _ _ _ _ n2 se < <(parse_wrk "$OUT/$sc.$name.warmup.txt")
-      ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors in warm-up; see $OUT/$sc.$name.warmup.txt and the server logs in $OUT"
+      if ((n2 != 0 || se != 0)); then
+        echo "  FAILED: $n2 non-2xx responses, $se socket errors in warm-up; see $OUT/$sc.$name.warmup.txt" >&2
+        FAILED_RUNS+=("$sc $name warm-up: $n2 non-2xx, $se socket errors; $(grep -m1 '^non-2xx' "$OUT/$sc.$name.warmup.txt" || true)")
+      fi
     fi
   done
   for ((r = 1; r <= RUNS; r++)); do
@@ -133,7 +151,12 @@ measure_scenario() {
         read -r rps p50 p99 req n2 se < <(parse_wrk "$raw.try$attempt")
         printf "%-${width}s %-6s run %d: %9s req/s  p50 %7s ms  p99 %7s ms  cpu: $who %s%% wrk %s%% other %s%%\n" \
           "$sc" "$name" "$r" "$rps" "$p50" "$p99" "$scpu" "$wcpu" "$ocpu" >&2
-        ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors; see $raw.try$attempt and the server logs in $OUT"
+        if ((n2 != 0 || se != 0)); then
+          echo "  FAILED: $n2 non-2xx responses, $se socket errors; see $raw and the server logs in $OUT" >&2
+          FAILED_RUNS+=("$sc $name run $r: $n2 non-2xx, $se socket errors; $(grep -m1 '^non-2xx' "$raw.try$attempt" || true)")
+          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu $rest"
+          break
+        fi
         if [[ -z $best ]] || ((ocpu < best_ocpu)); then
           best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu $rest"
           best_ocpu=$ocpu

@@ -60,6 +60,19 @@ function c.etcd_key(i)
   return "kv2/data/" .. c.key(i)
 end
 
+-- With BENCH_SHOW_ERRORS set (cluster.sh sets it), the first few non-2xx answers of each
+-- thread are printed with the start of their body, so a failed run says what went wrong.
+-- Off by default: a response() hook costs wrk time per request at single-node rates.
+if os.getenv("BENCH_SHOW_ERRORS") then
+  local shown = 0
+  function response(status, headers, body)
+    if (status < 200 or status > 299) and shown < 5 then
+      shown = shown + 1
+      io.stderr:write(string.format("non-2xx: %d %s\n", status, (body or ""):sub(1, 300)))
+    end
+  end
+end
+
 local json_headers = nil
 local get_headers = nil
 
