@@ -71,8 +71,9 @@ source "$BENCH_DIR/scenarios.sh"
 # ---- Cluster scenarios ----------------------------------------------------------------------
 # cscenario NAME SETUP LUA TARGET CONNECTIONS ETCD DESCRIPTION
 #   TARGET  leader: wrk sends to the leader's API; follower: to a standby's API (coffer serves
-#           the read itself after a read-index round; OpenBao's standby forwards it to the
-#           active node; etcd's follower asks the leader for a read index, then reads locally).
+#           the read itself after a read-index round; etcd's follower asks the leader for a read
+#           index, then reads locally; OpenBao's standby reads its local replica, possibly stale,
+#           and forwards writes such as logins to the active node).
 #   ETCD    the Lua script for etcd (same shape through its v3 JSON gateway), or "-:REASON" to
 #           skip etcd with that reason printed.
 C_NAMES=()
@@ -655,10 +656,12 @@ goal() {
   echo "Guarantees: writes are acknowledged after a majority fsynced them (all three). Follower"
   echo "reads: coffer's standby serves the read itself after a read-index round with the leader"
   echo "(linearizable); etcd's follower does the same (its default linearizable range);"
-  echo "OpenBao's standby forwards the request to the active node (see the leader/follower CPU"
-  echo "split). AppRole logins go to the leader (approle-login) and to a standby, which forwards"
-  echo "them to the leader (approle-login-standby). Server CPU is user+system of the three"
-  echo "nodes' processes (/proc/PID/stat) over the run, divided by the requests wrk completed."
+  echo "OpenBao's standby serves it from its local replica without asking the leader"
+  echo "(disable_standby_reads = false, its default: eventually consistent, may be stale; the"
+  echo "leader/follower CPU split shows it). AppRole logins go to the leader (approle-login) and"
+  echo "to a standby, which forwards them to the leader (approle-login-standby). Server CPU is"
+  echo "user+system of the three nodes' processes (/proc/PID/stat) over the run, divided by the"
+  echo "requests wrk completed."
   echo
   echo "disk fsync (4 KiB append): p50 $FSYNC50 ms, p99 $FSYNC99 ms"
   for name in "${SERVER_LIST[@]}"; do
