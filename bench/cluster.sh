@@ -334,16 +334,34 @@ ready_cluster() {
     for i in 1 2 3; do wait_until 60 "$name node $i unsealed" healthy "${API[$name.$i]}"; done
   fi
   alive "$name"
-  LEADER[$name]=
+  find_roles "$name" || die "$name: no leader or no follower"
+}
+
+# find_roles NAME: sets LEADER/FOLLOWER (URLs) and LEADER_IDX/FOLLOWER_IDX (node numbers) from
+# what the nodes say now; fails when no node claims leadership.
+find_roles() {
+  local name=$1 i url
+  LEADER[$name]=; FOLLOWER[$name]=
   for i in 1 2 3; do
     url=${API[$name.$i]}
-    if is_leader "$name" "$url"; then
+    if [[ -z ${LEADER[$name]} ]] && is_leader "$name" "$url"; then
       LEADER[$name]=$url; LEADER_IDX[$name]=$i
-    elif [[ -z ${FOLLOWER[$name]:-} ]]; then
+    elif [[ -z ${FOLLOWER[$name]} ]]; then
       FOLLOWER[$name]=$url; FOLLOWER_IDX[$name]=$i
     fi
   done
-  [[ -n ${LEADER[$name]} && -n ${FOLLOWER[$name]:-} ]] || die "$name: no leader or no follower"
+  [[ -n ${LEADER[$name]} && -n ${FOLLOWER[$name]} ]]
+}
+
+# recheck_roles NAME: before each scenario, follows a leader change (logged in meta.txt), so
+# "leader" scenarios keep going to the leader; waits (bounded) while an election is on.
+recheck_roles() {
+  local name=$1 old=${LEADER[$1]}
+  wait_until 30 "$name: a leader" find_roles "$name"
+  if [[ ${LEADER[$name]} != "$old" ]]; then
+    echo "warning: $name's leader moved from $old to ${LEADER[$name]} before $sc; following it" |
+      tee -a "$OUT/meta.txt" >&2
+  fi
 }
 
 # ---- Measurement ----------------------------------------------------------------------------
@@ -532,6 +550,7 @@ ALL_SERVERS=("${SERVER_LIST[@]}")
 for sc in "${SELECTED[@]}"; do
   setup=${C_SETUP[$sc]}
   read -r -a SERVER_LIST < <(servers_for "$sc")
+  for name in "${SERVER_LIST[@]}"; do recheck_roles "$name"; done
   if [[ " ${ALL_SERVERS[*]} " == *" etcd "* ]] && ! has_server etcd; then
     echo "$sc: etcd skipped: ${C_ETCD[$sc]#-:}" | tee -a "$OUT/meta.txt" >&2
   fi
@@ -559,6 +578,7 @@ for name in "${SERVER_LIST[@]}"; do
   SYNC_PER_WRITE[$name]=nan; SYNC_MS[$name]=nan
   if ((SYNC_WRITES > 0)) && command -v strace >/dev/null; then
     echo "counting $name's syncs per write (strace on the leader, $SYNC_WRITES sequential writes)..." >&2
+    sc="the sync count" recheck_roles "$name"
     if [[ $name != etcd && -z ${DONE_SETUP[$name/setup_kv2]:-} ]]; then
       TOKEN=${TOKENS[$name]} KEYS=1 setup_kv2 "${LEADER[$name]}" >/dev/null
     fi
@@ -568,10 +588,10 @@ for name in "${SERVER_LIST[@]}"; do
     tee -a "$OUT/meta.txt" >&2
 done
 
-# Leadership should not have moved during the runs (the per-node CPU columns assume it).
+# Leadership should not have moved during the last scenario (checked before each one).
 for name in "${SERVER_LIST[@]}"; do
   is_leader "$name" "${LEADER[$name]}" ||
-    echo "warning: $name's leader changed during the bench; leader/follower CPU columns are mixed" | tee -a "$OUT/meta.txt" >&2
+    echo "warning: $name's leader changed during the last scenario; its leader/follower CPU columns are mixed" | tee -a "$OUT/meta.txt" >&2
 done
 
 cleanup
