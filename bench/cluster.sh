@@ -475,6 +475,7 @@ sync_count() {
   strace -f -qq -e trace=fsync,fdatasync -T -p "$leader_pid" -o "$log" &
   local st=$! base
   # strace has no readiness signal: write until a traced sync shows it is attached.
+  # shellcheck disable=SC2329 # called through wait_until
   traced_write() {
     if [[ $name == etcd ]]; then
       curl -sf -o /dev/null -X POST "$url/v3/kv/put" -d '{"key":"c3luYy1wcm9iZQ==","value":"cHJvYmU="}'

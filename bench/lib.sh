@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by run.sh and profile.sh (sourced, not run on its own).
 
 die() { echo "bench: $*" >&2; exit 1; }
