@@ -601,7 +601,26 @@ trap - EXIT
 # ---- Summary --------------------------------------------------------------------------------
 label() { case $1 in coffer) echo coffer ;; bao) echo OpenBao ;; etcd) echo etcd ;; esac; }
 # med SCENARIO SERVER COLUMN: the median over runs ("nan" when the cell was not run).
-med() { local m; read -r m _ _ < <(runstat "$1" "$2" "$3"); echo "$m"; }
+# All medians come from one pass over runs.csv (a runstat call per cell took ~15 s on the busy
+# machine): STATS[scenario|server|column] = "median min max" over the runs that were all 2xx.
+declare -A STATS
+while read -r k m mn mx; do STATS[$k]="$m $mn $mx"; done < <(
+  awk -F, -v OFMT='%.10g' -v CONVFMT='%.10g' 'NR > 1 && $8 == 0 && $9 == 0 {
+      for (c = 4; c <= NF; c++) { k = $1 "|" $2 "|" c; n[k]++; v[k, n[k]] = $c + 0 }
+    }
+    END {
+      for (k in n) {
+        for (i = 2; i <= n[k]; i++) {   # insertion sort: a handful of runs per cell
+          x = v[k, i]; j = i - 1
+          while (j >= 1 && v[k, j] > x) { v[k, j + 1] = v[k, j]; j-- }
+          v[k, j + 1] = x
+        }
+        m = (n[k] % 2) ? v[k, (n[k] + 1) / 2] : (v[k, n[k] / 2] + v[k, n[k] / 2 + 1]) / 2
+        print k, m, v[k, 1], v[k, n[k]]
+      }
+    }' "$CSV")
+stat() { echo "${STATS[$1|$2|$3]:-nan nan nan}"; }
+med() { local m; read -r m _ _ <<<"$(stat "$1" "$2" "$3")"; echo "$m"; }
 
 # goal SCENARIO: "target | met?" cells for the side-by-side table (issue 12's targets).
 goal() {
@@ -647,8 +666,8 @@ goal() {
         echo "| $sc | etcd | skipped: ${C_ETCD[$sc]#-:} | | | | | | |"
         continue
       fi
-      read -r rm rmin rmax < <(runstat "$sc" "$name" 4)
-      read -r oth _ omax < <(runstat "$sc" "$name" 12)
+      read -r rm rmin rmax <<<"$(stat "$sc" "$name" 4)"
+      read -r oth _ omax <<<"$(stat "$sc" "$name" 12)"
       printf '| %s | %s | %.0f (%.0f–%.0f) | %.3f | %.3f | %.0f | %.0f / %.0f / %.0f | %.0f | %.0f (max %.0f) |\n' \
         "$sc" "$(label "$name")" "$rm" "$rmin" "$rmax" "$(med "$sc" "$name" 5)" "$(med "$sc" "$name" 6)" \
         "$(med "$sc" "$name" 15)" "$(med "$sc" "$name" 16)" "$(med "$sc" "$name" 17)" "$(med "$sc" "$name" 18)" \
