@@ -170,6 +170,9 @@ if ((NICE != 0)); then
 fi
 
 mkdir -p "$OUT"
+# Absolute: the node configurations name data paths under it, and coffer resolves a relative
+# storage path against its configuration file's directory, not the working directory.
+OUT=$(cd "$OUT" && pwd)
 CSV=$OUT/runs.csv
 # The last four columns: server CPU (user+system from /proc/PID/stat) per request, summed over
 # the three nodes, then the leader's, the targeted follower's (the standby wrk sends to in
