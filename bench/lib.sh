@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by run.sh and profile.sh (sourced, not run on its own).
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -70,9 +71,10 @@ wait_quiet() {
 }
 
 # ---- Summary ---------------------------------------------------------------------------------
-# runstat SCENARIO SERVER COLUMN -> "median min max" over runs
+# runstat SCENARIO SERVER COLUMN -> "median min max" over the runs where every response was 2xx
+# (failed runs stay in the CSV with their non-2xx count, but never in a median).
 runstat() {
-  awk -F, -v s="$1" -v n="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == n {print $c}' "$CSV" | sort -g |
+  awk -F, -v s="$1" -v n="$2" -v c="$3" 'NR > 1 && $1 == s && $2 == n && $8 == 0 && $9 == 0 {print $c}' "$CSV" | sort -g |
     awk '{v[NR] = $1} END {
       if (NR == 0) { print "nan nan nan"; exit }
       m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -100,18 +102,37 @@ print("%.3f %.3f" % (lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.
 EOF
 }
 
+# Runs with a non-2xx answer or a socket error, "scenario server run: what" (measure_scenario).
+FAILED_RUNS=()
+
+# report_failures: prints the failed runs (for the summary); returns 1 when there were any.
+report_failures() {
+  ((${#FAILED_RUNS[@]})) || return 0
+  echo
+  echo "FAILED runs (not in any median; the bench exits 1):"
+  local f
+  for f in "${FAILED_RUNS[@]}"; do echo "- $f"; done
+  return 1
+}
+
 # Warm-up, then RUNS measured runs of scenario $1 on every server of SERVER_LIST (run.sh and
 # cluster.sh): alternating order, noisy runs repeated, every response 2xx or the bench dies, one
-# CSV row per run. $2: width of the scenario column, $3: what the server CPU column is called.
+# CSV row per run (a run with a non-2xx answer or socket error is recorded as failed, and the
+# bench goes on with the next cell and exits 1 at the end). $2: width of the scenario column, $3: what the server CPU column is called.
+# run_wrk prints "server% wrk% other% [EXTRA...]"; when the caller defines csv_extra, it is
+# called as `csv_extra "EXTRA..." REQUESTS` and its output (",a,b,...") ends the CSV row.
 measure_scenario() {
   local sc=$1 width=$2 who=$3
-  local name order r i raw best attempt scpu wcpu ocpu rps p50 p99 req n2 se eff
+  local name order r i raw best best_ocpu attempt scpu wcpu ocpu rest rps p50 p99 req n2 se eff extra
   for name in "${SERVER_LIST[@]}"; do
     if ((WARMUP > 0)); then
       echo "$sc: warm-up $name ${WARMUP}s" >&2
       run_wrk "$sc" "$name" "$WARMUP" "$OUT/$sc.$name.warmup.txt" >/dev/null
       read -r _ _ _ _ n2 se < <(parse_wrk "$OUT/$sc.$name.warmup.txt")
-      ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors in warm-up; see $OUT/$sc.$name.warmup.txt and the server logs in $OUT"
+      if ((n2 != 0 || se != 0)); then
+        echo "  FAILED: $n2 non-2xx responses, $se socket errors in warm-up; see $OUT/$sc.$name.warmup.txt" >&2
+        FAILED_RUNS+=("$sc $name warm-up: $n2 non-2xx, $se socket errors; $(grep -m1 '^non-2xx' "$OUT/$sc.$name.warmup.txt" || true)")
+      fi
     fi
   done
   for ((r = 1; r <= RUNS; r++)); do
@@ -124,25 +145,34 @@ measure_scenario() {
       raw=$OUT/$sc.$name.$r.txt
       # Noisy runs are repeated; the attempt with the least foreign load is kept.
       best=
+      best_ocpu=
       for ((attempt = 0; attempt <= RETRIES; attempt++)); do
         ((QUIET_WAIT > 0)) && wait_quiet
-        read -r scpu wcpu ocpu < <(run_wrk "$sc" "$name" "$DURATION" "$raw.try$attempt")
+        read -r scpu wcpu ocpu rest < <(run_wrk "$sc" "$name" "$DURATION" "$raw.try$attempt")
         read -r rps p50 p99 req n2 se < <(parse_wrk "$raw.try$attempt")
         printf "%-${width}s %-6s run %d: %9s req/s  p50 %7s ms  p99 %7s ms  cpu: $who %s%% wrk %s%% other %s%%\n" \
           "$sc" "$name" "$r" "$rps" "$p50" "$p99" "$scpu" "$wcpu" "$ocpu" >&2
-        ((n2 == 0 && se == 0)) || die "$sc on $name: $n2 non-2xx responses, $se socket errors; see $raw.try$attempt and the server logs in $OUT"
-        if [[ -z $best ]] || ((ocpu < ${best##* })); then
-          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu"
+        if ((n2 != 0 || se != 0)); then
+          echo "  FAILED: $n2 non-2xx responses, $se socket errors; see $raw and the server logs in $OUT" >&2
+          FAILED_RUNS+=("$sc $name run $r: $n2 non-2xx, $se socket errors; $(grep -m1 '^non-2xx' "$raw.try$attempt" || true)")
+          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu $rest"
+          break
+        fi
+        if [[ -z $best ]] || ((ocpu < best_ocpu)); then
+          best="$attempt $rps $p50 $p99 $req $n2 $se $scpu $wcpu $ocpu $rest"
+          best_ocpu=$ocpu
         fi
         ((ocpu <= NOISE_MAX)) && break
         echo "  noisy: ${ocpu}% of a core busy outside $who and wrk$( ((attempt < RETRIES)) && echo '; repeating')" >&2
       done
-      read -r attempt rps p50 p99 req n2 se scpu wcpu ocpu <<<"$best"
+      read -r attempt rps p50 p99 req n2 se scpu wcpu ocpu rest <<<"$best"
       mv "$raw.try$attempt" "$raw"
       mv "$raw.try$attempt.time" "$raw.time"
       # Requests per CPU-second the server used: less sensitive to foreign load than req/s.
       eff=$(awk -v r="$rps" -v c="$scpu" 'BEGIN { printf "%.0f", (c > 0) ? r * 100 / c : 0 }')
-      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff" >>"$CSV"
+      extra=
+      if declare -F csv_extra >/dev/null; then extra=$(csv_extra "$rest" "$req"); fi
+      echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff$extra" >>"$CSV"
     done
   done
 }

@@ -249,6 +249,8 @@ trap - EXIT
         printf "| %s | %.0f | %.0f | %.2f | %.3f / %.3f | %.3f / %.3f |\n", sc, cr, br, cr / br, c50, c99, b50, b99 }'
     done
   fi
+  report_failures || true
 } | tee "$OUT/summary.md"
 echo >&2
 echo "raw output: $OUT" >&2
+report_failures >/dev/null

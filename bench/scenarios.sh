@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the S_* tables are read by run.sh and profile.sh
 # Scenario table and data setup, sourced by run.sh and profile.sh (not run on its own).
 # Uses TOKEN and KEYS from the caller. Adding a scenario: one `scenario` line below, a Lua file
 # in lua/, and a setup function if it needs data the existing ones do not prepare.

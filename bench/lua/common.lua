@@ -38,6 +38,41 @@ function c.body(n)
     '{"username":"svc-bench-%06d","password":"Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA","host":"db.internal:5432"}', n)
 end
 
+-- Standard base64 (with padding) of a string: etcd's JSON gateway takes keys and values so.
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+function c.b64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, d = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (d or 0)
+    local c1 = math.floor(n / 262144) % 64
+    local c2 = math.floor(n / 4096) % 64
+    local c3 = math.floor(n / 64) % 64
+    local c4 = n % 64
+    out[#out + 1] = b64chars:sub(c1 + 1, c1 + 1) .. b64chars:sub(c2 + 1, c2 + 1)
+      .. (b and b64chars:sub(c3 + 1, c3 + 1) or "=") .. (d and b64chars:sub(c4 + 1, c4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+
+-- etcd's key for key i: the kv v2 path coffer and OpenBao store it under.
+function c.etcd_key(i)
+  return "kv2/data/" .. c.key(i)
+end
+
+-- With BENCH_SHOW_ERRORS set (cluster.sh sets it), the first few non-2xx answers of each
+-- thread are printed with the start of their body, so a failed run says what went wrong.
+-- Off by default: a response() hook costs wrk time per request at single-node rates.
+if os.getenv("BENCH_SHOW_ERRORS") then
+  local shown = 0
+  function response(status, headers, body)
+    if (status < 200 or status > 299) and shown < 5 then
+      shown = shown + 1
+      io.stderr:write(string.format("non-2xx: %d %s\n", status, (body or ""):sub(1, 300)))
+    end
+  end
+end
+
 local json_headers = nil
 local get_headers = nil
 
