@@ -196,45 +196,6 @@ trap 'exit 130' INT TERM
 BENCH_SEAL_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export BENCH_SEAL_KEY
 
-# node_config NAME I BASEPORT DATADIR: a Vault-style raft configuration that coffer and
-# OpenBao both read.
-node_config() {
-  local name=$1 i=$2 base=$3 dir=$4 j port=$(($3 + 10 * ($2 - 1)))
-  echo "storage \"raft\" {"
-  echo "  path    = \"$dir\""
-  echo "  node_id = \"$name$i\""
-  for j in 1 2 3; do
-    ((j == i)) && continue
-    printf '  retry_join {\n    leader_api_addr = "http://127.0.0.1:%s"\n  }\n' $((base + 10 * (j - 1)))
-  done
-  echo "}"
-  echo "listener \"tcp\" {"
-  echo "  address         = \"127.0.0.1:$port\""
-  echo "  cluster_address = \"127.0.0.1:$((port + 1))\""
-  echo "  tls_disable     = true"
-  echo "}"
-  echo "seal \"static\" {"
-  echo "  current_key_id = \"bench\""
-  echo "  current_key    = \"env://BENCH_SEAL_KEY\""
-  echo "}"
-  echo "api_addr      = \"http://127.0.0.1:$port\""
-  echo "cluster_addr  = \"https://127.0.0.1:$((port + 1))\""
-  echo "disable_mlock = true"
-  echo "log_level     = \"warn\""
-}
-
-# status CODE of GET URL/v1/PATH
-http_code() { curl -s -o /dev/null -w '%{http_code}' "$1/v1/$2" || true; }
-
-# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-  local deadline=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@"; do
-    ((SECONDS < deadline)) || die "$what: not reached within the deadline"
-    sleep 0.2 # poll interval, not a wait for readiness
-  done
-}
 
 voters() {
   curl -s -H "X-Vault-Token: $2" "$1/v1/sys/storage/raft/configuration" |

@@ -84,40 +84,6 @@ trap 'exit 130' INT TERM
 BENCH_SEAL_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 export BENCH_SEAL_KEY
 
-node_config() {
-  local i=$1 dir=$2 j port=$((BASE_PORT + 10 * ($1 - 1)))
-  echo "storage \"raft\" {"
-  echo "  path    = \"$dir\""
-  echo "  node_id = \"coffer$i\""
-  for j in 1 2 3; do
-    ((j == i)) && continue
-    printf '  retry_join {\n    leader_api_addr = "http://127.0.0.1:%s"\n  }\n' $((BASE_PORT + 10 * (j - 1)))
-  done
-  echo "}"
-  echo "listener \"tcp\" {"
-  echo "  address         = \"127.0.0.1:$port\""
-  echo "  cluster_address = \"127.0.0.1:$((port + 1))\""
-  echo "  tls_disable     = true"
-  echo "}"
-  echo "seal \"static\" {"
-  echo "  current_key_id = \"bench\""
-  echo "  current_key    = \"env://BENCH_SEAL_KEY\""
-  echo "}"
-  echo "api_addr      = \"http://127.0.0.1:$port\""
-  echo "cluster_addr  = \"https://127.0.0.1:$((port + 1))\""
-  echo "disable_mlock = true"
-  echo "log_level     = \"warn\""
-}
-
-http_code() { curl -s -o /dev/null -w '%{http_code}' "$1/v1/$2" || true; }
-wait_until() {
-  local deadline=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@"; do
-    ((SECONDS < deadline)) || die "$what: not reached within the deadline"
-    sleep 0.2 # poll interval, not a wait for readiness
-  done
-}
 answers() { [[ $(http_code "$1" sys/seal-status) == 200 ]]; }
 healthy() { [[ $(http_code "$1" "sys/health?standbyok=true") == 200 ]]; }
 three_voters() {
@@ -130,7 +96,7 @@ for i in 1 2 3; do
   port_in_use "$port" && die "port $port is in use (--port)"
   port_in_use $((port + 1)) && die "port $((port + 1)) is in use (--port)"
   mkdir -p "$OUT/data/n$i"
-  node_config "$i" "$OUT/data/n$i" >"$OUT/node$i.hcl"
+  node_config coffer "$i" "$BASE_PORT" "$OUT/data/n$i" >"$OUT/node$i.hcl"
   "${SRV_PIN[@]}" "$COFFER_BIN" server --config "$OUT/node$i.hcl" >"$OUT/node$i.log" 2>&1 &
   PIDS+=($!)
   API+=("http://127.0.0.1:$port")

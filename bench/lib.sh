@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by run.sh and profile.sh (sourced, not run on its own).
+# Helpers shared by run.sh, profile.sh, cluster.sh and cluster_cpu.sh (sourced, not run on its own).
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -174,5 +174,47 @@ measure_scenario() {
       if declare -F csv_extra >/dev/null; then extra=$(csv_extra "$rest" "$req"); fi
       echo "$sc,$name,$r,$rps,$p50,$p99,$req,$n2,$se,$scpu,$wcpu,$ocpu,$attempt,$eff$extra" >>"$CSV"
     done
+  done
+}
+
+# ---- Three-node clusters (cluster.sh, cluster_cpu.sh) ----------------------------------------
+
+# node_config NAME I BASEPORT DATADIR: a Vault-style raft configuration that coffer and
+# OpenBao both read.
+node_config() {
+  local name=$1 i=$2 base=$3 dir=$4 j port=$(($3 + 10 * ($2 - 1)))
+  echo "storage \"raft\" {"
+  echo "  path    = \"$dir\""
+  echo "  node_id = \"$name$i\""
+  for j in 1 2 3; do
+    ((j == i)) && continue
+    printf '  retry_join {\n    leader_api_addr = "http://127.0.0.1:%s"\n  }\n' $((base + 10 * (j - 1)))
+  done
+  echo "}"
+  echo "listener \"tcp\" {"
+  echo "  address         = \"127.0.0.1:$port\""
+  echo "  cluster_address = \"127.0.0.1:$((port + 1))\""
+  echo "  tls_disable     = true"
+  echo "}"
+  echo "seal \"static\" {"
+  echo "  current_key_id = \"bench\""
+  echo "  current_key    = \"env://BENCH_SEAL_KEY\""
+  echo "}"
+  echo "api_addr      = \"http://127.0.0.1:$port\""
+  echo "cluster_addr  = \"https://127.0.0.1:$((port + 1))\""
+  echo "disable_mlock = true"
+  echo "log_level     = \"warn\""
+}
+
+# status CODE of GET URL/v1/PATH
+http_code() { curl -s -o /dev/null -w '%{http_code}' "$1/v1/$2" || true; }
+
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@"; do
+    ((SECONDS < deadline)) || die "$what: not reached within the deadline"
+    sleep 0.2 # poll interval, not a wait for readiness
   done
 }
