@@ -214,6 +214,8 @@ pub struct RaftNode {
     round_lock: Arc<tokio::sync::Mutex<()>>,
     /// Set while handing leadership over: writes and reads are refused meanwhile.
     stepping_down: AtomicBool,
+    /// Set by [`Self::shutdown`]: the core stopping afterwards is expected.
+    shutting_down: AtomicBool,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Group-commit queue of client writes ([`writes`]).
     writes: writes::WriteQueue,
@@ -288,6 +290,7 @@ impl RaftNode {
             next_round: Mutex::new(None),
             round_lock: Arc::new(tokio::sync::Mutex::new(())),
             stepping_down: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
             watcher: Mutex::new(None),
         });
         let weak = Arc::downgrade(&node);
@@ -327,6 +330,11 @@ impl RaftNode {
                 }
                 if metrics.changed().await.is_err() {
                     if let Some(n) = weak.upgrade() {
+                        // The core's metrics sender is gone without a shutdown: the core task
+                        // ended on its own (a panic unwinds without publishing `Panicked`).
+                        if !n.shutting_down.load(Ordering::SeqCst) {
+                            n.db.fail_stop("raft core stopped unexpectedly (panicked)");
+                        }
                         n.role.send_replace(Role::Unknown);
                     }
                     return;

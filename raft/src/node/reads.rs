@@ -221,6 +221,7 @@ impl RaftNode {
     /// so that once the last `Arc<RaftNode>` is dropped the data directory can be opened again
     /// in this process. The node cannot be used afterwards.
     pub async fn shutdown(&self) -> Result<(), RaftError> {
+        self.shutting_down.store(true, Ordering::SeqCst);
         let r = self.raft.shutdown().await.map_err(|e| RaftError::Unavailable(format!("shutdown: {e}")));
         if let Some(h) = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
             h.abort();

@@ -527,6 +527,12 @@ impl Driver {
             ));
             let log = self.c.log(n);
             let lines: Vec<&str> = log.lines().collect();
+            // A panic anywhere in the log, with the lines after it (the message, the location).
+            for (i, _) in lines.iter().enumerate().filter(|(_, l)| l.contains("panicked")).take(3) {
+                for l in &lines[i..(i + 4).min(lines.len())] {
+                    out.push_str(&format!("  node {n} !| {l}\n"));
+                }
+            }
             for l in &lines[lines.len().saturating_sub(40)..] {
                 out.push_str(&format!("  node {n} | {l}\n"));
             }
