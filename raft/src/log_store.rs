@@ -161,7 +161,7 @@ impl LogStore {
         }
     }
 
-    fn last_purged(&self) -> Result<Option<LogId>, String> {
+    pub(crate) fn last_purged(&self) -> Result<Option<LogId>, String> {
         self.meta_json(KEY_LAST_PURGED)
     }
 

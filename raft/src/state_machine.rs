@@ -207,7 +207,7 @@ impl Shared {
     }
 
     /// Stores `bytes` as the current snapshot unless a newer one is already there.
-    fn store_snapshot_file(&self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<(), String> {
+    pub(crate) fn store_snapshot_file(&self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<(), String> {
         let _g = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = self.read_snapshot_file()? {
             if existing.0.last_log_id > meta.last_log_id {
@@ -217,7 +217,7 @@ impl Shared {
         write_file_durably(&self.snapshot_path(), bytes).map_err(|e| format!("cannot write snapshot: {e}"))
     }
 
-    fn read_snapshot_file(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
+    pub(crate) fn read_snapshot_file(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
         match std::fs::read(self.snapshot_path()) {
             Ok(bytes) => {
                 let meta = snapshot::decode_meta(&bytes)?;

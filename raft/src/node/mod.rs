@@ -243,6 +243,44 @@ fn role_of(m: &openraft::RaftMetrics<NodeId, NodeInfo>) -> Role {
     }
 }
 
+/// openraft refuses to start (it panics on its own state check) when the log was purged past
+/// the stored snapshot. The chaos soak left a follower in that state: killed right after a
+/// snapshot install, its log was purged up to the installed snapshot while the snapshot file
+/// still held its own older one. When the state machine — durable before any purge — covers
+/// the purged entries, the snapshot is only an export of it: write a fresh one from it. When it
+/// does not, entries were lost: refuse with a typed error instead of starting.
+async fn repair_snapshot_behind_purge(log: &LogStore, shared: &Arc<Shared>) -> Result<(), RaftError> {
+    let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
+    let purged = log.last_purged().map_err(corrupt)?;
+    let snapshot = shared.read_snapshot_file().map_err(corrupt)?.and_then(|(meta, _)| meta.last_log_id);
+    if purged.is_none() || snapshot >= purged {
+        return Ok(());
+    }
+    let (applied, _) = shared.applied_state().map_err(corrupt)?;
+    if applied < purged {
+        return Err(corrupt(format!(
+            "the log is purged up to {purged:?} but the state machine was applied only up to {applied:?} \
+             and the snapshot covers {snapshot:?}"
+        )));
+    }
+    let s = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let dump = s.dump()?;
+        let (meta, bytes) = Shared::encode_dump(&dump)?;
+        s.store_snapshot_file(&meta, &bytes)
+    })
+    .await
+    .map_err(|e| corrupt(e.to_string()))?
+    .map_err(corrupt)?;
+    tracing::warn!(
+        ?purged,
+        ?snapshot,
+        ?applied,
+        "the raft log was purged past the stored snapshot; wrote a new snapshot from the state machine"
+    );
+    Ok(())
+}
+
 impl RaftNode {
     /// Opens the node's data and starts Raft. See the module docs for the lifecycle.
     pub async fn open(config: RaftConfig) -> Result<Arc<Self>, RaftError> {
@@ -258,6 +296,7 @@ impl RaftNode {
         }
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let shared = Shared::open(Arc::clone(&db))?;
+        repair_snapshot_behind_purge(&log, &shared).await?;
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
         let raft = Raft::new(
