@@ -1120,3 +1120,30 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
     let r = rt.block_on(RaftNode::open(fast_config(&dir)));
     assert!(matches!(r, Err(crate::RaftError::Corrupt { .. })), "{:?}", r.map(|_| ()));
 }
+
+/// A purge never goes past the snapshot stored on disk: openraft asks a follower to purge up to
+/// a snapshot it is still installing; the rest waits for a later purge.
+#[test]
+fn purges_stop_at_the_stored_snapshot() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(&tmp.path().join("raft"), fatal_hook()).unwrap();
+    let covered: Arc<std::sync::Mutex<Option<LogId>>> = Arc::default();
+    let c = Arc::clone(&covered);
+    let mut log = LogStore::open(db).unwrap().with_coverage(Arc::new(move || Ok(*c.lock().unwrap())));
+    rt.block_on(async {
+        // No snapshot stored: nothing is purged.
+        log.purge(log_id(1, 1, 10)).await.unwrap();
+        assert_eq!(log.last_purged().unwrap(), None);
+        // A snapshot up to 5: the purge up to 10 stops at 5.
+        *covered.lock().unwrap() = Some(log_id(1, 1, 5));
+        log.purge(log_id(1, 1, 10)).await.unwrap();
+        assert_eq!(log.last_purged().unwrap(), Some(log_id(1, 1, 5)));
+        // Once the snapshot covers it, the purge goes through; never backwards.
+        *covered.lock().unwrap() = Some(log_id(1, 1, 12));
+        log.purge(log_id(1, 1, 10)).await.unwrap();
+        assert_eq!(log.last_purged().unwrap(), Some(log_id(1, 1, 10)));
+        log.purge(log_id(1, 1, 8)).await.unwrap();
+        assert_eq!(log.last_purged().unwrap(), Some(log_id(1, 1, 10)));
+    });
+}

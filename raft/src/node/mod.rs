@@ -297,6 +297,12 @@ impl RaftNode {
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let shared = Shared::open(Arc::clone(&db))?;
         repair_snapshot_behind_purge(&log, &shared).await?;
+        // Weak: shutdown waits for the state machine's last strong holder to let go.
+        let covered = Arc::downgrade(&shared);
+        let log = log.with_coverage(Arc::new(move || match covered.upgrade() {
+            Some(shared) => shared.read_snapshot_file().map(|s| s.and_then(|(meta, _)| meta.last_log_id)),
+            None => Err("the state machine is closed".into()),
+        }));
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
         let raft = Raft::new(
