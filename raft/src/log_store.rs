@@ -166,6 +166,11 @@ impl LogStore {
         }
     }
 
+    /// Whether the log holds an entry at `index`.
+    pub(crate) fn has_entry(&self, index: u64) -> Result<bool, String> {
+        self.log.contains_key(index_key(index)).map_err(|e| e.to_string())
+    }
+
     /// Bounds every purge by what the stored snapshot covers (see [`LogStore::purge`]).
     pub(crate) fn with_coverage(mut self, coverage: Coverage) -> Self {
         self.coverage = Some(coverage);

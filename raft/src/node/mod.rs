@@ -243,40 +243,68 @@ fn role_of(m: &openraft::RaftMetrics<NodeId, NodeInfo>) -> Role {
     }
 }
 
-/// openraft refuses to start (it panics on its own state check) when the log was purged past
-/// the stored snapshot. The chaos soak left a follower in that state: killed right after a
-/// snapshot install, its log was purged up to the installed snapshot while the snapshot file
-/// still held its own older one. When the state machine — durable before any purge — covers
-/// the purged entries, the snapshot is only an export of it: write a fresh one from it. When it
-/// does not, entries were lost: refuse with a typed error instead of starting.
-async fn repair_snapshot_behind_purge(log: &LogStore, shared: &Arc<Shared>) -> Result<(), RaftError> {
+/// Reconciles the log's purge point with the state machine and the stored snapshot before
+/// openraft reads them; openraft refuses to start (or panics on its own state check) otherwise.
+/// Both cases came from the chaos soak, a follower killed around a snapshot install (openraft
+/// 0.9 asks for the purge up to a snapshot it is still installing):
+///
+/// * the log purged past every stored snapshot: when the state machine — durable before any
+///   purge — covers the purged entries, the snapshot is only an export of it, so one is written
+///   from it; when it does not, entries were lost: a typed error instead of starting;
+/// * the install finished but its purge was held back ([`LogStore::purge`] never goes past the
+///   stored snapshot): the state machine is ahead of the log, whose entries up to the applied
+///   index were never received. The purge point moves to the applied entry (covered by a
+///   snapshot written from the state machine if need be), as openraft would have left it.
+async fn reconcile_log_with_state_machine(
+    log: &mut LogStore,
+    shared: &Arc<Shared>,
+    db: &Arc<Db>,
+) -> Result<(), RaftError> {
+    use openraft::storage::RaftLogStorage as _;
     let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
     let purged = log.last_purged().map_err(corrupt)?;
     let snapshot = shared.read_snapshot_file().map_err(corrupt)?.and_then(|(meta, _)| meta.last_log_id);
-    if purged.is_none() || snapshot >= purged {
-        return Ok(());
-    }
     let (applied, _) = shared.applied_state().map_err(corrupt)?;
-    if applied < purged {
+    if purged.is_some() && snapshot < purged && applied < purged {
         return Err(corrupt(format!(
             "the log is purged up to {purged:?} but the state machine was applied only up to {applied:?} \
              and the snapshot covers {snapshot:?}"
         )));
     }
-    let s = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let dump = s.dump()?;
-        let (meta, bytes) = Shared::encode_dump(&dump)?;
-        s.store_snapshot_file(&meta, &bytes)
-    })
-    .await
-    .map_err(|e| corrupt(e.to_string()))?
-    .map_err(corrupt)?;
+    let next = purged.map_or(0, |p| p.index + 1);
+    let hole = match applied {
+        Some(a) if purged < applied => {
+            !log.has_entry(a.index).map_err(corrupt)? || !log.has_entry(next).map_err(corrupt)?
+        }
+        _ => false,
+    };
+    let snapshot_behind = purged.is_some() && snapshot < purged;
+    if !hole && !snapshot_behind {
+        return Ok(());
+    }
+    if snapshot < applied {
+        let s = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let dump = s.dump()?;
+            let (meta, bytes) = Shared::encode_dump(&dump)?;
+            s.store_snapshot_file(&meta, &bytes)
+        })
+        .await
+        .map_err(|e| corrupt(e.to_string()))?
+        .map_err(corrupt)?;
+    }
+    db.sync().await.map_err(|e| RaftError::Io(e.to_string()))?;
+    if hole {
+        if let Some(a) = applied {
+            log.purge(a).await.map_err(|e| corrupt(e.to_string()))?;
+        }
+    }
     tracing::warn!(
         ?purged,
         ?snapshot,
         ?applied,
-        "the raft log was purged past the stored snapshot; wrote a new snapshot from the state machine"
+        hole,
+        "reconciled the raft log with the state machine after an interrupted snapshot install"
     );
     Ok(())
 }
@@ -296,7 +324,8 @@ impl RaftNode {
         }
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let shared = Shared::open(Arc::clone(&db))?;
-        repair_snapshot_behind_purge(&log, &shared).await?;
+        let mut log = log;
+        reconcile_log_with_state_machine(&mut log, &shared, &db).await?;
         // Weak: shutdown waits for the state machine's last strong holder to let go.
         let covered = Arc::downgrade(&shared);
         let log = log.with_coverage(Arc::new(move || match covered.upgrade() {
