@@ -50,12 +50,7 @@ pub struct LogStore {
     db: Arc<Db>,
     log: sled::Tree,
     meta: sled::Tree,
-    /// The last log id a durable snapshot covers (see [`LogStore::purge`]); `None`: no bound.
-    coverage: Option<Coverage>,
 }
-
-/// Reports the last log id covered by the snapshot stored on disk.
-pub(crate) type Coverage = Arc<dyn Fn() -> Result<Option<LogId>, String> + Send + Sync>;
 
 impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,7 +143,7 @@ impl LogStore {
                 })
             }
         }
-        let store = Self { db, log, meta, coverage: None };
+        let store = Self { db, log, meta };
         // Remove leftovers of a purge interrupted by a crash.
         if let Some(purged) = store.last_purged().map_err(RaftError::Io)? {
             for item in store.log.range(..=index_key(purged.index)) {
@@ -166,15 +161,24 @@ impl LogStore {
         }
     }
 
-    /// Whether the log holds an entry at `index`.
-    pub(crate) fn has_entry(&self, index: u64) -> Result<bool, String> {
-        self.log.contains_key(index_key(index)).map_err(|e| e.to_string())
-    }
-
-    /// Bounds every purge by what the stored snapshot covers (see [`LogStore::purge`]).
-    pub(crate) fn with_coverage(mut self, coverage: Coverage) -> Self {
-        self.coverage = Some(coverage);
-        self
+    /// The highest index from `from` on (from the first entry when `None`) that is missing
+    /// while a later entry is present: a hole in the log (`None` when the entries are
+    /// contiguous to the last one).
+    pub(crate) fn highest_gap_from(&self, from: Option<u64>) -> Result<Option<u64>, String> {
+        let mut expected = from;
+        let mut gap = None;
+        for item in self.log.range(index_key(from.unwrap_or(0))..) {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            let Ok(raw) = <[u8; 8]>::try_from(k.as_ref()) else {
+                return Err(format!("log key of {} bytes", k.len()));
+            };
+            let index = u64::from_be_bytes(raw);
+            if expected.is_some_and(|e| index > e) {
+                gap = Some(index - 1);
+            }
+            expected = Some(index.saturating_add(1));
+        }
+        Ok(gap)
     }
 
     pub(crate) fn last_purged(&self) -> Result<Option<LogId>, String> {
@@ -327,24 +331,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(())
     }
 
-    /// Purges up to `log_id`, but never past the snapshot stored on disk. openraft 0.9 asks a
-    /// follower to purge up to a snapshot it is *installing* without waiting for the install:
-    /// a node killed in between restarted with its log purged past every snapshot it had, and
-    /// openraft panicked on that state at every start (found by the chaos soak). A purge the
-    /// snapshot does not cover yet is left for the next one (openraft does not read purged
-    /// entries again; they only take space until then).
     async fn purge(&mut self, log_id: LogId) -> Result<(), OrStorageError> {
-        let log_id = match &self.coverage {
-            None => log_id,
-            Some(coverage) => match coverage().map_err(write_err)? {
-                Some(covered) if covered < log_id => {
-                    tracing::debug!(?log_id, ?covered, "purge bounded by the stored snapshot");
-                    covered
-                }
-                Some(_) => log_id,
-                None => return Ok(()),
-            },
-        };
         if self.last_purged().map_err(write_err)? >= Some(log_id) {
             return Ok(());
         }

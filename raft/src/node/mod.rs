@@ -245,16 +245,16 @@ fn role_of(m: &openraft::RaftMetrics<NodeId, NodeInfo>) -> Role {
 
 /// Reconciles the log's purge point with the state machine and the stored snapshot before
 /// openraft reads them; openraft refuses to start (or panics on its own state check) otherwise.
-/// Both cases came from the chaos soak, a follower killed around a snapshot install (openraft
-/// 0.9 asks for the purge up to a snapshot it is still installing):
+/// The chaos soak left followers so, killed around a snapshot install (openraft 0.9 asks a
+/// follower to purge up to a snapshot it is still installing, without waiting for the install):
 ///
 /// * the log purged past every stored snapshot: when the state machine — durable before any
 ///   purge — covers the purged entries, the snapshot is only an export of it, so one is written
 ///   from it; when it does not, entries were lost: a typed error instead of starting;
-/// * the install finished but its purge was held back ([`LogStore::purge`] never goes past the
-///   stored snapshot): the state machine is ahead of the log, whose entries up to the applied
-///   index were never received. The purge point moves to the applied entry (covered by a
-///   snapshot written from the state machine if need be), as openraft would have left it.
+/// * a hole between the purge point and the last entry that the state machine has applied past:
+///   the purge point moves to the applied entry (covered by a snapshot from the state machine),
+///   as a completed install would have left it; a hole the state machine does not cover is a
+///   typed error.
 async fn reconcile_log_with_state_machine(
     log: &mut LogStore,
     shared: &Arc<Shared>,
@@ -271,12 +271,18 @@ async fn reconcile_log_with_state_machine(
              and the snapshot covers {snapshot:?}"
         )));
     }
-    let next = purged.map_or(0, |p| p.index + 1);
-    let hole = match applied {
-        Some(a) if purged < applied => {
-            !log.has_entry(a.index).map_err(corrupt)? || !log.has_entry(next).map_err(corrupt)?
+    // A hole between the purge point and the last entry (openraft reads every entry there at
+    // start): only repairable when the state machine has applied past it.
+    let gap = log.highest_gap_from(purged.map(|p| p.index + 1)).map_err(corrupt)?;
+    let hole = match (gap, applied) {
+        (None, _) => false,
+        (Some(g), Some(a)) if a.index >= g => true,
+        (Some(g), _) => {
+            return Err(corrupt(format!(
+                "the log is missing entries up to index {g} that the state machine (applied up to \
+                 {applied:?}) does not hold"
+            )))
         }
-        _ => false,
     };
     let snapshot_behind = purged.is_some() && snapshot < purged;
     if !hole && !snapshot_behind {
@@ -326,12 +332,6 @@ impl RaftNode {
         let shared = Shared::open(Arc::clone(&db))?;
         let mut log = log;
         reconcile_log_with_state_machine(&mut log, &shared, &db).await?;
-        // Weak: shutdown waits for the state machine's last strong holder to let go.
-        let covered = Arc::downgrade(&shared);
-        let log = log.with_coverage(Arc::new(move || match covered.upgrade() {
-            Some(shared) => shared.read_snapshot_file().map(|s| s.and_then(|(meta, _)| meta.last_log_id)),
-            None => Err("the state machine is closed".into()),
-        }));
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
         let raft = Raft::new(
