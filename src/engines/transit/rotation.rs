@@ -62,20 +62,13 @@ pub async fn rotate_due(t: &Transit, view: &View, now: OffsetDateTime) -> Result
 mod tests {
     use std::sync::Arc;
 
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
-
     use super::*;
     use crate::engines::transit::crypto::KeyType;
     use crate::engines::transit::key::NewKey;
     use crate::engines::transit::keys;
 
     async fn view() -> View {
-        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        View::new(Arc::clone(&b), "logical/test/")
+        View::new(coffer_storage::testing::mem_barrier().await, "logical/test/")
     }
 
     #[tokio::test]

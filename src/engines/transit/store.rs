@@ -309,9 +309,6 @@ impl KeyStore {
 mod tests {
     use std::sync::atomic::AtomicU64;
 
-    use coffer_storage::keys::RootKey;
-    use coffer_storage::{Barrier, MemStorage};
-
     use super::*;
     use crate::engines::transit::key::NewKey;
 
@@ -334,11 +331,7 @@ mod tests {
     }
 
     async fn view() -> View {
-        let b = Arc::new(Barrier::new(Arc::new(MemStorage::new())));
-        let root = RootKey::generate().unwrap();
-        b.initialize(&root).await.unwrap();
-        b.unseal(root).await.unwrap();
-        View::new(Arc::clone(&b), "logical/test/")
+        View::new(coffer_storage::testing::mem_barrier().await, "logical/test/")
     }
 
     /// Writes version 2 of `name` straight to storage, bypassing every key store (what a
