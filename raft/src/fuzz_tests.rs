@@ -1163,3 +1163,73 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
     let r = rt.block_on(RaftNode::open(fast_config(&dir)));
     assert!(matches!(r, Err(crate::RaftError::Corrupt { .. })), "{:?}", r.map(|_| ()));
 }
+
+/// openraft 0.9's follower asks for the purge up to a snapshot it is still installing, in
+/// parallel with the install (`following_handler::install_full_snapshot`). The purge waits
+/// until the state machine holds the entries it removes, so no crash in between can leave
+/// entries that are neither in the log nor in the state machine (the soak's follower that could
+/// not start again). Without the wait the purge below completes at once with the state machine
+/// still at entry 4.
+#[test]
+fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
+    use openraft::RaftSnapshotBuilder as _;
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let blank = |i: u64| Entry {
+            log_id: openraft::LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::<crate::types::TypeConfig>::Blank,
+        };
+        // The leader's state machine, applied up to 20, and its snapshot.
+        let leader_db = Db::open(&tmp.path().join("leader"), fatal_hook()).unwrap();
+        let mut leader_sm = StateMachine::new(Shared::open(Arc::clone(&leader_db)).unwrap());
+        leader_sm.apply((1..=20).map(blank).collect::<Vec<_>>()).await.unwrap();
+        let snap = leader_sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        // The follower: entries 1..=10 in its log, applied up to 4.
+        let db = Db::open(&tmp.path().join("follower"), fatal_hook()).unwrap();
+        let shared = Shared::open(Arc::clone(&db)).unwrap();
+        let mut log = LogStore::open(Arc::clone(&db)).unwrap();
+        log.purge_after_apply(shared.applied_index());
+        let tree = db.tree("log").unwrap();
+        for i in 1..=10 {
+            tree.insert(index_key(i), encode_entry(&blank(i)).unwrap()).unwrap();
+        }
+        let mut sm = StateMachine::new(Arc::clone(&shared));
+        sm.apply((1..=4).map(blank).collect::<Vec<_>>()).await.unwrap();
+
+        // Applying up to 8 lets a purge up to 8 finish; it does not finish before.
+        let mut purging = log.clone();
+        let mut purging2 = log.clone();
+        let purge = purging.purge(blank(8).log_id);
+        tokio::pin!(purge);
+        tokio::select! {
+            biased;
+            r = &mut purge => panic!("the purge finished with the state machine at 4: {r:?}"),
+            () = std::future::ready(()) => {}
+        }
+        assert_eq!(log.last_purged().unwrap(), None, "the purge was recorded before the apply");
+        assert!(tree.get(index_key(1)).unwrap().is_some());
+        sm.apply((5..=8).map(blank).collect::<Vec<_>>()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), purge).await.expect("the purge still waits").unwrap();
+        assert_eq!(log.last_purged().unwrap(), Some(blank(8).log_id));
+        assert!(tree.get(index_key(8)).unwrap().is_none() && tree.get(index_key(9)).unwrap().is_some());
+
+        // The follower's case: purge up to the snapshot (20) while installing it.
+        let purge = purging2.purge(blank(20).log_id);
+        tokio::pin!(purge);
+        tokio::select! {
+            biased;
+            r = &mut purge => panic!("the purge finished before the snapshot was installed: {r:?}"),
+            () = std::future::ready(()) => {}
+        }
+        assert_eq!(log.last_purged().unwrap(), Some(blank(8).log_id));
+        sm.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), purge).await.expect("the purge still waits").unwrap();
+        assert_eq!(log.last_purged().unwrap(), Some(blank(20).log_id));
+        assert_eq!(shared.applied_state().unwrap().0, Some(blank(20).log_id));
+        assert!(shared
+            .read_snapshot_file()
+            .unwrap()
+            .is_some_and(|(m, _)| m.last_log_id == Some(blank(20).log_id)));
+    });
+}

@@ -7,7 +7,12 @@
 //! * `save_vote` is durable before it returns (a node must never vote twice in a term).
 //! * `truncate` is durable before it returns.
 //! * `purge` makes `last_purged` durable first, then deletes; leftovers below `last_purged`
-//!   after a crash are ignored and removed at the next open.
+//!   after a crash are ignored and removed at the next open. It first waits until the state
+//!   machine has applied (or installed) the purged entries: openraft 0.9's follower asks for
+//!   the purge up to a snapshot it is still installing, in parallel with the install, and a
+//!   purge made durable before the install would, after a crash in between, leave entries that
+//!   are neither in the log nor in the state machine. The `sync` that makes `last_purged`
+//!   durable also makes the state machine (same sled database) durable up to the purge point.
 //! * `save_committed` is not synced: losing it only means re-applying from the state machine's
 //!   durable `last_applied`.
 //!
@@ -50,7 +55,14 @@ pub struct LogStore {
     db: Arc<Db>,
     log: sled::Tree,
     meta: sled::Tree,
+    /// The state machine's applied index, which `purge` waits for (none: a log store on its
+    /// own, as in openraft's storage suite).
+    applied: Option<tokio::sync::watch::Receiver<u64>>,
 }
+
+/// How long a purge waits for the state machine to apply the entries it removes before the
+/// storage fails (and the node stops): a snapshot install that takes longer is stuck.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,7 +155,7 @@ impl LogStore {
                 })
             }
         }
-        let store = Self { db, log, meta };
+        let store = Self { db, log, meta, applied: None };
         // Remove leftovers of a purge interrupted by a crash.
         if let Some(purged) = store.last_purged().map_err(RaftError::Io)? {
             for item in store.log.range(..=index_key(purged.index)) {
@@ -179,6 +191,11 @@ impl LogStore {
             expected = Some(index.saturating_add(1));
         }
         Ok(gap)
+    }
+
+    /// Makes `purge` wait until the state machine has applied the entries it removes.
+    pub(crate) fn purge_after_apply(&mut self, applied: tokio::sync::watch::Receiver<u64>) {
+        self.applied = Some(applied);
     }
 
     pub(crate) fn last_purged(&self) -> Result<Option<LogId>, String> {
@@ -334,6 +351,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), OrStorageError> {
         if self.last_purged().map_err(write_err)? >= Some(log_id) {
             return Ok(());
+        }
+        if let Some(applied) = &self.applied {
+            let mut applied = applied.clone();
+            let waited = tokio::time::timeout(PURGE_WAIT, applied.wait_for(|a| *a >= log_id.index)).await;
+            match waited {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => {
+                    return Err(write_err("the state machine stopped before the purged entries were applied"))
+                }
+                Err(_) => {
+                    return Err(write_err(format!(
+                        "the state machine did not apply up to {log_id} within {PURGE_WAIT:?}; not purging"
+                    )))
+                }
+            }
         }
         let raw = serde_json::to_vec(&log_id).map_err(write_err)?;
         self.meta.insert(KEY_LAST_PURGED, raw).map_err(write_err)?;

@@ -56,6 +56,11 @@ pub(crate) struct Shared {
     pub(crate) changes: ChangeFeed,
     /// Snapshots installed from a leader since the node started (metrics).
     pub(crate) snapshot_installs: std::sync::atomic::AtomicU64,
+    /// Index of the last entry applied (or installed through a snapshot), published after the
+    /// transaction that records it: the log store's `purge` waits on it (see [`LogStore`]).
+    ///
+    /// [`LogStore`]: crate::log_store::LogStore
+    applied_index: tokio::sync::watch::Sender<u64>,
 }
 
 /// A consistent view of the state machine.
@@ -126,6 +131,14 @@ impl Shared {
         let snapshot_dir = db.dir().join("snapshots");
         coffer_storage::sled_store::create_private_dir(&snapshot_dir)
             .map_err(|e| RaftError::Io(e.to_string()))?;
+        let applied: Option<LogId> = match meta.get(KEY_LAST_APPLIED).map_err(io)? {
+            None => None,
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| RaftError::Corrupt {
+                what: "state machine last_applied".into(),
+                reason: e.to_string(),
+            })?,
+        };
+        let (applied_index, _) = tokio::sync::watch::channel(applied.map_or(0, |l| l.index));
         Ok(Arc::new(Self {
             db,
             data,
@@ -135,6 +148,7 @@ impl Shared {
             file_lock: Mutex::new(()),
             changes: ChangeFeed::new(),
             snapshot_installs: std::sync::atomic::AtomicU64::new(0),
+            applied_index,
         }))
     }
 
@@ -228,6 +242,21 @@ impl Shared {
         }
     }
 
+    /// Follows the index of the last applied (or installed) entry.
+    pub(crate) fn applied_index(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied_index.subscribe()
+    }
+
+    fn publish_applied(&self, index: u64) {
+        self.applied_index.send_if_modified(|a| {
+            let newer = index > *a;
+            if newer {
+                *a = index;
+            }
+            newer
+        });
+    }
+
     /// Applies `segment` in one transaction together with `last_applied` and membership.
     fn apply_segment(
         &self,
@@ -264,9 +293,11 @@ impl Shared {
             }
             Ok((results, changed))
         });
-        outcome.map_err(|e: TransactionError<String>| {
+        let outcome = outcome.map_err(|e: TransactionError<String>| {
             Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e))))
-        })
+        })?;
+        self.publish_applied(last.index);
+        Ok(outcome)
     }
 
     /// Replaces the whole state with a verified snapshot, in one transaction.
@@ -294,7 +325,11 @@ impl Shared {
                 m.insert(KEY_MEMBERSHIP, membership.as_slice())?;
                 Ok::<(), ConflictableTransactionError<String>>(())
             })
-            .map_err(|e: TransactionError<String>| e.to_string())
+            .map_err(|e: TransactionError<String>| e.to_string())?;
+        // An installed snapshot may be older than what was applied (openraft does not install
+        // those, but the watch only ever moves forward).
+        self.publish_applied(decoded.meta.last_log_id.map_or(0, |l| l.index));
+        Ok(())
     }
 }
 

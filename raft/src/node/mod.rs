@@ -331,6 +331,7 @@ impl RaftNode {
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let shared = Shared::open(Arc::clone(&db))?;
         let mut log = log;
+        log.purge_after_apply(shared.applied_index());
         reconcile_log_with_state_machine(&mut log, &shared, &db).await?;
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
