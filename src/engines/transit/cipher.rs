@@ -128,7 +128,7 @@ impl TransitKey {
         let ver = self.encryption_version(ver, "encryption")?;
         if kt.rsa_bits().is_some() {
             let ct = asym::rsa_encrypt(&self.entry(ver)?.rsa_public()?, plaintext)?;
-            return Ok(format!("{}{}", Self::prefix(ver), crypto::b64(&ct)));
+            return Ok(versioned(ver, &ct));
         }
         let enc_len = kt.key_len();
         let cv = self.convergent_version_of(ver);
@@ -138,7 +138,9 @@ impl TransitKey {
             return Err(KeyOpError::internal("could not derive key, length too small"));
         }
         let (enc_key, nonce_key) = material.expose().split_at(enc_len);
-        let nonce = if self.convergent_encryption {
+        let random;
+        let convergent;
+        let nonce: &[u8] = if self.convergent_encryption {
             if cv > 0 && cv < CONVERGENT_VERSION {
                 return Err(KeyOpError::user(format!(
                     "refusing to support decryption with old convergent encryption key: version {cv}"
@@ -147,15 +149,14 @@ impl TransitKey {
             if cv != CONVERGENT_VERSION {
                 return Err(KeyOpError::internal(format!("unhandled convergent version {cv}")));
             }
-            crypto::convergent_nonce(nonce_key, plaintext, kt.nonce_len())
+            convergent = crypto::convergent_nonce(nonce_key, plaintext, kt.nonce_len());
+            &convergent
         } else {
-            crypto::random_nonce(kt.nonce_len())?
+            random = crypto::random_nonce(kt.nonce_len())?;
+            &random[..kt.nonce_len()]
         };
-        let ct = crypto::seal(kt, enc_key, &nonce, plaintext, aad)?;
-        let mut payload = Vec::with_capacity(nonce.len() + ct.len());
-        payload.extend_from_slice(&nonce);
-        payload.extend_from_slice(&ct);
-        Ok(format!("{}{}", Self::prefix(ver), crypto::b64(&payload)))
+        let sealed = crypto::seal(kt, enc_key, nonce, plaintext, aad)?;
+        Ok(versioned(ver, &sealed))
     }
 
     /// Parses `vault:v<N>:<rest>` with the given error noun (`ciphertext` / `signature`).
@@ -253,6 +254,16 @@ impl OperationKey<'_> {
     pub fn len(&self) -> usize {
         self.expose().len()
     }
+}
+
+/// `vault:v<ver>:<base64 of data>`, written into one string of the right size.
+fn versioned(ver: i64, data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(PREFIX.len() + 21 + base64_simd::STANDARD.encoded_length(data.len()));
+    out.push_str(PREFIX);
+    let _ = write!(out, "{ver}:");
+    crypto::b64_append(data, &mut out);
+    out
 }
 
 /// Go's `strconv.Atoi` (optional sign, decimal digits, 64-bit range).

@@ -11,7 +11,7 @@
 //!
 //! Every buffer holding key material or plaintext is zeroized when dropped.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use sha2::Sha256;
@@ -127,10 +127,19 @@ pub fn convergent_nonce(nonce_key: &[u8], plaintext: &[u8], len: usize) -> Vec<u
     mac
 }
 
-/// A fresh random nonce of `len` bytes from the operating system's CSPRNG.
-pub fn random_nonce(len: usize) -> Result<Vec<u8>, CryptoError> {
-    let mut n = vec![0u8; len];
-    rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut n)?;
+/// The longest nonce of an AEAD key type (XChaCha20-Poly1305's).
+pub const MAX_NONCE_LEN: usize = 24;
+
+/// Length of every AEAD tag used here (AES-GCM, ChaCha20-Poly1305).
+const TAG_LEN: usize = 16;
+
+/// A fresh random nonce: the first `len` bytes of the array. From rand's `ThreadRng`, a
+/// ChaCha12 CSPRNG per thread seeded from the operating system and reseeded from it every
+/// 64 KiB of output (and after a fork), so a batch of items costs no system call per nonce.
+pub fn random_nonce(len: usize) -> Result<[u8; MAX_NONCE_LEN], CryptoError> {
+    let mut n = [0u8; MAX_NONCE_LEN];
+    let Some(out) = n.get_mut(..len) else { return Err(CryptoError::InvalidNonceLength) };
+    rand::RngCore::try_fill_bytes(&mut rand::thread_rng(), out)?;
     Ok(n)
 }
 
@@ -158,13 +167,20 @@ impl Cipher {
         })
     }
 
-    fn encrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> aes_gcm::aead::Result<Vec<u8>> {
-        match self {
-            Cipher::Aes128Gcm(c) => c.encrypt(nonce.into(), payload),
-            Cipher::Aes256Gcm(c) => c.encrypt(nonce.into(), payload),
-            Cipher::ChaCha20Poly1305(c) => c.encrypt(nonce.into(), payload),
-            Cipher::XChaCha20Poly1305(c) => c.encrypt(nonce.into(), payload),
-        }
+    /// Encrypts `buf` in place; the tag. `nonce` must have the type's length.
+    fn encrypt_in_place(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> aes_gcm::aead::Result<[u8; TAG_LEN]> {
+        let tag = match self {
+            Cipher::Aes128Gcm(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
+            Cipher::Aes256Gcm(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
+            Cipher::ChaCha20Poly1305(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
+            Cipher::XChaCha20Poly1305(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
+        };
+        Ok(tag.into())
     }
 
     fn decrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> aes_gcm::aead::Result<Vec<u8>> {
@@ -177,8 +193,9 @@ impl Cipher {
     }
 }
 
-/// AEAD-encrypts; returns `ciphertext ‖ tag` (the caller prepends the nonce, of
-/// [`KeyType::nonce_len`] bytes).
+/// AEAD-encrypts; returns `nonce ‖ ciphertext ‖ tag` (the nonce of [`KeyType::nonce_len`]
+/// bytes), encrypted in place in one buffer of the exact size, so no copy of the plaintext is
+/// left behind (the buffer is zeroized if encryption fails).
 pub fn seal(
     kt: KeyType,
     key: &[u8],
@@ -190,7 +207,14 @@ pub fn seal(
         return Err(CryptoError::InvalidNonceLength);
     }
     let cipher = Cipher::new(kt, key)?;
-    cipher.encrypt(nonce, Payload { msg: plaintext, aad }).map_err(|_| CryptoError::EncryptionFailed)
+    let mut buf = Zeroizing::new(Vec::with_capacity(nonce.len() + plaintext.len() + TAG_LEN));
+    buf.extend_from_slice(nonce);
+    buf.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place(nonce, aad, &mut buf[nonce.len()..])
+        .map_err(|_| CryptoError::EncryptionFailed)?;
+    buf.extend_from_slice(&tag);
+    Ok(std::mem::take(&mut *buf))
 }
 
 /// AEAD-decrypts `nonce ‖ ciphertext ‖ tag`.
@@ -233,8 +257,12 @@ pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
 
 /// Standard base64 with padding.
 pub fn b64(data: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(data)
+    base64_simd::STANDARD.encode_to_string(data)
+}
+
+/// Appends `data` in standard base64 with padding to `out`.
+pub fn b64_append(data: &[u8], out: &mut String) {
+    base64_simd::STANDARD.encode_append(data, out);
 }
 
 /// Canonical, padded standard base64 with any trailing bits: every input it accepts, Go's
@@ -247,12 +275,19 @@ const GO_STD_FAST: base64::engine::GeneralPurpose = base64::engine::GeneralPurpo
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
 );
 
-/// Decodes with [`GO_STD_FAST`] into a buffer sized once (never reallocated, so a secret
-/// leaves no copy behind); `None` when the input needs the exact decoder.
+/// Decodes into a buffer sized once (never reallocated, so a secret leaves no copy behind):
+/// with `base64_simd` (SIMD; canonical padded base64 only, so every input it accepts Go
+/// accepts with the same bytes), then with [`GO_STD_FAST`] (non-zero trailing bits); `None`
+/// when the input needs the exact decoder.
 fn b64_fast(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     use base64::Engine;
-    let mut out = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(s.len())]);
-    let n = GO_STD_FAST.decode_slice(s, &mut out[..]).ok()?;
+    let simd = base64_simd::STANDARD;
+    let len = base64::decoded_len_estimate(s.len()).max(simd.estimated_decoded_length(s.len()));
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    let n = match simd.decode(s.as_bytes(), base64_simd::Out::from_slice(&mut out[..])) {
+        Ok(decoded) => decoded.len(),
+        Err(_) => GO_STD_FAST.decode_slice(s, &mut out[..]).ok()?,
+    };
     out.truncate(n);
     Some(out)
 }
@@ -400,6 +435,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The SIMD encoder writes the base64 crate's bytes, and every string the fast decoders
+        /// (SIMD, then the base64 crate) accept decodes as Go's exact algorithm decodes it,
+        /// over lengths that reach the SIMD loops, with bytes mutated anywhere.
+        #[test]
+        fn simd_base64_matches_the_exact_codec(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), 0usize..8), 0..3),
+        ) {
+            use base64::Engine as _;
+            let text = b64(&data);
+            proptest::prop_assert_eq!(&text, &base64::engine::general_purpose::STANDARD.encode(&data));
+            proptest::prop_assert_eq!(go_b64_decode(&text).unwrap(), data.clone());
+            let mut bytes = text.into_bytes();
+            for (at, class) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = at % bytes.len();
+                bytes[at] = [b'A', b'/', b'+', b'=', b'\n', b'-', b'z', b'\r'][class];
+            }
+            let s = String::from_utf8(bytes).unwrap();
+            let exact = go_b64_decode_exact(&s).map_err(|e| e.to_string());
+            proptest::prop_assert_eq!(go_b64_decode(&s).map_err(|e| e.to_string()), exact.clone());
+            if let Some(fast) = b64_fast(&s) {
+                proptest::prop_assert_eq!(Ok(fast.to_vec()), exact);
+            }
+        }
+    }
+
     #[test]
     fn aead_round_trip_and_tamper() {
         for kt in [
@@ -410,9 +475,9 @@ mod tests {
         ] {
             let key = vec![7u8; kt.key_len()];
             let n = random_nonce(kt.nonce_len()).unwrap();
-            let ct = seal(kt, &key, &n, b"data", b"ad").unwrap();
-            let mut full = n.to_vec();
-            full.extend_from_slice(&ct);
+            let full = seal(kt, &key, &n[..kt.nonce_len()], b"data", b"ad").unwrap();
+            assert_eq!(&full[..kt.nonce_len()], &n[..kt.nonce_len()]);
+            assert_eq!(full.len(), kt.nonce_len() + 4 + 16);
             assert_eq!(open(kt, &key, &full, b"ad").unwrap().as_slice(), b"data");
             assert_eq!(open(kt, &key, &full, b"").unwrap_err().to_string(), kt.open_error());
             assert_eq!(
