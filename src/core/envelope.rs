@@ -17,7 +17,12 @@ pub fn render(resp: Response, request_id: &str) -> Vec<u8> {
     }
     use crate::util::json::{write_map, write_str, write_value};
     let wrapped = resp.wrap_info.is_some();
-    let mut out = Vec::with_capacity(256 + resp.data.as_ref().map_or(0, |_| 512));
+    let mut out = Vec::with_capacity(
+        256 + resp
+            .data
+            .as_ref()
+            .map_or(0, |d| 64 + d.iter().map(|(k, v)| k.len() + 4 + size_estimate(v)).sum::<usize>()),
+    );
     // The keys in the order a sorted map writes them.
     out.extend_from_slice(b"{\"auth\":");
     match &resp.auth {
@@ -60,6 +65,19 @@ pub fn render(resp: Response, request_id: &str) -> Vec<u8> {
     }
     out.extend_from_slice(b"}\n");
     out
+}
+
+/// About the length of `v` as JSON (exact for strings without escapes, numbers guessed), so a
+/// large answer (a transit batch: ~150 KB) is written into one buffer instead of one that
+/// doubles and is copied a dozen times.
+fn size_estimate(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|e| size_estimate(e) + 1).sum::<usize>(),
+        Value::Object(m) => 2 + m.iter().map(|(k, e)| k.len() + 4 + size_estimate(e)).sum::<usize>(),
+    }
 }
 
 /// Builds the envelope as a map (top-level injection: `data`'s keys beside the envelope's).

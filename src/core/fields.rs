@@ -36,6 +36,15 @@ pub fn string(data: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     }
 }
 
+/// [`string_or_empty`] borrowed from the request when it is a JSON string (no copy: a field
+/// holding a secret leaves no second copy to zeroize).
+pub fn str_or_empty<'a>(data: &'a Map<String, Value>, key: &str) -> Result<std::borrow::Cow<'a, str>> {
+    match present(data, key) {
+        Some(Value::String(s)) => Ok(std::borrow::Cow::Borrowed(s.as_str())),
+        _ => string_or_empty(data, key).map(std::borrow::Cow::Owned),
+    }
+}
+
 /// A string field, defaulting to "".
 pub fn string_or_empty(data: &Map<String, Value>, key: &str) -> Result<String> {
     Ok(string(data, key)?.unwrap_or_default())

@@ -10,6 +10,7 @@
 //! A client-supplied `nonce` is refused on every one of them ([`NONCE_NOT_ALLOWED`]). Decoded
 //! plaintexts, contexts and associated data are zeroized when dropped.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -58,16 +59,16 @@ enum ItemOp {
 
 /// The fields of a request without `batch_input`, decoded weakly (numbers become strings), as
 /// Vault's field data does.
-struct SingleFields {
-    plaintext: Zeroizing<String>,
-    ciphertext: String,
-    context: String,
+struct SingleFields<'a> {
+    plaintext: Cow<'a, str>,
+    ciphertext: Cow<'a, str>,
+    context: Cow<'a, str>,
     key_version: i64,
-    associated_data: String,
-    nonce: String,
+    associated_data: Cow<'a, str>,
+    nonce: Cow<'a, str>,
 }
 
-impl SingleFields {
+impl SingleFields<'_> {
     fn item(&self) -> Item<'_> {
         Item {
             plaintext: &self.plaintext,
@@ -113,21 +114,21 @@ impl ItemOp {
     }
 
     /// The top-level fields of a request without `batch_input` (its one item).
-    fn single_fields(self, data: &Map<String, Value>) -> Result<SingleFields> {
+    fn single_fields(self, data: &Map<String, Value>) -> Result<SingleFields<'_>> {
         let encrypt = self == ItemOp::Encrypt;
         if encrypt && data.get("plaintext").is_none_or(Value::is_null) {
             return Err(Error::bad("missing plaintext to encrypt"));
         }
-        let plaintext =
-            Zeroizing::new(if encrypt { fields::string_or_empty(data, "plaintext")? } else { String::new() });
-        let ciphertext = if encrypt { String::new() } else { fields::string_or_empty(data, "ciphertext")? };
+        let none = || Cow::Borrowed("");
+        let plaintext = if encrypt { fields::str_or_empty(data, "plaintext")? } else { none() };
+        let ciphertext = if encrypt { none() } else { fields::str_or_empty(data, "ciphertext")? };
         let single = SingleFields {
             plaintext,
             ciphertext,
-            context: fields::string_or_empty(data, "context")?,
+            context: fields::str_or_empty(data, "context")?,
             key_version: fields::int_or(data, "key_version", 0)?,
-            associated_data: fields::string_or_empty(data, "associated_data")?,
-            nonce: fields::string_or_empty(data, "nonce")?,
+            associated_data: fields::str_or_empty(data, "associated_data")?,
+            nonce: fields::str_or_empty(data, "nonce")?,
         };
         if !encrypt && single.ciphertext.is_empty() {
             return Err(Error::bad(MISSING_CIPHERTEXT));
