@@ -34,8 +34,15 @@ const ELECTION: Duration = Duration::from_secs(1);
 /// A client gives up on a request after this (longer than a pause, so that a paused leader's
 /// late answer is recorded and checked).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(6);
-/// KV keys of the workload.
-const KEYS: [&str; 12] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11"];
+/// KV key slots of the workload: at any time the clients use `k<slot>.<generation>`.
+const KEY_SLOTS: usize = 12;
+/// KV operations after which the workload moves on to a fresh generation of keys (Jepsen's
+/// "independent keys"): linearizability is checked per key, and the search grows much faster
+/// than linearly with a key's history once faults leave hundreds of operations whose outcome is
+/// unknown pending on it (the soak's 4,000-operation keys made it give up). About 400
+/// operations per key keeps each search where the CI runs have always been, and 50,000
+/// operations in the soak are then ~120 keys.
+const OPS_PER_GENERATION: u64 = 12 * 400;
 /// KV client threads (R2 asks for at least 5k operations through the linearizability search
 /// per CI run: clients spend much of a run waiting out faults, so throughput comes from more of
 /// them; more keys keep the concurrency per key, and so the search, about where it was).
@@ -173,11 +180,28 @@ struct Ctx {
     token: String,
     rec: Recorder,
     stop: Arc<AtomicBool>,
+    /// KV operations the clients have completed (it selects the key generation).
+    kv_ops: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
     fn addr(&self, node: usize) -> &str {
         &self.addrs[node - 1]
+    }
+
+    /// The generation of keys in use now.
+    fn generation(&self) -> u64 {
+        self.kv_ops.load(Ordering::SeqCst) / OPS_PER_GENERATION
+    }
+
+    /// The keys of generation `g`.
+    fn keys_of(g: u64) -> Vec<String> {
+        (0..KEY_SLOTS).map(|slot| format!("k{slot}.{g}")).collect()
+    }
+
+    /// The keys in use now.
+    fn keys(&self) -> Vec<String> {
+        Self::keys_of(self.generation())
     }
 
     fn kv_write(
@@ -225,12 +249,13 @@ impl Ctx {
 fn kv_client(ctx: Ctx, client: usize, seed: u64) -> u64 {
     let mut rng = StdRng::seed_from_u64(seed ^ ((client as u64) << 32));
     let http = client_for_workload();
-    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let mut n = 0u64;
     while !ctx.stop.load(Ordering::SeqCst) {
         n += 1;
         let node = rng.gen_range(1..=ctx.addrs.len());
-        let key = KEYS[rng.gen_range(0..KEYS.len())];
+        let key = format!("k{}.{}", rng.gen_range(0..KEY_SLOTS), ctx.generation());
+        let key = key.as_str();
         let dice = rng.gen_range(0..100);
         let value = format!("c{client}-{n}");
         let got = if dice < 35 {
@@ -246,9 +271,10 @@ fn kv_client(ctx: Ctx, client: usize, seed: u64) -> u64 {
                 outcome(a, |_, _| Some(Ret::Done))
             })
         };
+        ctx.kv_ops.fetch_add(1, Ordering::SeqCst);
         match got {
             Outcome::Ok(Ret::Written { version } | Ret::Value { version, .. }) => {
-                seen.insert(key, version);
+                seen.insert(key.to_owned(), version);
             }
             Outcome::Ok(_) => {}
             _ => backoff(),
@@ -575,12 +601,13 @@ impl Driver {
                 self.c.pause(leader);
                 let new = self.wait_leader_among(&followers, "a new leader while the old one is paused");
                 // A write the paused leader cannot know about, acknowledged before it resumes.
-                let key = KEYS[self.rng.gen_range(0..KEYS.len())];
+                let keys = self.ctx.keys();
+                let key = &keys[self.rng.gen_range(0..keys.len())];
                 let value = format!("pause-{}", self.injected.values().sum::<usize>());
                 self.ctx.kv_write(&self.http, SCHEDULER, new, key, &value, None);
                 self.c.resume(leader);
                 // At once: reads on the old leader (never the value from before the write).
-                for key in KEYS {
+                for key in &keys {
                     self.ctx.kv_read(&self.http, SCHEDULER + 1, leader, key);
                     self.stale_probes += 1;
                 }
@@ -661,6 +688,7 @@ fn run_chaos(counts: Counts, results: &str) {
         token: c.root.clone(),
         rec: Recorder::new(),
         stop: Arc::new(AtomicBool::new(false)),
+        kv_ops: Arc::default(),
     };
     let leaders = Arc::new(Mutex::new(LeaderLog::default()));
     let ciphertexts: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -727,8 +755,9 @@ fn run_chaos(counts: Counts, results: &str) {
 
     // Final reads on every node (recorded: they are part of the history).
     let mut finals = Vec::new();
-    let mut keys: Vec<&str> = KEYS.to_vec();
-    keys.push(BULK);
+    // Every generation's keys (each holds its final state) and the bulk key.
+    let mut keys: Vec<String> = (0..=ctx.generation()).flat_map(Ctx::keys_of).collect();
+    keys.push(BULK.to_owned());
     for node in d.all() {
         for key in &keys {
             let got = d.ctx.kv_read(&d.http, SCHEDULER + 3, node, key);
@@ -739,7 +768,7 @@ fn run_chaos(counts: Counts, results: &str) {
                 Outcome::Ok(Ret::NotFound) => None,
                 other => panic!("final read of {key} on node {node}: {other:?}"),
             };
-            finals.push(Final { node, key: (*key).to_owned(), version, value });
+            finals.push(Final { node, key: key.clone(), version, value });
         }
     }
     // Acknowledged ciphertexts (up to 100, spread over the run) decrypt on every node
