@@ -24,10 +24,18 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// Index of the first byte of `s` that needs escaping, or `s.len()`.
+/// Index of the first byte of `s` that needs escaping, or `s.len()`: 32 bytes at a time with
+/// a branch-free test the compiler turns into vector compares, then 8 at a time, then bytes.
 fn first_escape(s: &[u8]) -> usize {
     let mut i = 0;
-    for chunk in s.chunks_exact(8) {
+    for block in s.chunks_exact(32) {
+        let any = block.iter().fold(false, |acc, &b| acc | (b < 0x20) | (b == b'"') | (b == b'\\'));
+        if any {
+            break;
+        }
+        i += 32;
+    }
+    for chunk in s[i..].chunks_exact(8) {
         let mut a = [0u8; 8];
         a.copy_from_slice(chunk);
         let x = u64::from_le_bytes(a);
@@ -127,6 +135,7 @@ mod tests {
             "[ -~]{0,40}",
             "[\\x00-\\x7f]{0,40}",
             "[A-Za-z0-9+/=:\"\\\\\\n]{0,64}",
+            "[A-Za-z0-9+/=]{0,100}[\\x00-\\x7f][A-Za-z0-9+/=]{0,100}",
         ];
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -156,8 +165,8 @@ mod tests {
     #[test]
     fn every_byte_at_every_offset_escapes_like_serde_json() {
         for b in 0u8..=0x7f {
-            for at in 0..20 {
-                let mut s = "A".repeat(20);
+            for at in 0..100 {
+                let mut s = "A".repeat(100);
                 s.replace_range(at..=at, &char::from(b).to_string());
                 let v = Value::String(s);
                 assert_eq!(ours(&v), serde_json::to_string(&v).unwrap(), "byte {b:#x} at {at}");
