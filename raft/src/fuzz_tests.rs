@@ -1233,3 +1233,77 @@ fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
             .is_some_and(|(m, _)| m.last_log_id == Some(blank(20).log_id)));
     });
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A follower killed during a snapshot install after the snapshot file was written but before
+/// the state machine was replaced (the chaos soak's `snapshot_last_log_id <= committed` panic at
+/// the next start): the install is completed from the file at start, and the node runs with the
+/// snapshot's data. Built from a copy of a node's directory taken before a later snapshot,
+/// given that snapshot's file and the vote under which it was made.
+#[test]
+fn an_install_interrupted_after_its_snapshot_file_is_completed_at_start() {
+    use coffer_storage::Storage as _;
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, copy) = (tmp.path().join("node1"), tmp.path().join("copy"));
+    async fn wait_leader(node: &Arc<RaftNode>) {
+        let end = Instant::now() + Duration::from_secs(20);
+        while node.role() != coffer_storage::Role::Leader {
+            assert!(Instant::now() < end, "the node did not lead");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    rt.block_on(async {
+        let node = leader(&dir).await;
+        for i in 0..10 {
+            node.storage().apply(Batch::new().put(format!("raw/{i}"), b"x".to_vec())).await.unwrap();
+        }
+        node.shutdown().await.unwrap();
+    });
+    copy_dir(&dir, &copy);
+    rt.block_on(async {
+        let node = RaftNode::open(fast_config(&dir)).await.unwrap();
+        wait_leader(&node).await;
+        for i in 10..20 {
+            node.storage().apply(Batch::new().put(format!("raw/{i}"), b"y".to_vec())).await.unwrap();
+        }
+        node.trigger_snapshot().await.unwrap();
+        let end = Instant::now() + Duration::from_secs(20);
+        while node.raft().metrics().borrow().snapshot.is_none() {
+            assert!(Instant::now() < end, "no snapshot was built");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        node.shutdown().await.unwrap();
+    });
+    // The interrupted install: the copy (state machine before the snapshot) gets the snapshot's
+    // file and the vote it was made under.
+    std::fs::copy(dir.join("snapshots").join("current.snap"), copy.join("snapshots").join("current.snap"))
+        .unwrap();
+    {
+        let vote =
+            Db::open(&dir, fatal_hook()).unwrap().tree("log_meta").unwrap().get(b"vote").unwrap().unwrap();
+        let db = Db::open(&copy, fatal_hook()).unwrap();
+        db.tree("log_meta").unwrap().insert(b"vote", vote).unwrap();
+        db.db.flush().unwrap();
+    }
+    rt.block_on(async {
+        let node = RaftNode::open(fast_config(&copy)).await.expect("open after an interrupted install");
+        wait_leader(&node).await;
+        let e = node.storage().get("raw/19").await.unwrap();
+        assert!(e.is_some_and(|e| e.value == b"y"), "the snapshot's data is missing");
+        node.storage().apply(Batch::new().put("raw/after", b"z".to_vec())).await.unwrap();
+        node.shutdown().await.unwrap();
+    });
+}

@@ -301,7 +301,7 @@ impl Shared {
     }
 
     /// Replaces the whole state with a verified snapshot, in one transaction.
-    fn replace_with(&self, decoded: snapshot::Decoded) -> Result<(), String> {
+    pub(crate) fn replace_with(&self, decoded: snapshot::Decoded) -> Result<(), String> {
         let _g = self.apply_lock.write().unwrap_or_else(|p| p.into_inner());
         let incoming: BTreeSet<&[u8]> = decoded.records.iter().map(|(k, _)| k.as_slice()).collect();
         let mut stale = Vec::new();

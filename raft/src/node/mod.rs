@@ -262,6 +262,7 @@ async fn reconcile_log_with_state_machine(
 ) -> Result<(), RaftError> {
     use openraft::storage::RaftLogStorage as _;
     let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
+    complete_interrupted_install(log, shared, db).await?;
     let purged = log.last_purged().map_err(corrupt)?;
     let snapshot = shared.read_snapshot_file().map_err(corrupt)?.and_then(|(meta, _)| meta.last_log_id);
     let (applied, _) = shared.applied_state().map_err(corrupt)?;
@@ -311,6 +312,36 @@ async fn reconcile_log_with_state_machine(
         ?applied,
         hole,
         "reconciled the raft log with the state machine after an interrupted snapshot install"
+    );
+    Ok(())
+}
+
+/// A snapshot install writes the snapshot file (durably) and then replaces the state machine's
+/// contents; a node killed in between holds a snapshot newer than its state machine, which
+/// openraft refuses at start (`snapshot_last_log_id <= committed` panics). The file is complete
+/// and verified (checksummed), and holds only committed state: the install is completed from
+/// it, and the log entries it covers are purged, as the interrupted install would have left them.
+async fn complete_interrupted_install(
+    log: &mut LogStore,
+    shared: &Arc<Shared>,
+    db: &Arc<Db>,
+) -> Result<(), RaftError> {
+    use openraft::storage::RaftLogStorage as _;
+    let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
+    let Some((meta, bytes)) = shared.read_snapshot_file().map_err(corrupt)? else { return Ok(()) };
+    let (applied, _) = shared.applied_state().map_err(corrupt)?;
+    let Some(last) = meta.last_log_id.filter(|l| Some(*l) > applied) else { return Ok(()) };
+    let decoded = crate::snapshot::decode(&bytes).map_err(corrupt)?;
+    if decoded.meta.last_log_id != meta.last_log_id {
+        return Err(corrupt("the snapshot file's contents do not match its metadata".into()));
+    }
+    shared.replace_with(decoded).map_err(corrupt)?;
+    db.sync().await.map_err(|e| RaftError::Io(e.to_string()))?;
+    log.purge(last).await.map_err(|e| corrupt(e.to_string()))?;
+    tracing::warn!(
+        ?applied,
+        snapshot = ?meta.last_log_id,
+        "completed a snapshot install that was interrupted after its file was written"
     );
     Ok(())
 }
