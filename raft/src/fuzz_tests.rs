@@ -113,6 +113,23 @@ fn fatal_hook() -> FatalHook {
     Arc::new(|m: &str| panic!("fatal: {m}"))
 }
 
+/// Opens a data directory a node just shut down. sled releases its file lock when its last
+/// internal reference (its flusher thread's among them) is dropped, a moment after the node
+/// let go of it: polled with a deadline.
+fn reopen_db(dir: &std::path::Path) -> Arc<Db> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Db::open(dir, fatal_hook()) {
+            Ok(db) => return db,
+            Err(e) if Instant::now() < end => {
+                eprintln!("reopening {}: {e}; retrying", dir.display());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("cannot reopen {}: {e}", dir.display()),
+        }
+    }
+}
+
 fn fast_config(dir: &std::path::Path) -> RaftConfig {
     let mut c = RaftConfig::new(
         1,
@@ -750,7 +767,7 @@ fn raft_log_detects_random_corruptions() {
         barrier.delete("logical/kv/00").await.unwrap();
         node.shutdown().await.unwrap();
     });
-    let db = Db::open(&dir, fatal_hook()).unwrap();
+    let db = reopen_db(&dir);
     let tree = db.tree("log").unwrap();
     let mut log = LogStore::open(Arc::clone(&db)).unwrap();
     let keys: Vec<sled::IVec> = tree.iter().keys().map(Result::unwrap).collect();
@@ -1093,7 +1110,7 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
         node.shutdown().await.unwrap();
     });
     let set_purged = |offset: u64| {
-        let db = Db::open(&dir, fatal_hook()).unwrap();
+        let db = reopen_db(&dir);
         let shared = Shared::open(Arc::clone(&db)).unwrap();
         let (applied, _) = shared.applied_state().unwrap();
         let mut purged = applied.unwrap();
@@ -1138,7 +1155,7 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
         node.shutdown().await.unwrap();
     });
     {
-        let db = Db::open(&dir, fatal_hook()).unwrap();
+        let db = reopen_db(&dir);
         let log = db.tree("log").unwrap();
         let keys: Vec<sled::IVec> = log.iter().keys().map(Result::unwrap).collect();
         assert!(keys.len() > 4, "only {} log entries left", keys.len());
@@ -1292,9 +1309,8 @@ fn an_install_interrupted_after_its_snapshot_file_is_completed_at_start() {
     std::fs::copy(dir.join("snapshots").join("current.snap"), copy.join("snapshots").join("current.snap"))
         .unwrap();
     {
-        let vote =
-            Db::open(&dir, fatal_hook()).unwrap().tree("log_meta").unwrap().get(b"vote").unwrap().unwrap();
-        let db = Db::open(&copy, fatal_hook()).unwrap();
+        let vote = reopen_db(&dir).tree("log_meta").unwrap().get(b"vote").unwrap().unwrap();
+        let db = reopen_db(&copy);
         db.tree("log_meta").unwrap().insert(b"vote", vote).unwrap();
         db.db.flush().unwrap();
     }
