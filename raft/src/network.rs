@@ -245,18 +245,59 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// When each peer last accepted this node's leadership: the send time of the newest
+/// append-entries request (heartbeats included) it answered without refusing the vote it
+/// carried, and that vote. A follower that accepts one does not vote for another candidate for
+/// openraft's leader lease (`election_timeout_max`) after receiving it, and cannot stand itself
+/// before its election timeout (at least `election_timeout_min`) has passed without hearing from
+/// the leader: the basis of lease reads ([`crate::node::RaftNode`]'s read barrier).
+#[derive(Default)]
+pub(crate) struct LeaseAcks {
+    acks: std::sync::Mutex<std::collections::HashMap<NodeId, (openraft::Vote<NodeId>, std::time::Instant)>>,
+}
+
+impl LeaseAcks {
+    fn record(&self, peer: NodeId, vote: openraft::Vote<NodeId>, sent: std::time::Instant) {
+        let mut acks = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+        match acks.get(&peer) {
+            Some((v, t)) if *v == vote && *t >= sent => {}
+            _ => {
+                acks.insert(peer, (vote, sent));
+            }
+        }
+    }
+
+    /// Whether `peer` accepted `vote` in a request sent at or after `since`.
+    pub(crate) fn acked_since(
+        &self,
+        peer: NodeId,
+        vote: &openraft::Vote<NodeId>,
+        since: std::time::Instant,
+    ) -> bool {
+        let acks = self.acks.lock().unwrap_or_else(|p| p.into_inner());
+        acks.get(&peer).is_some_and(|(v, t)| v == vote && *t >= since)
+    }
+}
+
 /// Creates one [`Network`] per peer (openraft's factory).
 #[derive(Clone)]
 pub struct NetworkFactory {
     pub(crate) id: NodeId,
     pub(crate) client: Arc<ClusterClient>,
+    pub(crate) lease: Arc<LeaseAcks>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = Network;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Self::Network {
-        Network { id: self.id, target, addr: node.cluster_addr.clone(), client: Arc::clone(&self.client) }
+        Network {
+            id: self.id,
+            target,
+            addr: node.cluster_addr.clone(),
+            client: Arc::clone(&self.client),
+            lease: Arc::clone(&self.lease),
+        }
     }
 }
 
@@ -266,6 +307,7 @@ pub struct Network {
     target: NodeId,
     addr: String,
     client: Arc<ClusterClient>,
+    lease: Arc<LeaseAcks>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeInfo, OrRaftError<NodeId, E>>>;
@@ -311,7 +353,17 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.call(paths::APPEND, RPCTypes::AppendEntries, &rpc, &option).await
+        // Taken before the request leaves: the lease counts from no later than the peer's
+        // receipt.
+        let sent = std::time::Instant::now();
+        let vote = rpc.vote;
+        let answer = self.call(paths::APPEND, RPCTypes::AppendEntries, &rpc, &option).await;
+        if let Ok(a) = &answer {
+            if !matches!(a, AppendEntriesResponse::HigherVote(_)) {
+                self.lease.record(self.target, vote, sent);
+            }
+        }
+        answer
     }
 
     async fn install_snapshot(

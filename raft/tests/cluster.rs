@@ -643,3 +643,61 @@ async fn a_node_without_tls_material_is_pending_until_it_gets_its_certificate() 
     assert!(raw_rpc(&addr, tls::client_config(&ca.cert_pem, &member).unwrap()).await.is_err());
     server.abort();
 }
+
+/// Lease reads: on a healthy cluster the leader answers read indexes from its lease (no
+/// heartbeat round), and followers' linearizable reads still see the latest write. The lease
+/// needs a majority of the voters *other than the leader*: with one of two followers gone, reads
+/// still succeed but through heartbeat rounds only; with both gone, they fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lease_reads_need_a_majority_of_the_other_voters() {
+    let mut c = Cluster::bootstrap(fast, 3).await;
+    let leader = c.wait_leader().await;
+    let followers: Vec<NodeId> = (1..=3).filter(|id| *id != leader).collect();
+    c.nodes[&leader].store().apply(Batch::new().put("sys/a", b"one".to_vec())).await.unwrap();
+    let follower = c.nodes[&followers[0]].store();
+    wait_for("a read answered from the leader's lease", DEADLINE, || {
+        let f = follower.clone();
+        let l = Arc::clone(c.node(leader));
+        async move {
+            f.linearize().await.ok()?;
+            (l.lease_reads() > 0).then_some(())
+        }
+    })
+    .await;
+    for i in 0..20u8 {
+        let v = c.nodes[&leader].store().apply(Batch::new().put("sys/a", vec![i])).await.unwrap();
+        follower.linearize().await.unwrap();
+        let e = follower.get("sys/a").await.unwrap().unwrap();
+        assert_eq!((e.value, e.version), (vec![i], v), "a follower read after the barrier missed a write");
+    }
+
+    // One follower gone: once its last acknowledgement is out of the window, no lease.
+    c.kill(followers[1]).await;
+    let leader_store = c.nodes[&leader].store();
+    wait_for("reads without the lease", DEADLINE, || {
+        let s = leader_store.clone();
+        let l = Arc::clone(c.node(leader));
+        async move {
+            let before = l.lease_reads();
+            s.linearize().await.ok()?;
+            (l.lease_reads() == before).then_some(())
+        }
+    })
+    .await;
+    let before = c.node(leader).lease_reads();
+    for _ in 0..10 {
+        leader_store.linearize().await.unwrap();
+        follower.linearize().await.unwrap();
+    }
+    assert_eq!(c.node(leader).lease_reads(), before, "a lease held with one of two followers down");
+
+    // Both followers gone: the leader refuses reads.
+    drop(follower);
+    c.kill(followers[0]).await;
+    wait_for("the cut-off leader to refuse reads", DEADLINE, || {
+        let s = leader_store.clone();
+        async move { s.linearize().await.err().map(|_| ()) }
+    })
+    .await;
+    assert_eq!(c.node(leader).lease_reads(), before);
+}

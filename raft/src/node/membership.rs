@@ -48,6 +48,11 @@ impl RaftNode {
         self.read_rounds.load(Ordering::Relaxed)
     }
 
+    /// Read indexes this node answered as leader from its lease, without a heartbeat round.
+    pub fn lease_reads(&self) -> u64 {
+        self.lease_reads.load(Ordering::Relaxed)
+    }
+
     /// True once the node answers raft RPCs (see the module docs, R13).
     pub fn is_admitted(&self) -> bool {
         self.admitted.load(Ordering::SeqCst)

@@ -203,6 +203,10 @@ pub struct RaftNode {
     refused_rpcs: AtomicU64,
     /// Read-barrier rounds run (each serves every caller that joined it).
     read_rounds: AtomicU64,
+    /// Read indexes this node answered as leader from its lease (no heartbeat round).
+    lease_reads: AtomicU64,
+    /// Which peers accepted this node's leadership, and when (lease reads).
+    lease: Arc<crate::network::LeaseAcks>,
     /// Times this node saw a new leader (a new term's leader, or another node).
     leader_changes: AtomicU64,
     /// Told the latency of every write this node proposed and saw applied (metrics).
@@ -365,7 +369,9 @@ impl RaftNode {
         log.purge_after_apply(shared.applied_index());
         reconcile_log_with_state_machine(&mut log, &shared, &db).await?;
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
-        let network = NetworkFactory { id: config.node_id, client: Arc::clone(&client) };
+        let lease = Arc::new(crate::network::LeaseAcks::default());
+        let network =
+            NetworkFactory { id: config.node_id, client: Arc::clone(&client), lease: Arc::clone(&lease) };
         let raft = Raft::new(
             config.node_id,
             or_config,
@@ -390,6 +396,8 @@ impl RaftNode {
             admitted: AtomicBool::new(admitted),
             refused_rpcs: AtomicU64::new(0),
             read_rounds: AtomicU64::new(0),
+            lease_reads: AtomicU64::new(0),
+            lease,
             leader_changes: AtomicU64::new(0),
             write_observer: OnceLock::new(),
             membership_lock: tokio::sync::Mutex::new(()),

@@ -69,6 +69,10 @@ impl RaftNode {
         if self.is_stepping_down() {
             return ReadIndexAnswer::NotLeader { leader: None };
         }
+        if let Some(index) = self.lease_read_index() {
+            self.lease_reads.fetch_add(1, Ordering::Relaxed);
+            return ReadIndexAnswer::Index(index);
+        }
         let fut = self.raft.get_read_log_id();
         match tokio::time::timeout(self.config.read_timeout, fut).await {
             Ok(Ok((read, _applied))) => ReadIndexAnswer::Index(read.map(|l| l.index).unwrap_or(0)),
@@ -78,6 +82,45 @@ impl RaftNode {
             Ok(Err(e)) => ReadIndexAnswer::Unavailable(e.to_string()),
             Err(_) => ReadIndexAnswer::Unavailable("leader could not confirm its leadership in time".into()),
         }
+    }
+
+    /// The read index without a heartbeat round, when this node's leadership lease holds.
+    ///
+    /// A majority of the voters **other than this node** accepted this leadership (the current,
+    /// committed vote) in append-entries requests sent within the lease window (two thirds of
+    /// `election_timeout_min`). Each of them refuses to vote for another candidate for
+    /// `election_timeout_max` after receiving such a request (openraft's leader lease) and
+    /// cannot stand itself before its election timeout (≥ `election_timeout_min`) has passed
+    /// without hearing from this leader; the nodes left are fewer than a majority. So no other
+    /// leader can have been elected, let alone have committed anything, before the window ends.
+    /// This node itself is not counted: an openraft leader may grant its vote to a candidate
+    /// once its own lease (from its election) expired. Time is measured on the monotonic clock
+    /// (the requests' send instants are taken before they leave), so wall-clock skew does not
+    /// matter, only the rate of the clocks, far inside the window's margin.
+    ///
+    /// The index is the last entry in this leader's log, which holds every committed entry;
+    /// a reader waits until it is applied. `None`: fall back to a heartbeat round.
+    fn lease_read_index(&self) -> Option<u64> {
+        if self.role() != Role::Leader || self.is_stepping_down() {
+            return None;
+        }
+        let since = Instant::now().checked_sub(self.config.election_timeout_min * 2 / 3)?;
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.current_leader != Some(self.id)
+            || !m.vote.is_committed()
+            || m.vote.leader_id().voted_for() != Some(self.id)
+        {
+            return None;
+        }
+        let membership = m.membership_config.membership();
+        if membership.get_joint_config().len() != 1 {
+            return None;
+        }
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let acked =
+            voters.iter().filter(|v| **v != self.id && self.lease.acked_since(**v, &m.vote, since)).count();
+        (acked * 2 > voters.len()).then(|| self.log.last_index())
     }
 
     /// One read-barrier round: obtain a read index (locally on the leader, over the cluster port
