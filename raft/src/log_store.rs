@@ -58,10 +58,6 @@ pub struct LogStore {
     /// The state machine's applied index, which `purge` waits for (none: a log store on its
     /// own, as in openraft's storage suite).
     applied: Option<tokio::sync::watch::Receiver<u64>>,
-    /// Index of the last entry in the log (or purged up to), set when entries are written,
-    /// before they can be replicated: on a leader it is at least every committed index (the
-    /// read index of a lease read).
-    last_index: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a purge waits for the state machine to apply the entries it removes before the
@@ -159,7 +155,7 @@ impl LogStore {
                 })
             }
         }
-        let mut store = Self { db, log, meta, applied: None, last_index: Arc::default() };
+        let store = Self { db, log, meta, applied: None };
         // Remove leftovers of a purge interrupted by a crash.
         if let Some(purged) = store.last_purged().map_err(RaftError::Io)? {
             for item in store.log.range(..=index_key(purged.index)) {
@@ -167,12 +163,6 @@ impl LogStore {
                 store.log.remove(k).map_err(io)?;
             }
         }
-        let last = match store.log.last().map_err(io)? {
-            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0),
-            None => 0,
-        };
-        let purged = store.last_purged().map_err(RaftError::Io)?.map_or(0, |p| p.index);
-        store.last_index = Arc::new(std::sync::atomic::AtomicU64::new(last.max(purged)));
         Ok(store)
     }
 
@@ -201,11 +191,6 @@ impl LogStore {
             expected = Some(index.saturating_add(1));
         }
         Ok(gap)
-    }
-
-    /// Index of the last entry written to the log (or purged up to).
-    pub(crate) fn last_index(&self) -> u64 {
-        self.last_index.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Makes `purge` wait until the state machine has applied the entries it removes.
@@ -333,16 +318,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut batch = sled::Batch::default();
-        let mut last = None;
         for entry in entries {
             let raw = encode_entry(&entry).map_err(write_err)?;
             batch.insert(&index_key(entry.get_log_id().index), raw);
-            last = Some(entry.get_log_id().index);
         }
         self.log.apply_batch(batch).map_err(write_err)?;
-        if let Some(last) = last {
-            self.last_index.store(last, std::sync::atomic::Ordering::SeqCst);
-        }
         // Acknowledge only once the entries are on stable storage.
         match self.db.sync().await {
             Ok(()) => {
@@ -364,7 +344,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.remove(k);
         }
         self.log.apply_batch(batch).map_err(write_err)?;
-        self.last_index.store(log_id.index.saturating_sub(1), std::sync::atomic::Ordering::SeqCst);
         self.db.sync().await.map_err(write_err)?;
         Ok(())
     }
@@ -390,7 +369,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let raw = serde_json::to_vec(&log_id).map_err(write_err)?;
         self.meta.insert(KEY_LAST_PURGED, raw).map_err(write_err)?;
-        self.last_index.fetch_max(log_id.index, std::sync::atomic::Ordering::SeqCst);
         self.db.sync().await.map_err(write_err)?;
         let mut batch = sled::Batch::default();
         for item in self.log.range(..=index_key(log_id.index)) {

@@ -69,7 +69,7 @@ impl RaftNode {
         if self.is_stepping_down() {
             return ReadIndexAnswer::NotLeader { leader: None };
         }
-        if let Some(index) = self.lease_read_index() {
+        if let Some(index) = self.lease_read_index().await {
             self.lease_reads.fetch_add(1, Ordering::Relaxed);
             return ReadIndexAnswer::Index(index);
         }
@@ -98,29 +98,37 @@ impl RaftNode {
     /// (the requests' send instants are taken before they leave), so wall-clock skew does not
     /// matter, only the rate of the clocks, far inside the window's margin.
     ///
-    /// The index is the last entry in this leader's log, which holds every committed entry;
-    /// a reader waits until it is applied. `None`: fall back to a heartbeat round.
-    fn lease_read_index(&self) -> Option<u64> {
+    /// The vote, the voters and the commit index are read inside the Raft core (its own state,
+    /// not the metrics, which trail it). The index is the core's commit index, taken only once
+    /// the leader has committed an entry of its own term (before that, entries of earlier
+    /// terms may be committed without this leader knowing: the heartbeat round handles that
+    /// case). `None`: fall back to a heartbeat round.
+    async fn lease_read_index(&self) -> Option<u64> {
         if self.role() != Role::Leader || self.is_stepping_down() {
             return None;
         }
         let since = Instant::now().checked_sub(self.config.election_timeout_min * 2 / 3)?;
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        if m.current_leader != Some(self.id)
-            || !m.vote.is_committed()
-            || m.vote.leader_id().voted_for() != Some(self.id)
-        {
+        let me = self.id;
+        let state = self
+            .raft
+            .with_raft_state(move |st| {
+                let vote = *st.vote_ref();
+                let membership = st.membership_state.effective().membership();
+                let single = membership.get_joint_config().len() == 1;
+                let voters: Vec<NodeId> = membership.voter_ids().collect();
+                let committed = st.committed.filter(|c| c.leader_id == *vote.leader_id()).map(|c| c.index);
+                let leading = st.server_state == ServerState::Leader
+                    && vote.is_committed()
+                    && vote.leader_id().voted_for() == Some(me);
+                (vote, single && leading, voters, committed)
+            })
+            .await;
+        let Ok((vote, usable, voters, Some(committed))) = state else { return None };
+        if !usable {
             return None;
         }
-        let membership = m.membership_config.membership();
-        if membership.get_joint_config().len() != 1 {
-            return None;
-        }
-        let voters: Vec<NodeId> = membership.voter_ids().collect();
-        let acked =
-            voters.iter().filter(|v| **v != self.id && self.lease.acked_since(**v, &m.vote, since)).count();
-        (acked * 2 > voters.len()).then(|| self.log.last_index())
+        let acked = voters.iter().filter(|v| **v != me && self.lease.acked_since(**v, &vote, since)).count();
+        (acked * 2 > voters.len()).then_some(committed)
     }
 
     /// One read-barrier round: obtain a read index (locally on the leader, over the cluster port
