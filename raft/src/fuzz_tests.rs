@@ -906,7 +906,7 @@ fn write_fuzz_corpus() {
         last_membership: StoredMembership::new(Some(log_id(1, 1, 2)), sample_membership()),
         snapshot_id: format!("{index}-1"),
     };
-    let rec = |version: u64, value: &[u8]| crate::state_machine::encode_record(version, value);
+    let rec = |version: u64, value: &[u8]| crate::apply::encode_record(version, value);
     let records = vec![
         (b"core/keyring".to_vec(), rec(3, b"\0\0\0\0\x02keyring-ciphertext")),
         (b"logical/5f1e/secret".to_vec(), rec(7, b"\0\0\0\x01\x02value")),
@@ -1061,7 +1061,7 @@ fn a_snapshot_with_an_unreadable_key_or_record_is_refused() {
         last_membership: StoredMembership::default(),
         snapshot_id: "9-1".into(),
     };
-    let good = crate::state_machine::encode_record(3, b"ciphertext");
+    let good = crate::apply::encode_record(3, b"ciphertext");
     let decodes =
         |records: Vec<(Vec<u8>, Vec<u8>)>| snapshot::decode(&snapshot::encode(&meta, &records).unwrap());
     assert!(decodes(vec![(b"logical/x".to_vec(), good.clone())]).is_ok());

@@ -77,6 +77,7 @@
 
 #![forbid(unsafe_code)]
 
+mod apply;
 pub mod db;
 pub mod error;
 pub mod log_store;
