@@ -6,8 +6,9 @@
 //! (the default exits the process with code 74) and the error is returned, so nothing is
 //! acknowledged after the disk failed.
 //!
-//! Trees: `log` and `log_meta` (log store), `sm_data` and `sm_meta` (state machine). Log and
-//! state machine share the data file, so one sync covers both.
+//! Trees: `log_meta` (the log store's vote, purge point, ...), `sm_data` and `sm_meta` (state
+//! machine); one sync covers them all. The log's entries are in the WAL ([`crate::wal`]), synced
+//! through [`Db::sync_wal`] under the same failure rule.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -103,24 +104,55 @@ impl Db {
     /// Flush + fsync everything written so far. On failure the fatal hook runs first.
     pub(crate) async fn sync(self: &Arc<Self>) -> Result<(), std::io::Error> {
         let _guard = self.sync_lock.lock().await;
-        let injected = self
-            .fail_next_sync
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .or_else(|| injected_sync_failure(&self.dir));
+        let injected = self.injected_failure();
         let this = Arc::clone(self);
-        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            if let Some(msg) = injected {
-                return Err(format!("fsync of raft data file failed: {msg}"));
-            }
-            this.db.flush().map_err(|e| format!("sled flush failed: {e}"))?;
-            this.data_file.sync_all().map_err(|e| format!("fsync of raft data file failed: {e}"))?;
-            Ok(())
+        let result = tokio::task::spawn_blocking(move || match injected {
+            Some(msg) => Err(format!("fsync of raft data file failed: {msg}")),
+            None => this.flush_and_fsync(),
         })
         .await
         .map_err(|e| format!("sync task failed: {e}"))
         .and_then(|r| r);
+        self.settle(result)
+    }
+
+    /// [`Db::sync`] on the calling thread (start-up work outside the runtime's hot path).
+    pub(crate) fn sync_blocking(&self) -> Result<(), String> {
+        let result = match self.injected_failure() {
+            Some(msg) => Err(format!("fsync of raft data file failed: {msg}")),
+            None => self.flush_and_fsync(),
+        };
+        self.settle(result).map_err(|e| e.to_string())
+    }
+
+    /// Makes a WAL write durable (`fdatasync` of its segment, and of the directory when it
+    /// changed), with the same failure rule as [`Db::sync`]. Counted in [`Db::sync_count`].
+    pub(crate) async fn sync_wal(&self, to_sync: crate::wal::ToSync) -> Result<(), std::io::Error> {
+        let injected = self.injected_failure();
+        let result = tokio::task::spawn_blocking(move || match injected {
+            Some(msg) => Err(format!("fsync of the raft log failed: {msg}")),
+            None => to_sync.run().map_err(|e| format!("fsync of the raft log failed: {e}")),
+        })
+        .await
+        .map_err(|e| format!("sync task failed: {e}"))
+        .and_then(|r| r);
+        self.settle(result)
+    }
+
+    fn injected_failure(&self) -> Option<String> {
+        self.fail_next_sync
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .or_else(|| injected_sync_failure(&self.dir))
+    }
+
+    fn flush_and_fsync(&self) -> Result<(), String> {
+        self.db.flush().map_err(|e| format!("sled flush failed: {e}"))?;
+        self.data_file.sync_all().map_err(|e| format!("fsync of raft data file failed: {e}"))
+    }
+
+    fn settle(&self, result: Result<(), String>) -> Result<(), std::io::Error> {
         match result {
             Ok(()) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);

@@ -768,51 +768,94 @@ fn raft_log_detects_random_corruptions() {
         node.shutdown().await.unwrap();
     });
     let db = reopen_db(&dir);
-    let tree = db.tree("log").unwrap();
     let mut log = LogStore::open(Arc::clone(&db)).unwrap();
-    let keys: Vec<sled::IVec> = tree.iter().keys().map(Result::unwrap).collect();
-    let originals: Vec<Vec<u8>> = keys.iter().map(|k| tree.get(k).unwrap().unwrap().to_vec()).collect();
-    let index = |k: &sled::IVec| u64::from_be_bytes(k.as_ref().try_into().unwrap());
-    let (first, last) = (index(&keys[0]), index(&keys[keys.len() - 1]));
+    let (first, last) = log.wal().bounds().unwrap();
+    let records = log.wal().read(first, last).unwrap();
+    let originals: Vec<Vec<u8>> = records.iter().map(|(_, r)| r.clone()).collect();
     let intact: Vec<LogEntry> = rt.block_on(log.try_get_log_entries(first..=last)).unwrap();
     assert!(intact.len() > 40, "only {} entries in the log", intact.len());
+    assert_eq!(log.wal().segment_count(), 1, "the test rebuilds one segment");
+    let scratch = tmp.path().join("scratch-wal");
     let mut counts = std::collections::BTreeMap::new();
+    let mut torn_cut = 0usize;
     for done in 0..n {
-        let at = rng.below(keys.len());
+        let at = rng.below(originals.len());
         let kind = KINDS[done % KINDS.len()];
         let edits = corrupt(&mut rng, kind, at, &originals);
+        // 1. The damaged log as a node would find it at start: refused, unless the damage is
+        //    the shape of a torn write of the last entry (a zeroed sector), which is cut off.
+        let mut damaged = originals.clone();
         for (i, v) in &edits {
-            tree.insert(&keys[*i], v.as_slice()).unwrap();
+            damaged[*i] = v.clone();
         }
-        for (i, _) in &edits {
-            let idx = index(&keys[*i]);
-            let one = rt.block_on(log.try_get_log_entries(idx..=idx));
-            assert!(one.is_err(), "{kind:?} of entry {idx} accepted: {:?}", one.map(|e| format!("{e:?}")));
-            let all = rt.block_on(log.try_get_log_entries(first..=last));
-            assert!(all.is_err(), "{kind:?} of entry {idx} accepted in a range read");
+        let _ = std::fs::remove_dir_all(&scratch);
+        crate::wal::Wal::write_segment_for_test(&scratch, first, &damaged);
+        match crate::wal::Wal::open(&scratch, None, crate::log_store::verify_record) {
+            Err(crate::wal::WalError::Corrupt(_)) => {}
+            Err(e) => panic!("{kind:?} of entry {}: {e}", first + at as u64),
+            Ok((wal, repaired)) => {
+                let last_damaged = edits.iter().all(|(i, _)| *i == originals.len() - 1);
+                assert!(
+                    last_damaged && kind == Corruption::ZeroFill && repaired.is_some(),
+                    "{kind:?} of entry {} accepted at open",
+                    first + at as u64
+                );
+                assert_eq!(wal.bounds(), Some((first, last - 1)), "the torn entry was not cut off");
+                torn_cut += 1;
+            }
         }
-        if edits.iter().any(|(i, _)| *i == keys.len() - 1) {
-            assert!(rt.block_on(log.get_log_state()).is_err(), "{kind:?} of the last entry accepted");
-        }
-        for (i, _) in &edits {
-            tree.insert(&keys[*i], originals[*i].as_slice()).unwrap();
+        // 2. Damage of the same length in a running node's log: refused when read.
+        if edits.iter().all(|(i, v)| v.len() == originals[*i].len()) {
+            for (i, v) in &edits {
+                let (path, offset, _) = log.wal().frame_of(first + *i as u64).unwrap();
+                write_at(&path, offset + 4, v);
+            }
+            for (i, _) in &edits {
+                let idx = first + *i as u64;
+                let one = rt.block_on(log.try_get_log_entries(idx..=idx));
+                assert!(
+                    one.is_err(),
+                    "{kind:?} of entry {idx} accepted: {:?}",
+                    one.map(|e| format!("{e:?}"))
+                );
+                let all = rt.block_on(log.try_get_log_entries(first..=last));
+                assert!(all.is_err(), "{kind:?} of entry {idx} accepted in a range read");
+            }
+            if edits.iter().any(|(i, _)| *i == originals.len() - 1) {
+                assert!(rt.block_on(log.get_log_state()).is_err(), "{kind:?} of the last entry accepted");
+            }
+            for (i, _) in &edits {
+                let (path, offset, _) = log.wal().frame_of(first + *i as u64).unwrap();
+                write_at(&path, offset + 4, &originals[*i]);
+            }
         }
         *counts.entry(kind).or_insert(0usize) += 1;
     }
     // The restored log reads back whole: the reads above failed because of the damage alone.
     assert_eq!(rt.block_on(log.try_get_log_entries(first..=last)).unwrap(), intact);
-    // A node whose last entry is damaged refuses to start (typed error), it does not panic.
-    tree.insert(&keys[keys.len() - 1], &originals[keys.len() - 1][..originals[keys.len() - 1].len() - 3])
-        .unwrap();
-    drop((log, tree, db));
+    // A node whose last entry is damaged (a changed byte, not a torn write) refuses to start
+    // (typed error), it does not panic.
+    let (path, offset, len) = log.wal().frame_of(last).unwrap();
+    let mut changed = originals[originals.len() - 1].clone();
+    changed[len as usize / 2] ^= 0x10;
+    write_at(&path, offset + 4, &changed);
+    drop((log, db));
     let reopened = rt.block_on(RaftNode::open(fast_config(&dir)));
     assert!(reopened.is_err(), "a node started on a damaged log");
     report(&format!(
-        "raft log tamper detection: {n} corruptions of {} log entries, all {n} refused when read, {:.1} s \
+        "raft log tamper detection: {n} corruptions of {} log entries, all refused at open or cut off as a \
+         torn write of the last entry ({torn_cut}), same-length ones also refused when read, {:.1} s \
          (seed {seed}) {counts:?}",
-        keys.len(),
+        originals.len(),
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// Overwrites bytes of a file in place.
+fn write_at(path: &std::path::Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt as _;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1156,13 +1199,18 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
     });
     {
         let db = reopen_db(&dir);
-        let log = db.tree("log").unwrap();
-        let keys: Vec<sled::IVec> = log.iter().keys().map(Result::unwrap).collect();
-        assert!(keys.len() > 4, "only {} log entries left", keys.len());
-        for k in &keys[2..keys.len() - 2] {
-            log.remove(k).unwrap();
-        }
+        let log = LogStore::open(Arc::clone(&db)).unwrap();
+        let (first, last) = log.wal().bounds().unwrap();
+        let records = log.wal().read(first, last).unwrap();
+        assert!(records.len() > 4, "only {} log entries left", records.len());
         drop((log, db));
+        // The same log with only its first two and last two entries: a hole in between.
+        let wal_dir = dir.join("wal");
+        std::fs::remove_dir_all(&wal_dir).unwrap();
+        let n = records.len();
+        let bodies = |rs: &[(u64, Vec<u8>)]| rs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
+        crate::wal::Wal::write_segment_for_test(&wal_dir, records[0].0, &bodies(&records[..2]));
+        crate::wal::Wal::write_segment_for_test(&wal_dir, records[n - 2].0, &bodies(&records[n - 2..]));
     }
     rt.block_on(async {
         let node = RaftNode::open(fast_config(&dir)).await.expect("open after the repair of a hole");
@@ -1207,10 +1255,8 @@ fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
         let shared = Shared::open(Arc::clone(&db)).unwrap();
         let mut log = LogStore::open(Arc::clone(&db)).unwrap();
         log.purge_after_apply(shared.applied_index());
-        let tree = db.tree("log").unwrap();
-        for i in 1..=10 {
-            tree.insert(index_key(i), encode_entry(&blank(i)).unwrap()).unwrap();
-        }
+        log.append_for_test(&(1..=10).map(blank).collect::<Vec<_>>()).unwrap();
+        let mut reader = log.clone();
         let mut sm = StateMachine::new(Arc::clone(&shared));
         sm.apply((1..=4).map(blank).collect::<Vec<_>>()).await.unwrap();
 
@@ -1225,11 +1271,12 @@ fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
             () = std::future::ready(()) => {}
         }
         assert_eq!(log.last_purged().unwrap(), None, "the purge was recorded before the apply");
-        assert!(tree.get(index_key(1)).unwrap().is_some());
+        assert_eq!(reader.try_get_log_entries(1..=1).await.unwrap().len(), 1);
         sm.apply((5..=8).map(blank).collect::<Vec<_>>()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(10), purge).await.expect("the purge still waits").unwrap();
         assert_eq!(log.last_purged().unwrap(), Some(blank(8).log_id));
-        assert!(tree.get(index_key(8)).unwrap().is_none() && tree.get(index_key(9)).unwrap().is_some());
+        assert!(reader.try_get_log_entries(8..=8).await.unwrap().is_empty());
+        assert_eq!(reader.try_get_log_entries(9..=9).await.unwrap().len(), 1);
 
         // The follower's case: purge up to the snapshot (20) while installing it.
         let purge = purging2.purge(blank(20).log_id);

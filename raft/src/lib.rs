@@ -89,6 +89,7 @@ pub mod state_machine;
 pub mod storage;
 pub mod tls;
 pub mod types;
+mod wal;
 
 // The public interface is:
 pub use error::RaftError;
@@ -105,3 +106,5 @@ pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 mod fuzz_tests;
 #[cfg(test)]
 mod suite_tests;
+#[cfg(test)]
+mod wal_tests;

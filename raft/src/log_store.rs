@@ -1,27 +1,30 @@
-//! The Raft log, vote and committed index on sled (`RaftLogStorage`).
+//! The Raft log (`RaftLogStorage`): entries in the WAL's segment files ([`crate::wal`]); vote,
+//! committed index, purge point and node id in sled.
 //!
 //! Durability (see `reference/raft-storage.md` §2.5):
-//! * `append` writes the entries with one `apply_batch` (readable on return), then flush +
-//!   fsync, and only then calls the flush callback. openraft batches concurrent client writes
-//!   into one `append`, so one fsync covers them all (group commit).
+//! * `append` writes the entries with one `pwrite` to the WAL (readable on return), then
+//!   `fdatasync`s the segment, and only then calls the flush callback. Concurrent client writes
+//!   share one entry (`node::writes`), and a follower's batch shares one sync.
 //! * `save_vote` is durable before it returns (a node must never vote twice in a term).
 //! * `truncate` is durable before it returns.
-//! * `purge` makes `last_purged` durable first, then deletes; leftovers below `last_purged`
-//!   after a crash are ignored and removed at the next open. It first waits until the state
-//!   machine has applied (or installed) the purged entries: openraft 0.9's follower asks for
-//!   the purge up to a snapshot it is still installing, in parallel with the install, and a
-//!   purge made durable before the install would, after a crash in between, leave entries that
-//!   are neither in the log nor in the state machine. The `sync` that makes `last_purged`
-//!   durable also makes the state machine (same sled database) durable up to the purge point.
+//! * `purge` makes `last_purged` durable first, then removes segments; entries at or below
+//!   `last_purged` are never read, and their segments are removed at the next open. It first
+//!   waits until the state machine has applied (or installed) the purged entries: openraft
+//!   0.9's follower asks for the purge up to a snapshot it is still installing, in parallel
+//!   with the install, and a purge made durable before the install would, after a crash in
+//!   between, leave entries that are neither in the log nor in the state machine. The sled
+//!   `sync` that makes `last_purged` durable also makes the state machine (same sled database)
+//!   durable up to the purge point, so the state machine never needs an fsync of its own
+//!   before that: after a crash it is re-applied from the log.
 //! * `save_committed` is not synced: losing it only means re-applying from the state machine's
 //!   durable `last_applied`.
 //!
-//! Records: tree `log` maps the big-endian `u64` index to
-//! `format (u8 = 2) | SHA-256(index BE ‖ JSON) | JSON(Entry)`; the checksum binds the entry to
-//! its index, so a damaged record or one moved to another index is refused when read (records
-//! of format 1, `1 | JSON(Entry)`, written before checksums, are still read). Tree `log_meta`
-//! holds `format` (of the trees' layout, 1), `vote`, `committed`, `last_purged` (JSON) and
-//! `node_id`.
+//! Records: `format (u8 = 2) | SHA-256(index BE ‖ JSON) | JSON(Entry)`; the checksum binds the
+//! entry to its index, so a damaged record or one moved to another index is refused when read.
+//! Tree `log_meta` holds `format` (of the layout: 2 = entries in the WAL; 1 = entries in the
+//! sled tree `log`, migrated to the WAL at the first open), `vote`, `committed`, `last_purged`
+//! (JSON) and `node_id`. Records of format 1 (`1 | JSON(Entry)`, written before checksums) are
+//! still read from a layout-1 tree and rewritten with checksums when migrated.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -34,9 +37,12 @@ use sha2::{Digest as _, Sha256};
 use crate::db::Db;
 use crate::error::RaftError;
 use crate::types::{LogEntry, LogId, NodeId, OrStorageError, TypeConfig};
+use crate::wal::{Wal, WalError};
 
-/// Format of the trees' layout (the `format` key of `log_meta`).
-pub const LOG_FORMAT: u8 = 1;
+/// Format of the layout (the `format` key of `log_meta`): 2 = entries in the WAL.
+pub const LOG_FORMAT: u8 = 2;
+/// The layout before the WAL: entries in the sled tree `log` (migrated at open).
+const LOG_FORMAT_SLED_TREE: u8 = 1;
 /// Format of the log records this build writes (with a checksum).
 pub const RECORD_FORMAT: u8 = 2;
 /// Format of log records written before checksums; still read.
@@ -53,7 +59,7 @@ const KEY_ADMITTED: &[u8] = b"admitted";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
-    log: sled::Tree,
+    wal: Arc<Wal>,
     meta: sled::Tree,
     /// The state machine's applied index, which `purge` waits for (none: a log store on its
     /// own, as in openraft's storage suite).
@@ -137,14 +143,11 @@ pub(crate) fn index_key(index: u64) -> [u8; 8] {
 
 impl LogStore {
     pub(crate) fn open(db: Arc<Db>) -> Result<Self, RaftError> {
-        let log = db.tree("log")?;
         let meta = db.tree("log_meta")?;
         let io = |e: sled::Error| RaftError::Io(e.to_string());
-        match meta.get(KEY_FORMAT).map_err(io)? {
-            None => {
-                meta.insert(KEY_FORMAT, &[LOG_FORMAT]).map_err(io)?;
-            }
-            Some(v) if v.as_ref() == [LOG_FORMAT] => {}
+        let format = match meta.get(KEY_FORMAT).map_err(io)? {
+            None => None,
+            Some(v) if v.as_ref() == [LOG_FORMAT] || v.as_ref() == [LOG_FORMAT_SLED_TREE] => Some(v[0]),
             Some(v) => {
                 return Err(RaftError::Corrupt {
                     what: "raft log format".into(),
@@ -154,16 +157,31 @@ impl LogStore {
                     ),
                 })
             }
+        };
+        let purged: Option<LogId> = match meta.get(KEY_LAST_PURGED).map_err(io)? {
+            None => None,
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| RaftError::Corrupt {
+                what: "raft log purge point".into(),
+                reason: e.to_string(),
+            })?,
+        };
+        let wal_dir = db.dir().join("wal");
+        let tree = db.tree("log")?;
+        if format == Some(LOG_FORMAT_SLED_TREE) {
+            migrate_tree_to_wal(&db, &tree, &meta, &wal_dir, purged.map(|p| p.index))?;
+        } else if format.is_none() {
+            meta.insert(KEY_FORMAT, &[LOG_FORMAT]).map_err(io)?;
         }
-        let store = Self { db, log, meta, applied: None };
-        // Remove leftovers of a purge interrupted by a crash.
-        if let Some(purged) = store.last_purged().map_err(RaftError::Io)? {
-            for item in store.log.range(..=index_key(purged.index)) {
-                let (k, _) = item.map_err(io)?;
-                store.log.remove(k).map_err(io)?;
-            }
+        if !tree.is_empty() {
+            // A migration that recorded format 2 and was stopped before clearing the tree.
+            tree.clear().map_err(io)?;
         }
-        Ok(store)
+        let (wal, repaired) =
+            Wal::open(&wal_dir, purged.map(|p| p.index), verify_record).map_err(wal_error)?;
+        if let Some(what) = repaired {
+            tracing::warn!(what, "raft log: repaired a write torn by a crash (never acknowledged)");
+        }
+        Ok(Self { db, wal: Arc::new(wal), meta, applied: None })
     }
 
     fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
@@ -177,20 +195,15 @@ impl LogStore {
     /// while a later entry is present: a hole in the log (`None` when the entries are
     /// contiguous to the last one).
     pub(crate) fn highest_gap_from(&self, from: Option<u64>) -> Result<Option<u64>, String> {
-        let mut expected = from;
-        let mut gap = None;
-        for item in self.log.range(index_key(from.unwrap_or(0))..) {
-            let (k, _) = item.map_err(|e| e.to_string())?;
-            let Ok(raw) = <[u8; 8]>::try_from(k.as_ref()) else {
-                return Err(format!("log key of {} bytes", k.len()));
-            };
-            let index = u64::from_be_bytes(raw);
-            if expected.is_some_and(|e| index > e) {
-                gap = Some(index - 1);
-            }
-            expected = Some(index.saturating_add(1));
-        }
-        Ok(gap)
+        Ok(self.wal.highest_gap_from(from))
+    }
+
+    /// A failed write to the WAL stops the node like a failed fsync: what it holds after a
+    /// partial write is unknown until the next open repairs or refuses it.
+    fn fail_stop(&self, e: WalError) -> OrStorageError {
+        let msg = format!("raft log write failed: {e}");
+        self.db.fail_stop(&msg);
+        write_err(msg)
     }
 
     /// Makes `purge` wait until the state machine has applied the entries it removes.
@@ -233,6 +246,23 @@ impl LogStore {
         self.db.sync().await.map_err(|e| RaftError::Io(e.to_string()))
     }
 
+    /// The WAL (tests that damage or inspect it on disk).
+    #[cfg(test)]
+    pub(crate) fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    /// Appends and syncs entries without openraft's flush callback (tests that build logs).
+    #[cfg(test)]
+    pub(crate) fn append_for_test(&self, entries: &[LogEntry]) -> Result<(), String> {
+        let records: Vec<(u64, Vec<u8>)> = entries
+            .iter()
+            .map(|e| (e.get_log_id().index, encode_entry(e).map_err(|e| e.to_string())))
+            .map(|(i, r)| r.map(|r| (i, r)))
+            .collect::<Result<_, _>>()?;
+        self.wal.append(&records, false).map_err(|e| e.to_string())?.run().map_err(|e| e.to_string())
+    }
+
     /// The last saved committed index (informational).
     pub(crate) fn committed_index(&self) -> Option<u64> {
         self.meta_json::<Option<LogId>>(KEY_COMMITTED).ok().flatten().flatten().map(|l| l.index)
@@ -243,7 +273,7 @@ impl LogStore {
         let io = |e: sled::Error| RaftError::Io(e.to_string());
         Ok(self.meta.get(KEY_VOTE).map_err(io)?.is_none()
             && self.meta.get(KEY_LAST_PURGED).map_err(io)?.is_none()
-            && self.log.is_empty())
+            && self.wal.is_empty())
     }
 }
 
@@ -253,21 +283,24 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<LogEntry>, OrStorageError> {
         let start = match range.start_bound() {
-            Bound::Included(i) => Bound::Included(index_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
-            Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => match i.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+            Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
-            Bound::Included(i) => Bound::Included(index_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
-            Bound::Unbounded => Bound::Unbounded,
+            Bound::Included(i) => *i,
+            Bound::Excluded(0) => return Ok(Vec::new()),
+            Bound::Excluded(i) => i - 1,
+            Bound::Unbounded => u64::MAX,
         };
-        let mut out = Vec::new();
-        for item in self.log.range::<[u8; 8], _>((start, end)) {
-            let (key, raw) = item.map_err(read_err)?;
-            out.push(decode_entry(&key, &raw).map_err(read_err)?);
+        if start > end {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let records = self.wal.read(start, end).map_err(read_err)?;
+        records.iter().map(|(index, raw)| decode_entry(&index_key(*index), raw).map_err(read_err)).collect()
     }
 }
 
@@ -276,9 +309,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, OrStorageError> {
         let last_purged_log_id = self.last_purged().map_err(read_err)?;
-        let last = match self.log.last().map_err(read_err)? {
+        let last = match self.wal.bounds() {
             None => None,
-            Some((key, raw)) => Some(*decode_entry(&key, &raw).map_err(read_err)?.get_log_id()),
+            Some((_, last)) => {
+                let records = self.wal.read(last, last).map_err(read_err)?;
+                let (index, raw) =
+                    records.first().ok_or_else(|| read_err(format!("log entry {last} vanished")))?;
+                Some(*decode_entry(&index_key(*index), raw).map_err(read_err)?.get_log_id())
+            }
         };
         Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
     }
@@ -317,14 +355,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = LogEntry> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
+        let mut records = Vec::new();
         for entry in entries {
-            let raw = encode_entry(&entry).map_err(write_err)?;
-            batch.insert(&index_key(entry.get_log_id().index), raw);
+            records.push((entry.get_log_id().index, encode_entry(&entry).map_err(write_err)?));
         }
-        self.log.apply_batch(batch).map_err(write_err)?;
+        let to_sync = self.wal.append(&records, false).map_err(|e| self.fail_stop(e))?;
         // Acknowledge only once the entries are on stable storage.
-        match self.db.sync().await {
+        match self.db.sync_wal(to_sync).await {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -338,13 +375,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), OrStorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(index_key(log_id.index)..) {
-            let (k, _) = item.map_err(write_err)?;
-            batch.remove(k);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        self.db.sync().await.map_err(write_err)?;
+        let to_sync = self.wal.truncate(log_id.index).map_err(|e| self.fail_stop(e))?;
+        self.db.sync_wal(to_sync).await.map_err(write_err)?;
         Ok(())
     }
 
@@ -370,13 +402,80 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let raw = serde_json::to_vec(&log_id).map_err(write_err)?;
         self.meta.insert(KEY_LAST_PURGED, raw).map_err(write_err)?;
         self.db.sync().await.map_err(write_err)?;
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(..=index_key(log_id.index)) {
-            let (k, _) = item.map_err(write_err)?;
-            batch.remove(k);
-        }
-        self.log.apply_batch(batch).map_err(|e| {
-            StorageIOError::<NodeId>::new(ErrorSubject::Logs, ErrorVerb::Delete, AnyError::new(&e)).into()
+        self.wal.purge(log_id.index).map_err(|e| {
+            self.db.fail_stop(&e.to_string());
+            StorageIOError::<NodeId>::new(ErrorSubject::Logs, ErrorVerb::Delete, AnyError::error(e)).into()
         })
     }
+}
+
+/// Checks a record's format and checksum without decoding its JSON (the WAL's open scan).
+pub(crate) fn verify_record(index: u64, raw: &[u8]) -> Result<(), String> {
+    match raw.split_first() {
+        Some((&RECORD_FORMAT, rest)) if rest.len() >= CHECKSUM_LEN => {
+            let (sum, json) = rest.split_at(CHECKSUM_LEN);
+            if checksum(index, json).as_slice() == sum {
+                Ok(())
+            } else {
+                Err(format!("log record {index} is damaged (checksum mismatch)"))
+            }
+        }
+        Some((&RECORD_FORMAT, _)) => Err(format!("log record {index} is truncated")),
+        Some((f, _)) => Err(format!("log record {index} has format {f} (expected {RECORD_FORMAT})")),
+        None => Err(format!("log record {index} is empty")),
+    }
+}
+
+fn wal_error(e: WalError) -> RaftError {
+    match e {
+        WalError::Corrupt(reason) => RaftError::Corrupt { what: "raft log".into(), reason },
+        WalError::Io(m) => RaftError::Io(m),
+    }
+}
+
+/// Moves the entries of a layout-1 store (sled tree `log`) into the WAL: written and synced,
+/// then layout 2 recorded durably, then the tree cleared. A migration stopped before layout 2
+/// was recorded starts again from an empty WAL; a hole in the old log stays a hole (the start-up
+/// reconciliation judges it).
+fn migrate_tree_to_wal(
+    db: &Arc<Db>,
+    tree: &sled::Tree,
+    meta: &sled::Tree,
+    wal_dir: &std::path::Path,
+    purged: Option<u64>,
+) -> Result<(), RaftError> {
+    let io = |e: sled::Error| RaftError::Io(e.to_string());
+    let corrupt = |reason: String| RaftError::Corrupt { what: "raft log".into(), reason };
+    if wal_dir.exists() {
+        std::fs::remove_dir_all(wal_dir)
+            .map_err(|e| RaftError::Io(format!("cannot reset {}: {e}", wal_dir.display())))?;
+    }
+    let (wal, _) = Wal::open(wal_dir, purged, verify_record).map_err(wal_error)?;
+    let mut run: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut moved = 0usize;
+    let flush = |run: &mut Vec<(u64, Vec<u8>)>| -> Result<(), RaftError> {
+        let to_sync = wal.append(run, true).map_err(wal_error)?;
+        to_sync.run().map_err(|e| RaftError::Io(format!("cannot sync the raft log: {e}")))?;
+        run.clear();
+        Ok(())
+    };
+    let start = purged.map_or(0, |p| p.saturating_add(1));
+    for item in tree.range(index_key(start)..) {
+        let (key, raw) = item.map_err(io)?;
+        let entry = decode_entry(&key, &raw).map_err(corrupt)?;
+        let index = entry.get_log_id().index;
+        if run.last().is_some_and(|(last, _)| index != last + 1) || run.len() >= 1024 {
+            flush(&mut run)?;
+        }
+        run.push((index, encode_entry(&entry).map_err(|e| corrupt(e.to_string()))?));
+        moved += 1;
+    }
+    if !run.is_empty() {
+        flush(&mut run)?;
+    }
+    meta.insert(KEY_FORMAT, &[LOG_FORMAT]).map_err(io)?;
+    db.sync_blocking().map_err(RaftError::Io)?;
+    tree.clear().map_err(io)?;
+    tracing::info!(entries = moved, "raft log: moved the entries from the sled tree to the WAL (layout 2)");
+    Ok(())
 }

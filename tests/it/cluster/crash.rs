@@ -369,17 +369,17 @@ impl Drop for Strace {
 
 /// Whether `calls` hold a `pwrite64` to `db` followed by a successful fsync/fdatasync of `db`,
 /// both inside `[from, to]`.
-fn append_then_sync(calls: &[Syscall], db: &str, from: f64, to: f64) -> usize {
+fn append_then_sync(calls: &[Syscall], wal: &str, from: f64, to: f64) -> usize {
     let first_append = calls
         .iter()
-        .filter(|s| s.name == "pwrite64" && s.path == db && s.ok && s.start >= from && s.end <= to)
+        .filter(|s| s.name == "pwrite64" && s.path.starts_with(wal) && s.ok && s.start >= from && s.end <= to)
         .map(|s| s.start)
         .fold(f64::INFINITY, f64::min);
     calls
         .iter()
         .filter(|s| {
             (s.name == "fsync" || s.name == "fdatasync")
-                && s.path == db
+                && s.path.starts_with(wal)
                 && s.ok
                 && s.start >= first_append
                 && s.start >= from
@@ -389,7 +389,7 @@ fn append_then_sync(calls: &[Syscall], db: &str, from: f64, to: f64) -> usize {
 }
 
 /// R12: every acknowledged write had, between its request and its response, an append to the
-/// Raft log file followed by an fsync of it on the leader and on at least one follower (the
+/// Raft log (a WAL segment under `raft/wal/`) followed by an fsync of it on the leader and on at least one follower (the
 /// second node of the commit quorum). Writes are sequential, so each write owns its window.
 #[test]
 fn every_acknowledged_write_was_fsynced_on_the_leader_and_a_follower_before_the_ack() {
@@ -408,7 +408,7 @@ fn every_acknowledged_write_was_fsynced_on_the_leader_and_a_follower_before_the_
         let followers: Vec<usize> = (1..=3).filter(|n| *n != leader).collect();
         let db_of = |n: usize| {
             let dir = std::fs::canonicalize(&c.nodes[n - 1].dir).unwrap();
-            dir.join("raft").join("db").display().to_string()
+            format!("{}/", dir.join("raft").join("wal").display())
         };
         let mut traces = Vec::new();
         for n in std::iter::once(leader).chain(followers.iter().copied()) {
@@ -436,7 +436,7 @@ fn every_acknowledged_write_was_fsynced_on_the_leader_and_a_follower_before_the_
         let traced = logs[&leader].len();
         let synced = logs[&leader]
             .iter()
-            .filter(|s| (s.name == "fsync" || s.name == "fdatasync") && s.path == db_of(leader))
+            .filter(|s| (s.name == "fsync" || s.name == "fdatasync") && s.path.starts_with(&db_of(leader)))
             .count();
         if synced == 0 && (!still || traced == 0) && attempt < 3 {
             eprintln!(
@@ -462,10 +462,13 @@ fn every_acknowledged_write_was_fsynced_on_the_leader_and_a_follower_before_the_
     };
     let db_of = |n: usize| {
         let dir = std::fs::canonicalize(&c.nodes[n - 1].dir).unwrap();
-        dir.join("raft").join("db").display().to_string()
+        format!("{}/", dir.join("raft").join("wal").display())
     };
     let fsyncs = |n: usize| {
-        logs[&n].iter().filter(|s| (s.name == "fsync" || s.name == "fdatasync") && s.path == db_of(n)).count()
+        logs[&n]
+            .iter()
+            .filter(|s| (s.name == "fsync" || s.name == "fdatasync") && s.path.starts_with(&db_of(n)))
+            .count()
     };
     let mut leader_counts = Vec::new();
     let mut follower_counts = Vec::new();

@@ -1,0 +1,220 @@
+//! The WAL on its own: appends across segments, truncation, purging, reopening, torn writes
+//! cut off at open, damage refused, and the migration of a layout-1 log (sled tree).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::RaftLogStorage as _;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, RaftLogReader as _};
+
+use crate::db::{Db, FatalHook};
+use crate::log_store::{encode_entry, index_key, verify_record, LogStore, LOG_FORMAT};
+use crate::types::{LogEntry, TypeConfig};
+use crate::wal::{Wal, WalError};
+
+fn entry(index: u64, size: usize) -> LogEntry {
+    let batch = coffer_storage::Batch::new().put(format!("k/{index}"), vec![index as u8; size]);
+    Entry {
+        log_id: openraft::LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::<TypeConfig>::Normal(crate::types::Command::write(batch, 1)),
+    }
+}
+
+fn records(range: std::ops::RangeInclusive<u64>, size: usize) -> Vec<(u64, Vec<u8>)> {
+    range.map(|i| (i, encode_entry(&entry(i, size)).unwrap())).collect()
+}
+
+fn open(dir: &Path, purged: Option<u64>) -> Wal {
+    Wal::open(dir, purged, verify_record).unwrap().0
+}
+
+fn indexes(wal: &Wal, from: u64, to: u64) -> Vec<u64> {
+    wal.read(from, to).unwrap().into_iter().map(|(i, _)| i).collect()
+}
+
+#[test]
+fn appends_truncates_and_purges_across_segments_and_reopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wal");
+    let mut wal = open(&dir, None);
+    wal.set_segment_target(4096);
+    for chunk in (1..=60u64).collect::<Vec<_>>().chunks(6) {
+        let rs = records(chunk[0]..=chunk[chunk.len() - 1], 300);
+        wal.append(&rs, false).unwrap().run().unwrap();
+    }
+    assert!(wal.segment_count() > 3, "{} segments", wal.segment_count());
+    assert_eq!(wal.bounds(), Some((1, 60)));
+    assert_eq!(indexes(&wal, 1, 60), (1..=60).collect::<Vec<_>>());
+    for (i, raw) in wal.read(10, 20).unwrap() {
+        verify_record(i, &raw).unwrap();
+    }
+    // Not consecutive: refused.
+    assert!(wal.append(&records(62..=62, 10), false).is_err());
+    assert!(wal.append(&records(30..=30, 10), false).is_err());
+    // Truncate in the middle of a segment, append again.
+    wal.truncate(33).unwrap().run().unwrap();
+    assert_eq!(wal.bounds(), Some((1, 32)));
+    wal.append(&records(33..=40, 20), false).unwrap().run().unwrap();
+    assert_eq!(indexes(&wal, 30, 100), (30..=40).collect::<Vec<_>>());
+    // Purge: whole segments go; the purged entries are never read.
+    let before = wal.segment_count();
+    wal.purge(25).unwrap();
+    assert!(wal.segment_count() < before);
+    assert_eq!(wal.bounds(), Some((26, 40)));
+    assert_eq!(indexes(&wal, 1, 27), vec![26, 27]);
+    drop(wal);
+    // Reopened with the durable purge point: the same log.
+    let wal = open(&dir, Some(25));
+    assert_eq!(wal.bounds(), Some((26, 40)));
+    assert_eq!(indexes(&wal, 0, u64::MAX), (26..=40).collect::<Vec<_>>());
+    // Purged past the last entry: empty; the next append starts after the purge point.
+    wal.purge(45).unwrap();
+    assert_eq!(wal.bounds(), None);
+    wal.append(&records(46..=48, 10), false).unwrap().run().unwrap();
+    assert_eq!(wal.bounds(), Some((46, 48)));
+    assert_eq!(wal.segment_count(), 1);
+    drop(wal);
+    assert_eq!(open(&dir, Some(45)).bounds(), Some((46, 48)));
+}
+
+fn last_segment(dir: &Path) -> std::path::PathBuf {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    names.pop().unwrap()
+}
+
+fn append_bytes(path: &Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(bytes).unwrap();
+}
+
+#[test]
+fn torn_writes_are_cut_off_and_damage_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = |name: &str| {
+        let dir = tmp.path().join(name);
+        let wal = open(&dir, None);
+        wal.append(&records(1..=10, 700), false).unwrap().run().unwrap();
+        dir
+    };
+    let reopen = |dir: &Path| Wal::open(dir, None, verify_record);
+
+    // A frame cut short by the end of the file.
+    let dir = fresh("short");
+    let rec = encode_entry(&entry(11, 700)).unwrap();
+    let mut frame = (rec.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&rec[..rec.len() / 2]);
+    append_bytes(&last_segment(&dir), &frame);
+    let (wal, repaired) = reopen(&dir).unwrap();
+    assert!(repaired.is_some());
+    assert_eq!(wal.bounds(), Some((1, 10)));
+    wal.append(&records(11..=11, 700), false).unwrap().run().unwrap();
+    drop(wal);
+    assert_eq!(reopen(&dir).unwrap().0.bounds(), Some((1, 11)), "the repaired log took new appends");
+
+    // Only a length field, and zeros to the end of the file (a size extended, data not written).
+    for (name, tail) in [("len-only", vec![9u8, 0]), ("zeros", vec![0u8; 3000])] {
+        let dir = fresh(name);
+        append_bytes(&last_segment(&dir), &tail);
+        let (wal, repaired) = reopen(&dir).unwrap();
+        assert!(repaired.is_some(), "{name}");
+        assert_eq!(wal.bounds(), Some((1, 10)), "{name}");
+    }
+
+    // The last frame with a zeroed sector: torn. A changed byte instead: damage, refused.
+    let dir = fresh("zero-sector");
+    let (path, offset, len) = open(&dir, None).frame_of(10).unwrap();
+    assert!(len > 1100);
+    let zero_at = (offset + 4).div_ceil(512) * 512;
+    write_at(&path, zero_at, &[0u8; 512]);
+    let (wal, repaired) = reopen(&dir).unwrap();
+    assert!(repaired.is_some());
+    assert_eq!(wal.bounds(), Some((1, 9)));
+    let dir = fresh("flipped-last");
+    let (path, offset, len) = open(&dir, None).frame_of(10).unwrap();
+    write_at(&path, offset + 4 + u64::from(len) / 2, b"#");
+    assert!(matches!(reopen(&dir), Err(WalError::Corrupt(_))));
+
+    // Damage before the last frame, even a zeroed sector: refused (acknowledged entries).
+    let dir = fresh("zero-middle");
+    let (path, offset, _) = open(&dir, None).frame_of(5).unwrap();
+    write_at(&path, (offset + 4).div_ceil(512) * 512, &[0u8; 512]);
+    assert!(matches!(reopen(&dir), Err(WalError::Corrupt(_))));
+
+    // A frame moved to another position: its checksum binds it to its index.
+    let dir = tmp.path().join("moved");
+    let rs = records(1..=3, 50);
+    Wal::write_segment_for_test(&dir, 1, &[rs[0].1.clone(), rs[2].1.clone(), rs[1].1.clone()]);
+    assert!(matches!(reopen(&dir), Err(WalError::Corrupt(_))));
+
+    // A segment whose header names another index, a foreign file, a future format.
+    let dir = tmp.path().join("renamed");
+    Wal::write_segment_for_test(&dir, 1, &[rs[0].1.clone()]);
+    std::fs::rename(dir.join(format!("{:020}.seg", 1)), dir.join(format!("{:020}.seg", 2))).unwrap();
+    assert!(matches!(reopen(&dir), Err(WalError::Corrupt(_))));
+    let dir = fresh("foreign");
+    std::fs::write(dir.join("notes.txt"), b"x").unwrap();
+    assert!(matches!(reopen(&dir), Err(WalError::Corrupt(_))));
+    let dir = fresh("format");
+    write_at(&last_segment(&dir), 8, &9u32.to_le_bytes());
+    let err = reopen(&dir).err().unwrap().to_string();
+    assert!(err.contains("format 9 is not supported"), "{err}");
+
+    // A last segment whose creation was cut short (header incomplete) is removed.
+    let dir = fresh("new-segment");
+    std::fs::write(dir.join(format!("{:020}.seg", 11)), &b"cofferwl"[..5]).unwrap();
+    let (wal, repaired) = reopen(&dir).unwrap();
+    assert!(repaired.is_some());
+    assert_eq!(wal.bounds(), Some((1, 10)));
+    assert!(!dir.join(format!("{:020}.seg", 11)).exists());
+}
+
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt as _;
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().write_all_at(bytes, offset).unwrap();
+}
+
+fn hook() -> FatalHook {
+    Arc::new(|m: &str| panic!("fatal: {m}"))
+}
+
+/// A data directory of the layout before the WAL (entries in the sled tree `log`, one of them
+/// of the record format before checksums) opens: the entries move to the WAL, the layout is
+/// recorded as 2, the tree is emptied, and a second open finds the same log.
+#[test]
+fn a_layout_1_log_moves_to_the_wal_at_open() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    let entries: Vec<LogEntry> = (1..=30).map(|i| entry(i, 40)).collect();
+    {
+        let db = Db::open(&dir, hook()).unwrap();
+        let meta = db.tree("log_meta").unwrap();
+        meta.insert(b"format", &[1u8]).unwrap();
+        meta.insert(b"last_purged", serde_json::to_vec(&entries[4].log_id).unwrap()).unwrap();
+        let tree = db.tree("log").unwrap();
+        for e in &entries {
+            let raw = if e.log_id.index == 20 {
+                [vec![1u8], serde_json::to_vec(e).unwrap()].concat()
+            } else {
+                encode_entry(e).unwrap()
+            };
+            tree.insert(index_key(e.log_id.index), raw).unwrap();
+        }
+        db.sync_blocking().unwrap();
+    }
+    for round in 0..2 {
+        let db = Db::open(&dir, hook()).unwrap();
+        let mut log = LogStore::open(Arc::clone(&db)).unwrap();
+        assert_eq!(db.tree("log_meta").unwrap().get(b"format").unwrap().unwrap().as_ref(), [LOG_FORMAT]);
+        assert!(db.tree("log").unwrap().is_empty(), "round {round}: the tree was not emptied");
+        let read = rt.block_on(log.try_get_log_entries(0..=100)).unwrap();
+        assert_eq!(read, entries[5..].to_vec(), "round {round}");
+        let state = rt.block_on(log.get_log_state()).unwrap();
+        assert_eq!(state.last_log_id, Some(entries[29].log_id));
+        assert_eq!(state.last_purged_log_id, Some(entries[4].log_id));
+        drop((log, db));
+    }
+}
