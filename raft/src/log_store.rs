@@ -28,7 +28,8 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError, Vote};
@@ -64,6 +65,75 @@ pub struct LogStore {
     /// The state machine's applied index, which `purge` waits for (none: a log store on its
     /// own, as in openraft's storage suite).
     applied: Option<tokio::sync::watch::Receiver<u64>>,
+    /// The newest entries, decoded: replication reads what was just appended without reading
+    /// it back from disk, verifying its checksum and parsing its JSON once per follower.
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// Bounds of [`Recent`].
+const RECENT_BYTES: usize = 16 << 20;
+const RECENT_ENTRIES: usize = 4096;
+
+/// The newest entries of the log, contiguous up to its last entry (or empty).
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<(LogEntry, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn push(&mut self, entry: LogEntry, size: usize) {
+        let index = entry.get_log_id().index;
+        if self.entries.back().is_some_and(|(e, _)| e.get_log_id().index + 1 != index) {
+            self.clear();
+        }
+        self.entries.push_back((entry, size));
+        self.bytes += size;
+        while self.bytes > RECENT_BYTES || self.entries.len() > RECENT_ENTRIES {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, size)) = self.entries.pop_front() {
+            self.bytes -= size;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Drops the entries from `index` on.
+    fn truncate(&mut self, index: u64) {
+        while self.entries.back().is_some_and(|(e, _)| e.get_log_id().index >= index) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    /// Drops the entries up to `index`.
+    fn purge(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|(e, _)| e.get_log_id().index <= index) {
+            self.pop_front();
+        }
+    }
+
+    /// `start..=end` when the cache holds everything from `start` to the log's end.
+    fn get(&self, start: u64, end: u64) -> Option<Vec<LogEntry>> {
+        let first = self.entries.front()?.0.get_log_id().index;
+        let at = usize::try_from(start.checked_sub(first)?).ok()?;
+        let mut out = Vec::new();
+        for (e, _) in self.entries.iter().skip(at) {
+            if e.get_log_id().index > end {
+                break;
+            }
+            out.push(e.clone());
+        }
+        Some(out)
+    }
 }
 
 /// How long a purge waits for the state machine to apply the entries it removes before the
@@ -181,7 +251,7 @@ impl LogStore {
         if let Some(what) = repaired {
             tracing::warn!(what, "raft log: repaired a write torn by a crash (never acknowledged)");
         }
-        Ok(Self { db, wal: Arc::new(wal), meta, applied: None })
+        Ok(Self { db, wal: Arc::new(wal), meta, applied: None, recent: Arc::default() })
     }
 
     fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
@@ -196,6 +266,10 @@ impl LogStore {
     /// contiguous to the last one).
     pub(crate) fn highest_gap_from(&self, from: Option<u64>) -> Result<Option<u64>, String> {
         Ok(self.wal.highest_gap_from(from))
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A failed write to the WAL stops the node like a failed fsync: what it holds after a
@@ -299,6 +373,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if start > end {
             return Ok(Vec::new());
         }
+        if let Some(hit) = self.recent().get(start, end) {
+            return Ok(hit);
+        }
         let records = self.wal.read(start, end).map_err(read_err)?;
         records.iter().map(|(index, raw)| decode_entry(&index_key(*index), raw).map_err(read_err)).collect()
     }
@@ -356,10 +433,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut records = Vec::new();
+        let mut decoded = Vec::new();
         for entry in entries {
             records.push((entry.get_log_id().index, encode_entry(&entry).map_err(write_err)?));
+            decoded.push(entry);
         }
         let to_sync = self.wal.append(&records, false).map_err(|e| self.fail_stop(e))?;
+        {
+            let mut recent = self.recent();
+            for (entry, (_, raw)) in decoded.into_iter().zip(&records) {
+                recent.push(entry, raw.len());
+            }
+        }
         // Acknowledge only once the entries are on stable storage.
         match self.db.sync_wal(to_sync).await {
             Ok(()) => {
@@ -375,6 +460,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), OrStorageError> {
+        self.recent().truncate(log_id.index);
         let to_sync = self.wal.truncate(log_id.index).map_err(|e| self.fail_stop(e))?;
         self.db.sync_wal(to_sync).await.map_err(write_err)?;
         Ok(())
@@ -402,6 +488,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let raw = serde_json::to_vec(&log_id).map_err(write_err)?;
         self.meta.insert(KEY_LAST_PURGED, raw).map_err(write_err)?;
         self.db.sync().await.map_err(write_err)?;
+        self.recent().purge(log_id.index);
         self.wal.purge(log_id.index).map_err(|e| {
             self.db.fail_stop(&e.to_string());
             StorageIOError::<NodeId>::new(ErrorSubject::Logs, ErrorVerb::Delete, AnyError::error(e)).into()
