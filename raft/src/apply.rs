@@ -11,6 +11,7 @@ use coffer_storage::replication::written_keys;
 use coffer_storage::{validate_key, Batch, Changes, Entry, Expect, Op};
 use openraft::EntryPayload;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::IVec;
 
 use crate::types::{entry_version, Action, ApplyResult, Command, LogEntry, COMMAND_FORMAT, MAX_GROUP};
 
@@ -43,6 +44,47 @@ pub(crate) fn record_version(raw: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(arr))
 }
 
+/// Error of a write to the data tree (a transaction's, or a plain tree's sled error as an abort).
+pub(crate) type ApplyError = ConflictableTransactionError<String>;
+
+/// The data tree as applying sees it: inside a transaction (restore steps) or directly (see
+/// `state_machine`: plain writes, made atomic by the rebuild after a crash).
+pub(crate) trait DataTree {
+    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError>;
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError>;
+    fn remove(&self, key: &[u8]) -> Result<(), ApplyError>;
+}
+
+impl DataTree for TransactionalTree {
+    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError> {
+        Ok(TransactionalTree::get(self, key)?)
+    }
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError> {
+        TransactionalTree::insert(self, key, value)?;
+        Ok(())
+    }
+    fn remove(&self, key: &[u8]) -> Result<(), ApplyError> {
+        TransactionalTree::remove(self, key)?;
+        Ok(())
+    }
+}
+
+fn abort(e: sled::Error) -> ApplyError {
+    ConflictableTransactionError::Abort(e.to_string())
+}
+
+impl DataTree for sled::Tree {
+    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError> {
+        sled::Tree::get(self, key).map_err(abort)
+    }
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError> {
+        sled::Tree::insert(self, key, value).map(|_| ()).map_err(abort)
+    }
+    fn remove(&self, key: &[u8]) -> Result<(), ApplyError> {
+        sled::Tree::remove(self, key).map(|_| ()).map_err(abort)
+    }
+}
+
 /// Prefix of the staging area of a snapshot restore. Storage keys cannot contain NUL
 /// (`validate_key`), so no client key can reach it; [`crate::RaftStorage`] hides it from lists.
 pub(crate) const STAGE_PREFIX: &[u8] = b"\0restore/";
@@ -65,11 +107,11 @@ fn rejected(reason: impl Into<String>) -> (ApplyResult, Option<Changes>) {
 /// Outcome of one normal entry inside the apply transaction. `scan` holds every key of the
 /// data tree before this entry (given for restore abort/commit only).
 pub(crate) fn apply_command(
-    d: &TransactionalTree,
+    d: &impl DataTree,
     cmd: &Command,
     index: u64,
     scan: Option<&[sled::IVec]>,
-) -> Result<(ApplyResult, Vec<Changes>), ConflictableTransactionError<String>> {
+) -> Result<(ApplyResult, Vec<Changes>), ApplyError> {
     let one = |r: (ApplyResult, Option<Changes>)| (r.0, r.1.into_iter().collect::<Vec<_>>());
     if cmd.format != COMMAND_FORMAT {
         return Ok(one(rejected(format!(
@@ -134,10 +176,10 @@ fn invalid_keys(batch: &Batch) -> Option<(ApplyResult, Option<Changes>)> {
 
 /// A restore stage: puts into the staging area.
 fn apply_stage(
-    d: &TransactionalTree,
+    d: &impl DataTree,
     batch: &Batch,
     version: u64,
-) -> Result<(ApplyResult, Option<Changes>), ConflictableTransactionError<String>> {
+) -> Result<(ApplyResult, Option<Changes>), ApplyError> {
     if let Some(r) = invalid_keys(batch) {
         return Ok(r);
     }
@@ -150,7 +192,7 @@ fn apply_stage(
     }
     for op in &batch.ops {
         if let Op::Put { key, value } = op {
-            d.insert(staged_key(key), encode_record(version, value))?;
+            d.insert(&staged_key(key), encode_record(version, value))?;
         }
     }
     Ok((ApplyResult::Applied { version }, None))
@@ -158,10 +200,10 @@ fn apply_stage(
 
 /// One client batch: preconditions, then its writes at `version`.
 fn apply_write(
-    d: &TransactionalTree,
+    d: &impl DataTree,
     batch: &Batch,
     version: u64,
-) -> Result<(ApplyResult, Option<Changes>), ConflictableTransactionError<String>> {
+) -> Result<(ApplyResult, Option<Changes>), ApplyError> {
     if let Some(r) = invalid_keys(batch) {
         return Ok(r);
     }

@@ -26,14 +26,17 @@
 //!
 //! # Durability (see `state_machine`, `log_store`, `db`)
 //!
-//! sled's `flush()` does not fsync on Linux, so every durability point is flush + `fsync` of
-//! sled's data file: log appends before the flush callback, votes before returning, truncation,
-//! `last_purged` before deleting, the state machine before a snapshot is written (after which
-//! logs may be purged). Snapshot files are written temp + fsync + rename + fsync(dir). A failed
-//! fsync calls the [`db::FatalHook`] (default: exit code 74) — nothing is acknowledged after the
-//! disk failed. Log entries are capped at [`MAX_ENTRY_BYTES`], well below sled's never-synced
-//! blob threshold. Every record and file carries a format version; an unknown one is refused
-//! with a clear error.
+//! The log's entries are in a WAL of segment files ([`wal`]): an append is one `pwrite` and one
+//! `fdatasync` before the flush callback; a torn last write is cut off at open, any other
+//! damage refused. sled's `flush()` does not fsync on Linux, so every durability point in sled
+//! is flush + `fsync` of its data file: votes before returning, `last_purged` before segments
+//! are removed, the state machine before a snapshot is written (after which logs may be
+//! purged). The state machine applies without transactions or syncs and is rebuilt from the
+//! snapshot file and the log after an unclean stop ([`state_machine`]). Snapshot files are
+//! written temp + fsync + rename + fsync(dir). A failed fsync or WAL write calls the
+//! [`db::FatalHook`] (default: exit code 74) — nothing is acknowledged after the disk failed.
+//! Log entries are capped at [`MAX_ENTRY_BYTES`]. Every record and file carries a format
+//! version; an unknown one is refused with a clear error.
 //!
 //! Group commit: openraft 0.9 appends each client write on its own and awaits the flush callback
 //! before the next append (`RaftCore::append_to_log`), so one fsync per write is the floor at

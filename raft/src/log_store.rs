@@ -26,9 +26,9 @@
 //! (JSON) and `node_id`. Records of format 1 (`1 | JSON(Entry)`, written before checksums) are
 //! still read from a layout-1 tree and rewritten with checksums when migrated.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};

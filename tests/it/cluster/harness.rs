@@ -106,8 +106,9 @@ pub struct TestCluster {
     tmp: tempfile::TempDir,
 }
 
-fn free_port(ip: IpAddr) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+/// A listener on a free port of `ip`, to be dropped right before the port is used.
+fn hold_port(ip: IpAddr) -> std::net::TcpListener {
+    std::net::TcpListener::bind((ip, 0)).unwrap()
 }
 
 /// Polls until `f` returns `Some`, for at most `limit`.
@@ -138,9 +139,13 @@ impl TestCluster {
         for idx in 1..=options.nodes {
             // 127.0.<100+block>.<idx>: a /24 per cluster.
             let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 100u8.wrapping_add(block), idx as u8));
-            let api = SocketAddr::new(ip, free_port(ip));
-            let cluster = SocketAddr::new(ip, free_port(ip));
+            // The ports are held until the proxy has its own: with each listener dropped at
+            // once, the proxy (or the second port) could be given the port just released.
+            let (api_hold, cluster_hold) = (hold_port(ip), hold_port(ip));
+            let api = api_hold.local_addr().unwrap();
+            let cluster = cluster_hold.local_addr().unwrap();
             let proxy = Proxy::start(ip, cluster);
+            drop((api_hold, cluster_hold));
             let dir = tmp.path().join(format!("node{idx}"));
             std::fs::create_dir_all(&dir).unwrap();
             let config = tmp.path().join(format!("node{idx}.json"));
