@@ -68,6 +68,42 @@ pub struct LogStore {
     /// The newest entries, decoded: replication reads what was just appended without reading
     /// it back from disk, verifying its checksum and parsing its JSON once per follower.
     recent: Arc<Mutex<Recent>>,
+    /// `<raft dir>/committed`: the committed log id, written in place on every commit (see
+    /// [`LogStore::save_committed`]).
+    committed: Arc<std::fs::File>,
+}
+
+const COMMITTED_FILE: &str = "committed";
+const COMMITTED_MAGIC: &[u8; 8] = b"coffercm";
+/// Format of the `committed` file.
+const COMMITTED_FORMAT: u8 = 1;
+
+/// `magic | format | len (u16 LE) | JSON(LogId) | SHA-256(JSON)[..8]`.
+fn encode_committed(json: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(json.len()).ok()?;
+    let mut out = Vec::with_capacity(8 + 1 + 2 + json.len() + 8);
+    out.extend_from_slice(COMMITTED_MAGIC);
+    out.push(COMMITTED_FORMAT);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(json);
+    out.extend_from_slice(&Sha256::digest(json)[..8]);
+    Some(out)
+}
+
+/// The committed log id in the file, `None` when absent or not whole (it is only a hint).
+fn decode_committed(raw: &[u8]) -> Option<LogId> {
+    let rest = raw.strip_prefix(COMMITTED_MAGIC.as_slice())?;
+    let (&format, rest) = rest.split_first()?;
+    if format != COMMITTED_FORMAT || rest.len() < 2 {
+        return None;
+    }
+    let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+    let json = rest.get(2..2 + len)?;
+    let sum = rest.get(2 + len..2 + len + 8)?;
+    if Sha256::digest(json)[..8] != *sum {
+        return None;
+    }
+    serde_json::from_slice(json).ok()
 }
 
 /// Bounds of [`Recent`].
@@ -251,7 +287,26 @@ impl LogStore {
         if let Some(what) = repaired {
             tracing::warn!(what, "raft log: repaired a write torn by a crash (never acknowledged)");
         }
-        Ok(Self { db, wal: Arc::new(wal), meta, applied: None, recent: Arc::default() })
+        let committed_path = db.dir().join(COMMITTED_FILE);
+        let committed = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&committed_path)
+                .map_err(|e| RaftError::Io(format!("cannot open {}: {e}", committed_path.display())))?
+        };
+        Ok(Self {
+            db,
+            wal: Arc::new(wal),
+            meta,
+            applied: None,
+            recent: Arc::default(),
+            committed: Arc::new(committed),
+        })
     }
 
     fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
@@ -339,7 +394,17 @@ impl LogStore {
 
     /// The last saved committed index (informational).
     pub(crate) fn committed_index(&self) -> Option<u64> {
-        self.meta_json::<Option<LogId>>(KEY_COMMITTED).ok().flatten().flatten().map(|l| l.index)
+        self.stored_committed().ok().flatten().map(|l| l.index)
+    }
+
+    /// The newer of sled's and the file's committed log id.
+    fn stored_committed(&self) -> Result<Option<LogId>, String> {
+        use std::os::unix::fs::FileExt as _;
+        let in_sled = self.meta_json::<Option<LogId>>(KEY_COMMITTED)?.flatten();
+        let mut buf = vec![0u8; 512];
+        let n = self.committed.read_at(&mut buf, 0).map_err(|e| e.to_string())?;
+        let in_file = decode_committed(&buf[..n]);
+        Ok(in_sled.max(in_file))
     }
 
     /// True when this store has never held a vote or a log entry.
@@ -417,14 +482,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|_| StorageIOError::<NodeId>::read_vote(AnyError::error("bad vote")).into())
     }
 
+    /// Also written in place to `<raft dir>/committed` (one `pwrite`, no sync): it survives a
+    /// killed process at once (sled's copy only once its flusher ran), and a node that did not
+    /// stop cleanly re-applies its own log up to it before it can unseal and reach its peers
+    /// (see `state_machine`). Only entries already durable in the log are ever committed.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), OrStorageError> {
+        use std::os::unix::fs::FileExt as _;
         let raw = serde_json::to_vec(&committed).map_err(write_err)?;
+        if let Some(c) = committed {
+            let json = serde_json::to_vec(&c).map_err(write_err)?;
+            if let Some(bytes) = encode_committed(&json) {
+                self.committed.write_all_at(&bytes, 0).map_err(write_err)?;
+            }
+        }
         self.meta.insert(KEY_COMMITTED, raw).map_err(write_err)?;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, OrStorageError> {
-        Ok(self.meta_json::<Option<LogId>>(KEY_COMMITTED).map_err(read_err)?.flatten())
+        Ok(self.stored_committed().map_err(read_err)?)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), OrStorageError>

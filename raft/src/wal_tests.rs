@@ -327,3 +327,30 @@ fn a_node_that_did_not_stop_cleanly_rebuilds_its_state_machine_from_snapshot_and
         node.shutdown().await.unwrap();
     });
 }
+
+/// The committed log id survives in `<raft dir>/committed` without sled's copy (a killed node
+/// whose sled had not flushed it yet); a damaged file is ignored, never trusted.
+#[test]
+fn the_committed_index_is_read_from_its_file_and_a_damaged_file_is_ignored() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("raft");
+    let id = entry(7, 1).log_id;
+    {
+        let db = Db::open(&dir, hook()).unwrap();
+        let mut log = LogStore::open(Arc::clone(&db)).unwrap();
+        rt.block_on(log.save_committed(Some(id))).unwrap();
+        db.tree("log_meta").unwrap().remove(b"committed").unwrap();
+        assert_eq!(rt.block_on(log.read_committed()).unwrap(), Some(id));
+    }
+    let db = Db::open(&dir, hook()).unwrap();
+    let mut log = LogStore::open(Arc::clone(&db)).unwrap();
+    assert_eq!(rt.block_on(log.read_committed()).unwrap(), Some(id));
+    // One changed byte in the JSON: the checksum refuses it.
+    let path = dir.join("committed");
+    let mut raw = std::fs::read(&path).unwrap();
+    let at = raw.iter().position(|b| b.is_ascii_digit()).unwrap();
+    raw[at] = if raw[at] == b'9' { b'8' } else { raw[at] + 1 };
+    std::fs::write(&path, &raw).unwrap();
+    assert_eq!(rt.block_on(log.read_committed()).unwrap(), None);
+}

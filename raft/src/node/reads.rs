@@ -160,13 +160,18 @@ impl RaftNode {
                 }
             }
         };
+        // The state machine's own applied index (published once an apply's writes are all in;
+        // readers then see them whole): cheaper to follow than openraft's metrics, which are
+        // cloned on every change.
         let remaining = deadline.saturating_duration_since(Instant::now());
-        self.raft
-            .wait(Some(remaining))
-            .applied_index_at_least(Some(index), "linearize")
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("local state did not reach the read index {index} in time: {e}"))
+        let mut applied = self.shared.applied_index();
+        let reached =
+            tokio::time::timeout(remaining, applied.wait_for(|a| *a >= index)).await.map(|r| r.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the state machine stopped".into()),
+            Err(_) => Err(format!("local state did not reach the read index {index} in time")),
+        }
     }
 
     /// Obtains a read index once; the error says whether trying again may help.
