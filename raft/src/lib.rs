@@ -83,6 +83,7 @@
 mod apply;
 pub mod db;
 pub mod error;
+mod log_parts;
 pub mod log_store;
 pub mod network;
 pub mod node;

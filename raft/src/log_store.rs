@@ -26,7 +26,6 @@
 //! (JSON) and `node_id`. Records of format 1 (`1 | JSON(Entry)`, written before checksums) are
 //! still read from a layout-1 tree and rewritten with checksums when migrated.
 
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
@@ -49,7 +48,7 @@ pub const RECORD_FORMAT: u8 = 2;
 /// Format of log records written before checksums; still read.
 const RECORD_FORMAT_V1: u8 = 1;
 
-const KEY_FORMAT: &[u8] = b"format";
+pub(crate) const KEY_FORMAT: &[u8] = b"format";
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
@@ -73,104 +72,7 @@ pub struct LogStore {
     committed: Arc<std::fs::File>,
 }
 
-const COMMITTED_FILE: &str = "committed";
-const COMMITTED_MAGIC: &[u8; 8] = b"coffercm";
-/// Format of the `committed` file.
-const COMMITTED_FORMAT: u8 = 1;
-
-/// `magic | format | len (u16 LE) | JSON(LogId) | SHA-256(JSON)[..8]`.
-fn encode_committed(json: &[u8]) -> Option<Vec<u8>> {
-    let len = u16::try_from(json.len()).ok()?;
-    let mut out = Vec::with_capacity(8 + 1 + 2 + json.len() + 8);
-    out.extend_from_slice(COMMITTED_MAGIC);
-    out.push(COMMITTED_FORMAT);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(json);
-    out.extend_from_slice(&Sha256::digest(json)[..8]);
-    Some(out)
-}
-
-/// The committed log id in the file, `None` when absent or not whole (it is only a hint).
-fn decode_committed(raw: &[u8]) -> Option<LogId> {
-    let rest = raw.strip_prefix(COMMITTED_MAGIC.as_slice())?;
-    let (&format, rest) = rest.split_first()?;
-    if format != COMMITTED_FORMAT || rest.len() < 2 {
-        return None;
-    }
-    let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
-    let json = rest.get(2..2 + len)?;
-    let sum = rest.get(2 + len..2 + len + 8)?;
-    if Sha256::digest(json)[..8] != *sum {
-        return None;
-    }
-    serde_json::from_slice(json).ok()
-}
-
-/// Bounds of [`Recent`].
-const RECENT_BYTES: usize = 16 << 20;
-const RECENT_ENTRIES: usize = 4096;
-
-/// The newest entries of the log, contiguous up to its last entry (or empty).
-#[derive(Default)]
-struct Recent {
-    entries: VecDeque<(LogEntry, usize)>,
-    bytes: usize,
-}
-
-impl Recent {
-    fn push(&mut self, entry: LogEntry, size: usize) {
-        let index = entry.get_log_id().index;
-        if self.entries.back().is_some_and(|(e, _)| e.get_log_id().index + 1 != index) {
-            self.clear();
-        }
-        self.entries.push_back((entry, size));
-        self.bytes += size;
-        while self.bytes > RECENT_BYTES || self.entries.len() > RECENT_ENTRIES {
-            self.pop_front();
-        }
-    }
-
-    fn pop_front(&mut self) {
-        if let Some((_, size)) = self.entries.pop_front() {
-            self.bytes -= size;
-        }
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.bytes = 0;
-    }
-
-    /// Drops the entries from `index` on.
-    fn truncate(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(e, _)| e.get_log_id().index >= index) {
-            if let Some((_, size)) = self.entries.pop_back() {
-                self.bytes -= size;
-            }
-        }
-    }
-
-    /// Drops the entries up to `index`.
-    fn purge(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(e, _)| e.get_log_id().index <= index) {
-            self.pop_front();
-        }
-    }
-
-    /// `start..=end` when the cache holds everything from `start` to the log's end.
-    fn get(&self, start: u64, end: u64) -> Option<Vec<LogEntry>> {
-        let first = self.entries.front()?.0.get_log_id().index;
-        let at = usize::try_from(start.checked_sub(first)?).ok()?;
-        let mut out = Vec::new();
-        for (e, _) in self.entries.iter().skip(at) {
-            if e.get_log_id().index > end {
-                break;
-            }
-            out.push(e.clone());
-        }
-        Some(out)
-    }
-}
+use crate::log_parts::{decode_committed, encode_committed, Recent, COMMITTED_FILE};
 
 /// How long a purge waits for the state machine to apply the entries it removes before the
 /// storage fails (and the node stops): a snapshot install that takes longer is stuck.
@@ -274,7 +176,7 @@ impl LogStore {
         let wal_dir = db.dir().join("wal");
         let tree = db.tree("log")?;
         if format == Some(LOG_FORMAT_SLED_TREE) {
-            migrate_tree_to_wal(&db, &tree, &meta, &wal_dir, purged.map(|p| p.index))?;
+            crate::log_parts::migrate_tree_to_wal(&db, &tree, &meta, &wal_dir, purged.map(|p| p.index))?;
         } else if format.is_none() {
             meta.insert(KEY_FORMAT, &[LOG_FORMAT]).map_err(io)?;
         }
@@ -589,56 +491,9 @@ pub(crate) fn verify_record(index: u64, raw: &[u8]) -> Result<(), String> {
     }
 }
 
-fn wal_error(e: WalError) -> RaftError {
+pub(crate) fn wal_error(e: WalError) -> RaftError {
     match e {
         WalError::Corrupt(reason) => RaftError::Corrupt { what: "raft log".into(), reason },
         WalError::Io(m) => RaftError::Io(m),
     }
-}
-
-/// Moves the entries of a layout-1 store (sled tree `log`) into the WAL: written and synced,
-/// then layout 2 recorded durably, then the tree cleared. A migration stopped before layout 2
-/// was recorded starts again from an empty WAL; a hole in the old log stays a hole (the start-up
-/// reconciliation judges it).
-fn migrate_tree_to_wal(
-    db: &Arc<Db>,
-    tree: &sled::Tree,
-    meta: &sled::Tree,
-    wal_dir: &std::path::Path,
-    purged: Option<u64>,
-) -> Result<(), RaftError> {
-    let io = |e: sled::Error| RaftError::Io(e.to_string());
-    let corrupt = |reason: String| RaftError::Corrupt { what: "raft log".into(), reason };
-    if wal_dir.exists() {
-        std::fs::remove_dir_all(wal_dir)
-            .map_err(|e| RaftError::Io(format!("cannot reset {}: {e}", wal_dir.display())))?;
-    }
-    let (wal, _) = Wal::open(wal_dir, purged, verify_record).map_err(wal_error)?;
-    let mut run: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut moved = 0usize;
-    let flush = |run: &mut Vec<(u64, Vec<u8>)>| -> Result<(), RaftError> {
-        let to_sync = wal.append(run, true).map_err(wal_error)?;
-        to_sync.run().map_err(|e| RaftError::Io(format!("cannot sync the raft log: {e}")))?;
-        run.clear();
-        Ok(())
-    };
-    let start = purged.map_or(0, |p| p.saturating_add(1));
-    for item in tree.range(index_key(start)..) {
-        let (key, raw) = item.map_err(io)?;
-        let entry = decode_entry(&key, &raw).map_err(corrupt)?;
-        let index = entry.get_log_id().index;
-        if run.last().is_some_and(|(last, _)| index != last + 1) || run.len() >= 1024 {
-            flush(&mut run)?;
-        }
-        run.push((index, encode_entry(&entry).map_err(|e| corrupt(e.to_string()))?));
-        moved += 1;
-    }
-    if !run.is_empty() {
-        flush(&mut run)?;
-    }
-    meta.insert(KEY_FORMAT, &[LOG_FORMAT]).map_err(io)?;
-    db.sync_blocking().map_err(RaftError::Io)?;
-    tree.clear().map_err(io)?;
-    tracing::info!(entries = moved, "raft log: moved the entries from the sled tree to the WAL (layout 2)");
-    Ok(())
 }
