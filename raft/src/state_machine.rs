@@ -317,18 +317,7 @@ impl Shared {
             // handed to sled's thread pool). Readers are kept out by `apply_lock`; a crash in
             // the middle is undone by the rebuild at the next open (see the module docs).
             let step = || -> Result<_, crate::apply::ApplyError> {
-                let mut results = Vec::with_capacity(segment.len());
-                let mut changed = Vec::new();
-                for e in segment {
-                    match &e.payload {
-                        EntryPayload::Blank | EntryPayload::Membership(_) => results.push(ApplyResult::Noop),
-                        EntryPayload::Normal(cmd) => {
-                            let (r, change) = apply_command(&self.data, cmd, e.log_id.index, None)?;
-                            changed.extend(change);
-                            results.push(r);
-                        }
-                    }
-                }
+                let (results, changed) = apply_entries(&self.data, segment, None)?;
                 if let Some(mj) = &membership_json {
                     self.meta.insert(KEY_MEMBERSHIP, mj.as_slice()).map_err(plain_err)?;
                 }
@@ -344,18 +333,7 @@ impl Shared {
             })?
         } else {
             let outcome = (&self.data, &self.meta).transaction(|(d, m)| {
-                let mut results = Vec::with_capacity(segment.len());
-                let mut changed = Vec::new();
-                for e in segment {
-                    match &e.payload {
-                        EntryPayload::Blank | EntryPayload::Membership(_) => results.push(ApplyResult::Noop),
-                        EntryPayload::Normal(cmd) => {
-                            let (r, change) = apply_command(d, cmd, e.log_id.index, scan)?;
-                            changed.extend(change);
-                            results.push(r);
-                        }
-                    }
-                }
+                let (results, changed) = apply_entries(d, segment, scan)?;
                 m.insert(KEY_LAST_APPLIED, last_json.as_slice())?;
                 if let Some(mj) = &membership_json {
                     m.insert(KEY_MEMBERSHIP, mj.as_slice())?;
@@ -401,6 +379,27 @@ impl Shared {
         self.publish_applied(decoded.meta.last_log_id.map_or(0, |l| l.index));
         Ok(())
     }
+}
+
+/// Applies the entries of a segment to the data tree, in order.
+fn apply_entries(
+    d: &impl crate::apply::DataTree,
+    segment: &[LogEntry],
+    scan: Option<&[sled::IVec]>,
+) -> Result<(Vec<ApplyResult>, Vec<Changes>), crate::apply::ApplyError> {
+    let mut results = Vec::with_capacity(segment.len());
+    let mut changed = Vec::new();
+    for e in segment {
+        match &e.payload {
+            EntryPayload::Blank | EntryPayload::Membership(_) => results.push(ApplyResult::Noop),
+            EntryPayload::Normal(cmd) => {
+                let (r, change) = apply_command(d, cmd, e.log_id.index, scan)?;
+                changed.extend(change);
+                results.push(r);
+            }
+        }
+    }
+    Ok((results, changed))
 }
 
 /// The state machine handed to openraft.
