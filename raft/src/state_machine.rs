@@ -1,19 +1,14 @@
 //! The replicated state machine on sled (`RaftStateMachine`) and its snapshots.
 //!
-//! * `apply` writes every entry's batch (its preconditions checked first), `last_applied` and
-//!   the membership with plain sled writes while readers are held off (`Shared::apply_lock`):
-//!   no sled transaction, whose IO buffer sled writes out twice, each through its thread pool.
-//!   Each key an entry puts is stored at version = the entry's log index. Applying never reads
-//!   a clock or randomness and never panics: an entry that cannot be applied (unknown format,
-//!   invalid key) yields [`ApplyResult::Rejected`] and writes nothing. Restore abort/commit
-//!   entries (rare, whole-keyspace) still run in one transaction.
-//! * `apply` is not fsynced: the log is (the WAL), and it holds every entry after the newest
-//!   snapshot file. While a node runs, `sm_meta` holds a `dirty` marker (set durably at open,
-//!   removed durably after a clean stop's last apply). A node that finds it at open did not
-//!   stop cleanly and may hold part of an apply: its state machine is rebuilt from the snapshot
-//!   file and openraft re-applies the log from there ("rebuildable from snapshot + log",
-//!   `reference/raft-storage.md`). Before a snapshot is written (after which logs may be
-//!   purged) the state machine is synced.
+//! * `apply` runs **one sled transaction** per call that applies every entry's batch (its
+//!   preconditions checked inside the transaction), `last_applied` and the membership. Each key
+//!   an entry puts is stored at version = the entry's log index. Applying never reads a clock
+//!   or randomness and never panics: an entry that cannot be applied (unknown format, invalid
+//!   key) yields [`ApplyResult::Rejected`] and writes nothing.
+//! * `apply` is not fsynced on its own: the log is (the WAL), and openraft re-applies from it
+//!   after a crash, up to the committed index (kept in sled and in `<raft dir>/committed`).
+//!   Before a snapshot is written (after which logs may be purged) the state machine is
+//!   synced, so it is always durable at least up to the newest snapshot.
 //! * A snapshot is a consistent dump taken while applies are excluded (`Shared::apply_lock`),
 //!   written with temp file + fsync + rename + fsync of the directory. Installing one verifies
 //!   it completely, writes the file the same way, then replaces the contents in one
@@ -46,9 +41,6 @@ use crate::types::{
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
-/// Present while a node runs (and after it crashed): the state machine may hold part of an
-/// apply, so the next open rebuilds it from the snapshot file and the log.
-const KEY_DIRTY: &[u8] = b"dirty";
 const SNAPSHOT_FILE: &str = "current.snap";
 
 /// State shared by the state machine, its snapshot builders and the read side.
@@ -84,10 +76,6 @@ fn sm_read_err(e: impl std::fmt::Display) -> OrStorageError {
 
 fn sm_write_err(e: impl std::fmt::Display) -> OrStorageError {
     StorageIOError::<NodeId>::write_state_machine(AnyError::error(e)).into()
-}
-
-fn plain_err(e: sled::Error) -> crate::apply::ApplyError {
-    ConflictableTransactionError::Abort(e.to_string())
 }
 
 fn snap_err(e: impl std::fmt::Display) -> OrStorageError {
@@ -136,58 +124,6 @@ impl Shared {
             snapshot_installs: std::sync::atomic::AtomicU64::new(0),
             applied_index,
         }))
-    }
-
-    /// Readers take this while reading the data tree, so they never see part of an apply.
-    pub(crate) fn read_guard(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.apply_lock.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Called once before the node applies anything. When the previous run did not end with
-    /// [`Shared::mark_clean`] (it crashed, or was killed), the state machine may hold part of an
-    /// apply (applies write without transactions and are not synced): it is rebuilt from the
-    /// snapshot file (or emptied when there is none), and openraft re-applies the log from
-    /// there — the log always holds every entry after the newest snapshot. Then the marker is
-    /// set, durably, for this run.
-    pub(crate) fn recover_and_mark_dirty(&self) -> Result<bool, RaftError> {
-        let io = |e: sled::Error| RaftError::Io(e.to_string());
-        let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
-        let crashed = self.meta.get(KEY_DIRTY).map_err(io)?.is_some();
-        if crashed {
-            match self.read_snapshot_file().map_err(corrupt)? {
-                Some((meta, bytes)) => {
-                    let decoded = snapshot::decode(&bytes).map_err(corrupt)?;
-                    if decoded.meta.last_log_id != meta.last_log_id {
-                        return Err(corrupt("the snapshot file's contents do not match its metadata".into()));
-                    }
-                    self.replace_with(decoded).map_err(corrupt)?;
-                }
-                None => {
-                    let _g = self.apply_lock.write().unwrap_or_else(|p| p.into_inner());
-                    self.data.clear().map_err(io)?;
-                    self.meta.remove(KEY_LAST_APPLIED).map_err(io)?;
-                    self.meta.remove(KEY_MEMBERSHIP).map_err(io)?;
-                }
-            }
-            let (applied, _) = self.applied_state().map_err(corrupt)?;
-            self.applied_index.send_replace(applied.map_or(0, |l| l.index));
-            tracing::warn!(
-                ?applied,
-                "the node did not stop cleanly: state machine rebuilt from its snapshot; the log is re-applied"
-            );
-        }
-        self.meta.insert(KEY_DIRTY, &[1]).map_err(io)?;
-        self.db.sync_blocking().map_err(RaftError::Io)?;
-        Ok(crashed)
-    }
-
-    /// After the last apply of a clean stop: everything applied made durable, then the marker
-    /// removed (durably), so the next open trusts the state machine as it is.
-    pub(crate) fn mark_clean(&self) -> Result<(), String> {
-        let _g = self.apply_lock.write().unwrap_or_else(|p| p.into_inner());
-        self.db.sync_blocking()?;
-        self.meta.remove(KEY_DIRTY).map_err(|e| e.to_string())?;
-        self.db.sync_blocking()
     }
 
     /// The database (tests reach the trees through it).
@@ -312,38 +248,17 @@ impl Shared {
                 membership_json = Some(serde_json::to_vec(&stored).map_err(|e| Box::new(sm_write_err(e)))?);
             }
         }
-        let outcome = if scan.is_none() {
-            // Plain writes: no sled transaction (its IO buffer is written out twice, each write
-            // handed to sled's thread pool). Readers are kept out by `apply_lock`; a crash in
-            // the middle is undone by the rebuild at the next open (see the module docs).
-            let step = || -> Result<_, crate::apply::ApplyError> {
-                let (results, changed) = apply_entries(&self.data, segment, None)?;
-                if let Some(mj) = &membership_json {
-                    self.meta.insert(KEY_MEMBERSHIP, mj.as_slice()).map_err(plain_err)?;
-                }
-                self.meta.insert(KEY_LAST_APPLIED, last_json.as_slice()).map_err(plain_err)?;
-                Ok((results, changed))
-            };
-            step().map_err(|e| {
-                let msg = match e {
-                    ConflictableTransactionError::Abort(m) => m,
-                    other => format!("{other:?}"),
-                };
-                Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(msg))))
-            })?
-        } else {
-            let outcome = (&self.data, &self.meta).transaction(|(d, m)| {
-                let (results, changed) = apply_entries(d, segment, scan)?;
-                m.insert(KEY_LAST_APPLIED, last_json.as_slice())?;
-                if let Some(mj) = &membership_json {
-                    m.insert(KEY_MEMBERSHIP, mj.as_slice())?;
-                }
-                Ok((results, changed))
-            });
-            outcome.map_err(|e: TransactionError<String>| {
-                Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e))))
-            })?
-        };
+        let outcome = (&self.data, &self.meta).transaction(|(d, m)| {
+            let (results, changed) = apply_entries(d, segment, scan)?;
+            m.insert(KEY_LAST_APPLIED, last_json.as_slice())?;
+            if let Some(mj) = &membership_json {
+                m.insert(KEY_MEMBERSHIP, mj.as_slice())?;
+            }
+            Ok((results, changed))
+        });
+        let outcome = outcome.map_err(|e: TransactionError<String>| {
+            Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e))))
+        })?;
         self.publish_applied(last.index);
         Ok(outcome)
     }
@@ -381,9 +296,9 @@ impl Shared {
     }
 }
 
-/// Applies the entries of a segment to the data tree, in order.
+/// Applies the entries of a segment to the data tree, in order (inside the apply transaction).
 fn apply_entries(
-    d: &impl crate::apply::DataTree,
+    d: &sled::transaction::TransactionalTree,
     segment: &[LogEntry],
     scan: Option<&[sled::IVec]>,
 ) -> Result<(Vec<ApplyResult>, Vec<Changes>), crate::apply::ApplyError> {
