@@ -110,10 +110,8 @@ impl Db {
             Some(msg) => Err(format!("fsync of raft data file failed: {msg}")),
             None => this.flush_and_fsync(),
         })
-        .await
-        .map_err(|e| format!("sync task failed: {e}"))
-        .and_then(|r| r);
-        self.settle(result)
+        .await;
+        self.settle(joined(result)?)
     }
 
     /// [`Db::sync`] on the calling thread (start-up work outside the runtime's hot path).
@@ -133,10 +131,8 @@ impl Db {
             Some(msg) => Err(format!("fsync of the raft log failed: {msg}")),
             None => to_sync.run().map_err(|e| format!("fsync of the raft log failed: {e}")),
         })
-        .await
-        .map_err(|e| format!("sync task failed: {e}"))
-        .and_then(|r| r);
-        self.settle(result)
+        .await;
+        self.settle(joined(result)?)
     }
 
     fn injected_failure(&self) -> Option<String> {
@@ -163,6 +159,21 @@ impl Db {
                 Err(std::io::Error::other(msg))
             }
         }
+    }
+}
+
+/// The outcome of a blocking sync task. A task cancelled because the runtime is shutting down
+/// is not a disk failure: an error (nothing is acknowledged), without the fatal hook. A sync
+/// task that panicked is one.
+fn joined(
+    r: Result<Result<(), String>, tokio::task::JoinError>,
+) -> Result<Result<(), String>, std::io::Error> {
+    match r {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_cancelled() => {
+            Err(std::io::Error::other("sync cancelled: the runtime is shutting down"))
+        }
+        Err(e) => Ok(Err(format!("sync task failed: {e}"))),
     }
 }
 

@@ -247,6 +247,10 @@ fn role_of(m: &openraft::RaftMetrics<NodeId, NodeInfo>) -> Role {
     }
 }
 
+/// How long the watcher waits, once the Raft core's metrics ended, before it declares the core
+/// dead (see `open`).
+const CORE_STOP_GRACE: Duration = Duration::from_millis(200);
+
 impl RaftNode {
     /// Opens the node's data and starts Raft. See the module docs for the lifecycle.
     pub async fn open(config: RaftConfig) -> Result<Arc<Self>, RaftError> {
@@ -324,6 +328,10 @@ impl RaftNode {
                     (role_of(&m), m.current_leader.map(|l| (m.current_term, l)), broken)
                 };
                 if let Some(msg) = broken {
+                    // A runtime shutting down (the end of a process or a test) cancels the
+                    // core's pending storage work, which the core reports as a storage error:
+                    // this task is dropped during the grace period then.
+                    tokio::time::sleep(CORE_STOP_GRACE).await;
                     if let Some(n) = weak.upgrade() {
                         n.db.fail_stop(&msg);
                     }
@@ -340,9 +348,12 @@ impl RaftNode {
                     None => return,
                 }
                 if metrics.changed().await.is_err() {
+                    // The core's metrics sender is gone. Either the core task ended on its own (a
+                    // panic unwinds without publishing `Panicked`), or the runtime is shutting
+                    // down and drops every task: then this one is dropped during the grace
+                    // period below instead of stopping the process.
+                    tokio::time::sleep(CORE_STOP_GRACE).await;
                     if let Some(n) = weak.upgrade() {
-                        // The core's metrics sender is gone without a shutdown: the core task
-                        // ended on its own (a panic unwinds without publishing `Panicked`).
                         if !n.shutting_down.load(Ordering::SeqCst) {
                             n.db.fail_stop("raft core stopped unexpectedly (panicked)");
                         }
