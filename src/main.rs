@@ -9,6 +9,11 @@ use clap::Parser;
 
 use coffer::cli::{normalize_args, Cli, Command};
 
+/// mimalloc instead of glibc malloc: the allocator was a fifth of a cluster node's CPU under
+/// writes (`_int_malloc`, `malloc_consolidate`; `bench/RESULTS.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse_from(normalize_args(std::env::args())) {
         Ok(c) => c,
