@@ -35,10 +35,11 @@ source "$BENCH_DIR/lib.sh"
 source "$BENCH_DIR/scenarios.sh"
 
 # scenario: NAME LUA TARGET CONNECTIONS
-NAMES=(kv2-write-c1 kv2-write-c64 kv2-read-follower)
-declare -A LUA=([kv2-write-c1]=kv2-write.lua [kv2-write-c64]=kv2-write.lua [kv2-read-follower]=kv2-read.lua)
-declare -A TARGET=([kv2-write-c1]=leader [kv2-write-c64]=leader [kv2-read-follower]=follower)
-declare -A CONN=([kv2-write-c1]=1 [kv2-write-c64]=64 [kv2-read-follower]=16)
+NAMES=(kv2-write-c1 kv2-write-c64 kv2-read-follower approle-login)
+declare -A LUA=([kv2-write-c1]=kv2-write.lua [kv2-write-c64]=kv2-write.lua [kv2-read-follower]=kv2-read.lua
+  [approle-login]=approle-login.lua)
+declare -A TARGET=([kv2-write-c1]=leader [kv2-write-c64]=leader [kv2-read-follower]=follower [approle-login]=leader)
+declare -A CONN=([kv2-write-c1]=1 [kv2-write-c64]=64 [kv2-read-follower]=16 [approle-login]=16)
 
 while (($#)); do
   case $1 in
@@ -114,6 +115,10 @@ done
 [[ -n $LEADER && -n $FOLLOWER ]] || die "no leader or no follower"
 echo "leader $LEADER, follower $FOLLOWER, pids ${PIDS[*]}, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- raft src storage || echo +dirty)" | tee "$OUT/meta.txt" >&2
 setup_kv2 "$LEADER" >/dev/null
+if [[ -z $ONLY || ",$ONLY," == *",approle-login,"* ]]; then
+  eval "$(setup_approle "$LEADER")"
+  export BENCH_ROLE_ID BENCH_SECRET_ID
+fi
 
 ticks_of() { local p; for p in "${PIDS[@]}"; do proc_ticks "$p"; done; }
 # Voluntary context switches of every thread of the three nodes: a count that, unlike CPU time,
