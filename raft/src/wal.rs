@@ -338,11 +338,9 @@ impl Wal {
         }
         let mut inner = self.lock();
         let last = inner.last();
-        let mut dir_changed = false;
         let continues = last.is_some_and(|l| start == l + 1);
         if !continues && allow_gap && last.is_some_and(|l| start > l) {
             self.new_segment(&mut inner, start)?;
-            dir_changed = true;
         } else if !continues {
             // A fresh start: an empty log, or one whose entries are all purged (openraft's
             // storage suite also appends below the purge point then).
@@ -362,10 +360,8 @@ impl Wal {
                 std::fs::remove_file(&seg.path).map_err(io("cannot remove", &seg.path))?;
             }
             self.new_segment(&mut inner, start)?;
-            dir_changed = true;
         } else if inner.segments.values().next_back().is_some_and(|s| s.end >= self.segment_target) {
             self.new_segment(&mut inner, start)?;
-            dir_changed = true;
         }
         let Some(seg) = inner.segments.values_mut().next_back() else {
             return Err(WalError::Io("no segment to append to".into()));
@@ -385,7 +381,9 @@ impl Wal {
         seg.file.write_all_at(&buf, seg.end).map_err(io("cannot write", &seg.path))?;
         seg.end += buf.len() as u64;
         seg.frames.extend(frames);
-        Ok(ToSync { file: Some(Arc::clone(&seg.file)), dir: dir_changed.then(|| self.dir.clone()) })
+        // A new segment's directory entry (and any purged segment removed above) was synced
+        // by `new_segment` itself: only the file is left to sync.
+        Ok(ToSync { file: Some(Arc::clone(&seg.file)), dir: None })
     }
 
     /// Starts segment `first`: header written and synced, directory synced.

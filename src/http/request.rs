@@ -123,13 +123,19 @@ pub fn forwarded_request(
     remote: SocketAddr,
     max_request_size: usize,
 ) -> Result<HttpRequest, Reply> {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = request_id();
     let uri: http::Uri = target.parse().map_err(|_| error::empty(StatusCode::BAD_REQUEST))?;
     let (path, query, target) = split_target(&uri, &request_id)?;
     if body.len() > max_request_size {
         return Err(error::reply(Error::TooLarge, ErrorContext { request_id: &request_id, target: &target }));
     }
     Ok(HttpRequest { method, path, query, headers, body, remote, request_id, target, budget: None })
+}
+
+/// A fresh request ID (a version-4 UUID), from the thread's CSPRNG (`rand::thread_rng`, seeded
+/// and reseeded from the OS) rather than a `getrandom` system call per request.
+fn request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
 }
 
 /// Reads and limits the body, splits the URI. `Err` is a finished reply.
@@ -139,7 +145,7 @@ pub async fn read_request(
     remote: SocketAddr,
     conn: &Arc<ConnShare>,
 ) -> Result<HttpRequest, Reply> {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = request_id();
     let (parts, body) = req.into_parts();
     let (path, query, target) = split_target(&parts.uri, &request_id)?;
     let context = ErrorContext { request_id: &request_id, target: &target };
