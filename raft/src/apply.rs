@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use coffer_storage::replication::written_keys;
 use coffer_storage::{validate_key, Batch, Changes, Entry, Expect, Op};
 use openraft::EntryPayload;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::ConflictableTransactionError;
+use sled::IVec;
 
 use crate::types::{entry_version, Action, ApplyResult, Command, LogEntry, COMMAND_FORMAT, MAX_GROUP};
 
@@ -43,8 +44,32 @@ pub(crate) fn record_version(raw: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(arr))
 }
 
-/// Error of a write inside the apply transaction.
+/// Error of a write to the data tree (a sled error, as an abort).
 pub(crate) type ApplyError = ConflictableTransactionError<String>;
+
+/// The data tree as applying sees it (see `state_machine`: plain writes, readers held off,
+/// made atomic across a crash by the rebuild at the next open).
+pub(crate) trait DataTree {
+    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError>;
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError>;
+    fn remove(&self, key: &[u8]) -> Result<(), ApplyError>;
+}
+
+fn abort(e: sled::Error) -> ApplyError {
+    ConflictableTransactionError::Abort(e.to_string())
+}
+
+impl DataTree for sled::Tree {
+    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError> {
+        sled::Tree::get(self, key).map_err(abort)
+    }
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError> {
+        sled::Tree::insert(self, key, value).map(|_| ()).map_err(abort)
+    }
+    fn remove(&self, key: &[u8]) -> Result<(), ApplyError> {
+        sled::Tree::remove(self, key).map(|_| ()).map_err(abort)
+    }
+}
 
 /// Prefix of the staging area of a snapshot restore. Storage keys cannot contain NUL
 /// (`validate_key`), so no client key can reach it; [`crate::RaftStorage`] hides it from lists.
@@ -68,7 +93,7 @@ fn rejected(reason: impl Into<String>) -> (ApplyResult, Option<Changes>) {
 /// Outcome of one normal entry inside the apply transaction. `scan` holds every key of the
 /// data tree before this entry (given for restore abort/commit only).
 pub(crate) fn apply_command(
-    d: &TransactionalTree,
+    d: &impl DataTree,
     cmd: &Command,
     index: u64,
     scan: Option<&[sled::IVec]>,
@@ -137,7 +162,7 @@ fn invalid_keys(batch: &Batch) -> Option<(ApplyResult, Option<Changes>)> {
 
 /// A restore stage: puts into the staging area.
 fn apply_stage(
-    d: &TransactionalTree,
+    d: &impl DataTree,
     batch: &Batch,
     version: u64,
 ) -> Result<(ApplyResult, Option<Changes>), ApplyError> {
@@ -153,7 +178,7 @@ fn apply_stage(
     }
     for op in &batch.ops {
         if let Op::Put { key, value } = op {
-            d.insert(staged_key(key), encode_record(version, value))?;
+            d.insert(&staged_key(key), encode_record(version, value))?;
         }
     }
     Ok((ApplyResult::Applied { version }, None))
@@ -161,7 +186,7 @@ fn apply_stage(
 
 /// One client batch: preconditions, then its writes at `version`.
 fn apply_write(
-    d: &TransactionalTree,
+    d: &impl DataTree,
     batch: &Batch,
     version: u64,
 ) -> Result<(ApplyResult, Option<Changes>), ApplyError> {

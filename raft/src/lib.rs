@@ -31,8 +31,8 @@
 //! damage refused. sled's `flush()` does not fsync on Linux, so every durability point in sled
 //! is flush + `fsync` of its data file: votes before returning, `last_purged` before segments
 //! are removed, the state machine before a snapshot is written (after which logs may be
-//! purged). The state machine is not synced per apply: openraft re-applies the log after a
-//! crash ([`state_machine`]). Snapshot files are
+//! purged). The state machine applies without transactions or syncs and is rebuilt from the
+//! snapshot file and the log after an unclean stop ([`state_machine`]). Snapshot files are
 //! written temp + fsync + rename + fsync(dir). A failed fsync or WAL write calls the
 //! [`db::FatalHook`] (default: exit code 74) — nothing is acknowledged after the disk failed.
 //! Log entries are capped at [`MAX_ENTRY_BYTES`]. Every record and file carries a format

@@ -385,10 +385,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// Also written in place to `<raft dir>/committed` (one `pwrite`, no sync): it survives a
-    /// killed process at once (sled's copy only once its flusher ran), so a restarted node
-    /// re-applies its own log up to it at start — it must hold the replicated keyring and
-    /// cluster TLS material before it can unseal and reach its peers. Only entries already
-    /// durable in the log are ever committed.
+    /// killed process at once (sled's copy only once its flusher ran), and a node that did not
+    /// stop cleanly re-applies its own log up to it before it can unseal and reach its peers
+    /// (see `state_machine`). Only entries already durable in the log are ever committed.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), OrStorageError> {
         use std::os::unix::fs::FileExt as _;
         let raw = serde_json::to_vec(&committed).map_err(write_err)?;

@@ -1,18 +1,28 @@
 //! The replicated state machine on sled (`RaftStateMachine`) and its snapshots.
 //!
-//! * `apply` runs **one sled transaction** per call that applies every entry's batch (its
-//!   preconditions checked inside the transaction), `last_applied` and the membership. Each key
-//!   an entry puts is stored at version = the entry's log index. Applying never reads a clock
-//!   or randomness and never panics: an entry that cannot be applied (unknown format, invalid
-//!   key) yields [`ApplyResult::Rejected`] and writes nothing.
-//! * `apply` is not fsynced on its own: the log is (the WAL), and openraft re-applies from it
-//!   after a crash, up to the committed index (kept in sled and in `<raft dir>/committed`).
-//!   Before a snapshot is written (after which logs may be purged) the state machine is
-//!   synced, so it is always durable at least up to the newest snapshot.
+//! * `apply` writes every entry's batch (its preconditions checked first), `last_applied` and
+//!   the membership with plain sled writes while readers are held off (`Shared::readers`, an
+//!   async lock: a waiting reader never blocks a worker thread): no sled transaction, whose IO
+//!   buffer sled writes out twice, each through its thread pool. Each key an entry puts is
+//!   stored at version = the entry's log index. Applying never reads a clock or randomness and
+//!   never panics: an entry that cannot be applied (unknown format, invalid key) yields
+//!   [`ApplyResult::Rejected`] and writes nothing.
+//! * No sled transaction or `apply_batch` runs anywhere in the node's database. sled's
+//!   concurrency control is process-wide and starts lock-free; the first transaction switches
+//!   it to a lock, under load. The first version of this design still installed snapshots in a
+//!   transaction, and the chaos soak hung a node that was being sent a snapshot (every worker
+//!   thread blocked: readers then waited on a blocking lock); see `bench/SOAK.md`.
+//! * `apply` is not fsynced: the log is (the WAL), and it holds every entry after the newest
+//!   snapshot file. While a node runs, `sm_meta` holds a `dirty` marker (set durably at open,
+//!   removed durably after a clean stop's last apply). A node that finds it at open did not
+//!   stop cleanly and may hold part of an apply: its state machine is rebuilt from the snapshot
+//!   file and openraft re-applies the log from there ("rebuildable from snapshot + log",
+//!   `reference/raft-storage.md`).
 //! * A snapshot is a consistent dump taken while applies are excluded (`Shared::apply_lock`),
 //!   written with temp file + fsync + rename + fsync of the directory. Installing one verifies
-//!   it completely, writes the file the same way, then replaces the contents in one
-//!   transaction and announces [`Changes::All`].
+//!   it completely, writes the file the same way, then replaces the contents (plain writes,
+//!   readers excluded; a crash in between is completed from the file at the next open) and
+//!   announces [`Changes::All`].
 //!
 //! Records: tree `sm_data` maps a storage key to `format (u8 = 1) | version u64 BE | value`;
 //! tree `sm_meta` holds `format`, `last_applied` and `membership` (JSON).
@@ -20,13 +30,13 @@
 use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use coffer_storage::{ChangeFeed, Changes};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use sha2::{Digest as _, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::ConflictableTransactionError;
 
 use crate::apply::{apply_command, needs_scan};
 pub(crate) use crate::apply::{decode_record, record_version, RECORD_FORMAT, STAGE_PREFIX};
@@ -41,6 +51,9 @@ use crate::types::{
 const KEY_FORMAT: &[u8] = b"format";
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
+/// Present while a node runs (and after it crashed): the state machine may hold part of an
+/// apply, so the next open rebuilds it from the snapshot file and the log.
+const KEY_DIRTY: &[u8] = b"dirty";
 const SNAPSHOT_FILE: &str = "current.snap";
 
 /// State shared by the state machine, its snapshot builders and the read side.
@@ -49,8 +62,13 @@ pub(crate) struct Shared {
     pub(crate) data: sled::Tree,
     meta: sled::Tree,
     snapshot_dir: PathBuf,
-    /// Applies take it for writing; consistent dumps for reading.
-    apply_lock: RwLock<()>,
+    /// Readers of the data tree take it for reading, writers (applies, installs, the clean
+    /// stop) for writing, so a reader never sees part of an apply. An async lock: a reader that
+    /// waits for an apply yields its worker thread instead of blocking it.
+    readers: tokio::sync::RwLock<()>,
+    /// Serializes the writers with consistent dumps (taken after `readers`, never held across
+    /// an await).
+    apply_lock: Mutex<()>,
     /// Serializes writes of the snapshot file.
     file_lock: Mutex<()>,
     pub(crate) changes: ChangeFeed,
@@ -76,6 +94,10 @@ fn sm_read_err(e: impl std::fmt::Display) -> OrStorageError {
 
 fn sm_write_err(e: impl std::fmt::Display) -> OrStorageError {
     StorageIOError::<NodeId>::write_state_machine(AnyError::error(e)).into()
+}
+
+fn plain_err(e: sled::Error) -> crate::apply::ApplyError {
+    ConflictableTransactionError::Abort(e.to_string())
 }
 
 fn snap_err(e: impl std::fmt::Display) -> OrStorageError {
@@ -118,12 +140,73 @@ impl Shared {
             data,
             meta,
             snapshot_dir,
-            apply_lock: RwLock::new(()),
+            readers: tokio::sync::RwLock::new(()),
+            apply_lock: Mutex::new(()),
             file_lock: Mutex::new(()),
             changes: ChangeFeed::new(),
             snapshot_installs: std::sync::atomic::AtomicU64::new(0),
             applied_index,
         }))
+    }
+
+    /// Readers hold this while reading the data tree, so they never see part of an apply.
+    pub(crate) async fn read_guard(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.readers.read().await
+    }
+
+    fn writer_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.apply_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Called once before the node applies anything. When the previous run did not end with
+    /// [`Shared::mark_clean`] (it crashed, or was killed), the state machine may hold part of an
+    /// apply (applies write without transactions and are not synced): it is rebuilt from the
+    /// snapshot file (or emptied when there is none), and openraft re-applies the log from
+    /// there — the log always holds every entry after the newest snapshot. Then the marker is
+    /// set, durably, for this run.
+    pub(crate) fn recover_and_mark_dirty(&self) -> Result<bool, RaftError> {
+        let io = |e: sled::Error| RaftError::Io(e.to_string());
+        let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
+        let crashed = self.meta.get(KEY_DIRTY).map_err(io)?.is_some();
+        if crashed {
+            // Before the node serves anything: the locks are free.
+            let _readers = self.readers.try_write().map_err(|e| RaftError::Io(e.to_string()))?;
+            match self.read_snapshot_file().map_err(corrupt)? {
+                Some((meta, bytes)) => {
+                    let decoded = snapshot::decode(&bytes).map_err(corrupt)?;
+                    if decoded.meta.last_log_id != meta.last_log_id {
+                        return Err(corrupt("the snapshot file's contents do not match its metadata".into()));
+                    }
+                    self.replace_locked(decoded).map_err(corrupt)?;
+                }
+                None => {
+                    let _g = self.writer_lock();
+                    self.data.clear().map_err(io)?;
+                    self.meta.remove(KEY_LAST_APPLIED).map_err(io)?;
+                    self.meta.remove(KEY_MEMBERSHIP).map_err(io)?;
+                }
+            }
+            let (applied, _) = self.applied_state().map_err(corrupt)?;
+            self.applied_index.send_replace(applied.map_or(0, |l| l.index));
+            tracing::warn!(
+                ?applied,
+                "the node did not stop cleanly: state machine rebuilt from its snapshot; the log is re-applied"
+            );
+        }
+        self.meta.insert(KEY_DIRTY, &[1]).map_err(io)?;
+        self.db.sync_blocking().map_err(RaftError::Io)?;
+        Ok(crashed)
+    }
+
+    /// After the last apply of a clean stop: everything applied made durable, then the marker
+    /// removed (durably), so the next open trusts the state machine as it is.
+    /// Runs on a blocking thread.
+    pub(crate) fn mark_clean(&self) -> Result<(), String> {
+        let _readers = self.readers.blocking_write();
+        let _g = self.writer_lock();
+        self.db.sync_blocking()?;
+        self.meta.remove(KEY_DIRTY).map_err(|e| e.to_string())?;
+        self.db.sync_blocking()
     }
 
     /// The database (tests reach the trees through it).
@@ -152,7 +235,7 @@ impl Shared {
 
     /// A consistent dump (applies are excluded while it is taken).
     pub(crate) fn dump(&self) -> Result<Dump, String> {
-        let _g = self.apply_lock.read().unwrap_or_else(|p| p.into_inner());
+        let _g = self.writer_lock();
         let (last_applied, membership) = self.applied_state()?;
         let mut records = Vec::new();
         for item in self.data.iter() {
@@ -231,7 +314,8 @@ impl Shared {
         });
     }
 
-    /// Applies `segment` in one transaction together with `last_applied` and membership.
+    /// Applies `segment` together with `last_applied` and membership (the caller holds the
+    /// write locks).
     fn apply_segment(
         &self,
         segment: &[LogEntry],
@@ -248,24 +332,45 @@ impl Shared {
                 membership_json = Some(serde_json::to_vec(&stored).map_err(|e| Box::new(sm_write_err(e)))?);
             }
         }
-        let outcome = (&self.data, &self.meta).transaction(|(d, m)| {
-            let (results, changed) = apply_entries(d, segment, scan)?;
-            m.insert(KEY_LAST_APPLIED, last_json.as_slice())?;
+        // Plain writes: no sled transaction (its IO buffer is written out twice, each write
+        // handed to sled's thread pool). Readers are kept out by `readers`; a crash in the
+        // middle is undone by the rebuild at the next open (see the module docs).
+        let step = || -> Result<_, crate::apply::ApplyError> {
+            let (results, changed) = apply_entries(&self.data, segment, scan)?;
             if let Some(mj) = &membership_json {
-                m.insert(KEY_MEMBERSHIP, mj.as_slice())?;
+                self.meta.insert(KEY_MEMBERSHIP, mj.as_slice()).map_err(plain_err)?;
             }
+            self.meta.insert(KEY_LAST_APPLIED, last_json.as_slice()).map_err(plain_err)?;
             Ok((results, changed))
-        });
-        let outcome = outcome.map_err(|e: TransactionError<String>| {
-            Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(e))))
+        };
+        let outcome = step().map_err(|e| {
+            let msg = match e {
+                ConflictableTransactionError::Abort(m) => m,
+                other => format!("{other:?}"),
+            };
+            Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(msg))))
         })?;
         self.publish_applied(last.index);
         Ok(outcome)
     }
 
-    /// Replaces the whole state with a verified snapshot, in one transaction.
+    /// Replaces the whole state with a verified snapshot. Runs on a blocking thread.
     pub(crate) fn replace_with(&self, decoded: snapshot::Decoded) -> Result<(), String> {
-        let _g = self.apply_lock.write().unwrap_or_else(|p| p.into_inner());
+        let _readers = self.readers.blocking_write();
+        self.replace_locked(decoded)
+    }
+
+    /// [`Shared::replace_with`] at start, before the node serves anything (from async code: the
+    /// locks are free then).
+    pub(crate) fn replace_at_start(&self, decoded: snapshot::Decoded) -> Result<(), String> {
+        let _readers = self.readers.try_write().map_err(|e| format!("state machine busy at start: {e}"))?;
+        self.replace_locked(decoded)
+    }
+
+    /// [`Shared::replace_with`] once readers are excluded: plain writes, like applies (a crash
+    /// in the middle is undone at the next open: the snapshot file is written first).
+    fn replace_locked(&self, decoded: snapshot::Decoded) -> Result<(), String> {
+        let _g = self.writer_lock();
         let incoming: BTreeSet<&[u8]> = decoded.records.iter().map(|(k, _)| k.as_slice()).collect();
         let mut stale = Vec::new();
         for item in self.data.iter().keys() {
@@ -276,19 +381,15 @@ impl Shared {
         }
         let last = serde_json::to_vec(&decoded.meta.last_log_id).map_err(|e| e.to_string())?;
         let membership = serde_json::to_vec(&decoded.meta.last_membership).map_err(|e| e.to_string())?;
-        (&self.data, &self.meta)
-            .transaction(|(d, m)| {
-                for k in &stale {
-                    d.remove(k)?;
-                }
-                for (k, v) in &decoded.records {
-                    d.insert(k.as_slice(), v.as_slice())?;
-                }
-                m.insert(KEY_LAST_APPLIED, last.as_slice())?;
-                m.insert(KEY_MEMBERSHIP, membership.as_slice())?;
-                Ok::<(), ConflictableTransactionError<String>>(())
-            })
-            .map_err(|e: TransactionError<String>| e.to_string())?;
+        let err = |e: sled::Error| e.to_string();
+        for k in &stale {
+            self.data.remove(k).map_err(err)?;
+        }
+        for (k, v) in &decoded.records {
+            self.data.insert(k.as_slice(), v.as_slice()).map_err(err)?;
+        }
+        self.meta.insert(KEY_MEMBERSHIP, membership.as_slice()).map_err(err)?;
+        self.meta.insert(KEY_LAST_APPLIED, last.as_slice()).map_err(err)?;
         // An installed snapshot may be older than what was applied (openraft does not install
         // those, but the watch only ever moves forward).
         self.publish_applied(decoded.meta.last_log_id.map_or(0, |l| l.index));
@@ -296,9 +397,9 @@ impl Shared {
     }
 }
 
-/// Applies the entries of a segment to the data tree, in order (inside the apply transaction).
+/// Applies the entries of a segment to the data tree, in order.
 fn apply_entries(
-    d: &sled::transaction::TransactionalTree,
+    d: &impl crate::apply::DataTree,
     segment: &[LogEntry],
     scan: Option<&[sled::IVec]>,
 ) -> Result<(Vec<ApplyResult>, Vec<Changes>), crate::apply::ApplyError> {
@@ -375,8 +476,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut results = Vec::with_capacity(entries.len());
         let mut changed = Vec::new();
         {
-            let _g = self.shared.apply_lock.write().unwrap_or_else(|p| p.into_inner());
-            // One transaction per run of ordinary entries; a restore abort/commit gets its own,
+            let _readers = self.shared.readers.write().await;
+            let _g = self.shared.writer_lock();
+            // One segment per run of ordinary entries; a restore abort/commit gets its own,
             // after a scan of the keys as the preceding entries left them.
             let mut start = 0;
             while start < entries.len() {
@@ -578,5 +680,44 @@ mod tests {
             got.push(c);
         }
         assert!(got.contains(&Changes::All { version: entry_version(6, 0) }), "{got:?}");
+    }
+
+    /// A reader that waits while an apply or an install holds the state machine must not block
+    /// its worker thread: with a blocking lock, one slow install (or a stalled write) stopped
+    /// every worker of a node in the chaos soak, and the node answered nothing at all. Here the
+    /// runtime has a single thread; the reader waits, and another task still runs on it.
+    #[test]
+    fn a_reader_waiting_for_a_writer_does_not_block_its_thread() {
+        let (_dir, sm, _rx) = sm();
+        let shared = Arc::clone(&sm.shared);
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let w = Arc::clone(&shared);
+        let writer = std::thread::spawn(move || {
+            let _g = w.readers.blocking_write();
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        held_rx.recv().unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let r = Arc::clone(&shared);
+        let runner = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let reader = tokio::spawn(async move {
+                    let _g = r.read_guard().await;
+                });
+                tokio::task::yield_now().await; // the reader is polled and waits
+                let other = tokio::spawn(async { 7 });
+                assert_eq!(other.await.unwrap(), 7);
+                done_tx.send(()).unwrap();
+                reader.await.unwrap();
+            });
+        });
+        let progressed = done_rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+        release_tx.send(()).unwrap();
+        assert!(progressed, "a reader waiting for the writer blocked the runtime's only thread");
+        runner.join().unwrap();
+        writer.join().unwrap();
     }
 }

@@ -73,7 +73,12 @@ fn check_batch(batch: &Batch) -> Result<(), StorageError> {
 impl Storage for RaftStorage {
     async fn get(&self, key: &str) -> Result<Option<Entry>, StorageError> {
         validate_key(key)?;
-        match self.node.sm().data.get(key.as_bytes()).map_err(|e| StorageError::Io(e.to_string()))? {
+        let found = {
+            let sm = self.node.sm();
+            let _g = sm.read_guard().await;
+            sm.data.get(key.as_bytes())
+        };
+        match found.map_err(|e| StorageError::Io(e.to_string()))? {
             None => Ok(None),
             Some(raw) => decode_record(key, &raw).map(Some),
         }
@@ -81,7 +86,9 @@ impl Storage for RaftStorage {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut keys = Vec::new();
-        for item in self.node.sm().data.scan_prefix(prefix.as_bytes()) {
+        let sm = self.node.sm();
+        let _g = sm.read_guard().await;
+        for item in sm.data.scan_prefix(prefix.as_bytes()) {
             let (k, _) = item.map_err(|e| StorageError::Io(e.to_string()))?;
             if k.starts_with(STAGE_PREFIX) {
                 continue; // restore staging area: not client data

@@ -266,6 +266,7 @@ impl RaftNode {
         }
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let shared = Shared::open(Arc::clone(&db))?;
+        shared.recover_and_mark_dirty()?;
         let mut log = log;
         log.purge_after_apply(shared.applied_index());
         recovery::reconcile_log_with_state_machine(&mut log, &shared, &db).await?;

@@ -100,7 +100,7 @@ async fn complete_interrupted_install(
     if decoded.meta.last_log_id != meta.last_log_id {
         return Err(corrupt("the snapshot file's contents do not match its metadata".into()));
     }
-    shared.replace_with(decoded).map_err(corrupt)?;
+    shared.replace_at_start(decoded).map_err(corrupt)?;
     db.sync().await.map_err(|e| RaftError::Io(e.to_string()))?;
     log.purge(last).await.map_err(|e| corrupt(e.to_string()))?;
     tracing::warn!(
