@@ -9,7 +9,8 @@
 //!                                                                  │
 //!        ┌──────────────────────────┬───────────────────────┬─────┴──────────────────┐
 //!   LogStore (log_store)     StateMachine (state_machine)  NetworkFactory (network)  serve_cluster (server)
-//!   sled trees log, log_meta  sled trees sm_data, sm_meta   reqwest, h2, mTLS          hyper h2, mTLS
+//!   sled trees log, log_meta  sled trees sm_data, sm_meta   reqwest, h2, mTLS;         hyper h2, mTLS;
+//!                                                          channel (ALPN coffer-rpc)  channel
 //!        └──────────── one sled Db + fsync rule (db) ──┘    └──── TLS configs + PKI (tls) ───┘
 //! ```
 //!
@@ -81,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+pub mod channel;
 pub mod db;
 pub mod error;
 mod log_parts;

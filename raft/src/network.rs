@@ -25,6 +25,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::channel::{Channel, Frame};
 use crate::error::RaftError;
 use crate::tls::NodeCert;
 use crate::types::{NodeId, NodeInfo, TypeConfig};
@@ -72,6 +73,9 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Default)]
 pub struct ClusterClient {
     client: RwLock<Option<reqwest::Client>>,
+    /// The RPC channel ([`crate::channel`]) for append-entries and read-index, configured
+    /// with `client`.
+    channel: RwLock<Option<Arc<Channel>>>,
     /// Local address outgoing connections are made from (the node's cluster IP), so a peer —
     /// or a test's fault proxy — can tell nodes apart by source address.
     source: Option<std::net::IpAddr>,
@@ -99,6 +103,7 @@ impl ClusterClient {
     /// Installs (or replaces) the TLS material.
     pub fn set_tls(&self, ca_cert_pem: &str, node: &NodeCert) -> Result<(), RaftError> {
         let cfg = crate::tls::client_config(ca_cert_pem, node)?;
+        let channel = Arc::new(Channel::new(cfg.clone(), self.source));
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(cfg)
             .http2_prior_knowledge()
@@ -117,6 +122,7 @@ impl ClusterClient {
             .build()
             .map_err(|e| RaftError::Tls(format!("cannot build cluster client: {e}")))?;
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(client);
+        *self.channel.write().unwrap_or_else(|p| p.into_inner()) = Some(channel);
         Ok(())
     }
 
@@ -135,11 +141,61 @@ impl ClusterClient {
     /// Drops the TLS material (seal): back to pending.
     pub fn clear_tls(&self) {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.channel.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// True once TLS material is installed.
     pub fn is_ready(&self) -> bool {
         self.client.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Asks the leader at `addr` for a read index (see [`Self::rpc_timed`]).
+    pub(crate) async fn read_index<A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<A, TransportError> {
+        self.rpc_timed(addr, paths::READ_INDEX, &(), timeout).await.map(|(a, _)| a)
+    }
+
+    /// A raft RPC: append-entries and read-index go over the RPC channel ([`crate::channel`])
+    /// unless the peer does not offer it, everything else over HTTP/2 ([`Self::post_json_timed`]).
+    /// Same answers, errors and clock reading either way.
+    pub(crate) async fn rpc_timed<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &Q,
+        timeout: Duration,
+    ) -> Result<(A, Option<PeerClockReading>), TransportError> {
+        let channel = self.channel.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let op = crate::channel::op_of(path);
+        let (Some(channel), Some(op)) = (channel, op) else {
+            return self.post_json_timed(addr, path, body, timeout).await;
+        };
+        if channel.uses_fallback(addr) {
+            return self.post_json_timed(addr, path, body, timeout).await;
+        }
+        let bytes = serde_json::to_vec(body).map_err(|e| TransportError::BadResponse {
+            addr: addr.to_owned(),
+            reason: format!("encode: {e}"),
+        })?;
+        let now = i64::try_from(coffer_storage::clock::now_unix_ns()).unwrap_or(i64::MAX);
+        let request = Frame { code: u16::from(op), time_ns: now, body: bytes };
+        let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(timeout, channel.call(addr, &request)).await {
+            Ok(Ok(Some(answer))) => {
+                let reading =
+                    PeerClockReading { sent_raw_ns, rtt: started.elapsed(), peer_raw_ns: answer.time_ns };
+                Ok((decode_answer(addr, answer.code, &answer.body)?, Some(reading)))
+            }
+            Ok(Ok(None)) => {
+                self.post_json_timed(addr, path, body, timeout.saturating_sub(started.elapsed())).await
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(TransportError::Timeout { addr: addr.to_owned(), timeout }),
+        }
     }
 
     /// POSTs `body` as JSON to `https://{addr}{path}` and decodes a JSON answer.
@@ -193,26 +249,25 @@ impl ClusterClient {
                 .map(|peer_raw_ns| PeerClockReading { sent_raw_ns, rtt: started.elapsed(), peer_raw_ns });
             let status = resp.status();
             let body = resp.bytes().await.map_err(|e| classify(addr, e))?;
-            if !status.is_success() {
-                return Err(TransportError::BadResponse {
-                    addr: addr.to_owned(),
-                    reason: format!(
-                        "status {status}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(200)])
-                    ),
-                });
-            }
-            let answer = serde_json::from_slice(&body).map_err(|e| TransportError::BadResponse {
-                addr: addr.to_owned(),
-                reason: format!("decode: {e}"),
-            })?;
-            Ok((answer, reading))
+            Ok((decode_answer(addr, status.as_u16(), &body)?, reading))
         };
         match tokio::time::timeout(timeout, send).await {
             Ok(r) => r,
             Err(_) => Err(TransportError::Timeout { addr: addr.to_owned(), timeout }),
         }
     }
+}
+
+/// A cluster answer's JSON body, when its status is a success.
+fn decode_answer<A: DeserializeOwned>(addr: &str, status: u16, body: &[u8]) -> Result<A, TransportError> {
+    if !(200..300).contains(&status) {
+        return Err(TransportError::BadResponse {
+            addr: addr.to_owned(),
+            reason: format!("status {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
+        });
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| TransportError::BadResponse { addr: addr.to_owned(), reason: format!("decode: {e}") })
 }
 
 /// A peer's raw clock read from its answer, with when the request left and how long it took.
@@ -327,7 +382,7 @@ impl Network {
     {
         let timeout = option.soft_ttl();
         let answer: Result<(Result<A, OrRaftError<NodeId, E>>, _), TransportError> =
-            self.client.post_json_timed(&self.addr, path, req, timeout).await;
+            self.client.rpc_timed(&self.addr, path, req, timeout).await;
         let answer = answer.map(|(a, reading)| {
             // Only a leader sends append-entries: its peers' clocks set the cluster's time.
             if let (RPCTypes::AppendEntries, Some(r)) = (&action, reading) {

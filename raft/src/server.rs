@@ -4,7 +4,8 @@
 //! [`serve_cluster`] accepts TCP connections forever (abort its task to stop it; open
 //! connections are closed with it). Each connection completes a TLS 1.3 handshake that
 //! **requires** a client certificate from the cluster CA; while the node has no TLS material
-//! (sealed) connections are closed at once. Paths under [`paths::PREFIX`] go to
+//! (sealed) connections are closed at once. A connection that negotiated the RPC channel's ALPN
+//! protocol carries append-entries and read-index requests ([`crate::channel`]). Paths under [`paths::PREFIX`] go to
 //! [`RaftNode::handle_rpc`]; everything else goes to the optional [`ExtraHandler`] (request
 //! forwarding, join), or gets a 404.
 
@@ -68,6 +69,10 @@ pub async fn serve_cluster(listener: TcpListener, node: Arc<RaftNode>, extra: Op
                 }
                 Err(_) => return,
             };
+            if tls.get_ref().1.alpn_protocol() == Some(crate::channel::ALPN_RPC) {
+                crate::channel::serve(tls, node, peer).await;
+                return;
+            }
             let svc = hyper::service::service_fn(move |req| handle(Arc::clone(&node), extra.clone(), req));
             if let Err(e) = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), svc)
@@ -80,15 +85,9 @@ pub async fn serve_cluster(listener: TcpListener, node: Arc<RaftNode>, extra: Op
 }
 
 /// Follower side of the cluster clock: append-entries come only from a leader, and carry its
-/// estimate of the cluster's time, which this node follows from now on.
-fn adopt_leader_clock(headers: &http::HeaderMap) {
-    let Some(t) = headers
-        .get(clock_headers::SENDER_CLUSTER_TIME)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-    else {
-        return;
-    };
+/// estimate of the cluster's time (`t`, ns since the Unix epoch), which this node follows from
+/// now on.
+pub(crate) fn adopt_leader_clock(t: i64) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !coffer_storage::clock::adopt_leader_time(t)
         && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -129,7 +128,10 @@ async fn handle(
         let path = parts.uri.path();
         let (status, body) = node.handle_rpc(path, &bytes).await;
         if path == paths::APPEND && status == http::StatusCode::OK {
-            adopt_leader_clock(&parts.headers);
+            let sent = parts.headers.get(clock_headers::SENDER_CLUSTER_TIME);
+            if let Some(t) = sent.and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok()) {
+                adopt_leader_clock(t);
+            }
         }
         let mut resp = respond(status, Bytes::from(body));
         resp.headers_mut().insert(

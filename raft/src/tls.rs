@@ -10,7 +10,8 @@
 //! * the client verifies the server against the cluster CA under [`CLUSTER_SERVER_NAME`]
 //!   regardless of the address it dialled ([`client_config`]): membership is proven by the CA
 //!   signature, not by addresses, which may be IPs, NATed or renamed;
-//! * ALPN is `h2` only; the ring provider is used explicitly, so no process default is needed.
+//! * ALPN is `h2`, or the RPC channel's protocol ([`crate::channel`]) on the server;
+//!   the ring provider is used explicitly, so no process default is needed.
 
 use std::sync::Arc;
 
@@ -182,7 +183,7 @@ pub fn server_config(ca_cert_pem: &str, node: &NodeCert) -> Result<Arc<rustls::S
         .with_client_cert_verifier(verifier)
         .with_single_cert(parse_certs(&node.cert_pem, "node certificate")?, parse_key(&node.key_pem)?)
         .map_err(|e| tls_err("server certificate", e))?;
-    cfg.alpn_protocols = vec![ALPN_H2.to_vec()];
+    cfg.alpn_protocols = vec![ALPN_H2.to_vec(), crate::channel::ALPN_RPC.to_vec()];
     Ok(Arc::new(cfg))
 }
 

@@ -378,6 +378,74 @@ async fn the_cluster_port_refuses_clients_without_a_cluster_certificate() {
     assert!(err.is_err(), "a foreign certificate got an answer: {err:?}");
 }
 
+/// One read-index exchange on the RPC channel (ALPN `coffer-rpc/1`) with the given client TLS
+/// config: the answer's status and body.
+async fn raw_channel_read_index(addr: &str, mut cfg: rustls::ClientConfig) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    cfg.alpn_protocols = vec![coffer_raft::channel::ALPN_RPC.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from(tls::CLUSTER_SERVER_NAME).unwrap();
+    let exchange = async {
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
+        let mut request = vec![coffer_raft::channel::OP_READ_INDEX];
+        request.extend_from_slice(&0i64.to_be_bytes());
+        request.extend_from_slice(&0u32.to_be_bytes());
+        tls.write_all(&request).await?;
+        tls.flush().await?;
+        let mut head = [0u8; 14];
+        tls.read_exact(&mut head).await?;
+        let len = u32::from_be_bytes([head[10], head[11], head[12], head[13]]) as usize;
+        let mut body = vec![0u8; len];
+        tls.read_exact(&mut body).await?;
+        Ok::<_, std::io::Error>((
+            u16::from_be_bytes([head[0], head[1]]),
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rpc_channel_answers_cluster_members_only() {
+    let c = Cluster::bootstrap(fast, 1).await;
+    let leader = c.wait_leader().await;
+    let addr = c.addrs[&leader].clone();
+    c.nodes[&leader].store().apply(Batch::new().put("a", vec![1])).await.unwrap();
+    let applied = c.node(leader).metrics().applied_index.unwrap();
+
+    // A member gets a read index at least as new as what it wrote.
+    let member = tls::issue_node_cert(&c.ca, "member", &[]).unwrap();
+    let (status, body) =
+        raw_channel_read_index(&addr, tls::client_config(&c.ca.cert_pem, &member).unwrap()).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["Index"].as_u64().is_some_and(|i| i >= applied), "{body}");
+
+    // A certificate from another cluster's CA: refused during the handshake, no answer.
+    let other_ca = tls::generate_ca("another cluster").unwrap();
+    let stranger = tls::issue_node_cert(&other_ca, "stranger", &[]).unwrap();
+    let err = raw_channel_read_index(&addr, tls::client_config(&c.ca.cert_pem, &stranger).unwrap()).await;
+    assert!(err.is_err(), "a foreign certificate got an answer: {err:?}");
+
+    // No client certificate: refused too.
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(c.ca.cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let no_cert =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let err = raw_channel_read_index(&addr, no_cert).await;
+    assert!(err.is_err(), "a client without a certificate got an answer: {err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wiped_node_restarted_under_its_old_id_is_refused() {
     let mut c = Cluster::bootstrap(fast, 3).await;

@@ -198,7 +198,7 @@ impl RaftNode {
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let answer: Result<ReadIndexAnswer, TransportError> =
-            self.client.post_json(&leader.cluster_addr, paths::READ_INDEX, &(), remaining).await;
+            self.client.read_index(&leader.cluster_addr, remaining).await;
         match answer {
             Ok(ReadIndexAnswer::Index(i)) => Ok(i),
             Ok(ReadIndexAnswer::NotLeader { .. }) => {
