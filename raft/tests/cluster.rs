@@ -33,6 +33,22 @@ where
     }
 }
 
+/// Opens a node, waiting while the data directory is still locked by a node of this process
+/// that was just dropped: sled lets go of its file lock only when its background flusher has
+/// seen the database closed, a moment after the last handle went (a killed process would have
+/// released it at exit). Any other outcome is returned at once.
+async fn open_node(config: RaftConfig) -> Result<Arc<RaftNode>, RaftError> {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match RaftNode::open(config.clone()).await {
+            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 struct TestNode {
     node: Arc<RaftNode>,
     server: JoinHandle<()>,
@@ -92,7 +108,7 @@ impl Cluster {
         self.addrs.insert(id, addr.clone());
         let mut config = RaftConfig::new(id, self.dir(id), info_for(&addr));
         (self.tune)(&mut config);
-        let node = RaftNode::open(config).await?;
+        let node = open_node(config).await?;
         // The extra IP name lets the test's plain-WebPKI clients verify the server by address.
         let cert = tls::issue_node_cert(&self.ca, &format!("node-{id}"), &["127.0.0.1".into()]).unwrap();
         node.set_tls(&self.ca.cert_pem, &cert).unwrap();
@@ -459,7 +475,7 @@ async fn a_wiped_node_restarted_under_its_old_id_is_refused() {
     c.kill(victim).await;
     let mut wrong = RaftConfig::new(99, c.dir(victim), info_for("127.0.0.1:1"));
     fast(&mut wrong);
-    match RaftNode::open(wrong).await {
+    match open_node(wrong).await {
         Err(RaftError::IdentityMismatch { stored, configured }) => {
             assert_eq!((stored, configured), (victim, 99))
         }
