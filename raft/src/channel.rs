@@ -131,8 +131,12 @@ impl Frame {
                 format!("cluster RPC body of {len} bytes (at most {MAX_CLUSTER_BODY})"),
             ));
         }
-        let mut body = vec![0u8; len];
-        stream.read_exact(&mut body).await?;
+        // Grown as the bytes arrive: a length alone reserves little.
+        let mut body = Vec::with_capacity(len.min(64 * 1024));
+        (&mut *stream).take(len as u64).read_to_end(&mut body).await?;
+        if body.len() != len {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "cluster RPC body cut short"));
+        }
         Ok(Self { code, time_ns: i64::from_be_bytes(time), body })
     }
 
