@@ -255,18 +255,48 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Decodes a stored record, checking its format version.
-pub fn decode<T: DeserializeOwned>(what: &str, raw: &[u8]) -> Result<T> {
+/// A stored record that carries its format version.
+pub trait Record: DeserializeOwned {
+    fn format(&self) -> u32;
+}
+
+impl Record for Config {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+impl Record for KeyMeta {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+impl Record for VersionData {
+    fn format(&self) -> u32 {
+        self.format
+    }
+}
+
+/// Decodes a stored record, checking its format version. One parse when the record is of the
+/// current format (every read of a secret decodes two records); the format alone is read only
+/// to explain a failure.
+pub fn decode<T: Record>(what: &str, raw: &[u8]) -> Result<T> {
     #[derive(Deserialize)]
     struct Head {
         format: u32,
     }
+    let full = serde_json::from_slice::<T>(raw);
+    if let Ok(record) = &full {
+        if record.format() == FORMAT {
+            return full.map_err(|e| Error::internal(format!("corrupt kv v2 {what} record: {e}")));
+        }
+    }
     let head: Head = serde_json::from_slice(raw)
         .map_err(|e| Error::internal(format!("corrupt kv v2 {what} record: {e}")))?;
-    match head.format {
-        FORMAT => serde_json::from_slice(raw)
-            .map_err(|e| Error::internal(format!("corrupt kv v2 {what} record: {e}"))),
-        other => Err(Error::internal(format!("unsupported kv v2 {what} record format {other}"))),
+    match (head.format, full) {
+        (FORMAT, Err(e)) => Err(Error::internal(format!("corrupt kv v2 {what} record: {e}"))),
+        (other, _) => Err(Error::internal(format!("unsupported kv v2 {what} record format {other}"))),
     }
 }
 
@@ -361,7 +391,15 @@ mod tests {
         let raw = encode(&KeyMeta::new(5)).unwrap();
         let back: KeyMeta = decode("metadata", &raw).unwrap();
         assert_eq!(back.created_time, 5);
-        assert!(decode::<KeyMeta>("metadata", br#"{"format":9}"#).is_err());
+        let err = |raw: &[u8]| format!("{:?}", decode::<KeyMeta>("metadata", raw).err().unwrap());
+        assert!(err(br#"{"format":9}"#).contains("unsupported kv v2 metadata record format 9"));
+        // A whole record of another format: refused for its format, not taken as this one.
+        let mut other = KeyMeta::new(5);
+        other.format = FORMAT + 1;
+        let msg = err(&encode(&other).unwrap());
+        assert!(msg.contains(&format!("unsupported kv v2 metadata record format {}", FORMAT + 1)), "{msg}");
+        assert!(err(br#"{"format":1,"current_version":"x"}"#).contains("corrupt kv v2 metadata record"));
+        assert!(err(b"not json").contains("corrupt kv v2 metadata record"));
         assert_eq!(timestamp(1_521_685_446_945_319_214), "2018-03-22T02:24:06.945319214Z");
     }
 }
