@@ -39,6 +39,8 @@ impl ClusterNode {
             applied_index: m.applied_index.unwrap_or(0),
             leader_changes: self.raft.leader_changes(),
             snapshot_installs: self.raft.snapshot_installs(),
+            read_index_rounds: self.raft.read_rounds(),
+            lease_reads: self.raft.lease_reads(),
             forwarded: self.stats.forwarded.get(),
             forward_failures: self.stats.forward_failures.get(),
             commit_latency: self.stats.commit_latency.snapshot(),

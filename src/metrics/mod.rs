@@ -168,6 +168,10 @@ pub struct ClusterReadings {
     pub leader_changes: u64,
     /// Snapshots this node installed from a leader.
     pub snapshot_installs: u64,
+    /// Read barriers (read-index rounds) this node ran for linearizable reads.
+    pub read_index_rounds: u64,
+    /// Read indexes this node answered as the leader from its lease (no heartbeat round).
+    pub lease_reads: u64,
     /// Requests this node forwarded to the leader, answered and failed.
     pub forwarded: u64,
     pub forward_failures: u64,

@@ -184,6 +184,16 @@ pub fn families(m: &Metrics, r: &Readings) -> Vec<Family> {
             Sample::Counter(c.snapshot_installs),
         ));
         out.push(Family::one(
+            "coffer_raft_read_index_rounds",
+            "Read barriers this node ran for linearizable reads (concurrent reads share one round).",
+            Sample::Counter(c.read_index_rounds),
+        ));
+        out.push(Family::one(
+            "coffer_raft_lease_reads",
+            "Read indexes this node answered as the leader from its lease, without a heartbeat round.",
+            Sample::Counter(c.lease_reads),
+        ));
+        out.push(Family::one(
             "coffer_raft_commit_duration_seconds",
             "Time from proposing a write on this node (the leader) until it was committed and applied.",
             Sample::Histogram(c.commit_latency.clone()),

@@ -72,6 +72,13 @@ fn raft_metrics_report_leadership_progress_and_forwarding_per_node() {
     eventually("the follower to apply the writes", Duration::from_secs(30), || {
         (sample(&prom(&c, follower), "coffer_raft_applied_index")? >= target).then_some(())
     });
+
+    // A read on the follower runs a read barrier there (a read-index round with the leader).
+    let (st, b) = c.call(follower, "GET", "kv/data/m0", None);
+    assert_eq!(st, 200, "{b}");
+    let fol2 = prom(&c, follower);
+    assert!(moved(&fol1, &fol2, "coffer_raft_read_index_rounds_total") >= 1.0, "{fol2}");
+    assert!(prom(&c, leader).contains("coffer_raft_lease_reads_total"));
 }
 
 #[test]
