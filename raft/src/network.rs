@@ -176,10 +176,7 @@ impl ClusterClient {
         if channel.uses_fallback(addr) {
             return self.post_json_timed(addr, path, body, timeout).await;
         }
-        let bytes = serde_json::to_vec(body).map_err(|e| TransportError::BadResponse {
-            addr: addr.to_owned(),
-            reason: format!("encode: {e}"),
-        })?;
+        let bytes = encode_body(addr, body)?;
         let now = i64::try_from(coffer_storage::clock::now_unix_ns()).unwrap_or(i64::MAX);
         let request = Frame { code: u16::from(op), time_ns: now, body: bytes };
         let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
@@ -225,10 +222,7 @@ impl ClusterClient {
                 sent: false,
             });
         };
-        let bytes = serde_json::to_vec(body).map_err(|e| TransportError::BadResponse {
-            addr: addr.to_owned(),
-            reason: format!("encode: {e}"),
-        })?;
+        let bytes = encode_body(addr, body)?;
         let url = format!("https://{addr}{path}");
         let send = async {
             let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
@@ -256,6 +250,12 @@ impl ClusterClient {
             Err(_) => Err(TransportError::Timeout { addr: addr.to_owned(), timeout }),
         }
     }
+}
+
+/// A request's JSON body.
+fn encode_body<Q: Serialize>(addr: &str, body: &Q) -> Result<Vec<u8>, TransportError> {
+    serde_json::to_vec(body)
+        .map_err(|e| TransportError::BadResponse { addr: addr.to_owned(), reason: format!("encode: {e}") })
 }
 
 /// A cluster answer's JSON body, when its status is a success.
