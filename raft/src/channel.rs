@@ -303,6 +303,12 @@ impl Channel {
     fn put_back(&self, addr: &str, mut conn: Conn) {
         conn.last_used = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Connections to peers no longer called (a removed node, an old address) are closed
+        // once they are too old to be used.
+        idle.retain(|_, conns| {
+            conns.retain(|c| c.last_used.elapsed() < CLIENT_IDLE);
+            !conns.is_empty()
+        });
         let conns = idle.entry(addr.to_owned()).or_default();
         if conns.len() < IDLE_PER_PEER {
             conns.push(conn);
