@@ -88,9 +88,9 @@ impl RaftNode {
     ///
     /// A majority of the voters **other than this node** accepted this leadership (the current,
     /// committed vote) in append-entries requests sent within the lease window (two thirds of
-    /// `election_timeout_min`). Each of them refuses to vote for another candidate for
+    /// `election_timeout_max`). Each of them refuses to vote for another candidate for
     /// `election_timeout_max` after receiving such a request (openraft's leader lease) and
-    /// cannot stand itself before its election timeout (≥ `election_timeout_min`) has passed
+    /// cannot stand itself before that lease and then its election timeout have passed
     /// without hearing from this leader; the nodes left are fewer than a majority. So no other
     /// leader can have been elected, let alone have committed anything, before the window ends.
     /// This node itself is not counted: an openraft leader may grant its vote to a candidate
@@ -107,7 +107,7 @@ impl RaftNode {
         if self.role() != Role::Leader || self.is_stepping_down() {
             return None;
         }
-        let since = Instant::now().checked_sub(self.config.election_timeout_min * 2 / 3)?;
+        let since = Instant::now().checked_sub(self.config.election_timeout_max * 2 / 3)?;
         let me = self.id;
         let state = self
             .raft
@@ -257,7 +257,7 @@ impl RaftNode {
         self.stepping_down.store(true, Ordering::SeqCst);
         self.raft.runtime_config().heartbeat(false);
         self.raft.runtime_config().elect(false);
-        let limit = self.config.election_timeout_max * 3 + self.config.heartbeat_interval;
+        let limit = self.election_timeout() * 3 + self.config.heartbeat_interval;
         let me = self.id;
         let waited = self
             .raft
