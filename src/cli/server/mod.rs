@@ -1,6 +1,7 @@
 //! `coffer server`: load the configuration, harden the process, open storage, serve.
 
 mod dev_cluster;
+mod logging;
 mod raft;
 
 use std::path::PathBuf;
@@ -48,23 +49,6 @@ pub struct ServerArgs {
     pub log_level: Option<String>,
 }
 
-fn init_logging(level: &str) {
-    // openraft narrates every election and membership change at info, with whole state dumps;
-    // operators see its warnings unless they ask for debug or trace.
-    let verbose = matches!(level.to_ascii_lowercase().as_str(), "debug" | "trace");
-    let raft = if verbose { "" } else { ",openraft=warn" };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{level},sled=warn,hyper=warn,h2=warn,rustls=warn{raft}"
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Runs the server until SIGINT/SIGTERM.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(n) = args.dev_cluster {
@@ -102,7 +86,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 fn prepare_process(config: &Config, log_level: Option<&str>) -> anyhow::Result<()> {
     let level =
         log_level.map(str::to_owned).or_else(|| config.log_level.clone()).unwrap_or_else(|| "info".into());
-    init_logging(&level);
+    logging::init(&level);
     let _ = rustls::crypto::ring::default_provider().install_default();
     for w in &config.warnings {
         tracing::warn!("configuration: {w}");

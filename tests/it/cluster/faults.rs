@@ -229,3 +229,50 @@ fn a_wiped_node_restarted_under_its_old_name_is_refused() {
     assert_eq!(c.call(leader, "POST", "kv/data/after", Some(json!({"data": {}}))).0, 200);
     let _: Value = json!(null);
 }
+
+/// With one node down, every read-index round meets the dead peer and openraft logs an error
+/// for it: without a limit, one line per read (~2,000 a second under load). Each warning call
+/// site passes 5 lines per 10 s; the rest are counted and reported once per window.
+#[test]
+fn a_dead_peer_does_not_flood_the_log_with_one_line_per_read() {
+    let mut c = TestCluster::start(Options::default());
+    let leader = c.leader();
+    mount_kv(&c, leader);
+    assert_eq!(c.call(leader, "POST", "kv/data/k", Some(json!({"data": {"v": 1}}))).0, 200);
+    let down = c.other_than(leader);
+    let reader = (1..=3).find(|n| *n != leader && *n != down).unwrap();
+    c.kill(down);
+    let read = |c: &TestCluster| {
+        let (st, b) = c.call(reader, "GET", "kv/data/k", None);
+        assert_eq!((st, b["data"]["data"]["v"].clone()), (200, json!(1)), "{b}");
+    };
+    const LINE: &str = "timeout while confirming leadership for read request";
+    // Once the leader's lease has lapsed, every read on the follower is a round on the leader.
+    eventually("a read-index round to meet the dead peer", Duration::from_secs(30), || {
+        read(&c);
+        c.log(leader).contains(LINE).then_some(())
+    });
+    // Concurrent reads, as under load: a round's error for the dead peer is logged when it
+    // comes before the round is decided, which concurrency makes the common case.
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..40 {
+                    read(&c);
+                }
+            });
+        }
+    });
+    let lines = c.log(leader).lines().filter(|l| l.contains(LINE)).count();
+    // One window, or two if the reads straddled the end of one.
+    let bound = if started.elapsed() < Duration::from_secs(10) { 10 } else { 15 };
+    assert!(lines <= bound, "{lines} lines of {LINE:?} for 320 reads:\n{}", c.log(leader));
+    // What was left out is reported (once per window, naming the call site).
+    eventually("the left-out lines to be reported", Duration::from_secs(30), || {
+        c.log(leader)
+            .lines()
+            .any(|l| l.contains("repeated log lines left out") && l.contains("raft_core.rs"))
+            .then_some(())
+    });
+}
