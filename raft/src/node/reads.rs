@@ -88,7 +88,7 @@ impl RaftNode {
     ///
     /// A majority of the voters **other than this node** accepted this leadership (the current,
     /// committed vote) in append-entries requests sent within the lease window (two thirds of
-    /// `election_timeout_max`). Each of them refuses to vote for another candidate for
+    /// `election_timeout_min`, ending after the commit index was read). Each of them refuses to vote for another candidate for
     /// `election_timeout_max` after receiving such a request (openraft's leader lease) and
     /// cannot stand itself before that lease and then its election timeout have passed
     /// without hearing from this leader; the nodes left are fewer than a majority. So no other
@@ -107,7 +107,6 @@ impl RaftNode {
         if self.role() != Role::Leader || self.is_stepping_down() {
             return None;
         }
-        let since = Instant::now().checked_sub(self.config.election_timeout_max * 2 / 3)?;
         let me = self.id;
         let state = self
             .raft
@@ -127,6 +126,9 @@ impl RaftNode {
         if !usable {
             return None;
         }
+        // The window ends now, after the commit index was read: a stall before that read (a
+        // starved or stopped process, a busy core queue) must shorten the lease, not extend it.
+        let since = Instant::now().checked_sub(self.config.election_timeout_min * 2 / 3)?;
         let acked = voters.iter().filter(|v| **v != me && self.lease.acked_since(**v, &vote, since)).count();
         (acked * 2 > voters.len()).then_some(committed)
     }
