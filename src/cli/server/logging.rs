@@ -23,7 +23,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 /// Events of one call site passed per window.
-const BURST: u32 = 5;
+const BURST: u32 = 20;
 /// The window.
 const WINDOW: Duration = Duration::from_secs(10);
 /// Target of the line that reports suppressed repeats (never limited itself).

@@ -234,7 +234,7 @@ fn a_wiped_node_restarted_under_its_old_name_is_refused() {
 
 /// With one node down, every read-index round meets the dead peer and openraft logs an error
 /// for it: without a limit, one line per read (~2,000 a second under load). Each warning call
-/// site passes 5 lines per 10 s; the rest are counted and reported once per window.
+/// site passes 20 lines per 10 s; the rest are counted and reported once per window.
 #[test]
 fn a_dead_peer_does_not_flood_the_log_with_one_line_per_read() {
     let mut c = TestCluster::start(Options::default());
@@ -260,7 +260,7 @@ fn a_dead_peer_does_not_flood_the_log_with_one_line_per_read() {
     std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| {
-                for _ in 0..40 {
+                for _ in 0..100 {
                     read(&c);
                 }
             });
@@ -268,8 +268,8 @@ fn a_dead_peer_does_not_flood_the_log_with_one_line_per_read() {
     });
     let lines = c.log(leader).lines().filter(|l| l.contains(LINE)).count();
     // One window, or two if the reads straddled the end of one.
-    let bound = if started.elapsed() < Duration::from_secs(10) { 10 } else { 15 };
-    assert!(lines <= bound, "{lines} lines of {LINE:?} for 320 reads:\n{}", c.log(leader));
+    let bound = if started.elapsed() < Duration::from_secs(10) { 25 } else { 45 };
+    assert!(lines <= bound, "{lines} lines of {LINE:?} for 800 reads:\n{}", c.log(leader));
     // What was left out is reported (once per window, naming the call site).
     eventually("the left-out lines to be reported", Duration::from_secs(30), || {
         c.log(leader)
