@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::callsite::Identifier;
+use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
-use tracing::{Level, Metadata};
+use tracing::{Level, Metadata, Subscriber};
 use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
@@ -32,20 +34,12 @@ const REPORT_TARGET: &str = "coffer::log";
 /// Installs the subscriber: `level` for coffer, quieter defaults for the libraries, the repeat
 /// limit on warnings and errors.
 pub(super) fn init(level: &str) {
-    // openraft narrates every election and membership change at info, with whole state dumps;
-    // operators see its warnings unless they ask for debug or trace.
-    let verbose = matches!(level.to_ascii_lowercase().as_str(), "debug" | "trace");
-    let raft = if verbose { "" } else { ",openraft=warn" };
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{level},sled=warn,hyper=warn,h2=warn,rustls=warn{raft}"
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let limit = Arc::new(RepeatLimit::new(BURST, WINDOW));
     use std::io::IsTerminal;
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .with_filter(filter.and(Repeats(Arc::clone(&limit))));
+        .with_filter(filter(level, Arc::clone(&limit)));
     if tracing_subscriber::registry().with(layer).try_init().is_ok() {
         let spawned = std::thread::Builder::new().name("coffer-log-repeats".into()).spawn(move || loop {
             std::thread::sleep(WINDOW);
@@ -57,6 +51,23 @@ pub(super) fn init(level: &str) {
             tracing::warn!(error = %e, "cannot start the thread that reports suppressed log lines");
         }
     }
+}
+
+/// The level filter (`level` for coffer, quieter defaults for the libraries) followed by the
+/// repeat limit.
+fn filter<S: Subscriber + for<'a> LookupSpan<'a>>(
+    level: &str,
+    limit: Arc<RepeatLimit<Identifier>>,
+) -> impl Filter<S> {
+    // openraft narrates every election and membership change at info, with whole state dumps;
+    // operators see its warnings unless they ask for debug or trace.
+    let verbose = matches!(level.to_ascii_lowercase().as_str(), "debug" | "trace");
+    let raft = if verbose { "" } else { ",openraft=warn" };
+    let levels = tracing_subscriber::EnvFilter::try_new(format!(
+        "{level},sled=warn,hyper=warn,h2=warn,rustls=warn{raft}"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    levels.and(Repeats(limit))
 }
 
 /// Passes at most `burst` events per key in each `window` (from the key's first event of the
@@ -139,6 +150,13 @@ impl<S> Filter<S> for Repeats {
             Interest::always()
         }
     }
+
+    /// Passes every level, so the level filter's hint stands. Without a hint, `And` gives none,
+    /// the global maximum becomes TRACE, and every `log` record of sled (and every disabled
+    /// `tracing` call site's level check) reaches the filter at run time.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +170,19 @@ mod tests {
             "openraft-0.9.25/src/core/raft_core.rs:383"
         );
         assert_eq!(site("event src/cluster/forward.rs:140"), "src/cluster/forward.rs:140");
+    }
+
+    #[test]
+    fn the_level_filter_keeps_its_hint_through_the_repeat_limit() {
+        // The hint is the global maximum level: with none, every disabled `tracing` call site
+        // and every `log` record of sled reached the filter at run time (~3 % of a leader's
+        // CPU under writes, measured with perf).
+        for (level, hint) in
+            [("warn", LevelFilter::WARN), ("info", LevelFilter::INFO), ("debug", LevelFilter::DEBUG)]
+        {
+            let f = filter::<tracing_subscriber::Registry>(level, Arc::new(RepeatLimit::new(BURST, WINDOW)));
+            assert_eq!(Filter::<tracing_subscriber::Registry>::max_level_hint(&f), Some(hint), "{level}");
+        }
     }
 
     #[test]
