@@ -86,7 +86,7 @@ pub(super) async fn commit_version(
     for p in pruned {
         batch = batch.delete(version_key(key, p));
     }
-    Ok(store.apply(batch).await?.then_some(block))
+    Ok(store.apply_with_meta(batch, key, meta).await?.then_some(block))
 }
 
 /// `GET data/<key>[?version=N]`.
@@ -111,7 +111,7 @@ async fn read_live(
 ) -> Result<(Map<String, Value>, Map<String, Value>)> {
     let now = nanos(req.now);
     for _ in 0..MAX_ATTEMPTS {
-        let Some((meta, _)) = store.meta(key).await? else { return Err(Error::NotFound(None)) };
+        let Some((meta, _)) = store.meta_shared(key).await? else { return Err(Error::NotFound(None)) };
         let version = asked.map(|v| v as u64).unwrap_or(meta.current_version);
         let Some(vm) = meta.versions.get(&version) else { return Err(Error::NotFound(None)) };
         let mut out = Map::new();

@@ -73,6 +73,8 @@ pub struct KvV2 {
 struct Inner {
     /// Set once version 1 secrets left behind by an upgrade have been migrated.
     ready: tokio::sync::OnceCell<()>,
+    /// The mount's decoded metadata records.
+    metas: Arc<record::MetaCache>,
 }
 
 impl Inner {
@@ -115,7 +117,7 @@ impl Backend for KvV2 {
 
     /// The version cleaner (leader only, by the scheduler).
     async fn periodic(&self, view: &View, mount: &MountEntry, now: time::OffsetDateTime) -> Result<()> {
-        let store = Store { view: view.clone() };
+        let store = Store::new(view.clone(), &self.inner.metas);
         match clean(&self.inner, &store, now).await? {
             0 => {}
             n => {
@@ -126,7 +128,7 @@ impl Backend for KvV2 {
     }
 
     async fn exists(&self, req: &BackendRequest) -> Result<Option<bool>> {
-        let store = Store { view: req.view.clone() };
+        let store = Store::new(req.view.clone(), &self.inner.metas);
         self.inner.ready(&store, req.now).await?;
         match KvPath::parse(&req.path) {
             KvPath::Data(key) | KvPath::Metadata(key) => Ok(Some(metadata::key_exists(&store, key).await?)),
@@ -136,7 +138,7 @@ impl Backend for KvV2 {
 
     async fn handle(&self, req: &BackendRequest) -> Result<Response> {
         use Operation::{Create, Delete, List, Patch, Read, Update};
-        let store = Store { view: req.view.clone() };
+        let store = Store::new(req.view.clone(), &self.inner.metas);
         self.inner.ready(&store, req.now).await?;
         match (KvPath::parse(&req.path), req.operation) {
             (KvPath::Root, _) => Err(raw_404(req, None, Some(ROOT_WARNING.to_owned()))),

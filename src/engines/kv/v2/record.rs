@@ -14,7 +14,8 @@
 //! Every record carries `format` (currently 1) and is decoded through [`decode`], the single
 //! place a future format migration goes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -304,6 +305,30 @@ pub fn decode<T: Record>(what: &str, raw: &[u8]) -> Result<T> {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub view: View,
+    metas: Arc<MetaCache>,
+}
+
+/// How many decoded metadata records a mount keeps (all are dropped when it is full).
+const META_CACHE_CAP: usize = 4096;
+
+/// A mount's decoded metadata records, each with the storage version it was decoded from.
+///
+/// An entry is used only when the record's storage version, read from storage for every use,
+/// is still the one it was decoded from. Versions are never reused for different contents (a
+/// write, and a snapshot restore, stamp records with the version of the log entry that wrote
+/// them), so a hit returns exactly what decoding the stored record would: no invalidation is
+/// needed, replicated changes included, and a read is as fresh as the storage read behind it.
+/// The version check costs a storage lookup; a hit saves the record's decryption and JSON
+/// decoding. Metadata holds no secret values (Vault serves it under a capability of its own).
+#[derive(Debug, Default)]
+pub struct MetaCache {
+    map: Mutex<HashMap<String, (u64, Arc<KeyMeta>)>>,
+}
+
+impl MetaCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<KeyMeta>)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Store {
@@ -315,16 +340,47 @@ impl Store {
         }
     }
 
-    /// A key's metadata and its storage version.
+    /// The store of a mount whose decoded metadata `metas` keeps.
+    pub fn new(view: View, metas: &Arc<MetaCache>) -> Self {
+        Self { view, metas: Arc::clone(metas) }
+    }
+
+    /// A key's metadata and its storage version, to change and write back.
     pub async fn meta(&self, key: &str) -> Result<Option<(KeyMeta, u64)>> {
+        Ok(self.meta_shared(key).await?.map(|(m, v)| (KeyMeta::clone(&m), v)))
+    }
+
+    /// A key's metadata and its storage version, shared with the mount's cache ([`MetaCache`]).
+    pub async fn meta_shared(&self, key: &str) -> Result<Option<(Arc<KeyMeta>, u64)>> {
         // Keys never end in `/` (writes to such paths are refused before they get here).
         if key.is_empty() || key.ends_with('/') {
             return Ok(None);
         }
-        match self.view.get(&meta_key(key)).await? {
-            None => Ok(None),
-            Some(e) => Ok(Some((decode("metadata", &e.value)?, e.version))),
+        let mkey = meta_key(key);
+        if self.metas.lock().contains_key(key) {
+            let stored = self.view.version(&mkey).await?;
+            let mut metas = self.metas.lock();
+            match (stored, metas.get(key)) {
+                (None, _) => {
+                    metas.remove(key);
+                    return Ok(None);
+                }
+                (Some(v), Some((cached, meta))) if *cached == v => return Ok(Some((Arc::clone(meta), v))),
+                _ => {}
+            }
         }
+        let Some(e) = self.view.get(&mkey).await? else {
+            self.metas.lock().remove(key);
+            return Ok(None);
+        };
+        let meta: Arc<KeyMeta> = Arc::new(decode("metadata", &e.value)?);
+        let mut metas = self.metas.lock();
+        if metas.len() >= META_CACHE_CAP && !metas.contains_key(key) {
+            metas.clear();
+        }
+        // A slower reader may put back an older version: the next use's version check skips it.
+        metas.insert(key.to_owned(), (e.version, Arc::clone(&meta)));
+        Ok(Some((meta, e.version)))
     }
 
     /// The data of one version; `Ok(None)` if it is gone.
@@ -338,6 +394,18 @@ impl Store {
     /// Applies a batch; `Ok(false)` when a precondition failed (a concurrent change won).
     pub async fn apply(&self, batch: Batch) -> Result<bool> {
         Ok(self.view.try_apply(batch).await?.is_some())
+    }
+
+    /// Applies a batch that writes `meta` as `key`'s metadata record and keeps it decoded
+    /// (the next read or write of the key then skips decoding it); `Ok(false)` as [`Self::apply`].
+    pub async fn apply_with_meta(&self, batch: Batch, key: &str, meta: KeyMeta) -> Result<bool> {
+        let Some(version) = self.view.try_apply(batch).await? else { return Ok(false) };
+        let mut metas = self.metas.lock();
+        if metas.len() >= META_CACHE_CAP && !metas.contains_key(key) {
+            metas.clear();
+        }
+        metas.insert(key.to_owned(), (version, Arc::new(meta)));
+        Ok(true)
     }
 }
 

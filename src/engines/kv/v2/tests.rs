@@ -26,7 +26,7 @@ struct Env {
 async fn env() -> Env {
     let mem = Arc::new(MemStorage::new());
     let barrier = unsealed_barrier(mem.clone()).await;
-    let store = Store { view: coffer_storage::View::new(barrier, "logical/test/") };
+    let store = Store::new(coffer_storage::View::new(barrier, "logical/test/"), &Default::default());
     Env { mem, store, backend: KvV2 { inner: Arc::new(super::Inner::default()) } }
 }
 
@@ -259,4 +259,33 @@ async fn the_periodic_cleaner_soft_deletes_expired_versions() {
     assert!(meta.versions[&1].deletion_time.is_some(), "the expired version was not swept");
     let (meta, _) = e.store.meta("fresh").await.unwrap().unwrap();
     assert!(meta.versions[&1].deletion_time.is_none(), "a live version was swept");
+}
+
+#[tokio::test]
+async fn decoded_metadata_never_outlives_a_change_made_elsewhere() {
+    // The backend keeps decoded metadata; `e.store` has a cache of its own and stands for
+    // changes the backend did not make (another node's writes, replicated into storage).
+    let e = env().await;
+    e.call(Operation::Create, "data/c", json!({"data": {"v": 1}})).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            data_of(&e.call(Operation::Read, "data/c", json!({})).await.unwrap())["data"],
+            json!({"v": 1})
+        );
+    }
+    let (meta, read_at) = e.store.meta("c").await.unwrap().unwrap();
+    let (config, _) = e.store.config().await.unwrap();
+    let now = super::record::nanos(coffer_storage::clock::now());
+    let data = json!({"v": 2}).as_object().cloned().unwrap();
+    super::data::commit_version(&e.store, "c", meta, Some(read_at), &config, data, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = data_of(&e.call(Operation::Read, "data/c", json!({})).await.unwrap());
+    assert_eq!((r["data"].clone(), r["metadata"]["version"].clone()), (json!({"v": 2}), json!(2)));
+    e.store.view.apply(coffer_storage::Batch::new().delete(super::record::meta_key("c"))).await.unwrap();
+    assert!(
+        matches!(e.call(Operation::Read, "data/c", json!({})).await, Err(Error::NotFound(_))),
+        "metadata deleted elsewhere still served"
+    );
 }
