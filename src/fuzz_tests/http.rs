@@ -94,7 +94,7 @@ async fn api() -> Api {
 /// What every reply must be: below 500, and a refusal is Vault-shaped and repeats no submitted
 /// value.
 fn verify_reply(what: &str, status: u16, body: &[u8]) -> Result<(), String> {
-    verify_reply_echo(what, status, body, false)
+    verify_reply_echo(what, status, body, &Echo::None)
 }
 
 /// Fields whose values are secret (or may be): an error never repeats them.
@@ -117,16 +117,59 @@ const SECRET_FIELDS: &[&str] = &[
     "signature",
 ];
 
-/// Whether the canary of `body` sits only under settings (TTLs, names, counts, ...), which an
-/// error may name as Vault's do (`time: invalid duration "<value>"`).
-fn canary_only_in_settings(body: &[u8]) -> bool {
-    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else { return false };
-    m.iter().all(|(k, v)| !v.to_string().contains(CANARY) || !SECRET_FIELDS.contains(&k.as_str()))
+/// Which repetitions of the canary an error may contain.
+enum Echo {
+    /// None: it was submitted under a secret field, or nowhere.
+    None,
+    /// Any: it sits only under settings (TTLs, names, counts, ...), which an error may name as
+    /// Vault's do (`time: invalid duration "<value>"`).
+    Any,
+    /// Only these renderings of settings values (the canary is also under a secret field, so
+    /// any other repetition of it is an echo of the secret).
+    Only(Vec<String>),
 }
 
-/// [`verify_reply`], where `echo_allowed` lets an error repeat the canary (it was submitted
-/// under settings only).
-fn verify_reply_echo(what: &str, status: u16, body: &[u8], echo_allowed: bool) -> Result<(), String> {
+/// What an error may repeat of the canary in `body`.
+fn echo_allowed(body: &[u8]) -> Echo {
+    let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) else { return Echo::None };
+    let carries = |v: &Value| v.to_string().contains(CANARY);
+    let secret = m.iter().any(|(k, v)| SECRET_FIELDS.contains(&k.as_str()) && carries(v));
+    let settings: Vec<&Value> = m
+        .iter()
+        .filter(|(k, v)| !SECRET_FIELDS.contains(&k.as_str()) && carries(v))
+        .map(|(_, v)| v)
+        .collect();
+    if !secret {
+        return if settings.is_empty() { Echo::None } else { Echo::Any };
+    }
+    let mut shown: Vec<String> = settings
+        .iter()
+        .flat_map(|v| [Some(v.to_string()), v.as_str().map(str::to_owned)])
+        .flatten()
+        .collect();
+    // Longest first, so a value's JSON text goes before the bare string inside it.
+    shown.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    Echo::Only(shown)
+}
+
+/// Whether a string in `v` repeats the canary other than in one of `shown`.
+fn repeats_canary(v: &Value, shown: &[String]) -> bool {
+    match v {
+        Value::String(s) => {
+            let mut rest = s.clone();
+            for r in shown {
+                rest = rest.replace(r.as_str(), "");
+            }
+            rest.contains(CANARY)
+        }
+        Value::Array(a) => a.iter().any(|x| repeats_canary(x, shown)),
+        Value::Object(m) => m.iter().any(|(k, x)| k.contains(CANARY) || repeats_canary(x, shown)),
+        _ => false,
+    }
+}
+
+/// [`verify_reply`], where `echo` says which repetitions of the canary an error may contain.
+fn verify_reply_echo(what: &str, status: u16, body: &[u8], echo: &Echo) -> Result<(), String> {
     let text = String::from_utf8_lossy(body);
     if status >= 500 {
         return Err(format!("{what}: {status} {text}"));
@@ -145,7 +188,12 @@ fn verify_reply_echo(what: &str, status: u16, body: &[u8], echo_allowed: bool) -
         {
             return Err(format!("{what}: {status} body has no errors list: {text}"));
         }
-        if text.contains(CANARY) && !echo_allowed {
+        let echoed = match echo {
+            Echo::Any => false,
+            Echo::None => text.contains(CANARY),
+            Echo::Only(shown) => repeats_canary(&v, shown),
+        };
+        if echoed {
             return Err(format!("{what}: {status} error repeats a submitted value: {text}"));
         }
     }
@@ -422,14 +470,14 @@ fn forwarded_request() {
     let statuses = Mutex::new(BTreeMap::<u16, usize>::new());
     let serve_one = |fwd: ForwardedRequest| -> Result<(), String> {
         let what = format!("{} {}", fwd.method, fwd.path_and_query);
-        let echo_allowed = B64.decode(&fwd.body).is_ok_and(|b| canary_only_in_settings(&b));
+        let echo = B64.decode(&fwd.body).map_or(Echo::None, |b| echo_allowed(&b));
         let resp = rt.block_on(serve_forwarded(&api.state, fwd));
         *statuses.lock().unwrap().entry(resp.status).or_default() += 1;
         if resp.v != FORWARD_VERSION {
             return Err(format!("{what}: response version {}", resp.v));
         }
         let body = resp.body_bytes().map_err(|e| format!("{what}: {e}"))?;
-        verify_reply_echo(&what, resp.status, &body, echo_allowed)
+        verify_reply_echo(&what, resp.status, &body, &echo)
     };
     // The cluster port's decoder: what does not decode is answered 400 there; what decodes is
     // served.
@@ -554,4 +602,23 @@ fn vault_plain_error(body: &[u8]) -> bool {
     v["errors"].as_array().is_some_and(|e| {
         e.len() == 1 && e[0].as_str().is_some_and(|m| m.starts_with("1 error occurred:\n\t* "))
     }) && !text.contains(CANARY)
+}
+
+#[test]
+fn the_echo_oracle_tells_a_named_setting_from_an_echoed_secret() {
+    // Found by a random seed: a setting that carries the canary, named in Vault's error text,
+    // while a secret field of the same body carries it too.
+    let body = format!(r#"{{"period":["{CANARY}"],"signature":{{"type":"{CANARY}"}}}}"#);
+    let echo = echo_allowed(body.as_bytes());
+    let named = json!({"errors": [format!(r#"time: invalid duration "["{CANARY}"]""#)]}).to_string();
+    assert_eq!(verify_reply_echo("t", 400, named.as_bytes(), &echo), Ok(()));
+    let leaked = json!({"errors": [format!(r#"bad signature {{"type":"{CANARY}"}}"#)]}).to_string();
+    assert!(verify_reply_echo("t", 400, leaked.as_bytes(), &echo).is_err(), "the secret's echo passed");
+    let bare = json!({"errors": [format!("bad signature {CANARY}")]}).to_string();
+    assert!(verify_reply_echo("t", 400, bare.as_bytes(), &echo).is_err(), "the secret's echo passed");
+    // Only settings: any naming passes; only a secret: none does.
+    let settings_only = format!(r#"{{"ttl":"{CANARY}"}}"#);
+    assert_eq!(verify_reply_echo("t", 400, bare.as_bytes(), &echo_allowed(settings_only.as_bytes())), Ok(()));
+    let secret_only = format!(r#"{{"plaintext":"{CANARY}"}}"#);
+    assert!(verify_reply_echo("t", 400, bare.as_bytes(), &echo_allowed(secret_only.as_bytes())).is_err());
 }
