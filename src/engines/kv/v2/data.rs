@@ -79,14 +79,16 @@ pub(super) async fn commit_version(
         Some(vm) => meta.version_block(version, vm),
         None => return Err(Error::internal("kv v2: new version missing from its metadata")),
     };
+    let meta_record = encode(&meta)?;
+    let meta_size = meta_record.len();
     let mut batch = Batch::new()
         .put(version_key(key, version), encode(&VersionData { format: FORMAT, data })?)
-        .put(meta_key(key), encode(&meta)?)
+        .put(meta_key(key), meta_record)
         .require(meta_key(key), read_at);
     for p in pruned {
         batch = batch.delete(version_key(key, p));
     }
-    Ok(store.apply_with_meta(batch, key, meta).await?.then_some(block))
+    Ok(store.apply_with_meta(batch, key, meta, meta_size).await?.then_some(block))
 }
 
 /// `GET data/<key>[?version=N]`.

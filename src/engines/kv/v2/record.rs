@@ -308,8 +308,14 @@ pub struct Store {
     metas: Arc<MetaCache>,
 }
 
-/// How many decoded metadata records a mount keeps (all are dropped when it is full).
+/// How many decoded metadata records a mount keeps, and how many bytes of records (as stored,
+/// before decoding) they may add up to; past either, all are dropped. Anyone who may write a
+/// mount decides how large its metadata records are (custom metadata, version counts), so the
+/// memory bound is in bytes, not only in records.
 const META_CACHE_CAP: usize = 4096;
+const META_CACHE_BYTES: usize = 4 << 20;
+/// Records larger than this are decoded on every use and never kept.
+const META_CACHE_MAX_RECORD: usize = 16 << 10;
 
 /// A mount's decoded metadata records, each with the storage version it was decoded from.
 ///
@@ -322,12 +328,46 @@ const META_CACHE_CAP: usize = 4096;
 /// decoding. Metadata holds no secret values (Vault serves it under a capability of its own).
 #[derive(Debug, Default)]
 pub struct MetaCache {
-    map: Mutex<HashMap<String, (u64, Arc<KeyMeta>)>>,
+    inner: Mutex<Metas>,
+}
+
+#[derive(Debug, Default)]
+struct Metas {
+    /// Key → (storage version, decoded record, stored size).
+    map: HashMap<String, (u64, Arc<KeyMeta>, usize)>,
+    bytes: usize,
 }
 
 impl MetaCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<KeyMeta>)>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Metas> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Metas {
+    /// The record of `key` if it was decoded from storage version `version`.
+    fn get(&self, key: &str, version: u64) -> Option<Arc<KeyMeta>> {
+        self.map.get(key).filter(|(v, _, _)| *v == version).map(|(_, m, _)| Arc::clone(m))
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((_, _, size)) = self.map.remove(key) {
+            self.bytes -= size;
+        }
+    }
+
+    /// Keeps `meta` (stored as `size` bytes) as `key`'s record at `version`.
+    fn put(&mut self, key: &str, version: u64, meta: Arc<KeyMeta>, size: usize) {
+        self.remove(key);
+        if size > META_CACHE_MAX_RECORD {
+            return;
+        }
+        if self.map.len() >= META_CACHE_CAP || self.bytes + size > META_CACHE_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.map.insert(key.to_owned(), (version, meta, size));
     }
 }
 
@@ -357,16 +397,19 @@ impl Store {
             return Ok(None);
         }
         let mkey = meta_key(key);
-        if self.metas.lock().contains_key(key) {
+        if self.metas.lock().map.contains_key(key) {
             let stored = self.view.version(&mkey).await?;
             let mut metas = self.metas.lock();
-            match (stored, metas.get(key)) {
-                (None, _) => {
+            match stored {
+                None => {
                     metas.remove(key);
                     return Ok(None);
                 }
-                (Some(v), Some((cached, meta))) if *cached == v => return Ok(Some((Arc::clone(meta), v))),
-                _ => {}
+                Some(v) => {
+                    if let Some(meta) = metas.get(key, v) {
+                        return Ok(Some((meta, v)));
+                    }
+                }
             }
         }
         let Some(e) = self.view.get(&mkey).await? else {
@@ -374,12 +417,8 @@ impl Store {
             return Ok(None);
         };
         let meta: Arc<KeyMeta> = Arc::new(decode("metadata", &e.value)?);
-        let mut metas = self.metas.lock();
-        if metas.len() >= META_CACHE_CAP && !metas.contains_key(key) {
-            metas.clear();
-        }
         // A slower reader may put back an older version: the next use's version check skips it.
-        metas.insert(key.to_owned(), (e.version, Arc::clone(&meta)));
+        self.metas.lock().put(key, e.version, Arc::clone(&meta), e.value.len());
         Ok(Some((meta, e.version)))
     }
 
@@ -396,15 +435,12 @@ impl Store {
         Ok(self.view.try_apply(batch).await?.is_some())
     }
 
-    /// Applies a batch that writes `meta` as `key`'s metadata record and keeps it decoded
-    /// (the next read or write of the key then skips decoding it); `Ok(false)` as [`Self::apply`].
-    pub async fn apply_with_meta(&self, batch: Batch, key: &str, meta: KeyMeta) -> Result<bool> {
+    /// Applies a batch that writes `meta` (stored as `size` bytes) as `key`'s metadata record
+    /// and keeps it decoded (the next read or write of the key then skips decoding it);
+    /// `Ok(false)` as [`Self::apply`].
+    pub async fn apply_with_meta(&self, batch: Batch, key: &str, meta: KeyMeta, size: usize) -> Result<bool> {
         let Some(version) = self.view.try_apply(batch).await? else { return Ok(false) };
-        let mut metas = self.metas.lock();
-        if metas.len() >= META_CACHE_CAP && !metas.contains_key(key) {
-            metas.clear();
-        }
-        metas.insert(key.to_owned(), (version, Arc::new(meta)));
+        self.metas.lock().put(key, version, Arc::new(meta), size);
         Ok(true)
     }
 }
@@ -417,6 +453,32 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_metadata_is_bounded_in_records_and_bytes() {
+        let meta = Arc::new(KeyMeta::new(1));
+        let mut m = Metas::default();
+        m.put("big", 1, Arc::clone(&meta), META_CACHE_MAX_RECORD + 1);
+        assert!(m.get("big", 1).is_none(), "a record over the size limit is not kept");
+        m.put("k", 7, Arc::clone(&meta), 100);
+        assert!(m.get("k", 7).is_some() && m.get("k", 8).is_none(), "only at the version it came from");
+        m.put("k", 8, Arc::clone(&meta), 50);
+        assert_eq!((m.map.len(), m.bytes), (1, 50), "a newer version replaces the entry and its size");
+        // Bytes: records of the largest kept size fill the budget, the next one starts afresh.
+        let mut m = Metas::default();
+        let per = META_CACHE_MAX_RECORD;
+        for i in 0..META_CACHE_BYTES / per {
+            m.put(&format!("b{i}"), 1, Arc::clone(&meta), per);
+        }
+        assert!(m.bytes <= META_CACHE_BYTES);
+        m.put("one-more", 1, Arc::clone(&meta), per);
+        assert_eq!((m.map.len(), m.bytes), (1, per));
+        // Records: the count is bounded too.
+        for i in 0..=META_CACHE_CAP {
+            m.put(&format!("c{i}"), 1, Arc::clone(&meta), 1);
+        }
+        assert!(m.map.len() <= META_CACHE_CAP && m.bytes == m.map.len());
+    }
 
     #[test]
     fn pruning_follows_vaults_window() {
