@@ -24,6 +24,7 @@ KEYS=${KEYS:-1000}
 BUILD=1
 OUT=$BENCH_DIR/out/profile-$(date -u +%Y%m%dT%H%M%SZ)
 TOKEN=root
+COFFER_BIN=${COFFER_BIN:-$ROOT/target/release/coffer}
 while (($#)); do
   case $1 in
     --scenario) SCENARIO=$2; shift ;;
@@ -47,7 +48,7 @@ cd "$ROOT"
 port=$(free_port 8340)
 url=http://127.0.0.1:$port
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out" \
-  "$ROOT/target/release/coffer" server --dev --dev-root-token-id="$TOKEN" \
+  "$COFFER_BIN" server --dev --dev-root-token-id="$TOKEN" \
   --dev-listen-address="127.0.0.1:$port" --log-level=warn >"$OUT/coffer.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
