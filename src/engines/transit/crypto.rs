@@ -11,7 +11,7 @@
 //!
 //! Every buffer holding key material or plaintext is zeroized when dropped.
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use sha2::Sha256;
@@ -175,22 +175,28 @@ impl Cipher {
         buf: &mut [u8],
     ) -> aes_gcm::aead::Result<[u8; TAG_LEN]> {
         let tag = match self {
-            Cipher::Aes128Gcm(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
-            Cipher::Aes256Gcm(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
-            Cipher::ChaCha20Poly1305(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
-            Cipher::XChaCha20Poly1305(c) => c.encrypt_in_place_detached(nonce.into(), aad, buf)?,
+            Cipher::Aes128Gcm(c) => c.encrypt_inout_detached(nonce_of(nonce)?, aad, buf.into())?,
+            Cipher::Aes256Gcm(c) => c.encrypt_inout_detached(nonce_of(nonce)?, aad, buf.into())?,
+            Cipher::ChaCha20Poly1305(c) => c.encrypt_inout_detached(nonce_of(nonce)?, aad, buf.into())?,
+            Cipher::XChaCha20Poly1305(c) => c.encrypt_inout_detached(nonce_of(nonce)?, aad, buf.into())?,
         };
         Ok(tag.into())
     }
 
     fn decrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> aes_gcm::aead::Result<Vec<u8>> {
         match self {
-            Cipher::Aes128Gcm(c) => c.decrypt(nonce.into(), payload),
-            Cipher::Aes256Gcm(c) => c.decrypt(nonce.into(), payload),
-            Cipher::ChaCha20Poly1305(c) => c.decrypt(nonce.into(), payload),
-            Cipher::XChaCha20Poly1305(c) => c.decrypt(nonce.into(), payload),
+            Cipher::Aes128Gcm(c) => c.decrypt(nonce_of(nonce)?, payload),
+            Cipher::Aes256Gcm(c) => c.decrypt(nonce_of(nonce)?, payload),
+            Cipher::ChaCha20Poly1305(c) => c.decrypt(nonce_of(nonce)?, payload),
+            Cipher::XChaCha20Poly1305(c) => c.decrypt(nonce_of(nonce)?, payload),
         }
     }
+}
+
+/// A nonce of the cipher's length, as the cipher takes it (callers check the length first;
+/// a wrong one is the cipher's refusal, never a panic).
+fn nonce_of<'a, N: TryFrom<&'a [u8]>>(nonce: &'a [u8]) -> aes_gcm::aead::Result<N> {
+    N::try_from(nonce).map_err(|_| aes_gcm::aead::Error)
 }
 
 /// AEAD-encrypts; returns `nonce ‖ ciphertext ‖ tag` (the nonce of [`KeyType::nonce_len`]
