@@ -188,6 +188,8 @@ cleanup() {
   for name in "${!PIDS[@]}"; do for p in ${PIDS[$name]}; do kill "$p" 2>/dev/null || true; done; done
   for name in "${!PIDS[@]}"; do for p in ${PIDS[$name]}; do wait "$p" 2>/dev/null || true; done; done
   rm -rf "$SCRATCH"
+  # The nodes' data (~0.6 GB a run) goes too, unless KEEP_DATA=1: results and logs stay.
+  [[ ${KEEP_DATA:-0} == 1 ]] || rm -rf "$OUT/data"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -78,6 +78,8 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  # The nodes' data goes too, unless KEEP_DATA=1: results and logs stay.
+  [[ ${KEEP_DATA:-0} == 1 ]] || rm -rf "$OUT/data"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
