@@ -91,7 +91,7 @@ mod tests {
     const KEY: [u8; 32] = [9; 32];
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        hex::decode(s).expect("test vector is hex")
     }
 
     #[test]
