@@ -100,7 +100,7 @@ fn learn(k: &mut TestKey, text: &str) {
             k.genuine.insert(norm, MESSAGE.to_vec());
         }
     } else if let Ok(pt) = k.key.decrypt(k.context, text, b"") {
-        k.genuine.insert(norm, pt.to_vec());
+        k.genuine.insert(norm, pt.expose().to_vec());
     }
 }
 
@@ -109,7 +109,7 @@ fn check_key(k: &TestKey, text: &str) -> Result<(), String> {
     let outcome = if ed {
         k.key.verify(k.context, MESSAGE, text, &SignOptions::DEFAULT).map(|ok| ok.then(|| MESSAGE.to_vec()))
     } else {
-        k.key.decrypt(k.context, text, b"").map(|pt| Some(pt.to_vec()))
+        k.key.decrypt(k.context, text, b"").map(|pt| Some(pt.expose().to_vec()))
     };
     match outcome {
         Err(e) if e.is_internal() => {

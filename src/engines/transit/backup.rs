@@ -124,7 +124,8 @@ pub fn parse_backup(blob: &str, name: Option<&str>, now: time::OffsetDateTime) -
     // A blob that does not decode is malformed input: 400 with Vault's text, where Vault
     // answers 500. The refusals clients test for (an existing key, a disallowed backup) stay 500.
     let raw = crypto::go_b64_secret(blob).map_err(|e| Error::bad(e.to_string()))?;
-    let kd: KeyData = serde_json::from_slice(&raw).map_err(|e| Error::bad(format!("invalid backup: {e}")))?;
+    let kd: KeyData =
+        serde_json::from_slice(raw.expose()).map_err(|e| Error::bad(format!("invalid backup: {e}")))?;
     let Some(mut p) = kd.policy else { return Err(Error::bad("invalid backup: no policy")) };
     if let Some(n) = name {
         p.name = n.to_owned();
@@ -227,7 +228,7 @@ mod tests {
         assert_eq!(v["policy"]["type"], 0);
         let q = parse_backup(&blob, Some("other"), now).unwrap();
         assert_eq!(q.name, "other");
-        assert_eq!(q.decrypt(b"", &ct, b"").unwrap().as_slice(), b"v1 data");
+        assert_eq!(q.decrypt(b"", &ct, b"").unwrap().expose(), b"v1 data");
         assert!(q.restore_info.is_some());
     }
 }

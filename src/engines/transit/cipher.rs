@@ -6,9 +6,7 @@
 //! `min_decryption_version`, the latest version) and answers a [`KeyOpError`] that says whose
 //! fault a failure is, with Vault's text. Derived and decrypted bytes are zeroized when dropped.
 
-use zeroize::Zeroizing;
-
-use coffer_storage::keys::SecretBytes;
+use coffer_storage::keys::{SecretBytes, SecretVec};
 
 use super::asym;
 use super::crypto::{self, HashAlg, KeyType};
@@ -121,6 +119,23 @@ impl TransitKey {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<String, KeyOpError> {
+        Keyed::new(self).encrypt(ver, context, plaintext, aad)
+    }
+
+    /// Decrypts `vault:v<N>:...`; returns the plaintext bytes (Vault's `DecryptWithFactory`).
+    pub fn decrypt(&self, context: &[u8], value: &str, aad: &[u8]) -> Result<SecretVec, KeyOpError> {
+        Keyed::new(self).decrypt(context, value, aad)
+    }
+
+    /// [`Self::encrypt`], keying the cipher through `ciphers`.
+    fn encrypt_with(
+        &self,
+        ciphers: &mut Ciphers,
+        ver: i64,
+        context: &[u8],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<String, KeyOpError> {
         let kt = self.supported_type()?;
         if !kt.encryption_supported() {
             return Err(KeyOpError::user(format!("message encryption not supported for key type {kt}")));
@@ -155,7 +170,12 @@ impl TransitKey {
             random = crypto::random_nonce(kt.nonce_len())?;
             &random[..kt.nonce_len()]
         };
-        let sealed = crypto::seal(kt, enc_key, nonce, plaintext, aad)?;
+        let sealed = match material {
+            OperationKey::Stored(_) => {
+                crypto::seal_with(ciphers.stored(kt, ver, enc_key)?, kt, nonce, plaintext, aad)?
+            }
+            OperationKey::Derived(_) => crypto::seal(kt, enc_key, nonce, plaintext, aad)?,
+        };
         Ok(versioned(ver, &sealed))
     }
 
@@ -177,8 +197,14 @@ impl TransitKey {
         Ok((ver, data))
     }
 
-    /// Decrypts `vault:v<N>:...`; returns the plaintext bytes (Vault's `DecryptWithFactory`).
-    pub fn decrypt(&self, context: &[u8], value: &str, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyOpError> {
+    /// [`Self::decrypt`], keying the cipher through `ciphers`.
+    fn decrypt_with(
+        &self,
+        ciphers: &mut Ciphers,
+        context: &[u8],
+        value: &str,
+        aad: &[u8],
+    ) -> Result<SecretVec, KeyOpError> {
         let kt = self.supported_type()?;
         if !kt.encryption_supported() {
             return Err(KeyOpError::user(format!("message decryption not supported for key type {kt}")));
@@ -207,13 +233,17 @@ impl TransitKey {
                     "cannot decrypt ciphertext, key version does not have a private counterpart",
                 )
             })?;
-            return Ok(asym::rsa_decrypt(&private.key()?, HashAlg::Sha2_256, &decoded)?);
+            return Ok(asym::rsa_decrypt(&private.key()?, HashAlg::Sha2_256, &decoded).map(SecretVec::from)?);
         }
         let material = self.operation_key(context, ver, kt.key_len())?;
         if material.len() < kt.key_len() {
             return Err(KeyOpError::internal("could not derive enc key, length not correct"));
         }
-        Ok(crypto::open(kt, &material.expose()[..kt.key_len()], &decoded, aad)?)
+        let key = &material.expose()[..kt.key_len()];
+        Ok(match material {
+            OperationKey::Stored(_) => crypto::open_with(ciphers.stored(kt, ver, key)?, kt, &decoded, aad)?,
+            OperationKey::Derived(_) => crypto::open(kt, key, &decoded, aad)?,
+        })
     }
 
     /// The HMAC key of a version (Vault's `HMACKey`); every failure is the caller's.
@@ -231,6 +261,59 @@ impl TransitKey {
         let k = if self.key_type() == Some(KeyType::Hmac) { &entry.key } else { &entry.hmac_key };
         let k = k.as_ref().map(SecretBytes::expose);
         k.ok_or_else(|| KeyOpError::user("no HMAC key exists for that key version"))
+    }
+}
+
+/// One request's encryptions and decryptions under one key: the cipher of a stored key version
+/// (its AES key schedule and GHASH key) is built once and used for every item of a batch,
+/// instead of once per item. Keys derived from a context are not kept; the cipher is dropped
+/// (and erased) with the request.
+pub struct Keyed<'a> {
+    key: &'a TransitKey,
+    ciphers: Ciphers,
+}
+
+impl<'a> Keyed<'a> {
+    /// Operations under `key`.
+    pub fn new(key: &'a TransitKey) -> Self {
+        Keyed { key, ciphers: Ciphers::default() }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &'a TransitKey {
+        self.key
+    }
+
+    /// [`TransitKey::encrypt`].
+    pub fn encrypt(
+        &mut self,
+        ver: i64,
+        context: &[u8],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<String, KeyOpError> {
+        self.key.encrypt_with(&mut self.ciphers, ver, context, plaintext, aad)
+    }
+
+    /// [`TransitKey::decrypt`].
+    pub fn decrypt(&mut self, context: &[u8], value: &str, aad: &[u8]) -> Result<SecretVec, KeyOpError> {
+        self.key.decrypt_with(&mut self.ciphers, context, value, aad)
+    }
+}
+
+/// The cipher of the stored key version used last (a batch nearly always uses one).
+#[derive(Default)]
+struct Ciphers {
+    last: Option<(i64, crypto::Cipher)>,
+}
+
+impl Ciphers {
+    /// The cipher of stored key version `ver`, whose key is `key` (built when the version changed).
+    fn stored(&mut self, kt: KeyType, ver: i64, key: &[u8]) -> Result<&crypto::Cipher, KeyOpError> {
+        if self.last.as_ref().is_none_or(|(v, _)| *v != ver) {
+            self.last = Some((ver, crypto::Cipher::new(kt, key)?));
+        }
+        self.last.as_ref().map(|(_, c)| c).ok_or_else(|| KeyOpError::internal("no cipher"))
     }
 }
 
@@ -329,7 +412,51 @@ mod tests {
                     let prefix = format!("vault:v{}:", ver);
                     proptest::prop_assert!(ct.starts_with(&prefix));
                     let pt = p.decrypt(context, &ct, &aad).unwrap();
-                    proptest::prop_assert_eq!(pt.as_slice(), data.as_slice());
+                    proptest::prop_assert_eq!(pt.expose(), data.as_slice());
+                }
+            }
+        }
+    }
+
+    /// One request's `Keyed` keeps the cipher of the version it used last: items alternating
+    /// between versions (and, for derived keys, contexts) each get their own key, and a
+    /// ciphertext relabelled with the other version fails even right after that version's
+    /// cipher was used.
+    #[test]
+    fn a_request_keys_every_item_with_its_own_version_and_context() {
+        let now = coffer_storage::clock::now();
+        for (spec, context) in all_key_specs() {
+            let mut p = TransitKey::create("k", &spec, now).unwrap();
+            p.rotate_in_memory(now).unwrap();
+            let other: &[u8] = if spec.derived { b"another context" } else { context };
+            let mut keyed = Keyed::new(&p);
+            let mut made = Vec::new();
+            for (i, (ver, ctx)) in
+                [(1, context), (2, other), (1, other), (2, context)].into_iter().enumerate()
+            {
+                let pt = format!("item {i}");
+                made.push((keyed.encrypt(ver, ctx, pt.as_bytes(), b"").unwrap(), ctx, pt));
+            }
+            let mut keyed = Keyed::new(&p);
+            for (ct, ctx, pt) in &made {
+                assert_eq!(keyed.decrypt(ctx, ct, b"").unwrap().expose(), pt.as_bytes(), "{:?}", spec.kind);
+                assert_eq!(p.decrypt(ctx, ct, b"").unwrap().expose(), pt.as_bytes());
+                let relabelled = match ct.strip_prefix("vault:v1:") {
+                    Some(rest) => format!("vault:v2:{rest}"),
+                    None => ct.replacen("vault:v2:", "vault:v1:", 1),
+                };
+                assert!(
+                    keyed.decrypt(ctx, &relabelled, b"").is_err(),
+                    "{:?}: wrong version accepted",
+                    spec.kind
+                );
+                if spec.derived {
+                    let wrong: &[u8] = if *ctx == context { other } else { context };
+                    assert!(
+                        keyed.decrypt(wrong, ct, b"").is_err(),
+                        "{:?}: wrong context accepted",
+                        spec.kind
+                    );
                 }
             }
         }

@@ -17,7 +17,7 @@ use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use coffer_storage::keys::SecretBytes;
+use coffer_storage::keys::{SecretBytes, SecretVec};
 
 pub use super::key_type::{Curve, HashAlg, KeyType};
 
@@ -143,8 +143,9 @@ pub fn random_nonce(len: usize) -> Result<[u8; MAX_NONCE_LEN], CryptoError> {
     Ok(n)
 }
 
-/// The keyed AEAD of a key type.
-enum Cipher {
+/// The keyed AEAD of a key type (its expanded key schedule; erased when dropped, with the
+/// ciphers' `zeroize` feature).
+pub enum Cipher {
     Aes128Gcm(Aes128Gcm),
     Aes256Gcm(Aes256Gcm),
     ChaCha20Poly1305(ChaCha20Poly1305),
@@ -152,7 +153,8 @@ enum Cipher {
 }
 
 impl Cipher {
-    fn new(kt: KeyType, key: &[u8]) -> Result<Self, CryptoError> {
+    /// The AEAD of `kt` keyed with `key`.
+    pub fn new(kt: KeyType, key: &[u8]) -> Result<Self, CryptoError> {
         let wrong_length = |_| CryptoError::InvalidKeyLength;
         Ok(match kt {
             KeyType::Aes128Gcm96 => Cipher::Aes128Gcm(Aes128Gcm::new_from_slice(key).map_err(wrong_length)?),
@@ -209,10 +211,20 @@ pub fn seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
+    seal_with(&Cipher::new(kt, key)?, kt, nonce, plaintext, aad)
+}
+
+/// [`seal`] with a cipher already keyed (once per request for a stored key version).
+pub fn seal_with(
+    cipher: &Cipher,
+    kt: KeyType,
+    nonce: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     if nonce.len() != kt.nonce_len() {
         return Err(CryptoError::InvalidNonceLength);
     }
-    let cipher = Cipher::new(kt, key)?;
     let mut buf = Zeroizing::new(Vec::with_capacity(nonce.len() + plaintext.len() + TAG_LEN));
     buf.extend_from_slice(nonce);
     buf.extend_from_slice(plaintext);
@@ -224,14 +236,18 @@ pub fn seal(
 }
 
 /// AEAD-decrypts `nonce ‖ ciphertext ‖ tag`.
-pub fn open(kt: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub fn open(kt: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<SecretVec, CryptoError> {
+    open_with(&Cipher::new(kt, key)?, kt, data, aad)
+}
+
+/// [`open`] with a cipher already keyed.
+pub fn open_with(cipher: &Cipher, kt: KeyType, data: &[u8], aad: &[u8]) -> Result<SecretVec, CryptoError> {
     if data.len() < kt.nonce_len() {
         return Err(CryptoError::CiphertextTooShort);
     }
     let (nonce, ct) = data.split_at(kt.nonce_len());
-    let cipher = Cipher::new(kt, key)?;
     let plaintext = cipher.decrypt(nonce, Payload { msg: ct, aad });
-    plaintext.map(Zeroizing::new).map_err(|_| CryptoError::AuthenticationFailed(kt))
+    plaintext.map(SecretVec::from_vec).map_err(|_| CryptoError::AuthenticationFailed(kt))
 }
 
 /// An Ed25519 signing key from a 32-byte seed (the first 32 bytes of `bytes`).
@@ -285,14 +301,14 @@ const GO_STD_FAST: base64::engine::GeneralPurpose = base64::engine::GeneralPurpo
 /// with `base64_simd` (SIMD; canonical padded base64 only, so every input it accepts Go
 /// accepts with the same bytes), then with [`GO_STD_FAST`] (non-zero trailing bits); `None`
 /// when the input needs the exact decoder.
-fn b64_fast(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+fn b64_fast(s: &str) -> Option<SecretVec> {
     use base64::Engine;
     let simd = base64_simd::STANDARD;
     let len = base64::decoded_len_estimate(s.len()).max(simd.estimated_decoded_length(s.len()));
-    let mut out = Zeroizing::new(vec![0u8; len]);
-    let n = match simd.decode(s.as_bytes(), base64_simd::Out::from_slice(&mut out[..])) {
+    let mut out = SecretVec::zeroed(len);
+    let n = match simd.decode(s.as_bytes(), base64_simd::Out::from_slice(out.expose_mut())) {
         Ok(decoded) => decoded.len(),
-        Err(_) => GO_STD_FAST.decode_slice(s, &mut out[..]).ok()?,
+        Err(_) => GO_STD_FAST.decode_slice(s, out.expose_mut()).ok()?,
     };
     out.truncate(n);
     Some(out)
@@ -302,7 +318,7 @@ fn b64_fast(s: &str) -> Option<Zeroizing<Vec<u8>>> {
 /// (`illegal base64 data at input byte N`). CR and LF are skipped, as Go does.
 pub fn go_b64_decode(s: &str) -> Result<Vec<u8>, Base64Error> {
     match b64_fast(s) {
-        Some(mut out) => Ok(std::mem::take(&mut *out)),
+        Some(out) => Ok(out.declassify()),
         None => go_b64_decode_exact(s),
     }
 }
@@ -388,10 +404,10 @@ fn go_b64_decode_exact(s: &str) -> Result<Vec<u8>, Base64Error> {
 }
 
 /// [`go_b64_decode`] into a zeroizing buffer (plaintexts, contexts).
-pub fn go_b64_secret(s: &str) -> Result<Zeroizing<Vec<u8>>, Base64Error> {
+pub fn go_b64_secret(s: &str) -> Result<SecretVec, Base64Error> {
     match b64_fast(s) {
         Some(out) => Ok(out),
-        None => go_b64_decode_exact(s).map(Zeroizing::new),
+        None => go_b64_decode_exact(s).map(SecretVec::from_vec),
     }
 }
 
@@ -434,9 +450,13 @@ mod tests {
         for s in &inputs {
             let exact = go_b64_decode_exact(s).map_err(|e| e.to_string());
             assert_eq!(go_b64_decode(s).map_err(|e| e.to_string()), exact, "{s:?}");
-            assert_eq!(go_b64_secret(s).map(|v| v.to_vec()).map_err(|e| e.to_string()), exact, "{s:?}");
+            assert_eq!(
+                go_b64_secret(s).map(|v| v.expose().to_vec()).map_err(|e| e.to_string()),
+                exact,
+                "{s:?}"
+            );
             if let Some(fast) = b64_fast(s) {
-                assert_eq!(Ok(fast.to_vec()), exact, "fast path accepted {s:?}");
+                assert_eq!(Ok(fast.expose().to_vec()), exact, "fast path accepted {s:?}");
             }
         }
     }
@@ -466,7 +486,7 @@ mod tests {
             let exact = go_b64_decode_exact(&s).map_err(|e| e.to_string());
             proptest::prop_assert_eq!(go_b64_decode(&s).map_err(|e| e.to_string()), exact.clone());
             if let Some(fast) = b64_fast(&s) {
-                proptest::prop_assert_eq!(Ok(fast.to_vec()), exact);
+                proptest::prop_assert_eq!(Ok(fast.expose().to_vec()), exact);
             }
         }
     }
@@ -484,7 +504,7 @@ mod tests {
             let full = seal(kt, &key, &n[..kt.nonce_len()], b"data", b"ad").unwrap();
             assert_eq!(&full[..kt.nonce_len()], &n[..kt.nonce_len()]);
             assert_eq!(full.len(), kt.nonce_len() + 4 + 16);
-            assert_eq!(open(kt, &key, &full, b"ad").unwrap().as_slice(), b"data");
+            assert_eq!(open(kt, &key, &full, b"ad").unwrap().expose(), b"data");
             assert_eq!(open(kt, &key, &full, b"").unwrap_err().to_string(), kt.open_error());
             assert_eq!(
                 open(kt, &key, &full[..5], b"ad").unwrap_err().to_string(),

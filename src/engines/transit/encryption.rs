@@ -16,7 +16,10 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use coffer_storage::keys::SecretVec;
+
 use super::batch::{self, Flags, Item, Require};
+use super::cipher::Keyed;
 use super::crypto::{self, KeyType};
 use super::error::{internal_visible, KeyOpError};
 use super::key::{NewKey, TransitKey};
@@ -85,8 +88,8 @@ impl SingleFields<'_> {
 /// One item's decoded inputs.
 struct Decoded {
     /// Encrypt only (empty otherwise).
-    plaintext: Zeroizing<Vec<u8>>,
-    context: Zeroizing<Vec<u8>>,
+    plaintext: SecretVec,
+    context: SecretVec,
 }
 
 /// How one item failed.
@@ -138,7 +141,7 @@ impl ItemOp {
 
     /// Decodes an item's base64 fields (before the key is loaded); every failure is the caller's.
     fn decode(self, item: &Item<'_>) -> std::result::Result<Decoded, KeyOpError> {
-        let no_plaintext = || Zeroizing::new(Vec::new());
+        let no_plaintext = || SecretVec::default();
         match self {
             ItemOp::Encrypt => {
                 let plaintext = crypto::go_b64_secret(item.plaintext)?;
@@ -163,29 +166,35 @@ impl ItemOp {
     /// Processes item `index` under `key`; the result fields of a success.
     fn apply(
         self,
-        key: &TransitKey,
+        keyed: &mut Keyed<'_>,
         index: usize,
         item: &Item<'_>,
         input: &Decoded,
     ) -> std::result::Result<Map<String, Value>, ItemError> {
         let mut out = Map::new();
+        let key = keyed.key();
         match self {
             ItemOp::Encrypt => {
                 let aad =
                     associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
-                let ct = key.encrypt(item.key_version, &input.context, &input.plaintext, &aad)?;
+                let ct = keyed.encrypt(
+                    item.key_version,
+                    input.context.expose(),
+                    input.plaintext.expose(),
+                    aad.expose(),
+                )?;
                 insert_ciphertext(&mut out, key, item.key_version, ct);
             }
             ItemOp::Decrypt => {
                 let aad =
                     associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
-                let pt = key.decrypt(&input.context, item.ciphertext, &aad)?;
-                out.insert("plaintext".into(), Value::String(crypto::b64(&pt)));
+                let pt = keyed.decrypt(input.context.expose(), item.ciphertext, aad.expose())?;
+                out.insert("plaintext".into(), Value::String(crypto::b64(pt.expose())));
             }
             ItemOp::Rewrap => {
                 // Rewrap ignores `associated_data`, as Vault does.
-                let pt = key.decrypt(&input.context, item.ciphertext, &[])?;
-                let ct = key.encrypt(item.key_version, &input.context, &pt, &[])?;
+                let pt = keyed.decrypt(input.context.expose(), item.ciphertext, &[])?;
+                let ct = keyed.encrypt(item.key_version, input.context.expose(), pt.expose(), &[])?;
                 insert_ciphertext(&mut out, key, item.key_version, ct);
             }
         }
@@ -225,8 +234,9 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
         ItemOp::Decrypt | ItemOp::Rewrap => (t.existing_key(req, name, KEY_NOT_FOUND).await?, false),
     };
     let mut outcomes = Vec::with_capacity(items.len());
+    let mut keyed = Keyed::new(&key);
     for (i, (item, input)) in items.iter().zip(decoded).enumerate() {
-        let outcome = match input.map_err(ItemError::Failed).and_then(|d| op.apply(&key, i, item, &d)) {
+        let outcome = match input.map_err(ItemError::Failed).and_then(|d| op.apply(&mut keyed, i, item, &d)) {
             Ok(fields) => {
                 flags.success = true;
                 Ok(fields)
@@ -347,13 +357,9 @@ async fn encryption_key(
 }
 
 /// Decodes `associated_data` (item `index`); only AEAD key types take it.
-fn associated_data(
-    key: &TransitKey,
-    index: usize,
-    text: &str,
-) -> std::result::Result<Zeroizing<Vec<u8>>, KeyOpError> {
+fn associated_data(key: &TransitKey, index: usize, text: &str) -> std::result::Result<SecretVec, KeyOpError> {
     if text.is_empty() {
-        return Ok(Zeroizing::new(Vec::new()));
+        return Ok(SecretVec::default());
     }
     match key.key_type() {
         Some(kt) if kt.is_aead() => {}
@@ -394,7 +400,7 @@ pub async fn datakey(t: &Transit, req: &BackendRequest, kind: &str, name: &str) 
     let data_key = coffer_storage::keys::SecretBytes::random(len).map_err(Error::internal)?;
     let data_key_b64 = Zeroizing::new(crypto::b64(data_key.expose()));
     let ver = fields::int_or(data, "key_version", 0)?;
-    let ct = key.encrypt(ver, &context, data_key_b64.as_bytes(), &aad)?;
+    let ct = key.encrypt(ver, context.expose(), data_key_b64.as_bytes(), aad.expose())?;
     let mut out = Map::new();
     insert_ciphertext(&mut out, &key, ver, ct);
     if with_plaintext {

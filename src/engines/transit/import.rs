@@ -92,7 +92,7 @@ async fn material(req: &BackendRequest) -> Result<(Zeroizing<Vec<u8>>, bool)> {
     let private = wrapping.entry(wrapping.latest_version)?.rsa_key.as_ref().map(|k| k.key());
     let private = private.ok_or_else(|| Error::internal("wrapping key has no private key"))?;
     let private = private.map_err(|e| Error::from(KeyOpError::from(e)))?;
-    let (head, tail) = wrapped.split_at(ENCRYPTED_KEY_BYTES);
+    let (head, tail) = wrapped.expose().split_at(ENCRYPTED_KEY_BYTES);
     let ephemeral = asym::rsa_decrypt(&private, hash, head)
         .map_err(|_| Error::bad("failed to decrypt the ephemeral key: crypto/rsa: decryption error"))?;
     if ephemeral.len() != 32 {

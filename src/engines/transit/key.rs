@@ -85,7 +85,7 @@ mod secret_b64 {
         let text: Option<String> = Option::deserialize(d)?;
         let Some(text) = text.map(Zeroizing::new) else { return Ok(None) };
         let raw = crypto::go_b64_secret(&text).map_err(serde::de::Error::custom)?;
-        Ok(Some(SecretBytes::from_slice(&raw)))
+        Ok(Some(SecretBytes::from_slice(raw.expose())))
     }
 }
 
@@ -477,7 +477,7 @@ mod tests {
         let ct = p.encrypt(0, b"ctx", b"secret", b"").unwrap();
         let raw = p.encode().unwrap();
         let q = TransitKey::decode(&raw).unwrap();
-        assert_eq!(q.decrypt(b"ctx", &ct, b"").unwrap().as_slice(), b"secret");
+        assert_eq!(q.decrypt(b"ctx", &ct, b"").unwrap().expose(), b"secret");
         // Convergent: same input, same ciphertext.
         assert_eq!(q.encrypt(0, b"ctx", b"secret", b"").unwrap(), ct);
     }

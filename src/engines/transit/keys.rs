@@ -208,7 +208,7 @@ pub async fn read(t: &Transit, req: &BackendRequest, name: &str) -> Result<Respo
     let context = fields::string_or_empty(&req.data, "context")?;
     let context =
         crypto::go_b64_secret(&context).map_err(|_| Error::bad("failed to base64-decode context"))?;
-    Ok(Response::data(key_payload(&p, Some(&context))?))
+    Ok(Response::data(key_payload(&p, Some(context.expose()))?))
 }
 
 /// DELETE `keys/<name>`.

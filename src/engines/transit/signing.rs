@@ -5,8 +5,8 @@
 //! `reference`. Inputs are base64 and are zeroized once decoded; HMACs are compared in constant
 //! time.
 
+use coffer_storage::keys::SecretVec;
 use serde_json::{json, Map, Value};
-use zeroize::Zeroizing;
 
 use super::asym::{RsaScheme, SaltLength};
 use super::batch;
@@ -47,7 +47,7 @@ pub async fn hmac(t: &Transit, req: &BackendRequest, name: &str, url_alg: Option
     for item in &items {
         match decoded_input(item, "missing input for HMAC") {
             Ok(input) => {
-                let mac = alg.hmac(hmac_key, &input).unwrap_or_default();
+                let mac = alg.hmac(hmac_key, input.expose()).unwrap_or_default();
                 results.push(single_field("hmac", json!(format!("vault:v{ver}:{}", crypto::b64(&mac)))));
             }
             Err(e) if raw.is_none() => return Err(e.into()),
@@ -116,7 +116,7 @@ fn sign_item(
 ) -> std::result::Result<Signature, KeyOpError> {
     let input = decoded_input(item, "missing input")?;
     let context = decoded_context(item)?;
-    key.sign(ver, &context, &input, opts)
+    key.sign(ver, context.expose(), input.expose(), opts)
 }
 
 /// `verify/<name>[/<hash_algorithm>]`: signatures, or HMACs when `hmac` is given.
@@ -205,7 +205,7 @@ fn verify_item(
     let input = decoded_input(item, "missing input")?;
     let sig = batch::get(item, "signature").ok_or_else(|| KeyOpError::user("missing signature"))?;
     let context = decoded_context(item)?;
-    key.verify(&context, &input, sig, opts)
+    key.verify(context.expose(), input.expose(), sig, opts)
 }
 
 /// `verify` with `hmac`: every failure is the caller's.
@@ -258,22 +258,19 @@ fn verify_hmac_item(
     if key.min_decryption_version > 0 && ver < key.min_decryption_version {
         return Err(KeyOpError::user("cannot verify HMAC: version is too old (disallowed by policy)"));
     }
-    let expected = alg.hmac(key.hmac_key(ver)?, &input).unwrap_or_default();
+    let expected = alg.hmac(key.hmac_key(ver)?, input.expose()).unwrap_or_default();
     Ok(subtle::ConstantTimeEq::ct_eq(expected.as_slice(), given.as_slice()).into())
 }
 
 /// An item's base64 `input`; `missing` is the text when there is none.
-fn decoded_input(
-    item: &Map<String, Value>,
-    missing: &str,
-) -> std::result::Result<Zeroizing<Vec<u8>>, KeyOpError> {
+fn decoded_input(item: &Map<String, Value>, missing: &str) -> std::result::Result<SecretVec, KeyOpError> {
     let input = batch::get(item, "input").ok_or_else(|| KeyOpError::user(missing))?;
     crypto::go_b64_secret(input)
         .map_err(|e| KeyOpError::user(format!("unable to decode input as base64: {e}")))
 }
 
 /// An item's base64 `context` (absent = empty).
-fn decoded_context(item: &Map<String, Value>) -> std::result::Result<Zeroizing<Vec<u8>>, KeyOpError> {
+fn decoded_context(item: &Map<String, Value>) -> std::result::Result<SecretVec, KeyOpError> {
     crypto::go_b64_secret(batch::get(item, "context").unwrap_or(""))
         .map_err(|_| KeyOpError::user("failed to base64-decode context"))
 }

@@ -97,7 +97,7 @@ pub fn hash(data: &Map<String, Value>, url_alg: Option<&str>) -> Result<Response
         Some(a) if !matches!(a, HashAlg::None | HashAlg::Sha1) => a,
         _ => return Err(Error::bad(format!("unsupported algorithm {algorithm}"))),
     };
-    let sum = alg.digest(&input).unwrap_or_default();
+    let sum = alg.digest(input.expose()).unwrap_or_default();
     let out = if format == "hex" { hex::encode(sum) } else { crypto::b64(&sum) };
     Ok(Response::json(json!({"sum": out})))
 }

@@ -4,6 +4,7 @@
 //! Declassification (turning secret bytes into something that may be shown or stored) happens
 //! only through [`SecretBytes::expose`], whose callers say why the use is safe.
 
+mod buf;
 pub mod locked;
 
 use std::fmt;
@@ -12,6 +13,8 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use self::locked::LockedBox;
+
+pub use self::buf::SecretVec;
 
 /// Length of AES-256 keys: the root key, keyring terms and the unseal key.
 pub const KEY_LEN: usize = 32;
