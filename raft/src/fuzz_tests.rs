@@ -292,6 +292,45 @@ fn raft_log_entry() {
     t.finish();
 }
 
+/// A leader's append-entries body, built from the log's cache of each entry's JSON, is byte for
+/// byte what serde writes for the request: whether all, some (a suffix) or none of the entries
+/// are cached, and when the cache holds other entries under the same indexes (another term).
+#[test]
+fn append_entries_body() {
+    use crate::log_parts::Recent;
+    use std::sync::Mutex;
+    let mut t = SUITE.target("append_entries_body", 300);
+    let n = t.cases();
+    let case = (entry_sequence(), 0usize..20, 0u64..2, 0usize..4);
+    t.generate_n(n, case.prop_map(Structured), |Structured((entries, cached_from, bump, skip))| {
+        let mut recent = Recent::default();
+        for e in entries.iter().skip(*cached_from) {
+            let mut e = e.clone();
+            e.log_id.leader_id.term += bump;
+            let json = serde_json::to_vec(&e).map_err(|e| e.to_string())?;
+            recent.push(e, json.len(), json.into());
+        }
+        let sent: Vec<LogEntry> = entries.iter().skip(*skip).cloned().collect();
+        let rpc = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(7, 1),
+            prev_log_id: entries.get(skip.wrapping_sub(1)).map(|e| e.log_id),
+            entries: sent,
+            leader_commit: entries.first().map(|e| e.log_id),
+        };
+        let ours = crate::network::encode_append(&rpc, &Mutex::new(recent)).map_err(|e| e.to_string())?;
+        let serde = serde_json::to_vec(&rpc).map_err(|e| e.to_string())?;
+        if ours != serde {
+            return Err(format!(
+                "bodies differ:\n{}\n{}",
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&serde)
+            ));
+        }
+        Ok(())
+    });
+    t.finish();
+}
+
 // ---------------------------------------------------------------------------------------------
 // raft_command
 

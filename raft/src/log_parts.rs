@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use openraft::RaftLogId;
 use sha2::{Digest as _, Sha256};
 
@@ -19,28 +21,40 @@ use crate::wal::Wal;
 pub(crate) const RECENT_BYTES: usize = 16 << 20;
 pub(crate) const RECENT_ENTRIES: usize = 4096;
 
-/// The newest entries of the log, contiguous up to its last entry (or empty).
+/// The newest entries of the log, contiguous up to its last entry (or empty), each with the
+/// JSON it was written to the log as: replication sends those bytes instead of serializing the
+/// entry again for every follower.
 #[derive(Default)]
 pub(crate) struct Recent {
-    entries: VecDeque<(LogEntry, usize)>,
+    entries: VecDeque<(LogEntry, usize, Bytes)>,
     bytes: usize,
 }
 
 impl Recent {
-    pub(crate) fn push(&mut self, entry: LogEntry, size: usize) {
+    /// Adds the log's next entry, `json` being `serde_json::to_vec(&entry)` and `size` what the
+    /// entry takes in the log.
+    pub(crate) fn push(&mut self, entry: LogEntry, size: usize, json: Bytes) {
         let index = entry.get_log_id().index;
-        if self.entries.back().is_some_and(|(e, _)| e.get_log_id().index + 1 != index) {
+        if self.entries.back().is_some_and(|(e, _, _)| e.get_log_id().index + 1 != index) {
             self.clear();
         }
-        self.entries.push_back((entry, size));
+        self.entries.push_back((entry, size, json));
         self.bytes += size;
         while self.bytes > RECENT_BYTES || self.entries.len() > RECENT_ENTRIES {
             self.pop_front();
         }
     }
 
+    /// The JSON of the entry with exactly this log id, if it is here.
+    pub(crate) fn json_of(&self, log_id: &LogId) -> Option<Bytes> {
+        let first = self.entries.front()?.0.get_log_id().index;
+        let at = usize::try_from(log_id.index.checked_sub(first)?).ok()?;
+        let (entry, _, json) = self.entries.get(at)?;
+        (entry.get_log_id() == log_id).then(|| json.clone())
+    }
+
     fn pop_front(&mut self) {
-        if let Some((_, size)) = self.entries.pop_front() {
+        if let Some((_, size, _)) = self.entries.pop_front() {
             self.bytes -= size;
         }
     }
@@ -52,8 +66,8 @@ impl Recent {
 
     /// Drops the entries from `index` on.
     pub(crate) fn truncate(&mut self, index: u64) {
-        while self.entries.back().is_some_and(|(e, _)| e.get_log_id().index >= index) {
-            if let Some((_, size)) = self.entries.pop_back() {
+        while self.entries.back().is_some_and(|(e, _, _)| e.get_log_id().index >= index) {
+            if let Some((_, size, _)) = self.entries.pop_back() {
                 self.bytes -= size;
             }
         }
@@ -61,7 +75,7 @@ impl Recent {
 
     /// Drops the entries up to `index`.
     pub(crate) fn purge(&mut self, index: u64) {
-        while self.entries.front().is_some_and(|(e, _)| e.get_log_id().index <= index) {
+        while self.entries.front().is_some_and(|(e, _, _)| e.get_log_id().index <= index) {
             self.pop_front();
         }
     }
@@ -71,7 +85,7 @@ impl Recent {
         let first = self.entries.front()?.0.get_log_id().index;
         let at = usize::try_from(start.checked_sub(first)?).ok()?;
         let mut out = Vec::new();
-        for (e, _) in self.entries.iter().skip(at) {
+        for (e, _, _) in self.entries.iter().skip(at) {
             if e.get_log_id().index > end {
                 break;
             }

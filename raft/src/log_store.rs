@@ -30,6 +30,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, RaftLogId, RaftLogReader, StorageIOError, Vote};
 use sha2::{Digest as _, Sha256};
@@ -103,12 +104,17 @@ fn checksum(index: u64, json: &[u8]) -> [u8; CHECKSUM_LEN] {
     h.finalize().into()
 }
 
+/// Where an entry's JSON starts in its record (after the format byte and the checksum).
+const RECORD_JSON_AT: usize = 1 + CHECKSUM_LEN;
+
+/// `format | checksum | JSON` (the JSON at [`RECORD_JSON_AT`]).
 pub(crate) fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Error> {
-    let json = serde_json::to_vec(entry)?;
-    let mut out = Vec::with_capacity(1 + CHECKSUM_LEN + json.len());
+    let mut out = Vec::with_capacity(256);
     out.push(RECORD_FORMAT);
-    out.extend_from_slice(&checksum(entry.get_log_id().index, &json));
-    out.extend_from_slice(&json);
+    out.extend_from_slice(&[0; CHECKSUM_LEN]);
+    serde_json::to_writer(&mut out, entry)?;
+    let (head, json) = out.split_at_mut(RECORD_JSON_AT);
+    head[1..].copy_from_slice(&checksum(entry.get_log_id().index, json));
     Ok(out)
 }
 
@@ -223,6 +229,11 @@ impl LogStore {
     /// contiguous to the last one).
     pub(crate) fn highest_gap_from(&self, from: Option<u64>) -> Result<Option<u64>, String> {
         Ok(self.wal.highest_gap_from(from))
+    }
+
+    /// The cache of the newest entries, shared with replication (see [`Recent`]).
+    pub(crate) fn recent_handle(&self) -> Arc<Mutex<Recent>> {
+        Arc::clone(&self.recent)
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -419,8 +430,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let to_sync = self.wal.append(&records, false).map_err(|e| self.fail_stop(e))?;
         {
             let mut recent = self.recent();
-            for (entry, (_, raw)) in decoded.into_iter().zip(&records) {
-                recent.push(entry, raw.len());
+            for (entry, (_, raw)) in decoded.into_iter().zip(records) {
+                let size = raw.len();
+                recent.push(entry, size, Bytes::from(raw).slice(RECORD_JSON_AT.min(size)..));
             }
         }
         // Acknowledge only once the entries are on stable storage.

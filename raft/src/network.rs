@@ -11,7 +11,7 @@
 //! non-200 status or an undecodable body → `Network`; an error returned by the peer's Raft →
 //! `RemoteError`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
@@ -22,11 +22,13 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::RaftLogId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::channel::{Channel, Frame};
 use crate::error::RaftError;
+use crate::log_parts::Recent;
 use crate::tls::NodeCert;
 use crate::types::{NodeId, NodeInfo, TypeConfig};
 
@@ -168,17 +170,27 @@ impl ClusterClient {
         body: &Q,
         timeout: Duration,
     ) -> Result<(A, Option<PeerClockReading>), TransportError> {
+        self.rpc_json_timed(addr, path, encode_body(addr, body)?, timeout).await
+    }
+
+    /// [`Self::rpc_timed`] with the body already encoded as JSON.
+    pub(crate) async fn rpc_json_timed<A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(A, Option<PeerClockReading>), TransportError> {
         let channel = self.channel.read().unwrap_or_else(|p| p.into_inner()).clone();
         let op = crate::channel::op_of(path);
         let (Some(channel), Some(op)) = (channel, op) else {
-            return self.post_json_timed(addr, path, body, timeout).await;
+            return self.post_bytes_timed(addr, path, body, timeout).await;
         };
         if channel.uses_fallback(addr) {
-            return self.post_json_timed(addr, path, body, timeout).await;
+            return self.post_bytes_timed(addr, path, body, timeout).await;
         }
-        let bytes = encode_body(addr, body)?;
         let now = i64::try_from(coffer_storage::clock::now_unix_ns()).unwrap_or(i64::MAX);
-        let request = Frame { code: u16::from(op), time_ns: now, body: bytes };
+        let request = Frame { code: u16::from(op), time_ns: now, body };
         let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
         let started = std::time::Instant::now();
         match tokio::time::timeout(timeout, channel.call(addr, &request)).await {
@@ -188,7 +200,8 @@ impl ClusterClient {
                 Ok((decode_answer(addr, answer.code, &answer.body)?, Some(reading)))
             }
             Ok(Ok(None)) => {
-                self.post_json_timed(addr, path, body, timeout.saturating_sub(started.elapsed())).await
+                let left = timeout.saturating_sub(started.elapsed());
+                self.post_bytes_timed(addr, path, request.body, left).await
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(TransportError::Timeout { addr: addr.to_owned(), timeout }),
@@ -214,6 +227,17 @@ impl ClusterClient {
         body: &Q,
         timeout: Duration,
     ) -> Result<(A, Option<PeerClockReading>), TransportError> {
+        self.post_bytes_timed(addr, path, encode_body(addr, body)?, timeout).await
+    }
+
+    /// [`Self::post_json_timed`] with the body already encoded as JSON.
+    async fn post_bytes_timed<A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(A, Option<PeerClockReading>), TransportError> {
         let client = self.client.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(client) = client else {
             return Err(TransportError::Unreachable {
@@ -222,7 +246,6 @@ impl ClusterClient {
                 sent: false,
             });
         };
-        let bytes = encode_body(addr, body)?;
         let url = format!("https://{addr}{path}");
         let send = async {
             let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
@@ -340,6 +363,8 @@ pub struct NetworkFactory {
     pub(crate) id: NodeId,
     pub(crate) client: Arc<ClusterClient>,
     pub(crate) lease: Arc<LeaseAcks>,
+    /// The log's newest entries with their JSON (see [`encode_append`]).
+    pub(crate) recent: Arc<Mutex<Recent>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -352,6 +377,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             addr: node.cluster_addr.clone(),
             client: Arc::clone(&self.client),
             lease: Arc::clone(&self.lease),
+            recent: Arc::clone(&self.recent),
         }
     }
 }
@@ -363,6 +389,45 @@ pub struct Network {
     addr: String,
     client: Arc<ClusterClient>,
     lease: Arc<LeaseAcks>,
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// An append-entries request as JSON, byte for byte what `serde_json::to_vec(rpc)` writes, but
+/// with each entry's JSON taken from the log's cache of what it wrote for that entry (the
+/// entries a leader sends are nearly always the ones it just appended): an entry is serialized
+/// once, for the log, not once more for every follower. An entry not in the cache under exactly
+/// its log id is serialized here.
+pub(crate) fn encode_append(
+    rpc: &AppendEntriesRequest<TypeConfig>,
+    recent: &Mutex<Recent>,
+) -> serde_json::Result<Vec<u8>> {
+    let cached: Vec<Option<bytes::Bytes>> = {
+        let recent = recent.lock().unwrap_or_else(|p| p.into_inner());
+        rpc.entries.iter().map(|e| recent.json_of(e.get_log_id())).collect()
+    };
+    if cached.iter().all(Option::is_none) {
+        return serde_json::to_vec(rpc);
+    }
+    let size: usize = cached.iter().flatten().map(bytes::Bytes::len).sum();
+    let mut out = Vec::with_capacity(size + 256);
+    out.extend_from_slice(b"{\"vote\":");
+    serde_json::to_writer(&mut out, &rpc.vote)?;
+    out.extend_from_slice(b",\"prev_log_id\":");
+    serde_json::to_writer(&mut out, &rpc.prev_log_id)?;
+    out.extend_from_slice(b",\"entries\":[");
+    for (i, (entry, json)) in rpc.entries.iter().zip(&cached).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match json {
+            Some(json) => out.extend_from_slice(json),
+            None => serde_json::to_writer(&mut out, entry)?,
+        }
+    }
+    out.extend_from_slice(b"],\"leader_commit\":");
+    serde_json::to_writer(&mut out, &rpc.leader_commit)?;
+    out.push(b'}');
+    Ok(out)
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeInfo, OrRaftError<NodeId, E>>>;
@@ -380,9 +445,26 @@ impl Network {
         A: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        self.call_json(path, action, encode_body(&self.addr, req), option).await
+    }
+
+    /// [`Self::call`] with the request already encoded as JSON.
+    async fn call_json<A, E>(
+        &self,
+        path: &str,
+        action: RPCTypes,
+        body: Result<Vec<u8>, TransportError>,
+        option: &RPCOption,
+    ) -> RpcResult<A, E>
+    where
+        A: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let timeout = option.soft_ttl();
-        let answer: Result<(Result<A, OrRaftError<NodeId, E>>, _), TransportError> =
-            self.client.rpc_timed(&self.addr, path, req, timeout).await;
+        let answer: Result<(Result<A, OrRaftError<NodeId, E>>, _), TransportError> = match body {
+            Ok(body) => self.client.rpc_json_timed(&self.addr, path, body, timeout).await,
+            Err(e) => Err(e),
+        };
         let answer = answer.map(|(a, reading)| {
             // Only a leader sends append-entries: its peers' clocks set the cluster's time.
             if let (RPCTypes::AppendEntries, Some(r)) = (&action, reading) {
@@ -412,7 +494,11 @@ impl RaftNetwork<TypeConfig> for Network {
         // receipt.
         let sent = std::time::Instant::now();
         let vote = rpc.vote;
-        let answer = self.call(paths::APPEND, RPCTypes::AppendEntries, &rpc, &option).await;
+        let body = encode_append(&rpc, &self.recent).map_err(|e| TransportError::BadResponse {
+            addr: self.addr.clone(),
+            reason: format!("encode: {e}"),
+        });
+        let answer = self.call_json(paths::APPEND, RPCTypes::AppendEntries, body, &option).await;
         if let Ok(a) = &answer {
             if !matches!(a, AppendEntriesResponse::HigherVote(_)) {
                 self.lease.record(self.target, vote, sent);

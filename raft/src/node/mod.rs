@@ -272,8 +272,12 @@ impl RaftNode {
         recovery::reconcile_log_with_state_machine(&mut log, &shared, &db).await?;
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let lease = Arc::new(crate::network::LeaseAcks::default());
-        let network =
-            NetworkFactory { id: config.node_id, client: Arc::clone(&client), lease: Arc::clone(&lease) };
+        let network = NetworkFactory {
+            id: config.node_id,
+            client: Arc::clone(&client),
+            lease: Arc::clone(&lease),
+            recent: log.recent_handle(),
+        };
         let raft = Raft::new(
             config.node_id,
             or_config,
