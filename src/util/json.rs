@@ -175,4 +175,52 @@ mod tests {
         let v = Value::String("é✓😀\u{7f}".into());
         assert_eq!(ours(&v), serde_json::to_string(&v).unwrap());
     }
+
+    /// The reading side: serde_json is vendored with a block scan in `skip_to_escape`
+    /// (vendor/README.md). Every byte at every offset of a raw (unescaped) string must stop
+    /// the scan exactly where a byte-at-a-time reader stops, whatever the offset's position in
+    /// a 32-byte block.
+    #[test]
+    fn every_byte_at_every_offset_reads_like_a_byte_by_byte_scan() {
+        for len in [40usize, 100] {
+            for b in 0u8..=0x7f {
+                for at in 0..len {
+                    let mut raw = vec![b'A'; len];
+                    raw[at] = b;
+                    let doc = [b"\"".as_slice(), &raw, b"\""].concat();
+                    let mut stream = serde_json::Deserializer::from_slice(&doc).into_iter::<Value>();
+                    let first = stream.next().unwrap();
+                    let column = at + 2;
+                    match b {
+                        0x00..=0x1f => {
+                            let e = first.unwrap_err();
+                            assert!(e.to_string().starts_with("control character"), "{e}");
+                            // A line feed starts line 2 (serde_json counts lines by them).
+                            let position = if b == b'\n' { (2, 0) } else { (1, column) };
+                            assert_eq!((e.line(), e.column()), position, "byte {b:#x} at {at}");
+                        }
+                        b'"' => assert_eq!(first.unwrap(), Value::String("A".repeat(at))),
+                        b'\\' => assert!(first.is_err(), "invalid escape \\A read at {at}"),
+                        _ => {
+                            let text = String::from_utf8(raw).unwrap();
+                            assert_eq!(first.unwrap(), Value::String(text), "byte {b:#x} at {at}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn strings_read_back_as_written(text in prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9+/=]{0,200}[\\x00-\\x7f][A-Za-z0-9+/=]{0,200}",
+            "([A-Za-z0-9+/=]{0,40}[\"\\\\\\n\\x01é])*",
+        ]) {
+            let v = Value::String(text);
+            prop_assert_eq!(serde_json::from_str::<Value>(&ours(&v)).unwrap(), v);
+        }
+    }
 }

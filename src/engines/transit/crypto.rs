@@ -11,7 +11,7 @@
 //!
 //! Every buffer holding key material or plaintext is zeroized when dropped.
 
-use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use sha2::Sha256;
@@ -185,14 +185,31 @@ impl Cipher {
         Ok(tag.into())
     }
 
-    fn decrypt(&self, nonce: &[u8], payload: Payload<'_, '_>) -> aes_gcm::aead::Result<Vec<u8>> {
+    /// Decrypts `buf` in place if `tag` authenticates it (the ciphers check the tag first and
+    /// leave `buf` as it was when it does not).
+    fn decrypt_in_place(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> aes_gcm::aead::Result<()> {
         match self {
-            Cipher::Aes128Gcm(c) => c.decrypt(nonce_of(nonce)?, payload),
-            Cipher::Aes256Gcm(c) => c.decrypt(nonce_of(nonce)?, payload),
-            Cipher::ChaCha20Poly1305(c) => c.decrypt(nonce_of(nonce)?, payload),
-            Cipher::XChaCha20Poly1305(c) => c.decrypt(nonce_of(nonce)?, payload),
+            Cipher::Aes128Gcm(c) => c.decrypt_inout_detached(nonce_of(nonce)?, aad, buf.into(), tag_of(tag)?),
+            Cipher::Aes256Gcm(c) => c.decrypt_inout_detached(nonce_of(nonce)?, aad, buf.into(), tag_of(tag)?),
+            Cipher::ChaCha20Poly1305(c) => {
+                c.decrypt_inout_detached(nonce_of(nonce)?, aad, buf.into(), tag_of(tag)?)
+            }
+            Cipher::XChaCha20Poly1305(c) => {
+                c.decrypt_inout_detached(nonce_of(nonce)?, aad, buf.into(), tag_of(tag)?)
+            }
         }
     }
+}
+
+/// A tag as the cipher takes it (callers split it off at [`TAG_LEN`]).
+fn tag_of<'a, T: TryFrom<&'a [u8]>>(tag: &'a [u8]) -> aes_gcm::aead::Result<T> {
+    T::try_from(tag).map_err(|_| aes_gcm::aead::Error)
 }
 
 /// A nonce of the cipher's length, as the cipher takes it (callers check the length first;
@@ -225,29 +242,114 @@ pub fn seal_with(
     if nonce.len() != kt.nonce_len() {
         return Err(CryptoError::InvalidNonceLength);
     }
-    let mut buf = Zeroizing::new(Vec::with_capacity(nonce.len() + plaintext.len() + TAG_LEN));
-    buf.extend_from_slice(nonce);
-    buf.extend_from_slice(plaintext);
+    let mut buf = SecretVec::with_capacity(nonce.len() + plaintext.len() + TAG_LEN);
+    if !(buf.extend_within_capacity(nonce) && buf.extend_within_capacity(plaintext)) {
+        return Err(CryptoError::EncryptionFailed);
+    }
     let tag = cipher
-        .encrypt_in_place(nonce, aad, &mut buf[nonce.len()..])
+        .encrypt_in_place(nonce, aad, &mut buf.expose_mut()[nonce.len()..])
         .map_err(|_| CryptoError::EncryptionFailed)?;
-    buf.extend_from_slice(&tag);
-    Ok(std::mem::take(&mut *buf))
+    if !buf.extend_within_capacity(&tag) {
+        return Err(CryptoError::EncryptionFailed);
+    }
+    Ok(buf.declassify())
 }
 
-/// AEAD-decrypts `nonce ‖ ciphertext ‖ tag`.
+/// A plaintext decoded straight into the buffer it is sealed in: [`MAX_NONCE_LEN`] bytes of
+/// room for the nonce, the plaintext, and spare capacity for the tag. Sealing writes the nonce
+/// and the tag around the plaintext and encrypts it in place ([`seal_framed`]), so a decoded
+/// plaintext is never copied into a second buffer. Erased when dropped unsealed.
+#[derive(Default)]
+pub struct Framed(SecretVec);
+
+impl Framed {
+    /// The plaintext.
+    pub fn plaintext(&self) -> &[u8] {
+        self.0.expose().get(MAX_NONCE_LEN..).unwrap_or_default()
+    }
+}
+
+/// Go's standard base64 (as [`go_b64_secret`]) decoded into a [`Framed`] buffer.
+pub fn go_b64_framed(s: &str) -> Result<Framed, Base64Error> {
+    let simd = base64_simd::STANDARD;
+    let room = MAX_NONCE_LEN + TAG_LEN;
+    if let Ok(len) = simd.decoded_length(s.as_bytes()) {
+        let mut buf = SecretVec::with_capacity(room + len);
+        if buf.extend_within_capacity(&[0; MAX_NONCE_LEN])
+            && buf.fill_spare(|v| simd.decode_append(s, v)).is_ok()
+            && buf.len() == MAX_NONCE_LEN + len
+        {
+            return Ok(Framed(buf));
+        }
+    }
+    // Anything base64_simd refuses (non-zero trailing bits, line breaks, malformed input)
+    // takes the general path, which has Go's exact answers.
+    let plaintext = go_b64_secret(s)?;
+    let mut buf = SecretVec::with_capacity(room + plaintext.len());
+    let framed =
+        buf.extend_within_capacity(&[0; MAX_NONCE_LEN]) && buf.extend_within_capacity(plaintext.expose());
+    debug_assert!(framed, "sized above");
+    Ok(Framed(buf))
+}
+
+/// [`seal_with`] for a [`Framed`] plaintext, in its own buffer: the buffer (now holding only
+/// ciphertext) and where `nonce ‖ ciphertext ‖ tag` starts in it. On failure the plaintext is
+/// erased with the buffer.
+pub fn seal_framed(
+    cipher: &Cipher,
+    kt: KeyType,
+    nonce: &[u8],
+    framed: Framed,
+    aad: &[u8],
+) -> Result<(Vec<u8>, usize), CryptoError> {
+    let mut buf = framed.0;
+    if nonce.len() != kt.nonce_len() || nonce.len() > MAX_NONCE_LEN || buf.len() < MAX_NONCE_LEN {
+        return Err(CryptoError::InvalidNonceLength);
+    }
+    let start = MAX_NONCE_LEN - nonce.len();
+    let (head, plaintext) = buf.expose_mut().split_at_mut(MAX_NONCE_LEN);
+    head[start..].copy_from_slice(nonce);
+    let tag = cipher.encrypt_in_place(nonce, aad, plaintext).map_err(|_| CryptoError::EncryptionFailed)?;
+    if !buf.extend_within_capacity(&tag) {
+        return Err(CryptoError::EncryptionFailed);
+    }
+    Ok((buf.declassify(), start))
+}
+
+/// AEAD-decrypts `nonce ‖ ciphertext ‖ tag` (a copy of `data`, decrypted in place).
 pub fn open(kt: KeyType, key: &[u8], data: &[u8], aad: &[u8]) -> Result<SecretVec, CryptoError> {
-    open_with(&Cipher::new(kt, key)?, kt, data, aad)
-}
-
-/// [`open`] with a cipher already keyed.
-pub fn open_with(cipher: &Cipher, kt: KeyType, data: &[u8], aad: &[u8]) -> Result<SecretVec, CryptoError> {
-    if data.len() < kt.nonce_len() {
+    let cipher = Cipher::new(kt, key)?;
+    let mut buf = SecretVec::with_capacity(data.len());
+    if !buf.extend_within_capacity(data) {
         return Err(CryptoError::CiphertextTooShort);
     }
-    let (nonce, ct) = data.split_at(kt.nonce_len());
-    let plaintext = cipher.decrypt(nonce, Payload { msg: ct, aad });
-    plaintext.map(SecretVec::from_vec).map_err(|_| CryptoError::AuthenticationFailed(kt))
+    open_in_place(&cipher, kt, buf, aad)
+}
+
+/// AEAD-decrypts in place: `data` (`nonce ‖ ciphertext ‖ tag`, decoded into a
+/// buffer that is erased when dropped) becomes the plaintext; no second buffer is made.
+pub fn open_in_place(
+    cipher: &Cipher,
+    kt: KeyType,
+    mut data: SecretVec,
+    aad: &[u8],
+) -> Result<SecretVec, CryptoError> {
+    let nonce_len = kt.nonce_len();
+    if data.len() < nonce_len {
+        return Err(CryptoError::CiphertextTooShort);
+    }
+    let failed = |_| CryptoError::AuthenticationFailed(kt);
+    // Shorter than a tag: what the AEAD answers, without calling it.
+    let Some(tag_at) = data.len().checked_sub(TAG_LEN).filter(|&at| at >= nonce_len) else {
+        return Err(CryptoError::AuthenticationFailed(kt));
+    };
+    let (nonce, rest) = data.expose_mut().split_at_mut(nonce_len);
+    let (ct, tag) = rest.split_at_mut(tag_at - nonce_len);
+    cipher.decrypt_in_place(nonce, aad, ct, tag).map_err(failed)?;
+    if !data.keep_range(nonce_len..tag_at) {
+        return Err(CryptoError::AuthenticationFailed(kt));
+    }
+    Ok(data)
 }
 
 /// An Ed25519 signing key from a 32-byte seed (the first 32 bytes of `bytes`).
@@ -304,12 +406,16 @@ const GO_STD_FAST: base64::engine::GeneralPurpose = base64::engine::GeneralPurpo
 fn b64_fast(s: &str) -> Option<SecretVec> {
     use base64::Engine;
     let simd = base64_simd::STANDARD;
+    if let Ok(len) = simd.decoded_length(s.as_bytes()) {
+        // Decoded into the spare capacity: no zeroing pass over a buffer about to be written.
+        let mut out = SecretVec::with_capacity(len);
+        if out.fill_spare(|v| simd.decode_append(s, v)).is_ok() && out.len() == len {
+            return Some(out);
+        }
+    }
     let len = base64::decoded_len_estimate(s.len()).max(simd.estimated_decoded_length(s.len()));
     let mut out = SecretVec::zeroed(len);
-    let n = match simd.decode(s.as_bytes(), base64_simd::Out::from_slice(out.expose_mut())) {
-        Ok(decoded) => decoded.len(),
-        Err(_) => GO_STD_FAST.decode_slice(s, out.expose_mut()).ok()?,
-    };
+    let n = GO_STD_FAST.decode_slice(s, out.expose_mut()).ok()?;
     out.truncate(n);
     Some(out)
 }

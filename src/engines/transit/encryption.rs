@@ -87,8 +87,8 @@ impl SingleFields<'_> {
 
 /// One item's decoded inputs.
 struct Decoded {
-    /// Encrypt only (empty otherwise).
-    plaintext: SecretVec,
+    /// Encrypt only (empty otherwise): decoded into the buffer it is encrypted in.
+    plaintext: crypto::Framed,
     context: SecretVec,
 }
 
@@ -141,10 +141,10 @@ impl ItemOp {
 
     /// Decodes an item's base64 fields (before the key is loaded); every failure is the caller's.
     fn decode(self, item: &Item<'_>) -> std::result::Result<Decoded, KeyOpError> {
-        let no_plaintext = || SecretVec::default();
+        let no_plaintext = crypto::Framed::default;
         match self {
             ItemOp::Encrypt => {
-                let plaintext = crypto::go_b64_secret(item.plaintext)?;
+                let plaintext = crypto::go_b64_framed(item.plaintext)?;
                 Ok(Decoded { plaintext, context: crypto::go_b64_secret(item.context)? })
             }
             ItemOp::Decrypt => {
@@ -169,7 +169,7 @@ impl ItemOp {
         keyed: &mut Keyed<'_>,
         index: usize,
         item: &Item<'_>,
-        input: &Decoded,
+        input: Decoded,
     ) -> std::result::Result<Map<String, Value>, ItemError> {
         let mut out = Map::new();
         let key = keyed.key();
@@ -177,10 +177,10 @@ impl ItemOp {
             ItemOp::Encrypt => {
                 let aad =
                     associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
-                let ct = keyed.encrypt(
+                let ct = keyed.encrypt_framed(
                     item.key_version,
                     input.context.expose(),
-                    input.plaintext.expose(),
+                    input.plaintext,
                     aad.expose(),
                 )?;
                 insert_ciphertext(&mut out, key, item.key_version, ct);
@@ -236,7 +236,7 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
     let mut outcomes = Vec::with_capacity(items.len());
     let mut keyed = Keyed::new(&key);
     for (i, (item, input)) in items.iter().zip(decoded).enumerate() {
-        let outcome = match input.map_err(ItemError::Failed).and_then(|d| op.apply(&mut keyed, i, item, &d)) {
+        let outcome = match input.map_err(ItemError::Failed).and_then(|d| op.apply(&mut keyed, i, item, d)) {
             Ok(fields) => {
                 flags.success = true;
                 Ok(fields)
