@@ -326,6 +326,21 @@ fn append_entries_body() {
                 String::from_utf8_lossy(&serde)
             ));
         }
+        // The follower's side: the request read back is the request sent, and the log record
+        // made from each entry's JSON as received is the one the log would have encoded.
+        let (back, json) = crate::network::decode_append(&ours).map_err(|e| e.to_string())?;
+        if serde_json::to_vec(&back).map_err(|e| e.to_string())? != serde {
+            return Err("the request read back differs from the request sent".into());
+        }
+        if json.len() != back.entries.len() {
+            return Err(format!("{} entries but {} JSON texts", back.entries.len(), json.len()));
+        }
+        for (entry, (id, text)) in back.entries.iter().zip(&json) {
+            let encoded = crate::log_store::encode_entry(entry).map_err(|e| e.to_string())?;
+            if *id != entry.log_id || crate::log_store::record_of_json(id.index, text) != encoded {
+                return Err(format!("the record of entry {id} made from its received JSON differs"));
+            }
+        }
         Ok(())
     });
     t.finish();

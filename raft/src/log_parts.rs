@@ -17,7 +17,7 @@ use crate::log_store::{
 use crate::types::{LogEntry, LogId};
 use crate::wal::Wal;
 
-/// Bounds of [`Recent`].
+/// Bounds of [`Recent`] (and of [`Received`]).
 pub(crate) const RECENT_BYTES: usize = 16 << 20;
 pub(crate) const RECENT_ENTRIES: usize = 4096;
 
@@ -92,6 +92,53 @@ impl Recent {
             out.push(e.clone());
         }
         Some(out)
+    }
+}
+
+/// The JSON of entries a follower received from its leader, by log id, until its log appends
+/// them: the follower writes those bytes to its WAL (and keeps them in [`Recent`]) instead of
+/// serializing each entry again. The bytes are the entry's JSON as the leader's log holds it
+/// (`network::encode_append` sends exactly that), parsed once on arrival into the entry the
+/// log appends, so they always decode to that entry. Bounded like [`Recent`]; an append
+/// request's leftovers (entries the log already had) are dropped when the request ends.
+#[derive(Default)]
+pub(crate) struct Received {
+    /// By index: the log id the JSON is of, and the JSON.
+    json: std::collections::HashMap<u64, (LogId, Bytes)>,
+    bytes: usize,
+}
+
+impl Received {
+    /// Offers the JSON of one request's entries.
+    pub(crate) fn offer(&mut self, entries: &[(LogId, Bytes)]) {
+        let size: usize = entries.iter().map(|(_, j)| j.len()).sum();
+        if self.bytes + size > RECENT_BYTES || self.json.len() + entries.len() > RECENT_ENTRIES {
+            self.json.clear();
+            self.bytes = 0;
+        }
+        for (id, json) in entries {
+            if let Some((_, old)) = self.json.insert(id.index, (*id, json.clone())) {
+                self.bytes -= old.len();
+            }
+            self.bytes += json.len();
+        }
+    }
+
+    /// Takes the JSON received for exactly this log id (the JSON of another entry at its
+    /// index, from another leader's request, is dropped).
+    pub(crate) fn take(&mut self, id: &LogId) -> Option<Bytes> {
+        let (of, json) = self.json.remove(&id.index)?;
+        self.bytes -= json.len();
+        (of == *id).then_some(json)
+    }
+
+    /// Drops what is left of one request's entries.
+    pub(crate) fn forget(&mut self, entries: &[(LogId, Bytes)]) {
+        for (id, _) in entries {
+            if self.json.get(&id.index).is_some_and(|(of, _)| of == id) {
+                self.take(id);
+            }
+        }
     }
 }
 
@@ -173,4 +220,41 @@ pub(crate) fn migrate_tree_to_wal(
     tree.clear().map_err(io)?;
     tracing::info!(entries = moved, "raft log: moved the entries from the sled tree to the WAL (layout 2)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(term: u64, index: u64) -> LogId {
+        openraft::LogId::new(openraft::CommittedLeaderId::new(term, 1), index)
+    }
+
+    #[test]
+    fn received_json_is_taken_only_for_its_own_log_id() {
+        let mut r = Received::default();
+        r.offer(&[(id(2, 5), Bytes::from_static(b"five")), (id(2, 6), Bytes::from_static(b"six"))]);
+        // Another leader's entry at the same index is not this JSON's entry.
+        assert_eq!(r.take(&id(3, 5)), None);
+        assert_eq!(r.take(&id(2, 5)), None, "dropped when the index was asked for another entry");
+        assert_eq!(r.take(&id(2, 6)).as_deref(), Some(&b"six"[..]));
+        assert_eq!(r.take(&id(2, 6)), None, "taken once");
+        assert_eq!(r.bytes, 0);
+        // A request forgets its own leftovers, not a newer request's entry at the same index.
+        let first = [(id(2, 7), Bytes::from_static(b"old"))];
+        r.offer(&first);
+        r.offer(&[(id(3, 7), Bytes::from_static(b"new"))]);
+        r.forget(&first);
+        assert_eq!(r.take(&id(3, 7)).as_deref(), Some(&b"new"[..]));
+        assert_eq!((r.json.len(), r.bytes), (0, 0));
+    }
+
+    #[test]
+    fn received_json_is_bounded() {
+        let mut r = Received::default();
+        for i in 0..(RECENT_ENTRIES as u64 + 10) {
+            r.offer(&[(id(1, i), Bytes::from_static(b"x"))]);
+            assert!(r.json.len() <= RECENT_ENTRIES && r.bytes == r.json.len());
+        }
+    }
 }

@@ -68,12 +68,14 @@ pub struct LogStore {
     /// The newest entries, decoded: replication reads what was just appended without reading
     /// it back from disk, verifying its checksum and parsing its JSON once per follower.
     recent: Arc<Mutex<Recent>>,
+    /// JSON of entries received from the leader, written to the WAL as it came.
+    received: Arc<Mutex<Received>>,
     /// `<raft dir>/committed`: the committed log id, written in place on every commit (see
     /// [`LogStore::save_committed`]).
     committed: Arc<std::fs::File>,
 }
 
-use crate::log_parts::{decode_committed, encode_committed, Recent, COMMITTED_FILE};
+use crate::log_parts::{decode_committed, encode_committed, Received, Recent, COMMITTED_FILE};
 
 /// How long a purge waits for the state machine to apply the entries it removes before the
 /// storage fails (and the node stops): a snapshot install that takes longer is stuck.
@@ -116,6 +118,15 @@ pub(crate) fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Erro
     let (head, json) = out.split_at_mut(RECORD_JSON_AT);
     head[1..].copy_from_slice(&checksum(entry.get_log_id().index, json));
     Ok(out)
+}
+
+/// The log record of an entry whose JSON is `json` (as [`encode_entry`] writes it).
+pub(crate) fn record_of_json(index: u64, json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_JSON_AT + json.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&checksum(index, json));
+    out.extend_from_slice(json);
+    out
 }
 
 /// Decodes the record stored under `key` (the big-endian index), verifying its checksum and
@@ -213,6 +224,7 @@ impl LogStore {
             meta,
             applied: None,
             recent: Arc::default(),
+            received: Arc::default(),
             committed: Arc::new(committed),
         })
     }
@@ -234,6 +246,17 @@ impl LogStore {
     /// The cache of the newest entries, shared with replication (see [`Recent`]).
     pub(crate) fn recent_handle(&self) -> Arc<Mutex<Recent>> {
         Arc::clone(&self.recent)
+    }
+
+    /// Offers the JSON of the entries of an append-entries request as received (see
+    /// [`Received`]); [`Self::forget_received`] when the request is done.
+    pub(crate) fn offer_received(&self, entries: &[(LogId, Bytes)]) {
+        self.received.lock().unwrap_or_else(|p| p.into_inner()).offer(entries);
+    }
+
+    /// Drops what the log did not take of a request's entries.
+    pub(crate) fn forget_received(&self, entries: &[(LogId, Bytes)]) {
+        self.received.lock().unwrap_or_else(|p| p.into_inner()).forget(entries);
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -423,9 +446,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut records = Vec::new();
         let mut decoded = Vec::new();
-        for entry in entries {
-            records.push((entry.get_log_id().index, encode_entry(&entry).map_err(write_err)?));
-            decoded.push(entry);
+        {
+            let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
+            for entry in entries {
+                let record = match received.take(entry.get_log_id()) {
+                    Some(json) => record_of_json(entry.get_log_id().index, &json),
+                    None => encode_entry(&entry).map_err(write_err)?,
+                };
+                records.push((entry.get_log_id().index, record));
+                decoded.push(entry);
+            }
         }
         let to_sync = self.wal.append(&records, false).map_err(|e| self.fail_stop(e))?;
         {

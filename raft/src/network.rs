@@ -30,7 +30,7 @@ use crate::channel::{Channel, Frame};
 use crate::error::RaftError;
 use crate::log_parts::Recent;
 use crate::tls::NodeCert;
-use crate::types::{NodeId, NodeInfo, TypeConfig};
+use crate::types::{LogEntry, LogId, NodeId, NodeInfo, TypeConfig};
 
 /// URL paths of the cluster port that this crate serves.
 pub mod paths {
@@ -428,6 +428,37 @@ pub(crate) fn encode_append(
     serde_json::to_writer(&mut out, &rpc.leader_commit)?;
     out.push(b'}');
     Ok(out)
+}
+
+/// Reads an append-entries request body (`serde_json::from_slice` would read the same
+/// request) and keeps each entry's JSON as received, for the log to write as it came
+/// ([`crate::log_store::LogStore::offer_received`]).
+pub(crate) fn decode_append(
+    body: &[u8],
+) -> serde_json::Result<(AppendEntriesRequest<TypeConfig>, Vec<(LogId, bytes::Bytes)>)> {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        vote: openraft::Vote<NodeId>,
+        prev_log_id: Option<LogId>,
+        #[serde(borrow)]
+        entries: Vec<&'a serde_json::value::RawValue>,
+        leader_commit: Option<LogId>,
+    }
+    let raw: Raw<'_> = serde_json::from_slice(body)?;
+    let mut entries = Vec::with_capacity(raw.entries.len());
+    let mut json = Vec::with_capacity(raw.entries.len());
+    for text in raw.entries {
+        let entry: LogEntry = serde_json::from_str(text.get())?;
+        json.push((*entry.get_log_id(), bytes::Bytes::copy_from_slice(text.get().as_bytes())));
+        entries.push(entry);
+    }
+    let rpc = AppendEntriesRequest {
+        vote: raw.vote,
+        prev_log_id: raw.prev_log_id,
+        entries,
+        leader_commit: raw.leader_commit,
+    };
+    Ok((rpc, json))
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeInfo, OrRaftError<NodeId, E>>>;

@@ -47,8 +47,13 @@ impl RaftNode {
             (StatusCode::BAD_REQUEST, msg.to_string().into_bytes())
         }
         match path {
-            paths::APPEND => match serde_json::from_slice(body) {
-                Ok(req) => reply(&self.raft.append_entries(req).await),
+            paths::APPEND => match crate::network::decode_append(body) {
+                Ok((req, json)) => {
+                    self.log.offer_received(&json);
+                    let answer = self.raft.append_entries(req).await;
+                    self.log.forget_received(&json);
+                    reply(&answer)
+                }
                 Err(e) => bad(e),
             },
             paths::VOTE => match serde_json::from_slice(body) {
