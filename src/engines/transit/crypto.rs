@@ -286,9 +286,10 @@ pub fn go_b64_framed(s: &str) -> Result<Framed, Base64Error> {
     // takes the general path, which has Go's exact answers.
     let plaintext = go_b64_secret(s)?;
     let mut buf = SecretVec::with_capacity(room + plaintext.len());
-    let framed =
-        buf.extend_within_capacity(&[0; MAX_NONCE_LEN]) && buf.extend_within_capacity(plaintext.expose());
-    debug_assert!(framed, "sized above");
+    // Sized above, so both fit; were they not to, refusing beats sealing a partial plaintext.
+    if !(buf.extend_within_capacity(&[0; MAX_NONCE_LEN]) && buf.extend_within_capacity(plaintext.expose())) {
+        return Err(Base64Error { at: 0 });
+    }
     Ok(Framed(buf))
 }
 
