@@ -95,6 +95,9 @@ impl Recent {
     }
 }
 
+/// The entries of one append-entries request: each log id with its JSON as received.
+pub(crate) type ReceivedJson = Vec<(LogId, Bytes)>;
+
 /// The JSON of entries a follower received from its leader, by log id, until its log appends
 /// them: the follower writes those bytes to its WAL (and keeps them in [`Recent`]) instead of
 /// serializing each entry again. The bytes are the entry's JSON as the leader's log holds it

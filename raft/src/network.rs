@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::channel::{Channel, Frame};
 use crate::error::RaftError;
-use crate::log_parts::Recent;
+use crate::log_parts::{ReceivedJson, Recent};
 use crate::tls::NodeCert;
 use crate::types::{LogEntry, LogId, NodeId, NodeInfo, TypeConfig};
 
@@ -435,7 +435,7 @@ pub(crate) fn encode_append(
 /// ([`crate::log_store::LogStore::offer_received`]).
 pub(crate) fn decode_append(
     body: &[u8],
-) -> serde_json::Result<(AppendEntriesRequest<TypeConfig>, Vec<(LogId, bytes::Bytes)>)> {
+) -> serde_json::Result<(AppendEntriesRequest<TypeConfig>, ReceivedJson)> {
     #[derive(serde::Deserialize)]
     struct Raw<'a> {
         vote: openraft::Vote<NodeId>,
