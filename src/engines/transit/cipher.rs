@@ -170,18 +170,11 @@ impl TransitKey {
             random = crypto::random_nonce(kt.nonce_len())?;
             &random[..kt.nonce_len()]
         };
-        let derived;
-        let cipher = match material {
-            OperationKey::Stored(_) => ciphers.stored(kt, ver, enc_key)?,
-            OperationKey::Derived(_) => {
-                derived = crypto::Cipher::new(kt, enc_key)?;
-                &derived
-            }
-        };
+        let cipher = ciphers.of(&material, kt, ver, enc_key)?;
         Ok(match plaintext {
-            Plain::Slice(p) => versioned(ver, &crypto::seal_with(cipher, kt, nonce, p, aad)?),
+            Plain::Slice(p) => versioned(ver, &crypto::seal_with(&cipher, kt, nonce, p, aad)?),
             Plain::Framed(f) => {
-                let (sealed, start) = crypto::seal_framed(cipher, kt, nonce, f, aad)?;
+                let (sealed, start) = crypto::seal_framed(&cipher, kt, nonce, f, aad)?;
                 versioned(ver, sealed.get(start..).unwrap_or_default())
             }
         })
@@ -250,15 +243,8 @@ impl TransitKey {
             return Err(KeyOpError::internal("could not derive enc key, length not correct"));
         }
         let key = &material.expose()[..kt.key_len()];
-        let derived;
-        let cipher = match material {
-            OperationKey::Stored(_) => ciphers.stored(kt, ver, key)?,
-            OperationKey::Derived(_) => {
-                derived = crypto::Cipher::new(kt, key)?;
-                &derived
-            }
-        };
-        Ok(crypto::open_in_place(cipher, kt, decoded, aad)?)
+        let cipher = ciphers.of(&material, kt, ver, key)?;
+        Ok(crypto::open_in_place(&cipher, kt, decoded, aad)?)
     }
 
     /// The HMAC key of a version (Vault's `HMACKey`); every failure is the caller's.
@@ -349,7 +335,39 @@ struct Ciphers {
     last: Option<(i64, crypto::Cipher)>,
 }
 
+/// The cipher of one operation: the request's kept cipher of a stored key version, or one
+/// built for a key derived from a context (not kept).
+enum OpCipher<'a> {
+    Kept(&'a crypto::Cipher),
+    Derived(crypto::Cipher),
+}
+
+impl std::ops::Deref for OpCipher<'_> {
+    type Target = crypto::Cipher;
+
+    fn deref(&self) -> &crypto::Cipher {
+        match self {
+            OpCipher::Kept(c) => c,
+            OpCipher::Derived(c) => c,
+        }
+    }
+}
+
 impl Ciphers {
+    /// The cipher of `material` (whose bytes for the cipher are `key`) for version `ver`.
+    fn of(
+        &mut self,
+        material: &OperationKey<'_>,
+        kt: KeyType,
+        ver: i64,
+        key: &[u8],
+    ) -> Result<OpCipher<'_>, KeyOpError> {
+        Ok(match material {
+            OperationKey::Stored(_) => OpCipher::Kept(self.stored(kt, ver, key)?),
+            OperationKey::Derived(_) => OpCipher::Derived(crypto::Cipher::new(kt, key)?),
+        })
+    }
+
     /// The cipher of stored key version `ver`, whose key is `key` (built when the version changed).
     fn stored(&mut self, kt: KeyType, ver: i64, key: &[u8]) -> Result<&crypto::Cipher, KeyOpError> {
         if self.last.as_ref().is_none_or(|(v, _)| *v != ver) {
