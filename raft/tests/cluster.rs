@@ -785,3 +785,48 @@ async fn lease_reads_need_a_majority_of_the_other_voters() {
     .await;
     assert_eq!(c.node(leader).lease_reads(), before);
 }
+
+/// Readers woken together on the worker thread (as HTTP requests read in one poll of the
+/// sockets are) share a read-barrier round: the round waits for the ready readers to join
+/// before it closes, instead of running ahead of them with only the first. One worker, as a
+/// server pinned to one core has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn follower_reads_woken_together_share_one_round() {
+    const READERS: usize = 16;
+    const ROUNDS_EACH: usize = 20;
+    let c = Cluster::bootstrap(fast, 3).await;
+    let leader = c.wait_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    c.nodes[&leader].store().apply(Batch::new().put("sys/a", b"one".to_vec())).await.unwrap();
+    let store = c.nodes[&follower].store();
+    store.linearize().await.unwrap();
+
+    let before = c.node(follower).read_rounds();
+    let go = Arc::new(tokio::sync::Barrier::new(READERS));
+    let tasks: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (s, go) = (store.clone(), Arc::clone(&go));
+            tokio::spawn(async move {
+                for _ in 0..ROUNDS_EACH {
+                    // All readers start each read in the same pass of the scheduler.
+                    go.wait().await;
+                    s.linearize().await?;
+                }
+                Ok::<(), StorageError>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let rounds = c.node(follower).read_rounds() - before;
+    let reads = READERS * ROUNDS_EACH;
+    println!("{reads} follower reads, {READERS} at a time, took {rounds} rounds");
+    // Each batch should take one round (no round is in flight when a batch starts: every
+    // reader finished the last one). Before the round waited for ready readers, the first
+    // reader's round ran alone, ahead of the others, and every batch took two.
+    assert!(
+        rounds as usize <= ROUNDS_EACH * 3 / 2,
+        "readers woken together must share a round: {rounds} rounds for {reads} reads"
+    );
+}

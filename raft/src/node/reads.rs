@@ -10,6 +10,10 @@ use openraft::error::{CheckIsLeaderError, RaftError as OrRaftError};
 use super::*;
 use crate::error::RaftError;
 
+/// At most this many scheduler passes gather readers into a read-barrier round before it
+/// closes (see [`RaftNode::linearize`]).
+const GATHER_PASSES: usize = 4;
+
 /// Whether, and for how long, a failed read-index attempt is worth repeating.
 #[derive(Debug, Clone, Copy)]
 enum Retry {
@@ -233,6 +237,21 @@ impl RaftNode {
                     // for the others.
                     tokio::spawn(async move {
                         let _in_flight = round_lock.lock().await;
+                        // Let the reads that are ready now (requests already read, waiting for
+                        // this worker, or arriving with the next poll of the sockets) join before
+                        // the round closes: spawned or woken, this task would otherwise run next,
+                        // ahead of them, and each round would carry a fraction of the reads that
+                        // could share it. One scheduler pass at a time, while passes still bring
+                        // readers (a lone reader waits one pass); a later start is always sound.
+                        let mut joined = tx.receiver_count();
+                        for _ in 0..GATHER_PASSES {
+                            tokio::task::yield_now().await;
+                            let now = tx.receiver_count();
+                            if now == joined {
+                                break;
+                            }
+                            joined = now;
+                        }
                         // Close the round to newcomers: they will wait for the next one.
                         node.next_round.lock().unwrap_or_else(|p| p.into_inner()).take();
                         node.read_rounds.fetch_add(1, Ordering::Relaxed);
