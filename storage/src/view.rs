@@ -44,7 +44,7 @@ impl View {
 
     fn full(&self, key: &str) -> Result<String, BarrierError> {
         check_relative(key)?;
-        Ok(format!("{}{}", self.prefix, key))
+        Ok([self.prefix.as_str(), key].concat())
     }
 
     /// Reads a key.

@@ -193,7 +193,7 @@ impl TokenStore {
 
     /// Reads an entry by id HMAC, with its storage version.
     pub async fn get_by_hmac(&self, id_hmac: &str) -> Result<Option<(TokenEntry, u64)>> {
-        let key = format!("id/{id_hmac}");
+        let key = ["id/", id_hmac].concat();
         let cached = self.decoded_lock().get(id_hmac).map(|(v, _)| *v);
         if let Some(cached) = cached {
             if self.view.version(&key).await? == Some(cached) {

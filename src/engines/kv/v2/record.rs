@@ -44,7 +44,7 @@ pub const META_PREFIX: &str = "kv2/meta/";
 
 /// Storage key of a secret's metadata.
 pub fn meta_key(key: &str) -> String {
-    format!("{META_PREFIX}{key}")
+    [META_PREFIX, key].concat()
 }
 
 /// Storage key of one version's data.
