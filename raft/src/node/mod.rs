@@ -27,7 +27,9 @@
 //! quorum (`get_read_log_id`); a follower asks the leader for that read index over the
 //! cluster port; then both wait until their state machine applied it. Concurrent callers share
 //! one round: a caller joins the next round that has not started yet, so every round it
-//! relies on began after it arrived.
+//! relies on began after it arrived. A round waits for the readers that are ready in the same
+//! scheduler passes (a few at most) before it closes, so concurrent requests read in one poll of
+//! the sockets share it instead of the first running ahead alone.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
