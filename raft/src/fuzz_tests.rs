@@ -1263,14 +1263,15 @@ fn a_hole_the_snapshot_covers_is_repaired_and_lost_entries_are_refused() {
     assert!(matches!(r, Err(crate::RaftError::Corrupt { .. })), "{:?}", r.map(|_| ()));
 }
 
-/// openraft 0.9's follower asks for the purge up to a snapshot it is still installing, in
-/// parallel with the install (`following_handler::install_full_snapshot`). The purge waits
-/// until the state machine holds the entries it removes, so no crash in between can leave
-/// entries that are neither in the log nor in the state machine (the soak's follower that could
-/// not start again). Without the wait the purge below completes at once with the state machine
-/// still at entry 4.
+/// The state machine is held in memory, so a purge waits until a durable snapshot file holds
+/// the entries it removes: no crash can leave entries that are neither in the log nor in the
+/// snapshot file. Applying them is not enough. openraft 0.9's follower also asks for the purge
+/// up to a snapshot it is still installing, in parallel with the install
+/// (`following_handler::install_full_snapshot`); that purge waits for the install's file (the
+/// soak's follower that could not start again). Without the wait the purge below completes at
+/// once with the state machine still at entry 4.
 #[test]
-fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
+fn a_purge_waits_until_a_snapshot_file_holds_what_it_removes() {
     use openraft::RaftSnapshotBuilder as _;
     let rt = rt();
     let tmp = tempfile::tempdir().unwrap();
