@@ -902,6 +902,7 @@ fn run_chaos(counts: Counts, results: &str) {
         eprintln!("could not write {}: {e}", target.display());
     }
     if !violations.is_empty() {
+        d.c.keep_logs("violation found");
         // The whole history and the fault timeline, for the diagnosis.
         let mut dump =
             format!("seed {seed}\n{timeline}\nleader claims (term: nodes): {:?}\n\n", leaders.claims);

@@ -95,6 +95,29 @@ impl Node {
     }
 }
 
+/// With `COFFER_IT_KEEP_LOGS=<dir>`, the log of every node process the harness kills (and what
+/// [`TestCluster::keep_logs`] is asked to keep) is appended to `<dir>/node<i>.log`: a restarted
+/// node's earlier processes are otherwise gone when a long run fails. Off by default.
+pub fn keep_log(i: usize, why: &str, text: &str) {
+    let Some(dir) = std::env::var_os("COFFER_IT_KEEP_LOGS") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("node{i}.log"));
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut out = format!("===== node {i} process log ({why}, at unix {:.3} s) =====\n", at.as_secs_f64());
+    out.push_str(text);
+    out.push('\n');
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(out.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("could not keep node {i}'s log in {}: {e}", path.display());
+    }
+}
+
 /// A running cluster.
 pub struct TestCluster {
     pub nodes: Vec<Node>,
@@ -234,6 +257,14 @@ impl TestCluster {
     pub fn kill(&mut self, i: usize) {
         if let Some(mut s) = self.nodes[i - 1].server.take() {
             s.kill();
+            keep_log(i, "killed", &s.stderr.text());
+        }
+    }
+
+    /// Appends every running node's log so far to the kept logs (see [`keep_log`]).
+    pub fn keep_logs(&self, why: &str) {
+        for i in 1..=self.nodes.len() {
+            keep_log(i, why, &self.log(i));
         }
     }
 
