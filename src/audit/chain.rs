@@ -39,13 +39,31 @@ pub const KEY_RECORD_VERSION: u32 = 1;
 /// Format version of the stored head record.
 pub const HEAD_RECORD_VERSION: u32 = 1;
 
-/// Storage key (behind the barrier) of a device's chain key.
+// A device's chain records are node-local (`local/` keys, never replicated): every node of a
+// cluster writes its own file and keeps its own chain. A follower could not write replicated
+// keys at all, the nodes would overwrite each other's heads, and opening a device would wait
+// for a quorum. `sys/audit-verify` checks the file of the node it is sent to, with that node's
+// key and head.
+
+/// Storage key (behind the barrier, node-local) of a device's chain key.
 pub fn key_path(device_id: &str) -> String {
+    format!("{}audit-chain/{device_id}/key", coffer_storage::LOCAL_PREFIX)
+}
+
+/// Storage key (behind the barrier, node-local) of a device's chain head.
+pub fn head_path(device_id: &str) -> String {
+    format!("{}audit-chain/{device_id}/head", coffer_storage::LOCAL_PREFIX)
+}
+
+/// Where keys were kept before they were node-local (replicated): read when a device has no
+/// local key yet, so a chain continues across the upgrade; deleted with the device.
+pub fn legacy_key_path(device_id: &str) -> String {
     format!("core/audit-chain/{device_id}/key")
 }
 
-/// Storage key (behind the barrier) of a device's chain head.
-pub fn head_path(device_id: &str) -> String {
+/// Where heads were kept before they were node-local (replicated): read when a device has no
+/// local head yet (see [`legacy_key_path`]).
+pub fn legacy_head_path(device_id: &str) -> String {
     format!("core/audit-chain/{device_id}/head")
 }
 

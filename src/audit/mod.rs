@@ -73,11 +73,26 @@ pub struct DeviceConfig {
     pub local: bool,
     /// HMAC key of this device for value hashing (a random UUID string, as Vault).
     pub salt: String,
-    /// Names the device's chain records (`core/audit-chain/<id>/...`).
+    /// Names the device's chain records (node-local: `local/audit-chain/<id>/{key,head}`).
     #[serde(default)]
     pub id: String,
     #[serde(default)]
     pub source: Source,
+}
+
+impl DeviceConfig {
+    /// Whether `other` defines the same device the same way.
+    pub fn same_definition(&self, other: &DeviceConfig) -> bool {
+        use subtle::ConstantTimeEq;
+        self.id == other.id
+            && self.path == other.path
+            && self.kind == other.kind
+            && self.description == other.description
+            && self.options == other.options
+            && self.local == other.local
+            && self.source == other.source
+            && bool::from(self.salt.as_bytes().ct_eq(other.salt.as_bytes()))
+    }
 }
 
 impl std::fmt::Debug for DeviceConfig {
@@ -241,9 +256,11 @@ impl AuditBroker {
     }
 }
 
-/// Opens `configs`, reusing the devices in `keep` that have the same id (their chain state
-/// lives in memory). The server rules were checked when each definition was made (config load,
-/// `sys/audit`), as in OpenBao: opening does not re-judge stored definitions.
+/// Opens `configs`, reusing the devices in `keep` with the same definition (their chain state
+/// lives in memory; a definition that changed, such as a declared device's salt once the
+/// leader stored the table, reopens the device, and its chain carries on under the same id).
+/// The server rules were checked when each definition was made (config load, `sys/audit`), as
+/// in OpenBao: opening does not re-judge stored definitions.
 pub async fn open_devices(
     barrier: &Arc<Barrier>,
     configs: Vec<DeviceConfig>,
@@ -252,7 +269,7 @@ pub async fn open_devices(
     let mut devices = Vec::new();
     let mut broken = Vec::new();
     for c in configs {
-        if let Some(d) = keep.iter().find(|d| d.config().id == c.id && d.config().path == c.path) {
+        if let Some(d) = keep.iter().find(|d| d.config().same_definition(&c)) {
             devices.push(Arc::clone(d));
             continue;
         }

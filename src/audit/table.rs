@@ -50,23 +50,59 @@ pub async fn forget_chain(barrier: &Barrier, id: &str) {
     if id.is_empty() {
         return;
     }
-    let batch = Batch::new().delete(chain::key_path(id)).delete(chain::head_path(id));
-    if let Err(e) = barrier.apply(batch).await {
-        tracing::warn!(error = %e, "could not delete the chain records of a disabled audit device");
+    // This node's records, and those an older build kept in replicated storage (a batch never
+    // mixes the two). Other nodes keep their own records of the device (a few hundred bytes
+    // under an id that is never reused).
+    let replicated = Batch::new().delete(chain::legacy_key_path(id)).delete(chain::legacy_head_path(id));
+    let local = Batch::new().delete(chain::key_path(id)).delete(chain::head_path(id));
+    for batch in [replicated, local] {
+        if let Err(e) = barrier.apply(batch).await {
+            tracing::warn!(error = %e, "could not delete the chain records of a disabled audit device");
+        }
     }
 }
 
-fn new_config(d: &DeclaredDevice) -> DeviceConfig {
+/// The id of the device a configuration declares at `path`: the same on every node, so each
+/// node's chain records (node-local, by id) still name its device when the stored table
+/// arrives from another node.
+fn declared_id(path: &str) -> String {
+    use sha2::Digest;
+    format!("declared-{}", hex::encode(&sha2::Sha256::digest(path.as_bytes())[..16]))
+}
+
+/// The definition of a declared device: the one this node runs already (same id and salt) when
+/// there is one, else a new one.
+fn new_config(d: &DeclaredDevice, running: &[DeviceConfig]) -> DeviceConfig {
+    let (id, salt) = match running.iter().find(|r| r.path == d.path && r.source == Source::Config) {
+        Some(r) => (r.id.clone(), r.salt.clone()),
+        None => (declared_id(&d.path), uuid::Uuid::new_v4().to_string()),
+    };
     DeviceConfig {
         path: d.path.clone(),
         kind: d.kind.clone(),
         description: d.description.clone(),
         options: d.options.clone(),
         local: d.local,
-        salt: uuid::Uuid::new_v4().to_string(),
-        id: uuid::Uuid::new_v4().to_string(),
+        salt,
+        id,
         source: Source::Config,
     }
+}
+
+/// The stored table as this node runs it: a device the configuration manages runs with this
+/// node's own declaration of it, where it has one (its id and salt stay the table's). The nodes
+/// of a cluster may declare different files for the same device; the table holds the last
+/// leader's.
+pub fn as_declared_here(mut configs: Vec<DeviceConfig>, settings: &AuditSettings) -> Vec<DeviceConfig> {
+    for c in configs.iter_mut().filter(|c| c.source == Source::Config) {
+        if let Some(d) = settings.declared.iter().find(|d| d.path == c.path) {
+            c.kind = d.kind.clone();
+            c.description = d.description.clone();
+            c.options = d.options.clone();
+            c.local = d.local;
+        }
+    }
+    configs
 }
 
 /// At unseal: makes the table match the configuration, as OpenBao's declarative devices do.
@@ -78,11 +114,24 @@ fn new_config(d: &DeclaredDevice) -> DeviceConfig {
 ///   the declared one (with a warning): the configuration is the operator's word.
 /// - A configuration-managed device no longer declared is removed.
 ///
-/// Returns the table as stored.
+/// Returns the table as stored. A node that cannot write (a standby, or a leader without a
+/// quorum yet) returns the table it would have stored and runs it; the leader reconciles again
+/// once it can write ([`reconcile_keeping`]).
 pub async fn reconcile(
     barrier: &Arc<Barrier>,
     settings: &AuditSettings,
 ) -> Result<Vec<DeviceConfig>, AuditError> {
+    Ok(reconcile_keeping(barrier, settings, &[]).await?.0)
+}
+
+/// [`reconcile`], reusing the definitions of the declared devices in `running` (the devices
+/// this node runs), so they carry on unchanged. Also says whether the table is stored as
+/// returned (false when this node could not write it).
+pub async fn reconcile_keeping(
+    barrier: &Arc<Barrier>,
+    settings: &AuditSettings,
+    running: &[DeviceConfig],
+) -> Result<(Vec<DeviceConfig>, bool), AuditError> {
     loop {
         let (mut devices, version, upgraded) = read(barrier).await?;
         let mut changed = upgraded;
@@ -100,7 +149,7 @@ pub async fn reconcile(
             match devices.iter_mut().find(|d| d.path == decl.path) {
                 None => {
                     tracing::info!(device = %decl.path, "enabling an audit device declared in the configuration");
-                    devices.push(new_config(decl));
+                    devices.push(new_config(decl, running));
                     changed = true;
                 }
                 Some(d) if d.source == Source::Config => {
@@ -119,7 +168,7 @@ pub async fn reconcile(
                 }
                 Some(d) => {
                     tracing::warn!(device = %decl.path, "an audit device created through the API is replaced by the one the configuration declares at the same path");
-                    removed.push(std::mem::replace(d, new_config(decl)));
+                    removed.push(std::mem::replace(d, new_config(decl, running)));
                     changed = true;
                 }
             }
@@ -135,7 +184,7 @@ pub async fn reconcile(
                     e @ (StorageError::NotLeader { .. } | StorageError::Unavailable(_)),
                 ))) => {
                     tracing::warn!(error = %e, "audit devices declared in the configuration run here without updating the stored table (this node cannot write now)");
-                    return Ok(devices);
+                    return Ok((devices, false));
                 }
                 Err(e) => return Err(e),
             }
@@ -143,7 +192,7 @@ pub async fn reconcile(
         for d in &removed {
             forget_chain(barrier, &d.id).await;
         }
-        return Ok(devices);
+        return Ok((devices, true));
     }
 }
 
@@ -169,9 +218,10 @@ mod tests {
     async fn declared_devices_are_added_updated_and_removed() {
         let b = barrier().await;
         // An API device and a stale config device already stored.
-        let api = DeviceConfig { source: Source::Api, ..new_config(&declared("api/", "/tmp/api.log")) };
-        let stale = new_config(&declared("old/", "/tmp/old.log"));
-        let taken = DeviceConfig { source: Source::Api, ..new_config(&declared("x/", "/tmp/planted.log")) };
+        let api = DeviceConfig { source: Source::Api, ..new_config(&declared("api/", "/tmp/api.log"), &[]) };
+        let stale = new_config(&declared("old/", "/tmp/old.log"), &[]);
+        let taken =
+            DeviceConfig { source: Source::Api, ..new_config(&declared("x/", "/tmp/planted.log"), &[]) };
         assert!(write(&b, &[api.clone(), stale, taken], None).await.unwrap());
 
         let settings = AuditSettings {

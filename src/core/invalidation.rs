@@ -183,6 +183,7 @@ impl Core {
         if reload.audit {
             match self.read_audit_table().await {
                 Ok((configs, _)) => {
+                    let configs = crate::audit::table::as_declared_here(configs, &self.config.audit);
                     let keep = active.audit.devices();
                     let (devices, broken) = crate::audit::open_devices(self.barrier(), configs, &keep).await;
                     active.audit.set(devices, broken);

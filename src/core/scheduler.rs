@@ -1,6 +1,7 @@
 //! One leader-gated scheduler for every periodic job: the token tidy, and each mount's
 //! [`Backend::periodic`](crate::core::backend::Backend::periodic) (KV v2 version expiry,
-//! transit automatic rotation, AppRole's secret-ID tidy).
+//! transit automatic rotation, AppRole's secret-ID tidy), and storing the audit devices the
+//! configuration declares when the unseal could not (see [`store_declared_audit_devices`]).
 //!
 //! One task per unsealed period. Every [`CoreConfig::scheduler_tick`](super::CoreConfig) it
 //! runs the jobs that are due, and only while this node is the leader: on a standby nothing
@@ -69,6 +70,7 @@ pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
         let _running = running;
         // Jobs first run one interval after the node became able to run them.
         let mut due: HashMap<String, Instant> = HashMap::new();
+        let mut audit_table_stored = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
@@ -84,11 +86,38 @@ pub(crate) fn spawn(core: &Core, active: &Arc<Active>) {
             if !core.replication.role().is_leader() {
                 // Not (or no longer) the leader: forget the schedule; a new leader starts over.
                 due.clear();
+                audit_table_stored = false;
                 continue;
+            }
+            if !audit_table_stored {
+                audit_table_stored = store_declared_audit_devices(&core, &active).await;
             }
             run_due(&core, &active, &mut due).await;
         }
     });
+}
+
+/// Once per leadership: brings the stored audit table in line with the devices the
+/// configuration declares, keeping the definitions this node runs, and reopens what changed.
+/// A node unsealed while it could not write (a standby, or a restarted leader whose cluster
+/// links were not up yet) runs its declared devices without storing them; without this, the
+/// table would never hold them and every node would run definitions of its own. True once
+/// done.
+async fn store_declared_audit_devices(core: &Core, active: &Active) -> bool {
+    let running = active.audit.configs();
+    match crate::audit::table::reconcile_keeping(core.barrier(), &core.config.audit, &running).await {
+        Ok((configs, true)) => {
+            let keep = active.audit.devices();
+            let (devices, broken) = crate::audit::open_devices(core.barrier(), configs, &keep).await;
+            active.audit.set(devices, broken);
+            true
+        }
+        Ok((_, false)) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store the audit devices the configuration declares; will retry");
+            false
+        }
+    }
 }
 
 /// The unsealed state this scheduler was started for, if it is still the node's.

@@ -4,7 +4,8 @@
 //!   View        a mount's chroot: every key is confined below one prefix
 //!   Barrier     AES-256-GCM with a keyring of terms; only ciphertext passes below it
 //!   Storage     untrusted get / list / apply(Batch) with preconditions
-//!   MemStorage | SledStorage | (RaftStorage in the raft crate)
+//!   MemStorage | SledStorage | (RaftStorage in the raft crate) | WithLocal (node-local `local/`
+//!               keys beside a replicated store)
 //! ```
 //!
 //! # What this crate trusts and guarantees
@@ -34,6 +35,7 @@ pub mod clock;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod keys;
+pub mod local;
 pub mod mem;
 pub mod replication;
 pub mod sled_store;
@@ -49,6 +51,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use barrier::{Barrier, BarrierError};
+pub use local::{is_local, WithLocal, LOCAL_PREFIX};
 pub use mem::MemStorage;
 pub use replication::{ChangeFeed, Changes, LeaderInfo, Replication, Role, SingleNode, Subscription};
 pub use sled_store::SledStorage;

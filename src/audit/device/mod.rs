@@ -106,27 +106,35 @@ impl Device {
             return Err(AuditError::State("device has no id".into()));
         }
         let opts = parse_file_options(&config.options)?;
-        let stored_head = match barrier.get(&chain::head_path(&config.id)).await? {
-            Some(e) => Some(HeadRecord::from_record(&e.value)?),
-            None => None,
+        let (stored_head, legacy) = match barrier.get(&chain::head_path(&config.id)).await? {
+            Some(e) => (Some(HeadRecord::from_record(&e.value)?), false),
+            None => match barrier.get(&chain::legacy_head_path(&config.id)).await? {
+                Some(e) => (Some(HeadRecord::from_record(&e.value)?), true),
+                None => (None, false),
+            },
         };
         let key = match barrier.get(&chain::key_path(&config.id)).await? {
             Some(e) => ChainKey::from_record(&e.value)?,
-            None if stored_head.is_some() => {
-                return Err(AuditError::State(format!(
-                    "the chain key of audit device {} is missing",
-                    config.path
-                )))
-            }
             None => {
-                let k = ChainKey::generate()?;
-                barrier.put(&chain::key_path(&config.id), k.to_record()).await?;
-                k
+                let key = match barrier.get(&chain::legacy_key_path(&config.id)).await? {
+                    Some(e) => ChainKey::from_record(&e.value)?,
+                    None if stored_head.is_some() => {
+                        return Err(AuditError::State(format!(
+                            "the chain key of audit device {} is missing",
+                            config.path
+                        )))
+                    }
+                    None => ChainKey::generate()?,
+                };
+                // Node-local, so opening a device never waits for a quorum (a restarted leader
+                // opens its devices before its cluster links are up).
+                barrier.put(&chain::key_path(&config.id), key.to_record()).await?;
+                key
             }
         };
         let (sink, head) = reopen::resume(&config.path, &opts, &key, stored_head.as_ref())?;
         let (next_seq, prev) = head.next();
-        let stored = stored_head.as_ref() == Some(&head);
+        let stored = !legacy && stored_head.as_ref() == Some(&head);
         let head =
             HeadSync::start(barrier, chain::head_path(&config.id), head, stored, config.path.clone()).await?;
         let syncer = match (&sink, opts.fsync) {

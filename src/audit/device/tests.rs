@@ -201,3 +201,97 @@ async fn head_writes_are_coalesced_off_the_request_path() {
     dev.close().await;
     assert_eq!(dev.head().last.map(|l| l.seq), Some(499));
 }
+
+/// A replicated store seen from a follower: reads work, writes are refused.
+struct Follower {
+    inner: coffer_storage::MemStorage,
+    follower: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl coffer_storage::Storage for Follower {
+    async fn get(&self, key: &str) -> Result<Option<coffer_storage::Entry>, coffer_storage::StorageError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, coffer_storage::StorageError> {
+        self.inner.list(prefix).await
+    }
+    async fn apply(&self, batch: coffer_storage::Batch) -> Result<u64, coffer_storage::StorageError> {
+        if self.follower.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(coffer_storage::StorageError::NotLeader { leader_api_addr: None });
+        }
+        self.inner.apply(batch).await
+    }
+}
+
+/// Found by the cluster canary test: a follower could not store its chain head (a replicated
+/// key), warned on every write, and every node overwrote the others' heads. Chain records are
+/// node-local now: a follower opens a device, keeps its own head, and finds a truncated tail
+/// after a restart.
+#[tokio::test]
+async fn a_follower_keeps_its_own_head_and_finds_a_truncated_tail() {
+    use coffer_storage::Storage as _;
+    let shared = Arc::new(Follower {
+        inner: coffer_storage::MemStorage::new(),
+        follower: std::sync::atomic::AtomicBool::new(false),
+    });
+    let local = Arc::new(coffer_storage::MemStorage::new());
+    let b = coffer_storage::testing::unsealed_barrier(Arc::new(coffer_storage::WithLocal::new(
+        shared.clone(),
+        local.clone(),
+    )))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let cfg = config(p.to_str().unwrap());
+    // This node follows: it cannot write replicated keys, and still opens the device.
+    shared.follower.store(true, std::sync::atomic::Ordering::SeqCst);
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    for i in 0..5 {
+        dev.write(entry(i)).unwrap();
+    }
+    dev.close().await;
+    drop(dev);
+    assert_eq!(shared.list("core/").await.unwrap(), ["keyring"], "nothing of the chain is replicated");
+    assert!(local.get(&chain::key_path("dev-1")).await.unwrap().is_some(), "the key is local");
+    assert!(local.get(&chain::head_path("dev-1")).await.unwrap().is_some(), "the head is local");
+    // Cut the last line: the stored head names it, so the restarted device reports it.
+    let text = std::fs::read_to_string(&p).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(&p, format!("{}\n", kept[..kept.len() - 1].join("\n"))).unwrap();
+    let dev = Device::open(cfg, b).await.unwrap();
+    let r = check(&dev).await;
+    assert_eq!(r.problem.as_ref().map(|p| p.kind), Some(verify::ProblemKind::Truncated), "{r:?}");
+}
+
+/// A key and head stored where they were kept before they were node-local still anchor the
+/// chain, and move to the node-local keys.
+#[tokio::test]
+async fn a_head_in_the_old_replicated_place_is_read_and_moved() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.log");
+    let cfg = config(p.to_str().unwrap());
+    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
+    for i in 0..3 {
+        dev.write(entry(i)).unwrap();
+    }
+    dev.close().await;
+    drop(dev);
+    // As an older build left them: key and head under replicated keys only.
+    for (local, legacy) in [
+        (chain::key_path("dev-1"), chain::legacy_key_path("dev-1")),
+        (chain::head_path("dev-1"), chain::legacy_head_path("dev-1")),
+    ] {
+        let value = b.get(&local).await.unwrap().unwrap().value;
+        b.apply(coffer_storage::Batch::new().delete(&local)).await.unwrap();
+        b.put(&legacy, value.to_vec()).await.unwrap();
+    }
+    let dev = Device::open(cfg, Arc::clone(&b)).await.unwrap();
+    assert_eq!(dev.head().last.map(|l| l.seq), Some(2), "continues the old head");
+    assert!(b.get(&chain::key_path("dev-1")).await.unwrap().is_some(), "key stored node-locally");
+    assert!(b.get(&chain::head_path("dev-1")).await.unwrap().is_some(), "head stored node-locally");
+    dev.write(entry(3)).unwrap();
+    let r = check(&dev).await;
+    assert_eq!((r.problem, r.first_seq, r.last_seq), (None, Some(0), Some(3)));
+}

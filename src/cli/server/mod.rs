@@ -13,7 +13,7 @@ use clap::Args;
 
 use coffer_raft::RaftNode;
 use coffer_storage::replication::{Replication, SingleNode};
-use coffer_storage::{MemStorage, SledStorage, Storage};
+use coffer_storage::{MemStorage, SledStorage, Storage, WithLocal};
 
 use crate::cluster::ClusterNode;
 use crate::config::{Config, ListenerConfig, ListenerLimits, SealConfig, StorageConfig};
@@ -133,9 +133,14 @@ async fn open_node(config: &mut Config) -> anyhow::Result<Node> {
         ),
         StorageConfig::Raft { path, node_id, retry_join, tuning } => {
             let server = raft::open(config, path, node_id.as_deref(), retry_join, tuning).await?;
-            let storage = Arc::new(server.raft.storage());
+            let replicated = Arc::new(server.raft.storage());
+            // This node's own state (its audit chain heads), never replicated: `local/` keys.
+            let local_dir = path.join("local");
+            let local = SledStorage::open(&local_dir)
+                .with_context(|| format!("cannot open node-local storage at {}", local_dir.display()))?;
             raft_server = Some(server);
-            (storage.clone() as Arc<dyn Storage>, storage as Arc<dyn Replication>)
+            let storage = WithLocal::new(replicated.clone(), Arc::new(local));
+            (Arc::new(storage) as Arc<dyn Storage>, replicated as Arc<dyn Replication>)
         }
     };
     let seal = match std::mem::replace(&mut config.seal, SealConfig::Shamir) {

@@ -459,20 +459,39 @@ impl TestCluster {
         Some((b["data"]["applied_index"].as_u64()?, b["data"]["digest"].as_str()?.to_owned()))
     }
 
-    /// Waits until every running node reports the same digest at the same applied index.
+    /// Waits until every running node reports the same digest at the same applied index. On
+    /// timeout the panic names what each node last reported and its last warnings.
     pub fn wait_same_digest(&self, limit: Duration) -> (u64, String) {
-        eventually("every node to report the same state digest", limit, || {
-            let mut seen = None;
-            for n in self.nodes.iter().filter(|n| n.server.is_some()) {
-                let d = self.digest(n.idx)?;
-                match &seen {
-                    None => seen = Some(d),
-                    Some(s) if *s == d => {}
-                    Some(_) => return None,
+        let end = Instant::now() + limit;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let seen: Vec<(usize, Option<(u64, String)>)> = self
+                .nodes
+                .iter()
+                .filter(|n| n.server.is_some())
+                .map(|n| (n.idx, self.digest(n.idx)))
+                .collect();
+            if let Some((_, Some(first))) = seen.first() {
+                if seen.iter().all(|(_, d)| d.as_ref() == Some(first)) {
+                    return first.clone();
                 }
             }
-            seen
-        })
+            if Instant::now() >= end {
+                let mut report = String::new();
+                for (i, d) in &seen {
+                    report.push_str(&format!("\nnode {i}: {d:?}"));
+                    let log = self.log(*i);
+                    let warnings: Vec<&str> =
+                        log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+                    for l in &warnings[warnings.len().saturating_sub(15)..] {
+                        report.push_str(&format!("\n  {}", &l[..l.len().min(400)]));
+                    }
+                }
+                panic!("timed out after {limit:?} waiting for every node to report the same state digest:{report}");
+            }
+            std::thread::park_timeout(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
     }
 
     /// The time since `start`, for reports.

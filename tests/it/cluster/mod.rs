@@ -1,6 +1,7 @@
 //! Multi-node tests: real `coffer server` processes in a Raft cluster (`TestCluster`), with a
 //! fault-injecting proxy between every pair of nodes.
 
+mod audit;
 mod basics;
 mod canary;
 mod chaos;
