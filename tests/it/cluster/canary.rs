@@ -18,12 +18,10 @@ fn no_canary_reaches_any_nodes_raft_log_state_machine_snapshots_or_logs() {
         trailing_logs: 5,
         ..Options::default()
     });
-    // A file audit device on the cluster. It is created through the API (allowed by
-    // `unsafe_allow_api_audit_creation`, set one node at a time): adding an `audit` block to the
-    // configuration of a running cluster's nodes fails their auto-unseal, which writes the
-    // device table ("node is not active" on a follower; "raft unavailable" on a node that comes
-    // back as leader before its cluster TLS is loaded). The device table is replicated, so every
-    // node writes the same file.
+    // A file audit device on the cluster, created through the API (allowed by
+    // `unsafe_allow_api_audit_creation`, set one node at a time). The device table is
+    // replicated, so every node writes the same file (declared devices, each node with a file
+    // of its own: `cluster::audit`).
     let audit = c.dir().join("audit.log");
     let first = c.leader();
     let order: Vec<usize> = (1..=3).filter(|n| *n != first).chain([first]).collect();
