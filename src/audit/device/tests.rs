@@ -40,6 +40,15 @@ async fn check(dev: &Device) -> verify::Report {
     verify::verify_device(dev).unwrap()
 }
 
+/// Opens the device, writes the lines `lines`, and closes it (its head stored).
+async fn write_and_close(cfg: &DeviceConfig, b: &Arc<Barrier>, lines: std::ops::Range<usize>) {
+    let dev = Device::open(cfg.clone(), Arc::clone(b)).await.unwrap();
+    for i in lines {
+        dev.write(entry(i)).unwrap();
+    }
+    dev.close().await;
+}
+
 #[tokio::test]
 async fn broker_fails_closed_when_no_device_writes() {
     let b = barrier().await;
@@ -167,12 +176,7 @@ async fn a_replaced_file_starts_a_new_segment_and_remembers_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.log");
     let cfg = config(p.to_str().unwrap());
-    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
-    for i in 0..4 {
-        dev.write(entry(i)).unwrap();
-    }
-    dev.close().await;
-    drop(dev);
+    write_and_close(&cfg, &b, 0..4).await;
     std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
     let dev = Device::open(cfg, b).await.unwrap();
     dev.write(entry(4)).unwrap();
@@ -246,12 +250,7 @@ async fn a_follower_keeps_its_own_head_and_finds_a_truncated_tail() {
     let cfg = config(p.to_str().unwrap());
     // This node follows: it cannot write replicated keys, and still opens the device.
     shared.follower.store(true, std::sync::atomic::Ordering::SeqCst);
-    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
-    for i in 0..5 {
-        dev.write(entry(i)).unwrap();
-    }
-    dev.close().await;
-    drop(dev);
+    write_and_close(&cfg, &b, 0..5).await;
     assert_eq!(shared.list("core/").await.unwrap(), ["keyring"], "nothing of the chain is replicated");
     assert!(local.get(&chain::key_path("dev-1")).await.unwrap().is_some(), "the key is local");
     assert!(local.get(&chain::head_path("dev-1")).await.unwrap().is_some(), "the head is local");
@@ -272,12 +271,7 @@ async fn a_head_in_the_old_replicated_place_is_read_and_moved() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.log");
     let cfg = config(p.to_str().unwrap());
-    let dev = Device::open(cfg.clone(), Arc::clone(&b)).await.unwrap();
-    for i in 0..3 {
-        dev.write(entry(i)).unwrap();
-    }
-    dev.close().await;
-    drop(dev);
+    write_and_close(&cfg, &b, 0..3).await;
     // As an older build left them: key and head under replicated keys only.
     for (local, legacy) in [
         (chain::key_path("dev-1"), chain::legacy_key_path("dev-1")),

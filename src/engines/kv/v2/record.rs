@@ -103,9 +103,18 @@ impl VersionMeta {
         self.deletion_time.or(self.expires_at)
     }
 
-    /// Soft-deleted as of `now` (Vault: deletion time strictly before now).
+    /// Soft-deleted as of `now`. An explicit deletion (`deletion_time`, only ever set to the
+    /// time of a delete or of the sweep that found an expiry) counts at once, whatever `now` is;
+    /// only a scheduled one (`expires_at`) waits for its time (Vault: strictly before now).
+    ///
+    /// Comparing `deletion_time` with `now` as well would make a delete's visibility depend on
+    /// the reading node's clock: a follower's cluster time trails the leader's by the delivery
+    /// delay of the append-entries that carried it, and moves back when a late one arrives, so
+    /// a read right after an acknowledged delete could return the deleted version (found by the
+    /// chaos test: a delete acknowledged, then a read a few milliseconds later, on another node
+    /// or the same one, returning the version it deleted).
     pub fn is_deleted(&self, now: i64) -> bool {
-        self.shown_deletion().map(|t| t < now).unwrap_or(false)
+        self.deletion_time.is_some() || self.expires_at.is_some_and(|t| t < now)
     }
 
     /// `{created_time, deletion_time, destroyed}`.
@@ -453,6 +462,17 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explicit_delete_counts_whatever_the_readers_clock_says() {
+        let now = 1_000_000;
+        let deleted_later = VersionMeta { deletion_time: Some(now + 50_000_000), ..VersionMeta::default() };
+        assert!(deleted_later.is_deleted(now), "a delete stamped by a clock ahead of this one");
+        let scheduled = VersionMeta { expires_at: Some(now + 1), ..VersionMeta::default() };
+        assert!(!scheduled.is_deleted(now), "a scheduled deletion waits for its time");
+        assert!(scheduled.is_deleted(now + 2));
+        assert!(!VersionMeta::default().is_deleted(now));
+    }
 
     #[test]
     fn decoded_metadata_is_bounded_in_records_and_bytes() {
