@@ -540,12 +540,23 @@ impl Driver {
     fn diagnose(&self) -> String {
         let mut out = String::new();
         for n in self.all() {
-            let leader = self.answer(n, "GET", "sys/leader");
+            let leader =
+                match request(&self.http, self.ctx.addr(n), &self.ctx.token, "GET", "sys/leader", None) {
+                    Answer::Status(200, b) => b.to_string(),
+                    Answer::Status(st, b) => format!("status {st} {b}"),
+                    Answer::NotSent(e) => format!("not sent: {e}"),
+                    Answer::Lost(e) => format!("no answer: {e}"),
+                };
+            let health =
+                match request(&self.http, self.ctx.addr(n), &self.ctx.token, "GET", "sys/health", None) {
+                    Answer::Status(st, b) => format!("status {st} {b}"),
+                    Answer::NotSent(e) => format!("not sent: {e}"),
+                    Answer::Lost(e) => format!("no answer: {e}"),
+                };
             let m = |s| self.metric(n, s).map_or("?".to_owned(), |v| v.to_string());
             out.push_str(&format!(
-                "node {n}: up {}, sys/leader {}, term {}, leader {}, commit {}, applied {}\n",
+                "node {n}: up {}, sys/health {health}, sys/leader {leader}, term {}, leader {}, commit {}, applied {}\n",
                 self.c.is_up(n),
-                leader.map_or("no answer".to_owned(), |b| b.to_string()),
                 m("coffer_raft_term"),
                 m("coffer_raft_is_leader"),
                 m("coffer_raft_commit_index"),
@@ -561,6 +572,9 @@ impl Driver {
             }
             for l in &lines[lines.len().saturating_sub(40)..] {
                 out.push_str(&format!("  node {n} | {l}\n"));
+            }
+            if !health.starts_with("status 200") && self.c.is_up(n) {
+                out.push_str(&self.c.process_report(n));
             }
         }
         out

@@ -437,6 +437,49 @@ impl TestCluster {
         self.signal(i, nix::sys::signal::Signal::SIGCONT);
     }
 
+    /// What the operating system says about node `i`'s process, for a failure message: its
+    /// state (`T` = still stopped), each thread's name, state and kernel wait channel, and —
+    /// when `gdb` is installed — every thread's stack. A node that stops answering leaves
+    /// evidence of why instead of only "no answer" (bench/SOAK.md attempts 11 and 27).
+    pub fn process_report(&self, i: usize) -> String {
+        let Some(s) = self.node(i).server.as_ref() else { return format!("node {i}: not running\n") };
+        let pid = s.child.id();
+        let mut out = String::new();
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return format!("node {i} pid {pid}: no /proc entry (the process is gone)\n");
+        };
+        for l in status.lines().filter(|l| l.starts_with("State:") || l.starts_with("Threads:")) {
+            out.push_str(&format!("node {i} pid {pid} {l}\n"));
+        }
+        let mut threads: Vec<String> = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in dir.flatten() {
+                let base = t.path();
+                let read = |f: &str| std::fs::read_to_string(base.join(f)).unwrap_or_default();
+                let stat = read("stat");
+                let state =
+                    stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("?");
+                threads.push(format!("{} {state} {}", read("comm").trim(), read("wchan").trim()));
+            }
+        }
+        threads.sort();
+        out.push_str(&format!("node {i} threads (name state wchan): {}\n", threads.join(", ")));
+        let gdb = std::process::Command::new("timeout")
+            .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 30"])
+            .output();
+        if let Ok(o) = gdb {
+            if o.status.success() {
+                let text = String::from_utf8_lossy(&o.stdout);
+                // The frames, without gdb's chatter about loading symbols.
+                for l in text.lines().filter(|l| l.starts_with('#') || l.starts_with("Thread ")) {
+                    let l: String = l.chars().take(200).collect();
+                    out.push_str(&format!("  node {i} gdb| {l}\n"));
+                }
+            }
+        }
+        out
+    }
+
     fn signal(&self, i: usize, sig: nix::sys::signal::Signal) {
         let s = self.node(i).server.as_ref().unwrap_or_else(|| panic!("node {i} is not running"));
         let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
