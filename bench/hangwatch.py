@@ -32,8 +32,9 @@ while True:
         try:
             urllib.request.urlopen(f'http://{addr}/v1/sys/health', timeout=3)
             fails[pid] = 0
-        except urllib.error.HTTPError:
-            fails[pid] = 0
+        except urllib.error.HTTPError as e:
+            # A sealed or failing node (5xx) for four polls is as suspect as a silent one.
+            fails[pid] = fails.get(pid, 0) + 1 if e.code >= 500 else 0
         except Exception:
             fails[pid] = fails.get(pid, 0) + 1
         if fails.get(pid, 0) >= 4 and pid not in dumped:
