@@ -1,7 +1,8 @@
 //! How one replicated command applies to the state machine's data tree, and the format of
 //! the records it writes (split from `state_machine` to keep files small).
 //!
-//! Records: tree `sm_data` maps a storage key to `format (u8 = 1) | version u64 BE | value`.
+//! Records: the state machine's map holds, per storage key, `format (u8 = 1) | version u64 BE |
+//! value` (the same bytes a snapshot carries).
 //! Applying never reads a clock or randomness and never panics: an entry that cannot be applied
 //! yields [`ApplyResult::Rejected`] and writes nothing.
 
@@ -10,8 +11,6 @@ use std::collections::BTreeSet;
 use coffer_storage::replication::written_keys;
 use coffer_storage::{validate_key, Batch, Changes, Entry, Expect, Op};
 use openraft::EntryPayload;
-use sled::transaction::ConflictableTransactionError;
-use sled::IVec;
 
 use crate::types::{entry_version, Action, ApplyResult, Command, LogEntry, COMMAND_FORMAT, MAX_GROUP};
 
@@ -44,30 +43,29 @@ pub(crate) fn record_version(raw: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(arr))
 }
 
-/// Error of a write to the data tree (a sled error, as an abort).
-pub(crate) type ApplyError = ConflictableTransactionError<String>;
-
-/// The data tree as applying sees it (see `state_machine`: plain writes, readers held off,
-/// made atomic across a crash by the rebuild at the next open).
+/// The records as applying sees them (see `state_machine`: applied in memory while readers
+/// are held off). Applying cannot fail on storage: the map is in memory.
 pub(crate) trait DataTree {
-    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError>;
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError>;
-    fn remove(&self, key: &[u8]) -> Result<(), ApplyError>;
+    fn get(&self, key: &[u8]) -> Option<&[u8]>;
+    fn insert(&mut self, key: &[u8], value: Vec<u8>);
+    fn remove(&mut self, key: &[u8]);
 }
 
-fn abort(e: sled::Error) -> ApplyError {
-    ConflictableTransactionError::Abort(e.to_string())
-}
-
-impl DataTree for sled::Tree {
-    fn get(&self, key: &[u8]) -> Result<Option<IVec>, ApplyError> {
-        sled::Tree::get(self, key).map_err(abort)
+impl DataTree for std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        std::collections::BTreeMap::get(self, key).map(Vec::as_slice)
     }
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), ApplyError> {
-        sled::Tree::insert(self, key, value).map(|_| ()).map_err(abort)
+    fn insert(&mut self, key: &[u8], value: Vec<u8>) {
+        // Overwrites keep the key's allocation.
+        match self.get_mut(key) {
+            Some(v) => *v = value,
+            None => {
+                std::collections::BTreeMap::insert(self, key.to_vec(), value);
+            }
+        }
     }
-    fn remove(&self, key: &[u8]) -> Result<(), ApplyError> {
-        sled::Tree::remove(self, key).map(|_| ()).map_err(abort)
+    fn remove(&mut self, key: &[u8]) {
+        std::collections::BTreeMap::remove(self, key);
     }
 }
 
@@ -93,41 +91,38 @@ fn rejected(reason: impl Into<String>) -> (ApplyResult, Option<Changes>) {
 /// Outcome of one normal entry inside the apply transaction. `scan` holds every key of the
 /// data tree before this entry (given for restore abort/commit only).
 pub(crate) fn apply_command(
-    d: &impl DataTree,
+    d: &mut impl DataTree,
     cmd: &Command,
     index: u64,
-    scan: Option<&[sled::IVec]>,
-) -> Result<(ApplyResult, Vec<Changes>), ApplyError> {
+    scan: Option<&[Vec<u8>]>,
+) -> (ApplyResult, Vec<Changes>) {
     let one = |r: (ApplyResult, Option<Changes>)| (r.0, r.1.into_iter().collect::<Vec<_>>());
     if cmd.format != COMMAND_FORMAT {
-        return Ok(one(rejected(format!(
+        return one(rejected(format!(
             "command format {} is not supported (expected {COMMAND_FORMAT})",
             cmd.format
-        ))));
+        )));
     }
     let version = entry_version(index, 0);
     match &cmd.action {
-        Action::Write { batch } => Ok(one(apply_write(d, batch, version)?)),
+        Action::Write { batch } => one(apply_write(d, batch, version)),
         Action::WriteMany { batches } => {
             if batches.len() > MAX_GROUP {
-                return Ok(one(rejected(format!(
-                    "{} batches in one entry (most {MAX_GROUP})",
-                    batches.len()
-                ))));
+                return one(rejected(format!("{} batches in one entry (most {MAX_GROUP})", batches.len())));
             }
             let mut results = Vec::with_capacity(batches.len());
             let mut changes = Vec::new();
             for (i, batch) in batches.iter().enumerate() {
-                let (r, c) = apply_write(d, batch, entry_version(index, i))?;
+                let (r, c) = apply_write(d, batch, entry_version(index, i));
                 results.push(r);
                 changes.extend(c);
             }
-            Ok((ApplyResult::Many(results), changes))
+            (ApplyResult::Many(results), changes)
         }
-        Action::RestoreStage { batch } => Ok(one(apply_stage(d, batch, version)?)),
+        Action::RestoreStage { batch } => one(apply_stage(d, batch, version)),
         Action::RestoreAbort | Action::RestoreCommit => {
             let Some(scan) = scan else {
-                return Ok(one(rejected("restore step applied without a key scan")));
+                return one(rejected("restore step applied without a key scan"));
             };
             let commit = matches!(cmd.action, Action::RestoreCommit);
             let restored: BTreeSet<&[u8]> =
@@ -135,18 +130,19 @@ pub(crate) fn apply_command(
             for k in scan {
                 if let Some(real) = k.strip_prefix(STAGE_PREFIX) {
                     if commit {
-                        if let Some(raw) = d.get(k)? {
-                            d.insert(real, encode_record(version, raw.get(9..).unwrap_or_default()))?;
+                        if let Some(raw) = d.get(k) {
+                            let record = encode_record(version, raw.get(9..).unwrap_or_default());
+                            d.insert(real, record);
                         }
                     }
-                    d.remove(k)?;
+                    d.remove(k);
                 } else if commit && !restored.contains(&k[..]) {
                     // Commit replaces everything: keys the snapshot does not hold disappear.
-                    d.remove(k)?;
+                    d.remove(k);
                 }
             }
             let change = commit.then_some(Changes::All { version });
-            Ok(one((ApplyResult::Applied { version }, change)))
+            one((ApplyResult::Applied { version }, change))
         }
     }
 }
@@ -161,59 +157,51 @@ fn invalid_keys(batch: &Batch) -> Option<(ApplyResult, Option<Changes>)> {
 }
 
 /// A restore stage: puts into the staging area.
-fn apply_stage(
-    d: &impl DataTree,
-    batch: &Batch,
-    version: u64,
-) -> Result<(ApplyResult, Option<Changes>), ApplyError> {
+fn apply_stage(d: &mut impl DataTree, batch: &Batch, version: u64) -> (ApplyResult, Option<Changes>) {
     if let Some(r) = invalid_keys(batch) {
-        return Ok(r);
+        return r;
     }
     if !batch.preconditions.is_empty() {
-        return Ok(rejected("a restore stage carries no preconditions"));
+        return rejected("a restore stage carries no preconditions");
     }
     // Checked before anything is staged: a rejected entry writes nothing.
     if batch.ops.iter().any(|op| matches!(op, Op::Delete { .. })) {
-        return Ok(rejected("a restore stage only puts"));
+        return rejected("a restore stage only puts");
     }
     for op in &batch.ops {
         if let Op::Put { key, value } = op {
-            d.insert(&staged_key(key), encode_record(version, value))?;
+            d.insert(&staged_key(key), encode_record(version, value));
         }
     }
-    Ok((ApplyResult::Applied { version }, None))
+    (ApplyResult::Applied { version }, None)
 }
 
 /// One client batch: preconditions, then its writes at `version`.
-fn apply_write(
-    d: &impl DataTree,
-    batch: &Batch,
-    version: u64,
-) -> Result<(ApplyResult, Option<Changes>), ApplyError> {
+fn apply_write(d: &mut impl DataTree, batch: &Batch, version: u64) -> (ApplyResult, Option<Changes>) {
     if let Some(r) = invalid_keys(batch) {
-        return Ok(r);
+        return r;
     }
     for pre in &batch.preconditions {
-        let current = d.get(pre.key.as_bytes())?;
+        let current = d.get(pre.key.as_bytes());
         let ok = match pre.expect {
             Expect::Absent => current.is_none(),
-            Expect::Version(v) => current.as_deref().and_then(record_version) == Some(v),
+            Expect::Version(v) => current.and_then(record_version) == Some(v),
         };
         if !ok {
-            return Ok((ApplyResult::PreconditionFailed { key: pre.key.clone() }, None));
+            return (ApplyResult::PreconditionFailed { key: pre.key.clone() }, None);
         }
     }
     for op in &batch.ops {
         match op {
             Op::Delete { key } => {
-                d.remove(key.as_bytes())?;
+                d.remove(key.as_bytes());
             }
             Op::Put { key, value } => {
-                d.insert(key.as_bytes(), encode_record(version, value))?;
+                d.insert(key.as_bytes(), encode_record(version, value));
             }
         }
     }
     let keys = written_keys(batch);
     let change = (!keys.is_empty()).then(|| Changes::Keys { version, keys: keys.into() });
-    Ok((ApplyResult::Applied { version }, change))
+    (ApplyResult::Applied { version }, change)
 }

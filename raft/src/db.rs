@@ -6,8 +6,8 @@
 //! (the default exits the process with code 74) and the error is returned, so nothing is
 //! acknowledged after the disk failed.
 //!
-//! Trees: `log_meta` (the log store's vote, purge point, ...), `sm_data` and `sm_meta` (state
-//! machine); one sync covers them all. The log's entries are in the WAL ([`crate::wal`]), synced
+//! Tree: `log_meta` (the log store's vote, purge point, ...; the state machine is in memory, see
+//! [`crate::state_machine`]). The log's entries are in the WAL ([`crate::wal`]), synced
 //! through [`Db::sync_wal`] under the same failure rule.
 
 use std::fs::File;

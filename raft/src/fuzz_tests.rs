@@ -157,11 +157,6 @@ fn state_machine() -> (tempfile::TempDir, StateMachine, Arc<Shared>) {
     (dir, StateMachine::new(Arc::clone(&shared)), shared)
 }
 
-/// The `sm_meta` tree of a state machine (to empty it between cases).
-fn sm_meta(shared: &Shared) -> sled::Tree {
-    shared.db().tree("sm_meta").unwrap()
-}
-
 fn log_id(term: u64, node: NodeId, index: u64) -> LogId {
     LogId::new(CommittedLeaderId::new(term, node), index)
 }
@@ -579,8 +574,7 @@ fn raft_apply() {
         let mut guard = machines.lock().unwrap_or_else(|p| p.into_inner());
         let (whole, single) = &mut *guard;
         for shared in [&shared_whole, &shared_single] {
-            shared.data.clear().unwrap();
-            sm_meta(shared).clear().unwrap();
+            shared.clear_for_tests();
         }
         // The same entries in one call, and one entry per call.
         let got = rt.block_on(whole.apply(entries.to_vec())).map_err(|e| format!("apply failed: {e}"))?;
@@ -1182,17 +1176,19 @@ fn a_snapshot_with_an_unreadable_key_or_record_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Startup repair
 
-/// A node whose log was purged past its stored snapshot (the chaos soak left a follower so,
-/// killed right after a snapshot install) starts: the snapshot is rewritten from the state
-/// machine, which covers the purged entries. Without the repair openraft panics on its own
-/// state check at start. When the state machine does not cover them, opening fails with a
-/// typed error instead.
+/// A hole in the log that the snapshot file covers (an install that finished with its purge
+/// held back: old entries, then none up to the installed snapshot, then later ones — the soak's
+/// "try to get log at index 116 but got None") is repaired at open: the purge point moves to
+/// the snapshot, and the data is there. Without the repair openraft fails on its own state
+/// check at start. A hole the snapshot does not cover, or a log purged past the snapshot, lost
+/// entries: opening fails with a typed error instead.
 #[test]
-fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
+fn a_hole_the_snapshot_covers_is_repaired_and_lost_entries_are_refused() {
+    use coffer_storage::Storage as _;
     let rt = rt();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("node1");
-    rt.block_on(async {
+    let snapshot = rt.block_on(async {
         let node = leader(&dir).await;
         let barrier = coffer_storage::testing::unsealed_barrier(Arc::new(node.storage())).await;
         for i in 0..10 {
@@ -1200,76 +1196,39 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
         }
         node.trigger_snapshot().await.unwrap();
         let end = Instant::now() + Duration::from_secs(20);
-        while node.raft().metrics().borrow().snapshot.is_none() {
+        let snapshot = loop {
+            if let Some(s) = node.raft().metrics().borrow().snapshot {
+                break s;
+            }
             assert!(Instant::now() < end, "no snapshot was built");
             tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        };
         // Applied beyond the snapshot.
         for i in 10..20 {
             barrier.put(&format!("logical/kv/{i}"), b"kept".to_vec()).await.unwrap();
         }
         node.shutdown().await.unwrap();
+        snapshot
     });
-    let set_purged = |offset: u64| {
-        let db = reopen_db(&dir);
-        let shared = Shared::open(Arc::clone(&db)).unwrap();
-        let (applied, _) = shared.applied_state().unwrap();
-        let mut purged = applied.unwrap();
-        purged.index += offset;
-        db.tree("log_meta").unwrap().insert(b"last_purged", serde_json::to_vec(&purged).unwrap()).unwrap();
-        drop((shared, db));
-    };
-    // Purged up to the last applied entry, past the snapshot: repaired, and the data is there.
-    set_purged(0);
-    rt.block_on(async {
-        let node = RaftNode::open(fast_config(&dir)).await.expect("open after the repair");
-        let end = Instant::now() + Duration::from_secs(20);
-        while node.role() != coffer_storage::Role::Leader {
-            assert!(Instant::now() < end, "the repaired node did not lead again");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        use coffer_storage::Storage as _;
-        let stored = node.storage().get("logical/kv/19").await.unwrap();
-        assert!(stored.is_some_and(|e| !e.value.is_empty()), "the applied data is gone");
-        // More entries, for the hole below.
-        for i in 0..10 {
-            node.storage().apply(Batch::new().put(format!("raw/{i}"), b"x".to_vec())).await.unwrap();
-        }
-        node.shutdown().await.unwrap();
-    });
-    // An install that finished with its purge held back: the state machine ahead of a log with
-    // a hole (old entries, then none up to the installed snapshot, then later ones — the soak's
-    // "try to get log at index 116 but got None"). The node opens; the data is there. One more
-    // term first, so the hole spans a change of leader (openraft probes the entries between the
-    // purge point and the last entry where the term changes).
-    rt.block_on(async {
-        let node = RaftNode::open(fast_config(&dir)).await.unwrap();
-        let end = Instant::now() + Duration::from_secs(20);
-        while node.role() != coffer_storage::Role::Leader {
-            assert!(Instant::now() < end, "the node did not lead again");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        use coffer_storage::Storage as _;
-        for i in 10..15 {
-            node.storage().apply(Batch::new().put(format!("raw/{i}"), b"x".to_vec())).await.unwrap();
-        }
-        node.shutdown().await.unwrap();
-    });
-    {
+    let records = {
         let db = reopen_db(&dir);
         let log = LogStore::open(Arc::clone(&db)).unwrap();
         let (first, last) = log.wal().bounds().unwrap();
-        let records = log.wal().read(first, last).unwrap();
-        assert!(records.len() > 4, "only {} log entries left", records.len());
-        drop((log, db));
-        // The same log with only its first two and last two entries: a hole in between.
+        log.wal().read(first, last).unwrap()
+    };
+    let bodies = |rs: &[(u64, Vec<u8>)]| rs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
+    let with_log = |rs: &[&[(u64, Vec<u8>)]]| {
         let wal_dir = dir.join("wal");
         std::fs::remove_dir_all(&wal_dir).unwrap();
-        let n = records.len();
-        let bodies = |rs: &[(u64, Vec<u8>)]| rs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
-        crate::wal::Wal::write_segment_for_test(&wal_dir, records[0].0, &bodies(&records[..2]));
-        crate::wal::Wal::write_segment_for_test(&wal_dir, records[n - 2].0, &bodies(&records[n - 2..]));
-    }
+        for part in rs {
+            crate::wal::Wal::write_segment_for_test(&wal_dir, part[0].0, &bodies(part));
+        }
+    };
+    let old: Vec<_> = records.iter().filter(|(i, _)| *i < snapshot.index - 2).cloned().collect();
+    let after: Vec<_> = records.iter().filter(|(i, _)| *i > snapshot.index).cloned().collect();
+    assert!(old.len() >= 2 && after.len() >= 2, "{} old and {} later entries", old.len(), after.len());
+    // A hole up to the snapshot: repaired.
+    with_log(&[&old[..2], &after]);
     rt.block_on(async {
         let node = RaftNode::open(fast_config(&dir)).await.expect("open after the repair of a hole");
         let end = Instant::now() + Duration::from_secs(20);
@@ -1277,24 +1236,42 @@ fn a_log_purged_past_its_snapshot_is_repaired_from_the_state_machine() {
             assert!(Instant::now() < end, "the repaired node did not lead again");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        use coffer_storage::Storage as _;
-        assert!(node.storage().get("logical/kv/19").await.unwrap().is_some(), "the applied data is gone");
+        for i in [0, 9, 19] {
+            let stored = node.storage().get(&format!("logical/kv/{i}")).await.unwrap();
+            assert!(stored.is_some_and(|e| !e.value.is_empty()), "logical/kv/{i} is gone");
+        }
         node.shutdown().await.unwrap();
     });
-    // Purged past what the state machine holds: refused, typed.
-    set_purged(100);
+    // A hole past the snapshot (the first entries after it are missing): refused, typed.
+    with_log(&[&old[..2], &after[1..]]);
+    let r = rt.block_on(RaftNode::open(fast_config(&dir)));
+    assert!(matches!(r, Err(crate::RaftError::Corrupt { .. })), "{:?}", r.map(|_| ()));
+    // Purged past what the snapshot holds: refused, typed.
+    with_log(&[&after[1..]]);
+    {
+        let db = reopen_db(&dir);
+        let mut purged = after[0].0;
+        let id = rt.block_on(async {
+            let mut log = LogStore::open(Arc::clone(&db)).unwrap();
+            log.try_get_log_entries(after[1].0..=after[1].0).await.unwrap()[0].log_id
+        });
+        purged = purged.min(id.index - 1);
+        let purged = log_id(id.leader_id.term, id.leader_id.node_id, purged);
+        db.tree("log_meta").unwrap().insert(b"last_purged", serde_json::to_vec(&purged).unwrap()).unwrap();
+    }
     let r = rt.block_on(RaftNode::open(fast_config(&dir)));
     assert!(matches!(r, Err(crate::RaftError::Corrupt { .. })), "{:?}", r.map(|_| ()));
 }
 
-/// openraft 0.9's follower asks for the purge up to a snapshot it is still installing, in
-/// parallel with the install (`following_handler::install_full_snapshot`). The purge waits
-/// until the state machine holds the entries it removes, so no crash in between can leave
-/// entries that are neither in the log nor in the state machine (the soak's follower that could
-/// not start again). Without the wait the purge below completes at once with the state machine
-/// still at entry 4.
+/// The state machine is held in memory, so a purge waits until a durable snapshot file holds
+/// the entries it removes: no crash can leave entries that are neither in the log nor in the
+/// snapshot file. Applying them is not enough. openraft 0.9's follower also asks for the purge
+/// up to a snapshot it is still installing, in parallel with the install
+/// (`following_handler::install_full_snapshot`); that purge waits for the install's file (the
+/// soak's follower that could not start again). Without the wait the purge below completes at
+/// once with the state machine still at entry 4.
 #[test]
-fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
+fn a_purge_waits_until_a_snapshot_file_holds_what_it_removes() {
     use openraft::RaftSnapshotBuilder as _;
     let rt = rt();
     let tmp = tempfile::tempdir().unwrap();
@@ -1312,13 +1289,14 @@ fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
         let db = Db::open(&tmp.path().join("follower"), fatal_hook()).unwrap();
         let shared = Shared::open(Arc::clone(&db)).unwrap();
         let mut log = LogStore::open(Arc::clone(&db)).unwrap();
-        log.purge_after_apply(shared.applied_index());
+        log.purge_after_snapshot(shared.snapshot_index());
         log.append_for_test(&(1..=10).map(blank).collect::<Vec<_>>()).unwrap();
         let mut reader = log.clone();
         let mut sm = StateMachine::new(Arc::clone(&shared));
         sm.apply((1..=4).map(blank).collect::<Vec<_>>()).await.unwrap();
 
-        // Applying up to 8 lets a purge up to 8 finish; it does not finish before.
+        // The state machine is held in memory: applying up to 8 does not let a purge up to 8
+        // finish, only a snapshot file that covers 8 does.
         let mut purging = log.clone();
         let mut purging2 = log.clone();
         let purge = purging.purge(blank(8).log_id);
@@ -1331,6 +1309,13 @@ fn a_purge_waits_until_the_state_machine_holds_what_it_removes() {
         assert_eq!(log.last_purged().unwrap(), None, "the purge was recorded before the apply");
         assert_eq!(reader.try_get_log_entries(1..=1).await.unwrap().len(), 1);
         sm.apply((5..=8).map(blank).collect::<Vec<_>>()).await.unwrap();
+        tokio::select! {
+            biased;
+            r = &mut purge => panic!("the purge finished without a snapshot file: {r:?}"),
+            () = std::future::ready(()) => {}
+        }
+        assert_eq!(log.last_purged().unwrap(), None, "the purge was recorded without a snapshot file");
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
         tokio::time::timeout(Duration::from_secs(10), purge).await.expect("the purge still waits").unwrap();
         assert_eq!(log.last_purged().unwrap(), Some(blank(8).log_id));
         assert!(reader.try_get_log_entries(8..=8).await.unwrap().is_empty());

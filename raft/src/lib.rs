@@ -1,4 +1,5 @@
-//! coffer's replicated storage: openraft 0.9.25 on sled, with a mutual-TLS HTTP/2 network.
+//! coffer's replicated storage: openraft 0.9.25 (log in a WAL, metadata in sled, state machine in
+//! memory rebuilt from snapshot + log), with a mutual-TLS HTTP/2 network.
 //!
 //! This crate is the only one that names openraft. It depends on `coffer-storage` and on
 //! nothing above it; the root crate uses it through the [`Storage`](coffer_storage::Storage) and
@@ -9,7 +10,7 @@
 //!                                                                  │
 //!        ┌──────────────────────────┬───────────────────────┬─────┴──────────────────┐
 //!   LogStore (log_store)     StateMachine (state_machine)  NetworkFactory (network)  serve_cluster (server)
-//!   sled trees log, log_meta  sled trees sm_data, sm_meta   reqwest, h2, mTLS;         hyper h2, mTLS;
+//!   WAL + sled tree log_meta  in memory + snapshot file     reqwest, h2, mTLS;         hyper h2, mTLS;
 //!                                                          channel (ALPN coffer-rpc)  channel
 //!        └──────────── one sled Db + fsync rule (db) ──┘    └──── TLS configs + PKI (tls) ───┘
 //! ```
@@ -18,8 +19,8 @@
 //!
 //! One log entry carries one [`types::Command`]: a `coffer_storage::Batch` (ciphertext only —
 //! the barrier sits above this crate) plus the leader's wall clock in unix nanoseconds. The state
-//! machine applies a batch with its preconditions atomically, in one sled transaction together
-//! with `last_applied` and the membership; every key an entry writes gets the entry's log index
+//! machine applies a batch with its preconditions atomically (readers held off), together with
+//! `last_applied` and the membership; every key an entry writes gets the entry's log index
 //! as its version, so versions are strictly increasing and identical on every replica. Applying
 //! never reads a clock or randomness and never panics: an entry it cannot apply is answered with
 //! [`types::ApplyResult::Rejected`]. [`RaftNode::digest`] hashes the applied state so tests and
@@ -31,10 +32,9 @@
 //! `fdatasync` before the flush callback; a torn last write is cut off at open, any other
 //! damage refused. sled's `flush()` does not fsync on Linux, so every durability point in sled
 //! is flush + `fsync` of its data file: votes before returning, `last_purged` before segments
-//! are removed, the state machine before a snapshot is written (after which logs may be
-//! purged). The state machine applies without transactions or syncs and is rebuilt from the
-//! snapshot file and the log after an unclean stop ([`state_machine`]). Snapshot files are
-//! written temp + fsync + rename + fsync(dir). A failed fsync or WAL write calls the
+//! are removed. The state machine is held in memory and rebuilt at every open from the snapshot
+//! file and the log ([`state_machine`]); a purge waits until a durable snapshot file covers what
+//! it removes. Snapshot files are written temp + fsync + rename + fsync(dir). A failed fsync or WAL write calls the
 //! [`db::FatalHook`] (default: exit code 74) — nothing is acknowledged after the disk failed.
 //! Log entries are capped at [`MAX_ENTRY_BYTES`]. Every record and file carries a format
 //! version; an unknown one is refused with a clear error.

@@ -62,9 +62,9 @@ pub struct LogStore {
     db: Arc<Db>,
     wal: Arc<Wal>,
     meta: sled::Tree,
-    /// The state machine's applied index, which `purge` waits for (none: a log store on its
+    /// Index covered by the durable snapshot file, which `purge` waits for (none: a log store on its
     /// own, as in openraft's storage suite).
-    applied: Option<tokio::sync::watch::Receiver<u64>>,
+    snapshot_index: Option<tokio::sync::watch::Receiver<u64>>,
     /// The newest entries, decoded: replication reads what was just appended without reading
     /// it back from disk, verifying its checksum and parsing its JSON once per follower.
     recent: Arc<Mutex<Recent>>,
@@ -77,7 +77,7 @@ pub struct LogStore {
 
 use crate::log_parts::{decode_committed, encode_committed, Received, Recent, COMMITTED_FILE};
 
-/// How long a purge waits for the state machine to apply the entries it removes before the
+/// How long a purge waits for a snapshot file that covers the entries it removes before the
 /// storage fails (and the node stops): a snapshot install that takes longer is stuck.
 const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -222,7 +222,7 @@ impl LogStore {
             db,
             wal: Arc::new(wal),
             meta,
-            applied: None,
+            snapshot_index: None,
             recent: Arc::default(),
             received: Arc::default(),
             committed: Arc::new(committed),
@@ -271,9 +271,10 @@ impl LogStore {
         write_err(msg)
     }
 
-    /// Makes `purge` wait until the state machine has applied the entries it removes.
-    pub(crate) fn purge_after_apply(&mut self, applied: tokio::sync::watch::Receiver<u64>) {
-        self.applied = Some(applied);
+    /// Makes `purge` wait until the snapshot file covers the entries it removes (the state
+    /// machine is in memory: the snapshot file and the log are all a restart has).
+    pub(crate) fn purge_after_snapshot(&mut self, snapshot: tokio::sync::watch::Receiver<u64>) {
+        self.snapshot_index = Some(snapshot);
     }
 
     pub(crate) fn last_purged(&self) -> Result<Option<LogId>, String> {
@@ -490,17 +491,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if self.last_purged().map_err(write_err)? >= Some(log_id) {
             return Ok(());
         }
-        if let Some(applied) = &self.applied {
-            let mut applied = applied.clone();
-            let waited = tokio::time::timeout(PURGE_WAIT, applied.wait_for(|a| *a >= log_id.index)).await;
+        if let Some(covered) = &self.snapshot_index {
+            let mut covered = covered.clone();
+            let waited = tokio::time::timeout(PURGE_WAIT, covered.wait_for(|a| *a >= log_id.index)).await;
             match waited {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) => {
-                    return Err(write_err("the state machine stopped before the purged entries were applied"))
+                    return Err(write_err(
+                        "the state machine stopped before a snapshot covered the purged entries",
+                    ))
                 }
                 Err(_) => {
                     return Err(write_err(format!(
-                        "the state machine did not apply up to {log_id} within {PURGE_WAIT:?}; not purging"
+                        "no snapshot file covered {log_id} within {PURGE_WAIT:?}; not purging"
                     )))
                 }
             }

@@ -1,45 +1,42 @@
-//! The replicated state machine on sled (`RaftStateMachine`) and its snapshots.
+//! The replicated state machine (`RaftStateMachine`), held in memory, and its snapshots.
 //!
+//! * The records live in an ordered map in memory ([`State`]), rebuilt at every open from the
+//!   newest snapshot file, after which openraft re-applies the log up to the committed index
+//!   before the node serves anything (`get_initial_state`). The log (the WAL) always holds every
+//!   entry after the newest snapshot file: snapshots are written (temp file + fsync + rename +
+//!   fsync of the directory) before openraft may purge what they cover, and a purge waits for
+//!   the state machine to have applied it. This is "rebuildable from snapshot + log"
+//!   (`reference/raft-storage.md`), the shape of openraft's own examples and of Databend's meta
+//!   service; the state machine needs no fsync of its own and no crash marker.
+//!   An earlier version kept the records in sled trees (`sm_data`, `sm_meta`): sled's
+//!   copy-on-write insert (a whole leaf cloned and logged per key) was 14 µs of every replicated
+//!   write on each of the three nodes (`bench/RESULTS.md`). Those trees are dropped at open.
 //! * `apply` writes every entry's batch (its preconditions checked first), `last_applied` and
-//!   the membership with plain sled writes while readers are held off (`Shared::readers`, an
-//!   async lock: a waiting reader never blocks a worker thread): no sled transaction, whose IO
-//!   buffer sled writes out twice, each through its thread pool. Each key an entry puts is
-//!   stored at version = the entry's log index. Applying never reads a clock or randomness and
-//!   never panics: an entry that cannot be applied (unknown format, invalid key) yields
+//!   the membership while readers are held off (`Shared::readers`, an async lock: a waiting
+//!   reader never blocks a worker thread). Each key an entry puts is stored at version = the
+//!   entry's log index. Applying never reads a clock or randomness, never fails and never
+//!   panics: an entry that cannot be applied (unknown format, invalid key) yields
 //!   [`ApplyResult::Rejected`] and writes nothing.
-//! * No sled transaction or `apply_batch` runs anywhere in the node's database. sled's
-//!   concurrency control is process-wide and starts lock-free; the first transaction switches
-//!   it to a lock, under load. The first version of this design still installed snapshots in a
-//!   transaction, and the chaos soak hung a node that was being sent a snapshot (every worker
-//!   thread blocked: readers then waited on a blocking lock); see `bench/SOAK.md`.
-//! * `apply` is not fsynced: the log is (the WAL), and it holds every entry after the newest
-//!   snapshot file. While a node runs, `sm_meta` holds a `dirty` marker (set durably at open,
-//!   removed durably after a clean stop's last apply). A node that finds it at open did not
-//!   stop cleanly and may hold part of an apply: its state machine is rebuilt from the snapshot
-//!   file and openraft re-applies the log from there ("rebuildable from snapshot + log",
-//!   `reference/raft-storage.md`).
-//! * A snapshot is a consistent dump taken while applies are excluded (`Shared::apply_lock`),
-//!   written with temp file + fsync + rename + fsync of the directory. Installing one verifies
-//!   it completely, writes the file the same way, then replaces the contents (plain writes,
-//!   readers excluded; a crash in between is completed from the file at the next open) and
-//!   announces [`Changes::All`].
+//! * A snapshot is a consistent dump (applies are excluded while it is copied). Installing one
+//!   verifies it completely, writes the file durably, then replaces the contents (readers
+//!   excluded) and announces [`Changes::All`].
+//! * Memory: every record is held once in memory (storage keys and barrier-sealed values; no
+//!   plaintext secret is ever in a record), plus a second copy while a snapshot is built.
 //!
-//! Records: tree `sm_data` maps a storage key to `format (u8 = 1) | version u64 BE | value`;
-//! tree `sm_meta` holds `format`, `last_applied` and `membership` (JSON).
+//! Records: the map holds, per storage key, `format (u8 = 1) | version u64 BE | value`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use coffer_storage::{ChangeFeed, Changes};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use sha2::{Digest as _, Sha256};
-use sled::transaction::ConflictableTransactionError;
 
 use crate::apply::{apply_command, needs_scan};
-pub(crate) use crate::apply::{decode_record, record_version, RECORD_FORMAT, STAGE_PREFIX};
+pub(crate) use crate::apply::{decode_record, record_version, STAGE_PREFIX};
 use crate::db::{write_file_durably, Db};
 use crate::error::RaftError;
 use crate::snapshot;
@@ -48,37 +45,43 @@ use crate::types::{
     TypeConfig,
 };
 
-const KEY_FORMAT: &[u8] = b"format";
-const KEY_LAST_APPLIED: &[u8] = b"last_applied";
-const KEY_MEMBERSHIP: &[u8] = b"membership";
-/// Present while a node runs (and after it crashed): the state machine may hold part of an
-/// apply, so the next open rebuilds it from the snapshot file and the log.
-const KEY_DIRTY: &[u8] = b"dirty";
+/// sled trees of the version that kept the records in sled; dropped at open.
+const LEGACY_TREES: [&str; 2] = ["sm_data", "sm_meta"];
 const SNAPSHOT_FILE: &str = "current.snap";
+
+/// The state machine's contents.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Storage key → record.
+    pub(crate) records: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub(crate) last_applied: Option<LogId>,
+    pub(crate) membership: StoredMembership,
+}
 
 /// State shared by the state machine, its snapshot builders and the read side.
 pub(crate) struct Shared {
     db: Arc<Db>,
-    pub(crate) data: sled::Tree,
-    meta: sled::Tree,
+    state: RwLock<State>,
     snapshot_dir: PathBuf,
-    /// Readers of the data tree take it for reading, writers (applies, installs, the clean
-    /// stop) for writing, so a reader never sees part of an apply. An async lock: a reader that
-    /// waits for an apply yields its worker thread instead of blocking it.
+    /// Readers of the records take it for reading, writers (applies, installs) for writing,
+    /// before they take `state`: a reader that waits for a long install yields its worker
+    /// thread instead of blocking it (the chaos soak once stopped every worker of a node on a
+    /// blocking lock). `state` itself is then never contended by readers and writers.
     readers: tokio::sync::RwLock<()>,
-    /// Serializes the writers with consistent dumps (taken after `readers`, never held across
-    /// an await).
-    apply_lock: Mutex<()>,
     /// Serializes writes of the snapshot file.
     file_lock: Mutex<()>,
     pub(crate) changes: ChangeFeed,
     /// Snapshots installed from a leader since the node started (metrics).
     pub(crate) snapshot_installs: std::sync::atomic::AtomicU64,
     /// Index of the last entry applied (or installed through a snapshot), published after the
-    /// transaction that records it: the log store's `purge` waits on it (see [`LogStore`]).
+    /// apply that records it: the log store's `purge` waits on it (see [`LogStore`]).
     ///
     /// [`LogStore`]: crate::log_store::LogStore
     applied_index: tokio::sync::watch::Sender<u64>,
+    /// Index of the last entry the durable snapshot file covers, published once the file is
+    /// written: the log store's `purge` waits on it, so every entry is always in the log or in
+    /// the snapshot file (the state machine itself is in memory).
+    snapshot_index: tokio::sync::watch::Sender<u64>,
 }
 
 /// A consistent view of the state machine.
@@ -92,167 +95,188 @@ fn sm_read_err(e: impl std::fmt::Display) -> OrStorageError {
     StorageIOError::<NodeId>::read_state_machine(AnyError::error(e)).into()
 }
 
-fn sm_write_err(e: impl std::fmt::Display) -> OrStorageError {
-    StorageIOError::<NodeId>::write_state_machine(AnyError::error(e)).into()
-}
-
-fn plain_err(e: sled::Error) -> crate::apply::ApplyError {
-    ConflictableTransactionError::Abort(e.to_string())
-}
-
 fn snap_err(e: impl std::fmt::Display) -> OrStorageError {
     StorageIOError::<NodeId>::write_snapshot(None, AnyError::error(e)).into()
 }
 
 impl Shared {
+    /// An empty state machine over `db`'s directory; [`Shared::load_at_open`] fills it.
     pub(crate) fn open(db: Arc<Db>) -> Result<Arc<Self>, RaftError> {
-        let data = db.tree("sm_data")?;
-        let meta = db.tree("sm_meta")?;
-        let io = |e: sled::Error| RaftError::Io(e.to_string());
-        match meta.get(KEY_FORMAT).map_err(io)? {
-            None => {
-                meta.insert(KEY_FORMAT, &[RECORD_FORMAT]).map_err(io)?;
-            }
-            Some(v) if v.as_ref() == [RECORD_FORMAT] => {}
-            Some(v) => {
-                return Err(RaftError::Corrupt {
-                    what: "state machine format".into(),
-                    reason: format!(
-                        "format {:?} is not supported by this build (expected {RECORD_FORMAT})",
-                        v.as_ref()
-                    ),
-                })
-            }
-        }
         let snapshot_dir = db.dir().join("snapshots");
         coffer_storage::sled_store::create_private_dir(&snapshot_dir)
             .map_err(|e| RaftError::Io(e.to_string()))?;
-        let applied: Option<LogId> = match meta.get(KEY_LAST_APPLIED).map_err(io)? {
-            None => None,
-            Some(raw) => serde_json::from_slice(&raw).map_err(|e| RaftError::Corrupt {
-                what: "state machine last_applied".into(),
-                reason: e.to_string(),
-            })?,
-        };
-        let (applied_index, _) = tokio::sync::watch::channel(applied.map_or(0, |l| l.index));
+        let (applied_index, _) = tokio::sync::watch::channel(0);
+        let (snapshot_index, _) = tokio::sync::watch::channel(0);
         Ok(Arc::new(Self {
             db,
-            data,
-            meta,
+            state: RwLock::new(State::default()),
             snapshot_dir,
             readers: tokio::sync::RwLock::new(()),
-            apply_lock: Mutex::new(()),
             file_lock: Mutex::new(()),
             changes: ChangeFeed::new(),
             snapshot_installs: std::sync::atomic::AtomicU64::new(0),
             applied_index,
+            snapshot_index,
         }))
     }
 
-    /// Readers hold this while reading the data tree, so they never see part of an apply.
+    /// Readers hold this while reading the records, so they never see part of an apply.
     pub(crate) async fn read_guard(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
         self.readers.read().await
     }
 
-    fn writer_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.apply_lock.lock().unwrap_or_else(|p| p.into_inner())
+    /// The contents, for reading (readers take [`Shared::read_guard`] first).
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Called once before the node applies anything. When the previous run did not end with
-    /// [`Shared::mark_clean`] (it crashed, or was killed), the state machine may hold part of an
-    /// apply (applies write without transactions and are not synced): it is rebuilt from the
-    /// snapshot file (or emptied when there is none), and openraft re-applies the log from
-    /// there — the log always holds every entry after the newest snapshot. Then the marker is
-    /// set, durably, for this run.
-    pub(crate) fn recover_and_mark_dirty(&self) -> Result<bool, RaftError> {
-        let io = |e: sled::Error| RaftError::Io(e.to_string());
-        let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
-        let crashed = self.meta.get(KEY_DIRTY).map_err(io)?.is_some();
-        if crashed {
-            // Before the node serves anything: the locks are free.
-            let _readers = self.readers.try_write().map_err(|e| RaftError::Io(e.to_string()))?;
-            match self.read_snapshot_file().map_err(corrupt)? {
-                Some((meta, bytes)) => {
-                    let decoded = snapshot::decode(&bytes).map_err(corrupt)?;
-                    if decoded.meta.last_log_id != meta.last_log_id {
-                        return Err(corrupt("the snapshot file's contents do not match its metadata".into()));
-                    }
-                    self.replace_locked(decoded).map_err(corrupt)?;
-                }
-                None => {
-                    let _g = self.writer_lock();
-                    self.data.clear().map_err(io)?;
-                    self.meta.remove(KEY_LAST_APPLIED).map_err(io)?;
-                    self.meta.remove(KEY_MEMBERSHIP).map_err(io)?;
-                }
-            }
-            let (applied, _) = self.applied_state().map_err(corrupt)?;
-            self.applied_index.send_replace(applied.map_or(0, |l| l.index));
-            tracing::warn!(
-                ?applied,
-                "the node did not stop cleanly: state machine rebuilt from its snapshot; the log is re-applied"
-            );
-        }
-        self.meta.insert(KEY_DIRTY, &[1]).map_err(io)?;
-        self.db.sync_blocking().map_err(RaftError::Io)?;
-        Ok(crashed)
+    fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// After the last apply of a clean stop: everything applied made durable, then the marker
-    /// removed (durably), so the next open trusts the state machine as it is.
-    /// Runs on a blocking thread.
-    pub(crate) fn mark_clean(&self) -> Result<(), String> {
-        let _readers = self.readers.blocking_write();
-        let _g = self.writer_lock();
-        self.db.sync_blocking()?;
-        self.meta.remove(KEY_DIRTY).map_err(|e| e.to_string())?;
-        self.db.sync_blocking()
-    }
-
-    /// The database (tests reach the trees through it).
+    /// Empties the contents (tests reuse one state machine across cases).
     #[cfg(test)]
-    pub(crate) fn db(&self) -> &Db {
-        &self.db
+    pub(crate) fn clear_for_tests(&self) {
+        *self.state_mut() = State::default();
+    }
+
+    /// Called once before the node applies anything: loads the newest snapshot file (if any);
+    /// openraft then re-applies the log from there. Drops the sled trees of the version that
+    /// kept the records in sled (what they held is in the snapshot file and the log).
+    pub(crate) fn load_at_open(&self) -> Result<(), RaftError> {
+        let corrupt = |reason: String| RaftError::Corrupt { what: "raft snapshot".into(), reason };
+        if let Some((meta, bytes)) = self.read_snapshot_file().map_err(corrupt)? {
+            let decoded = snapshot::decode(&bytes).map_err(corrupt)?;
+            if decoded.meta.last_log_id != meta.last_log_id {
+                return Err(corrupt("the snapshot file's contents do not match its metadata".into()));
+            }
+            self.replace_at_start(decoded).map_err(corrupt)?;
+            self.publish_snapshot(meta.last_log_id);
+        }
+        let names = self.db.db.tree_names();
+        for legacy in LEGACY_TREES {
+            if names.iter().any(|n| n.as_ref() == legacy.as_bytes()) {
+                self.db
+                    .db
+                    .drop_tree(legacy)
+                    .map_err(|e| RaftError::Io(format!("cannot drop the old tree {legacy}: {e}")))?;
+                tracing::info!(tree = legacy, "dropped the state machine's old sled tree");
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the index the durable snapshot file covers.
+    pub(crate) fn snapshot_index(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.snapshot_index.subscribe()
+    }
+
+    fn publish_snapshot(&self, last: Option<LogId>) {
+        let index = last.map_or(0, |l| l.index);
+        self.snapshot_index.send_if_modified(|a| {
+            let newer = index > *a;
+            if newer {
+                *a = index;
+            }
+            newer
+        });
+    }
+
+    /// Follows the index of the last applied (or installed) entry.
+    pub(crate) fn applied_index(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied_index.subscribe()
+    }
+
+    fn publish_applied(&self, index: u64) {
+        self.applied_index.send_if_modified(|a| {
+            let newer = index > *a;
+            if newer {
+                *a = index;
+            }
+            newer
+        });
+    }
+
+    /// Applies `segment` together with `last_applied` and membership (the caller holds
+    /// `readers` for writing).
+    fn apply_segment(
+        &self,
+        segment: &[LogEntry],
+        scan: Option<&[Vec<u8>]>,
+    ) -> (Vec<ApplyResult>, Vec<Changes>) {
+        let Some(last) = segment.last().map(|e| e.log_id) else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut state = self.state_mut();
+        let (results, changed) = apply_entries(&mut state.records, segment, scan);
+        for e in segment {
+            if let EntryPayload::Membership(m) = &e.payload {
+                state.membership = StoredMembership::new(Some(e.log_id), m.clone());
+            }
+        }
+        state.last_applied = Some(last);
+        drop(state);
+        self.publish_applied(last.index);
+        (results, changed)
+    }
+
+    /// Replaces the whole state with a verified snapshot. Runs on a blocking thread.
+    pub(crate) fn replace_with(&self, decoded: snapshot::Decoded) -> Result<(), String> {
+        let _readers = self.readers.blocking_write();
+        self.replace_locked(decoded);
+        Ok(())
+    }
+
+    /// [`Shared::replace_with`] at start, before the node serves anything (from async code: the
+    /// locks are free then).
+    pub(crate) fn replace_at_start(&self, decoded: snapshot::Decoded) -> Result<(), String> {
+        let _readers = self.readers.try_write().map_err(|e| format!("state machine busy at start: {e}"))?;
+        self.replace_locked(decoded);
+        Ok(())
+    }
+
+    /// [`Shared::replace_with`] once readers are excluded.
+    fn replace_locked(&self, decoded: snapshot::Decoded) {
+        let records: BTreeMap<Vec<u8>, Vec<u8>> = decoded.records.into_iter().collect();
+        let index = decoded.meta.last_log_id.map_or(0, |l| l.index);
+        let old = {
+            let mut state = self.state_mut();
+            let old = std::mem::replace(&mut state.records, records);
+            state.last_applied = decoded.meta.last_log_id;
+            state.membership = decoded.meta.last_membership;
+            old
+        };
+        drop(old); // freed outside the lock
+                   // An installed snapshot may be older than what was applied (openraft does not install
+                   // those, but the watch only ever moves forward).
+        self.publish_applied(index);
     }
 
     fn snapshot_path(&self) -> PathBuf {
         self.snapshot_dir.join(SNAPSHOT_FILE)
     }
 
-    fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, String> {
-        match self.meta.get(key).map_err(|e| e.to_string())? {
-            None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| e.to_string()),
-        }
-    }
-
-    /// `(last_applied, membership)` as stored.
+    /// `(last_applied, membership)`.
     pub(crate) fn applied_state(&self) -> Result<(Option<LogId>, StoredMembership), String> {
-        let last = self.meta_json::<Option<LogId>>(KEY_LAST_APPLIED)?.flatten();
-        let membership = self.meta_json::<StoredMembership>(KEY_MEMBERSHIP)?.unwrap_or_default();
-        Ok((last, membership))
+        let state = self.state();
+        Ok((state.last_applied, state.membership.clone()))
     }
 
-    /// A consistent dump (applies are excluded while it is taken).
+    /// A consistent dump (applies are excluded while it is copied).
     pub(crate) fn dump(&self) -> Result<Dump, String> {
-        let _g = self.writer_lock();
-        let (last_applied, membership) = self.applied_state()?;
-        let mut records = Vec::new();
-        for item in self.data.iter() {
-            let (k, v) = item.map_err(|e| e.to_string())?;
-            records.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(Dump { last_applied, membership, records })
+        let state = self.state();
+        let records = state.records.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(Dump { last_applied: state.last_applied, membership: state.membership.clone(), records })
     }
 
     /// `(applied index, SHA-256 over the applied state)`: equal on every replica at the same
     /// applied index (the state machine is deterministic).
     pub(crate) fn digest(&self) -> Result<(u64, [u8; 32]), String> {
-        let dump = self.dump()?;
-        let index = dump.last_applied.map(|l| l.index).unwrap_or(0);
+        let state = self.state();
+        let index = state.last_applied.map(|l| l.index).unwrap_or(0);
         let mut h = Sha256::new();
         h.update(index.to_be_bytes());
-        for (k, v) in &dump.records {
+        for (k, v) in &state.records {
             h.update((k.len() as u64).to_be_bytes());
             h.update(k);
             h.update((v.len() as u64).to_be_bytes());
@@ -282,10 +306,14 @@ impl Shared {
         let _g = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = self.read_snapshot_file()? {
             if existing.0.last_log_id > meta.last_log_id {
+                self.publish_snapshot(existing.0.last_log_id);
                 return Ok(());
             }
         }
-        write_file_durably(&self.snapshot_path(), bytes).map_err(|e| format!("cannot write snapshot: {e}"))
+        write_file_durably(&self.snapshot_path(), bytes)
+            .map_err(|e| format!("cannot write snapshot: {e}"))?;
+        self.publish_snapshot(meta.last_log_id);
+        Ok(())
     }
 
     pub(crate) fn read_snapshot_file(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, String> {
@@ -298,124 +326,27 @@ impl Shared {
             Err(e) => Err(format!("cannot read snapshot: {e}")),
         }
     }
-
-    /// Follows the index of the last applied (or installed) entry.
-    pub(crate) fn applied_index(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.applied_index.subscribe()
-    }
-
-    fn publish_applied(&self, index: u64) {
-        self.applied_index.send_if_modified(|a| {
-            let newer = index > *a;
-            if newer {
-                *a = index;
-            }
-            newer
-        });
-    }
-
-    /// Applies `segment` together with `last_applied` and membership (the caller holds the
-    /// write locks).
-    fn apply_segment(
-        &self,
-        segment: &[LogEntry],
-        scan: Option<&[sled::IVec]>,
-    ) -> Result<(Vec<ApplyResult>, Vec<Changes>), Box<OrStorageError>> {
-        let Some(last) = segment.last().map(|e| e.log_id) else {
-            return Ok((Vec::new(), Vec::new()));
-        };
-        let last_json = serde_json::to_vec(&Some(last)).map_err(|e| Box::new(sm_write_err(e)))?;
-        let mut membership_json = None;
-        for e in segment {
-            if let EntryPayload::Membership(m) = &e.payload {
-                let stored = StoredMembership::new(Some(e.log_id), m.clone());
-                membership_json = Some(serde_json::to_vec(&stored).map_err(|e| Box::new(sm_write_err(e)))?);
-            }
-        }
-        // Plain writes: no sled transaction (its IO buffer is written out twice, each write
-        // handed to sled's thread pool). Readers are kept out by `readers`; a crash in the
-        // middle is undone by the rebuild at the next open (see the module docs).
-        let step = || -> Result<_, crate::apply::ApplyError> {
-            let (results, changed) = apply_entries(&self.data, segment, scan)?;
-            if let Some(mj) = &membership_json {
-                self.meta.insert(KEY_MEMBERSHIP, mj.as_slice()).map_err(plain_err)?;
-            }
-            self.meta.insert(KEY_LAST_APPLIED, last_json.as_slice()).map_err(plain_err)?;
-            Ok((results, changed))
-        };
-        let outcome = step().map_err(|e| {
-            let msg = match e {
-                ConflictableTransactionError::Abort(m) => m,
-                other => format!("{other:?}"),
-            };
-            Box::new(OrStorageError::from(StorageIOError::<NodeId>::apply(last, AnyError::error(msg))))
-        })?;
-        self.publish_applied(last.index);
-        Ok(outcome)
-    }
-
-    /// Replaces the whole state with a verified snapshot. Runs on a blocking thread.
-    pub(crate) fn replace_with(&self, decoded: snapshot::Decoded) -> Result<(), String> {
-        let _readers = self.readers.blocking_write();
-        self.replace_locked(decoded)
-    }
-
-    /// [`Shared::replace_with`] at start, before the node serves anything (from async code: the
-    /// locks are free then).
-    pub(crate) fn replace_at_start(&self, decoded: snapshot::Decoded) -> Result<(), String> {
-        let _readers = self.readers.try_write().map_err(|e| format!("state machine busy at start: {e}"))?;
-        self.replace_locked(decoded)
-    }
-
-    /// [`Shared::replace_with`] once readers are excluded: plain writes, like applies (a crash
-    /// in the middle is undone at the next open: the snapshot file is written first).
-    fn replace_locked(&self, decoded: snapshot::Decoded) -> Result<(), String> {
-        let _g = self.writer_lock();
-        let incoming: BTreeSet<&[u8]> = decoded.records.iter().map(|(k, _)| k.as_slice()).collect();
-        let mut stale = Vec::new();
-        for item in self.data.iter().keys() {
-            let k = item.map_err(|e| e.to_string())?;
-            if !incoming.contains(k.as_ref()) {
-                stale.push(k);
-            }
-        }
-        let last = serde_json::to_vec(&decoded.meta.last_log_id).map_err(|e| e.to_string())?;
-        let membership = serde_json::to_vec(&decoded.meta.last_membership).map_err(|e| e.to_string())?;
-        let err = |e: sled::Error| e.to_string();
-        for k in &stale {
-            self.data.remove(k).map_err(err)?;
-        }
-        for (k, v) in &decoded.records {
-            self.data.insert(k.as_slice(), v.as_slice()).map_err(err)?;
-        }
-        self.meta.insert(KEY_MEMBERSHIP, membership.as_slice()).map_err(err)?;
-        self.meta.insert(KEY_LAST_APPLIED, last.as_slice()).map_err(err)?;
-        // An installed snapshot may be older than what was applied (openraft does not install
-        // those, but the watch only ever moves forward).
-        self.publish_applied(decoded.meta.last_log_id.map_or(0, |l| l.index));
-        Ok(())
-    }
 }
 
 /// Applies the entries of a segment to the data tree, in order.
 fn apply_entries(
-    d: &impl crate::apply::DataTree,
+    d: &mut impl crate::apply::DataTree,
     segment: &[LogEntry],
-    scan: Option<&[sled::IVec]>,
-) -> Result<(Vec<ApplyResult>, Vec<Changes>), crate::apply::ApplyError> {
+    scan: Option<&[Vec<u8>]>,
+) -> (Vec<ApplyResult>, Vec<Changes>) {
     let mut results = Vec::with_capacity(segment.len());
     let mut changed = Vec::new();
     for e in segment {
         match &e.payload {
             EntryPayload::Blank | EntryPayload::Membership(_) => results.push(ApplyResult::Noop),
             EntryPayload::Normal(cmd) => {
-                let (r, change) = apply_command(d, cmd, e.log_id.index, scan)?;
+                let (r, change) = apply_command(d, cmd, e.log_id.index, scan);
                 changed.extend(change);
                 results.push(r);
             }
         }
     }
-    Ok((results, changed))
+    (results, changed)
 }
 
 /// The state machine handed to openraft.
@@ -477,7 +408,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut changed = Vec::new();
         {
             let _readers = self.shared.readers.write().await;
-            let _g = self.shared.writer_lock();
             // One segment per run of ordinary entries; a restore abort/commit gets its own,
             // after a scan of the keys as the preceding entries left them.
             let mut start = 0;
@@ -488,16 +418,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     entries[start..].iter().position(needs_scan).map_or(entries.len(), |p| start + p)
                 };
                 let segment = &entries[start..end];
-                let scan = if needs_scan(&segment[0]) {
-                    let mut keys = Vec::new();
-                    for k in self.shared.data.iter().keys() {
-                        keys.push(k.map_err(sm_read_err)?);
-                    }
-                    Some(keys)
-                } else {
-                    None
-                };
-                let (r, c) = self.shared.apply_segment(segment, scan.as_deref()).map_err(|e| *e)?;
+                let scan = needs_scan(&segment[0])
+                    .then(|| self.shared.state().records.keys().cloned().collect::<Vec<_>>());
+                let (r, c) = self.shared.apply_segment(segment, scan.as_deref());
                 results.extend(r);
                 changed.extend(c);
                 start = end;
@@ -588,7 +511,7 @@ mod tests {
     }
 
     fn value(sm: &StateMachine, key: &str) -> Option<(Vec<u8>, u64)> {
-        sm.shared.data.get(key).unwrap().map(|raw| {
+        sm.shared.state().records.get(key.as_bytes()).map(|raw| {
             let e = decode_record(key, &raw).unwrap();
             (e.value, e.version)
         })
@@ -673,7 +596,7 @@ mod tests {
         assert_eq!(value(&sm, "old/b"), None, "keys outside the restored snapshot disappear");
         assert_eq!(value(&sm, "stale/x"), None, "aborted staging is never committed");
         assert_eq!(value(&sm, "after"), Some((vec![7], entry_version(7, 0))));
-        let keys: Vec<_> = sm.shared.data.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        let keys: Vec<_> = sm.shared.state().records.keys().cloned().collect();
         assert!(keys.iter().all(|k| !k.starts_with(STAGE_PREFIX)), "staging area left behind");
         let mut got = Vec::new();
         while let Ok(c) = rx.try_recv() {

@@ -73,14 +73,12 @@ fn check_batch(batch: &Batch) -> Result<(), StorageError> {
 impl Storage for RaftStorage {
     async fn get(&self, key: &str) -> Result<Option<Entry>, StorageError> {
         validate_key(key)?;
-        let found = {
-            let sm = self.node.sm();
-            let _g = sm.read_guard().await;
-            sm.data.get(key.as_bytes())
-        };
-        match found.map_err(|e| StorageError::Io(e.to_string()))? {
+        let sm = self.node.sm();
+        let _g = sm.read_guard().await;
+        let state = sm.state();
+        match state.records.get(key.as_bytes()) {
             None => Ok(None),
-            Some(raw) => decode_record(key, &raw).map(Some),
+            Some(raw) => decode_record(key, raw).map(Some),
         }
     }
 
@@ -88,12 +86,14 @@ impl Storage for RaftStorage {
         let mut keys = Vec::new();
         let sm = self.node.sm();
         let _g = sm.read_guard().await;
-        for item in sm.data.scan_prefix(prefix.as_bytes()) {
-            let (k, _) = item.map_err(|e| StorageError::Io(e.to_string()))?;
+        let state = sm.state();
+        let from = std::ops::Bound::Included(prefix.as_bytes());
+        let range = state.records.range::<[u8], _>((from, std::ops::Bound::Unbounded));
+        for (k, _) in range.take_while(|(k, _)| k.starts_with(prefix.as_bytes())) {
             if k.starts_with(STAGE_PREFIX) {
                 continue; // restore staging area: not client data
             }
-            let k = String::from_utf8(k.to_vec())
+            let k = String::from_utf8(k.clone())
                 .map_err(|_| StorageError::Corrupt { key: prefix.into(), reason: "non UTF-8 key".into() })?;
             keys.push(k);
         }

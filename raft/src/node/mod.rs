@@ -268,10 +268,10 @@ impl RaftNode {
         }
         let admitted = !log.is_pristine()? || log.is_admitted()?;
         let shared = Shared::open(Arc::clone(&db))?;
-        shared.recover_and_mark_dirty()?;
+        shared.load_at_open()?;
         let mut log = log;
-        log.purge_after_apply(shared.applied_index());
-        recovery::reconcile_log_with_state_machine(&mut log, &shared, &db).await?;
+        log.purge_after_snapshot(shared.snapshot_index());
+        recovery::reconcile_log_with_state_machine(&mut log, &shared).await?;
         let client = Arc::new(ClusterClient::pending_from(config.source_address));
         let lease = Arc::new(crate::network::LeaseAcks::default());
         let network = NetworkFactory {

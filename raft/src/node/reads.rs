@@ -306,20 +306,6 @@ impl RaftNode {
     pub async fn shutdown(&self) -> Result<(), RaftError> {
         self.shutting_down.store(true, Ordering::SeqCst);
         let r = self.raft.shutdown().await.map_err(|e| RaftError::Unavailable(format!("shutdown: {e}")));
-        if r.is_ok() {
-            // Raft has stopped applying: the state machine is whole, and durable from here.
-            let shared = Arc::clone(&self.shared);
-            match tokio::task::spawn_blocking(move || shared.mark_clean()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    error = e,
-                    "could not mark the state machine clean; the next start rebuilds it"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not mark the state machine clean; the next start rebuilds it")
-                }
-            }
-        }
         if let Some(h) = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
             h.abort();
         }
