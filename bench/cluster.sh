@@ -67,6 +67,9 @@ source "$BENCH_DIR/lib.sh"
 # The setup functions (setup_kv2, setup_transit) and their helpers; TOKEN is set per cluster.
 # shellcheck source=scenarios.sh
 source "$BENCH_DIR/scenarios.sh"
+# Every request of the set-up has a deadline (per transfer): an OpenBao node that never formed
+# its cluster once held `sys/init` — and the whole run — for 17 minutes.
+curl() { command curl --max-time "${CURL_MAX_TIME:-30}" "$@"; }
 
 # ---- Cluster scenarios ----------------------------------------------------------------------
 # cscenario NAME SETUP LUA TARGET CONNECTIONS ETCD DESCRIPTION
