@@ -327,7 +327,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// append-entries request (heartbeats included) it answered without refusing the vote it
 /// carried, and that vote. A follower that accepts one does not vote for another candidate for
 /// openraft's leader lease (`election_timeout_max`) after receiving it, and cannot stand itself
-/// before its election timeout (at least `election_timeout_min`) has passed without hearing from
+/// before that lease and then its election timeout have passed without hearing from
 /// the leader: the basis of lease reads ([`crate::node::RaftNode`]'s read barrier).
 #[derive(Default)]
 pub(crate) struct LeaseAcks {

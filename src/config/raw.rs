@@ -113,8 +113,9 @@ pub struct RawRaftStorage {
     pub trailing_logs: Option<Int>,
     /// coffer: leader heartbeat interval (Go duration; default 150ms).
     pub heartbeat_interval: Option<Text>,
-    /// coffer: election timeout (Go duration; default 1s): the longest a leaderless cluster
-    /// waits before electing; the timeout is randomised between 60% and 100% of it.
+    /// coffer: election timeout (Go duration; default 1s): the longest a follower waits
+    /// without hearing from the leader before it stands for election (it stands after 80–100%
+    /// of it; a candidacy that split the vote is retried after 30–50% of it).
     pub election_timeout: Option<Text>,
     /// coffer: send leader-bound requests from a standby to the leader (default true); when
     /// false, standbys answer 307 to the leader's `api_addr`.

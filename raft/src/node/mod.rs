@@ -62,7 +62,10 @@ pub struct RaftConfig {
     pub cluster_name: String,
     /// Leader heartbeat interval (default 150 ms).
     pub heartbeat_interval: Duration,
-    /// Election timeout range (default 600–1000 ms): a new leader within ~1–2 s of a crash.
+    /// openraft's election timeout range (default 300–500 ms). A follower that accepted a
+    /// leader stands for election only once it has heard nothing from it for openraft's leader
+    /// lease (`election_timeout_max`) **plus** a timeout drawn from this range, so 800–1000 ms
+    /// by default; [`RaftConfig::set_election_timeout`] sets both from that total.
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
     /// Build a snapshot after this many applied entries since the last one (default 10 000).
@@ -104,8 +107,8 @@ impl RaftConfig {
             info,
             cluster_name: "coffer".into(),
             heartbeat_interval: Duration::from_millis(150),
-            election_timeout_min: Duration::from_millis(600),
-            election_timeout_max: Duration::from_millis(1000),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(500),
             snapshot_threshold: 10_000,
             logs_to_keep_after_snapshot: 1_000,
             write_timeout: Duration::from_secs(5),
@@ -114,6 +117,26 @@ impl RaftConfig {
             fatal: Arc::new(default_fatal),
             source_address: None,
         }
+    }
+
+    /// Sets the election timeouts from `longest`: the longest a follower waits without hearing
+    /// from the leader before it stands for election (the operator's `election_timeout`).
+    ///
+    /// openraft 0.9 makes a follower that accepted a leader wait for its leader lease (which is
+    /// `election_timeout_max`) and then for a timeout drawn from
+    /// `election_timeout_min..election_timeout_max`; after a refused candidacy, only for the
+    /// drawn timeout. So the lease and the range's top are each half of `longest`, and the range
+    /// starts at 60 % of its top (but above the heartbeat interval): a follower stands after
+    /// 80–100 % of `longest` of silence, and a candidacy that split the vote is retried after
+    /// 30–50 % of it. Mapping `longest` straight onto the range's top (as before) let a fail-over
+    /// take lease + timeout + a retried candidacy, over three seconds at a one-second setting.
+    pub fn set_election_timeout(&mut self, longest: Duration) {
+        // Whole milliseconds, as openraft takes them.
+        let heartbeat = u64::try_from(self.heartbeat_interval.as_millis()).unwrap_or(u64::MAX);
+        let max = u64::try_from(longest.as_millis() / 2).unwrap_or(u64::MAX);
+        let min = (max * 3 / 5).max(heartbeat.saturating_add(heartbeat / 4 + 1)).min(max.saturating_sub(1));
+        self.election_timeout_max = Duration::from_millis(max);
+        self.election_timeout_min = Duration::from_millis(min);
     }
 
     fn openraft_config(&self) -> Result<openraft::Config, RaftError> {
@@ -434,10 +457,10 @@ impl RaftNode {
         &self.shared.changes
     }
 
-    /// The longest election timeout (how long a leaderless cluster may take to start an
-    /// election).
+    /// The longest a follower waits without hearing from the leader before it stands for
+    /// election: openraft's leader lease plus the longest drawn election timeout.
     pub fn election_timeout(&self) -> Duration {
-        self.config.election_timeout_max
+        self.config.election_timeout_max * 2
     }
 
     /// The role right now.
@@ -544,3 +567,35 @@ mod reads;
 mod recovery;
 mod snapshots;
 pub mod writes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(heartbeat_ms: u64, longest_ms: u64) -> RaftConfig {
+        let info = NodeInfo { name: "n".into(), api_addr: "a".into(), cluster_addr: "c".into() };
+        let mut c = RaftConfig::new(1, "/nonexistent", info);
+        c.heartbeat_interval = Duration::from_millis(heartbeat_ms);
+        c.set_election_timeout(Duration::from_millis(longest_ms));
+        c
+    }
+
+    /// A follower stands after lease + drawn timeout: 80–100 % of the configured timeout, so the
+    /// defaults are what `set_election_timeout` makes of the default one second.
+    #[test]
+    fn the_configured_election_timeout_bounds_lease_plus_drawn_timeout() {
+        let c = config(150, 1000);
+        let d = RaftConfig::new(1, "/nonexistent", c.info.clone());
+        assert_eq!(
+            (c.election_timeout_min, c.election_timeout_max),
+            (d.election_timeout_min, d.election_timeout_max)
+        );
+        for (hb, longest) in [(150, 1000), (100, 300), (150, 450), (50, 5000), (10, 30), (10, 31)] {
+            let c = config(hb, longest);
+            let (min, max) = (c.election_timeout_min, c.election_timeout_max);
+            assert!(max + max <= Duration::from_millis(longest), "{hb} {longest}: {min:?} {max:?}");
+            assert!(min < max && min > c.heartbeat_interval, "{hb} {longest}: {min:?} {max:?}");
+            assert!(c.openraft_config().is_ok(), "{hb} {longest}");
+        }
+    }
+}

@@ -97,10 +97,9 @@ impl RaftNode {
     ///
     /// A majority of the voters **other than this node** accepted this leadership (the current,
     /// committed vote) in append-entries requests sent within the lease window (two thirds of
-    /// `election_timeout_min`, ending after the commit index was read). Each of them refuses to
-    /// vote for another candidate for `election_timeout_max` after receiving such a request
-    /// (openraft's leader lease) and cannot stand itself before that lease and then its
-    /// election timeout have passed
+    /// `election_timeout_min`, ending after the commit index was read). Each of them refuses to vote for another candidate for
+    /// `election_timeout_max` after receiving such a request (openraft's leader lease) and
+    /// cannot stand itself before that lease and then its election timeout have passed
     /// without hearing from this leader; the nodes left are fewer than a majority. So no other
     /// leader can have been elected, let alone have committed anything, before the window ends.
     /// This node itself is not counted: an openraft leader may grant its vote to a candidate
@@ -284,7 +283,7 @@ impl RaftNode {
         self.stepping_down.store(true, Ordering::SeqCst);
         self.raft.runtime_config().heartbeat(false);
         self.raft.runtime_config().elect(false);
-        let limit = self.config.election_timeout_max * 3 + self.config.heartbeat_interval;
+        let limit = self.election_timeout() * 3 + self.config.heartbeat_interval;
         let me = self.id;
         let waited = self
             .raft

@@ -93,8 +93,7 @@ pub async fn open(
     );
     rc.cluster_name = "coffer".into();
     rc.heartbeat_interval = tuning.heartbeat_interval;
-    rc.election_timeout_max = tuning.election_timeout;
-    rc.election_timeout_min = tuning.election_timeout.mul_f64(0.6).max(tuning.heartbeat_interval * 2);
+    rc.set_election_timeout(tuning.election_timeout);
     rc.snapshot_threshold = tuning.snapshot_threshold;
     rc.logs_to_keep_after_snapshot = tuning.trailing_logs;
     rc.source_address = Some(bound.ip());
