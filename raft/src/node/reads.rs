@@ -97,10 +97,11 @@ impl RaftNode {
     ///
     /// A majority of the voters **other than this node** accepted this leadership (the current,
     /// committed vote) in append-entries requests sent within the lease window (two thirds of
-    /// `election_timeout_min`, ending after the commit index was read). Each of them refuses to vote for another candidate for
-    /// `election_timeout_max` after receiving such a request (openraft's leader lease) and
-    /// cannot stand itself before that lease and then its election timeout have passed
-    /// without hearing from this leader; the nodes left are fewer than a majority. So no other
+    /// `election_timeout_min`, ending after the commit index was read). Each of them refuses to
+    /// vote for another candidate for `election_timeout_max` after receiving such a request
+    /// (openraft's leader lease) and cannot stand itself before that lease and then its
+    /// election timeout have passed without hearing from this leader; the nodes left are fewer
+    /// than a majority. So no other
     /// leader can have been elected, let alone have committed anything, before the window ends.
     /// This node itself is not counted: an openraft leader may grant its vote to a candidate
     /// once its own lease (from its election) expired. Time is measured on the monotonic clock

@@ -158,6 +158,15 @@ fn request(
     }
 }
 
+/// An answer as a failure message shows it.
+fn describe(a: Answer) -> String {
+    match a {
+        Answer::Status(st, b) => format!("status {st} {b}"),
+        Answer::NotSent(e) => format!("not sent: {e}"),
+        Answer::Lost(e) => format!("no answer: {e}"),
+    }
+}
+
 /// The usual reading of an answer: 2xx through `ok`, other 4xx definite failures, 5xx and lost
 /// answers unknown.
 fn outcome(a: Answer, ok: impl FnOnce(u16, &Value) -> Option<Ret>) -> Outcome {
@@ -540,19 +549,10 @@ impl Driver {
     fn diagnose(&self) -> String {
         let mut out = String::new();
         for n in self.all() {
-            let leader =
-                match request(&self.http, self.ctx.addr(n), &self.ctx.token, "GET", "sys/leader", None) {
-                    Answer::Status(200, b) => b.to_string(),
-                    Answer::Status(st, b) => format!("status {st} {b}"),
-                    Answer::NotSent(e) => format!("not sent: {e}"),
-                    Answer::Lost(e) => format!("no answer: {e}"),
-                };
-            let health =
-                match request(&self.http, self.ctx.addr(n), &self.ctx.token, "GET", "sys/health", None) {
-                    Answer::Status(st, b) => format!("status {st} {b}"),
-                    Answer::NotSent(e) => format!("not sent: {e}"),
-                    Answer::Lost(e) => format!("no answer: {e}"),
-                };
+            let ask = |path| request(&self.http, self.ctx.addr(n), &self.ctx.token, "GET", path, None);
+            let health_answer = ask("sys/health");
+            let healthy = matches!(health_answer, Answer::Status(200, _));
+            let (health, leader) = (describe(health_answer), describe(ask("sys/leader")));
             let m = |s| self.metric(n, s).map_or("?".to_owned(), |v| v.to_string());
             out.push_str(&format!(
                 "node {n}: up {}, sys/health {health}, sys/leader {leader}, term {}, leader {}, commit {}, applied {}\n",
@@ -573,7 +573,7 @@ impl Driver {
             for l in &lines[lines.len().saturating_sub(40)..] {
                 out.push_str(&format!("  node {n} | {l}\n"));
             }
-            if !health.starts_with("status 200") && self.c.is_up(n) {
+            if !healthy && self.c.is_up(n) {
                 out.push_str(&self.c.process_report(n));
             }
         }
