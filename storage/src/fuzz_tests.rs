@@ -39,6 +39,8 @@ const TERM_KEYS: [(u32, [u8; 32]); 2] = [(1, [0x21; 32]), (2, [0x22; 32])];
 const VALUE_KEY: &str = "logical/fuzz/value";
 /// Plaintexts of the genuine ciphertexts in the `barrier_decode` corpus (`genuine-<i>`).
 const PLAINTEXTS: [&[u8]; 4] = [b"", b"x", b"correct horse battery staple", &[0u8; 64]];
+/// Plaintext of `unknown-term.bin`: sealed under term 2, its header then set to term 9.
+const UNKNOWN_TERM_PLAINTEXT: &[u8] = b"unknown term";
 
 const BARRIER_DICT: &[&[u8]] = &[
     &[0, 0, 0, 0],
@@ -103,7 +105,7 @@ fn barrier_decode() {
     let mut t = SUITE.target("barrier_decode", 1500);
     let corpus = t.corpus();
     // Genuine ciphertexts and their plaintexts: the only inputs a read may accept.
-    let genuine: BTreeMap<Vec<u8>, &[u8]> = corpus
+    let mut genuine: BTreeMap<Vec<u8>, &[u8]> = corpus
         .iter()
         .filter_map(|(name, bytes)| {
             let i: usize = name.strip_prefix("genuine-")?.strip_suffix(".bin")?.parse().ok()?;
@@ -111,6 +113,14 @@ fn barrier_decode() {
         })
         .collect();
     assert_eq!(genuine.len(), PLAINTEXTS.len(), "corpus lost its genuine ciphertexts");
+    // `unknown-term.bin` is a genuine term-2 ciphertext whose header names term 9 (the term
+    // selects the key and is not under the tag). A mutation that writes term 2 back restores
+    // the genuine ciphertext, which must then be accepted, with its plaintext.
+    let (_, unknown) =
+        corpus.iter().find(|(name, _)| name == "unknown-term.bin").expect("corpus lost unknown-term.bin");
+    let mut restored = unknown.clone();
+    restored[..4].copy_from_slice(&2u32.to_be_bytes());
+    genuine.insert(restored, UNKNOWN_TERM_PLAINTEXT);
     let rt = rt();
     let mem = Arc::new(MemStorage::new());
     let barrier = rt.block_on(fixed_barrier(mem.clone()));
@@ -411,7 +421,7 @@ fn write_fuzz_corpus() {
     write_corpus_file("barrier_decode", "moved-from-other-key.bin", &other_key);
     let root_sealed = aead::seal(&ROOT, 0, VALUE_KEY.as_bytes(), b"term zero").unwrap();
     write_corpus_file("barrier_decode", "term-0.bin", &root_sealed);
-    let mut unknown = aead::seal(term_key(2), 2, VALUE_KEY.as_bytes(), b"unknown term").unwrap();
+    let mut unknown = aead::seal(term_key(2), 2, VALUE_KEY.as_bytes(), UNKNOWN_TERM_PLAINTEXT).unwrap();
     unknown[..4].copy_from_slice(&9u32.to_be_bytes());
     write_corpus_file("barrier_decode", "unknown-term.bin", &unknown);
     write_corpus_file("barrier_decode", "empty.bin", b"");
