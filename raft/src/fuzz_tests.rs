@@ -34,7 +34,7 @@ use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{Db, FatalHook};
-use crate::log_store::{decode_entry, encode_entry, index_key, LogStore};
+use crate::log_store::{decode_entry, encode_entry, index_key, verify_record, LogStore, RECORD_JSON_AT};
 use crate::network::paths;
 use crate::node::{RaftConfig, RaftNode};
 use crate::snapshot;
@@ -967,6 +967,14 @@ fn write_fuzz_corpus() {
     write_corpus_file("raft_log_entry", "legacy-format-1.bin", &legacy);
     let moved = [index_key(9).to_vec(), encode_entry(&entries[2]).unwrap()].concat();
     write_corpus_file("raft_log_entry", "moved-to-index-9.bin", &moved);
+    // A format-2 record (SHA-256 checksum), as written until 2026-12-07.
+    let json = serde_json::to_vec(&entries[2]).unwrap();
+    let sha = {
+        use sha2::Digest as _;
+        sha2::Sha256::new().chain_update(3u64.to_be_bytes()).chain_update(&json).finalize().to_vec()
+    };
+    let format2 = [index_key(3).to_vec(), vec![2], sha, json].concat();
+    write_corpus_file("raft_log_entry", "sha256-format-2.bin", &format2);
     write_corpus_file("raft_log_entry", "short-key.bin", &[0, 0, 1]);
 
     // raft_command: the JSON payload of an entry.
@@ -1134,12 +1142,32 @@ fn a_log_record_with_a_changed_digit_or_index_is_refused() {
     let e = write_entry(3, Batch::new().put("k", vec![1]).require_version("k", 2));
     let raw = encode_entry(&e).unwrap();
     assert_eq!(decode_entry(&index_key(3), &raw).unwrap(), e);
-    let text = String::from_utf8_lossy(&raw[33..]).into_owned();
+    let text = String::from_utf8_lossy(&raw[RECORD_JSON_AT..]).into_owned();
     let digit = text.find("\"timestamp_ns\":").unwrap() + "\"timestamp_ns\":".len();
     let mut changed = raw.clone();
-    changed[33 + digit] = if changed[33 + digit] == b'1' { b'2' } else { b'1' };
+    changed[RECORD_JSON_AT + digit] = if changed[RECORD_JSON_AT + digit] == b'1' { b'2' } else { b'1' };
     assert!(decode_entry(&index_key(3), &changed).is_err(), "a changed timestamp was accepted");
     assert!(decode_entry(&index_key(4), &raw).is_err(), "a record was accepted under another index");
+    assert!(
+        verify_record(3, &raw).is_ok()
+            && verify_record(3, &changed).is_err()
+            && verify_record(4, &raw).is_err()
+    );
+    // Records with a SHA-256 checksum (format 2, written until 2026-12-07) are still read and
+    // verified, and still bound to their index.
+    let json = serde_json::to_vec(&e).unwrap();
+    let sha = |index: u64| -> Vec<u8> {
+        use sha2::Digest as _;
+        sha2::Sha256::new().chain_update(index.to_be_bytes()).chain_update(&json).finalize().to_vec()
+    };
+    let format2 = [vec![2], sha(3), json.clone()].concat();
+    assert_eq!(decode_entry(&index_key(3), &format2).unwrap(), e);
+    assert!(verify_record(3, &format2).is_ok());
+    assert!(decode_entry(&index_key(4), &format2).is_err() && verify_record(4, &format2).is_err());
+    let mut damaged2 = format2.clone();
+    *damaged2.last_mut().unwrap() ^= 1;
+    assert!(decode_entry(&index_key(3), &damaged2).is_err() && verify_record(3, &damaged2).is_err());
+    assert!(decode_entry(&index_key(3), &format2[..20]).is_err(), "a truncated format-2 record was accepted");
     // Records written before checksums are still read, and still bound to their index.
     let legacy = [vec![1], serde_json::to_vec(&e).unwrap()].concat();
     assert_eq!(decode_entry(&index_key(3), &legacy).unwrap(), e);

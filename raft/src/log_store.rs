@@ -19,8 +19,13 @@
 //! * `save_committed` is not synced: losing it only means re-applying from the state machine's
 //!   durable `last_applied`.
 //!
-//! Records: `format (u8 = 2) | SHA-256(index BE ‖ JSON) | JSON(Entry)`; the checksum binds the
-//! entry to its index, so a damaged record or one moved to another index is refused when read.
+//! Records: `format (u8 = 3) | CRC-32(index BE ‖ JSON) (u32 LE) | JSON(Entry)`; the checksum
+//! binds the entry to its index, so a damaged record or one moved to another index is refused
+//! when read (and the entry's own index is checked against it after decoding). Records of format
+//! 2 (`2 | SHA-256(index BE ‖ JSON) | JSON`, written until 2026-12-07) are still read: a WAL
+//! holds both until its old segments are purged. The checksum guards against damage (torn or
+//! misdirected writes, bit rot), not against a writer of the disk, who could recompute either;
+//! CRC-32 (etcd's WAL uses CRC-32C) costs a tenth of SHA-256 on every append of every node.
 //! Tree `log_meta` holds `format` (of the layout: 2 = entries in the WAL; 1 = entries in the
 //! sled tree `log`, migrated to the WAL at the first open), `vote`, `committed`, `last_purged`
 //! (JSON) and `node_id`. Records of format 1 (`1 | JSON(Entry)`, written before checksums) are
@@ -44,8 +49,10 @@ use crate::wal::{Wal, WalError};
 pub const LOG_FORMAT: u8 = 2;
 /// The layout before the WAL: entries in the sled tree `log` (migrated at open).
 const LOG_FORMAT_SLED_TREE: u8 = 1;
-/// Format of the log records this build writes (with a checksum).
-pub const RECORD_FORMAT: u8 = 2;
+/// Format of the log records this build writes (with a CRC-32 checksum).
+pub const RECORD_FORMAT: u8 = 3;
+/// Format of log records written with a SHA-256 checksum; still read.
+const RECORD_FORMAT_SHA256: u8 = 2;
 /// Format of log records written before checksums; still read.
 const RECORD_FORMAT_V1: u8 = 1;
 
@@ -96,18 +103,52 @@ fn write_err(e: impl std::fmt::Display) -> OrStorageError {
 }
 
 /// Length of a record's checksum.
-const CHECKSUM_LEN: usize = 32;
+const CHECKSUM_LEN: usize = 4;
+/// Length of the checksum of a format-2 record.
+const SHA256_LEN: usize = 32;
 
-/// `SHA-256(index BE ‖ json)`: detects damage to a record and its move to another index.
+/// `CRC-32(index BE ‖ json)`, little-endian: detects damage to a record and its move to another
+/// index.
 fn checksum(index: u64, json: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&index.to_be_bytes());
+    h.update(json);
+    h.finalize().to_le_bytes()
+}
+
+/// The checksum of a format-2 record: `SHA-256(index BE ‖ json)`.
+fn checksum_sha256(index: u64, json: &[u8]) -> [u8; SHA256_LEN] {
     let mut h = Sha256::new();
     h.update(index.to_be_bytes());
     h.update(json);
     h.finalize().into()
 }
 
+/// The JSON of a record of format 3 or 2 once its checksum is verified, or why not.
+fn checked_json(index: u64, raw: &[u8]) -> Result<Option<&[u8]>, String> {
+    let (sum_len, rest) = match raw.split_first() {
+        Some((&RECORD_FORMAT, rest)) => (CHECKSUM_LEN, rest),
+        Some((&RECORD_FORMAT_SHA256, rest)) => (SHA256_LEN, rest),
+        _ => return Ok(None),
+    };
+    if rest.len() < sum_len {
+        return Err(format!("log record {index} is truncated"));
+    }
+    let (sum, json) = rest.split_at(sum_len);
+    let good = if sum_len == CHECKSUM_LEN {
+        checksum(index, json).as_slice() == sum
+    } else {
+        checksum_sha256(index, json).as_slice() == sum
+    };
+    if good {
+        Ok(Some(json))
+    } else {
+        Err(format!("log record {index} is damaged (checksum mismatch)"))
+    }
+}
+
 /// Where an entry's JSON starts in its record (after the format byte and the checksum).
-const RECORD_JSON_AT: usize = 1 + CHECKSUM_LEN;
+pub(crate) const RECORD_JSON_AT: usize = 1 + CHECKSUM_LEN;
 
 /// `format | checksum | JSON` (the JSON at [`RECORD_JSON_AT`]).
 pub(crate) fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Error> {
@@ -135,24 +176,15 @@ pub(crate) fn decode_entry(key: &[u8], raw: &[u8]) -> Result<LogEntry, String> {
     let index = <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .map_err(|_| "log record key is not a big-endian u64".to_owned())?;
-    let json = match raw.split_first() {
-        Some((&RECORD_FORMAT, rest)) => {
-            if rest.len() < CHECKSUM_LEN {
-                return Err(format!("log record {index} is truncated"));
-            }
-            let (sum, json) = rest.split_at(CHECKSUM_LEN);
-            if checksum(index, json).as_slice() != sum {
-                return Err(format!("log record {index} is damaged (checksum mismatch)"));
-            }
-            json
-        }
-        Some((&RECORD_FORMAT_V1, json)) => json,
-        Some((f, _)) => {
+    let json = match (checked_json(index, raw)?, raw.split_first()) {
+        (Some(json), _) => json,
+        (None, Some((&RECORD_FORMAT_V1, json))) => json,
+        (None, Some((f, _))) => {
             return Err(format!(
                 "log record format {f} is not supported by this build (expected {RECORD_FORMAT})"
             ))
         }
-        None => return Err(format!("log record {index} is empty")),
+        (None, None) => return Err(format!("log record {index} is empty")),
     };
     let entry: LogEntry =
         serde_json::from_slice(json).map_err(|e| format!("undecodable log record {index}: {e}"))?;
@@ -521,18 +553,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 /// Checks a record's format and checksum without decoding its JSON (the WAL's open scan).
 pub(crate) fn verify_record(index: u64, raw: &[u8]) -> Result<(), String> {
-    match raw.split_first() {
-        Some((&RECORD_FORMAT, rest)) if rest.len() >= CHECKSUM_LEN => {
-            let (sum, json) = rest.split_at(CHECKSUM_LEN);
-            if checksum(index, json).as_slice() == sum {
-                Ok(())
-            } else {
-                Err(format!("log record {index} is damaged (checksum mismatch)"))
-            }
-        }
-        Some((&RECORD_FORMAT, _)) => Err(format!("log record {index} is truncated")),
-        Some((f, _)) => Err(format!("log record {index} has format {f} (expected {RECORD_FORMAT})")),
-        None => Err(format!("log record {index} is empty")),
+    match (checked_json(index, raw)?, raw.first()) {
+        (Some(_), _) => Ok(()),
+        (None, Some(f)) => Err(format!("log record {index} has format {f} (expected {RECORD_FORMAT})")),
+        (None, None) => Err(format!("log record {index} is empty")),
     }
 }
 

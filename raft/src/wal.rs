@@ -10,8 +10,8 @@
 //! Layout: directory `<raft dir>/wal/`, files `<first index, 20 digits>.seg`. A segment starts
 //! with a header — magic `cofferwl`, format (`u32` LE, [`WAL_FORMAT`]), first index (`u64` LE) —
 //! followed by frames `len (u32 LE) | record`, one per entry, of consecutive indexes. The record
-//! is the log store's checksummed record (`format | SHA-256(index ‖ JSON) | JSON`), so a frame
-//! moved to another position, or damaged, is refused when read.
+//! is the log store's checksummed record (`format | CRC-32(index ‖ JSON) | JSON`, or SHA-256 in
+//! format 2), so a frame moved to another position, or damaged, is refused when read.
 //!
 //! Durability and recovery:
 //! * An append writes its frames with one `pwrite` at the end of the last segment (readable at
