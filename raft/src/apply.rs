@@ -81,7 +81,7 @@ fn staged_key(key: &str) -> Vec<u8> {
 
 /// True for entries that need a fresh scan of all keys (and so their own transaction).
 pub(crate) fn needs_scan(e: &LogEntry) -> bool {
-    matches!(&e.payload, EntryPayload::Normal(c) if matches!(c.action, Action::RestoreAbort | Action::RestoreCommit))
+    matches!(&e.payload, EntryPayload::Normal(c) if matches!(*c.action, Action::RestoreAbort | Action::RestoreCommit))
 }
 
 fn rejected(reason: impl Into<String>) -> (ApplyResult, Option<Changes>) {
@@ -104,7 +104,7 @@ pub(crate) fn apply_command(
         )));
     }
     let version = entry_version(index, 0);
-    match &cmd.action {
+    match &*cmd.action {
         Action::Write { batch } => one(apply_write(d, batch, version)),
         Action::WriteMany { batches } => {
             if batches.len() > MAX_GROUP {
@@ -124,7 +124,7 @@ pub(crate) fn apply_command(
             let Some(scan) = scan else {
                 return one(rejected("restore step applied without a key scan"));
             };
-            let commit = matches!(cmd.action, Action::RestoreCommit);
+            let commit = matches!(*cmd.action, Action::RestoreCommit);
             let restored: BTreeSet<&[u8]> =
                 scan.iter().filter_map(|k| k.strip_prefix(STAGE_PREFIX)).collect();
             for k in scan {

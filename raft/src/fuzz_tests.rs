@@ -203,7 +203,7 @@ fn command() -> impl Strategy<Value = Command> {
                 12 | 13 => Action::WriteMany { batches: std::iter::once(batch).chain(more).collect() },
                 _ => Action::RestoreCommit,
             };
-            Command { format, timestamp_ns, action }
+            Command { format, timestamp_ns, action: std::sync::Arc::new(action) }
         },
     )
 }
@@ -460,7 +460,7 @@ fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
     if cmd.format != COMMAND_FORMAT {
         return rejected();
     }
-    let batch = match &cmd.action {
+    let batch = match &*cmd.action {
         Action::RestoreAbort => {
             m.staged.clear();
             return ApplyResult::Applied { version };
@@ -484,7 +484,7 @@ fn model_apply(m: &mut Model, e: &LogEntry) -> ApplyResult {
     if keys.into_iter().any(|k| validate_key(k).is_err()) {
         return rejected();
     }
-    if matches!(cmd.action, Action::RestoreStage { .. }) {
+    if matches!(*cmd.action, Action::RestoreStage { .. }) {
         if !batch.preconditions.is_empty() || batch.ops.iter().any(|op| matches!(op, Op::Delete { .. })) {
             return rejected();
         }
