@@ -32,6 +32,7 @@
 //! safe to repeat (an append of entries a follower already has changes nothing).
 
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -104,22 +105,48 @@ impl std::fmt::Debug for Frame {
 }
 
 impl Frame {
-    fn encode(&self, code_len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(code_len + 12 + self.body.len());
+    /// The frame's head (`code_len` bytes of code, the time, the body length) and its length.
+    fn head(&self, code_len: usize) -> ([u8; 14], usize) {
+        let mut head = [0u8; 14];
         if code_len == 1 {
-            out.push(self.code as u8);
+            head[0] = self.code as u8;
         } else {
-            out.extend_from_slice(&self.code.to_be_bytes());
+            head[..2].copy_from_slice(&self.code.to_be_bytes());
         }
-        out.extend_from_slice(&self.time_ns.to_be_bytes());
+        head[code_len..code_len + 8].copy_from_slice(&self.time_ns.to_be_bytes());
         // Bodies longer than the limit are refused by the caller before they get here.
-        out.extend_from_slice(&(self.body.len() as u32).to_be_bytes());
+        head[code_len + 8..code_len + 12].copy_from_slice(&(self.body.len() as u32).to_be_bytes());
+        (head, code_len + 12)
+    }
+
+    fn encode(&self, code_len: usize) -> Vec<u8> {
+        let (head, len) = self.head(code_len);
+        let mut out = Vec::with_capacity(len + self.body.len());
+        out.extend_from_slice(&head[..len]);
         out.extend_from_slice(&self.body);
         out
     }
 
+    #[cfg(test)]
     fn encode_request(&self) -> Vec<u8> {
         self.encode(1)
+    }
+
+    /// Writes this frame as a request: head and body in vectored writes, so the body (an
+    /// append-entries request can be hundreds of KiB) is not first copied behind its head; TLS
+    /// copies it once into its record.
+    async fn write_request<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> std::io::Result<()> {
+        let (head, len) = self.head(1);
+        let mut bufs = [IoSlice::new(&head[..len]), IoSlice::new(&self.body)];
+        let mut left = &mut bufs[..];
+        while !left.is_empty() {
+            let n = stream.write_vectored(left).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut left, n);
+        }
+        Ok(())
     }
 
     fn encode_answer(&self) -> Vec<u8> {
@@ -257,9 +284,8 @@ impl Channel {
                 reason: format!("request of {} bytes (at most {MAX_CLUSTER_BODY})", request.body.len()),
             });
         }
-        let bytes = request.encode_request();
         if let Some(mut conn) = self.take_idle(addr) {
-            if let Ok(answer) = exchange(&mut conn.stream, &bytes).await {
+            if let Ok(answer) = exchange(&mut conn.stream, request).await {
                 self.put_back(addr, conn);
                 return Ok(Some(answer));
             }
@@ -276,7 +302,7 @@ impl Channel {
                 return Ok(None);
             }
         };
-        match exchange(&mut conn.stream, &bytes).await {
+        match exchange(&mut conn.stream, request).await {
             Ok(answer) => {
                 self.put_back(addr, *conn);
                 Ok(Some(answer))
@@ -362,12 +388,12 @@ impl Channel {
     }
 }
 
-/// Sends one encoded request and reads its answer.
+/// Sends one request and reads its answer.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    request: &[u8],
+    request: &Frame,
 ) -> std::io::Result<Frame> {
-    stream.write_all(request).await?;
+    request.write_request(stream).await?;
     stream.flush().await?;
     Frame::read_answer(stream).await
 }
@@ -396,6 +422,25 @@ mod tests {
 
     fn read_index() -> Frame {
         Frame { code: u16::from(OP_READ_INDEX), time_ns: 42, body: Vec::new() }
+    }
+
+    /// A request goes out in vectored writes that the stream may take in pieces of any size
+    /// (a duplex pipe of 100 bytes takes at most that much, and only from the first slice):
+    /// the peer reads exactly the frame, whatever the split — also for an empty body.
+    #[tokio::test]
+    async fn a_request_written_in_pieces_arrives_whole() {
+        for body in [Vec::new(), b"{}".to_vec(), (0..200_000u32).map(|i| (i % 251) as u8).collect()] {
+            let (mut a, mut b) = tokio::io::duplex(100);
+            let append = Frame { code: u16::from(OP_APPEND), time_ns: -7, body };
+            let expected = append.encode_request();
+            let both = async { tokio::join!(append.write_request(&mut a), Frame::read_request(&mut b)) };
+            let (sent, read) = tokio::time::timeout(Duration::from_secs(20), both)
+                .await
+                .expect("the frame never arrived whole");
+            sent.unwrap();
+            assert_eq!(read.unwrap(), append);
+            assert_eq!(expected.len(), 13 + append.body.len());
+        }
     }
 
     #[tokio::test]
