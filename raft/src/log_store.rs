@@ -126,16 +126,17 @@ fn checksum_sha256(index: u64, json: &[u8]) -> [u8; SHA256_LEN] {
 
 /// The JSON of a record of format 3 or 2 once its checksum is verified, or why not.
 fn checked_json(index: u64, raw: &[u8]) -> Result<Option<&[u8]>, String> {
-    let (sum_len, rest) = match raw.split_first() {
-        Some((&RECORD_FORMAT, rest)) => (CHECKSUM_LEN, rest),
-        Some((&RECORD_FORMAT_SHA256, rest)) => (SHA256_LEN, rest),
+    let (crc, rest) = match raw.split_first() {
+        Some((&RECORD_FORMAT, rest)) => (true, rest),
+        Some((&RECORD_FORMAT_SHA256, rest)) => (false, rest),
         _ => return Ok(None),
     };
+    let sum_len = if crc { CHECKSUM_LEN } else { SHA256_LEN };
     if rest.len() < sum_len {
         return Err(format!("log record {index} is truncated"));
     }
     let (sum, json) = rest.split_at(sum_len);
-    let good = if sum_len == CHECKSUM_LEN {
+    let good = if crc {
         checksum(index, json).as_slice() == sum
     } else {
         checksum_sha256(index, json).as_slice() == sum

@@ -101,12 +101,12 @@ impl RaftNode {
     /// vote for another candidate for `election_timeout_max` after receiving such a request
     /// (openraft's leader lease) and cannot stand itself before that lease and then its
     /// election timeout have passed without hearing from this leader; the nodes left are fewer
-    /// than a majority. So no other
-    /// leader can have been elected, let alone have committed anything, before the window ends.
-    /// This node itself is not counted: an openraft leader may grant its vote to a candidate
-    /// once its own lease (from its election) expired. Time is measured on the monotonic clock
-    /// (the requests' send instants are taken before they leave), so wall-clock skew does not
-    /// matter, only the rate of the clocks, far inside the window's margin.
+    /// than a majority. So no other leader can have been elected, let alone have committed
+    /// anything, before the window ends. This node itself is not counted: an openraft leader
+    /// may grant its vote to a candidate once its own lease (from its election) expired. Time is
+    /// measured on the monotonic clock (the requests' send instants are taken before they
+    /// leave), so wall-clock skew does not matter, only the rate of the clocks, far inside the
+    /// window's margin.
     ///
     /// The vote, the voters and the commit index are read inside the Raft core (its own state,
     /// not the metrics, which trail it). The index is the core's commit index, taken only once
