@@ -123,6 +123,17 @@ fn check_record(key: &[u8], record: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The metadata in the first bytes of a snapshot, unverified (`None` when `head` does not hold
+/// it whole or it does not parse): only a hint of which snapshot a file holds, to be confirmed
+/// by [`decode`] before anything relies on it.
+pub(crate) fn peek_meta(head: &[u8]) -> Option<SnapshotMeta> {
+    if head.get(..8)? != MAGIC || *head.get(8)? != SNAPSHOT_FORMAT {
+        return None;
+    }
+    let len = u32::from_be_bytes(head.get(9..13)?.try_into().ok()?) as usize;
+    serde_json::from_slice(head.get(13..13usize.checked_add(len)?)?).ok()
+}
+
 /// Reads only the metadata (after verifying the checksum).
 pub(crate) fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta, String> {
     decode(bytes).map(|d| d.meta)
@@ -175,5 +186,22 @@ mod tests {
             assert!(decode(&b).is_err(), "flip at {i} accepted");
         }
         assert!(decode(b"").is_err());
+    }
+
+    #[test]
+    fn the_metadata_is_peeked_from_the_head_alone() {
+        let bytes = encode(&meta(), &[(b"a".to_vec(), vec![1; 9])]).unwrap();
+        let meta_end = 13 + u32::from_be_bytes(bytes[9..13].try_into().unwrap()) as usize;
+        assert_eq!(peek_meta(&bytes[..meta_end]), Some(meta()));
+        assert_eq!(peek_meta(&bytes), Some(meta()));
+        for n in [0, 8, 9, 12, 13, meta_end - 1] {
+            assert_eq!(peek_meta(&bytes[..n]), None, "a head of {n} bytes");
+        }
+        let mut b = bytes.clone();
+        b[0] ^= 1;
+        assert_eq!(peek_meta(&b), None, "bad magic");
+        let mut b = bytes;
+        b[8] = SNAPSHOT_FORMAT + 1;
+        assert_eq!(peek_meta(&b), None, "unknown format");
     }
 }

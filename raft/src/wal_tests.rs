@@ -316,8 +316,9 @@ fn a_restarted_node_rebuilds_its_state_machine_from_snapshot_and_log() {
     );
 }
 
-/// The committed log id survives in `<raft dir>/committed` without sled's copy (a killed node
-/// whose sled had not flushed it yet); a damaged file is ignored, never trusted.
+/// The committed log id is kept in `<raft dir>/committed` alone (sled is not written on every
+/// commit); a damaged file is ignored, never trusted; a store whose sled holds the committed id
+/// (written by a build before 2026-12-08) still reads it, and the newer of the two counts.
 #[test]
 fn the_committed_index_is_read_from_its_file_and_a_damaged_file_is_ignored() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -328,8 +329,17 @@ fn the_committed_index_is_read_from_its_file_and_a_damaged_file_is_ignored() {
         let db = Db::open(&dir, hook()).unwrap();
         let mut log = LogStore::open(Arc::clone(&db)).unwrap();
         rt.block_on(log.save_committed(Some(id))).unwrap();
-        db.tree("log_meta").unwrap().remove(b"committed").unwrap();
+        assert!(db.tree("log_meta").unwrap().get(b"committed").unwrap().is_none(), "sled was written");
         assert_eq!(rt.block_on(log.read_committed()).unwrap(), Some(id));
+        // An older build's copy in sled: read, and the newer one wins.
+        let older = entry(5, 1).log_id;
+        db.tree("log_meta").unwrap().insert(b"committed", serde_json::to_vec(&Some(older)).unwrap()).unwrap();
+        assert_eq!(rt.block_on(log.read_committed()).unwrap(), Some(id));
+        let newer = entry(9, 1).log_id;
+        db.tree("log_meta").unwrap().insert(b"committed", serde_json::to_vec(&Some(newer)).unwrap()).unwrap();
+        assert_eq!(rt.block_on(log.read_committed()).unwrap(), Some(newer));
+        db.tree("log_meta").unwrap().remove(b"committed").unwrap();
+        db.sync_blocking().unwrap();
     }
     let db = Db::open(&dir, hook()).unwrap();
     let mut log = LogStore::open(Arc::clone(&db)).unwrap();
