@@ -1,9 +1,11 @@
 //! Fuzz targets of the raft crate and the log tamper-detection test.
 //!
 //! * `raft_log_entry`: a log record as sled holds it (`index key ‖ record`) decodes to the entry
-//!   of that index or to a typed refusal; entries round-trip through the record format.
-//! * `raft_command`: a [`Command`] as JSON (the payload of every entry) decodes or is refused;
-//!   what decodes round-trips and is applied by the state machine without a panic.
+//!   of that index or to a typed refusal; entries round-trip through the record format (the
+//!   binary form of [`crate::entry_codec`]; the corpus also holds records of formats 1–3).
+//! * `raft_command`: a [`Command`] as JSON (the payload of log records of formats 1–3 and of
+//!   the JSON append-entries of leaders before 2026-12-08) decodes or is refused; what decodes
+//!   round-trips and is applied by the state machine without a panic.
 //! * `raft_snapshot`: snapshot files (also with their checksum recomputed, so the framing
 //!   behind it is reached) decode or are refused; what decodes round-trips, installs into a
 //!   state machine exactly, and is restored through a node's log or refused.
@@ -34,7 +36,7 @@ use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{Db, FatalHook};
-use crate::log_store::{decode_entry, encode_entry, index_key, verify_record, LogStore, RECORD_JSON_AT};
+use crate::log_store::{decode_entry, encode_entry, index_key, verify_record, LogStore, RECORD_BODY_AT};
 use crate::network::paths;
 use crate::node::{RaftConfig, RaftNode};
 use crate::snapshot;
@@ -287,9 +289,11 @@ fn raft_log_entry() {
     t.finish();
 }
 
-/// A leader's append-entries body, built from the log's cache of each entry's JSON, is byte for
-/// byte what serde writes for the request: whether all, some (a suffix) or none of the entries
-/// are cached, and when the cache holds other entries under the same indexes (another term).
+/// A leader's append-entries body, built from the log's cache of each entry's binary form,
+/// reads back as the request sent: whether all, some (a suffix) or none of the entries are
+/// cached, and when the cache holds other entries under the same indexes (another term). The
+/// log record made from each entry's body as received is the one the log would have encoded.
+/// The JSON form that leaders before 2026-12-08 send reads as the same request.
 #[test]
 fn append_entries_body() {
     use crate::log_parts::Recent;
@@ -302,8 +306,8 @@ fn append_entries_body() {
         for e in entries.iter().skip(*cached_from) {
             let mut e = e.clone();
             e.log_id.leader_id.term += bump;
-            let json = serde_json::to_vec(&e).map_err(|e| e.to_string())?;
-            recent.push(e, json.len(), json.into());
+            let raw = encode_entry(&e)?;
+            recent.push(e, raw.len(), bytes::Bytes::from(raw).slice(RECORD_BODY_AT..));
         }
         let sent: Vec<LogEntry> = entries.iter().skip(*skip).cloned().collect();
         let rpc = AppendEntriesRequest::<TypeConfig> {
@@ -312,29 +316,35 @@ fn append_entries_body() {
             entries: sent,
             leader_commit: entries.first().map(|e| e.log_id),
         };
-        let ours = crate::network::encode_append(&rpc, &Mutex::new(recent)).map_err(|e| e.to_string())?;
         let serde = serde_json::to_vec(&rpc).map_err(|e| e.to_string())?;
-        if ours != serde {
-            return Err(format!(
-                "bodies differ:\n{}\n{}",
-                String::from_utf8_lossy(&ours),
-                String::from_utf8_lossy(&serde)
-            ));
+        let ours = crate::network::encode_append(&rpc, &Mutex::new(recent))?;
+        let uncached = crate::network::encode_append(&rpc, &Mutex::new(Recent::default()))?;
+        if ours != uncached {
+            return Err("the body built from the cache differs from the one encoded afresh".into());
         }
-        // The follower's side: the request read back is the request sent, and the log record
-        // made from each entry's JSON as received is the one the log would have encoded.
-        let (back, json) = crate::network::decode_append(&ours).map_err(|e| e.to_string())?;
+        // The follower's side: the request read back is the request sent.
+        let (back, bodies) = crate::network::decode_append(&ours)?;
         if serde_json::to_vec(&back).map_err(|e| e.to_string())? != serde {
             return Err("the request read back differs from the request sent".into());
         }
-        if json.len() != back.entries.len() {
-            return Err(format!("{} entries but {} JSON texts", back.entries.len(), json.len()));
+        if bodies.len() != back.entries.len() {
+            return Err(format!("{} entries but {} bodies", back.entries.len(), bodies.len()));
         }
-        for (entry, (id, text)) in back.entries.iter().zip(&json) {
-            let encoded = crate::log_store::encode_entry(entry).map_err(|e| e.to_string())?;
-            if *id != entry.log_id || crate::log_store::record_of_json(id.index, text) != encoded {
-                return Err(format!("the record of entry {id} made from its received JSON differs"));
+        for (entry, (id, body)) in back.entries.iter().zip(&bodies) {
+            let encoded = encode_entry(entry)?;
+            if *id != entry.log_id || crate::log_store::record_of_body(id.index, body) != encoded {
+                return Err(format!("the record of entry {id} made from its received body differs"));
             }
+        }
+        // A body cut short or extended is refused.
+        if crate::network::decode_append(&ours[..ours.len() - 1]).is_ok()
+            || crate::network::decode_append(&[&ours[..], &[0]].concat()).is_ok()
+        {
+            return Err("a truncated or extended body was accepted".into());
+        }
+        let (json_back, json_bodies) = crate::network::decode_append(&serde)?;
+        if serde_json::to_vec(&json_back).map_err(|e| e.to_string())? != serde || !json_bodies.is_empty() {
+            return Err("the JSON form reads back differently".into());
         }
         Ok(())
     });
@@ -648,7 +658,13 @@ fn typed_rpc() -> impl Strategy<Value = Vec<u8>> {
     let append = (vote.clone(), opt_log_id.clone(), vec(entry(), 0..4), opt_log_id.clone()).prop_map(
         |(vote, prev_log_id, entries, leader_commit)| {
             let req = AppendEntriesRequest::<TypeConfig> { vote, prev_log_id, entries, leader_commit };
-            [b"a".to_vec(), serde_json::to_vec(&req).unwrap()].concat()
+            // The binary form leaders send, or the JSON form of leaders before 2026-12-08.
+            let body = if vote.leader_id.term % 2 == 0 {
+                crate::network::encode_append(&req, &std::sync::Mutex::default()).unwrap()
+            } else {
+                serde_json::to_vec(&req).unwrap()
+            };
+            [b"a".to_vec(), body].concat()
         },
     );
     let vote_req = (vote.clone(), opt_log_id.clone()).prop_map(|(vote, last_log_id)| {
@@ -723,7 +739,7 @@ async fn leader(dir: &std::path::Path) -> Arc<RaftNode> {
 enum Corruption {
     BitFlip,
     ByteSet,
-    DigitEdit,
+    IntegerEdit,
     Truncate,
     Extend,
     ZeroFill,
@@ -735,7 +751,7 @@ enum Corruption {
 const KINDS: [Corruption; 9] = [
     Corruption::BitFlip,
     Corruption::ByteSet,
-    Corruption::DigitEdit,
+    Corruption::IntegerEdit,
     Corruption::Truncate,
     Corruption::Extend,
     Corruption::ZeroFill,
@@ -763,12 +779,14 @@ fn corrupt(rng: &mut SplitMix, kind: Corruption, at: usize, originals: &[Vec<u8>
             let i = rng.below(v.len());
             v[i] = v[i].wrapping_add(1 + rng.below(255) as u8);
         }
-        Corruption::DigitEdit => {
-            // The quiet kind: one decimal digit of the JSON (an index, a term, a version, a
-            // timestamp) changed into another digit, which still parses.
-            let digits: Vec<usize> = (1..v.len()).filter(|&i| v[i].is_ascii_digit()).collect();
-            let i = digits[rng.below(digits.len())];
-            v[i] = b'0' + ((v[i] - b'0' + 1 + rng.below(9) as u8) % 10);
+        Corruption::IntegerEdit => {
+            // The quiet kind: one byte of an integer of the entry (its term, leader, index, or
+            // the command's timestamp) changed, which still decodes, as a different entry.
+            let ints: Vec<usize> = (RECORD_BODY_AT..v.len().min(RECORD_BODY_AT + 24))
+                .chain((RECORD_BODY_AT + 26..v.len().min(RECORD_BODY_AT + 34)).filter(|_| v.len() > 40))
+                .collect();
+            let i = ints[rng.below(ints.len())];
+            v[i] = v[i].wrapping_add(1 + rng.below(255) as u8);
         }
         Corruption::Truncate => v.truncate(rng.below(v.len())),
         Corruption::Extend => {
@@ -973,8 +991,17 @@ fn write_fuzz_corpus() {
         use sha2::Digest as _;
         sha2::Sha256::new().chain_update(3u64.to_be_bytes()).chain_update(&json).finalize().to_vec()
     };
-    let format2 = [index_key(3).to_vec(), vec![2], sha, json].concat();
+    let format2 = [index_key(3).to_vec(), vec![2], sha, json.clone()].concat();
     write_corpus_file("raft_log_entry", "sha256-format-2.bin", &format2);
+    // A format-3 record (JSON, CRC-32), as written until 2026-12-08.
+    let crc = {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&3u64.to_be_bytes());
+        h.update(&json);
+        h.finalize().to_le_bytes().to_vec()
+    };
+    let format3 = [index_key(3).to_vec(), vec![3], crc, json.clone()].concat();
+    write_corpus_file("raft_log_entry", "json-crc-format-3.bin", &format3);
     write_corpus_file("raft_log_entry", "short-key.bin", &[0, 0, 1]);
 
     // raft_command: the JSON payload of an entry.
@@ -1081,6 +1108,8 @@ fn write_fuzz_corpus() {
         "append.json",
         &[b"a".to_vec(), serde_json::to_vec(&append).unwrap()].concat(),
     );
+    let binary = crate::network::encode_append(&append, &std::sync::Mutex::default()).unwrap();
+    write_corpus_file("raft_rpc", "append-binary.bin", &[b"a".to_vec(), binary].concat());
     let heartbeat = AppendEntriesRequest::<TypeConfig> {
         vote: Vote::new_committed(1, 1),
         prev_log_id: None,
@@ -1137,15 +1166,18 @@ async fn a_rejected_restore_stage_stages_nothing() {
 /// Log records carried no checksum: a changed digit (an index, a version in a precondition, a
 /// timestamp) still parsed and was replayed as a different command, and a record copied to
 /// another index was read as that index's entry. Found by `raft_log_detects_random_corruptions`.
+/// Records of every earlier format (JSON with a CRC-32, JSON with a SHA-256, JSON without a
+/// checksum) are still read, verified and bound to their index.
 #[test]
 fn a_log_record_with_a_changed_digit_or_index_is_refused() {
     let e = write_entry(3, Batch::new().put("k", vec![1]).require_version("k", 2));
     let raw = encode_entry(&e).unwrap();
+    assert_eq!(raw[0], crate::log_store::RECORD_FORMAT);
     assert_eq!(decode_entry(&index_key(3), &raw).unwrap(), e);
-    let text = String::from_utf8_lossy(&raw[RECORD_JSON_AT..]).into_owned();
-    let digit = text.find("\"timestamp_ns\":").unwrap() + "\"timestamp_ns\":".len();
+    // The timestamp: after the log id (24 bytes), the payload tag and the command format.
+    let at = RECORD_BODY_AT + 26;
     let mut changed = raw.clone();
-    changed[RECORD_JSON_AT + digit] = if changed[RECORD_JSON_AT + digit] == b'1' { b'2' } else { b'1' };
+    changed[at] ^= 1;
     assert!(decode_entry(&index_key(3), &changed).is_err(), "a changed timestamp was accepted");
     assert!(decode_entry(&index_key(4), &raw).is_err(), "a record was accepted under another index");
     assert!(
@@ -1153,9 +1185,29 @@ fn a_log_record_with_a_changed_digit_or_index_is_refused() {
             && verify_record(3, &changed).is_err()
             && verify_record(4, &raw).is_err()
     );
-    // Records with a SHA-256 checksum (format 2, written until 2026-12-07) are still read and
-    // verified, and still bound to their index.
+    // The format byte is covered: a record of format 4 relabelled 3 (a checksum of the same
+    // length) is refused.
+    let mut relabelled = raw.clone();
+    relabelled[0] = 3;
+    assert!(verify_record(3, &relabelled).is_err() && decode_entry(&index_key(3), &relabelled).is_err());
     let json = serde_json::to_vec(&e).unwrap();
+    // Format 3 (JSON, CRC-32), written until 2026-12-08.
+    let crc = |index: u64| -> Vec<u8> {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&index.to_be_bytes());
+        h.update(&json);
+        h.finalize().to_le_bytes().to_vec()
+    };
+    let format3 = [vec![3], crc(3), json.clone()].concat();
+    assert_eq!(decode_entry(&index_key(3), &format3).unwrap(), e);
+    assert!(verify_record(3, &format3).is_ok());
+    assert!(decode_entry(&index_key(4), &format3).is_err() && verify_record(4, &format3).is_err());
+    let text = String::from_utf8_lossy(&json).into_owned();
+    let digit = text.find("\"timestamp_ns\":").unwrap() + "\"timestamp_ns\":".len();
+    let mut changed3 = format3.clone();
+    changed3[RECORD_BODY_AT + digit] = if changed3[RECORD_BODY_AT + digit] == b'1' { b'2' } else { b'1' };
+    assert!(decode_entry(&index_key(3), &changed3).is_err() && verify_record(3, &changed3).is_err());
+    // Format 2 (JSON, SHA-256), written until 2026-12-07.
     let sha = |index: u64| -> Vec<u8> {
         use sha2::Digest as _;
         sha2::Sha256::new().chain_update(index.to_be_bytes()).chain_update(&json).finalize().to_vec()

@@ -84,6 +84,7 @@
 mod apply;
 pub mod channel;
 pub mod db;
+mod entry_codec;
 pub mod error;
 mod log_parts;
 pub mod log_store;

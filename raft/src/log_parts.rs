@@ -22,8 +22,8 @@ pub(crate) const RECENT_BYTES: usize = 16 << 20;
 pub(crate) const RECENT_ENTRIES: usize = 4096;
 
 /// The newest entries of the log, contiguous up to its last entry (or empty), each with the
-/// JSON it was written to the log as: replication sends those bytes instead of serializing the
-/// entry again for every follower.
+/// binary form it was written to the log as ([`crate::entry_codec`]): replication sends those
+/// bytes instead of encoding the entry again for every follower.
 #[derive(Default)]
 pub(crate) struct Recent {
     entries: VecDeque<(LogEntry, usize, Bytes)>,
@@ -31,26 +31,26 @@ pub(crate) struct Recent {
 }
 
 impl Recent {
-    /// Adds the log's next entry, `json` being `serde_json::to_vec(&entry)` and `size` what the
-    /// entry takes in the log.
-    pub(crate) fn push(&mut self, entry: LogEntry, size: usize, json: Bytes) {
+    /// Adds the log's next entry, `body` being its binary form and `size` what the entry takes
+    /// in the log.
+    pub(crate) fn push(&mut self, entry: LogEntry, size: usize, body: Bytes) {
         let index = entry.get_log_id().index;
         if self.entries.back().is_some_and(|(e, _, _)| e.get_log_id().index + 1 != index) {
             self.clear();
         }
-        self.entries.push_back((entry, size, json));
+        self.entries.push_back((entry, size, body));
         self.bytes += size;
         while self.bytes > RECENT_BYTES || self.entries.len() > RECENT_ENTRIES {
             self.pop_front();
         }
     }
 
-    /// The JSON of the entry with exactly this log id, if it is here.
-    pub(crate) fn json_of(&self, log_id: &LogId) -> Option<Bytes> {
+    /// The binary form of the entry with exactly this log id, if it is here.
+    pub(crate) fn body_of(&self, log_id: &LogId) -> Option<Bytes> {
         let first = self.entries.front()?.0.get_log_id().index;
         let at = usize::try_from(log_id.index.checked_sub(first)?).ok()?;
-        let (entry, _, json) = self.entries.get(at)?;
-        (entry.get_log_id() == log_id).then(|| json.clone())
+        let (entry, _, body) = self.entries.get(at)?;
+        (entry.get_log_id() == log_id).then(|| body.clone())
     }
 
     fn pop_front(&mut self) {
@@ -95,50 +95,50 @@ impl Recent {
     }
 }
 
-/// The entries of one append-entries request: each log id with its JSON as received.
-pub(crate) type ReceivedJson = Vec<(LogId, Bytes)>;
+/// The entries of one append-entries request: each log id with its binary form as received.
+pub(crate) type ReceivedBodies = Vec<(LogId, Bytes)>;
 
-/// The JSON of entries a follower received from its leader, by log id, until its log appends
-/// them: the follower writes those bytes to its WAL (and keeps them in [`Recent`]) instead of
-/// serializing each entry again. The bytes are the entry's JSON as the leader's log holds it
-/// (`network::encode_append` sends exactly that), parsed once on arrival into the entry the
+/// The binary form of entries a follower received from its leader, by log id, until its log
+/// appends them: the follower writes those bytes to its WAL (and keeps them in [`Recent`])
+/// instead of encoding each entry again. The bytes are the entry as the leader's log holds it
+/// (`network::encode_append` sends exactly that), decoded once on arrival into the entry the
 /// log appends, so they always decode to that entry. Bounded like [`Recent`]; an append
 /// request's leftovers (entries the log already had) are dropped when the request ends.
 #[derive(Default)]
 pub(crate) struct Received {
-    /// By index: the log id the JSON is of, and the JSON.
-    json: std::collections::HashMap<u64, (LogId, Bytes)>,
+    /// By index: the log id the body is of, and the body.
+    bodies: std::collections::HashMap<u64, (LogId, Bytes)>,
     bytes: usize,
 }
 
 impl Received {
-    /// Offers the JSON of one request's entries.
+    /// Offers the bodies of one request's entries.
     pub(crate) fn offer(&mut self, entries: &[(LogId, Bytes)]) {
         let size: usize = entries.iter().map(|(_, j)| j.len()).sum();
-        if self.bytes + size > RECENT_BYTES || self.json.len() + entries.len() > RECENT_ENTRIES {
-            self.json.clear();
+        if self.bytes + size > RECENT_BYTES || self.bodies.len() + entries.len() > RECENT_ENTRIES {
+            self.bodies.clear();
             self.bytes = 0;
         }
-        for (id, json) in entries {
-            if let Some((_, old)) = self.json.insert(id.index, (*id, json.clone())) {
+        for (id, body) in entries {
+            if let Some((_, old)) = self.bodies.insert(id.index, (*id, body.clone())) {
                 self.bytes -= old.len();
             }
-            self.bytes += json.len();
+            self.bytes += body.len();
         }
     }
 
-    /// Takes the JSON received for exactly this log id (the JSON of another entry at its
+    /// Takes the body received for exactly this log id (the body of another entry at its
     /// index, from another leader's request, is dropped).
     pub(crate) fn take(&mut self, id: &LogId) -> Option<Bytes> {
-        let (of, json) = self.json.remove(&id.index)?;
-        self.bytes -= json.len();
-        (of == *id).then_some(json)
+        let (of, body) = self.bodies.remove(&id.index)?;
+        self.bytes -= body.len();
+        (of == *id).then_some(body)
     }
 
     /// Drops what is left of one request's entries.
     pub(crate) fn forget(&mut self, entries: &[(LogId, Bytes)]) {
         for (id, _) in entries {
-            if self.json.get(&id.index).is_some_and(|(of, _)| of == id) {
+            if self.bodies.get(&id.index).is_some_and(|(of, _)| of == id) {
                 self.take(id);
             }
         }
@@ -234,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn received_json_is_taken_only_for_its_own_log_id() {
+    fn a_received_body_is_taken_only_for_its_own_log_id() {
         let mut r = Received::default();
         r.offer(&[(id(2, 5), Bytes::from_static(b"five")), (id(2, 6), Bytes::from_static(b"six"))]);
         // Another leader's entry at the same index is not this JSON's entry.
@@ -249,15 +249,15 @@ mod tests {
         r.offer(&[(id(3, 7), Bytes::from_static(b"new"))]);
         r.forget(&first);
         assert_eq!(r.take(&id(3, 7)).as_deref(), Some(&b"new"[..]));
-        assert_eq!((r.json.len(), r.bytes), (0, 0));
+        assert_eq!((r.bodies.len(), r.bytes), (0, 0));
     }
 
     #[test]
-    fn received_json_is_bounded() {
+    fn received_bodies_are_bounded() {
         let mut r = Received::default();
         for i in 0..(RECENT_ENTRIES as u64 + 10) {
             r.offer(&[(id(1, i), Bytes::from_static(b"x"))]);
-            assert!(r.json.len() <= RECENT_ENTRIES && r.bytes == r.json.len());
+            assert!(r.bodies.len() <= RECENT_ENTRIES && r.bytes == r.bodies.len());
         }
     }
 }

@@ -19,17 +19,21 @@
 //! * `save_committed` is not synced: losing it only means re-applying from the state machine's
 //!   durable `last_applied`.
 //!
-//! Records: `format (u8 = 3) | CRC-32(index BE ‖ JSON) (u32 LE) | JSON(Entry)`; the checksum
-//! binds the entry to its index, so a damaged record or one moved to another index is refused
-//! when read (and the entry's own index is checked against it after decoding). Records of format
-//! 2 (`2 | SHA-256(index BE ‖ JSON) | JSON`, written until 2026-12-07) are still read: a WAL
-//! holds both until its old segments are purged. The checksum guards against damage (torn or
-//! misdirected writes, bit rot), not against a writer of the disk, who could recompute either;
-//! CRC-32 (etcd's WAL uses CRC-32C) costs a tenth of SHA-256 on every append of every node.
+//! Records: `format (u8 = 4) | CRC-32(format ‖ index BE ‖ body) (u32 LE) | body`, the body
+//! being the entry in its binary form ([`crate::entry_codec`]); the checksum binds the entry to
+//! its index and its format, so a damaged record or one moved to another index is refused when
+//! read (and the entry's own index is checked against it after decoding). The checksum guards
+//! against damage (torn or misdirected writes, bit rot), not against a writer of the disk, who
+//! could recompute it; CRC-32 (etcd's WAL uses CRC-32C) costs a tenth of SHA-256 on every
+//! append of every node. Older records are still read (a WAL holds them until its old segments
+//! are purged): format 3 (`3 | CRC-32(index BE ‖ JSON) | JSON(Entry)`, written until
+//! 2026-12-08) and format 2 (`2 | SHA-256(index BE ‖ JSON) | JSON`, until 2026-12-07).
+//!
 //! Tree `log_meta` holds `format` (of the layout: 2 = entries in the WAL; 1 = entries in the
 //! sled tree `log`, migrated to the WAL at the first open), `vote`, `last_purged` (JSON),
-//! `node_id`, and `committed` as builds before 2026-12-08 wrote it (still read). Records of format 1 (`1 | JSON(Entry)`, written before checksums) are
-//! still read from a layout-1 tree and rewritten with checksums when migrated.
+//! `node_id`, and `committed` as builds before 2026-12-08 wrote it (still read). Records of
+//! format 1 (`1 | JSON(Entry)`, written before checksums) are still read from a layout-1 tree
+//! and rewritten with checksums when migrated.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -49,9 +53,11 @@ use crate::wal::{Wal, WalError};
 pub const LOG_FORMAT: u8 = 2;
 /// The layout before the WAL: entries in the sled tree `log` (migrated at open).
 const LOG_FORMAT_SLED_TREE: u8 = 1;
-/// Format of the log records this build writes (with a CRC-32 checksum).
-pub const RECORD_FORMAT: u8 = 3;
-/// Format of log records written with a SHA-256 checksum; still read.
+/// Format of the log records this build writes (binary, with a CRC-32 checksum).
+pub const RECORD_FORMAT: u8 = 4;
+/// Format of log records holding JSON with a CRC-32 checksum; still read.
+const RECORD_FORMAT_JSON: u8 = 3;
+/// Format of log records holding JSON with a SHA-256 checksum; still read.
 const RECORD_FORMAT_SHA256: u8 = 2;
 /// Format of log records written before checksums; still read.
 const RECORD_FORMAT_V1: u8 = 1;
@@ -73,9 +79,9 @@ pub struct LogStore {
     /// own, as in openraft's storage suite).
     snapshot_index: Option<tokio::sync::watch::Receiver<u64>>,
     /// The newest entries, decoded: replication reads what was just appended without reading
-    /// it back from disk, verifying its checksum and parsing its JSON once per follower.
+    /// it back from disk, verifying its checksum and decoding it once per follower.
     recent: Arc<Mutex<Recent>>,
-    /// JSON of entries received from the leader, written to the WAL as it came.
+    /// Bodies of entries received from the leader, written to the WAL as they came.
     received: Arc<Mutex<Received>>,
     /// `<raft dir>/committed`: the committed log id, written in place on every commit (see
     /// [`LogStore::save_committed`]).
@@ -107,9 +113,20 @@ const CHECKSUM_LEN: usize = 4;
 /// Length of the checksum of a format-2 record.
 const SHA256_LEN: usize = 32;
 
-/// `CRC-32(index BE ‖ json)`, little-endian: detects damage to a record and its move to another
-/// index.
-fn checksum(index: u64, json: &[u8]) -> [u8; CHECKSUM_LEN] {
+/// The checksum of a record of this build: `CRC-32(format ‖ index BE ‖ body)`, little-endian.
+/// It detects damage to a record and its move to another index; the format byte is covered
+/// because a record of format 3 has a checksum of the same length (over `index ‖ JSON`), and a
+/// format byte changed from 4 to 3 must not pass as a JSON record.
+fn checksum(index: u64, body: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[RECORD_FORMAT]);
+    h.update(&index.to_be_bytes());
+    h.update(body);
+    h.finalize().to_le_bytes()
+}
+
+/// The checksum of a format-3 record: `CRC-32(index BE ‖ json)`, little-endian.
+fn checksum_json(index: u64, json: &[u8]) -> [u8; CHECKSUM_LEN] {
     let mut h = crc32fast::Hasher::new();
     h.update(&index.to_be_bytes());
     h.update(json);
@@ -124,50 +141,56 @@ fn checksum_sha256(index: u64, json: &[u8]) -> [u8; SHA256_LEN] {
     h.finalize().into()
 }
 
-/// The JSON of a record of format 3 or 2 once its checksum is verified, or why not.
-fn checked_json(index: u64, raw: &[u8]) -> Result<Option<&[u8]>, String> {
-    let (crc, rest) = match raw.split_first() {
-        Some((&RECORD_FORMAT, rest)) => (true, rest),
-        Some((&RECORD_FORMAT_SHA256, rest)) => (false, rest),
+/// What a record of format 2, 3 or 4 holds, once its checksum is verified.
+enum Body<'a> {
+    Binary(&'a [u8]),
+    Json(&'a [u8]),
+}
+
+/// The body of a record of format 4, 3 or 2 once its checksum is verified, `None` for another
+/// format, or why not.
+fn checked_body(index: u64, raw: &[u8]) -> Result<Option<Body<'_>>, String> {
+    let Some((&format, rest)) = raw.split_first() else { return Ok(None) };
+    let sum_len = match format {
+        RECORD_FORMAT | RECORD_FORMAT_JSON => CHECKSUM_LEN,
+        RECORD_FORMAT_SHA256 => SHA256_LEN,
         _ => return Ok(None),
     };
-    let sum_len = if crc { CHECKSUM_LEN } else { SHA256_LEN };
     if rest.len() < sum_len {
         return Err(format!("log record {index} is truncated"));
     }
-    let (sum, json) = rest.split_at(sum_len);
-    let good = if crc {
-        checksum(index, json).as_slice() == sum
-    } else {
-        checksum_sha256(index, json).as_slice() == sum
+    let (sum, body) = rest.split_at(sum_len);
+    let good = match format {
+        RECORD_FORMAT => checksum(index, body).as_slice() == sum,
+        RECORD_FORMAT_JSON => checksum_json(index, body).as_slice() == sum,
+        _ => checksum_sha256(index, body).as_slice() == sum,
     };
-    if good {
-        Ok(Some(json))
-    } else {
-        Err(format!("log record {index} is damaged (checksum mismatch)"))
+    if !good {
+        return Err(format!("log record {index} is damaged (checksum mismatch)"));
     }
+    Ok(Some(if format == RECORD_FORMAT { Body::Binary(body) } else { Body::Json(body) }))
 }
 
-/// Where an entry's JSON starts in its record (after the format byte and the checksum).
-pub(crate) const RECORD_JSON_AT: usize = 1 + CHECKSUM_LEN;
+/// Where an entry's body starts in its record (after the format byte and the checksum).
+pub(crate) const RECORD_BODY_AT: usize = 1 + CHECKSUM_LEN;
 
-/// `format | checksum | JSON` (the JSON at [`RECORD_JSON_AT`]).
-pub(crate) fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, serde_json::Error> {
+/// `format | checksum | body` (the body at [`RECORD_BODY_AT`]).
+pub(crate) fn encode_entry(entry: &LogEntry) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(256);
     out.push(RECORD_FORMAT);
     out.extend_from_slice(&[0; CHECKSUM_LEN]);
-    serde_json::to_writer(&mut out, entry)?;
-    let (head, json) = out.split_at_mut(RECORD_JSON_AT);
-    head[1..].copy_from_slice(&checksum(entry.get_log_id().index, json));
+    crate::entry_codec::encode(entry, &mut out)?;
+    let (head, body) = out.split_at_mut(RECORD_BODY_AT);
+    head[1..].copy_from_slice(&checksum(entry.get_log_id().index, body));
     Ok(out)
 }
 
-/// The log record of an entry whose JSON is `json` (as [`encode_entry`] writes it).
-pub(crate) fn record_of_json(index: u64, json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RECORD_JSON_AT + json.len());
+/// The log record of an entry whose binary form is `body` (as [`encode_entry`] writes it).
+pub(crate) fn record_of_body(index: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_BODY_AT + body.len());
     out.push(RECORD_FORMAT);
-    out.extend_from_slice(&checksum(index, json));
-    out.extend_from_slice(json);
+    out.extend_from_slice(&checksum(index, body));
+    out.extend_from_slice(body);
     out
 }
 
@@ -177,9 +200,15 @@ pub(crate) fn decode_entry(key: &[u8], raw: &[u8]) -> Result<LogEntry, String> {
     let index = <[u8; 8]>::try_from(key)
         .map(u64::from_be_bytes)
         .map_err(|_| "log record key is not a big-endian u64".to_owned())?;
-    let json = match (checked_json(index, raw)?, raw.split_first()) {
-        (Some(json), _) => json,
-        (None, Some((&RECORD_FORMAT_V1, json))) => json,
+    let json = |json: &[u8]| -> Result<LogEntry, String> {
+        serde_json::from_slice(json).map_err(|e| format!("undecodable log record {index}: {e}"))
+    };
+    let entry = match (checked_body(index, raw)?, raw.split_first()) {
+        (Some(Body::Binary(body)), _) => {
+            crate::entry_codec::decode(body).map_err(|e| format!("undecodable log record {index}: {e}"))?
+        }
+        (Some(Body::Json(body)), _) => json(body)?,
+        (None, Some((&RECORD_FORMAT_V1, body))) => json(body)?,
         (None, Some((f, _))) => {
             return Err(format!(
                 "log record format {f} is not supported by this build (expected {RECORD_FORMAT})"
@@ -187,8 +216,6 @@ pub(crate) fn decode_entry(key: &[u8], raw: &[u8]) -> Result<LogEntry, String> {
         }
         (None, None) => return Err(format!("log record {index} is empty")),
     };
-    let entry: LogEntry =
-        serde_json::from_slice(json).map_err(|e| format!("undecodable log record {index}: {e}"))?;
     if entry.get_log_id().index != index {
         return Err(format!("log record {index} holds the entry of index {}", entry.get_log_id().index));
     }
@@ -281,7 +308,7 @@ impl LogStore {
         Arc::clone(&self.recent)
     }
 
-    /// Offers the JSON of the entries of an append-entries request as received (see
+    /// Offers the bodies of the entries of an append-entries request as received (see
     /// [`Received`]); [`Self::forget_received`] when the request is done.
     pub(crate) fn offer_received(&self, entries: &[(LogId, Bytes)]) {
         self.received.lock().unwrap_or_else(|p| p.into_inner()).offer(entries);
@@ -484,7 +511,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut received = self.received.lock().unwrap_or_else(|p| p.into_inner());
             for entry in entries {
                 let record = match received.take(entry.get_log_id()) {
-                    Some(json) => record_of_json(entry.get_log_id().index, &json),
+                    Some(body) => record_of_body(entry.get_log_id().index, &body),
                     None => encode_entry(&entry).map_err(write_err)?,
                 };
                 records.push((entry.get_log_id().index, record));
@@ -496,7 +523,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut recent = self.recent();
             for (entry, (_, raw)) in decoded.into_iter().zip(records) {
                 let size = raw.len();
-                recent.push(entry, size, Bytes::from(raw).slice(RECORD_JSON_AT.min(size)..));
+                recent.push(entry, size, Bytes::from(raw).slice(RECORD_BODY_AT.min(size)..));
             }
         }
         // Acknowledge only once the entries are on stable storage.
@@ -552,9 +579,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// Checks a record's format and checksum without decoding its JSON (the WAL's open scan).
+/// Checks a record's format and checksum without decoding its body (the WAL's open scan).
 pub(crate) fn verify_record(index: u64, raw: &[u8]) -> Result<(), String> {
-    match (checked_json(index, raw)?, raw.first()) {
+    match (checked_body(index, raw)?, raw.first()) {
         (Some(_), _) => Ok(()),
         (None, Some(f)) => Err(format!("log record {index} has format {f} (expected {RECORD_FORMAT})")),
         (None, None) => Err(format!("log record {index} is empty")),

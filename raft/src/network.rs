@@ -28,9 +28,9 @@ use serde::Serialize;
 
 use crate::channel::{Channel, Frame};
 use crate::error::RaftError;
-use crate::log_parts::{ReceivedJson, Recent};
+use crate::log_parts::{ReceivedBodies, Recent};
 use crate::tls::NodeCert;
-use crate::types::{LogEntry, LogId, NodeId, NodeInfo, TypeConfig};
+use crate::types::{LogId, NodeId, NodeInfo, TypeConfig};
 
 /// URL paths of the cluster port that this crate serves.
 pub mod paths {
@@ -230,7 +230,8 @@ impl ClusterClient {
         self.post_bytes_timed(addr, path, encode_body(addr, body)?, timeout).await
     }
 
-    /// [`Self::post_json_timed`] with the body already encoded as JSON.
+    /// [`Self::post_json_timed`] with the body already encoded (as JSON, or an append-entries
+    /// request in its binary form).
     async fn post_bytes_timed<A: DeserializeOwned>(
         &self,
         addr: &str,
@@ -247,12 +248,17 @@ impl ClusterClient {
             });
         };
         let url = format!("https://{addr}{path}");
+        let content_type = if bytes.first() == Some(&APPEND_FORMAT) {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        };
         let send = async {
             let sent_raw_ns = coffer_storage::clock::raw_unix_ns();
             let started = std::time::Instant::now();
             let resp = client
                 .post(&url)
-                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::CONTENT_TYPE, content_type)
                 .header(clock_headers::SENDER_CLUSTER_TIME, coffer_storage::clock::now_unix_ns())
                 .body(bytes)
                 .send()
@@ -363,7 +369,7 @@ pub struct NetworkFactory {
     pub(crate) id: NodeId,
     pub(crate) client: Arc<ClusterClient>,
     pub(crate) lease: Arc<LeaseAcks>,
-    /// The log's newest entries with their JSON (see [`encode_append`]).
+    /// The log's newest entries with their binary form (see [`encode_append`]).
     pub(crate) recent: Arc<Mutex<Recent>>,
 }
 
@@ -392,73 +398,104 @@ pub struct Network {
     recent: Arc<Mutex<Recent>>,
 }
 
-/// An append-entries request as JSON, byte for byte what `serde_json::to_vec(rpc)` writes, but
-/// with each entry's JSON taken from the log's cache of what it wrote for that entry (the
-/// entries a leader sends are nearly always the ones it just appended): an entry is serialized
+/// First byte of an append-entries request in its binary form (a JSON body starts with `{`).
+pub(crate) const APPEND_FORMAT: u8 = 2;
+
+/// The fields of an append-entries request other than its entries (JSON in the binary form).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendHead {
+    vote: openraft::Vote<NodeId>,
+    prev_log_id: Option<LogId>,
+    leader_commit: Option<LogId>,
+}
+
+/// An append-entries request in its binary form:
+///
+/// ```text
+/// 2 | head length u32 LE | head (JSON: vote, prev_log_id, leader_commit)
+///   | entry count u32 LE | (entry length u32 LE | entry (crate::entry_codec))*
+/// ```
+///
+/// Each entry's bytes are taken from the log's cache of what it wrote for that entry (the
+/// entries a leader sends are nearly always the ones it just appended): an entry is encoded
 /// once, for the log, not once more for every follower. An entry not in the cache under exactly
-/// its log id is serialized here.
+/// its log id is encoded here. Followers also read the JSON form (`serde_json` of the request),
+/// which leaders before 2026-12-08 send.
 pub(crate) fn encode_append(
     rpc: &AppendEntriesRequest<TypeConfig>,
     recent: &Mutex<Recent>,
-) -> serde_json::Result<Vec<u8>> {
+) -> Result<Vec<u8>, String> {
     let cached: Vec<Option<bytes::Bytes>> = {
         let recent = recent.lock().unwrap_or_else(|p| p.into_inner());
-        rpc.entries.iter().map(|e| recent.json_of(e.get_log_id())).collect()
+        rpc.entries.iter().map(|e| recent.body_of(e.get_log_id())).collect()
     };
-    if cached.iter().all(Option::is_none) {
-        return serde_json::to_vec(rpc);
-    }
-    let size: usize = cached.iter().flatten().map(bytes::Bytes::len).sum();
-    let mut out = Vec::with_capacity(size + 256);
-    out.extend_from_slice(b"{\"vote\":");
-    serde_json::to_writer(&mut out, &rpc.vote)?;
-    out.extend_from_slice(b",\"prev_log_id\":");
-    serde_json::to_writer(&mut out, &rpc.prev_log_id)?;
-    out.extend_from_slice(b",\"entries\":[");
-    for (i, (entry, json)) in rpc.entries.iter().zip(&cached).enumerate() {
-        if i > 0 {
-            out.push(b',');
+    let head = AppendHead { vote: rpc.vote, prev_log_id: rpc.prev_log_id, leader_commit: rpc.leader_commit };
+    let head = serde_json::to_vec(&head).map_err(|e| e.to_string())?;
+    let size: usize = cached.iter().flatten().map(|b| 4 + b.len()).sum();
+    let mut out = Vec::with_capacity(1 + 4 + head.len() + 4 + size + 256);
+    out.push(APPEND_FORMAT);
+    put_len(&mut out, head.len())?;
+    out.extend_from_slice(&head);
+    put_len(&mut out, rpc.entries.len())?;
+    for (entry, body) in rpc.entries.iter().zip(&cached) {
+        match body {
+            Some(body) => {
+                put_len(&mut out, body.len())?;
+                out.extend_from_slice(body);
+            }
+            None => {
+                let at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                crate::entry_codec::encode(entry, &mut out)?;
+                let len =
+                    u32::try_from(out.len() - at - 4).map_err(|_| "an entry is too large".to_owned())?;
+                out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            }
         }
-        match json {
-            Some(json) => out.extend_from_slice(json),
-            None => serde_json::to_writer(&mut out, entry)?,
-        }
     }
-    out.extend_from_slice(b"],\"leader_commit\":");
-    serde_json::to_writer(&mut out, &rpc.leader_commit)?;
-    out.push(b'}');
     Ok(out)
 }
 
-/// Reads an append-entries request body (`serde_json::from_slice` would read the same
-/// request) and keeps each entry's JSON as received, for the log to write as it came
-/// ([`crate::log_store::LogStore::offer_received`]).
+fn put_len(out: &mut Vec<u8>, n: usize) -> Result<(), String> {
+    let n = u32::try_from(n).map_err(|_| format!("an append-entries item of {n} is too large"))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    Ok(())
+}
+
+/// Reads an append-entries request body, binary ([`encode_append`]) or JSON, and keeps the
+/// binary form of each entry as received, for the log to write as it came
+/// ([`crate::log_store::LogStore::offer_received`]; none from a JSON body: the log encodes
+/// those entries itself).
 pub(crate) fn decode_append(
     body: &[u8],
-) -> serde_json::Result<(AppendEntriesRequest<TypeConfig>, ReceivedJson)> {
-    #[derive(serde::Deserialize)]
-    struct Raw<'a> {
-        vote: openraft::Vote<NodeId>,
-        prev_log_id: Option<LogId>,
-        #[serde(borrow)]
-        entries: Vec<&'a serde_json::value::RawValue>,
-        leader_commit: Option<LogId>,
-    }
-    let raw: Raw<'_> = serde_json::from_slice(body)?;
-    let mut entries = Vec::with_capacity(raw.entries.len());
-    let mut json = Vec::with_capacity(raw.entries.len());
-    for text in raw.entries {
-        let entry: LogEntry = serde_json::from_str(text.get())?;
-        json.push((*entry.get_log_id(), bytes::Bytes::copy_from_slice(text.get().as_bytes())));
+) -> Result<(AppendEntriesRequest<TypeConfig>, ReceivedBodies), String> {
+    let Some((&APPEND_FORMAT, rest)) = body.split_first() else {
+        let rpc = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        return Ok((rpc, Vec::new()));
+    };
+    let mut r = crate::entry_codec::Reader::new(rest);
+    let head: AppendHead = serde_json::from_slice(r.bytes()?).map_err(|e| e.to_string())?;
+    // An entry takes at least its length and 25 bytes (log id and payload tag).
+    let count = r.count(29)?;
+    let mut entries = Vec::with_capacity(count);
+    let mut bodies = Vec::with_capacity(count);
+    for _ in 0..count {
+        let bytes = r.bytes()?;
+        let entry = crate::entry_codec::decode(bytes)?;
+        bodies.push((*entry.get_log_id(), bytes::Bytes::copy_from_slice(bytes)));
         entries.push(entry);
     }
+    if r.remaining() != 0 {
+        return Err(format!("{} bytes after the append-entries request", r.remaining()));
+    }
     let rpc = AppendEntriesRequest {
-        vote: raw.vote,
-        prev_log_id: raw.prev_log_id,
+        vote: head.vote,
+        prev_log_id: head.prev_log_id,
         entries,
-        leader_commit: raw.leader_commit,
+        leader_commit: head.leader_commit,
     };
-    Ok((rpc, json))
+    Ok((rpc, bodies))
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, NodeInfo, OrRaftError<NodeId, E>>>;

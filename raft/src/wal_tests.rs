@@ -96,21 +96,21 @@ fn torn_writes_are_cut_off_and_damage_is_refused() {
     let fresh = |name: &str| {
         let dir = tmp.path().join(name);
         let wal = open(&dir, None);
-        wal.append(&records(1..=10, 700), false).unwrap().run().unwrap();
+        wal.append(&records(1..=10, 1200), false).unwrap().run().unwrap();
         dir
     };
     let reopen = |dir: &Path| Wal::open(dir, None, verify_record);
 
     // A frame cut short by the end of the file.
     let dir = fresh("short");
-    let rec = encode_entry(&entry(11, 700)).unwrap();
+    let rec = encode_entry(&entry(11, 1200)).unwrap();
     let mut frame = (rec.len() as u32).to_le_bytes().to_vec();
     frame.extend_from_slice(&rec[..rec.len() / 2]);
     append_bytes(&last_segment(&dir), &frame);
     let (wal, repaired) = reopen(&dir).unwrap();
     assert!(repaired.is_some());
     assert_eq!(wal.bounds(), Some((1, 10)));
-    wal.append(&records(11..=11, 700), false).unwrap().run().unwrap();
+    wal.append(&records(11..=11, 1200), false).unwrap().run().unwrap();
     drop(wal);
     assert_eq!(reopen(&dir).unwrap().0.bounds(), Some((1, 11)), "the repaired log took new appends");
 

@@ -46,7 +46,7 @@ impl RaftNode {
                 Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, br#"{"errors":["encode failed"]}"#.to_vec()),
             }
         }
-        fn bad(e: serde_json::Error) -> (StatusCode, Vec<u8>) {
+        fn bad(e: impl std::fmt::Display) -> (StatusCode, Vec<u8>) {
             let msg = serde_json::json!({ "errors": [format!("malformed raft request: {e}")] });
             (StatusCode::BAD_REQUEST, msg.to_string().into_bytes())
         }
