@@ -29,25 +29,26 @@ use super::{Active, Core};
 /// Storage prefix of the policy store.
 pub(crate) const POLICY_PREFIX: &str = "sys/policy/";
 
-/// What a set of changed keys requires.
+/// What a set of changed keys requires (borrowing the keys: a follower classifies every key
+/// of every entry it applies).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Reload {
+pub(crate) struct Reload<'a> {
     pub keyring: bool,
     pub mounts: bool,
     pub policies: bool,
     pub audit: bool,
     /// (storage prefix of a mount, key relative to it)
-    pub mount_keys: Vec<(String, String)>,
+    pub mount_keys: Vec<(&'a str, &'a str)>,
 }
 
-impl Reload {
+impl<'a> Reload<'a> {
     /// Everything (lagged receiver, snapshot install).
     pub fn all() -> Self {
         Self { keyring: true, mounts: true, policies: true, audit: true, mount_keys: Vec::new() }
     }
 
     /// Classifies changed keys.
-    pub fn of<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn of(keys: impl IntoIterator<Item = &'a str>) -> Self {
         let mut r = Self::default();
         for key in keys {
             if key == KEYRING_PATH {
@@ -59,7 +60,7 @@ impl Reload {
             } else if key == crate::audit::TABLE_PATH {
                 r.audit = true;
             } else if let Some((prefix, rest)) = mount_key(key) {
-                r.mount_keys.push((prefix.to_owned(), rest.to_owned()));
+                r.mount_keys.push((prefix, rest));
             }
         }
         r
@@ -89,11 +90,14 @@ pub(crate) fn spawn(core: &Core, active: &Arc<Active>, mut changes: broadcast::R
     let weak_active: Weak<Active> = Arc::downgrade(active);
     tokio::spawn(async move {
         loop {
-            let (reload, events) = match changes.recv().await {
-                Ok(Changes::Keys { keys, .. }) => (Reload::of(keys.iter().map(String::as_str)), 1),
-                Ok(_) => (Reload::all(), 1),
-                Err(RecvError::Lagged(missed)) => (Reload::all(), missed),
+            let (change, events) = match changes.recv().await {
+                Ok(change) => (Some(change), 1),
+                Err(RecvError::Lagged(missed)) => (None, missed),
                 Err(RecvError::Closed) => return,
+            };
+            let reload = match &change {
+                Some(Changes::Keys { keys, .. }) => Reload::of(keys.iter().map(String::as_str)),
+                _ => Reload::all(),
             };
             let Some(core) = weak_core.upgrade() else { return };
             let Some(active) = weak_active.upgrade() else { return };
@@ -151,7 +155,7 @@ impl Core {
 impl Core {
     /// Reloads what `reload` names. Failures are logged: the cache stays as it was and the
     /// next change (or a restart) retries; a standby never crashes on a replicated write.
-    pub(crate) async fn apply_reload(&self, active: &Active, reload: Reload) {
+    pub(crate) async fn apply_reload(&self, active: &Active, reload: Reload<'_>) {
         let everything = reload == Reload::all();
         if reload.keyring {
             match self.barrier.reload_keyring().await {
@@ -193,15 +197,17 @@ impl Core {
                 }
             }
         }
-        let routes = active.mounts.all();
+        // The router's own snapshot, not a copy of every route (once per applied batch on a
+        // follower).
+        let routes = active.mounts.snapshot();
         if everything {
-            for r in &routes {
+            for r in routes.values() {
                 r.backend.invalidate(None);
             }
             return;
         }
         for (prefix, key) in &reload.mount_keys {
-            if let Some(r) = routes.iter().find(|r| r.view.prefix() == prefix) {
+            if let Some(r) = routes.values().find(|r| r.view.prefix() == *prefix) {
                 r.backend.invalidate(Some(key));
             }
         }

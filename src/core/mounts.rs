@@ -259,7 +259,8 @@ impl Mounts {
         Self { barrier, routes: RwLock::new(Arc::new(BTreeMap::new())), lock: tokio::sync::Mutex::new(()) }
     }
 
-    fn snapshot(&self) -> Arc<BTreeMap<String, Route>> {
+    /// The routes as they are now (the router's own copy: cheap to take, never changed).
+    pub(crate) fn snapshot(&self) -> Arc<BTreeMap<String, Route>> {
         self.routes.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

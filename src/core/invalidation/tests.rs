@@ -22,13 +22,7 @@ use crate::secret::ClientToken;
 fn keys_map_to_the_caches_they_feed() {
     let r = Reload::of(["core/keyring", "sys/policy/app", "logical/abc-123/policy/k1", "auth/u1/role/x"]);
     assert!(r.keyring && r.policies && !r.mounts && !r.audit);
-    assert_eq!(
-        r.mount_keys,
-        vec![
-            ("logical/abc-123/".to_owned(), "policy/k1".to_owned()),
-            ("auth/u1/".to_owned(), "role/x".to_owned())
-        ]
-    );
+    assert_eq!(r.mount_keys, vec![("logical/abc-123/", "policy/k1"), ("auth/u1/", "role/x")]);
     assert!(Reload::of(["core/mounts"]).mounts);
     assert!(Reload::of(["core/auth"]).mounts);
     assert!(Reload::of(["core/audit"]).audit);
