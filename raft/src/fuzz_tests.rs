@@ -4,7 +4,7 @@
 //!   of that index or to a typed refusal; entries round-trip through the record format (the
 //!   binary form of [`crate::entry_codec`]; the corpus also holds records of formats 1–3).
 //! * `raft_command`: a [`Command`] as JSON (the payload of log records of formats 1–3 and of
-//!   the JSON append-entries of leaders before 2026-12-08) decodes or is refused; what decodes
+//!   the JSON append-entries of leaders before `4ba462b`) decodes or is refused; what decodes
 //!   round-trips and is applied by the state machine without a panic.
 //! * `raft_snapshot`: snapshot files (also with their checksum recomputed, so the framing
 //!   behind it is reached) decode or are refused; what decodes round-trips, installs into a
@@ -293,7 +293,7 @@ fn raft_log_entry() {
 /// reads back as the request sent: whether all, some (a suffix) or none of the entries are
 /// cached, and when the cache holds other entries under the same indexes (another term). The
 /// log record made from each entry's body as received is the one the log would have encoded.
-/// The JSON form that leaders before 2026-12-08 send reads as the same request.
+/// The JSON form that leaders before `4ba462b` send reads as the same request.
 #[test]
 fn append_entries_body() {
     use crate::log_parts::Recent;
@@ -658,7 +658,7 @@ fn typed_rpc() -> impl Strategy<Value = Vec<u8>> {
     let append = (vote.clone(), opt_log_id.clone(), vec(entry(), 0..4), opt_log_id.clone()).prop_map(
         |(vote, prev_log_id, entries, leader_commit)| {
             let req = AppendEntriesRequest::<TypeConfig> { vote, prev_log_id, entries, leader_commit };
-            // The binary form leaders send, or the JSON form of leaders before 2026-12-08.
+            // The binary form leaders send, or the JSON form of leaders before `4ba462b`.
             let body = if vote.leader_id.term % 2 == 0 {
                 crate::network::encode_append(&req, &std::sync::Mutex::default()).unwrap()
             } else {
@@ -993,7 +993,7 @@ fn write_fuzz_corpus() {
     };
     let format2 = [index_key(3).to_vec(), vec![2], sha, json.clone()].concat();
     write_corpus_file("raft_log_entry", "sha256-format-2.bin", &format2);
-    // A format-3 record (JSON, CRC-32), as written until 2026-12-08.
+    // A format-3 record (JSON, CRC-32), as written before `4ba462b`.
     let crc = {
         let mut h = crc32fast::Hasher::new();
         h.update(&3u64.to_be_bytes());
@@ -1191,7 +1191,7 @@ fn a_log_record_with_a_changed_digit_or_index_is_refused() {
     relabelled[0] = 3;
     assert!(verify_record(3, &relabelled).is_err() && decode_entry(&index_key(3), &relabelled).is_err());
     let json = serde_json::to_vec(&e).unwrap();
-    // Format 3 (JSON, CRC-32), written until 2026-12-08.
+    // Format 3 (JSON, CRC-32), written before `4ba462b`.
     let crc = |index: u64| -> Vec<u8> {
         let mut h = crc32fast::Hasher::new();
         h.update(&index.to_be_bytes());

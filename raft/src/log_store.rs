@@ -26,12 +26,12 @@
 //! against damage (torn or misdirected writes, bit rot), not against a writer of the disk, who
 //! could recompute it; CRC-32 (etcd's WAL uses CRC-32C) costs a tenth of SHA-256 on every
 //! append of every node. Older records are still read (a WAL holds them until its old segments
-//! are purged): format 3 (`3 | CRC-32(index BE ‖ JSON) | JSON(Entry)`, written until
-//! 2026-12-08) and format 2 (`2 | SHA-256(index BE ‖ JSON) | JSON`, until 2026-12-07).
+//! are purged): format 3 (`3 | CRC-32(index BE ‖ JSON) | JSON(Entry)`, written by builds
+//! before `4ba462b`) and format 2 (`2 | SHA-256(index BE ‖ JSON) | JSON`, before `b6372ab`).
 //!
 //! Tree `log_meta` holds `format` (of the layout: 2 = entries in the WAL; 1 = entries in the
 //! sled tree `log`, migrated to the WAL at the first open), `vote`, `last_purged` (JSON),
-//! `node_id`, and `committed` as builds before 2026-12-08 wrote it (still read). Records of
+//! `node_id`, and `committed` as builds before `1d23338` wrote it (still read). Records of
 //! format 1 (`1 | JSON(Entry)`, written before checksums) are still read from a layout-1 tree
 //! and rewritten with checksums when migrated.
 
@@ -482,7 +482,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Written in place to `<raft dir>/committed` (one `pwrite`, no sync): it survives a killed
     /// process at once, and a node that did not stop cleanly re-applies its own log up to it
     /// before it can unseal and reach its peers (see `state_machine`). Only entries already
-    /// durable in the log are ever committed. (Builds before 2026-12-08 also wrote it to sled's
+    /// durable in the log are ever committed. (Builds before `1d23338` also wrote it to sled's
     /// `log_meta`, which is still read: the newer of the two counts. Dropping that insert took
     /// 2.3 % off a follower's CPU under 64 writers.)
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), OrStorageError> {

@@ -421,7 +421,7 @@ struct AppendHead {
 /// entries a leader sends are nearly always the ones it just appended): an entry is encoded
 /// once, for the log, not once more for every follower. An entry not in the cache under exactly
 /// its log id is encoded here. Followers also read the JSON form (`serde_json` of the request),
-/// which leaders before 2026-12-08 send.
+/// which leaders before `4ba462b` send.
 pub(crate) fn encode_append(
     rpc: &AppendEntriesRequest<TypeConfig>,
     recent: &Mutex<Recent>,

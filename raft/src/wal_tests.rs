@@ -318,7 +318,7 @@ fn a_restarted_node_rebuilds_its_state_machine_from_snapshot_and_log() {
 
 /// The committed log id is kept in `<raft dir>/committed` alone (sled is not written on every
 /// commit); a damaged file is ignored, never trusted; a store whose sled holds the committed id
-/// (written by a build before 2026-12-08) still reads it, and the newer of the two counts.
+/// (written by a build before `1d23338`) still reads it, and the newer of the two counts.
 #[test]
 fn the_committed_index_is_read_from_its_file_and_a_damaged_file_is_ignored() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
