@@ -237,7 +237,7 @@ mod tests {
     fn a_received_body_is_taken_only_for_its_own_log_id() {
         let mut r = Received::default();
         r.offer(&[(id(2, 5), Bytes::from_static(b"five")), (id(2, 6), Bytes::from_static(b"six"))]);
-        // Another leader's entry at the same index is not this JSON's entry.
+        // Another leader's entry at the same index is not this body's entry.
         assert_eq!(r.take(&id(3, 5)), None);
         assert_eq!(r.take(&id(2, 5)), None, "dropped when the index was asked for another entry");
         assert_eq!(r.take(&id(2, 6)).as_deref(), Some(&b"six"[..]));

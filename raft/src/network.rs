@@ -3,8 +3,9 @@
 //! One [`ClusterClient`] per node holds a pooled reqwest client built from the cluster TLS
 //! material. It starts **pending** (no TLS yet: every RPC fails as `Unreachable`) and gets its
 //! configuration later with [`ClusterClient::set_tls`] — a sealed node learns the cluster CA
-//! only after unseal. Requests are JSON bodies POSTed to the paths in [`paths`]; each carries
-//! the RPC's `soft_ttl` as its timeout.
+//! only after unseal. Requests are bodies POSTed to the paths in [`paths`] (JSON, except an
+//! append-entries request: a binary frame, see [`encode_append`]); each carries the RPC's
+//! `soft_ttl` as its timeout.
 //!
 //! Error mapping (openraft backs off on `Unreachable`, retries at once on `Network`):
 //! connection refused / TLS failure / no TLS yet → `Unreachable`; timeout → `Timeout`; a
@@ -173,7 +174,7 @@ impl ClusterClient {
         self.rpc_json_timed(addr, path, encode_body(addr, body)?, timeout).await
     }
 
-    /// [`Self::rpc_timed`] with the body already encoded as JSON.
+    /// [`Self::rpc_timed`] with the body already encoded (JSON, or an append-entries frame).
     pub(crate) async fn rpc_json_timed<A: DeserializeOwned>(
         &self,
         addr: &str,
@@ -516,7 +517,7 @@ impl Network {
         self.call_json(path, action, encode_body(&self.addr, req), option).await
     }
 
-    /// [`Self::call`] with the request already encoded as JSON.
+    /// [`Self::call`] with the request already encoded (JSON, or an append-entries frame).
     async fn call_json<A, E>(
         &self,
         path: &str,
