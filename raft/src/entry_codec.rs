@@ -130,13 +130,25 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<LogEntry, String> {
     Ok(openraft::Entry::<TypeConfig> { log_id, payload })
 }
 
-fn put_len(out: &mut Vec<u8>, n: usize) -> Result<(), String> {
-    let n = u32::try_from(n).map_err(|_| format!("a log entry item of {n} bytes or items is too large"))?;
+/// Appends `entry` behind its length (u32 LE), as an append-entries frame carries it.
+pub(crate) fn encode_framed(entry: &LogEntry, out: &mut Vec<u8>) -> Result<(), String> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    encode(entry, out)?;
+    let len = u32::try_from(out.len() - at - 4).map_err(|_| "a log entry is too large".to_owned())?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Appends a length or count (u32 LE).
+pub(crate) fn put_len(out: &mut Vec<u8>, n: usize) -> Result<(), String> {
+    let n = u32::try_from(n).map_err(|_| format!("an item of {n} bytes or items is too large"))?;
     out.extend_from_slice(&n.to_le_bytes());
     Ok(())
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), String> {
+/// Appends bytes behind their length (u32 LE).
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) -> Result<(), String> {
     put_len(out, b.len())?;
     out.extend_from_slice(b);
     Ok(())

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::channel::{Channel, Frame};
+use crate::entry_codec::{put_bytes, put_len};
 use crate::error::RaftError;
 use crate::log_parts::{ReceivedBodies, Recent};
 use crate::tls::NodeCert;
@@ -436,32 +437,15 @@ pub(crate) fn encode_append(
     let size: usize = cached.iter().flatten().map(|b| 4 + b.len()).sum();
     let mut out = Vec::with_capacity(1 + 4 + head.len() + 4 + size + 256);
     out.push(APPEND_FORMAT);
-    put_len(&mut out, head.len())?;
-    out.extend_from_slice(&head);
+    put_bytes(&mut out, &head)?;
     put_len(&mut out, rpc.entries.len())?;
     for (entry, body) in rpc.entries.iter().zip(&cached) {
         match body {
-            Some(body) => {
-                put_len(&mut out, body.len())?;
-                out.extend_from_slice(body);
-            }
-            None => {
-                let at = out.len();
-                out.extend_from_slice(&[0; 4]);
-                crate::entry_codec::encode(entry, &mut out)?;
-                let len =
-                    u32::try_from(out.len() - at - 4).map_err(|_| "an entry is too large".to_owned())?;
-                out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-            }
+            Some(body) => put_bytes(&mut out, body)?,
+            None => crate::entry_codec::encode_framed(entry, &mut out)?,
         }
     }
     Ok(out)
-}
-
-fn put_len(out: &mut Vec<u8>, n: usize) -> Result<(), String> {
-    let n = u32::try_from(n).map_err(|_| format!("an append-entries item of {n} is too large"))?;
-    out.extend_from_slice(&n.to_le_bytes());
-    Ok(())
 }
 
 /// Reads an append-entries request body, binary ([`encode_append`]) or JSON, and keeps the
