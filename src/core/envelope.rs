@@ -18,10 +18,11 @@ pub fn render(resp: Response, request_id: &str) -> Vec<u8> {
     use crate::util::json::{write_map, write_str, write_value};
     let wrapped = resp.wrap_info.is_some();
     let mut out = Vec::with_capacity(
-        256 + resp
-            .data
-            .as_ref()
-            .map_or(0, |d| 64 + d.iter().map(|(k, v)| k.len() + 4 + size_estimate(v)).sum::<usize>()),
+        256 + resp.data_json.as_ref().map_or(0, Vec::len)
+            + resp
+                .data
+                .as_ref()
+                .map_or(0, |d| 64 + d.iter().map(|(k, v)| k.len() + 4 + size_estimate(v)).sum::<usize>()),
     );
     // The keys in the order a sorted map writes them.
     out.extend_from_slice(b"{\"auth\":");
@@ -30,9 +31,10 @@ pub fn render(resp: Response, request_id: &str) -> Vec<u8> {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"data\":");
-    match &resp.data {
-        Some(d) => write_map(&mut out, d),
-        None => out.extend_from_slice(b"null"),
+    match (&resp.data, &resp.data_json) {
+        (Some(d), _) => write_map(&mut out, d),
+        (None, Some(json)) => out.extend_from_slice(json),
+        (None, None) => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"lease_duration\":");
     out.extend_from_slice(resp.lease_duration.to_string().as_bytes());
@@ -83,8 +85,9 @@ fn size_estimate(v: &Value) -> usize {
 /// Builds the envelope as a map (top-level injection: `data`'s keys beside the envelope's).
 fn render_general(resp: Response, request_id: &str) -> Vec<u8> {
     let mut out = Map::new();
+    let data = resp.data_map().map(std::borrow::Cow::into_owned);
     if resp.top_level {
-        if let Some(d) = &resp.data {
+        if let Some(d) = &data {
             for (k, v) in d {
                 out.insert(k.clone(), v.clone());
             }
@@ -95,7 +98,7 @@ fn render_general(resp: Response, request_id: &str) -> Vec<u8> {
     out.insert("lease_id".into(), json!(resp.lease_id));
     out.insert("renewable".into(), json!(resp.renewable));
     out.insert("lease_duration".into(), json!(resp.lease_duration));
-    out.insert("data".into(), resp.data.map(Value::Object).unwrap_or(Value::Null));
+    out.insert("data".into(), data.map(Value::Object).unwrap_or(Value::Null));
     out.insert("wrap_info".into(), resp.wrap_info.map(|w| json!(w)).unwrap_or(Value::Null));
     out.insert("warnings".into(), if resp.warnings.is_empty() { Value::Null } else { json!(resp.warnings) });
     out.insert("auth".into(), resp.auth.map(|a| json!(a)).unwrap_or(Value::Null));
@@ -150,6 +153,29 @@ mod tests {
             });
         }
         r
+    }
+
+    /// `data` given already written (`data_json`) comes out as the same bytes as the map it
+    /// was written from, in the envelope and in the legacy top-level envelope alike.
+    #[test]
+    fn data_given_as_json_renders_as_the_map_does() {
+        for i in (1..64).step_by(2) {
+            for top_level in [false, true] {
+                let mut as_map = sample(i);
+                as_map.top_level = top_level;
+                let mut as_json = sample(i);
+                as_json.top_level = top_level;
+                let d = as_json.data.take().unwrap();
+                as_json.data_json = Some(serde_json::to_vec(&d).unwrap());
+                assert!(!as_json.is_empty());
+                assert_eq!(as_json.data_map().unwrap().into_owned(), d);
+                assert_eq!(
+                    String::from_utf8(render(as_json, "req-1")).unwrap(),
+                    String::from_utf8(render(as_map, "req-1")).unwrap(),
+                    "case {i}, top level {top_level}"
+                );
+            }
+        }
     }
 
     /// The fast path writes byte for byte what the general (map) path writes.

@@ -154,7 +154,7 @@ impl Core {
                     let rendered: serde_json::Value = match &resp.raw_body {
                         Some(raw) => serde_json::from_slice(raw).unwrap_or(serde_json::Value::Null),
                         None => serde_json::json!({
-                            "data": resp.data,
+                            "data": resp.data_map(),
                             "auth": resp.auth,
                             "wrap_info": resp.wrap_info,
                             "warnings": if resp.warnings.is_empty() { None } else { Some(&resp.warnings) },

@@ -4,6 +4,7 @@
 //! routes it and a backend returns a [`Response`], which the HTTP layer renders in the Vault
 //! envelope. Neither type prints its data in `Debug`: request bodies carry secrets.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -162,6 +163,11 @@ pub struct WrapInfo {
 #[derive(Default)]
 pub struct Response {
     pub data: Option<Map<String, Value>>,
+    /// `data` already written as one JSON object, set instead of `data` (never with it): a
+    /// transit batch writes its results straight from the cipher output, without a `Value`
+    /// per item. The envelope copies it verbatim; the audit trail and the legacy top-level
+    /// envelope read it back through [`Response::data_map`].
+    pub data_json: Option<Vec<u8>>,
     pub auth: Option<Auth>,
     /// A login to complete: the core issues the token and fills `auth`.
     pub login: Option<LoginSpec>,
@@ -187,7 +193,7 @@ pub struct Response {
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
-            .field("has_data", &self.data.is_some())
+            .field("has_data", &(self.data.is_some() || self.data_json.is_some()))
             .field("has_auth", &self.auth.is_some())
             .field("status", &self.status)
             .finish_non_exhaustive()
@@ -198,6 +204,21 @@ impl Response {
     /// A response with `data`.
     pub fn data(data: Map<String, Value>) -> Self {
         Self { data: Some(data), ..Self::default() }
+    }
+
+    /// A response whose `data` is the JSON object `json`, already written (see `data_json`).
+    pub fn data_json(json: Vec<u8>) -> Self {
+        Self { data_json: Some(json), ..Self::default() }
+    }
+
+    /// `data` as a map, whichever way it was given (`data_json` is parsed back; it is written
+    /// by coffer itself, so it always parses).
+    pub fn data_map(&self) -> Option<Cow<'_, Map<String, Value>>> {
+        match (&self.data, &self.data_json) {
+            (Some(d), _) => Some(Cow::Borrowed(d)),
+            (None, Some(json)) => serde_json::from_slice(json).ok().map(Cow::Owned),
+            (None, None) => None,
+        }
     }
 
     /// A response with `data` built from a JSON object literal. Non-objects give empty data.
@@ -241,6 +262,7 @@ impl Response {
     /// True when there is nothing to render (→ 204).
     pub fn is_empty(&self) -> bool {
         self.data.is_none()
+            && self.data_json.is_none()
             && self.auth.is_none()
             && self.login.is_none()
             && self.warnings.is_empty()

@@ -42,7 +42,8 @@ pub async fn serve_checked(state: &HttpState, request: &HttpRequest) -> Result<R
 /// Vault's HTTP layer answers a LIST that found nothing with 404 `{"errors":[]}`: no data and
 /// no warnings, or an empty (or missing) `keys` with no other data. Wrapped listings pass.
 fn is_empty_listing(resp: &Response) -> bool {
-    if resp.wrap_info.is_some() || resp.raw_body.is_some() || resp.auth.is_some() {
+    if resp.wrap_info.is_some() || resp.raw_body.is_some() || resp.auth.is_some() || resp.data_json.is_some()
+    {
         return false;
     }
     let Some(data) = resp.data.as_ref().filter(|d| !d.is_empty()) else {

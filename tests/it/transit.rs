@@ -920,3 +920,82 @@ fn wrong_typed_batch_input_is_a_400_on_every_batch_endpoint() {
     }
     assert_eq!(checked, endpoints.len() * wrong.len());
 }
+
+/// A batch's results are written straight into the answer (no JSON value per item): the audit
+/// trail still hashes every string in them, a partial failure keeps its status and items, and a
+/// wrapped batch unwraps to the same results.
+#[test]
+fn batch_results_are_audited_kept_on_partial_failure_and_wrapped() {
+    let s = Server::dev();
+    mount(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let (st, b) =
+        s.call("PUT", "sys/audit/file", Some(json!({"type": "file", "options": {"file_path": log}})));
+    assert_eq!(st, 204, "{b}");
+    ok(&s, "POST", "transit/keys/k", json!({}));
+    let pts: Vec<String> = (0..3).map(|i| b64(format!("batch secret {i}").as_bytes())).collect();
+    let input: Vec<Value> = pts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"plaintext": p, "reference": format!("ref \"{i}\"")}))
+        .collect();
+    let enc = ok(&s, "POST", "transit/encrypt/k", json!({"batch_input": input}));
+    let cts: Vec<String> = enc["data"]["batch_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ciphertext"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cts.len(), 3, "{enc}");
+    assert_eq!(enc["data"]["batch_results"][1]["key_version"], 1, "{enc}");
+    assert_eq!(enc["data"]["batch_results"][2]["reference"], "ref \"2\"", "{enc}");
+
+    let input: Vec<Value> = cts.iter().map(|c| json!({"ciphertext": c, "reference": "r"})).collect();
+    let dec = ok(&s, "POST", "transit/decrypt/k", json!({"batch_input": input}));
+    let results = dec["data"]["batch_results"].as_array().unwrap();
+    for (r, p) in results.iter().zip(&pts) {
+        assert_eq!(r, &json!({"plaintext": p, "reference": "r"}));
+    }
+
+    // The audit response line hashes each plaintext, as it hashes every string of `data`.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(&pts[0]), "a decrypted plaintext is in the audit log in the clear");
+    let line: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["type"] == "response" && e["request"]["path"] == "transit/decrypt/k")
+        .expect("the decrypt's response line");
+    let (_, h) = s.call("POST", "sys/audit-hash/file", Some(json!({"input": pts[0]})));
+    assert_eq!(line["response"]["data"]["batch_results"][0]["plaintext"], h["data"]["hash"], "{line}");
+    assert_eq!(line["response"]["data"]["batch_results"].as_array().map(Vec::len), Some(3), "{line}");
+
+    // A partial failure: 400, the good items decrypted, the bad one's error and empty plaintext.
+    let (st, v) = s.call(
+        "POST",
+        "transit/decrypt/k",
+        Some(json!({"batch_input": [{"ciphertext": cts[0]}, {"ciphertext": "vault:v1:AAAA", "reference": "bad"}]})),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["data"]["batch_results"][0]["plaintext"], pts[0].as_str(), "{v}");
+    assert_eq!(v["data"]["batch_results"][1]["plaintext"], "", "{v}");
+    assert_eq!(v["data"]["batch_results"][1]["reference"], "bad", "{v}");
+    assert!(v["data"]["batch_results"][1]["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+
+    // Wrapped: the wrapping token unwraps to the same results.
+    let r = s
+        .client()
+        .post(format!("{}/v1/transit/decrypt/k", s.addr))
+        .header("X-Vault-Token", &s.token)
+        .header("X-Vault-Wrap-TTL", "5m")
+        .json(&json!({"batch_input": input}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let b: Value = r.json().unwrap();
+    assert!(b["data"].is_null(), "{b}");
+    let wrapping_token = b["wrap_info"]["token"].as_str().unwrap().to_owned();
+    let (st, b) = s.call_as(&wrapping_token, "POST", "sys/wrapping/unwrap", Some(json!({})));
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["batch_results"], dec["data"]["batch_results"], "{b}");
+}

@@ -385,6 +385,11 @@ pub fn b64(data: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(data)
 }
 
+/// Appends `data` in standard base64 with padding to the bytes `out`.
+pub fn b64_append_bytes(data: &[u8], out: &mut Vec<u8>) {
+    base64_simd::STANDARD.encode_append(data, out);
+}
+
 /// Appends `data` in standard base64 with padding to `out`.
 pub fn b64_append(data: &[u8], out: &mut String) {
     base64_simd::STANDARD.encode_append(data, out);

@@ -163,42 +163,46 @@ impl ItemOp {
         }
     }
 
-    /// Processes item `index` under `key`; the result fields of a success.
+    /// Processes item `index` under `key`; what a success produced.
     fn apply(
         self,
         keyed: &mut Keyed<'_>,
         index: usize,
         item: &Item<'_>,
         input: Decoded,
-    ) -> std::result::Result<Map<String, Value>, ItemError> {
-        let mut out = Map::new();
+    ) -> std::result::Result<Produced, ItemError> {
         let key = keyed.key();
+        let version = |asked: i64| if asked == 0 { key.latest_version } else { asked };
         match self {
             ItemOp::Encrypt => {
                 let aad =
                     associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
-                let ct = keyed.encrypt_framed(
+                let key_version = version(item.key_version);
+                let ciphertext = keyed.encrypt_framed(
                     item.key_version,
                     input.context.expose(),
                     input.plaintext,
                     aad.expose(),
                 )?;
-                insert_ciphertext(&mut out, key, item.key_version, ct);
+                Ok(Produced::Ciphertext { ciphertext, key_version })
             }
             ItemOp::Decrypt => {
                 let aad =
                     associated_data(key, index, item.associated_data).map_err(ItemError::AssociatedData)?;
-                let pt = keyed.decrypt(input.context.expose(), item.ciphertext, aad.expose())?;
-                out.insert("plaintext".into(), Value::String(crypto::b64(pt.expose())));
+                Ok(Produced::Plaintext(keyed.decrypt(
+                    input.context.expose(),
+                    item.ciphertext,
+                    aad.expose(),
+                )?))
             }
             ItemOp::Rewrap => {
                 // Rewrap ignores `associated_data`, as Vault does.
+                let key_version = version(item.key_version);
                 let pt = keyed.decrypt(input.context.expose(), item.ciphertext, &[])?;
-                let ct = keyed.encrypt(item.key_version, input.context.expose(), pt.expose(), &[])?;
-                insert_ciphertext(&mut out, key, item.key_version, ct);
+                let ciphertext = keyed.encrypt(item.key_version, input.context.expose(), pt.expose(), &[])?;
+                Ok(Produced::Ciphertext { ciphertext, key_version })
             }
         }
-        Ok(out)
     }
 }
 
@@ -207,6 +211,32 @@ fn insert_ciphertext(out: &mut Map<String, Value>, key: &TransitKey, asked: i64,
     let version = if asked == 0 { key.latest_version } else { asked };
     out.insert("ciphertext".into(), Value::String(ct));
     out.insert("key_version".into(), json!(version));
+}
+
+/// What one item produced.
+enum Produced {
+    /// Decrypt: the plaintext, written in base64.
+    Plaintext(SecretVec),
+    /// Encrypt and rewrap: the ciphertext and the key version it was made with (the latest
+    /// when 0 was asked).
+    Ciphertext { ciphertext: String, key_version: i64 },
+}
+
+impl Produced {
+    /// The fields of a request without `batch_input`.
+    fn into_map(self) -> Map<String, Value> {
+        let mut out = Map::new();
+        match self {
+            Produced::Plaintext(pt) => {
+                out.insert("plaintext".into(), Value::String(crypto::b64(pt.expose())));
+            }
+            Produced::Ciphertext { ciphertext, key_version } => {
+                out.insert("ciphertext".into(), Value::String(ciphertext));
+                out.insert("key_version".into(), json!(key_version));
+            }
+        }
+        out
+    }
 }
 
 /// The one path of encrypt, decrypt and rewrap.
@@ -237,9 +267,9 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
     let mut keyed = Keyed::new(&key);
     for (i, (item, input)) in items.iter().zip(decoded).enumerate() {
         let outcome = match input.map_err(ItemError::Failed).and_then(|d| op.apply(&mut keyed, i, item, d)) {
-            Ok(fields) => {
+            Ok(produced) => {
                 flags.success = true;
-                Ok(fields)
+                Ok(produced)
             }
             Err(ItemError::AssociatedData(e)) => Err(e.to_string()),
             Err(ItemError::Failed(e)) => {
@@ -254,13 +284,11 @@ async fn process(t: &Transit, req: &BackendRequest, name: &str, op: ItemOp) -> R
         outcomes.push(outcome);
     }
     let mut resp = if raw.is_some() {
-        let mut out = Map::new();
-        out.insert("batch_results".into(), batch_results(op, outcomes, &items));
-        Response::data(out)
+        Response::data_json(batch_results(op, &outcomes, &items))
     } else {
         // Without `batch_input` there is exactly one item.
         match outcomes.swap_remove(0) {
-            Ok(fields) => Response::data(fields),
+            Ok(produced) => Response::data(produced.into_map()),
             Err(e) if flags.internal_error => return Err(internal_visible(e)),
             Err(e) => return Err(Error::BadRequest(e)),
         }
@@ -287,32 +315,63 @@ fn check_context_consistency(items: &[Item<'_>]) -> Result<bool> {
     Ok(set)
 }
 
-/// `batch_results`: each item's fields or `error`, and its `reference`.
+/// `{"batch_results":[...]}`: each item's fields or `error`, and its `reference`, written
+/// straight into one buffer (a plaintext is base64-encoded into it, with no `String` or `Value`
+/// per item). The keys of each item come out sorted, as a map writes them (tested against the
+/// map form).
 fn batch_results(
     op: ItemOp,
-    outcomes: Vec<std::result::Result<Map<String, Value>, String>>,
+    outcomes: &[std::result::Result<Produced, String>],
     items: &[Item<'_>],
-) -> Value {
-    let out = outcomes
-        .into_iter()
+) -> Vec<u8> {
+    use crate::util::json::write_str;
+    // Base64 is 4/3 of its input; a ciphertext and an error are written as they are.
+    let estimate: usize = outcomes
+        .iter()
         .zip(items)
-        .map(|(outcome, item)| {
-            let (mut r, error) = match outcome {
-                Ok(fields) => (fields, None),
-                Err(e) => (Map::new(), Some(e)),
-            };
-            if op == ItemOp::Decrypt {
-                // Vault's decrypt items always carry `plaintext` (no `omitempty`).
-                r.entry("plaintext").or_insert_with(|| Value::String(String::new()));
-            }
-            if let Some(e) = error {
-                r.insert("error".into(), Value::String(e));
-            }
-            r.insert("reference".into(), Value::String(item.reference.to_owned()));
-            Value::Object(r)
+        .map(|(o, item)| {
+            48 + item.reference.len()
+                + match o {
+                    Ok(Produced::Plaintext(pt)) => pt.len().div_ceil(3) * 4,
+                    Ok(Produced::Ciphertext { ciphertext, .. }) => ciphertext.len(),
+                    Err(e) => e.len(),
+                }
         })
-        .collect();
-    Value::Array(out)
+        .sum();
+    let mut out = Vec::with_capacity(20 + estimate);
+    out.extend_from_slice(b"{\"batch_results\":[");
+    for (i, (outcome, item)) in outcomes.iter().zip(items).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        match outcome {
+            Ok(Produced::Ciphertext { ciphertext, key_version }) => {
+                out.extend_from_slice(b"\"ciphertext\":");
+                write_str(&mut out, ciphertext);
+                out.extend_from_slice(b",\"key_version\":");
+                out.extend_from_slice(key_version.to_string().as_bytes());
+                out.push(b',');
+            }
+            Ok(Produced::Plaintext(pt)) => {
+                // Base64 needs no escaping.
+                out.extend_from_slice(b"\"plaintext\":\"");
+                crypto::b64_append_bytes(pt.expose(), &mut out);
+                out.extend_from_slice(b"\",");
+            }
+            Err(e) => {
+                out.extend_from_slice(b"\"error\":");
+                write_str(&mut out, e);
+                // Vault's decrypt items always carry `plaintext` (no `omitempty`).
+                out.extend_from_slice(if op == ItemOp::Decrypt { b",\"plaintext\":\"\"," } else { b"," });
+            }
+        }
+        out.extend_from_slice(b"\"reference\":");
+        write_str(&mut out, item.reference);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// The key of an encrypt request: an update needs an existing key; a create (the core's
@@ -407,4 +466,73 @@ pub async fn datakey(t: &Transit, req: &BackendRequest, kind: &str, name: &str) 
         out.insert("plaintext".into(), json!(*data_key_b64));
     }
     Ok(Response::data(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The map form the batch results had before they were written directly: each item's
+    /// fields (or `error`), decrypt's empty `plaintext`, and `reference`.
+    fn as_map(op: ItemOp, outcomes: Vec<std::result::Result<Produced, String>>, items: &[Item<'_>]) -> Value {
+        let results = outcomes
+            .into_iter()
+            .zip(items)
+            .map(|(outcome, item)| {
+                let (mut r, error) = match outcome {
+                    Ok(p) => (p.into_map(), None),
+                    Err(e) => (Map::new(), Some(e)),
+                };
+                if op == ItemOp::Decrypt {
+                    r.entry("plaintext").or_insert_with(|| Value::String(String::new()));
+                }
+                if let Some(e) = error {
+                    r.insert("error".into(), Value::String(e));
+                }
+                r.insert("reference".into(), Value::String(item.reference.to_owned()));
+                Value::Object(r)
+            })
+            .collect::<Vec<_>>();
+        json!({ "batch_results": results })
+    }
+
+    fn outcomes(op: ItemOp) -> Vec<std::result::Result<Produced, String>> {
+        (0..7usize)
+            .map(|i| match i % 3 {
+                0 => Err(format!("bad \"item\" {i}\n\\ \u{1}")),
+                _ if op == ItemOp::Decrypt => {
+                    Ok(Produced::Plaintext(SecretVec::from_vec(vec![i as u8; i * 7])))
+                }
+                _ => Ok(Produced::Ciphertext {
+                    ciphertext: format!("vault:v{i}:{}", "QUJD".repeat(i)),
+                    key_version: i as i64 - 3,
+                }),
+            })
+            .collect()
+    }
+
+    /// The batch results written directly are byte for byte the JSON of their map form, for
+    /// every operation, with errors and references that need escaping.
+    #[test]
+    fn batch_results_are_written_as_their_map_form() {
+        let refs = ["", "r1", "quote \" back \\ nl \n", "ünï", "\u{7f}\u{1f}", "x", ""];
+        let items: Vec<Item<'_>> = refs.iter().map(|r| Item { reference: r, ..Item::default() }).collect();
+        for op in [ItemOp::Decrypt, ItemOp::Encrypt, ItemOp::Rewrap] {
+            let written = batch_results(op, &outcomes(op), &items);
+            let mut expected = Vec::new();
+            crate::util::json::write_value(&mut expected, &as_map(op, outcomes(op), &items));
+            assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(expected).unwrap());
+        }
+        // Empty plaintexts and a single item.
+        let one = [Item { reference: "only", ..Item::default() }];
+        let empty = || vec![Ok(Produced::Plaintext(SecretVec::default()))];
+        let written = batch_results(ItemOp::Decrypt, &empty(), &one);
+        let mut expected = Vec::new();
+        crate::util::json::write_value(&mut expected, &as_map(ItemOp::Decrypt, empty(), &one));
+        assert_eq!(written, expected);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            r#"{"batch_results":[{"plaintext":"","reference":"only"}]}"#
+        );
+    }
 }
