@@ -11,31 +11,49 @@ use crate::core::request::Response;
 /// [`crate::util::json`] (no `Value` tree, no copy of `data`); `auth` and `wrap_info` still go
 /// through `Value` so their own keys stay sorted too. Legacy top-level responses take the
 /// general path. Both write the same bytes (tested).
-pub fn render(resp: Response, request_id: &str) -> Vec<u8> {
+pub fn render(mut resp: Response, request_id: &str) -> Vec<u8> {
     if resp.top_level {
         return render_general(resp, request_id);
     }
     use crate::util::json::{write_map, write_str, write_value};
     let wrapped = resp.wrap_info.is_some();
-    let mut out = Vec::with_capacity(
-        256 + resp.data_json.as_ref().map_or(0, Vec::len)
-            + resp
-                .data
-                .as_ref()
-                .map_or(0, |d| 64 + d.iter().map(|(k, v)| k.len() + 4 + size_estimate(v)).sum::<usize>()),
-    );
-    // The keys in the order a sorted map writes them.
-    out.extend_from_slice(b"{\"auth\":");
-    match &resp.auth {
-        Some(a) => write_value(&mut out, &json!(a)),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"data\":");
-    match (&resp.data, &resp.data_json) {
-        (Some(d), _) => write_map(&mut out, d),
-        (None, Some(json)) => out.extend_from_slice(json),
-        (None, None) => out.extend_from_slice(b"null"),
-    }
+    // `data` written in a buffer with the envelope's start in front: finish that buffer.
+    let started = match (&resp.auth, &resp.data, resp.data_json.take()) {
+        (None, None, Some(json)) => {
+            json.into_envelope_start().map_err(|json| resp.data_json = Some(json)).ok()
+        }
+        (_, _, json) => {
+            resp.data_json = json;
+            None
+        }
+    };
+    let mut out = match started {
+        Some(mut out) => {
+            out.reserve(256);
+            out
+        }
+        None => {
+            let mut out = Vec::with_capacity(
+                256 + resp.data_json.as_ref().map_or(0, |d| d.json().len())
+                    + resp.data.as_ref().map_or(0, |d| {
+                        64 + d.iter().map(|(k, v)| k.len() + 4 + size_estimate(v)).sum::<usize>()
+                    }),
+            );
+            // The keys in the order a sorted map writes them.
+            out.extend_from_slice(b"{\"auth\":");
+            match &resp.auth {
+                Some(a) => write_value(&mut out, &json!(a)),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"data\":");
+            match (&resp.data, &resp.data_json) {
+                (Some(d), _) => write_map(&mut out, d),
+                (None, Some(json)) => out.extend_from_slice(json.json()),
+                (None, None) => out.extend_from_slice(b"null"),
+            }
+            out
+        }
+    };
     out.extend_from_slice(b",\"lease_duration\":");
     out.extend_from_slice(resp.lease_duration.to_string().as_bytes());
     out.extend_from_slice(b",\"lease_id\":");
@@ -113,7 +131,7 @@ fn render_general(resp: Response, request_id: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::request::{Auth, WrapInfo};
+    use crate::core::request::{Auth, DataJson, WrapInfo};
 
     fn sample(i: u32) -> Response {
         let mut r = Response::default();
@@ -166,7 +184,9 @@ mod tests {
                 let mut as_json = sample(i);
                 as_json.top_level = top_level;
                 let d = as_json.data.take().unwrap();
-                as_json.data_json = Some(serde_json::to_vec(&d).unwrap());
+                let mut json = DataJson::with_capacity(0);
+                serde_json::to_writer(json.writer(), &d).unwrap();
+                as_json.data_json = Some(json);
                 assert!(!as_json.is_empty());
                 assert_eq!(as_json.data_map().unwrap().into_owned(), d);
                 assert_eq!(

@@ -165,9 +165,9 @@ pub struct Response {
     pub data: Option<Map<String, Value>>,
     /// `data` already written as one JSON object, set instead of `data` (never with it): a
     /// transit batch writes its results straight from the cipher output, without a `Value`
-    /// per item. The envelope copies it verbatim; the audit trail and the legacy top-level
+    /// per item. The envelope is written around it; the audit trail and the legacy top-level
     /// envelope read it back through [`Response::data_map`].
-    pub data_json: Option<Vec<u8>>,
+    pub data_json: Option<DataJson>,
     pub auth: Option<Auth>,
     /// A login to complete: the core issues the token and fills `auth`.
     pub login: Option<LoginSpec>,
@@ -190,6 +190,46 @@ pub struct Response {
     pub mount_type: String,
 }
 
+/// What the envelope writes before `data` when a response has no `auth`: its keys are sorted,
+/// and `auth` is the only one before `data`.
+pub const ENVELOPE_BEFORE_DATA: &[u8] = b"{\"auth\":null,\"data\":";
+
+/// A buffer holding `data` written as one JSON object, after room for the start of the
+/// envelope ([`ENVELOPE_BEFORE_DATA`]), so that a large answer (a transit batch: ~140 KB) is
+/// sent from the buffer it was written in instead of being copied into another.
+pub struct DataJson {
+    buf: Vec<u8>,
+}
+
+impl DataJson {
+    /// An empty buffer with room for `capacity` bytes of JSON and the envelope around them.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(ENVELOPE_BEFORE_DATA.len() + capacity + 256);
+        buf.extend_from_slice(ENVELOPE_BEFORE_DATA);
+        Self { buf }
+    }
+
+    /// Where the JSON is written (appended to).
+    pub fn writer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// The JSON written.
+    pub fn json(&self) -> &[u8] {
+        self.buf.get(ENVELOPE_BEFORE_DATA.len()..).unwrap_or_default()
+    }
+
+    /// The buffer, starting with [`ENVELOPE_BEFORE_DATA`] and the JSON, for the envelope to
+    /// finish; itself back when the room in front was written over.
+    pub fn into_envelope_start(self) -> std::result::Result<Vec<u8>, Self> {
+        if self.buf.starts_with(ENVELOPE_BEFORE_DATA) {
+            Ok(self.buf)
+        } else {
+            Err(self)
+        }
+    }
+}
+
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
@@ -206,8 +246,8 @@ impl Response {
         Self { data: Some(data), ..Self::default() }
     }
 
-    /// A response whose `data` is the JSON object `json`, already written (see `data_json`).
-    pub fn data_json(json: Vec<u8>) -> Self {
+    /// A response whose `data` is the JSON object in `json`, already written (see `data_json`).
+    pub fn data_json(json: DataJson) -> Self {
         Self { data_json: Some(json), ..Self::default() }
     }
 
@@ -216,7 +256,7 @@ impl Response {
     pub fn data_map(&self) -> Option<Cow<'_, Map<String, Value>>> {
         match (&self.data, &self.data_json) {
             (Some(d), _) => Some(Cow::Borrowed(d)),
-            (None, Some(json)) => serde_json::from_slice(json).ok().map(Cow::Owned),
+            (None, Some(json)) => serde_json::from_slice(json.json()).ok().map(Cow::Owned),
             (None, None) => None,
         }
     }

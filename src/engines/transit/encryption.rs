@@ -27,7 +27,7 @@ use super::mount_config::read_config_keys;
 use super::{Transit, KEY_NOT_FOUND};
 use crate::core::error::{Error, Result};
 use crate::core::fields;
-use crate::core::request::{BackendRequest, Response};
+use crate::core::request::{BackendRequest, DataJson, Response};
 use crate::policy::Operation;
 
 /// `nonce` is refused everywhere: coffer has no convergent v1 keys, and for every other key
@@ -323,7 +323,7 @@ fn batch_results(
     op: ItemOp,
     outcomes: &[std::result::Result<Produced, String>],
     items: &[Item<'_>],
-) -> Vec<u8> {
+) -> DataJson {
     use crate::util::json::write_str;
     // Base64 is 4/3 of its input; a ciphertext and an error are written as they are.
     let estimate: usize = outcomes
@@ -338,7 +338,8 @@ fn batch_results(
                 }
         })
         .sum();
-    let mut out = Vec::with_capacity(20 + estimate);
+    let mut json = DataJson::with_capacity(20 + estimate);
+    let out = json.writer();
     out.extend_from_slice(b"{\"batch_results\":[");
     for (i, (outcome, item)) in outcomes.iter().zip(items).enumerate() {
         if i > 0 {
@@ -348,7 +349,7 @@ fn batch_results(
         match outcome {
             Ok(Produced::Ciphertext { ciphertext, key_version }) => {
                 out.extend_from_slice(b"\"ciphertext\":");
-                write_str(&mut out, ciphertext);
+                write_str(out, ciphertext);
                 out.extend_from_slice(b",\"key_version\":");
                 out.extend_from_slice(key_version.to_string().as_bytes());
                 out.push(b',');
@@ -356,22 +357,22 @@ fn batch_results(
             Ok(Produced::Plaintext(pt)) => {
                 // Base64 needs no escaping.
                 out.extend_from_slice(b"\"plaintext\":\"");
-                crypto::b64_append_bytes(pt.expose(), &mut out);
+                crypto::b64_append_bytes(pt.expose(), out);
                 out.extend_from_slice(b"\",");
             }
             Err(e) => {
                 out.extend_from_slice(b"\"error\":");
-                write_str(&mut out, e);
+                write_str(out, e);
                 // Vault's decrypt items always carry `plaintext` (no `omitempty`).
                 out.extend_from_slice(if op == ItemOp::Decrypt { b",\"plaintext\":\"\"," } else { b"," });
             }
         }
         out.extend_from_slice(b"\"reference\":");
-        write_str(&mut out, item.reference);
+        write_str(out, item.reference);
         out.push(b'}');
     }
     out.extend_from_slice(b"]}");
-    out
+    json
 }
 
 /// The key of an encrypt request: an update needs an existing key; a create (the core's
@@ -518,7 +519,7 @@ mod tests {
         let refs = ["", "r1", "quote \" back \\ nl \n", "ünï", "\u{7f}\u{1f}", "x", ""];
         let items: Vec<Item<'_>> = refs.iter().map(|r| Item { reference: r, ..Item::default() }).collect();
         for op in [ItemOp::Decrypt, ItemOp::Encrypt, ItemOp::Rewrap] {
-            let written = batch_results(op, &outcomes(op), &items);
+            let written = batch_results(op, &outcomes(op), &items).json().to_vec();
             let mut expected = Vec::new();
             crate::util::json::write_value(&mut expected, &as_map(op, outcomes(op), &items));
             assert_eq!(String::from_utf8(written).unwrap(), String::from_utf8(expected).unwrap());
@@ -526,7 +527,7 @@ mod tests {
         // Empty plaintexts and a single item.
         let one = [Item { reference: "only", ..Item::default() }];
         let empty = || vec![Ok(Produced::Plaintext(SecretVec::default()))];
-        let written = batch_results(ItemOp::Decrypt, &empty(), &one);
+        let written = batch_results(ItemOp::Decrypt, &empty(), &one).json().to_vec();
         let mut expected = Vec::new();
         crate::util::json::write_value(&mut expected, &as_map(ItemOp::Decrypt, empty(), &one));
         assert_eq!(written, expected);
