@@ -186,6 +186,8 @@ node_config() {
   echo "storage \"raft\" {"
   echo "  path    = \"$dir\""
   echo "  node_id = \"$name$i\""
+  # Extra lines for the raft stanza, e.g. BENCH_RAFT_EXTRA='snapshot_threshold = 100000'.
+  [[ -z ${BENCH_RAFT_EXTRA:-} ]] || echo "  $BENCH_RAFT_EXTRA"
   for j in 1 2 3; do
     ((j == i)) && continue
     printf '  retry_join {\n    leader_api_addr = "http://127.0.0.1:%s"\n  }\n' $((base + 10 * (j - 1)))
@@ -203,7 +205,7 @@ node_config() {
   echo "api_addr      = \"http://127.0.0.1:$port\""
   echo "cluster_addr  = \"https://127.0.0.1:$((port + 1))\""
   echo "disable_mlock = true"
-  echo "log_level     = \"warn\""
+  echo "log_level     = \"${BENCH_LOG_LEVEL:-warn}\""
 }
 
 # status CODE of GET URL/v1/PATH

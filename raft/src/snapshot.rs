@@ -33,10 +33,24 @@ pub(crate) struct Decoded {
 }
 
 /// Encodes `records` (sorted by key) under `meta`.
+#[cfg(test)]
 pub(crate) fn encode(meta: &SnapshotMeta, records: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let size: usize = records.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let body = encode_body(meta, records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())), size)?;
+    Ok(seal(body))
+}
+
+/// Everything of a snapshot but its checksum ([`seal`] appends it): `records` (sorted by key,
+/// `size` bytes of keys and records in all, a capacity hint) under `meta`. Split from the
+/// checksum so that a snapshot of the live state is copied under its lock and checksummed after.
+pub(crate) fn encode_body<'a>(
+    meta: &SnapshotMeta,
+    records: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    size: usize,
+) -> Result<Vec<u8>, String> {
     let meta_json = serde_json::to_vec(meta).map_err(|e| format!("cannot encode snapshot meta: {e}"))?;
-    let size: usize = records.iter().map(|(k, v)| 9 + k.len() + v.len()).sum();
-    let mut out = Vec::with_capacity(8 + 1 + 4 + meta_json.len() + size + 33);
+    let framing = records.len().saturating_mul(9);
+    let mut out = Vec::with_capacity(8 + 1 + 4 + meta_json.len() + size.saturating_add(framing) + 33);
     out.extend_from_slice(MAGIC);
     out.push(SNAPSHOT_FORMAT);
     out.extend_from_slice(&len32(meta_json.len())?.to_be_bytes());
@@ -49,9 +63,14 @@ pub(crate) fn encode(meta: &SnapshotMeta, records: &[(Vec<u8>, Vec<u8>)]) -> Res
         out.extend_from_slice(v);
     }
     out.push(0);
-    let sum = Sha256::digest(&out);
-    out.extend_from_slice(&sum);
     Ok(out)
+}
+
+/// Appends the SHA-256 of `body` (an [`encode_body`] result): the snapshot bytes.
+pub(crate) fn seal(mut body: Vec<u8>) -> Vec<u8> {
+    let sum = Sha256::digest(&body);
+    body.extend_from_slice(&sum);
+    body
 }
 
 fn len32(n: usize) -> Result<u32, String> {

@@ -24,13 +24,8 @@ impl RaftNode {
     ) -> Result<u64, RaftError> {
         use tokio::io::AsyncWriteExt;
         let shared = Arc::clone(&self.shared);
-        let (meta, bytes) = tokio::task::spawn_blocking(move || {
-            let dump = shared.dump()?;
-            Shared::encode_dump(&dump)
-        })
-        .await
-        .map_err(io)?
-        .map_err(io)?;
+        let (meta, bytes) =
+            tokio::task::spawn_blocking(move || shared.encode_current()).await.map_err(io)?.map_err(io)?;
         w.write_all(&bytes).await.map_err(io)?;
         w.flush().await.map_err(io)?;
         Ok(meta.last_log_id.map(|l| l.index).unwrap_or(0))
