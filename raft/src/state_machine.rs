@@ -426,6 +426,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (meta, body) =
             std::mem::replace(&mut self.body, Err("snapshot builder used twice".into())).map_err(snap_err)?;
         let started = std::time::Instant::now();
+        // The state machine must be durable up to the snapshot before logs may be purged.
         self.shared.db.sync().await.map_err(snap_err)?;
         let shared = Arc::clone(&self.shared);
         let (meta, bytes) = tokio::task::spawn_blocking(move || -> Result<_, String> {
