@@ -351,7 +351,8 @@ fn batch_results(
                 out.extend_from_slice(b"\"ciphertext\":");
                 write_str(out, ciphertext);
                 out.extend_from_slice(b",\"key_version\":");
-                out.extend_from_slice(key_version.to_string().as_bytes());
+                // serde_json's integer formatting, straight into the buffer (cannot fail on a Vec).
+                let _ = serde_json::to_writer(&mut *out, key_version);
                 out.push(b',');
             }
             Ok(Produced::Plaintext(pt)) => {
